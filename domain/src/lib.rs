@@ -1,0 +1,1 @@
+//! kefu-domain: see ARCHITECTURE.md.

@@ -1,0 +1,150 @@
+//! kefu's append-only event log.
+//!
+//! Every chat turn, routing decision and ticket change is an event in one log. This crate owns
+//! the log's contract ([`EventLog`]), the checks every backend applies before writing
+//! ([`Limits::validate`]), catch-up-then-live subscriptions ([`Subscription`]), and the
+//! backends: [`sqlite::SqliteLog`] (the embedded default), [`postgres::PostgresLog`]
+//! (production) and, behind the `kurrentdb` feature, `kurrent::KurrentLog`.
+//!
+//! Start reading at [`EventLog`]; ARCHITECTURE.md explains why subscriptions cannot skip an
+//! event on PostgreSQL.
+
+mod error;
+mod event;
+mod open;
+mod retry;
+pub mod postgres;
+pub mod sqlite;
+mod subscription;
+mod validate;
+
+#[cfg(feature = "kurrentdb")]
+pub mod kurrent;
+
+use std::future::Future;
+use std::time::Duration;
+
+pub use error::LogError;
+pub use event::{
+    Actor, ActorKind, Appended, ExpectedVersion, MAX_EVENT_TYPE_LEN, MAX_STREAM_ID_LEN,
+    Metadata, NewEvent, Position, RecordedEvent, StreamId,
+};
+pub use open::{AnyLog, StoreConfig};
+pub use subscription::Subscription;
+pub use validate::{HARD_MAX_BATCH, Limits};
+
+/// How many events a subscription reads per round trip while catching up.
+pub const DEFAULT_PAGE: usize = 512;
+
+/// The log's contract. Every backend passes the same suite (`eventlog/tests/contract`).
+///
+/// - `append` is atomic: all events of the batch or none. Of two writers with the same
+///   expected version exactly one wins; the other gets [`LogError::WrongExpectedVersion`].
+///   Resending a batch whose event ids are already stored at the place the expectation names
+///   is acknowledged with the original result and writes nothing.
+/// - `read_all` returns only a prefix of the log that can no longer grow in the middle: once a
+///   reader has seen position `p`, no event at a position `<= p` is ever committed later.
+///   Subscriptions rely on this to deliver every event exactly once.
+/// - Acknowledged appends survive the process being killed.
+pub trait EventLog: Send + Sync + 'static {
+    /// The backend's name, for logs and errors.
+    fn backend(&self) -> &'static str;
+
+    /// The checks applied to every batch.
+    fn limits(&self) -> &Limits;
+
+    /// Appends `events` to `stream`, keeping the store's transaction open for `hold` before it
+    /// commits. A non-zero hold is for drills and tests (a slow writer holding its
+    /// transaction); backends without client-visible transactions ignore it.
+    fn append_holding(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        hold: Duration,
+    ) -> impl Future<Output = Result<Appended, LogError>> + Send;
+
+    /// Appends `events` to `stream` if the stream matches `expected`.
+    fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> impl Future<Output = Result<Appended, LogError>> + Send {
+        self.append_holding(stream, expected, events, Duration::ZERO)
+    }
+
+    /// Up to `max` events of `stream` from version `from` on, in version order. An unknown
+    /// stream reads as empty.
+    fn read_stream(
+        &self,
+        stream: &StreamId,
+        from: u64,
+        max: usize,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, LogError>> + Send;
+
+    /// The version of the stream's last event, or None if it has none.
+    fn stream_version(
+        &self,
+        stream: &StreamId,
+    ) -> impl Future<Output = Result<Option<u64>, LogError>> + Send;
+
+    /// Up to `max` events at positions `>= from`, in position order, from the settled prefix
+    /// of the log (see the trait docs).
+    fn read_all(
+        &self,
+        from: Position,
+        max: usize,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, LogError>> + Send;
+
+    /// Every event that carries `correlation_id`, in position order: all one request set off.
+    fn read_correlation(
+        &self,
+        correlation_id: uuid::Uuid,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, LogError>> + Send;
+
+    /// Woken with the last position this process appended; subscriptions wait on it so local
+    /// appends reach them at once.
+    fn appended_signal(&self) -> tokio::sync::watch::Receiver<Position>;
+
+    /// How often a subscription that is caught up looks again without a local signal: the
+    /// bound on how late it sees another process's appends.
+    fn poll_interval(&self) -> Duration;
+}
+
+/// Reads a whole stream.
+pub async fn read_whole_stream<L: EventLog>(
+    log: &L,
+    stream: &StreamId,
+) -> Result<Vec<RecordedEvent>, LogError> {
+    let mut out = Vec::new();
+    loop {
+        let from = out.len() as u64;
+        let page = log.read_stream(stream, from, DEFAULT_PAGE).await?;
+        let done = page.len() < DEFAULT_PAGE;
+        out.extend(page);
+        if done {
+            return Ok(out);
+        }
+    }
+}
+
+/// Wakes local subscribers after an append (only ever forward).
+pub(crate) fn signal_appended(signal: &tokio::sync::watch::Sender<Position>, appended: &Appended) {
+    signal.send_if_modified(|p| {
+        let newer = appended.last_position > *p;
+        if newer {
+            *p = appended.last_position;
+        }
+        newer
+    });
+}
+
+// Stores keep versions and positions in signed 64-bit columns; neither reaches 2^63.
+pub(crate) fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn from_i64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}

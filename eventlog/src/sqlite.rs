@@ -1,0 +1,444 @@
+//! The embedded backend: one SQLite file in WAL mode, the no-configuration default.
+//!
+//! SQLite serializes writers, so positions are handed out in commit order and every read sees
+//! a settled prefix of the log; nothing more is needed for gap-free subscriptions. Writes go
+//! through one connection (other processes on the same file wait on SQLite's lock, up to the
+//! busy timeout); reads use a small pool of connections, which WAL lets run beside the writer.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::retry::{self, StoredAt, Verdict};
+use crate::{
+    Actor, Appended, EventLog, ExpectedVersion, Limits, LogError, Metadata, NewEvent, Position,
+    RecordedEvent, StreamId, from_i64, to_i64,
+};
+
+const BACKEND: &str = "sqlite";
+
+/// The schema, one entry a version; `PRAGMA user_version` records how many are applied.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE events (
+    position       INTEGER PRIMARY KEY AUTOINCREMENT,
+    id             TEXT    NOT NULL UNIQUE,
+    stream_id      TEXT    NOT NULL,
+    version        INTEGER NOT NULL,
+    event_type     TEXT    NOT NULL,
+    schema_version INTEGER NOT NULL,
+    payload        TEXT    NOT NULL,
+    recorded_at    INTEGER NOT NULL, -- microseconds since the Unix epoch, UTC
+    actor_kind     TEXT    NOT NULL,
+    actor_id       TEXT    NOT NULL,
+    correlation_id TEXT    NOT NULL,
+    causation_id   TEXT    NOT NULL,
+    trace_id       TEXT,
+    UNIQUE (stream_id, version)
+);
+CREATE INDEX events_by_correlation ON events (correlation_id, position);
+"#];
+
+const COLUMNS: &str = "position, id, stream_id, version, event_type, schema_version, payload, \
+    recorded_at, actor_kind, actor_id, correlation_id, causation_id, trace_id";
+
+#[derive(Debug, Clone)]
+pub struct SqliteConfig {
+    /// The database file; its folder is created if missing.
+    pub path: PathBuf,
+    pub limits: Limits,
+    /// How often a caught-up subscription looks for other processes' appends.
+    pub poll_interval: Duration,
+    /// How long a writer waits for another process holding the write lock.
+    pub busy_timeout: Duration,
+}
+
+impl SqliteConfig {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        SqliteConfig {
+            path: path.into(),
+            limits: Limits::default(),
+            poll_interval: Duration::from_millis(200),
+            busy_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+pub struct SqliteLog {
+    config: SqliteConfig,
+    writer: Arc<Mutex<Connection>>,
+    readers: Arc<Mutex<Vec<Connection>>>,
+    signal: watch::Sender<Position>,
+}
+
+impl SqliteLog {
+    /// Opens (creating if needed) the log file and brings its schema up to date.
+    pub async fn open(config: SqliteConfig) -> Result<Self, LogError> {
+        config.limits.checked()?;
+        let cfg = config.clone();
+        let writer = blocking(move || {
+            if let Some(dir) = cfg.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    LogError::Config(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+            let mut conn = connect(&cfg.path, cfg.busy_timeout)?;
+            migrate(&mut conn)?;
+            Ok(conn)
+        })
+        .await?;
+        let (signal, _) = watch::channel(Position::START);
+        Ok(SqliteLog {
+            config,
+            writer: Arc::new(Mutex::new(writer)),
+            readers: Arc::new(Mutex::new(Vec::new())),
+            signal,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.config.path
+    }
+
+    /// Runs `f` on a pooled read connection on the blocking pool.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, LogError> + Send + 'static,
+    ) -> Result<T, LogError> {
+        let pool = self.readers.clone();
+        let path = self.config.path.clone();
+        let busy = self.config.busy_timeout;
+        blocking(move || {
+            let pooled = pool.lock().expect("reader pool poisoned").pop();
+            let conn = match pooled {
+                Some(c) => c,
+                None => connect(&path, busy)?,
+            };
+            let out = f(&conn);
+            pool.lock().expect("reader pool poisoned").push(conn);
+            out
+        })
+        .await
+    }
+}
+
+impl EventLog for SqliteLog {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    fn limits(&self) -> &Limits {
+        &self.config.limits
+    }
+
+    async fn append_holding(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        hold: Duration,
+    ) -> Result<Appended, LogError> {
+        let payloads = self.config.limits.validate(&events)?;
+        let writer = self.writer.clone();
+        let stream = stream.clone();
+        let appended = blocking(move || {
+            let mut conn = writer.lock().expect("writer poisoned");
+            append_tx(&mut conn, &stream, expected, &events, &payloads, hold)
+        })
+        .await?;
+        crate::signal_appended(&self.signal, &appended);
+        Ok(appended)
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>, LogError> {
+        let stream = stream.as_str().to_owned();
+        self.read(move |c| {
+            query_events(
+                c,
+                &format!(
+                    "SELECT {COLUMNS} FROM events WHERE stream_id = ?1 AND version >= ?2 \
+                     ORDER BY version LIMIT ?3"
+                ),
+                params![stream, to_i64(from), to_i64(max as u64)],
+            )
+        })
+        .await
+    }
+
+    async fn stream_version(&self, stream: &StreamId) -> Result<Option<u64>, LogError> {
+        let stream = stream.as_str().to_owned();
+        self.read(move |c| current_version(c, &stream)).await
+    }
+
+    async fn read_all(&self, from: Position, max: usize) -> Result<Vec<RecordedEvent>, LogError> {
+        self.read(move |c| {
+            query_events(
+                c,
+                &format!(
+                    "SELECT {COLUMNS} FROM events WHERE position >= ?1 ORDER BY position LIMIT ?2"
+                ),
+                params![to_i64(from.0), to_i64(max as u64)],
+            )
+        })
+        .await
+    }
+
+    async fn read_correlation(&self, correlation_id: Uuid) -> Result<Vec<RecordedEvent>, LogError> {
+        self.read(move |c| {
+            query_events(
+                c,
+                &format!(
+                    "SELECT {COLUMNS} FROM events WHERE correlation_id = ?1 ORDER BY position"
+                ),
+                params![correlation_id.to_string()],
+            )
+        })
+        .await
+    }
+
+    fn appended_signal(&self) -> watch::Receiver<Position> {
+        self.signal.subscribe()
+    }
+
+    fn poll_interval(&self) -> Duration {
+        self.config.poll_interval
+    }
+}
+
+fn append_tx(
+    conn: &mut Connection,
+    stream: &StreamId,
+    expected: ExpectedVersion,
+    events: &[NewEvent],
+    payloads: &[String],
+    hold: Duration,
+) -> Result<Appended, LogError> {
+    // IMMEDIATE takes the write lock up front, so the version read below cannot go stale
+    // before the insert, also against other processes on the same file.
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db_err)?;
+    let current = current_version(&tx, stream.as_str())?;
+    let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+    let found = {
+        let mut lookup = tx
+            .prepare_cached("SELECT stream_id, version, position FROM events WHERE id = ?1")
+            .map_err(db_err)?;
+        ids.iter()
+            .map(|id| {
+                lookup
+                    .query_row(params![id.to_string()], |r| {
+                        Ok(StoredAt {
+                            stream: r.get(0)?,
+                            version: from_i64(r.get(1)?),
+                            position: Position(from_i64(r.get(2)?)),
+                        })
+                    })
+                    .optional()
+                    .map_err(db_err)
+            })
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    if let Verdict::Replay(appended) = retry::judge(stream, expected, &ids, &found, current)? {
+        return Ok(appended);
+    }
+    if !expected.admits(current) {
+        return Err(LogError::WrongExpectedVersion {
+            stream: stream.clone(),
+            expected,
+            actual: current,
+        });
+    }
+    let first_version = current.map_or(0, |v| v + 1);
+    let recorded_at = Utc::now().timestamp_micros();
+    let mut positions = Vec::with_capacity(events.len());
+    {
+        let mut insert = tx
+            .prepare_cached(
+                "INSERT INTO events (id, stream_id, version, event_type, schema_version, payload, \
+                 recorded_at, actor_kind, actor_id, correlation_id, causation_id, trace_id) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            )
+            .map_err(db_err)?;
+        for (i, (e, payload)) in events.iter().zip(payloads).enumerate() {
+            insert
+                .execute(params![
+                    e.id.to_string(),
+                    stream.as_str(),
+                    to_i64(first_version + i as u64),
+                    e.event_type,
+                    e.schema_version,
+                    payload,
+                    recorded_at,
+                    e.metadata.actor.kind.as_str(),
+                    e.metadata.actor.id,
+                    e.metadata.correlation_id.to_string(),
+                    e.metadata.causation_id.to_string(),
+                    e.metadata.trace_id,
+                ])
+                .map_err(db_err)?;
+            positions.push(Position(from_i64(tx.last_insert_rowid())));
+        }
+    }
+    if !hold.is_zero() {
+        std::thread::sleep(hold);
+    }
+    tx.commit().map_err(db_err)?;
+    Ok(Appended {
+        first_version,
+        last_version: first_version + events.len() as u64 - 1,
+        first_position: positions[0],
+        last_position: *positions.last().expect("batch is not empty"),
+    })
+}
+
+fn current_version(conn: &Connection, stream: &str) -> Result<Option<u64>, LogError> {
+    conn.prepare_cached("SELECT MAX(version) FROM events WHERE stream_id = ?1")
+        .and_then(|mut s| s.query_row(params![stream], |r| r.get::<_, Option<i64>>(0)))
+        .map(|v| v.map(from_i64))
+        .map_err(db_err)
+}
+
+fn query_events(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<RecordedEvent>, LogError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(db_err)?;
+    let rows = stmt.query_map(params, raw_row).map_err(db_err)?;
+    rows.map(|r| r.map_err(db_err).and_then(RawRow::into_event))
+        .collect()
+}
+
+/// A row as stored, before its text columns are parsed back into typed values.
+struct RawRow {
+    position: i64,
+    id: String,
+    stream_id: String,
+    version: i64,
+    event_type: String,
+    schema_version: u32,
+    payload: String,
+    recorded_at: i64,
+    actor_kind: String,
+    actor_id: String,
+    correlation_id: String,
+    causation_id: String,
+    trace_id: Option<String>,
+}
+
+fn raw_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRow> {
+    Ok(RawRow {
+        position: r.get(0)?,
+        id: r.get(1)?,
+        stream_id: r.get(2)?,
+        version: r.get(3)?,
+        event_type: r.get(4)?,
+        schema_version: r.get(5)?,
+        payload: r.get(6)?,
+        recorded_at: r.get(7)?,
+        actor_kind: r.get(8)?,
+        actor_id: r.get(9)?,
+        correlation_id: r.get(10)?,
+        causation_id: r.get(11)?,
+        trace_id: r.get(12)?,
+    })
+}
+
+impl RawRow {
+    fn into_event(self) -> Result<RecordedEvent, LogError> {
+        let uuid = |s: &str| {
+            Uuid::parse_str(s).map_err(|e| LogError::Corrupt(format!("bad uuid {s:?}: {e}")))
+        };
+        Ok(RecordedEvent {
+            id: uuid(&self.id)?,
+            stream_id: StreamId::new(self.stream_id)?,
+            version: from_i64(self.version),
+            position: Position(from_i64(self.position)),
+            event_type: self.event_type,
+            schema_version: self.schema_version,
+            payload: serde_json::from_str(&self.payload)
+                .map_err(|e| LogError::Corrupt(format!("payload is not JSON: {e}")))?,
+            recorded_at: DateTime::<Utc>::from_timestamp_micros(self.recorded_at).ok_or_else(
+                || LogError::Corrupt(format!("recorded_at {} out of range", self.recorded_at)),
+            )?,
+            metadata: Metadata {
+                actor: Actor::new(self.actor_kind.parse()?, self.actor_id),
+                correlation_id: uuid(&self.correlation_id)?,
+                causation_id: uuid(&self.causation_id)?,
+                trace_id: self.trace_id,
+            },
+        })
+    }
+}
+
+fn connect(path: &Path, busy_timeout: Duration) -> Result<Connection, LogError> {
+    let conn = Connection::open(path).map_err(|e| LogError::Unavailable {
+        backend: BACKEND,
+        message: format!("cannot open {}: {e}", path.display()),
+    })?;
+    conn.busy_timeout(busy_timeout).map_err(db_err)?;
+    // FULL: a commit is on disk before append returns, also across power loss.
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;")
+        .map_err(db_err)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), LogError> {
+    // The write lock makes a second process opening the same file wait, then see the schema
+    // already applied.
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(db_err)?;
+    let applied: usize = tx
+        .query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+        .map_err(db_err)? as usize;
+    if applied > MIGRATIONS.len() {
+        return Err(LogError::Config(format!(
+            "the log file has schema version {applied}, newer than this build knows ({}); \
+             upgrade kefu",
+            MIGRATIONS.len()
+        )));
+    }
+    for sql in &MIGRATIONS[applied..] {
+        tx.execute_batch(sql).map_err(db_err)?;
+    }
+    tx.execute_batch(&format!("PRAGMA user_version = {}", MIGRATIONS.len()))
+        .map_err(db_err)?;
+    tx.commit().map_err(db_err)
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, LogError> + Send + 'static,
+) -> Result<T, LogError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| LogError::Backend {
+            backend: BACKEND,
+            message: format!("blocking task failed: {e}"),
+        })?
+}
+
+fn db_err(e: rusqlite::Error) -> LogError {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+            LogError::Unavailable {
+                backend: BACKEND,
+                message: e.to_string(),
+            }
+        }
+        _ => LogError::Backend {
+            backend: BACKEND,
+            message: e.to_string(),
+        },
+    }
+}

@@ -1,0 +1,1 @@
+//! kefu-projections: see ARCHITECTURE.md.

@@ -1,0 +1,1 @@
+//! kefu-workers: see ARCHITECTURE.md.
