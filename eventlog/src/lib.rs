@@ -12,8 +12,8 @@
 mod error;
 mod event;
 mod open;
-mod retry;
 pub mod postgres;
+mod retry;
 pub mod sqlite;
 mod subscription;
 mod validate;
@@ -26,8 +26,8 @@ use std::time::Duration;
 
 pub use error::LogError;
 pub use event::{
-    Actor, ActorKind, Appended, ExpectedVersion, MAX_EVENT_TYPE_LEN, MAX_STREAM_ID_LEN,
-    Metadata, NewEvent, Position, RecordedEvent, StreamId,
+    Actor, ActorKind, Appended, ExpectedVersion, MAX_EVENT_TYPE_LEN, MAX_STREAM_ID_LEN, Metadata,
+    NewEvent, Position, RecordedEvent, StreamId,
 };
 pub use open::{AnyLog, StoreConfig};
 pub use subscription::Subscription;

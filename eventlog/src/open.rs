@@ -89,7 +89,9 @@ impl StoreConfig {
             StoreConfig::Sqlite(c) => AnyLog::Sqlite(SqliteLog::open(c).await?),
             StoreConfig::Postgres(c) => AnyLog::Postgres(PostgresLog::open(c).await?),
             #[cfg(feature = "kurrentdb")]
-            StoreConfig::Kurrent(c) => AnyLog::Kurrent(crate::kurrent::KurrentLog::open(c).await?),
+            StoreConfig::Kurrent(c) => {
+                AnyLog::Kurrent(Box::new(crate::kurrent::KurrentLog::open(c).await?))
+            }
         })
     }
 }
@@ -98,8 +100,9 @@ impl StoreConfig {
 pub enum AnyLog {
     Sqlite(SqliteLog),
     Postgres(PostgresLog),
+    // Boxed: the client's settings make it several times larger than the others.
     #[cfg(feature = "kurrentdb")]
-    Kurrent(crate::kurrent::KurrentLog),
+    Kurrent(Box<crate::kurrent::KurrentLog>),
 }
 
 macro_rules! each_backend {

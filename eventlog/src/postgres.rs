@@ -12,12 +12,18 @@
 //! has an id `>= xmin`, so its events land at positions above everything already returned.
 //! A reader bounded this way never sees a hole that can later be filled.
 //!
-//! Appends to one stream hold a transaction-scoped advisory lock on the stream before anything
-//! assigns the transaction its id (an advisory lock takes none), so a later append to the same
-//! stream always gets a larger id: stream order and position order agree.
+//! Stream order and position order agree without a lock: an append reads the stream's
+//! version in its statement's snapshot and only then gets its transaction id (at its first
+//! insert). An append that writes version `v + 1` saw version `v` committed, so the writer of
+//! `v` got its id before this one did; two appends racing for the same version collide on the
+//! `(stream_id, version)` unique index and only one commits.
 //!
-//! The whole append is one call of the `kefu_append` SQL function: one round trip, no global
-//! lock, and commits of different streams proceed (and group-commit) in parallel.
+//! An append is one round trip in the common case: one statement ([`FAST_APPEND`]) that reads
+//! the version, checks the expected version and inserts the batch. When that declines (wrong
+//! expected version, or the ids are already stored: a client's retry) or collides with a
+//! concurrent append on a unique index, the `kefu_append` SQL function ([`JUDGED_APPEND`])
+//! tells a retry, which it acknowledges, from a real conflict. No global lock: commits of
+//! different streams proceed, and group-commit, in parallel.
 //!
 //! The price: a transaction left open anywhere in the cluster holds back `xmin`, and with it
 //! what subscribers see (never what they eventually receive). Keep `idle_in_transaction_session_timeout`
@@ -43,6 +49,27 @@ const MIGRATION_LOCK: i64 = 0x6b65_6675_6d69_6772; // "kefumigr"
 
 /// The schema, one entry a version, recorded in `kefu_migrations`.
 const MIGRATIONS: &[(&str, &str)] = &[("event log", include_str!("postgres_v1.sql"))];
+
+/// The common append in one statement: read the stream's version, check it, insert. It
+/// declines (inserts no row) when the expected version does not hold, and a concurrent append
+/// of the same version or ids fails it on a unique index; both cases go to [`JUDGED_APPEND`].
+const FAST_APPEND: &str = "WITH cur AS (SELECT max(version) AS v FROM events WHERE stream_id = $1) \
+    INSERT INTO events (position, id, stream_id, version, event_type, schema_version, payload, \
+        actor_kind, actor_id, correlation_id, causation_id, trace_id) \
+    SELECT (pg_current_xact_id()::text::bigint << 16) + b.ord - 1, b.id, $1, \
+        coalesce(cur.v, -1) + b.ord, b.t, b.s, b.p::jsonb, b.ak, b.ai, b.c, b.k, b.tr \
+    FROM cur, unnest($3::uuid[], $4::text[], $5::int4[], $6::text[], $7::text[], $8::text[], \
+        $9::uuid[], $10::uuid[], $11::text[]) WITH ORDINALITY AS b(id, t, s, p, ak, ai, c, k, tr, ord) \
+    WHERE $2::int8 = -1 OR ($2::int8 = -2 AND cur.v IS NULL) OR cur.v = $2::int8 \
+    RETURNING version, position";
+
+/// The `kefu_append` function: under a per-stream lock, tells a client's retry (acknowledged)
+/// from ids stored elsewhere (KF002) and from a wrong expected version (KF001).
+const JUDGED_APPEND: &str = "SELECT first_version, last_version, first_position, last_position \
+    FROM kefu_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+
+/// How many unique-index collisions with concurrent appends one append survives.
+const MAX_COLLISIONS: u32 = 32;
 
 const COLUMNS: &str = "position, id, stream_id, version, event_type, schema_version, payload, \
     recorded_at, actor_kind, actor_id, correlation_id, causation_id, trace_id";
@@ -122,9 +149,19 @@ impl PostgresLog {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, LogError> {
-        self.pool.get().await.map_err(|e| LogError::Unavailable {
-            backend: BACKEND,
-            message: e.to_string(),
+        self.pool.get().await.map_err(|e| match e {
+            // Name the server's reason (no such database, role refused, ...), not just "db error".
+            deadpool_postgres::PoolError::Backend(e) => match e.as_db_error() {
+                Some(db) => LogError::Unavailable {
+                    backend: BACKEND,
+                    message: format!("{} ({})", db.message(), db.code().code()),
+                },
+                None => pg_err(e),
+            },
+            e => LogError::Unavailable {
+                backend: BACKEND,
+                message: e.to_string(),
+            },
         })
     }
 
@@ -173,6 +210,33 @@ impl PostgresLog {
             .map_err(pg_err)?;
         }
         tx.commit().await.map_err(pg_err)
+    }
+
+    /// Runs one append statement. `Ok(None)` when the fast path declined (wrong expected
+    /// version, or ids already stored: the judging function must look), in which case nothing
+    /// was written.
+    async fn try_append(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        n: usize,
+        hold: Duration,
+    ) -> Result<Option<Appended>, AppendFailure> {
+        let mut client = self.client().await.map_err(AppendFailure::Log)?;
+        if hold.is_zero() {
+            let stmt = client.prepare_cached(sql).await?;
+            let rows = client.query(&stmt, params).await?;
+            return Ok(appended_from(sql, &rows, n));
+        }
+        let tx = client.transaction().await?;
+        let stmt = tx.prepare_cached(sql).await?;
+        let rows = tx.query(&stmt, params).await?;
+        let appended = appended_from(sql, &rows, n);
+        if appended.is_some() {
+            tokio::time::sleep(hold).await;
+            tx.commit().await?;
+        }
+        Ok(appended)
     }
 
     async fn query_events(
@@ -243,28 +307,29 @@ impl EventLog for PostgresLog {
             &causations,
             &traces,
         ];
-        const SQL: &str = "SELECT first_version, last_version, first_position, last_position \
-            FROM kefu_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
-        let mut client = self.client().await?;
-        let row = if hold.is_zero() {
-            let stmt = client.prepare_cached(SQL).await.map_err(pg_err)?;
-            client.query_one(&stmt, &params).await
-        } else {
-            let tx = client.transaction().await.map_err(pg_err)?;
-            let stmt = tx.prepare_cached(SQL).await.map_err(pg_err)?;
-            let row = tx.query_one(&stmt, &params).await;
-            if row.is_ok() {
-                tokio::time::sleep(hold).await;
-                tx.commit().await.map_err(pg_err)?;
+        let n = events.len();
+        // The fast path first; the judging function only when it declines or collides (see the
+        // module docs). Each collision means a competitor committed, so the next attempt sees
+        // what it wrote: the loop ends within a few rounds unless one stream is hammered by
+        // many `Any` writers at once.
+        let mut sql = FAST_APPEND;
+        let mut attempt = 0;
+        let appended = loop {
+            match self.try_append(sql, &params, n, hold).await {
+                Ok(Some(appended)) => break appended,
+                Ok(None) if sql == FAST_APPEND => sql = JUDGED_APPEND,
+                Ok(None) => {
+                    return Err(LogError::Corrupt(format!(
+                        "kefu_append returned no row for {stream}"
+                    )));
+                }
+                Err(e) if unique_violation(&e).is_some() && attempt < MAX_COLLISIONS => {
+                    attempt += 1;
+                    sql = JUDGED_APPEND;
+                    tracing::debug!(%stream, attempt, "append collided with a concurrent one; retrying");
+                }
+                Err(e) => return Err(append_err(e, stream, expected)),
             }
-            row
-        }
-        .map_err(|e| append_err(e, stream, expected))?;
-        let appended = Appended {
-            first_version: from_i64(row.get(0)),
-            last_version: from_i64(row.get(1)),
-            first_position: Position(from_i64(row.get(2))),
-            last_position: Position(from_i64(row.get(3))),
         };
         crate::signal_appended(&self.signal, &appended);
         Ok(appended)
@@ -331,6 +396,51 @@ impl EventLog for PostgresLog {
     }
 }
 
+/// Creates the database named in `url` if the server has none by that name (connecting to the
+/// `postgres` maintenance database to do it). Safe to call from several processes at once.
+pub async fn ensure_database(url: &str) -> Result<(), LogError> {
+    let config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| LogError::Config(format!("bad PostgreSQL URL: {e}")))?;
+    match config.connect(NoTls).await {
+        Ok(_) => return Ok(()),
+        Err(e) if e.as_db_error().is_some_and(|d| d.code().code() == "3D000") => {}
+        Err(e) => return Err(pg_err(e)),
+    }
+    let name = config
+        .get_dbname()
+        .ok_or_else(|| LogError::Config("the PostgreSQL URL names no database".into()))?;
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(LogError::Config(format!(
+            "will not create database {name:?}: use ASCII letters, digits and '_'"
+        )));
+    }
+    let mut admin = config.clone();
+    admin.dbname("postgres");
+    let (client, conn) = admin.connect(NoTls).await.map_err(pg_err)?;
+    let conn = tokio::spawn(conn);
+    let created = client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await;
+    drop(client);
+    let _ = conn.await;
+    match created {
+        Ok(()) => {
+            tracing::info!(database = name, "created PostgreSQL database");
+            Ok(())
+        }
+        // Someone else created it first: "already exists", or a unique violation when both got
+        // past the catalog check at once.
+        Err(e)
+            if e.as_db_error()
+                .is_some_and(|d| matches!(d.code().code(), "42P04" | "23505")) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(pg_err(e)),
+    }
+}
+
 fn row_to_event(row: &tokio_postgres::Row) -> Result<RecordedEvent, LogError> {
     let schema_version: i32 = row.get(5);
     Ok(RecordedEvent {
@@ -353,7 +463,60 @@ fn row_to_event(row: &tokio_postgres::Row) -> Result<RecordedEvent, LogError> {
 }
 
 /// Maps the errors `kefu_append` raises on purpose to their typed forms.
-fn append_err(e: tokio_postgres::Error, stream: &StreamId, expected: ExpectedVersion) -> LogError {
+/// Why one append statement failed: before reaching the server, or on it.
+#[derive(Debug)]
+enum AppendFailure {
+    Log(LogError),
+    Pg(tokio_postgres::Error),
+}
+
+impl From<tokio_postgres::Error> for AppendFailure {
+    fn from(e: tokio_postgres::Error) -> Self {
+        AppendFailure::Pg(e)
+    }
+}
+
+/// The unique constraint a concurrent append made this one violate.
+fn unique_violation(e: &AppendFailure) -> Option<&str> {
+    match e {
+        AppendFailure::Pg(e) => e
+            .as_db_error()
+            .filter(|d| d.code().code() == "23505")
+            .and_then(|d| d.constraint()),
+        AppendFailure::Log(_) => None,
+    }
+}
+
+/// What an append statement's rows say: the fast path returns one row per inserted event (none
+/// when it declined), the judging function one summary row.
+fn appended_from(sql: &str, rows: &[tokio_postgres::Row], n: usize) -> Option<Appended> {
+    if sql == JUDGED_APPEND {
+        let row = rows.first()?;
+        return Some(Appended {
+            first_version: from_i64(row.get(0)),
+            last_version: from_i64(row.get(1)),
+            first_position: Position(from_i64(row.get(2))),
+            last_position: Position(from_i64(row.get(3))),
+        });
+    }
+    if rows.len() != n {
+        return None;
+    }
+    let versions = rows.iter().map(|r| from_i64(r.get(0)));
+    let positions = rows.iter().map(|r| from_i64(r.get(1)));
+    Some(Appended {
+        first_version: versions.clone().min()?,
+        last_version: versions.max()?,
+        first_position: Position(positions.clone().min()?),
+        last_position: Position(positions.max()?),
+    })
+}
+
+fn append_err(e: AppendFailure, stream: &StreamId, expected: ExpectedVersion) -> LogError {
+    let e = match e {
+        AppendFailure::Log(e) => return e,
+        AppendFailure::Pg(e) => e,
+    };
     if let Some(db) = e.as_db_error() {
         match db.code().code() {
             "KF001" => {
@@ -371,11 +534,24 @@ fn append_err(e: tokio_postgres::Error, stream: &StreamId, expected: ExpectedVer
                     detail: rest.to_owned(),
                 };
             }
-            // Two appends of the same ids to different streams raced past each other's checks.
+            // Still colliding after MAX_COLLISIONS rounds.
             "23505" if db.constraint() == Some("events_id_key") => {
                 return LogError::DuplicateEventId {
                     id: Uuid::nil(),
                     detail: "stored by a concurrent append to another stream".to_owned(),
+                };
+            }
+            "23505" if expected != ExpectedVersion::Any => {
+                return LogError::WrongExpectedVersion {
+                    stream: stream.clone(),
+                    expected,
+                    actual: None,
+                };
+            }
+            "23505" => {
+                return LogError::Unavailable {
+                    backend: BACKEND,
+                    message: format!("{stream} is taking too many concurrent appends; try again"),
                 };
             }
             _ => {}

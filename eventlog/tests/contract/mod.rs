@@ -210,6 +210,45 @@ pub async fn concurrent_writers_one_wins<L: EventLog>(log: Arc<L>) {
     assert_eq!(log.stream_version(&s).await.unwrap(), Some(9));
 }
 
+/// Many writers appending to one stream with `Any` all succeed, and the stream stays gapless
+/// with its versions in position order.
+pub async fn hot_stream_takes_every_any_append<L: EventLog>(log: Arc<L>) {
+    let s = stream("queue-hot");
+    let writers: Vec<_> = (0..16u64)
+        .map(|w| {
+            let log = log.clone();
+            let s = s.clone();
+            tokio::spawn(async move {
+                for n in 0..25 {
+                    let first = w * 1000 + n * 2;
+                    log.append(&s, ExpectedVersion::Any, events(first..first + 2))
+                        .await
+                        .unwrap_or_else(|e| panic!("writer {w}, append {n}: {e}"));
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let stored = log.read_stream(&s, 0, 10_000).await.unwrap();
+    assert_eq!(stored.len(), 16 * 25 * 2);
+    assert!(
+        stored
+            .iter()
+            .enumerate()
+            .all(|(i, e)| e.version == i as u64)
+    );
+    assert!(stored.windows(2).all(|w| w[0].position < w[1].position));
+    // Each batch landed whole and in its order.
+    for pair in stored.chunks(2) {
+        assert_eq!(
+            pair[0].payload["n"].as_u64().unwrap() + 1,
+            pair[1].payload["n"].as_u64().unwrap()
+        );
+    }
+}
+
 pub async fn idempotent_retry<L: EventLog>(log: &L) {
     let s = stream("conversation-retry");
     let batch = events(0..3);
@@ -748,6 +787,9 @@ macro_rules! contract_suite {
         });
         $crate::contract_test!($harness, concurrent_writers_one_wins, |h| {
             $crate::contract::concurrent_writers_one_wins(h.log()).await
+        });
+        $crate::contract_test!($harness, hot_stream_takes_every_any_append, |h| {
+            $crate::contract::hot_stream_takes_every_any_append(h.log()).await
         });
         $crate::contract_test!($harness, idempotent_retry, |h| {
             $crate::contract::idempotent_retry(&*h.log()).await

@@ -20,17 +20,8 @@ fn required() -> bool {
 /// no server answers.
 pub async fn available() -> bool {
     let url = url();
-    let config: tokio_postgres::Config = url.parse().expect("KEFU_TEST_DATABASE_URL");
-    match config.connect(NoTls).await {
-        Ok((client, conn)) => {
-            tokio::spawn(conn);
-            drop(client);
-            true
-        }
-        Err(e) if e.as_db_error().is_some_and(|d| d.code().code() == "3D000") => {
-            create_database(&config).await;
-            true
-        }
+    match kefu_eventlog::postgres::ensure_database(&url).await {
+        Ok(()) => true,
         Err(e) => {
             assert!(
                 !required(),
@@ -39,32 +30,6 @@ pub async fn available() -> bool {
             eprintln!("skipped: no PostgreSQL at {url} ({e}); set KEFU_TEST_DATABASE_URL");
             false
         }
-    }
-}
-
-async fn create_database(config: &tokio_postgres::Config) {
-    let name = config
-        .get_dbname()
-        .expect("database name in the URL")
-        .to_owned();
-    let mut admin = config.clone();
-    admin.dbname("postgres");
-    let (client, conn) = admin
-        .connect(NoTls)
-        .await
-        .expect("connect to database postgres");
-    tokio::spawn(conn);
-    if let Err(e) = client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-    {
-        // Another test created it first: "already exists", or a unique violation when both
-        // got past the catalog check at once.
-        assert!(
-            e.as_db_error()
-                .is_some_and(|d| matches!(d.code().code(), "42P04" | "23505")),
-            "cannot create database {name}: {e}"
-        );
     }
 }
 

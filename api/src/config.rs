@@ -1,0 +1,65 @@
+//! Where the store is, from flags and the environment.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use kefu_eventlog::{AnyLog, StoreConfig};
+
+#[derive(Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// The event store: postgres://…, kurrentdb://… (builds with the `kurrentdb` feature), or
+    /// a SQLite file path. Unset: the embedded store in --data-dir.
+    #[arg(long, global = true, env = "KEFU_STORE")]
+    pub store: Option<String>,
+    /// Where the embedded store (and, later, indexes) keep their files.
+    #[arg(long, global = true, env = "KEFU_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+}
+
+impl StoreArgs {
+    pub fn config(&self) -> Result<StoreConfig> {
+        match &self.store {
+            Some(url) => StoreConfig::from_url(url).context("--store / KEFU_STORE"),
+            None => {
+                std::fs::create_dir_all(&self.data_dir).with_context(|| {
+                    format!(
+                        "cannot create the data directory {}",
+                        self.data_dir.display()
+                    )
+                })?;
+                Ok(StoreConfig::embedded(&self.data_dir))
+            }
+        }
+    }
+
+    pub async fn open(&self) -> Result<AnyLog> {
+        let config = self.config()?;
+        let where_ = self.describe();
+        if let StoreConfig::Postgres(pg) = &config {
+            // A newcomer's `createdb` step, done for them; a role without CREATEDB gets the
+            // server's refusal, named.
+            kefu_eventlog::postgres::ensure_database(&pg.url)
+                .await
+                .with_context(|| format!("cannot reach or create the database ({where_})"))?;
+        }
+        config
+            .open()
+            .await
+            .with_context(|| format!("cannot open the event store ({where_})"))
+    }
+
+    /// The store's location without credentials, for logs and errors.
+    pub fn describe(&self) -> String {
+        match &self.store {
+            Some(url) => match url.split_once("://") {
+                Some((scheme, rest)) => {
+                    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+                    format!("{scheme}://{host}")
+                }
+                None => url.clone(),
+            },
+            None => format!("embedded, {}", self.data_dir.join("kefu.db").display()),
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! `kefu log …`: the log, as JSON lines on stdout. One event per line in the envelope the log
+//! stores, so the output can be piped into `jq`, diffed, or kept as an audit extract.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use kefu_eventlog::{
+    Actor, ActorKind, EventLog, ExpectedVersion, Metadata, NewEvent, Position, RecordedEvent,
+    StreamId, Subscription,
+};
+use uuid::Uuid;
+
+use crate::config::StoreArgs;
+
+const PAGE: usize = 1000;
+
+#[derive(Subcommand)]
+pub enum LogCommand {
+    /// Append one event to a stream; prints where it landed.
+    Append {
+        /// e.g. conversation-0190f1c2-…
+        stream: String,
+        /// The event type, e.g. CustomerTurnRecorded.
+        event_type: String,
+        /// The payload: a JSON object.
+        payload: String,
+        /// any, no-stream, or the stream's current version.
+        #[arg(long, default_value = "any")]
+        expected: String,
+        /// Who is writing, as KIND:ID (KIND: customer, agent, bot, system).
+        #[arg(long, default_value = "system:cli")]
+        actor: String,
+        /// The request this belongs to; a fresh id when absent.
+        #[arg(long)]
+        correlation: Option<Uuid>,
+        #[arg(long, default_value_t = 1)]
+        schema_version: u32,
+        /// The event's id; resending the same id is acknowledged without writing twice.
+        #[arg(long)]
+        id: Option<Uuid>,
+    },
+    /// Print one stream from a version on.
+    Read {
+        stream: String,
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+    },
+    /// Print the whole log from a global position on, in order; --follow keeps printing new
+    /// events as they are appended.
+    Tail {
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Print everything one request set off, across all streams.
+    Correlation { id: Uuid },
+}
+
+pub async fn run(store: &StoreArgs, cmd: LogCommand) -> Result<()> {
+    let log = Arc::new(store.open().await?);
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        LogCommand::Append {
+            stream,
+            event_type,
+            payload,
+            expected,
+            actor,
+            correlation,
+            schema_version,
+            id,
+        } => {
+            let stream = StreamId::new(stream)?;
+            let expected = ExpectedVersion::parse(&expected)?;
+            let payload: serde_json::Value =
+                serde_json::from_str(&payload).context("the payload is not valid JSON")?;
+            let correlation = correlation.unwrap_or_else(Uuid::now_v7);
+            let mut event = NewEvent::new(
+                event_type,
+                payload,
+                Metadata::for_request(parse_actor(&actor)?, correlation),
+            )
+            .with_schema_version(schema_version);
+            if let Some(id) = id {
+                event = event.with_id(id);
+            }
+            let appended = log.append(&stream, expected, vec![event]).await?;
+            serde_json::to_writer(&mut out, &appended)?;
+            writeln!(out)?;
+        }
+        LogCommand::Read { stream, from } => {
+            let stream = StreamId::new(stream)?;
+            let mut from = from;
+            loop {
+                let page = log.read_stream(&stream, from, PAGE).await?;
+                let Some(last) = page.last() else { break };
+                from = last.version + 1;
+                print_all(&mut out, &page)?;
+            }
+        }
+        LogCommand::Tail {
+            from,
+            follow: false,
+        } => {
+            let mut from = Position(from);
+            loop {
+                let page = log.read_all(from, PAGE).await?;
+                let Some(last) = page.last() else { break };
+                from = last.position.next();
+                print_all(&mut out, &page)?;
+            }
+        }
+        LogCommand::Tail { from, follow: true } => {
+            let mut sub = Subscription::new(log.clone(), Position(from));
+            loop {
+                let e = sub.next().await?;
+                print_all(&mut out, std::slice::from_ref(&e))?;
+                // Someone is watching: every event as it comes, not when a buffer fills.
+                if sub.is_caught_up() {
+                    out.flush()?;
+                }
+            }
+        }
+        LogCommand::Correlation { id } => {
+            print_all(&mut out, &log.read_correlation(id).await?)?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn parse_actor(raw: &str) -> Result<Actor> {
+    let Some((kind, id)) = raw.split_once(':') else {
+        bail!("--actor must be KIND:ID (e.g. agent:a-17), not {raw:?}");
+    };
+    let kind: ActorKind = kind.parse().map_err(|_| {
+        anyhow::anyhow!("--actor kind {kind:?} is not customer, agent, bot or system")
+    })?;
+    if id.is_empty() {
+        bail!("--actor {raw:?} names no id");
+    }
+    Ok(Actor::new(kind, id))
+}
+
+fn print_all(out: &mut impl Write, events: &[RecordedEvent]) -> Result<()> {
+    for e in events {
+        serde_json::to_writer(&mut *out, e)?;
+        writeln!(out)?;
+    }
+    Ok(())
+}
