@@ -1,0 +1,765 @@
+use chrono::Duration;
+use kefu_domain::DomainError as E;
+use kefu_domain::agent::{AgentSnapshot, AgentStatus};
+use kefu_domain::common::{BusinessLine, Channel, Money, Party};
+use kefu_domain::conversation::{
+    AnswerCandidate, BotAnswerInput, CloseReason, ConversationCommand as C, ConversationDecider,
+    ConversationEvent as Ev, ConversationState, EmotionLabel, EmotionTrend, Handling,
+    HandoffReason, RoutingReason, ScenarioCandidate, TransferTarget, TransferredTo,
+};
+use kefu_domain::customer::{CustomerSnapshot, CustomerTier};
+use kefu_domain::ids::{MessageId, OrderId, QueueId, ScenarioCode};
+use kefu_domain::knowledge::KnowledgeEntrySnapshot;
+use kefu_domain::queue::{OpeningHours, OpeningWindow, QueueSnapshot, Weekday};
+
+use crate::assert_refused;
+use crate::support::*;
+
+type Conv = History<ConversationDecider>;
+
+fn msg(n: u128) -> MessageId {
+    MessageId::from(uuid(0x1000 + n))
+}
+
+fn start(tier: CustomerTier, order: Option<&str>, bot_enabled: bool) -> C {
+    C::Start {
+        conversation: CONVERSATION,
+        customer: customer(tier),
+        channel: Channel::App,
+        order: order.map(OrderId::from),
+        bot_enabled,
+        at: t(0),
+    }
+}
+
+fn customer_says(n: u128, minute: i64) -> C {
+    C::RecordCustomerTurn {
+        message: msg(n),
+        text: "我的退款到哪了？".into(),
+        at: t(minute),
+    }
+}
+
+fn bot_says(n: u128, answer: Option<KnowledgeEntrySnapshot>) -> C {
+    C::RecordBotTurn {
+        message: msg(n),
+        text: "Refunds take 3 working days.".into(),
+        answer: answer.map(|entry| BotAnswerInput {
+            entry,
+            confidence: 0.42,
+        }),
+        candidates: vec![AnswerCandidate {
+            entry: ENTRY,
+            score: 0.42,
+        }],
+        at: t(1),
+    }
+}
+
+fn route(queue: QueueSnapshot) -> C {
+    C::Route {
+        queue,
+        reasons: vec![RoutingReason::Fallback],
+        model_version: "router-2025.03".into(),
+        at: t(2),
+    }
+}
+
+fn assign(agent: AgentSnapshot) -> C {
+    C::AssignAgent { agent, at: t(3) }
+}
+
+fn agent_says(agent: kefu_domain::ids::AgentId, n: u128, minute: i64) -> C {
+    C::RecordAgentTurn {
+        agent,
+        message: msg(n),
+        text: "您好，我来帮您查一下。".into(),
+        at: t(minute),
+    }
+}
+
+fn close_by_agent(minute: i64) -> C {
+    C::Close {
+        by: Party::Agent { agent: AGENT },
+        reason: CloseReason::Resolved,
+        at: t(minute),
+    }
+}
+
+fn with_bot() -> Conv {
+    Conv::new()
+        .given(start(CustomerTier::Regular, Some("JD-1"), true))
+        .given(customer_says(1, 0))
+}
+
+fn queued() -> Conv {
+    with_bot()
+        .given(C::HandOff {
+            reason: HandoffReason::CustomerAsked,
+            at: t(1),
+        })
+        .given(route(queue()))
+        .given(C::Enqueue {
+            queue: queue(),
+            at: t(2),
+        })
+}
+
+fn with_agent() -> Conv {
+    queued().given(assign(agent(AGENT)))
+}
+
+fn closed() -> Conv {
+    with_agent().given(close_by_agent(10))
+}
+
+fn conversation(history: &Conv) -> Box<kefu_domain::conversation::Conversation> {
+    match history.state() {
+        ConversationState::Started(c) => c,
+        ConversationState::NotStarted => panic!("the conversation was not started"),
+    }
+}
+
+// ---- starting ----
+
+#[test]
+fn start_copies_the_confirmed_order_and_the_customer_tier() {
+    let events = Conv::new()
+        .when(start(CustomerTier::Vip, Some("POP-1"), true))
+        .unwrap();
+    let [Ev::ConversationStarted(started)] = events.as_slice() else {
+        panic!("expected one ConversationStarted, got {events:?}");
+    };
+    assert_eq!(started.tier, CustomerTier::Vip);
+    let order = started.order.as_ref().expect("the order context");
+    assert_eq!(order.seller, merchant_line());
+}
+
+#[test]
+fn start_with_the_bot_switched_off_hands_over_at_once() {
+    let events = Conv::new()
+        .when(start(CustomerTier::Regular, None, false))
+        .unwrap();
+    assert!(matches!(
+        events.as_slice(),
+        [Ev::ConversationStarted(_), Ev::HandedToHuman(h)] if h.reason == HandoffReason::BotSwitchedOff
+    ));
+}
+
+#[test]
+fn start_refuses_unknown_customers_orders_and_a_second_start() {
+    let unknown = C::Start {
+        conversation: CONVERSATION,
+        customer: CustomerSnapshot::Unknown(CUSTOMER),
+        channel: Channel::Web,
+        order: None,
+        bot_enabled: true,
+        at: t(0),
+    };
+    assert_refused!(Conv::new().when(unknown), E::UnknownCustomer { .. });
+    assert_refused!(
+        Conv::new().when(start(CustomerTier::Regular, Some("JD-404"), true)),
+        E::UnknownOrder { .. }
+    );
+    assert_refused!(
+        with_bot().when(start(CustomerTier::Regular, None, true)),
+        E::AlreadyExists { .. }
+    );
+}
+
+#[test]
+fn commands_before_start_are_refused() {
+    assert_refused!(Conv::new().when(customer_says(1, 0)), E::NotCreated { .. });
+}
+
+// ---- turns ----
+
+#[test]
+fn a_closed_conversation_takes_no_turns_until_reopened() {
+    let history = closed();
+    assert_refused!(
+        history.when(customer_says(7, 11)),
+        E::ConversationClosed { .. }
+    );
+    assert_refused!(
+        history.when(agent_says(AGENT, 8, 11)),
+        E::ConversationClosed { .. }
+    );
+    let reopened = history.given(C::Reopen {
+        by: Party::Customer,
+        at: t(20),
+    });
+    assert_eq!(reopened.when(customer_says(7, 21)).unwrap().len(), 1);
+}
+
+#[test]
+fn a_resent_message_is_recorded_once_and_a_reused_id_is_refused() {
+    let history = with_bot();
+    assert_eq!(history.when(customer_says(1, 0)).unwrap(), vec![]);
+    assert_refused!(
+        history.when(bot_says(1, Some(entry()))),
+        E::Validation {
+            field: "message",
+            ..
+        }
+    );
+}
+
+#[test]
+fn only_the_assigned_agent_may_write() {
+    let history = with_agent();
+    assert_refused!(
+        history.when(agent_says(OTHER_AGENT, 5, 4)),
+        E::NotAssignedToAgent { .. }
+    );
+    assert_refused!(
+        queued().when(agent_says(AGENT, 5, 4)),
+        E::NotAssignedToAgent { .. }
+    );
+}
+
+#[test]
+fn the_first_agent_reply_is_marked_for_the_first_response_sla() {
+    let history = with_agent().given(agent_says(AGENT, 5, 4));
+    assert!(matches!(
+        history.when(agent_says(AGENT, 6, 5)).unwrap().as_slice(),
+        [Ev::AgentTurnRecorded(turn)] if !turn.first_response
+    ));
+    assert_eq!(conversation(&history).first_agent_response_at, Some(t(4)));
+}
+
+#[test]
+fn the_bot_answers_with_an_active_entry_and_records_its_revision() {
+    let events = with_bot().when(bot_says(2, Some(entry()))).unwrap();
+    assert!(matches!(
+        events.as_slice(),
+        [Ev::BotTurnRecorded(turn)] if turn.answer.as_ref().is_some_and(|a| a.revision == 2)
+    ));
+    assert_refused!(
+        with_bot().when(bot_says(2, Some(KnowledgeEntrySnapshot::Retired(ENTRY)))),
+        E::KnowledgeEntryRetired { .. }
+    );
+    assert_refused!(
+        with_bot().when(bot_says(2, Some(KnowledgeEntrySnapshot::Unknown(ENTRY)))),
+        E::UnknownKnowledgeEntry { .. }
+    );
+}
+
+#[test]
+fn the_bot_answers_only_with_a_candidate_it_considered() {
+    let C::RecordBotTurn {
+        message,
+        text,
+        answer,
+        at,
+        ..
+    } = bot_says(2, Some(entry()))
+    else {
+        unreachable!()
+    };
+    let other = AnswerCandidate {
+        entry: kefu_domain::ids::KnowledgeEntryId::from(uuid(0xee)),
+        score: 0.3,
+    };
+    let command = C::RecordBotTurn {
+        message,
+        text,
+        answer,
+        candidates: vec![other],
+        at,
+    };
+    assert_refused!(
+        with_bot().when(command),
+        E::Validation {
+            field: "answer",
+            ..
+        }
+    );
+}
+
+#[test]
+fn the_bot_stays_quiet_once_a_human_is_on_the_way_or_it_is_switched_off() {
+    assert_refused!(queued().when(bot_says(2, None)), E::WrongPhase { .. });
+    let switched_off = Conv::new().given(start(CustomerTier::Regular, None, false));
+    assert_refused!(
+        switched_off.when(bot_says(2, None)),
+        E::BotSwitchedOff { .. }
+    );
+}
+
+// ---- emotion and scenario ----
+
+fn assess(n: u128, score: f64, label: EmotionLabel) -> C {
+    C::AssessEmotion {
+        message: msg(n),
+        score,
+        label,
+        model_version: "emo-7".into(),
+        at: t(1),
+    }
+}
+
+#[test]
+fn emotion_is_assessed_once_per_customer_turn_and_gives_the_trend() {
+    let history = with_bot()
+        .given(assess(1, 0.5, EmotionLabel::Positive))
+        .given(customer_says(2, 1));
+    assert_refused!(
+        history.when(assess(1, 0.1, EmotionLabel::Neutral)),
+        E::TurnAlreadyAssessed { .. }
+    );
+    assert_refused!(
+        history.when(assess(99, 0.1, EmotionLabel::Neutral)),
+        E::UnknownTurn { .. }
+    );
+    assert!(matches!(
+        history.when(assess(2, -0.6, EmotionLabel::Angry)).unwrap().as_slice(),
+        [Ev::EmotionAssessed(e)] if e.trend == EmotionTrend::Worsening
+    ));
+}
+
+fn predict(candidates: &[(&str, f64)]) -> C {
+    C::PredictScenario {
+        candidates: candidates
+            .iter()
+            .map(|(s, p)| ScenarioCandidate {
+                scenario: ScenarioCode::from(*s),
+                probability: *p,
+            })
+            .collect(),
+        model_version: "triage-3".into(),
+        at: t(1),
+    }
+}
+
+fn settle(actual: &str) -> C {
+    C::SettleScenario {
+        actual: ScenarioCode::from(actual),
+        at: t(2),
+    }
+}
+
+#[test]
+fn the_customer_confirms_or_corrects_the_predicted_scenario_once() {
+    assert_refused!(with_bot().when(settle("refund")), E::ScenarioNotPredicted);
+    let predicted = with_bot().given(predict(&[("delivery", 0.2), ("refund", 0.7)]));
+    assert!(matches!(
+        predicted.when(settle("refund")).unwrap().as_slice(),
+        [Ev::ScenarioConfirmed(_)]
+    ));
+    assert!(matches!(
+        predicted.when(settle("delivery")).unwrap().as_slice(),
+        [Ev::ScenarioCorrected(c)] if c.actual_was_candidate && c.predicted.as_str() == "refund"
+    ));
+    let settled = predicted.given(settle("refund"));
+    assert_refused!(settled.when(settle("delivery")), E::ScenarioAlreadySettled);
+    assert_refused!(
+        settled.when(predict(&[("refund", 0.9)])),
+        E::ScenarioAlreadySettled
+    );
+}
+
+#[test]
+fn scenario_probabilities_may_not_add_up_to_more_than_one() {
+    assert_refused!(
+        with_bot().when(predict(&[("refund", 0.8), ("delivery", 0.7)])),
+        E::Validation {
+            field: "candidates",
+            ..
+        }
+    );
+}
+
+// ---- handoff, routing, queueing ----
+
+#[test]
+fn a_handoff_reason_must_be_backed_by_the_conversation() {
+    let hand_off = |reason| C::HandOff { reason, at: t(1) };
+    assert_refused!(
+        with_bot().when(hand_off(HandoffReason::Vip)),
+        E::HandoffNotJustified { .. }
+    );
+    assert_refused!(
+        with_bot().when(hand_off(HandoffReason::NegativeEmotion)),
+        E::HandoffNotJustified { .. }
+    );
+    assert_refused!(
+        with_bot().when(hand_off(HandoffReason::LowConfidence)),
+        E::HandoffNotJustified { .. }
+    );
+    let angry = with_bot().given(assess(1, -0.8, EmotionLabel::Angry));
+    assert!(angry.when(hand_off(HandoffReason::NegativeEmotion)).is_ok());
+    assert_refused!(
+        queued().when(hand_off(HandoffReason::CustomerAsked)),
+        E::WrongPhase { .. }
+    );
+}
+
+#[test]
+fn routing_refuses_unknown_retired_and_wrong_business_line_queues() {
+    assert_refused!(
+        with_bot().when(route(QueueSnapshot::Unknown(QUEUE))),
+        E::UnknownQueue { .. }
+    );
+    assert_refused!(
+        with_bot().when(route(QueueSnapshot::Retired(QUEUE))),
+        E::QueueRetired { .. }
+    );
+    let merchant_queue = QueueSnapshot::Active(queue_with(merchant_line(), OpeningHours::Always));
+    assert_refused!(
+        with_bot().when(route(merchant_queue)),
+        E::BusinessLineMismatch { .. }
+    );
+}
+
+#[test]
+fn a_conversation_joins_only_the_queue_it_was_routed_to() {
+    let awaiting = with_bot().given(C::HandOff {
+        reason: HandoffReason::CustomerAsked,
+        at: t(1),
+    });
+    assert_refused!(
+        awaiting.when(C::Enqueue {
+            queue: queue(),
+            at: t(2)
+        }),
+        E::NotRoutedToQueue { routed: None, .. }
+    );
+    let routed = awaiting.given(route(queue()));
+    let mut elsewhere = queue_with(BusinessLine::SelfOperated, OpeningHours::Always);
+    elsewhere.id = QueueId::from(uuid(0x99));
+    assert_refused!(
+        routed.when(C::Enqueue {
+            queue: QueueSnapshot::Active(elsewhere),
+            at: t(2)
+        }),
+        E::NotRoutedToQueue { .. }
+    );
+}
+
+#[test]
+fn a_queue_outside_its_opening_hours_takes_no_one() {
+    // 08:00-09:00 Beijing time on Mondays; t(2) is 17:02 in Beijing.
+    let hours = OpeningHours::Weekly {
+        utc_offset_minutes: 8 * 60,
+        windows: vec![OpeningWindow {
+            day: Weekday::Mon,
+            opens_minute: 8 * 60,
+            closes_minute: 9 * 60,
+        }],
+    };
+    let closed_queue = QueueSnapshot::Active(queue_with(BusinessLine::SelfOperated, hours));
+    let routed = with_bot()
+        .given(C::HandOff {
+            reason: HandoffReason::CustomerAsked,
+            at: t(1),
+        })
+        .given(route(closed_queue.clone()));
+    assert_refused!(
+        routed.when(C::Enqueue {
+            queue: closed_queue,
+            at: t(2)
+        }),
+        E::QueueClosed { .. }
+    );
+}
+
+#[test]
+fn vip_customers_queue_one_priority_step_ahead() {
+    let vip = Conv::new()
+        .given(start(CustomerTier::Vip, None, true))
+        .given(C::HandOff {
+            reason: HandoffReason::Vip,
+            at: t(1),
+        })
+        .given(route(queue()));
+    let events = vip
+        .when(C::Enqueue {
+            queue: queue(),
+            at: t(2),
+        })
+        .unwrap();
+    assert!(matches!(
+        events.as_slice(),
+        [Ev::ConversationQueued(q)] if q.priority == 2 && q.first_response_due == t(2) + Duration::seconds(30)
+    ));
+}
+
+// ---- assignment ----
+
+#[test]
+fn assignment_never_goes_to_an_offline_away_full_or_unskilled_agent() {
+    let history = queued();
+    let with = |status, limit, held: &[_]| {
+        AgentSnapshot::Registered(agent_with(AGENT, status, limit, held))
+    };
+    let others = [uuid(1).into(), uuid(2).into()];
+    assert_refused!(
+        history.when(assign(with(AgentStatus::Offline, 3, &[]))),
+        E::AgentOffline { .. }
+    );
+    assert_refused!(
+        history.when(assign(with(AgentStatus::Away, 3, &[]))),
+        E::AgentAway { .. }
+    );
+    assert_refused!(
+        history.when(assign(with(AgentStatus::Online, 2, &others))),
+        E::AgentAtCapacity { limit: 2, .. }
+    );
+    let mut unskilled = agent_with(AGENT, AgentStatus::Online, 3, &[]);
+    unskilled.skills = skills(&["presales"]);
+    assert_refused!(
+        history.when(assign(AgentSnapshot::Registered(unskilled))),
+        E::AgentLacksSkills { .. }
+    );
+    assert_refused!(
+        history.when(assign(AgentSnapshot::Retired(AGENT))),
+        E::AgentRetired { .. }
+    );
+    assert_refused!(
+        history.when(assign(AgentSnapshot::Unknown(AGENT))),
+        E::UnknownAgent { .. }
+    );
+}
+
+#[test]
+fn a_seat_the_agent_stream_already_reserved_counts_as_this_conversation() {
+    // The agent's last seat is taken by this very conversation (TakeChat came first).
+    let full = agent_with(AGENT, AgentStatus::Online, 1, &[CONVERSATION]);
+    let events = queued()
+        .when(assign(AgentSnapshot::Registered(full)))
+        .unwrap();
+    assert!(matches!(events.as_slice(), [Ev::AgentAssigned(a)] if a.waited_secs == 60));
+}
+
+#[test]
+fn only_a_queued_conversation_is_assigned() {
+    assert_refused!(with_bot().when(assign(agent(AGENT))), E::WrongPhase { .. });
+    assert_refused!(
+        with_agent().when(assign(agent(OTHER_AGENT))),
+        E::WrongPhase { .. }
+    );
+}
+
+// ---- transfer and notes ----
+
+#[test]
+fn a_transfer_to_an_agent_follows_the_assignment_rules() {
+    let history = with_agent();
+    let transfer = |to| C::Transfer {
+        from_agent: AGENT,
+        to,
+        reason: "needs a refund specialist".into(),
+        at: t(5),
+    };
+    let full = agent_with(OTHER_AGENT, AgentStatus::Online, 1, &[uuid(0x5).into()]);
+    assert_refused!(
+        history.when(transfer(TransferTarget::Agent(AgentSnapshot::Registered(
+            full
+        )))),
+        E::AgentAtCapacity { .. }
+    );
+    assert_refused!(
+        history.when(transfer(TransferTarget::Agent(agent(AGENT)))),
+        E::Validation { field: "to", .. }
+    );
+    let moved = history.given(transfer(TransferTarget::Agent(agent(OTHER_AGENT))));
+    assert_eq!(conversation(&moved).handling.agent(), Some(OTHER_AGENT));
+    assert_refused!(
+        moved.when(agent_says(AGENT, 9, 6)),
+        E::NotAssignedToAgent { .. }
+    );
+}
+
+#[test]
+fn a_transfer_to_a_queue_requeues_the_conversation() {
+    let events = with_agent()
+        .when(C::Transfer {
+            from_agent: AGENT,
+            to: TransferTarget::Queue(queue()),
+            reason: "wrong team".into(),
+            at: t(5),
+        })
+        .unwrap();
+    assert!(matches!(
+        events.as_slice(),
+        [Ev::ConversationTransferred(tr), Ev::ConversationQueued(_)]
+            if tr.to == TransferredTo::Queue { queue: QUEUE } && tr.from_agent == AGENT
+    ));
+    assert_refused!(
+        with_agent().when(C::Transfer {
+            from_agent: OTHER_AGENT,
+            to: TransferTarget::Queue(queue()),
+            reason: "wrong team".into(),
+            at: t(5),
+        }),
+        E::NotAssignedToAgent { .. }
+    );
+}
+
+#[test]
+fn internal_notes_need_a_registered_author_and_are_allowed_after_close() {
+    let note = |author| C::AddInternalNote {
+        author,
+        text: "customer was polite; refund approved".into(),
+        at: t(30),
+    };
+    assert!(closed().when(note(agent(AGENT))).is_ok());
+    assert_refused!(
+        closed().when(note(AgentSnapshot::Unknown(AGENT))),
+        E::UnknownAgent { .. }
+    );
+}
+
+// ---- idle timeout, close, reopen ----
+
+#[test]
+fn idle_timeout_needs_real_idleness_and_frees_the_agent() {
+    let history = with_agent();
+    assert_refused!(
+        history.when(C::TimeOutIdle {
+            idle_after_secs: 600,
+            at: t(5)
+        }),
+        E::NotIdle { .. }
+    );
+    assert_refused!(
+        history.when(C::TimeOutIdle {
+            idle_after_secs: 5,
+            at: t(50)
+        }),
+        E::Validation {
+            field: "idle_after_secs",
+            ..
+        }
+    );
+    let events = history
+        .when(C::TimeOutIdle {
+            idle_after_secs: 600,
+            at: t(13),
+        })
+        .unwrap();
+    assert!(matches!(
+        events.as_slice(),
+        [Ev::ConversationIdleTimedOut(_), Ev::ConversationClosed(c)]
+            if c.reason == CloseReason::IdleTimeout && c.released_agent == Some(AGENT)
+    ));
+}
+
+#[test]
+fn closing_needs_the_assigned_agent_and_happens_once() {
+    assert_refused!(
+        with_agent().when(C::Close {
+            by: Party::Agent { agent: OTHER_AGENT },
+            reason: CloseReason::Resolved,
+            at: t(9)
+        }),
+        E::NotAssignedToAgent { .. }
+    );
+    assert_refused!(
+        with_agent().when(C::Close {
+            by: Party::Customer,
+            reason: CloseReason::IdleTimeout,
+            at: t(9)
+        }),
+        E::Validation {
+            field: "reason",
+            ..
+        }
+    );
+    assert_refused!(
+        closed().when(close_by_agent(11)),
+        E::ConversationClosed { .. }
+    );
+}
+
+#[test]
+fn reopening_needs_a_closed_conversation_within_the_window() {
+    assert_refused!(
+        with_bot().when(C::Reopen {
+            by: Party::Customer,
+            at: t(5)
+        }),
+        E::ConversationNotClosed { .. }
+    );
+    assert_refused!(
+        closed().when(C::Reopen {
+            by: Party::Customer,
+            at: t(10 + 73 * 60)
+        }),
+        E::ReopenWindowExpired { .. }
+    );
+    let reopened = closed().given(C::Reopen {
+        by: Party::Customer,
+        at: t(20),
+    });
+    assert_eq!(conversation(&reopened).handling, Handling::Bot);
+}
+
+// ---- survey ----
+
+fn answer(score: u8) -> C {
+    C::AnswerSurvey {
+        score,
+        comment: Some("快，态度好".into()),
+        at: t(12),
+    }
+}
+
+#[test]
+fn a_survey_is_offered_only_after_close_and_only_once() {
+    assert_refused!(
+        with_agent().when(C::OfferSurvey { at: t(5) }),
+        E::ConversationNotClosed { .. }
+    );
+    let offered = closed().given(C::OfferSurvey { at: t(11) });
+    assert_refused!(
+        offered.when(C::OfferSurvey { at: t(12) }),
+        E::SurveyAlreadyOffered { .. }
+    );
+}
+
+#[test]
+fn a_survey_is_answered_once_with_one_to_five_stars() {
+    assert_refused!(closed().when(answer(5)), E::SurveyNotOffered { .. });
+    let offered = closed().given(C::OfferSurvey { at: t(11) });
+    assert_refused!(offered.when(answer(0)), E::ScoreOutOfRange { score: 0 });
+    assert_refused!(offered.when(answer(6)), E::ScoreOutOfRange { score: 6 });
+    let answered = offered.given(answer(5));
+    assert_refused!(answered.when(answer(4)), E::SurveyAlreadyAnswered { .. });
+    assert_refused!(
+        answered.when(C::OfferSurvey { at: t(13) }),
+        E::SurveyAlreadyAnswered { .. }
+    );
+}
+
+// ---- conversion ----
+
+fn attribute(customer: kefu_domain::ids::CustomerId, placed_minute: i64) -> C {
+    C::AttributeOrder {
+        customer,
+        order: OrderId::from("JD-2"),
+        amount: Money::cny(12_900),
+        placed_at: t(placed_minute),
+        at: t(placed_minute + 1),
+    }
+}
+
+#[test]
+fn an_order_is_attributed_once_within_the_window_to_the_same_customer() {
+    let history = closed();
+    assert_refused!(
+        history.when(attribute(OTHER_CUSTOMER, 30)),
+        E::CustomerMismatch { .. }
+    );
+    assert_refused!(
+        history.when(attribute(CUSTOMER, 10 + 25 * 60)),
+        E::OutsideAttributionWindow { .. }
+    );
+    assert_refused!(
+        history.when(attribute(CUSTOMER, -5)),
+        E::OutsideAttributionWindow { .. }
+    );
+    let attributed = history.given(attribute(CUSTOMER, 30));
+    assert_eq!(attributed.when(attribute(CUSTOMER, 30)).unwrap(), vec![]);
+}
