@@ -16,6 +16,7 @@ pub mod postgres;
 mod retry;
 pub mod sqlite;
 mod subscription;
+pub mod testing;
 mod validate;
 
 #[cfg(feature = "kurrentdb")]

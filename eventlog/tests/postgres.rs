@@ -1,7 +1,7 @@
 //! The log contract on PostgreSQL, and what only PostgreSQL needs proven.
 
 mod contract;
-mod pg;
+use kefu_eventlog::testing as pg;
 
 use std::sync::Arc;
 

@@ -1,12 +1,15 @@
-//! Reaching the test PostgreSQL server: every test gets its own schema in database
-//! `kefu_test`, created on first use. Outside CI a missing server skips the test with a note;
-//! with `CI=true` (or `KEFU_REQUIRE_POSTGRES=1`) it fails instead.
-#![allow(dead_code)]
+//! How kefu's tests (in every crate) reach their PostgreSQL server: each test gets a schema
+//! of its own in database `kefu_test` (created on first use). Outside CI a missing server
+//! skips the test with a note; with `CI=true` (or `KEFU_REQUIRE_POSTGRES=1`) it fails instead,
+//! so CI can never pass by skipping.
 
 use tokio_postgres::NoTls;
 
+use crate::postgres::{PostgresConfig, ensure_database};
+
 pub const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/kefu_test";
 
+/// `KEFU_TEST_DATABASE_URL`, or [`DEFAULT_URL`].
 pub fn url() -> String {
     std::env::var("KEFU_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned())
 }
@@ -16,11 +19,11 @@ fn required() -> bool {
         || std::env::var("KEFU_REQUIRE_POSTGRES").is_ok_and(|v| v == "1")
 }
 
-/// Makes sure the test database exists; false (or a panic, when Postgres is required) when
-/// no server answers.
+/// Makes sure the test database exists. False when no server answers, after saying the test
+/// is skipped; a panic instead when PostgreSQL is required.
 pub async fn available() -> bool {
     let url = url();
-    match kefu_eventlog::postgres::ensure_database(&url).await {
+    match ensure_database(&url).await {
         Ok(()) => true,
         Err(e) => {
             assert!(
@@ -33,14 +36,24 @@ pub async fn available() -> bool {
     }
 }
 
+/// A schema name no other test uses.
 pub fn fresh_schema() -> String {
     format!("t_{}", uuid::Uuid::now_v7().simple())
 }
 
+/// A log configuration in a fresh schema, or None when the test must skip.
+pub async fn fresh_config() -> Option<PostgresConfig> {
+    if !available().await {
+        return None;
+    }
+    Some(PostgresConfig::new(url()).with_schema(fresh_schema()))
+}
+
+/// A plain connection to the test database, for a test's own SQL.
 pub async fn client() -> tokio_postgres::Client {
     let (client, conn) = tokio_postgres::connect(&url(), NoTls)
         .await
-        .expect("connect");
+        .expect("connect to the test database");
     tokio::spawn(conn);
     client
 }

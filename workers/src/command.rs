@@ -1,0 +1,221 @@
+//! The command service: runs a [`Decider`] on the event log.
+//!
+//! `execute` loads the stream, folds it, decides, and appends the decided events expecting
+//! the version it loaded. If another writer got there first the append is refused, and the
+//! service loads again and decides again against the new state, a bounded number of times:
+//! the rules are always checked against the state the events will actually follow. Every
+//! event carries the command's metadata: its correlation id and, as causation, the request or
+//! event that caused the command.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kefu_domain::{Decider, DomainError, DomainEvent};
+use kefu_eventlog::{
+    Appended, EventLog, ExpectedVersion, LogError, Metadata, NewEvent, StreamId, read_whole_stream,
+};
+use tracing::{debug, warn};
+
+/// How many times a command is decided again after losing a race for its stream.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+
+/// How many times an append that failed for want of the store is resent, unchanged.
+const UNAVAILABLE_RESENDS: u32 = 2;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The rules refused the command; nothing was written.
+    #[error(transparent)]
+    Rejected(#[from] DomainError),
+    /// Other writers kept changing the stream; nothing of this command was written.
+    #[error("{stream} changed under the command {attempts} times in a row; try again")]
+    Contended { stream: String, attempts: u32 },
+    /// A stored event cannot be read back as this stream's event: the log and this build
+    /// disagree (an event type this build does not know, or a newer schema version).
+    #[error("cannot load {stream}: event at version {version}: {source}")]
+    Load {
+        stream: String,
+        version: u64,
+        source: DomainError,
+    },
+    #[error(transparent)]
+    Log(#[from] LogError),
+}
+
+/// What a command did.
+#[derive(Clone)]
+pub struct Executed<D: Decider> {
+    /// The events decided, as appended (empty when the command changed nothing).
+    pub events: Vec<D::Event>,
+    /// Where they landed; `None` when there was nothing to append.
+    pub appended: Option<Appended>,
+    /// The stream's state after the command.
+    pub state: D::State,
+    /// How many times the command was decided (1 unless it lost a race).
+    pub attempts: u32,
+}
+
+impl<D: Decider> std::fmt::Debug for Executed<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executed")
+            .field("events", &self.events)
+            .field("appended", &self.appended)
+            .field("state", &self.state)
+            .field("attempts", &self.attempts)
+            .finish()
+    }
+}
+
+/// A stream's state as loaded from the log.
+#[derive(Clone)]
+pub struct Loaded<D: Decider> {
+    pub state: D::State,
+    /// The version of the last event, `None` for a stream with no events.
+    pub version: Option<u64>,
+}
+
+pub struct CommandService<L> {
+    log: Arc<L>,
+    max_attempts: u32,
+}
+
+impl<L> Clone for CommandService<L> {
+    fn clone(&self) -> Self {
+        CommandService {
+            log: self.log.clone(),
+            max_attempts: self.max_attempts,
+        }
+    }
+}
+
+impl<L: EventLog> CommandService<L> {
+    pub fn new(log: Arc<L>) -> Self {
+        CommandService {
+            log,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+        }
+    }
+
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    pub fn log(&self) -> &Arc<L> {
+        &self.log
+    }
+
+    /// Folds the stream of `id`.
+    pub async fn load<D: Decider>(&self, id: D::Id) -> Result<Loaded<D>, CommandError> {
+        let stream = stream_of::<D>(id)?;
+        let stored = read_whole_stream(&*self.log, &stream).await?;
+        let mut state = D::initial_state();
+        let mut version = None;
+        for e in stored {
+            let event =
+                D::Event::decode(&e.event_type, e.schema_version, e.payload).map_err(|source| {
+                    CommandError::Load {
+                        stream: stream.to_string(),
+                        version: e.version,
+                        source,
+                    }
+                })?;
+            state = D::evolve(state, &event);
+            version = Some(e.version);
+        }
+        Ok(Loaded { state, version })
+    }
+
+    /// Decides `command` against the stream of `id` and appends the result.
+    pub async fn execute<D: Decider>(
+        &self,
+        id: D::Id,
+        command: D::Command,
+        metadata: &Metadata,
+    ) -> Result<Executed<D>, CommandError>
+    where
+        D::Command: Clone,
+    {
+        let stream = stream_of::<D>(id)?;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let loaded = self.load::<D>(id).await?;
+            let events = D::decide(&loaded.state, command.clone())?;
+            if events.is_empty() {
+                return Ok(Executed {
+                    events,
+                    appended: None,
+                    state: loaded.state,
+                    attempts,
+                });
+            }
+            let batch = events
+                .iter()
+                .map(|e| to_new_event(e, metadata))
+                .collect::<Result<Vec<_>, _>>()?;
+            let expected = match loaded.version {
+                None => ExpectedVersion::NoStream,
+                Some(v) => ExpectedVersion::Exact(v),
+            };
+            match self.append(&stream, expected, batch).await {
+                Ok(appended) => {
+                    let state = events.iter().fold(loaded.state, D::evolve);
+                    debug!(%stream, version = appended.last_version, attempts, "command executed");
+                    return Ok(Executed {
+                        events,
+                        appended: Some(appended),
+                        state,
+                        attempts,
+                    });
+                }
+                Err(e) if e.is_conflict() && attempts < self.max_attempts => {
+                    debug!(%stream, attempts, "stream changed under the command; deciding again");
+                }
+                Err(e) if e.is_conflict() => {
+                    return Err(CommandError::Contended {
+                        stream: stream.to_string(),
+                        attempts,
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Appends, resending the same batch (same event ids, so the log acknowledges it once)
+    /// when the store did not answer: the first try may have committed.
+    async fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        batch: Vec<NewEvent>,
+    ) -> Result<Appended, LogError> {
+        let mut resends = 0;
+        loop {
+            match self.log.append(stream, expected, batch.clone()).await {
+                Err(LogError::Unavailable { backend, message })
+                    if resends < UNAVAILABLE_RESENDS =>
+                {
+                    resends += 1;
+                    warn!(%stream, backend, %message, resends, "store unavailable; resending the batch");
+                    // Give a failing-over server a moment; 100 ms, then 400 ms.
+                    tokio::time::sleep(Duration::from_millis(100 * 4u64.pow(resends - 1))).await;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+fn stream_of<D: Decider>(id: D::Id) -> Result<StreamId, LogError> {
+    StreamId::new(D::stream_id(id))
+}
+
+fn to_new_event<E: DomainEvent>(event: &E, metadata: &Metadata) -> Result<NewEvent, DomainError> {
+    let encoded = event.encode()?;
+    Ok(
+        NewEvent::new(encoded.event_type, encoded.payload, metadata.clone())
+            .with_schema_version(encoded.schema_version),
+    )
+}
