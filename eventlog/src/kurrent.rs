@@ -77,6 +77,9 @@ const READ_DEADLINE: Duration = Duration::from_secs(30);
 
 /// How many `$all` records one read request asks for. System events are skipped on our side,
 /// so a request asks for more than the caller wants, within these bounds.
+/// How many records `head` looks back through for the last kefu event; the server writes its
+/// own system records (stats, scavenges) into $all as well.
+const HEAD_SCAN: usize = 4096;
 const ALL_PAGE_MIN: usize = 256;
 const ALL_PAGE_MAX: usize = 4096;
 
@@ -524,6 +527,28 @@ impl EventLog for KurrentLog {
             Ok(None) | Err(es::Error::ResourceNotFound) => Ok(None),
             Err(e) => Err(self.failed(e)),
         }
+    }
+
+    async fn head(&self) -> Result<Option<Position>, LogError> {
+        // Backwards from the end of $all, past the server's own system records.
+        let options = es::ReadAllOptions::default()
+            .backwards()
+            .position(es::StreamPosition::End)
+            .max_count(HEAD_SCAN)
+            .deadline(READ_DEADLINE);
+        let client = self.client();
+        let mut reading = client
+            .read_all(&options)
+            .await
+            .map_err(|e| self.failed(e))?;
+        while let Some(resolved) = reading.next().await.map_err(|e| self.failed(e))? {
+            if let Some(record) = resolved.event
+                && !is_system(&record)
+            {
+                return position_of(&record).map(Some);
+            }
+        }
+        Ok(None)
     }
 
     async fn read_all(&self, from: Position, max: usize) -> Result<Vec<RecordedEvent>, LogError> {

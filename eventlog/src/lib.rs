@@ -98,6 +98,10 @@ pub trait EventLog: Send + Sync + 'static {
         max: usize,
     ) -> impl Future<Output = Result<Vec<RecordedEvent>, LogError>> + Send;
 
+    /// The position of the last event of the settled prefix, or None for an empty log: how
+    /// far a reader that starts now has to go (replay progress, projection lag).
+    fn head(&self) -> impl Future<Output = Result<Option<Position>, LogError>> + Send;
+
     /// Every event that carries `correlation_id`, in position order: all one request set off.
     fn read_correlation(
         &self,

@@ -152,6 +152,10 @@ impl EventLog for AnyLog {
         each_backend!(self, l => l.read_all(from, max).await)
     }
 
+    async fn head(&self) -> Result<Option<Position>, LogError> {
+        each_backend!(self, l => l.head().await)
+    }
+
     async fn read_correlation(&self, correlation_id: Uuid) -> Result<Vec<RecordedEvent>, LogError> {
         each_backend!(self, l => l.read_correlation(correlation_id).await)
     }

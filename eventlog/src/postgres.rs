@@ -379,6 +379,19 @@ impl EventLog for PostgresLog {
         .await
     }
 
+    async fn head(&self) -> Result<Option<Position>, LogError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT max(position) FROM events \
+                 WHERE position < (pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 16)",
+            )
+            .await
+            .map_err(pg_err)?;
+        let row = client.query_one(&stmt, &[]).await.map_err(pg_err)?;
+        Ok(row.get::<_, Option<i64>>(0).map(|p| Position(from_i64(p))))
+    }
+
     async fn read_correlation(&self, correlation_id: Uuid) -> Result<Vec<RecordedEvent>, LogError> {
         self.query_events(
             &format!("SELECT {COLUMNS} FROM events WHERE correlation_id = $1 ORDER BY position"),

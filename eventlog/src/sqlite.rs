@@ -179,6 +179,16 @@ impl EventLog for SqliteLog {
         self.read(move |c| current_version(c, &stream)).await
     }
 
+    async fn head(&self) -> Result<Option<Position>, LogError> {
+        self.read(|c| {
+            c.prepare_cached("SELECT MAX(position) FROM events")
+                .and_then(|mut s| s.query_row([], |r| r.get::<_, Option<i64>>(0)))
+                .map(|v| v.map(|p| Position(from_i64(p))))
+                .map_err(db_err)
+        })
+        .await
+    }
+
     async fn read_all(&self, from: Position, max: usize) -> Result<Vec<RecordedEvent>, LogError> {
         self.read(move |c| {
             query_events(

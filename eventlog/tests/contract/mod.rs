@@ -312,6 +312,7 @@ pub async fn idempotent_retry<L: EventLog>(log: &L) {
 }
 
 pub async fn global_order_and_paging<L: EventLog>(log: &L) {
+    assert_eq!(log.head().await.unwrap(), None, "an empty log has no head");
     let streams: Vec<StreamId> = (0..4).map(|i| stream(&format!("agent-{i}"))).collect();
     let mut sent = Vec::new();
     for round in 0..6u64 {
@@ -323,6 +324,11 @@ pub async fn global_order_and_paging<L: EventLog>(log: &L) {
     }
     let all = read_everything(log).await;
     assert_eq!(all.iter().map(|e| e.id).collect::<Vec<_>>(), sent);
+    assert_eq!(
+        log.head().await.unwrap(),
+        all.last().map(|e| e.position),
+        "the head is the last settled event"
+    );
     assert!(all.windows(2).all(|w| w[0].position < w[1].position));
     let mut versions: HashMap<&StreamId, u64> = HashMap::new();
     for e in &all {

@@ -1,0 +1,434 @@
+//! The conversation view: one row per conversation (status, queue, agent, mood, triage,
+//! survey), its transcript (every turn and internal note), the emotion assessed for each
+//! customer turn, and a timeline of everything else that happened to it (scenario
+//! predictions, routing decisions, hand-offs, queueing, assignment, transfers, close, survey),
+//! with each event's payload as recorded.
+
+use kefu_domain::conversation::{ConversationEvent as E, Speaker, TransferredTo};
+use serde::Serialize;
+
+use crate::error::ProjectionError;
+use crate::record;
+use crate::rows::{KeyRequests, RowSet};
+use crate::runner::{Decoded, Envelope, Projection};
+use crate::sql::{Record, TableDef, Val};
+use crate::view::{Listing, Page, View, code, ms};
+
+pub const NAME: &str = "conversations";
+
+record! {
+    /// A conversation as it stands.
+    pub struct ConversationRow in "conversations", key 1 {
+        pub id: String,
+        pub customer: String,
+        pub channel: String,
+        pub locale: String,
+        pub tier: String,
+        pub order_id: Option<String>,
+        /// `self_operated` or `merchant:<id>`, from the order in question.
+        pub seller: Option<String>,
+        pub category: Option<String>,
+        /// bot, awaiting_human, queued, with_agent or closed.
+        pub status: String,
+        pub queue: Option<String>,
+        pub agent: Option<String>,
+        pub bot_enabled: bool,
+        pub started_at: i64,
+        pub closed_at: Option<i64>,
+        pub close_reason: Option<String>,
+        /// JSON of the party who closed it.
+        pub closed_by: Option<String>,
+        pub last_activity_at: i64,
+        /// Customer, bot and agent turns (notes are not turns).
+        pub turns: i64,
+        pub emotion_score: Option<f64>,
+        pub emotion_label: Option<String>,
+        pub emotion_trend: Option<String>,
+        pub scenario_predicted: Option<String>,
+        pub scenario_settled: Option<String>,
+        pub handoff_reason: Option<String>,
+        pub survey_score: Option<i64>,
+        pub reopened: i64,
+        pub orders: i64,
+        /// The stream version and log position of the last event applied.
+        pub version: i64,
+        pub position: i64,
+    }
+    indexes: [["status", "queue"], ["agent"], ["customer"], ["started_at"]]
+}
+
+record! {
+    /// One message: a customer, bot or agent turn, or an agent's internal note.
+    pub struct TurnRow in "turns", key 2 {
+        pub conversation: String,
+        /// The stream version of the event, which orders the transcript.
+        pub version: i64,
+        pub message: String,
+        /// customer, bot or agent.
+        pub speaker: String,
+        pub agent: Option<String>,
+        pub text: String,
+        /// Internal notes are for agents only.
+        pub internal: bool,
+        pub answer_entry: Option<String>,
+        pub confidence: Option<f64>,
+        pub at: i64,
+    }
+}
+
+record! {
+    pub struct EmotionRow in "emotions", key 2 {
+        pub conversation: String,
+        pub version: i64,
+        pub message: String,
+        pub score: f64,
+        pub label: String,
+        pub trend: String,
+        pub model_version: String,
+        pub at: i64,
+    }
+}
+
+record! {
+    /// Everything else that happened, with the event's payload.
+    pub struct TimelineRow in "timeline", key 2 {
+        pub conversation: String,
+        pub version: i64,
+        pub kind: String,
+        pub detail: String,
+        pub at: i64,
+    }
+}
+
+#[derive(Default)]
+pub struct ConversationsProjection;
+
+impl Projection for ConversationsProjection {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn tables(&self) -> Vec<&'static TableDef> {
+        vec![
+            &ConversationRow::TABLE,
+            &TurnRow::TABLE,
+            &EmotionRow::TABLE,
+            &TimelineRow::TABLE,
+        ]
+    }
+
+    fn prefetch(&self, e: Envelope<'_>, want: &mut KeyRequests) {
+        if matches!(e.decoded, Decoded::Conversation(_)) {
+            want.want::<ConversationRow>(e.entity());
+        }
+    }
+
+    fn apply(&mut self, e: Envelope<'_>, rows: &mut RowSet) -> Result<(), ProjectionError> {
+        let Decoded::Conversation(event) = e.decoded else {
+            return Ok(());
+        };
+        let id = e.entity().to_owned();
+        let version = e.event.version as i64;
+        let key = [Val::Text(id.clone())];
+        let mut row = match event {
+            E::ConversationStarted(s) => ConversationRow {
+                id: id.clone(),
+                customer: s.customer.to_string(),
+                channel: code(&s.channel),
+                locale: s.locale.to_string(),
+                tier: code(&s.tier),
+                order_id: s.order.as_ref().map(|o| o.order.to_string()),
+                seller: s.order.as_ref().map(|o| crate::view::seller(&o.seller)),
+                category: s.order.as_ref().map(|o| o.category.to_string()),
+                status: "bot".into(),
+                queue: None,
+                agent: None,
+                bot_enabled: s.bot_enabled,
+                started_at: ms(s.at),
+                closed_at: None,
+                close_reason: None,
+                closed_by: None,
+                last_activity_at: ms(s.at),
+                turns: 0,
+                emotion_score: None,
+                emotion_label: None,
+                emotion_trend: None,
+                scenario_predicted: None,
+                scenario_settled: None,
+                handoff_reason: None,
+                survey_score: None,
+                reopened: 0,
+                orders: 0,
+                version,
+                position: 0,
+            },
+            // Events of a stream whose start this generation never saw cannot be placed
+            // (the log guarantees the start comes first); skip rather than invent a row.
+            _ => match rows.get::<ConversationRow>(&key)? {
+                Some(row) => row,
+                None => return Ok(()),
+            },
+        };
+        let turn = |speaker: &str, agent: Option<String>, message: String, text: &str| TurnRow {
+            conversation: id.clone(),
+            version,
+            message,
+            speaker: speaker.into(),
+            agent,
+            text: text.to_owned(),
+            internal: false,
+            answer_entry: None,
+            confidence: None,
+            at: 0,
+        };
+        let mut timeline = true;
+        match event {
+            E::ConversationStarted(_) => {}
+            E::CustomerTurnRecorded(t) => {
+                let mut r = turn("customer", None, t.message.to_string(), &t.text);
+                r.at = ms(t.at);
+                rows.put(&r)?;
+                row.turns += 1;
+                row.last_activity_at = ms(t.at);
+                timeline = false;
+            }
+            E::BotTurnRecorded(t) => {
+                let mut r = turn("bot", None, t.message.to_string(), &t.text);
+                r.at = ms(t.at);
+                r.answer_entry = t.answer.as_ref().map(|a| a.entry.to_string());
+                r.confidence = t.answer.as_ref().map(|a| a.confidence);
+                rows.put(&r)?;
+                row.turns += 1;
+                row.last_activity_at = ms(t.at);
+                timeline = false;
+            }
+            E::AgentTurnRecorded(t) => {
+                let mut r = turn(
+                    "agent",
+                    Some(t.agent.to_string()),
+                    t.message.to_string(),
+                    &t.text,
+                );
+                r.at = ms(t.at);
+                rows.put(&r)?;
+                row.turns += 1;
+                row.last_activity_at = ms(t.at);
+                timeline = false;
+            }
+            E::InternalNoteAdded(n) => {
+                let mut r = turn(
+                    "agent",
+                    Some(n.author.to_string()),
+                    format!("note-{version}"),
+                    &n.text,
+                );
+                r.internal = true;
+                r.at = ms(n.at);
+                rows.put(&r)?;
+                timeline = false;
+            }
+            E::EmotionAssessed(a) => {
+                rows.put(&EmotionRow {
+                    conversation: id.clone(),
+                    version,
+                    message: a.message.to_string(),
+                    score: a.score,
+                    label: code(&a.label),
+                    trend: code(&a.trend),
+                    model_version: a.model_version.clone(),
+                    at: ms(a.at),
+                })?;
+                row.emotion_score = Some(a.score);
+                row.emotion_label = Some(code(&a.label));
+                row.emotion_trend = Some(code(&a.trend));
+                timeline = false;
+            }
+            E::ScenarioPredicted(p) => {
+                row.scenario_predicted = p.candidates.first().map(|c| c.scenario.to_string());
+            }
+            E::ScenarioConfirmed(c) => row.scenario_settled = Some(c.scenario.to_string()),
+            E::ScenarioCorrected(c) => row.scenario_settled = Some(c.actual.to_string()),
+            E::RoutingDecided(r) => row.queue = Some(r.queue.to_string()),
+            E::HandedToHuman(h) => {
+                row.status = "awaiting_human".into();
+                row.handoff_reason = Some(code(&h.reason));
+            }
+            E::ConversationQueued(q) => {
+                row.status = "queued".into();
+                row.queue = Some(q.queue.to_string());
+                row.agent = None;
+            }
+            E::AgentAssigned(a) => {
+                row.status = "with_agent".into();
+                row.agent = Some(a.agent.to_string());
+                row.queue = Some(a.queue.to_string());
+            }
+            E::ConversationTransferred(t) => match &t.to {
+                TransferredTo::Agent { agent } => row.agent = Some(agent.to_string()),
+                TransferredTo::Queue { queue } => {
+                    row.agent = None;
+                    row.queue = Some(queue.to_string());
+                }
+            },
+            E::ConversationIdleTimedOut(_) => {}
+            E::ConversationClosed(c) => {
+                row.status = "closed".into();
+                row.closed_at = Some(ms(c.at));
+                row.close_reason = Some(code(&c.reason));
+                row.closed_by = Some(json(&c.by));
+            }
+            E::ConversationReopened(r) => {
+                row.status = "bot".into();
+                row.closed_at = None;
+                row.close_reason = None;
+                row.closed_by = None;
+                row.agent = None;
+                row.queue = None;
+                row.reopened += 1;
+                row.last_activity_at = ms(r.at);
+            }
+            E::SurveyOffered(_) => {}
+            E::SurveyAnswered(s) => row.survey_score = Some(i64::from(s.score)),
+            E::OrderAttributed(_) => row.orders += 1,
+        }
+        if timeline {
+            rows.put(&TimelineRow {
+                conversation: id.clone(),
+                version,
+                kind: e.event.event_type.clone(),
+                detail: e.event.payload.to_string(),
+                at: ms(event_at(event)),
+            })?;
+        }
+        row.version = version;
+        row.position = e.event.position.0 as i64;
+        rows.put(&row)
+    }
+}
+
+fn json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+fn event_at(e: &E) -> chrono::DateTime<chrono::Utc> {
+    match e {
+        E::ConversationStarted(x) => x.at,
+        E::CustomerTurnRecorded(x) => x.at,
+        E::BotTurnRecorded(x) => x.at,
+        E::EmotionAssessed(x) => x.at,
+        E::ScenarioPredicted(x) => x.at,
+        E::ScenarioConfirmed(x) => x.at,
+        E::ScenarioCorrected(x) => x.at,
+        E::RoutingDecided(x) => x.at,
+        E::HandedToHuman(x) => x.at,
+        E::ConversationQueued(x) => x.at,
+        E::AgentAssigned(x) => x.at,
+        E::AgentTurnRecorded(x) => x.at,
+        E::ConversationTransferred(x) => x.at,
+        E::InternalNoteAdded(x) => x.at,
+        E::ConversationIdleTimedOut(x) => x.at,
+        E::ConversationClosed(x) => x.at,
+        E::ConversationReopened(x) => x.at,
+        E::SurveyOffered(x) => x.at,
+        E::SurveyAnswered(x) => x.at,
+        E::OrderAttributed(x) => x.at,
+    }
+}
+
+/// Who a turn came from, as the transcript shows it.
+pub fn speaker_code(s: &Speaker) -> &'static str {
+    match s {
+        Speaker::Customer => "customer",
+        Speaker::Bot => "bot",
+        Speaker::Agent { .. } => "agent",
+    }
+}
+
+/// A turn with the emotion assessed for it, if any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TranscriptTurn {
+    pub turn: TurnRow,
+    pub emotion: Option<EmotionRow>,
+}
+
+/// One conversation with everything the agent desk and auditors show.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversationView {
+    pub conversation: ConversationRow,
+    pub transcript: Vec<TranscriptTurn>,
+    pub emotions: Vec<EmotionRow>,
+    pub timeline: Vec<TimelineRow>,
+}
+
+/// Which conversations to list.
+#[derive(Debug, Clone, Default)]
+pub struct ConversationFilter {
+    pub status: Option<String>,
+    pub queue: Option<String>,
+    pub agent: Option<String>,
+    pub customer: Option<String>,
+    pub channel: Option<String>,
+    /// Started at or after, milliseconds.
+    pub from: Option<i64>,
+    /// Started before, milliseconds.
+    pub to: Option<i64>,
+}
+
+impl View {
+    /// One conversation, or None if this generation has never seen it.
+    pub async fn conversation(
+        &self,
+        id: &str,
+    ) -> Result<Option<ConversationView>, ProjectionError> {
+        let Some(conversation) = self
+            .select::<ConversationRow>("WHERE id = $1", vec![id.into()])
+            .await?
+            .pop()
+        else {
+            return Ok(None);
+        };
+        let turns = self
+            .select::<TurnRow>("WHERE conversation = $1 ORDER BY version", vec![id.into()])
+            .await?;
+        let emotions = self
+            .select::<EmotionRow>("WHERE conversation = $1 ORDER BY version", vec![id.into()])
+            .await?;
+        let timeline = self
+            .select::<TimelineRow>("WHERE conversation = $1 ORDER BY version", vec![id.into()])
+            .await?;
+        let transcript = turns
+            .into_iter()
+            .map(|turn| TranscriptTurn {
+                emotion: emotions.iter().find(|e| e.message == turn.message).cloned(),
+                turn,
+            })
+            .collect();
+        Ok(Some(ConversationView {
+            conversation,
+            transcript,
+            emotions,
+            timeline,
+        }))
+    }
+
+    /// Conversations newest first, paged by a cursor (`started_at:id` of the last one seen).
+    pub async fn conversations(
+        &self,
+        filter: &ConversationFilter,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<ConversationRow>, ProjectionError> {
+        let mut query = Listing::default();
+        query.eq("status", &filter.status);
+        query.eq("queue", &filter.queue);
+        query.eq("agent", &filter.agent);
+        query.eq("customer", &filter.customer);
+        query.eq("channel", &filter.channel);
+        query.cmp("started_at", ">=", filter.from);
+        query.cmp("started_at", "<", filter.to);
+        self.newest_first(query, "started_at", after, limit, |c: &ConversationRow| {
+            (c.started_at, c.id.clone())
+        })
+        .await
+    }
+}

@@ -1,0 +1,40 @@
+use kefu_eventlog::LogError;
+
+use crate::sql::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// A stored event this build cannot read: the log and the build disagree (an unknown event
+    /// type, or a newer schema version). The projection stops rather than skip history.
+    #[error(
+        "cannot read {stream} version {version} ({event_type}) at position {position}: {reason}"
+    )]
+    Decode {
+        stream: String,
+        version: u64,
+        position: u64,
+        event_type: String,
+        reason: String,
+    },
+    /// Another process rebuilt, swapped or advanced this generation: reload and go on from the
+    /// stored checkpoint.
+    #[error("projection {projection} generation {generation} was changed by another process")]
+    Superseded { projection: String, generation: i64 },
+    #[error("unknown projection {name:?}; known: {known}")]
+    UnknownProjection { name: String, known: String },
+    #[error("no generation {generation} of projection {projection}")]
+    UnknownGeneration { projection: String, generation: i64 },
+    #[error(
+        "projection {projection} has no live generation yet: is `kefu serve` running, or run `kefu replay`"
+    )]
+    NotBuilt { projection: String },
+    #[error("{0}")]
+    Invalid(String),
+    /// A projection asked for something it did not declare: a bug in kefu.
+    #[error("projection bug: {0}")]
+    Bug(String),
+}

@@ -1,0 +1,381 @@
+//! Agent queues: the conversations waiting in each queue (served by priority, then by how
+//! long they have waited), the chats each agent holds and their free seats, and live counts
+//! per queue.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kefu_domain::agent::AgentEvent as A;
+use kefu_domain::conversation::{ConversationEvent as C, TransferredTo};
+use kefu_domain::queue::QueueEvent as Q;
+use serde::Serialize;
+
+use crate::error::ProjectionError;
+use crate::record;
+use crate::rows::{KeyRequests, RowSet};
+use crate::runner::{Decoded, Envelope, Projection};
+use crate::sql::{Record, TableDef, Val};
+use crate::view::{View, code, ms, seller};
+
+pub const NAME: &str = "queues";
+
+record! {
+    pub struct QueueRow in "queues", key 1 {
+        pub id: String,
+        pub name: String,
+        pub business_line: String,
+        /// JSON list.
+        pub categories: String,
+        /// JSON list.
+        pub skills: String,
+        pub priority: i64,
+        pub first_response_secs: i64,
+        pub resolution_secs: i64,
+        pub retired: bool,
+    }
+}
+
+record! {
+    /// A conversation waiting for an agent.
+    pub struct WaitingRow in "waiting", key 1 {
+        pub conversation: String,
+        pub queue: String,
+        /// 1 is served first.
+        pub priority: i64,
+        /// JSON list of the skills the agent must have.
+        pub skills: String,
+        pub enqueued_at: i64,
+        pub first_response_due: i64,
+        /// Log position of the queueing, to break ties in arrival order.
+        pub position: i64,
+    }
+    indexes: [["queue", "priority", "enqueued_at"]]
+}
+
+record! {
+    pub struct AgentRow in "agents", key 1 {
+        pub id: String,
+        pub name: String,
+        /// JSON list.
+        pub skills: String,
+        pub max_concurrent: i64,
+        /// online, away or offline.
+        pub status: String,
+        pub status_since: i64,
+        /// Chats held, as the agent's own stream counts them.
+        pub active: i64,
+        pub retired: bool,
+    }
+}
+
+record! {
+    /// A chat an agent is holding.
+    pub struct ChatRow in "chats", key 1 {
+        pub conversation: String,
+        pub agent: String,
+        pub queue: String,
+        pub since: i64,
+    }
+    indexes: [["agent"], ["queue"]]
+}
+
+#[derive(Default)]
+pub struct QueuesProjection;
+
+fn json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+impl Projection for QueuesProjection {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn tables(&self) -> Vec<&'static TableDef> {
+        vec![
+            &QueueRow::TABLE,
+            &WaitingRow::TABLE,
+            &AgentRow::TABLE,
+            &ChatRow::TABLE,
+        ]
+    }
+
+    fn prefetch(&self, e: Envelope<'_>, want: &mut KeyRequests) {
+        match e.decoded {
+            Decoded::Queue(Q::QueueDefined(_)) | Decoded::Agent(A::AgentRegistered(_)) => {}
+            Decoded::Queue(_) => want.want::<QueueRow>(e.entity()),
+            Decoded::Agent(_) => want.want::<AgentRow>(e.entity()),
+            Decoded::Conversation(C::ConversationTransferred(_)) => {
+                want.want::<ChatRow>(e.entity())
+            }
+            _ => {}
+        }
+    }
+
+    fn apply(&mut self, e: Envelope<'_>, rows: &mut RowSet) -> Result<(), ProjectionError> {
+        let key = vec![Val::Text(e.entity().to_owned())];
+        match e.decoded {
+            Decoded::Queue(event) => {
+                if let Q::QueueDefined(d) = event {
+                    return rows.put(&QueueRow {
+                        id: e.entity().to_owned(),
+                        name: d.name.clone(),
+                        business_line: seller(&d.business_line),
+                        categories: json(&d.categories),
+                        skills: json(&d.skills),
+                        priority: i64::from(d.priority),
+                        first_response_secs: i64::from(d.sla.first_response_secs),
+                        resolution_secs: i64::from(d.sla.resolution_secs),
+                        retired: false,
+                    });
+                }
+                let Some(mut q) = rows.get::<QueueRow>(&key)? else {
+                    return Ok(());
+                };
+                match event {
+                    Q::QueueChanged(c) => {
+                        if let Some(name) = &c.name {
+                            q.name = name.clone();
+                        }
+                        if let Some(categories) = &c.categories {
+                            q.categories = json(categories);
+                        }
+                        if let Some(skills) = &c.skills {
+                            q.skills = json(skills);
+                        }
+                        if let Some(priority) = c.priority {
+                            q.priority = i64::from(priority);
+                        }
+                        if let Some(sla) = &c.sla {
+                            q.first_response_secs = i64::from(sla.first_response_secs);
+                            q.resolution_secs = i64::from(sla.resolution_secs);
+                        }
+                    }
+                    Q::QueueRetired(_) => q.retired = true,
+                    Q::QueueDefined(_) => {}
+                }
+                rows.put(&q)
+            }
+            Decoded::Agent(event) => {
+                if let A::AgentRegistered(r) = event {
+                    return rows.put(&AgentRow {
+                        id: e.entity().to_owned(),
+                        name: r.name.clone(),
+                        skills: json(&r.skills),
+                        max_concurrent: i64::from(r.max_concurrent),
+                        status: "offline".into(),
+                        status_since: ms(r.at),
+                        active: 0,
+                        retired: false,
+                    });
+                }
+                let Some(mut a) = rows.get::<AgentRow>(&key)? else {
+                    return Ok(());
+                };
+                match event {
+                    A::AgentRegistered(_) => {}
+                    A::AgentSkillsChanged(c) => a.skills = json(&c.to),
+                    A::AgentCapacityChanged(c) => a.max_concurrent = i64::from(c.to),
+                    A::AgentStatusChanged(c) => {
+                        a.status = code(&c.to);
+                        a.status_since = ms(c.at);
+                    }
+                    A::AgentChatTaken(t) => a.active = i64::from(t.active),
+                    A::AgentChatReleased(r) => a.active = i64::from(r.active),
+                    A::AgentRetired(_) => {
+                        a.retired = true;
+                        a.status = "offline".into();
+                    }
+                }
+                rows.put(&a)
+            }
+            Decoded::Conversation(event) => match event {
+                C::ConversationQueued(q) => rows.put(&WaitingRow {
+                    conversation: e.entity().to_owned(),
+                    queue: q.queue.to_string(),
+                    priority: i64::from(q.priority),
+                    skills: json(&q.skills),
+                    enqueued_at: ms(q.at),
+                    first_response_due: ms(q.first_response_due),
+                    position: e.event.position.0 as i64,
+                }),
+                C::AgentAssigned(a) => {
+                    rows.delete::<WaitingRow>(key)?;
+                    rows.put(&ChatRow {
+                        conversation: e.entity().to_owned(),
+                        agent: a.agent.to_string(),
+                        queue: a.queue.to_string(),
+                        since: ms(a.at),
+                    })
+                }
+                C::ConversationTransferred(t) => match &t.to {
+                    TransferredTo::Agent { agent } => match rows.get::<ChatRow>(&key)? {
+                        Some(mut chat) => {
+                            chat.agent = agent.to_string();
+                            chat.since = ms(t.at);
+                            rows.put(&chat)
+                        }
+                        None => Ok(()),
+                    },
+                    TransferredTo::Queue { .. } => rows.delete::<ChatRow>(key),
+                },
+                C::ConversationClosed(_) => {
+                    rows.delete::<WaitingRow>(key.clone())?;
+                    rows.delete::<ChatRow>(key)
+                }
+                _ => Ok(()),
+            },
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A waiting conversation with its place in its queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WaitingEntry {
+    pub entry: WaitingRow,
+    /// 1 is next to be served.
+    pub position: usize,
+    pub wait_secs: i64,
+}
+
+/// Live figures for one queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueCounts {
+    pub queue: QueueRow,
+    pub waiting: i64,
+    pub with_agent: i64,
+    pub longest_wait_secs: i64,
+    /// Online agents who have every skill the queue requires.
+    pub agents_online: i64,
+    /// Free seats among those agents.
+    pub free_seats: i64,
+}
+
+/// An agent's desk: who they are, the chats they hold and how many more they can take.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workbench {
+    pub agent: AgentRow,
+    pub chats: Vec<ChatRow>,
+    pub free_seats: i64,
+}
+
+fn skills_of(json: &str) -> BTreeSet<String> {
+    serde_json::from_str(json).unwrap_or_default()
+}
+
+impl View {
+    /// The waiting conversations of one queue (or of all, queue by queue), in serving order.
+    /// `now_ms` is the moment waits are measured to.
+    pub async fn waiting(
+        &self,
+        queue: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Vec<WaitingEntry>, ProjectionError> {
+        let (cond, params) = match queue {
+            Some(q) => ("WHERE queue = $1", vec![q.into()]),
+            None => ("", vec![]),
+        };
+        let rows = self
+            .select::<WaitingRow>(
+                &format!("{cond} ORDER BY queue, priority, enqueued_at, position"),
+                params,
+            )
+            .await?;
+        let mut place: BTreeMap<String, usize> = BTreeMap::new();
+        Ok(rows
+            .into_iter()
+            .map(|entry| {
+                let n = place.entry(entry.queue.clone()).or_default();
+                *n += 1;
+                WaitingEntry {
+                    position: *n,
+                    wait_secs: (now_ms - entry.enqueued_at).max(0) / 1000,
+                    entry,
+                }
+            })
+            .collect())
+    }
+
+    pub async fn agents(&self) -> Result<Vec<AgentRow>, ProjectionError> {
+        self.select::<AgentRow>("ORDER BY name, id", vec![]).await
+    }
+
+    pub async fn workbench(&self, agent: &str) -> Result<Option<Workbench>, ProjectionError> {
+        let Some(a) = self
+            .select::<AgentRow>("WHERE id = $1", vec![agent.into()])
+            .await?
+            .pop()
+        else {
+            return Ok(None);
+        };
+        let chats = self
+            .select::<ChatRow>("WHERE agent = $1 ORDER BY since", vec![agent.into()])
+            .await?;
+        let free_seats = if a.status == "online" {
+            (a.max_concurrent - a.active).max(0)
+        } else {
+            0
+        };
+        Ok(Some(Workbench {
+            agent: a,
+            chats,
+            free_seats,
+        }))
+    }
+
+    /// Counts for every queue that is not retired.
+    pub async fn queue_counts(&self, now_ms: i64) -> Result<Vec<QueueCounts>, ProjectionError> {
+        let queues = self
+            .select::<QueueRow>("WHERE retired = 0 ORDER BY priority, name", vec![])
+            .await?;
+        let waiting = self
+            .rows(
+                &format!(
+                    "SELECT queue, CAST(COUNT(*) AS BIGINT), CAST(MIN(enqueued_at) AS BIGINT) \
+                     FROM {} GROUP BY queue",
+                    self.table::<WaitingRow>()
+                ),
+                vec![],
+            )
+            .await?;
+        let chats = self
+            .rows(
+                &format!(
+                    "SELECT queue, CAST(COUNT(*) AS BIGINT) FROM {} GROUP BY queue",
+                    self.table::<ChatRow>()
+                ),
+                vec![],
+            )
+            .await?;
+        let agents = self
+            .select::<AgentRow>("WHERE status = 'online' AND retired = 0", vec![])
+            .await?;
+        let count = |rows: &[Vec<Val>], q: &str, col: usize| {
+            rows.iter()
+                .find(|r| r[0].as_str() == Some(q))
+                .and_then(|r| r[col].as_i64())
+        };
+        Ok(queues
+            .into_iter()
+            .map(|queue| {
+                let needs = skills_of(&queue.skills);
+                let able: Vec<&AgentRow> = agents
+                    .iter()
+                    .filter(|a| needs.is_subset(&skills_of(&a.skills)))
+                    .collect();
+                QueueCounts {
+                    waiting: count(&waiting, &queue.id, 1).unwrap_or(0),
+                    longest_wait_secs: count(&waiting, &queue.id, 2)
+                        .map_or(0, |t| (now_ms - t).max(0) / 1000),
+                    with_agent: count(&chats, &queue.id, 1).unwrap_or(0),
+                    agents_online: able.len() as i64,
+                    free_seats: able
+                        .iter()
+                        .map(|a| (a.max_concurrent - a.active).max(0))
+                        .sum(),
+                    queue,
+                }
+            })
+            .collect())
+    }
+}

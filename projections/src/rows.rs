@@ -1,0 +1,285 @@
+//! The write-back cache a projection applies events to.
+//!
+//! Applying events one SQL statement at a time would cap a rebuild at the store's statement
+//! rate; instead a batch of events is applied to rows in memory and the rows it changed are
+//! written in one transaction together with the checkpoint. Before a batch the projection
+//! names the rows it will read ([`KeyRequests`]); they are fetched in one query per table.
+//! Rows it only writes (new turns, deleted queue entries) need no fetch.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::error::ProjectionError;
+use crate::sql::{CHUNK, ReadStore, Record, Stmt, TableDef, Val};
+
+/// Most parameters one multi-row statement binds.
+const MAX_PARAMS: usize = 8_000;
+/// Clean rows kept between batches; past this the cache is emptied after a flush.
+const CACHE_ROWS: usize = 100_000;
+
+fn key_string(key: &[Val]) -> String {
+    let mut out = String::new();
+    for (i, v) in key.iter().enumerate() {
+        if i > 0 {
+            out.push('\u{1f}');
+        }
+        match v {
+            Val::Null => out.push('\u{0}'),
+            Val::Int(i) => out.push_str(&i.to_string()),
+            Val::Real(f) => out.push_str(&f.to_string()),
+            Val::Text(s) => out.push_str(s),
+        }
+    }
+    out
+}
+
+struct Slot {
+    key: Vec<Val>,
+    row: Option<Vec<Val>>,
+    dirty: bool,
+}
+
+struct TableRows {
+    def: &'static TableDef,
+    stored_as: String,
+    slots: HashMap<String, Slot>,
+}
+
+/// The rows of one projection generation, cached.
+pub struct RowSet {
+    tables: HashMap<&'static str, TableRows>,
+}
+
+impl RowSet {
+    /// `prefix` is the generation's table prefix, e.g. `stats_g2_`.
+    pub fn new(prefix: &str, defs: &[&'static TableDef]) -> Self {
+        let tables = defs
+            .iter()
+            .map(|def| {
+                (
+                    def.name,
+                    TableRows {
+                        def,
+                        stored_as: format!("{prefix}{}", def.name),
+                        slots: HashMap::new(),
+                    },
+                )
+            })
+            .collect();
+        RowSet { tables }
+    }
+
+    fn table(&self, def: &TableDef) -> Result<&TableRows, ProjectionError> {
+        self.tables
+            .get(def.name)
+            .ok_or_else(|| ProjectionError::Bug(format!("table {} is not declared", def.name)))
+    }
+
+    fn table_mut(&mut self, def: &TableDef) -> Result<&mut TableRows, ProjectionError> {
+        self.tables
+            .get_mut(def.name)
+            .ok_or_else(|| ProjectionError::Bug(format!("table {} is not declared", def.name)))
+    }
+
+    /// The row of `R` with this key, or None if the store has none. The key must have been
+    /// requested before the batch (or written during it).
+    pub fn get<R: Record>(&self, key: &[Val]) -> Result<Option<R>, ProjectionError> {
+        let table = self.table(&R::TABLE)?;
+        let slot = table.slots.get(&key_string(key)).ok_or_else(|| {
+            ProjectionError::Bug(format!(
+                "{} row {key:?} read without being requested",
+                R::TABLE.name
+            ))
+        })?;
+        slot.row
+            .clone()
+            .map(R::from_row)
+            .transpose()
+            .map_err(ProjectionError::Bug)
+    }
+
+    /// Writes the whole row.
+    pub fn put<R: Record>(&mut self, row: &R) -> Result<(), ProjectionError> {
+        let key = row.key();
+        let values = row.to_row();
+        let table = self.table_mut(&R::TABLE)?;
+        table.slots.insert(
+            key_string(&key),
+            Slot {
+                key,
+                row: Some(values),
+                dirty: true,
+            },
+        );
+        Ok(())
+    }
+
+    pub fn delete<R: Record>(&mut self, key: Vec<Val>) -> Result<(), ProjectionError> {
+        let table = self.table_mut(&R::TABLE)?;
+        table.slots.insert(
+            key_string(&key),
+            Slot {
+                key,
+                row: None,
+                dirty: true,
+            },
+        );
+        Ok(())
+    }
+
+    /// Fetches the requested rows that are not cached yet.
+    pub async fn fetch(
+        &mut self,
+        store: &ReadStore,
+        requests: KeyRequests,
+    ) -> Result<(), ProjectionError> {
+        for (name, keys) in requests.wanted {
+            let Some(table) = self.tables.get_mut(name) else {
+                return Err(ProjectionError::Bug(format!(
+                    "table {name} is not declared"
+                )));
+            };
+            let missing: Vec<Val> = keys
+                .into_iter()
+                .filter(|k| {
+                    !table
+                        .slots
+                        .contains_key(&key_string(std::slice::from_ref(k)))
+                })
+                .collect();
+            if missing.is_empty() {
+                continue;
+            }
+            let found = store
+                .fetch_by_keys(&table.stored_as, table.def, missing.clone())
+                .await?;
+            for row in found {
+                let key = row[..table.def.key_len].to_vec();
+                table.slots.insert(
+                    key_string(&key),
+                    Slot {
+                        key,
+                        row: Some(row),
+                        dirty: false,
+                    },
+                );
+            }
+            for key in missing {
+                let k = key_string(std::slice::from_ref(&key));
+                table.slots.entry(k).or_insert(Slot {
+                    key: vec![key],
+                    row: None,
+                    dirty: false,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The statements that write every changed row; marks them clean.
+    pub fn take_changes(&mut self) -> Vec<Stmt> {
+        let mut stmts = Vec::new();
+        let mut names: Vec<&'static str> = self.tables.keys().copied().collect();
+        names.sort();
+        for name in names {
+            let Some(table) = self.tables.get_mut(name) else {
+                continue;
+            };
+            let def = table.def;
+            let mut upserts = Vec::new();
+            for slot in table.slots.values_mut().filter(|s| s.dirty) {
+                slot.dirty = false;
+                match &slot.row {
+                    Some(row) => upserts.push(row.clone()),
+                    None => stmts.push(delete_stmt(&table.stored_as, def, slot.key.clone())),
+                }
+            }
+            let per_stmt = (MAX_PARAMS / def.columns.len()).clamp(1, CHUNK);
+            for chunk in upserts.chunks(per_stmt) {
+                stmts.push(upsert_stmt(&table.stored_as, def, chunk));
+            }
+        }
+        stmts
+    }
+
+    /// Forgets clean rows once the cache is large (after a flush, every row is clean).
+    pub fn trim(&mut self) {
+        let total: usize = self.tables.values().map(|t| t.slots.len()).sum();
+        if total > CACHE_ROWS {
+            for table in self.tables.values_mut() {
+                table.slots.retain(|_, s| s.dirty);
+            }
+        }
+    }
+
+    /// Drops everything cached, written or not: after a failed flush the store is the truth.
+    pub fn clear(&mut self) {
+        for table in self.tables.values_mut() {
+            table.slots.clear();
+        }
+    }
+}
+
+fn delete_stmt(table: &str, def: &TableDef, key: Vec<Val>) -> Stmt {
+    let cond: Vec<String> = def
+        .key_columns()
+        .enumerate()
+        .map(|(i, c)| format!("{c} = ${}", i + 1))
+        .collect();
+    Stmt::new(
+        format!("DELETE FROM {table} WHERE {}", cond.join(" AND ")),
+        key,
+    )
+}
+
+fn upsert_stmt(table: &str, def: &TableDef, rows: &[Vec<Val>]) -> Stmt {
+    let cols: Vec<&str> = def.column_names().collect();
+    let width = cols.len();
+    let mut values = Vec::with_capacity(rows.len());
+    let mut params = Vec::with_capacity(rows.len() * width);
+    for (r, row) in rows.iter().enumerate() {
+        let marks: Vec<String> = (0..width)
+            .map(|c| format!("${}", r * width + c + 1))
+            .collect();
+        values.push(format!("({})", marks.join(", ")));
+        params.extend(row.iter().cloned());
+    }
+    let key: Vec<&str> = def.key_columns().collect();
+    let updates: Vec<String> = cols[def.key_len..]
+        .iter()
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
+    let action = if updates.is_empty() {
+        "NOTHING".to_owned()
+    } else {
+        format!("UPDATE SET {}", updates.join(", "))
+    };
+    Stmt::new(
+        format!(
+            "INSERT INTO {table} ({}) VALUES {} ON CONFLICT ({}) DO {action}",
+            cols.join(", "),
+            values.join(", "),
+            key.join(", ")
+        ),
+        params,
+    )
+}
+
+/// The rows a batch will read, by table; single-column keys only.
+#[derive(Default)]
+pub struct KeyRequests {
+    wanted: HashMap<&'static str, Vec<Val>>,
+    seen: HashSet<(&'static str, String)>,
+}
+
+impl KeyRequests {
+    pub fn want<R: Record>(&mut self, key: impl Into<Val>) {
+        let key = key.into();
+        let name = R::TABLE.name;
+        if self
+            .seen
+            .insert((name, key_string(std::slice::from_ref(&key))))
+        {
+            self.wanted.entry(name).or_default().push(key);
+        }
+    }
+}

@@ -1,0 +1,938 @@
+//! Running projections: the [`Projection`] contract, generations and checkpoints, the live
+//! loop that follows the log, and blue-green rebuilds.
+//!
+//! A projection's tables exist once per *generation* (`<projection>_g<n>_<table>`). The catalog
+//! table `kefu_projections` records each generation's state (`live`, `building`, `asof`,
+//! `retired`) and its checkpoint: the position the next read starts at. Every batch is written
+//! in one transaction that also moves the checkpoint, guarded by the checkpoint it started
+//! from; so a crash loses the whole batch or none of it, and a second writer of the same
+//! generation (another server, or a rebuild that swapped it out) makes the guard fail instead
+//! of counting anything twice.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use kefu_domain::DomainEvent;
+use kefu_domain::agent::AgentEvent;
+use kefu_domain::conversation::ConversationEvent;
+use kefu_domain::customer::CustomerEvent;
+use kefu_domain::knowledge::KnowledgeEvent;
+use kefu_domain::queue::QueueEvent;
+use kefu_domain::ticket::TicketEvent;
+use kefu_eventlog::{EventLog, Position, RecordedEvent, Subscription};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::error::ProjectionError;
+use crate::rows::{KeyRequests, RowSet};
+use crate::sql::{ReadStore, Stmt, StoreError, TableDef, Val};
+
+/// Events per transaction while catching up.
+pub const DEFAULT_BATCH: usize = 1000;
+
+/// An event decoded once for every projection that reads it.
+#[derive(Debug, Clone)]
+pub enum Decoded {
+    Conversation(ConversationEvent),
+    Agent(AgentEvent),
+    Queue(QueueEvent),
+    Ticket(TicketEvent),
+    Knowledge(KnowledgeEvent),
+    Customer(CustomerEvent),
+    /// A category no projection reads.
+    Other,
+}
+
+impl Decoded {
+    pub fn decode(e: &RecordedEvent) -> Result<Self, ProjectionError> {
+        fn dec<E: DomainEvent>(e: &RecordedEvent) -> Result<E, ProjectionError> {
+            E::decode(&e.event_type, e.schema_version, e.payload.clone()).map_err(|err| {
+                ProjectionError::Decode {
+                    stream: e.stream_id.to_string(),
+                    version: e.version,
+                    position: e.position.0,
+                    event_type: e.event_type.clone(),
+                    reason: err.to_string(),
+                }
+            })
+        }
+        Ok(match e.stream_id.category() {
+            ConversationEvent::CATEGORY => Decoded::Conversation(dec(e)?),
+            AgentEvent::CATEGORY => Decoded::Agent(dec(e)?),
+            QueueEvent::CATEGORY => Decoded::Queue(dec(e)?),
+            TicketEvent::CATEGORY => Decoded::Ticket(dec(e)?),
+            KnowledgeEvent::CATEGORY => Decoded::Knowledge(dec(e)?),
+            CustomerEvent::CATEGORY => Decoded::Customer(dec(e)?),
+            _ => Decoded::Other,
+        })
+    }
+}
+
+/// What a projection sees of one event.
+#[derive(Clone, Copy)]
+pub struct Envelope<'a> {
+    pub event: &'a RecordedEvent,
+    pub decoded: &'a Decoded,
+}
+
+impl Envelope<'_> {
+    /// The entity id of the event's stream (the part after `<category>-`).
+    pub fn entity(&self) -> &str {
+        self.event.stream_id.entity_id()
+    }
+}
+
+/// A read model built from the log.
+///
+/// `apply` must be a function of the events alone (no clock, no other store), so that a
+/// rebuild from position 0 gives exactly what live processing gave.
+pub trait Projection: Send + Sync + 'static {
+    /// Short lower-case name, used in table names and on the command line.
+    fn name(&self) -> &'static str;
+    fn tables(&self) -> Vec<&'static TableDef>;
+    /// Names the rows `apply` will read for this event.
+    fn prefetch(&self, event: Envelope<'_>, want: &mut KeyRequests);
+    fn apply(&mut self, event: Envelope<'_>, rows: &mut RowSet) -> Result<(), ProjectionError>;
+}
+
+/// Where a build stops: at a position, at a time (the first event recorded after it is not
+/// applied), or never (following the log live).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Until {
+    pub position: Option<Position>,
+    pub time: Option<DateTime<Utc>>,
+}
+
+impl Until {
+    fn admits(&self, e: &RecordedEvent) -> bool {
+        self.position.is_none_or(|p| e.position <= p)
+            && self.time.is_none_or(|t| e.recorded_at <= t)
+    }
+
+    pub fn is_bounded(&self) -> bool {
+        self.position.is_some() || self.time.is_some()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GenState {
+    /// What queries read and the server keeps current.
+    Live,
+    /// A blue-green rebuild in progress.
+    Building,
+    /// Built up to a past position or time for analysts; never swapped in.
+    AsOf,
+    /// Swapped out; its tables are being dropped.
+    Retired,
+}
+
+impl GenState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GenState::Live => "live",
+            GenState::Building => "building",
+            GenState::AsOf => "asof",
+            GenState::Retired => "retired",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self, ProjectionError> {
+        Ok(match s {
+            "live" => GenState::Live,
+            "building" => GenState::Building,
+            "asof" => GenState::AsOf,
+            "retired" => GenState::Retired,
+            other => {
+                return Err(ProjectionError::Bug(format!(
+                    "unknown generation state {other:?}"
+                )));
+            }
+        })
+    }
+}
+
+/// One generation of one projection, as the catalog records it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generation {
+    pub projection: String,
+    pub generation: i64,
+    pub state: GenState,
+    /// Where the next read starts: every event before it is applied.
+    pub position: Position,
+    pub events: i64,
+    pub until: Until,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Generation {
+    pub fn table_prefix(&self) -> String {
+        table_prefix(&self.projection, self.generation)
+    }
+
+    /// The stored name of one of this generation's tables.
+    pub fn table(&self, def: &TableDef) -> String {
+        format!("{}{}", self.table_prefix(), def.name)
+    }
+}
+
+pub fn table_prefix(projection: &str, generation: i64) -> String {
+    format!("{projection}_g{generation}_")
+}
+
+const CATALOG_COLUMNS: &str =
+    "projection, generation, state, position, events, until_position, until_time, updated_at";
+
+/// The generations of every projection in one store.
+#[derive(Clone)]
+pub struct Catalog {
+    store: ReadStore,
+}
+
+impl Catalog {
+    pub async fn open(store: ReadStore) -> Result<Self, ProjectionError> {
+        store
+            .transaction(vec![Stmt::new(
+                "CREATE TABLE IF NOT EXISTS kefu_projections (
+                    projection     TEXT   NOT NULL,
+                    generation     BIGINT NOT NULL,
+                    state          TEXT   NOT NULL,
+                    position       BIGINT NOT NULL,
+                    events         BIGINT NOT NULL,
+                    until_position BIGINT,
+                    until_time     BIGINT,
+                    updated_at     BIGINT NOT NULL,
+                    PRIMARY KEY (projection, generation)
+                )",
+                vec![],
+            )])
+            .await?;
+        Ok(Catalog { store })
+    }
+
+    pub fn store(&self) -> &ReadStore {
+        &self.store
+    }
+
+    pub async fn list(&self) -> Result<Vec<Generation>, ProjectionError> {
+        let rows = self
+            .store
+            .query(
+                &format!(
+                    "SELECT {CATALOG_COLUMNS} FROM kefu_projections ORDER BY projection, generation"
+                ),
+                vec![],
+            )
+            .await?;
+        rows.into_iter().map(generation_of).collect()
+    }
+
+    pub async fn get(
+        &self,
+        projection: &str,
+        generation: i64,
+    ) -> Result<Generation, ProjectionError> {
+        let rows = self
+            .store
+            .query(
+                &format!(
+                    "SELECT {CATALOG_COLUMNS} FROM kefu_projections \
+                     WHERE projection = $1 AND generation = $2"
+                ),
+                vec![projection.into(), generation.into()],
+            )
+            .await?;
+        rows.into_iter()
+            .next()
+            .map(generation_of)
+            .transpose()?
+            .ok_or_else(|| ProjectionError::UnknownGeneration {
+                projection: projection.to_owned(),
+                generation,
+            })
+    }
+
+    /// The generation queries read, if the projection has been built.
+    pub async fn live(&self, projection: &str) -> Result<Option<Generation>, ProjectionError> {
+        let rows = self
+            .store
+            .query(
+                &format!(
+                    "SELECT {CATALOG_COLUMNS} FROM kefu_projections \
+                     WHERE projection = $1 AND state = 'live'"
+                ),
+                vec![projection.into()],
+            )
+            .await?;
+        rows.into_iter().next().map(generation_of).transpose()
+    }
+
+    /// The live generation, created empty (as generation 1) on first use.
+    pub async fn attach_live(&self, p: &dyn Projection) -> Result<Generation, ProjectionError> {
+        if let Some(live) = self.live(p.name()).await? {
+            // A build of an older kefu may lack tables added since; creating is idempotent.
+            self.create_tables(p, &live).await?;
+            return Ok(live);
+        }
+        match self.create(p, GenState::Live, Until::default()).await {
+            Ok(g) => Ok(g),
+            // Another process created it first.
+            Err(ProjectionError::Store(StoreError::Backend { .. })) => self
+                .live(p.name())
+                .await?
+                .ok_or_else(|| ProjectionError::NotBuilt {
+                    projection: p.name().to_owned(),
+                }),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A new, empty generation with its tables.
+    pub async fn create(
+        &self,
+        p: &dyn Projection,
+        state: GenState,
+        until: Until,
+    ) -> Result<Generation, ProjectionError> {
+        let rows = self
+            .store
+            .query(
+                "SELECT CAST(COALESCE(MAX(generation), 0) AS BIGINT) FROM kefu_projections \
+                 WHERE projection = $1",
+                vec![p.name().into()],
+            )
+            .await?;
+        let next = rows
+            .first()
+            .and_then(|r| r.first())
+            .and_then(Val::as_i64)
+            .unwrap_or(0)
+            + 1;
+        let generation = Generation {
+            projection: p.name().to_owned(),
+            generation: next,
+            state,
+            position: Position::START,
+            events: 0,
+            until,
+            updated_at: Utc::now(),
+        };
+        let mut stmts = vec![Stmt::new(
+            format!(
+                "INSERT INTO kefu_projections ({CATALOG_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            ),
+            vec![
+                generation.projection.clone().into(),
+                next.into(),
+                state.as_str().into(),
+                0i64.into(),
+                0i64.into(),
+                until.position.map(|p| p.0 as i64).into(),
+                until.time.map(|t| t.timestamp_millis()).into(),
+                generation.updated_at.timestamp_millis().into(),
+            ],
+        )];
+        stmts.extend(create_statements(p, &generation));
+        self.store.transaction(stmts).await?;
+        Ok(generation)
+    }
+
+    async fn create_tables(
+        &self,
+        p: &dyn Projection,
+        g: &Generation,
+    ) -> Result<(), ProjectionError> {
+        self.store.transaction(create_statements(p, g)).await?;
+        Ok(())
+    }
+
+    /// Makes `generation` the live one and drops the generation it replaces.
+    pub async fn swap(
+        &self,
+        p: &dyn Projection,
+        generation: i64,
+    ) -> Result<Option<Generation>, ProjectionError> {
+        let old = self.live(p.name()).await?;
+        let now = Utc::now().timestamp_millis();
+        self.store
+            .transaction(vec![
+                Stmt::new(
+                    "UPDATE kefu_projections SET state = 'retired', updated_at = $2 \
+                     WHERE projection = $1 AND state = 'live'",
+                    vec![p.name().into(), now.into()],
+                ),
+                Stmt::new(
+                    "UPDATE kefu_projections SET state = 'live', updated_at = $3 \
+                     WHERE projection = $1 AND generation = $2 AND state = 'building'",
+                    vec![p.name().into(), generation.into(), now.into()],
+                )
+                .guarded(
+                    1,
+                    format!(
+                        "generation {generation} of {} is no longer being built",
+                        p.name()
+                    ),
+                ),
+            ])
+            .await?;
+        if let Some(old) = &old {
+            self.drop_generation(p, old.generation).await?;
+        }
+        Ok(old)
+    }
+
+    /// Drops a generation's tables and its catalog row.
+    pub async fn drop_generation(
+        &self,
+        p: &dyn Projection,
+        generation: i64,
+    ) -> Result<(), ProjectionError> {
+        let prefix = table_prefix(p.name(), generation);
+        let mut stmts: Vec<Stmt> = p
+            .tables()
+            .iter()
+            .map(|def| Stmt::new(format!("DROP TABLE IF EXISTS {prefix}{}", def.name), vec![]))
+            .collect();
+        stmts.push(Stmt::new(
+            "DELETE FROM kefu_projections WHERE projection = $1 AND generation = $2",
+            vec![p.name().into(), generation.into()],
+        ));
+        self.store.transaction(stmts).await?;
+        Ok(())
+    }
+}
+
+fn create_statements(p: &dyn Projection, g: &Generation) -> Vec<Stmt> {
+    p.tables()
+        .iter()
+        .flat_map(|def| def.create_sql(&g.table(def)))
+        .map(|sql| Stmt::new(sql, vec![]))
+        .collect()
+}
+
+fn generation_of(row: Vec<Val>) -> Result<Generation, ProjectionError> {
+    let bad = || ProjectionError::Bug("malformed kefu_projections row".into());
+    let mut it = row.into_iter();
+    let mut next = || it.next().ok_or_else(bad);
+    let projection = next()?.as_str().ok_or_else(bad)?.to_owned();
+    let generation = next()?.as_i64().ok_or_else(bad)?;
+    let state = GenState::parse(next()?.as_str().ok_or_else(bad)?)?;
+    let position = Position(next()?.as_i64().ok_or_else(bad)?.max(0) as u64);
+    let events = next()?.as_i64().ok_or_else(bad)?;
+    let until_position = next()?.as_i64().map(|p| Position(p.max(0) as u64));
+    let until_time = next()?
+        .as_i64()
+        .and_then(DateTime::<Utc>::from_timestamp_millis);
+    let updated_at = next()?
+        .as_i64()
+        .and_then(DateTime::<Utc>::from_timestamp_millis)
+        .ok_or_else(bad)?;
+    Ok(Generation {
+        projection,
+        generation,
+        state,
+        position,
+        events,
+        until: Until {
+            position: until_position,
+            time: until_time,
+        },
+        updated_at,
+    })
+}
+
+/// One projection generation being fed events.
+pub struct Member {
+    projection: Box<dyn Projection>,
+    generation: Generation,
+    rows: RowSet,
+    done: bool,
+}
+
+impl Member {
+    pub fn new(projection: Box<dyn Projection>, generation: Generation) -> Self {
+        let rows = RowSet::new(&generation.table_prefix(), &projection.tables());
+        Member {
+            projection,
+            generation,
+            rows,
+            done: false,
+        }
+    }
+
+    pub fn generation(&self) -> &Generation {
+        &self.generation
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.projection.name()
+    }
+
+    pub fn into_projection(self) -> Box<dyn Projection> {
+        self.projection
+    }
+
+    /// Applies the events of `batch` this generation has not seen, and writes the rows they
+    /// changed with the new checkpoint in one transaction.
+    async fn apply_batch(
+        &mut self,
+        store: &ReadStore,
+        batch: &[(RecordedEvent, Decoded)],
+        faults: &mut Faults,
+    ) -> Result<usize, ProjectionError> {
+        if self.done {
+            return Ok(0);
+        }
+        let until = self.generation.until;
+        let from = self.generation.position;
+        let mut todo = Vec::new();
+        for (event, decoded) in batch {
+            if event.position < from {
+                continue;
+            }
+            if !until.admits(event) {
+                self.done = true;
+                break;
+            }
+            todo.push(Envelope { event, decoded });
+        }
+        let Some(last) = todo.last() else {
+            return Ok(0);
+        };
+        let next = last.event.position.next();
+        let mut want = KeyRequests::default();
+        for e in &todo {
+            self.projection.prefetch(*e, &mut want);
+        }
+        let applied = async {
+            self.rows.fetch(store, want).await?;
+            for e in &todo {
+                faults.before_apply()?;
+                self.projection.apply(*e, &mut self.rows)?;
+            }
+            let mut stmts = self.rows.take_changes();
+            stmts.push(checkpoint_stmt(&self.generation, next, todo.len() as i64));
+            if faults.before_commit() {
+                // Everything is written but not committed, as when a process dies at COMMIT.
+                stmts.push(Stmt::new(
+                    "SELECT no_such_column FROM kefu_projections",
+                    vec![],
+                ));
+            }
+            store.transaction(stmts).await.map_err(|e| match e {
+                StoreError::Guard { .. } => ProjectionError::Superseded {
+                    projection: self.generation.projection.clone(),
+                    generation: self.generation.generation,
+                },
+                e => e.into(),
+            })
+        }
+        .await;
+        if let Err(e) = applied {
+            // What the cache holds was never stored; the store and its checkpoint are the truth.
+            self.rows.clear();
+            return Err(e);
+        }
+        self.generation.position = next;
+        self.generation.events += todo.len() as i64;
+        self.rows.trim();
+        Ok(todo.len())
+    }
+}
+
+fn checkpoint_stmt(g: &Generation, next: Position, applied: i64) -> Stmt {
+    Stmt::new(
+        "UPDATE kefu_projections SET position = $3, events = events + $4, updated_at = $5 \
+         WHERE projection = $1 AND generation = $2 AND position = $6 AND state <> 'retired'",
+        vec![
+            g.projection.clone().into(),
+            g.generation.into(),
+            (next.0 as i64).into(),
+            applied.into(),
+            Utc::now().timestamp_millis().into(),
+            (g.position.0 as i64).into(),
+        ],
+    )
+    .guarded(
+        1,
+        format!(
+            "checkpoint of {} generation {} moved under this writer",
+            g.projection, g.generation
+        ),
+    )
+}
+
+/// Test hook: die before the n-th apply (the batch in memory is lost), or at the commit of
+/// the n-th write (everything of that batch was sent, nothing committed), as a killed process
+/// would.
+#[derive(Debug, Default, Clone)]
+pub struct Faults {
+    pub fail_before_apply: Option<u64>,
+    pub fail_at_commit: Option<u64>,
+    applied: u64,
+    commits: u64,
+}
+
+impl Faults {
+    pub fn fail_at(n: u64) -> Self {
+        Faults {
+            fail_before_apply: Some(n),
+            ..Faults::default()
+        }
+    }
+
+    pub fn fail_at_commit(n: u64) -> Self {
+        Faults {
+            fail_at_commit: Some(n),
+            ..Faults::default()
+        }
+    }
+
+    fn before_commit(&mut self) -> bool {
+        self.commits += 1;
+        self.fail_at_commit == Some(self.commits)
+    }
+
+    fn before_apply(&mut self) -> Result<(), ProjectionError> {
+        self.applied += 1;
+        if self.fail_before_apply == Some(self.applied) {
+            return Err(ProjectionError::Invalid(format!(
+                "injected fault before apply number {}",
+                self.applied
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// How a build is going.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    /// Events read from the log so far.
+    pub read: u64,
+    pub position: Position,
+    /// Where the build stops (the log's head when it started, or the as-of bound).
+    pub target: Option<Position>,
+    /// Where the build started.
+    pub start: Position,
+    pub elapsed: Duration,
+}
+
+impl Progress {
+    pub fn events_per_sec(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            self.read as f64 / secs
+        } else {
+            0.0
+        }
+    }
+
+    /// Share of the position range covered, 0 to 1.
+    pub fn fraction(&self) -> f64 {
+        match self.target {
+            Some(t) if t > self.start => {
+                let done = self.position.0.saturating_sub(self.start.0) as f64;
+                (done / (t.0 - self.start.0) as f64).clamp(0.0, 1.0)
+            }
+            _ => 1.0,
+        }
+    }
+
+    /// Time left at the rate so far.
+    pub fn eta(&self) -> Option<Duration> {
+        let f = self.fraction();
+        if f <= 0.0 || f >= 1.0 {
+            return None;
+        }
+        Some(self.elapsed.mul_f64((1.0 - f) / f))
+    }
+}
+
+/// Several projections fed from one read of the log.
+pub struct Group {
+    store: ReadStore,
+    members: Vec<Member>,
+    page: usize,
+    faults: Faults,
+}
+
+impl Group {
+    pub fn new(store: ReadStore, members: Vec<Member>) -> Self {
+        Group {
+            store,
+            members,
+            page: DEFAULT_BATCH,
+            faults: Faults::default(),
+        }
+    }
+
+    pub fn with_batch(mut self, events: usize) -> Self {
+        self.page = events.max(1);
+        self
+    }
+
+    pub fn with_faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    pub fn members(&self) -> &[Member] {
+        &self.members
+    }
+
+    pub fn into_members(self) -> Vec<Member> {
+        self.members
+    }
+
+    fn start(&self) -> Position {
+        self.members
+            .iter()
+            .map(|m| m.generation.position)
+            .min()
+            .unwrap_or(Position::START)
+    }
+
+    fn all_done(&self) -> bool {
+        self.members.iter().all(|m| m.done)
+    }
+
+    async fn apply(&mut self, events: Vec<RecordedEvent>) -> Result<(), ProjectionError> {
+        let batch = events
+            .into_iter()
+            .map(|e| Decoded::decode(&e).map(|d| (e, d)))
+            .collect::<Result<Vec<_>, _>>()?;
+        for m in &mut self.members {
+            m.apply_batch(&self.store, &batch, &mut self.faults).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads the log from the lowest checkpoint up to its head as of now (or each member's
+    /// bound) and applies it, reporting progress after every batch.
+    pub async fn catch_up<L: EventLog>(
+        &mut self,
+        log: &L,
+        mut progress: impl FnMut(&Progress),
+    ) -> Result<Progress, ProjectionError> {
+        let started = Instant::now();
+        let start = self.start();
+        let head = log.head().await?;
+        let bound = self
+            .members
+            .iter()
+            .map(|m| m.generation.until.position)
+            .collect::<Option<Vec<_>>>()
+            .and_then(|v| v.into_iter().max());
+        let target = match (head, bound) {
+            (Some(h), Some(b)) => Some(h.min(b)),
+            (h, _) => h,
+        };
+        let mut report = Progress {
+            read: 0,
+            position: start,
+            target,
+            start,
+            elapsed: Duration::ZERO,
+        };
+        let mut from = start;
+        while let Some(target) = target.filter(|t| from <= *t) {
+            let page = log.read_all(from, self.page).await?;
+            let Some(last) = page.last() else { break };
+            from = last.position.next();
+            report.read += page.len() as u64;
+            let page: Vec<RecordedEvent> =
+                page.into_iter().filter(|e| e.position <= target).collect();
+            self.apply(page).await?;
+            report.position = from;
+            report.elapsed = started.elapsed();
+            progress(&report);
+            if self.all_done() {
+                break;
+            }
+        }
+        report.elapsed = started.elapsed();
+        Ok(report)
+    }
+
+    /// Follows the log live until `stop` turns true, applying each page as it arrives.
+    pub async fn follow<L: EventLog>(
+        &mut self,
+        log: Arc<L>,
+        mut stop: watch::Receiver<bool>,
+        positions: &watch::Sender<Vec<(String, Position)>>,
+    ) -> Result<(), ProjectionError> {
+        let mut sub = Subscription::new(log, self.start()).with_page_size(self.page);
+        loop {
+            let first = tokio::select! {
+                e = sub.next() => e?,
+                _ = stop.wait_for(|s| *s) => return Ok(()),
+            };
+            let mut batch = vec![first];
+            while batch.len() < self.page {
+                match sub.try_next_buffered() {
+                    Some(e) => batch.push(e),
+                    None => break,
+                }
+            }
+            self.apply(batch).await?;
+            positions.send_replace(
+                self.members
+                    .iter()
+                    .map(|m| (m.name().to_owned(), m.generation.position))
+                    .collect(),
+            );
+        }
+    }
+}
+
+/// What `rebuild` did for one projection.
+#[derive(Debug, Clone)]
+pub struct Rebuilt {
+    pub generation: Generation,
+    /// The generation it replaced, when swapped in.
+    pub replaced: Option<i64>,
+}
+
+/// Builds new generations of `projections` from position 0 beside the live ones. Without a
+/// bound they are swapped in once caught up with the log's head (blue-green: queries read
+/// the old generation until the swap); with one they are kept as as-of generations.
+pub async fn rebuild<L: EventLog>(
+    log: &L,
+    store: &ReadStore,
+    projections: Vec<Box<dyn Projection>>,
+    until: Until,
+    progress: impl FnMut(&Progress),
+) -> Result<(Vec<Rebuilt>, Progress), ProjectionError> {
+    let catalog = Catalog::open(store.clone()).await?;
+    let state = if until.is_bounded() {
+        GenState::AsOf
+    } else {
+        GenState::Building
+    };
+    let mut members = Vec::new();
+    for p in projections {
+        let g = catalog.create(p.as_ref(), state, until).await?;
+        info!(
+            projection = p.name(),
+            generation = g.generation,
+            state = state.as_str(),
+            "building"
+        );
+        members.push(Member::new(p, g));
+    }
+    let mut group = Group::new(store.clone(), members);
+    let report = group.catch_up(log, progress).await?;
+    let mut out = Vec::new();
+    for m in group.into_members() {
+        let generation = m.generation.clone();
+        let p = m.into_projection();
+        let replaced = if state == GenState::Building {
+            let old = catalog.swap(p.as_ref(), generation.generation).await?;
+            info!(
+                projection = p.name(),
+                generation = generation.generation,
+                "swapped in"
+            );
+            old.map(|o| o.generation)
+        } else {
+            None
+        };
+        let generation = catalog.get(p.name(), generation.generation).await?;
+        out.push(Rebuilt {
+            generation,
+            replaced,
+        });
+    }
+    Ok((out, report))
+}
+
+/// The projections kept live inside a server, and where each has got to.
+pub struct LiveProjections {
+    positions: watch::Receiver<Vec<(String, Position)>>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LiveProjections {
+    /// Attaches every projection to its live generation (creating it on first start) and
+    /// follows the log. Failures are logged and retried; a generation swapped by a rebuild is
+    /// picked up from its own checkpoint.
+    pub fn spawn<L: EventLog>(
+        log: Arc<L>,
+        store: ReadStore,
+        make: impl Fn() -> Vec<Box<dyn Projection>> + Send + Sync + 'static,
+    ) -> Self {
+        let (stop, stopped) = watch::channel(false);
+        let (positions_tx, positions) = watch::channel(Vec::new());
+        let task = tokio::spawn(async move {
+            let mut failures = 0u32;
+            while !*stopped.borrow() {
+                let run = async {
+                    let catalog = Catalog::open(store.clone()).await?;
+                    let mut members = Vec::new();
+                    for p in make() {
+                        let g = catalog.attach_live(p.as_ref()).await?;
+                        members.push(Member::new(p, g));
+                    }
+                    let mut group = Group::new(store.clone(), members);
+                    group.catch_up(&*log, |_| {}).await?;
+                    positions_tx.send_replace(
+                        group
+                            .members()
+                            .iter()
+                            .map(|m| (m.name().to_owned(), m.generation().position))
+                            .collect(),
+                    );
+                    group
+                        .follow(log.clone(), stopped.clone(), &positions_tx)
+                        .await
+                };
+                match run.await {
+                    Ok(()) => break,
+                    Err(ProjectionError::Superseded {
+                        projection,
+                        generation,
+                    }) => {
+                        info!(%projection, generation, "generation replaced; reattaching");
+                        failures = 0;
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        warn!(error = %e, failures, "projections failed; restarting");
+                        // Back off so a store that is down is not hammered: 0.5 s doubling to 30 s.
+                        let wait = Duration::from_millis(500 * 2u64.pow(failures.min(6)));
+                        let mut stopped = stopped.clone();
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait.min(Duration::from_secs(30))) => {}
+                            _ = stopped.wait_for(|s| *s) => break,
+                        }
+                    }
+                }
+            }
+        });
+        LiveProjections {
+            positions,
+            stop,
+            task,
+        }
+    }
+
+    /// Each projection's checkpoint: the position its next read starts at.
+    pub fn positions(&self) -> watch::Receiver<Vec<(String, Position)>> {
+        self.positions.clone()
+    }
+
+    /// Waits until every projection has applied the event at `position`.
+    pub async fn wait_for(&self, position: Position) {
+        let mut rx = self.positions.clone();
+        let _ = rx
+            .wait_for(|ps| !ps.is_empty() && ps.iter().all(|(_, p)| *p > position))
+            .await;
+    }
+
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}

@@ -1,0 +1,265 @@
+//! Reading read models: [`ReadModels`] finds the generation to read (the live one, or an
+//! as-of build an analyst asked for) and hands out a [`View`] over its tables.
+
+use chrono::{DateTime, Utc};
+use kefu_domain::common::BusinessLine;
+use serde::Serialize;
+
+use crate::error::ProjectionError;
+use crate::runner::{Catalog, GenState, Generation};
+use crate::sql::{ReadStore, Record, Val};
+
+/// Most rows one listing returns.
+pub const MAX_LIMIT: usize = 500;
+
+/// The entry point for queries.
+#[derive(Clone)]
+pub struct ReadModels {
+    catalog: Catalog,
+}
+
+impl ReadModels {
+    pub async fn open(store: ReadStore) -> Result<Self, ProjectionError> {
+        Ok(ReadModels {
+            catalog: Catalog::open(store).await?,
+        })
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The live generation of `projection`.
+    pub async fn live(&self, projection: &str) -> Result<View, ProjectionError> {
+        let generation =
+            self.catalog
+                .live(projection)
+                .await?
+                .ok_or_else(|| ProjectionError::NotBuilt {
+                    projection: projection.to_owned(),
+                })?;
+        Ok(self.view(generation))
+    }
+
+    /// A given generation (an as-of build, or the live one by number).
+    pub async fn generation(
+        &self,
+        projection: &str,
+        generation: i64,
+    ) -> Result<View, ProjectionError> {
+        let g = self.catalog.get(projection, generation).await?;
+        if g.state == GenState::Retired {
+            return Err(ProjectionError::UnknownGeneration {
+                projection: projection.to_owned(),
+                generation,
+            });
+        }
+        Ok(self.view(g))
+    }
+
+    /// The live generation, or `generation` when given.
+    pub async fn pick(
+        &self,
+        projection: &str,
+        generation: Option<i64>,
+    ) -> Result<View, ProjectionError> {
+        match generation {
+            Some(g) => self.generation(projection, g).await,
+            None => self.live(projection).await,
+        }
+    }
+
+    fn view(&self, generation: Generation) -> View {
+        View {
+            store: self.catalog.store().clone(),
+            generation,
+        }
+    }
+}
+
+/// One generation of one projection, for reading.
+#[derive(Clone)]
+pub struct View {
+    pub(crate) store: ReadStore,
+    pub generation: Generation,
+}
+
+impl View {
+    /// Rows of `R` selected by `rest` (a `WHERE … ORDER BY … LIMIT …` tail).
+    pub(crate) async fn select<R: Record>(
+        &self,
+        rest: &str,
+        params: Vec<Val>,
+    ) -> Result<Vec<R>, ProjectionError> {
+        let cols: Vec<&str> = R::TABLE.column_names().collect();
+        let sql = format!(
+            "SELECT {} FROM {} {rest}",
+            cols.join(", "),
+            self.generation.table(&R::TABLE)
+        );
+        self.store
+            .query(&sql, params)
+            .await?
+            .into_iter()
+            .map(|row| R::from_row(row).map_err(ProjectionError::Bug))
+            .collect()
+    }
+
+    pub(crate) async fn rows(
+        &self,
+        sql: &str,
+        params: Vec<Val>,
+    ) -> Result<Vec<Vec<Val>>, ProjectionError> {
+        Ok(self.store.query(sql, params).await?)
+    }
+
+    pub(crate) fn table<R: Record>(&self) -> String {
+        self.generation.table(&R::TABLE)
+    }
+
+    /// Every row of every table, sorted: for comparing two generations in tests and drills.
+    pub async fn dump(
+        &self,
+        tables: &[&crate::sql::TableDef],
+    ) -> Result<Vec<String>, ProjectionError> {
+        let mut out = Vec::new();
+        for def in tables {
+            let cols: Vec<&str> = def.column_names().collect();
+            let rows = self
+                .store
+                .query(
+                    &format!(
+                        "SELECT {} FROM {}",
+                        cols.join(", "),
+                        self.generation.table(def)
+                    ),
+                    vec![],
+                )
+                .await?;
+            let mut lines: Vec<String> = rows
+                .into_iter()
+                .map(|r| format!("{} {r:?}", def.name))
+                .collect();
+            lines.sort();
+            out.extend(lines);
+        }
+        Ok(out)
+    }
+}
+
+/// The conditions of a listing, with their parameters numbered as they are added.
+#[derive(Default)]
+pub(crate) struct Listing {
+    cond: Vec<String>,
+    params: Vec<Val>,
+}
+
+impl Listing {
+    pub(crate) fn eq(&mut self, col: &str, v: &Option<String>) {
+        if let Some(v) = v {
+            self.params.push(v.clone().into());
+            self.cond.push(format!("{col} = ${}", self.params.len()));
+        }
+    }
+
+    pub(crate) fn cmp(&mut self, col: &str, op: &str, v: Option<i64>) {
+        if let Some(v) = v {
+            self.params.push(v.into());
+            self.cond.push(format!("{col} {op} ${}", self.params.len()));
+        }
+    }
+}
+
+impl View {
+    /// Rows of `R` newest first by `time_col` (ties by id), after the cursor `after`
+    /// (`<time>:<id>` of the last row of the previous page).
+    pub(crate) async fn newest_first<R: Record>(
+        &self,
+        mut q: Listing,
+        time_col: &str,
+        after: Option<&str>,
+        limit: usize,
+        cursor_of: impl Fn(&R) -> (i64, String),
+    ) -> Result<Page<R>, ProjectionError> {
+        let limit = check_limit(limit)?;
+        if let Some(cursor) = after {
+            let (at, id) = parse_cursor(cursor)?;
+            q.params.push(at.into());
+            let a = q.params.len();
+            q.params.push(id.into());
+            let b = q.params.len();
+            q.cond.push(format!(
+                "({time_col} < ${a} OR ({time_col} = ${a} AND id < ${b}))"
+            ));
+        }
+        q.params.push((limit as i64 + 1).into());
+        let sql = format!(
+            "{} ORDER BY {time_col} DESC, id DESC LIMIT ${}",
+            where_clause(&q.cond),
+            q.params.len()
+        );
+        let mut rows = self.select::<R>(&sql, q.params).await?;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next = rows.last().filter(|_| more).map(|r| {
+            let (at, id) = cursor_of(r);
+            format!("{at}:{id}")
+        });
+        Ok(Page { items: rows, next })
+    }
+}
+
+/// A page of a listing and the cursor for the next one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+pub fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// The serde name of a unit enum value (`web`, `low_confidence`), or its JSON otherwise.
+pub fn code<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => String::new(),
+    }
+}
+
+pub fn seller(line: &BusinessLine) -> String {
+    match line {
+        BusinessLine::SelfOperated => "self_operated".into(),
+        BusinessLine::Merchant { merchant } => format!("merchant:{merchant}"),
+    }
+}
+
+pub(crate) fn where_clause(cond: &[String]) -> String {
+    if cond.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", cond.join(" AND "))
+    }
+}
+
+pub(crate) fn check_limit(limit: usize) -> Result<usize, ProjectionError> {
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ProjectionError::Invalid(format!(
+            "limit {limit} is out of range: ask for 1 to {MAX_LIMIT} rows"
+        )));
+    }
+    Ok(limit)
+}
+
+pub(crate) fn parse_cursor(cursor: &str) -> Result<(i64, String), ProjectionError> {
+    cursor
+        .split_once(':')
+        .and_then(|(at, id)| Some((at.parse::<i64>().ok()?, id.to_owned())))
+        .ok_or_else(|| {
+            ProjectionError::Invalid(format!(
+                "cursor {cursor:?} is not one this listing returned"
+            ))
+        })
+}

@@ -1,0 +1,569 @@
+//! The read models on both stores: a scripted history gives the expected rows; a rebuild from
+//! position 0 gives exactly what live processing built; a build that dies mid-batch and
+//! starts again neither loses nor double-counts; blue-green swaps under a live runner; as-of
+//! builds; bad queries are refused by name.
+
+mod support;
+
+use chrono::Duration;
+use kefu_eventlog::{EventLog, Position};
+use kefu_projections::conversations::ConversationFilter;
+use kefu_projections::runner::{Faults, Group, Member};
+use kefu_projections::stats::{StatsFilter, StatsGroup};
+use kefu_projections::{
+    Catalog, GenState, LiveProjections, ProjectionError, ReadModels, Until, rebuild,
+};
+use support::*;
+
+macro_rules! on_both {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::support::sqlite().await).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(b) = super::support::postgres().await else { return };
+                    super::$name(b).await;
+                }
+            )+
+        }
+    };
+}
+
+on_both!(
+    scripted_history_gives_expected_rows,
+    rebuild_equals_live_processing,
+    dying_mid_catch_up_neither_loses_nor_double_counts,
+    blue_green_swap_under_a_live_runner,
+    as_of_builds_stop_at_their_bound,
+    bad_queries_are_refused_by_name,
+);
+
+async fn build_all(b: &Backend) -> ReadModels {
+    rebuild(
+        &*b.log,
+        &b.store,
+        kefu_projections::all(),
+        Until::default(),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    ReadModels::open(b.store.clone()).await.unwrap()
+}
+
+/// Every table of every live projection, sorted.
+async fn dump_live(models: &ReadModels) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in kefu_projections::all() {
+        let view = models.live(p.name()).await.unwrap();
+        out.extend(view.dump(&p.tables()).await.unwrap());
+    }
+    out
+}
+
+async fn scripted_history_gives_expected_rows(b: Backend) {
+    let mut s = Script::new(b.log.clone());
+    s.all().await;
+    let models = build_all(&b).await;
+
+    // Queues: X4 waited longest, so it is served first.
+    let queues = models.live("queues").await.unwrap();
+    let now = support::t(40).timestamp_millis();
+    let waiting = queues
+        .waiting(Some(&Q_SELF.to_string()), now)
+        .await
+        .unwrap();
+    let order: Vec<(String, usize, i64)> = waiting
+        .iter()
+        .map(|w| (w.entry.conversation.clone(), w.position, w.wait_secs))
+        .collect();
+    assert_eq!(
+        order,
+        vec![(X4.to_string(), 1, 15 * 60), (X3.to_string(), 2, 10 * 60)]
+    );
+    let counts = queues.queue_counts(now).await.unwrap();
+    let own = counts
+        .iter()
+        .find(|c| c.queue.id == Q_SELF.to_string())
+        .unwrap();
+    assert_eq!((own.waiting, own.with_agent), (2, 0));
+    assert_eq!(own.longest_wait_secs, 15 * 60);
+    assert_eq!((own.agents_online, own.free_seats), (2, 3));
+    let desk = queues.workbench(&A1.to_string()).await.unwrap().unwrap();
+    assert_eq!(desk.agent.status, "online");
+    assert!(desk.chats.is_empty(), "X2 closed, so A1 holds nothing");
+    assert_eq!(desk.free_seats, 2);
+
+    // Statistics.
+    let stats = models.live("stats").await.unwrap();
+    let total = stats
+        .stats(
+            &StatsFilter::default(),
+            StatsGroup::Total,
+            Duration::hours(8),
+        )
+        .await
+        .unwrap();
+    assert_eq!(total.len(), 1);
+    let all = &total[0];
+    assert_eq!(all.conversations, 4);
+    assert_eq!(
+        (all.closed, all.contained_by_bot, all.handed_off),
+        (2, 1, 3)
+    );
+    assert_eq!(
+        (all.surveys_offered, all.surveys_answered, all.satisfied),
+        (2, 2, 1)
+    );
+    assert_eq!(all.response_rate, Some(1.0));
+    assert_eq!(all.csat, Some(0.5));
+    assert_eq!(all.mean_score, Some(4.0));
+    assert_eq!(
+        all.first_response_secs,
+        Some(180.0),
+        "queued 06:12, answered 06:15"
+    );
+    assert_eq!(all.resolution_secs, Some(390.0), "3 and 10 minutes");
+    assert_eq!(all.containment_rate, Some(0.5));
+    assert_eq!(all.scenario_match_rate, Some(0.5));
+    assert_eq!(all.conversion, Some(0.25));
+
+    let by_handler = stats
+        .stats(
+            &StatsFilter::default(),
+            StatsGroup::HandledBy,
+            Duration::zero(),
+        )
+        .await
+        .unwrap();
+    let handled: Vec<(Option<String>, i64)> = by_handler
+        .iter()
+        .map(|r| (r.key.clone(), r.conversations))
+        .collect();
+    assert_eq!(
+        handled,
+        vec![(Some("bot".into()), 1), (Some("human".into()), 3)]
+    );
+    let by_day = stats
+        .stats(&StatsFilter::default(), StatsGroup::Day, Duration::hours(8))
+        .await
+        .unwrap();
+    assert_eq!(by_day.len(), 1);
+    assert_eq!(by_day[0].key.as_deref(), Some("2026-11-20"));
+    let by_reason = stats
+        .stats(
+            &StatsFilter {
+                handled_by: Some("human".into()),
+                ..StatsFilter::default()
+            },
+            StatsGroup::HandoffReason,
+            Duration::zero(),
+        )
+        .await
+        .unwrap();
+    let reasons: Vec<(Option<String>, i64)> = by_reason
+        .iter()
+        .map(|r| (r.key.clone(), r.conversations))
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            (Some("customer_asked".into()), 2),
+            (Some("negative_emotion".into()), 1)
+        ]
+    );
+    let by_line = stats
+        .stats(
+            &StatsFilter::default(),
+            StatsGroup::BusinessLine,
+            Duration::zero(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_line.len(), 1, "orders and queues are all self-operated");
+    assert_eq!(by_line[0].key.as_deref(), Some("self_operated"));
+    let a1_only = stats
+        .stats(
+            &StatsFilter {
+                agent: Some(A1.to_string()),
+                ..StatsFilter::default()
+            },
+            StatsGroup::Total,
+            Duration::zero(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(a1_only[0].conversations, 1);
+    assert_eq!(a1_only[0].csat, Some(0.0));
+
+    // Conversation view.
+    let conversations = models.live("conversations").await.unwrap();
+    let x2 = conversations
+        .conversation(&X2.to_string())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(x2.conversation.status, "closed");
+    assert_eq!(
+        x2.conversation.agent.as_deref(),
+        Some(A1.to_string().as_str())
+    );
+    assert_eq!(x2.conversation.turns, 2);
+    assert_eq!(x2.conversation.emotion_label.as_deref(), Some("angry"));
+    assert_eq!(
+        x2.conversation.scenario_predicted.as_deref(),
+        Some("refund-progress")
+    );
+    assert_eq!(
+        x2.conversation.scenario_settled.as_deref(),
+        Some("return-exchange")
+    );
+    let speakers: Vec<&str> = x2
+        .transcript
+        .iter()
+        .map(|t| t.turn.speaker.as_str())
+        .collect();
+    assert_eq!(speakers, vec!["customer", "agent"]);
+    assert_eq!(
+        x2.transcript[0].emotion.as_ref().map(|e| e.label.as_str()),
+        Some("angry")
+    );
+    let kinds: Vec<&str> = x2.timeline.iter().map(|t| t.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "ConversationStarted",
+            "ScenarioPredicted",
+            "ScenarioCorrected",
+            "RoutingDecided",
+            "HandedToHuman",
+            "ConversationQueued",
+            "AgentAssigned",
+            "ConversationClosed",
+            "SurveyOffered",
+            "SurveyAnswered",
+            "OrderAttributed",
+        ]
+    );
+    let queued = ConversationFilter {
+        status: Some("queued".into()),
+        ..ConversationFilter::default()
+    };
+    let first = conversations.conversations(&queued, None, 1).await.unwrap();
+    assert_eq!(first.items.len(), 1);
+    assert_eq!(first.items[0].id, X3.to_string(), "newest first");
+    let second = conversations
+        .conversations(&queued, first.next.as_deref(), 1)
+        .await
+        .unwrap();
+    assert_eq!(second.items[0].id, X4.to_string());
+    assert_eq!(second.next, None);
+
+    // Ticket view.
+    let tickets = models.live("tickets").await.unwrap();
+    let t1 = tickets.ticket(&T1.to_string()).await.unwrap().unwrap();
+    assert_eq!(t1.ticket.status, "pending");
+    assert_eq!(t1.ticket.priority, "high");
+    assert_eq!(t1.ticket.assignee.as_deref(), Some(A1.to_string().as_str()));
+    assert_eq!(
+        t1.ticket.conversation.as_deref(),
+        Some(X2.to_string().as_str())
+    );
+    assert_eq!(t1.ticket.comments, 1);
+    let changes: Vec<(Option<&str>, Option<&str>, Option<&str>)> = t1
+        .history
+        .iter()
+        .map(|h| (h.field.as_deref(), h.before.as_deref(), h.after.as_deref()))
+        .collect();
+    assert_eq!(
+        changes,
+        vec![
+            (None, None, None),
+            (
+                Some("assignee"),
+                Some("null"),
+                Some(format!("\"{A1}\"").as_str())
+            ),
+            (Some("status"), Some("\"new\""), Some("\"open\"")),
+            (Some("priority"), Some("\"normal\""), Some("\"high\"")),
+            (None, None, None),
+            (Some("status"), Some("\"open\""), Some("\"pending\"")),
+        ]
+    );
+}
+
+async fn rebuild_equals_live_processing(b: Backend) {
+    let mut s = Script::new(b.log.clone());
+    let live = LiveProjections::spawn(b.log.clone(), b.store.clone(), kefu_projections::all);
+    s.set_up().await;
+    s.contained().await;
+    live.wait_for(s.last).await;
+    s.handed_over().await;
+    s.ticket().await;
+    s.waiting().await;
+    live.wait_for(s.last).await;
+    live.shutdown().await;
+    let models = ReadModels::open(b.store.clone()).await.unwrap();
+    let before = dump_live(&models).await;
+    assert!(before.len() > 40, "the live build holds the history");
+
+    let (rebuilt, _) = rebuild(
+        &*b.log,
+        &b.store,
+        kefu_projections::all(),
+        Until::default(),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert!(
+        rebuilt
+            .iter()
+            .all(|r| r.replaced == Some(1) && r.generation.generation == 2)
+    );
+    assert_eq!(dump_live(&models).await, before);
+}
+
+async fn dying_mid_catch_up_neither_loses_nor_double_counts(b: Backend) {
+    let mut s = Script::new(b.log.clone());
+    s.all().await;
+    let models = build_all(&b).await;
+    let reference = dump_live(&models).await;
+    let total = b
+        .log
+        .read_all(Position::START, 100_000)
+        .await
+        .unwrap()
+        .len() as i64;
+    let catalog = Catalog::open(b.store.clone()).await.unwrap();
+
+    // Die before the n-th apply (across the four projections), or at the n-th commit: every
+    // commit of the build in turn, until one past the last (which completes).
+    let faults = [1, 9, 40, 111, 170]
+        .map(Faults::fail_at)
+        .into_iter()
+        .chain((1..).map(Faults::fail_at_commit));
+    let mut commits_failed = 0;
+    for fault in faults {
+        let mut generations = Vec::new();
+        let mut members = Vec::new();
+        for p in kefu_projections::all() {
+            let g = catalog
+                .create(p.as_ref(), GenState::Building, Until::default())
+                .await
+                .unwrap();
+            generations.push((p.name(), g.generation));
+            members.push(Member::new(p, g));
+        }
+        let mut group = Group::new(b.store.clone(), members)
+            .with_batch(7)
+            .with_faults(fault.clone());
+        let failed = group.catch_up(&*b.log, |_| {}).await;
+        if fault.fail_at_commit.is_some() && failed.is_ok() {
+            break;
+        }
+        assert!(failed.is_err(), "fault {fault:?} was not reached");
+        commits_failed += usize::from(fault.fail_at_commit.is_some());
+        // Start again from what was stored, as a restarted process would.
+        let mut members = Vec::new();
+        for p in kefu_projections::all() {
+            let (_, generation) = generations.iter().find(|(n, _)| *n == p.name()).unwrap();
+            let stored = catalog.get(p.name(), *generation).await.unwrap();
+            members.push(Member::new(p, stored));
+        }
+        let mut group = Group::new(b.store.clone(), members).with_batch(7);
+        group.catch_up(&*b.log, |_| {}).await.unwrap();
+        for p in kefu_projections::all() {
+            let (_, generation) = generations.iter().find(|(n, _)| *n == p.name()).unwrap();
+            let g = catalog.get(p.name(), *generation).await.unwrap();
+            assert_eq!(
+                g.events,
+                total,
+                "{} after fault {fault:?}: every event applied once",
+                p.name()
+            );
+            let view = models.generation(p.name(), *generation).await.unwrap();
+            let live = models.live(p.name()).await.unwrap();
+            assert_eq!(
+                view.dump(&p.tables()).await.unwrap(),
+                live.dump(&p.tables()).await.unwrap(),
+                "{} after fault {fault:?}",
+                p.name()
+            );
+            catalog
+                .drop_generation(p.as_ref(), *generation)
+                .await
+                .unwrap();
+        }
+    }
+    assert!(
+        commits_failed > 20,
+        "only {commits_failed} commits were tried"
+    );
+    assert_eq!(dump_live(&models).await, reference);
+}
+
+async fn blue_green_swap_under_a_live_runner(b: Backend) {
+    let mut s = Script::new(b.log.clone());
+    let live = LiveProjections::spawn(b.log.clone(), b.store.clone(), kefu_projections::all);
+    s.set_up().await;
+    s.contained().await;
+    live.wait_for(s.last).await;
+
+    let (rebuilt, _) = rebuild(
+        &*b.log,
+        &b.store,
+        kefu_projections::all(),
+        Until::default(),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert!(rebuilt.iter().all(|r| r.replaced == Some(1)));
+    let catalog = Catalog::open(b.store.clone()).await.unwrap();
+    let generations = catalog.list().await.unwrap();
+    assert_eq!(
+        generations.len(),
+        4,
+        "the old generations are dropped: {generations:?}"
+    );
+    assert!(
+        generations
+            .iter()
+            .all(|g| g.state == GenState::Live && g.generation == 2)
+    );
+
+    // The live runner notices the swap on its next write and carries on in generation 2.
+    s.handed_over().await;
+    s.waiting().await;
+    live.wait_for(s.last).await;
+    live.shutdown().await;
+    let models = ReadModels::open(b.store.clone()).await.unwrap();
+    let stats = models.live("stats").await.unwrap();
+    assert_eq!(stats.generation.generation, 2);
+    let total = stats
+        .stats(&StatsFilter::default(), StatsGroup::Total, Duration::zero())
+        .await
+        .unwrap();
+    assert_eq!(total[0].conversations, 4);
+    let live_dump = dump_live(&models).await;
+    let fresh = build_all(&b).await;
+    assert_eq!(
+        dump_live(&fresh).await,
+        live_dump,
+        "what the live runner built after the swap"
+    );
+}
+
+async fn as_of_builds_stop_at_their_bound(b: Backend) {
+    let mut s = Script::new(b.log.clone());
+    s.set_up().await;
+    s.contained().await;
+    let after_first = s.last;
+    s.handed_over().await;
+    s.waiting().await;
+    let models = build_all(&b).await;
+
+    let (built, _) = rebuild(
+        &*b.log,
+        &b.store,
+        kefu_projections::by_names(&["stats".into()]).unwrap(),
+        Until {
+            position: Some(after_first),
+            time: None,
+        },
+        |_| {},
+    )
+    .await
+    .unwrap();
+    let g = &built[0].generation;
+    assert_eq!(g.state, GenState::AsOf);
+    assert_eq!(built[0].replaced, None);
+    let then = models.generation("stats", g.generation).await.unwrap();
+    let figures = then
+        .stats(&StatsFilter::default(), StatsGroup::Total, Duration::zero())
+        .await
+        .unwrap();
+    assert_eq!(figures[0].conversations, 1, "only X1 had started");
+    let now = models.live("stats").await.unwrap();
+    let figures = now
+        .stats(&StatsFilter::default(), StatsGroup::Total, Duration::zero())
+        .await
+        .unwrap();
+    assert_eq!(
+        figures[0].conversations, 4,
+        "the live generation is untouched"
+    );
+
+    // By time: before anything was recorded, nothing.
+    let (built, _) = rebuild(
+        &*b.log,
+        &b.store,
+        kefu_projections::by_names(&["stats".into()]).unwrap(),
+        Until {
+            position: None,
+            time: Some(chrono::Utc::now() - Duration::days(1)),
+        },
+        |_| {},
+    )
+    .await
+    .unwrap();
+    let empty = models
+        .generation("stats", built[0].generation.generation)
+        .await
+        .unwrap();
+    let figures = empty
+        .stats(&StatsFilter::default(), StatsGroup::Total, Duration::zero())
+        .await
+        .unwrap();
+    assert!(figures.is_empty() || figures[0].conversations == 0);
+}
+
+async fn bad_queries_are_refused_by_name(b: Backend) {
+    let models = ReadModels::open(b.store.clone()).await.unwrap();
+    match models.live("stats").await {
+        Err(ProjectionError::NotBuilt { projection }) => assert_eq!(projection, "stats"),
+        other => panic!("expected NotBuilt, got {:?}", other.map(|v| v.generation)),
+    }
+    let models = build_all(&b).await;
+    let conversations = models.live("conversations").await.unwrap();
+    let all = ConversationFilter::default();
+    for (limit, cursor) in [(0, None), (501, None), (10, Some("yesterday"))] {
+        match conversations.conversations(&all, cursor, limit).await {
+            Err(ProjectionError::Invalid(msg)) => {
+                assert!(msg.contains("limit") || msg.contains("cursor"), "{msg}")
+            }
+            other => panic!("limit {limit} cursor {cursor:?}: {other:?}"),
+        }
+    }
+    let stats = models.live("stats").await.unwrap();
+    let backwards = StatsFilter {
+        from: Some(support::t(10)),
+        to: Some(support::t(0)),
+        ..StatsFilter::default()
+    };
+    assert!(matches!(
+        stats.stats(&backwards, StatsGroup::Total, Duration::zero()).await,
+        Err(ProjectionError::Invalid(m)) if m.contains("empty")
+    ));
+    assert!(matches!(
+        StatsGroup::parse("weekday"),
+        Err(ProjectionError::Invalid(m)) if m.contains("weekday")
+    ));
+    assert!(matches!(
+        kefu_projections::by_names(&["queue".into()]),
+        Err(ProjectionError::UnknownProjection { name, .. }) if name == "queue"
+    ));
+    assert!(matches!(
+        models.generation("stats", 99).await,
+        Err(ProjectionError::UnknownGeneration { generation: 99, .. })
+    ));
+}
