@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use kefu_eventlog::{AnyLog, StoreConfig};
+use kefu_projections::{ReadStore, ReadStoreConfig};
 
 #[derive(Args, Debug, Clone)]
 pub struct StoreArgs {
@@ -12,9 +13,13 @@ pub struct StoreArgs {
     /// a SQLite file path. Unset: the embedded store in --data-dir.
     #[arg(long, global = true, env = "KEFU_STORE")]
     pub store: Option<String>,
-    /// Where the embedded store (and, later, indexes) keep their files.
+    /// Where the embedded store, the embedded read models and indexes keep their files.
     #[arg(long, global = true, env = "KEFU_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
+    /// Where read models (queues, statistics, views) live: postgres://… or a SQLite file path.
+    /// Unset: the event store's PostgreSQL database, or `<data dir>/kefu.read.db`.
+    #[arg(long, global = true, env = "KEFU_READ_STORE")]
+    pub read_store: Option<String>,
 }
 
 impl StoreArgs {
@@ -47,6 +52,40 @@ impl StoreArgs {
             .open()
             .await
             .with_context(|| format!("cannot open the event store ({where_})"))
+    }
+
+    /// Where read models live: `--read-store`, else beside the event store.
+    pub fn read_store_config(&self) -> Result<ReadStoreConfig> {
+        let url = self.read_store.as_deref().or(self.store.as_deref());
+        match url {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(ReadStoreConfig::Postgres {
+                    url: url.to_owned(),
+                    schema: None,
+                })
+            }
+            Some(path) if self.read_store.is_some() => {
+                if path.contains("://") {
+                    anyhow::bail!(
+                        "--read-store / KEFU_READ_STORE {path:?}: use postgres://… or a file path"
+                    );
+                }
+                Ok(ReadStoreConfig::Sqlite(PathBuf::from(path)))
+            }
+            _ => Ok(ReadStoreConfig::Sqlite(self.data_dir.join("kefu.read.db"))),
+        }
+    }
+
+    pub async fn open_read_store(&self) -> Result<ReadStore> {
+        let config = self.read_store_config()?;
+        if let ReadStoreConfig::Postgres { url, .. } = &config {
+            kefu_eventlog::postgres::ensure_database(url)
+                .await
+                .context("cannot reach or create the read-model database")?;
+        }
+        ReadStore::open(&config)
+            .await
+            .context("cannot open the read-model store")
     }
 
     /// The store's location without credentials, for logs and errors.

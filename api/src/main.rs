@@ -5,6 +5,7 @@
 
 mod config;
 mod log_cmd;
+mod read_cmd;
 mod serve;
 
 use std::process::ExitCode;
@@ -36,6 +37,19 @@ enum Command {
     /// Read and write the event log directly (analysts, auditors, operators).
     #[command(subcommand)]
     Log(log_cmd::LogCommand),
+    /// Rebuild read models from the log beside the live ones and swap them in (blue-green),
+    /// or build them as of a past time or position for analysts.
+    Replay(read_cmd::ReplayArgs),
+    /// The read models' generations and checkpoints.
+    #[command(subcommand)]
+    Projections(read_cmd::ProjectionsCommand),
+    /// Ask the read models: queues, statistics, conversations, tickets, audit trails.
+    Query {
+        #[command(flatten)]
+        which: read_cmd::Which,
+        #[command(subcommand)]
+        query: read_cmd::QueryCommand,
+    },
 }
 
 #[tokio::main]
@@ -70,5 +84,8 @@ async fn run() -> Result<()> {
             Ok(())
         }
         Command::Log(cmd) => log_cmd::run(&cli.store, cmd).await,
+        Command::Replay(args) => read_cmd::replay(&cli.store, args).await,
+        Command::Projections(cmd) => read_cmd::projections(&cli.store, cmd).await,
+        Command::Query { which, query } => read_cmd::query(&cli.store, which, query).await,
     }
 }

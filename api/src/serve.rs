@@ -1,5 +1,5 @@
-//! `kefu serve`: the HTTP server. For now it serves the probes; the GraphQL API (issue 5)
-//! mounts on the same router.
+//! `kefu serve`: the HTTP server, with the read models kept current in the background. For now
+//! it serves the probes; the GraphQL API (issue 5) mounts on the same router.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use clap::Args;
 use kefu_eventlog::{AnyLog, EventLog, Position};
+use kefu_projections::LiveProjections;
 
 use crate::config::StoreArgs;
 
@@ -24,18 +25,23 @@ pub struct ServeArgs {
 pub async fn run(store: &StoreArgs, args: ServeArgs) -> Result<()> {
     let log = Arc::new(store.open().await?);
     tracing::info!(store = %store.describe(), backend = log.backend(), "event store open");
+    let read = store.open_read_store().await?;
+    // Read models follow the log in the background, apart from the write path.
+    let projections = LiveProjections::spawn(log.clone(), read, kefu_projections::all);
     let app = router(log);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     tracing::info!(listen = %args.listen, "kefu is serving");
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
             tracing::info!("shutting down");
         })
         .await
-        .context("the HTTP server failed")
+        .context("the HTTP server failed");
+    projections.shutdown().await;
+    served
 }
 
 pub fn router(log: Arc<AnyLog>) -> Router {

@@ -11,13 +11,13 @@ use kefu_eventlog::{EventLog, LogError, RecordedEvent};
 use uuid::Uuid;
 
 /// One event and what it caused, in log order.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct AuditNode {
     pub event: RecordedEvent,
     pub children: Vec<AuditNode>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct AuditTrail {
     pub correlation_id: Uuid,
     /// Events caused by the request itself (or by an event outside this correlation).

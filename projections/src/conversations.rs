@@ -345,14 +345,14 @@ pub fn speaker_code(s: &Speaker) -> &'static str {
 }
 
 /// A turn with the emotion assessed for it, if any.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct TranscriptTurn {
     pub turn: TurnRow,
     pub emotion: Option<EmotionRow>,
 }
 
 /// One conversation with everything the agent desk and auditors show.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ConversationView {
     pub conversation: ConversationRow,
     pub transcript: Vec<TranscriptTurn>,

@@ -230,7 +230,7 @@ impl Projection for QueuesProjection {
 }
 
 /// A waiting conversation with its place in its queue.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct WaitingEntry {
     pub entry: WaitingRow,
     /// 1 is next to be served.
@@ -239,7 +239,7 @@ pub struct WaitingEntry {
 }
 
 /// Live figures for one queue.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct QueueCounts {
     pub queue: QueueRow,
     pub waiting: i64,
@@ -252,7 +252,7 @@ pub struct QueueCounts {
 }
 
 /// An agent's desk: who they are, the chats they hold and how many more they can take.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Workbench {
     pub agent: AgentRow,
     pub chats: Vec<ChatRow>,

@@ -2,7 +2,7 @@
 //! loop that follows the log, and blue-green rebuilds.
 //!
 //! A projection's tables exist once per *generation* (`<projection>_g<n>_<table>`). The catalog
-//! table `kefu_projections` records each generation's state (`live`, `building`, `asof`,
+//! table `kefu_projections` records each generation's state (`live`, `building`, `as_of`,
 //! `retired`) and its checkpoint: the position the next read starts at. Every batch is written
 //! in one transaction that also moves the checkpoint, guarded by the checkpoint it started
 //! from; so a crash loses the whole batch or none of it, and a second writer of the same
@@ -42,6 +42,9 @@ pub enum Decoded {
     Customer(CustomerEvent),
     /// A category no projection reads.
     Other,
+    /// An event of a domain category this build cannot read (written by hand with
+    /// `kefu log append`, or by a newer kefu). Projections pass over it; the runner logs it.
+    Unreadable(String),
 }
 
 impl Decoded {
@@ -65,6 +68,16 @@ impl Decoded {
             KnowledgeEvent::CATEGORY => Decoded::Knowledge(dec(e)?),
             CustomerEvent::CATEGORY => Decoded::Customer(dec(e)?),
             _ => Decoded::Other,
+        })
+    }
+
+    /// Like [`Decoded::decode`], but an event that cannot be read becomes
+    /// [`Decoded::Unreadable`] instead of stopping every projection behind it: one bad event
+    /// must not freeze the agent desk. It is logged, and a rebuild passes over it the same way.
+    pub fn decode_or_skip(e: &RecordedEvent) -> Self {
+        Self::decode(e).unwrap_or_else(|err| {
+            warn!(error = %err, "passing over an event projections cannot read");
+            Decoded::Unreadable(err.to_string())
         })
     }
 }
@@ -98,7 +111,7 @@ pub trait Projection: Send + Sync + 'static {
 
 /// Where a build stops: at a position, at a time (the first event recorded after it is not
 /// applied), or never (following the log live).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct Until {
     pub position: Option<Position>,
     pub time: Option<DateTime<Utc>>,
@@ -115,7 +128,8 @@ impl Until {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum GenState {
     /// What queries read and the server keeps current.
     Live,
@@ -132,7 +146,7 @@ impl GenState {
         match self {
             GenState::Live => "live",
             GenState::Building => "building",
-            GenState::AsOf => "asof",
+            GenState::AsOf => "as_of",
             GenState::Retired => "retired",
         }
     }
@@ -141,7 +155,7 @@ impl GenState {
         Ok(match s {
             "live" => GenState::Live,
             "building" => GenState::Building,
-            "asof" => GenState::AsOf,
+            "as_of" => GenState::AsOf,
             "retired" => GenState::Retired,
             other => {
                 return Err(ProjectionError::Bug(format!(
@@ -153,7 +167,7 @@ impl GenState {
 }
 
 /// One generation of one projection, as the catalog records it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Generation {
     pub projection: String,
     pub generation: i64,
@@ -698,10 +712,13 @@ impl Group {
     }
 
     async fn apply(&mut self, events: Vec<RecordedEvent>) -> Result<(), ProjectionError> {
-        let batch = events
+        let batch: Vec<(RecordedEvent, Decoded)> = events
             .into_iter()
-            .map(|e| Decoded::decode(&e).map(|d| (e, d)))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|e| {
+                let d = Decoded::decode_or_skip(&e);
+                (e, d)
+            })
+            .collect();
         for m in &mut self.members {
             m.apply_batch(&self.store, &batch, &mut self.faults).await?;
         }

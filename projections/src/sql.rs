@@ -241,7 +241,7 @@ macro_rules! record {
         $(indexes: [ $( [ $( $icol:literal ),+ ] ),* ])?
     ) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq)]
+        #[derive(Debug, Clone, PartialEq, serde::Serialize)]
         pub struct $name {
             $( $(#[$fmeta])* pub $field: $ty, )+
         }

@@ -272,7 +272,7 @@ impl StatsGroup {
 }
 
 /// The figures for one group.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
 pub struct StatsRow {
     /// The group's value (a date `2026-11-20`, an hour `2026-11-20T14`, a queue id, …);
     /// None for conversations without one (no agent, no scenario).

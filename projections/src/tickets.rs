@@ -216,7 +216,7 @@ fn value<T: Serialize>(v: &T) -> Value {
 }
 
 /// A ticket and every change made to it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct TicketView {
     pub ticket: TicketRow,
     pub history: Vec<TicketHistoryRow>,

@@ -210,7 +210,7 @@ impl View {
 }
 
 /// A page of a listing and the cursor for the next one.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next: Option<String>,

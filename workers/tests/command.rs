@@ -264,6 +264,9 @@ impl<L: EventLog> EventLog for Interloper<L> {
     async fn read_all(&self, from: Position, max: usize) -> Result<Vec<RecordedEvent>, LogError> {
         self.inner.read_all(from, max).await
     }
+    async fn head(&self) -> Result<Option<Position>, LogError> {
+        self.inner.head().await
+    }
     async fn read_correlation(&self, id: Uuid) -> Result<Vec<RecordedEvent>, LogError> {
         self.inner.read_correlation(id).await
     }

@@ -1,0 +1,417 @@
+//! The read side from the command line: `kefu replay` (blue-green and as-of rebuilds, with a
+//! progress bar), `kefu projections` (generations and checkpoints), and `kefu query` (what
+//! the read models say, as JSON lines, for analysts and auditors).
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration as StdDuration, Instant};
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Duration, FixedOffset, Utc};
+use clap::{Args, Subcommand};
+use kefu_eventlog::{EventLog, Position};
+use kefu_projections::conversations::ConversationFilter;
+use kefu_projections::stats::{StatsFilter, StatsGroup};
+use kefu_projections::tickets::TicketFilter;
+use kefu_projections::{Catalog, Progress, ReadModels, Until, rebuild};
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::config::StoreArgs;
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// Projections to rebuild (queues, stats, conversations, tickets); all when none given.
+    pub projections: Vec<String>,
+    /// Build as of this time (RFC 3339, e.g. 2026-11-20T14:00:00+08:00): events recorded
+    /// later are left out, and the copy is kept beside the live one for `kefu query
+    /// --generation N` instead of being swapped in.
+    #[arg(long, conflicts_with = "until_position")]
+    pub as_of: Option<String>,
+    /// Build up to and including this global position, kept beside the live copy likewise.
+    #[arg(long)]
+    pub until_position: Option<u64>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProjectionsCommand {
+    /// Every generation of every projection: state, checkpoint, events applied.
+    List,
+    /// Drop an as-of (or abandoned) generation and its tables.
+    Drop { projection: String, generation: i64 },
+}
+
+#[derive(Args, Debug)]
+pub struct Which {
+    /// Read this generation (an as-of build) instead of the live one.
+    #[arg(long, global = true)]
+    pub generation: Option<i64>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum QueryCommand {
+    /// Live counts per queue and the waiting conversations in serving order.
+    Queues {
+        /// Only this queue's waiting list.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Measure waits up to this time (RFC 3339); default now, or an as-of build's time.
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// An agent's chats and free seats.
+    Workbench { agent: String },
+    /// Satisfaction and service figures, one JSON line per group.
+    Stats(StatsArgs),
+    /// One conversation: transcript, emotions, timeline.
+    Conversation { id: String },
+    /// Conversations, newest first.
+    Conversations {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        queue: Option<String>,
+        #[arg(long)]
+        agent: Option<String>,
+        #[arg(long)]
+        customer: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// The cursor printed after the previous page.
+        #[arg(long)]
+        after: Option<String>,
+    },
+    /// One ticket with the history of every field.
+    Ticket { id: String },
+    /// Tickets, newest first.
+    Tickets {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        assignee: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        after: Option<String>,
+    },
+    /// Everything one request set off, as a causation tree (one line per event, with depth).
+    Audit { correlation: Uuid },
+}
+
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    /// total, day, hour, queue, agent, handled_by, scenario, channel, business_line,
+    /// handoff_reason.
+    #[arg(long, default_value = "total")]
+    pub group: String,
+    #[arg(long)]
+    pub queue: Option<String>,
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// bot or human.
+    #[arg(long)]
+    pub handled_by: Option<String>,
+    #[arg(long)]
+    pub scenario: Option<String>,
+    #[arg(long)]
+    pub channel: Option<String>,
+    #[arg(long)]
+    pub business_line: Option<String>,
+    /// Conversations started at or after (RFC 3339).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Conversations started before (RFC 3339).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// The time zone of day and hour buckets, e.g. +08:00.
+    #[arg(long, default_value = "+08:00")]
+    pub utc_offset: String,
+}
+
+fn time(flag: &str, s: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .with_context(|| {
+            format!("{flag} {s:?} is not an RFC 3339 time such as 2026-11-20T14:00:00+08:00")
+        })
+}
+
+fn offset(s: &str) -> Result<Duration> {
+    let probe = format!("2000-01-01T00:00:00{s}");
+    let parsed: DateTime<FixedOffset> = DateTime::parse_from_rfc3339(&probe)
+        .with_context(|| format!("--utc-offset {s:?} is not an offset such as +08:00"))?;
+    Ok(Duration::seconds(i64::from(
+        parsed.offset().local_minus_utc(),
+    )))
+}
+
+fn print_json(out: &mut impl Write, v: &impl Serialize) -> Result<()> {
+    serde_json::to_writer(&mut *out, v)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+pub async fn replay(store: &StoreArgs, args: ReplayArgs) -> Result<()> {
+    let projections = kefu_projections::by_names(&args.projections)?;
+    let until = Until {
+        position: args.until_position.map(Position),
+        time: args
+            .as_of
+            .as_deref()
+            .map(|t| time("--as-of", t))
+            .transpose()?,
+    };
+    let log = store.open().await?;
+    let read = store.open_read_store().await?;
+    let mut bar = Bar::new();
+    let (rebuilt, report) = rebuild(&log, &read, projections, until, |p| bar.draw(p)).await?;
+    bar.finish(&report);
+    let mut out = std::io::stdout().lock();
+    for r in rebuilt {
+        print_json(
+            &mut out,
+            &serde_json::json!({
+                "projection": r.generation.projection,
+                "generation": r.generation.generation,
+                "state": r.generation.state,
+                "events": r.generation.events,
+                "position": r.generation.position,
+                "replaced": r.replaced,
+                "events_per_sec": report.events_per_sec().round(),
+                "seconds": report.elapsed.as_secs_f64(),
+            }),
+        )?;
+    }
+    Ok(())
+}
+
+/// The progress bar on stderr: redrawn in place on a terminal, a line per tenth otherwise.
+struct Bar {
+    tty: bool,
+    last_tenth: i64,
+    last_draw: Option<Instant>,
+}
+
+impl Bar {
+    fn new() -> Self {
+        Bar {
+            tty: std::io::stderr().is_terminal(),
+            last_tenth: -1,
+            last_draw: None,
+        }
+    }
+
+    fn line(p: &Progress) -> String {
+        let f = p.fraction();
+        let filled = (f * 30.0).round() as usize;
+        let eta = p.eta().map_or_else(
+            || "--:--".to_owned(),
+            |d| {
+                let s = d.as_secs();
+                format!("{}:{:02}", s / 60, s % 60)
+            },
+        );
+        format!(
+            "replay [{}{}] {:>3.0}%  {} events  {:.0} events/s  left {eta}",
+            "#".repeat(filled),
+            "-".repeat(30 - filled),
+            f * 100.0,
+            p.read,
+            p.events_per_sec(),
+        )
+    }
+
+    fn draw(&mut self, p: &Progress) {
+        let mut err = std::io::stderr().lock();
+        if self.tty {
+            // Redrawing for every batch would cost more than the batch on a fast machine.
+            if self
+                .last_draw
+                .is_some_and(|t| t.elapsed() < StdDuration::from_millis(100))
+            {
+                return;
+            }
+            self.last_draw = Some(Instant::now());
+            let _ = write!(err, "\r{}", Self::line(p));
+        } else {
+            let tenth = (p.fraction() * 10.0).floor() as i64;
+            if tenth > self.last_tenth {
+                self.last_tenth = tenth;
+                let _ = writeln!(err, "{}", Self::line(p));
+            }
+        }
+    }
+
+    fn finish(&mut self, p: &Progress) {
+        let mut err = std::io::stderr().lock();
+        let done = format!(
+            "replay done: {} events in {:.1} s ({:.0} events/s)",
+            p.read,
+            p.elapsed.as_secs_f64(),
+            p.events_per_sec()
+        );
+        if self.tty {
+            let _ = writeln!(err, "\r{}\n{done}", Self::line(p));
+        } else {
+            let _ = writeln!(err, "{done}");
+        }
+    }
+}
+
+pub async fn projections(store: &StoreArgs, cmd: ProjectionsCommand) -> Result<()> {
+    let read = store.open_read_store().await?;
+    let catalog = Catalog::open(read).await?;
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        ProjectionsCommand::List => {
+            let log = store.open().await?;
+            let head = log.head().await?;
+            for g in catalog.list().await? {
+                let caught_up = head.is_none_or(|h| g.position > h);
+                print_json(
+                    &mut out,
+                    &serde_json::json!({ "generation": g, "log_head": head, "caught_up": caught_up }),
+                )?;
+            }
+        }
+        ProjectionsCommand::Drop {
+            projection,
+            generation,
+        } => {
+            let p = kefu_projections::by_names(std::slice::from_ref(&projection))?
+                .pop()
+                .context("no such projection")?;
+            let g = catalog.get(&projection, generation).await?;
+            if g.state == kefu_projections::GenState::Live {
+                bail!(
+                    "generation {generation} of {projection} is live; rebuild it with `kefu replay {projection}` instead"
+                );
+            }
+            catalog.drop_generation(p.as_ref(), generation).await?;
+            print_json(&mut out, &serde_json::json!({ "dropped": g }))?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn query(store: &StoreArgs, which: Which, cmd: QueryCommand) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    if let QueryCommand::Audit { correlation } = cmd {
+        let log = store.open().await?;
+        let trail = kefu_projections::audit::audit_trail(&log, correlation).await?;
+        if trail.events == 0 {
+            bail!("no event carries correlation id {correlation}");
+        }
+        for (depth, event) in trail.walk() {
+            print_json(
+                &mut out,
+                &serde_json::json!({ "depth": depth, "event": event }),
+            )?;
+        }
+        return Ok(());
+    }
+    let models = ReadModels::open(store.open_read_store().await?).await?;
+    let generation = which.generation;
+    match cmd {
+        QueryCommand::Audit { .. } => unreachable!("answered above"),
+        QueryCommand::Queues { queue, at } => {
+            let view = models.pick("queues", generation).await?;
+            let now = match at {
+                Some(t) => time("--at", &t)?,
+                None => view.generation.until.time.unwrap_or_else(Utc::now),
+            };
+            let now = now.timestamp_millis();
+            for c in view.queue_counts(now).await? {
+                print_json(&mut out, &serde_json::json!({ "queue": c }))?;
+            }
+            for w in view.waiting(queue.as_deref(), now).await? {
+                print_json(&mut out, &serde_json::json!({ "waiting": w }))?;
+            }
+        }
+        QueryCommand::Workbench { agent } => {
+            let view = models.pick("queues", generation).await?;
+            let desk = view
+                .workbench(&agent)
+                .await?
+                .with_context(|| format!("no agent {agent}"))?;
+            print_json(&mut out, &desk)?;
+        }
+        QueryCommand::Stats(a) => {
+            let view = models.pick("stats", generation).await?;
+            let filter = StatsFilter {
+                queue: a.queue,
+                agent: a.agent,
+                handled_by: a.handled_by,
+                scenario: a.scenario,
+                channel: a.channel,
+                business_line: a.business_line,
+                from: a.from.as_deref().map(|t| time("--from", t)).transpose()?,
+                to: a.to.as_deref().map(|t| time("--to", t)).transpose()?,
+            };
+            let group = StatsGroup::parse(&a.group)?;
+            for row in view.stats(&filter, group, offset(&a.utc_offset)?).await? {
+                print_json(&mut out, &row)?;
+            }
+        }
+        QueryCommand::Conversation { id } => {
+            let view = models.pick("conversations", generation).await?;
+            let c = view
+                .conversation(&id)
+                .await?
+                .with_context(|| format!("no conversation {id}"))?;
+            print_json(&mut out, &c)?;
+        }
+        QueryCommand::Conversations {
+            status,
+            queue,
+            agent,
+            customer,
+            limit,
+            after,
+        } => {
+            let view = models.pick("conversations", generation).await?;
+            let filter = ConversationFilter {
+                status,
+                queue,
+                agent,
+                customer,
+                ..ConversationFilter::default()
+            };
+            let page = view.conversations(&filter, after.as_deref(), limit).await?;
+            for c in &page.items {
+                print_json(&mut out, c)?;
+            }
+            if let Some(next) = page.next {
+                print_json(&mut out, &serde_json::json!({ "next": next }))?;
+            }
+        }
+        QueryCommand::Ticket { id } => {
+            let view = models.pick("tickets", generation).await?;
+            let t = view
+                .ticket(&id)
+                .await?
+                .with_context(|| format!("no ticket {id}"))?;
+            print_json(&mut out, &t)?;
+        }
+        QueryCommand::Tickets {
+            status,
+            assignee,
+            limit,
+            after,
+        } => {
+            let view = models.pick("tickets", generation).await?;
+            let filter = TicketFilter {
+                status,
+                assignee,
+                ..TicketFilter::default()
+            };
+            let page = view.tickets(&filter, after.as_deref(), limit).await?;
+            for t in &page.items {
+                print_json(&mut out, t)?;
+            }
+            if let Some(next) = page.next {
+                print_json(&mut out, &serde_json::json!({ "next": next }))?;
+            }
+        }
+    }
+    Ok(())
+}
