@@ -752,15 +752,32 @@ impl Group {
             start,
             elapsed: Duration::ZERO,
         };
-        let mut from = start;
-        while let Some(target) = target.filter(|t| from <= *t) {
-            let page = log.read_all(from, self.page).await?;
-            let Some(last) = page.last() else { break };
-            from = last.position.next();
+        let Some(target) = target.filter(|t| start <= *t) else {
+            report.elapsed = started.elapsed();
+            return Ok(report);
+        };
+        // The next page is read while this one is applied: the log and the read store are
+        // different connections (often different servers), so neither waits for the other.
+        let mut page = log.read_all(start, self.page).await?;
+        while let Some(last) = page.last() {
+            let from = last.position.next();
             report.read += page.len() as u64;
-            let page: Vec<RecordedEvent> =
+            let batch: Vec<RecordedEvent> =
                 page.into_iter().filter(|e| e.position <= target).collect();
-            self.apply(page).await?;
+            let more = from <= target;
+            let size = self.page;
+            let (next, applied) = tokio::join!(
+                async {
+                    if more {
+                        log.read_all(from, size).await
+                    } else {
+                        Ok(Vec::new())
+                    }
+                },
+                self.apply(batch)
+            );
+            applied?;
+            page = next?;
             report.position = from;
             report.elapsed = started.elapsed();
             progress(&report);
