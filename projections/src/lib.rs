@@ -1,1 +1,3 @@
 //! kefu-projections: see ARCHITECTURE.md.
+
+pub mod search;
