@@ -595,6 +595,9 @@ fn ticket_subject_description_and_comments_are_searchable_and_kept_current() {
         assert_eq!(hits[0].conversation, Some(C1));
     }
     assert_eq!(index.count(DocKind::Ticket).unwrap(), 1);
+    // 退款 is in the subject and the description once each: the subject is shown.
+    let hits = search(&index, SearchRequest::new("退款").kind(DocKind::Ticket));
+    assert_eq!(hits[0].snippet.to_html(), "<b>退款</b>未到账");
     let open_for_alice = search(
         &index,
         SearchRequest::new("到账")

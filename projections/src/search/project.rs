@@ -144,76 +144,59 @@ impl SearchIndex {
         }
         conv.version = event.version;
 
-        // Messages carry the conversation as it was when they were written, before this
-        // event changes it (a turn never changes it anyway).
-        let (queue, agent, status) = (conv.queue, conv.agent, conv.status);
-        let new_message =
-            |speaker, author, internal, text: &str, at, message_id, key| MessageRecord {
+        let written = match &domain_event {
+            E::CustomerTurnRecorded(t) => Some((
+                SpeakerKind::Customer,
+                None,
+                false,
+                Some(t.message),
+                &t.text,
+                t.at,
+            )),
+            E::BotTurnRecorded(t) => Some((
+                SpeakerKind::Bot,
+                None,
+                false,
+                Some(t.message),
+                &t.text,
+                t.at,
+            )),
+            E::AgentTurnRecorded(t) => Some((
+                SpeakerKind::Agent,
+                Some(t.agent),
+                false,
+                Some(t.message),
+                &t.text,
+                t.at,
+            )),
+            E::InternalNoteAdded(n) => Some((
+                SpeakerKind::Agent,
+                Some(n.author),
+                true,
+                None,
+                &n.text,
+                n.at,
+            )),
+            _ => None,
+        }
+        .map(
+            |(speaker, author, internal, message, text, at)| MessageRecord {
                 conversation: id,
-                message: message_id,
+                message,
                 speaker,
                 author,
                 internal,
                 text: masked(text),
                 at,
-                queue,
-                agent,
-                status,
-                key,
-            };
-        // (the message, whether it is a turn of the conversation rather than a note)
-        let written = match &domain_event {
-            E::CustomerTurnRecorded(t) => Some((
-                new_message(
-                    SpeakerKind::Customer,
-                    None,
-                    false,
-                    &t.text,
-                    t.at,
-                    Some(t.message),
-                    t.message.to_string(),
-                ),
-                true,
-            )),
-            E::BotTurnRecorded(t) => Some((
-                new_message(
-                    SpeakerKind::Bot,
-                    None,
-                    false,
-                    &t.text,
-                    t.at,
-                    Some(t.message),
-                    t.message.to_string(),
-                ),
-                true,
-            )),
-            E::AgentTurnRecorded(t) => Some((
-                new_message(
-                    SpeakerKind::Agent,
-                    Some(t.agent),
-                    false,
-                    &t.text,
-                    t.at,
-                    Some(t.message),
-                    t.message.to_string(),
-                ),
-                true,
-            )),
-            // A note has no message id; the event id is as stable under replay.
-            E::InternalNoteAdded(note) => Some((
-                new_message(
-                    SpeakerKind::Agent,
-                    Some(note.author),
-                    true,
-                    &note.text,
-                    note.at,
-                    None,
-                    format!("note-{}", event.id),
-                ),
-                false,
-            )),
-            _ => None,
-        };
+                // The conversation as it is when the message is written (a turn does not change
+                // it, so the event's own effect below does not matter).
+                queue: conv.queue,
+                agent: conv.agent,
+                status: conv.status,
+                // A note has no message id; its event id is as stable under replay.
+                key: message.map_or_else(|| format!("note-{}", event.id), |m| m.to_string()),
+            },
+        );
         match domain_event {
             E::HandedToHuman(_) => conv.status = ConversationStatus::AwaitingHuman,
             E::ConversationQueued(queued) => {
@@ -248,8 +231,8 @@ impl SearchIndex {
             }
             _ => {}
         }
-        if let Some((message, is_turn)) = written {
-            if is_turn {
+        if let Some(message) = written {
+            if !message.internal {
                 if message.speaker == SpeakerKind::Customer && conv.first_customer_message.is_none()
                 {
                     conv.first_customer_message = Some(message.text.clone());

@@ -482,8 +482,8 @@ fn hit(
     let (title, body) = record.texts();
     let snippet = match snippets {
         Some(snippets) => snippets.of(&title, &body),
-        None if body.is_empty() => Snippet::head(&title),
-        None => Snippet::head(&body),
+        None if title.is_empty() => Snippet::head(&body),
+        None => Snippet::head(&title),
     };
     let mut hit = SearchHit {
         kind,
