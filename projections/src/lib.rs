@@ -8,6 +8,7 @@
 //! | [`conversations`] | `conversations` | a conversation's transcript, emotions, triage and routing; listings with filters |
 //! | [`tickets`] | `tickets` | a ticket with the history of every field |
 //! | [`audit`] | (the log's correlation index) | everything one request set off, as a causation tree |
+//! | [`search`] | a tantivy index on disk | messages, conversations, tickets and FAQ entries, in Chinese and English |
 //!
 //! Start at [`runner`]: the [`Projection`] contract, generations, checkpoints, rebuilds.
 //! [`sql`] is the small SQL layer that lets the same tables live in PostgreSQL and SQLite;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod queues;
 pub mod rows;
 pub mod runner;
+pub mod search;
 pub mod sql;
 pub mod stats;
 pub mod tickets;

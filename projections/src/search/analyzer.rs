@@ -1,0 +1,132 @@
+//! How text becomes terms, for indexing and for queries alike.
+//!
+//! jieba (search mode) cuts Chinese into words and also offers the dictionary words inside
+//! longer ones (`北京大学` gives `北京`, `大学` and `北京大学`), so a customer who writes a
+//! shorter or longer form of a word still meets it. It keeps runs of ASCII letters and digits
+//! whole, so English words and numbers come through as words of their own. Punctuation and
+//! whitespace come out of jieba as tokens too; they are dropped here, because a `，` or a space
+//! shared by two texts says nothing about their meaning and would only make every document
+//! match every query.
+
+use std::collections::BTreeSet;
+
+use tantivy::tokenizer::{
+    LowerCaser, RemoveLongFilter, TextAnalyzer, Token, TokenFilter, TokenStream, Tokenizer,
+};
+use tantivy_jieba::JiebaTokenizer;
+
+/// The name the analyzer is registered under in every index this module opens.
+pub(crate) const TOKENIZER: &str = "kefu_zh_en";
+
+/// Tokens this long (in bytes) are base64 blobs, pasted logs and the like, not words anyone
+/// searches for; tantivy also refuses terms over 64 KiB.
+const MAX_TOKEN_BYTES: usize = 64;
+
+pub(crate) fn analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(JiebaTokenizer::new())
+        .filter(WordsOnly)
+        .filter(LowerCaser)
+        .filter(RemoveLongFilter::limit(MAX_TOKEN_BYTES))
+        .build()
+}
+
+/// The distinct terms the analyzer makes of `text`, in first-seen order.
+pub(crate) fn terms(analyzer: &mut TextAnalyzer, text: &str) -> Vec<String> {
+    let mut seen = BTreeSet::new();
+    let mut terms = Vec::new();
+    let mut stream = analyzer.token_stream(text);
+    while let Some(token) = stream.next() {
+        if seen.insert(token.text.clone()) {
+            terms.push(token.text.clone());
+        }
+    }
+    terms
+}
+
+/// Drops tokens without a letter or digit in them (punctuation, whitespace, symbols).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WordsOnly;
+
+impl TokenFilter for WordsOnly {
+    type Tokenizer<T: Tokenizer> = WordsOnlyTokenizer<T>;
+
+    fn transform<T: Tokenizer>(self, inner: T) -> WordsOnlyTokenizer<T> {
+        WordsOnlyTokenizer { inner }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct WordsOnlyTokenizer<T> {
+    inner: T,
+}
+
+impl<T: Tokenizer> Tokenizer for WordsOnlyTokenizer<T> {
+    type TokenStream<'a> = WordsOnlyStream<T::TokenStream<'a>>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
+        WordsOnlyStream {
+            inner: self.inner.token_stream(text),
+        }
+    }
+}
+
+pub(crate) struct WordsOnlyStream<S> {
+    inner: S,
+}
+
+impl<S: TokenStream> TokenStream for WordsOnlyStream<S> {
+    fn advance(&mut self) -> bool {
+        while self.inner.advance() {
+            if self.inner.token().text.chars().any(char::is_alphanumeric) {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn token(&self) -> &Token {
+        self.inner.token()
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        self.inner.token_mut()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn terms_of(text: &str) -> Vec<String> {
+        terms(&mut analyzer(), text)
+    }
+
+    #[test]
+    fn chinese_is_cut_into_words_and_punctuation_is_dropped() {
+        let terms = terms_of("我的快递三天了还没有到，怎么办？");
+        assert!(terms.contains(&"快递".to_owned()), "{terms:?}");
+        assert!(terms.contains(&"没有".to_owned()), "{terms:?}");
+        assert!(
+            terms.iter().all(|t| t.chars().any(char::is_alphanumeric)),
+            "{terms:?}"
+        );
+    }
+
+    #[test]
+    fn english_words_pass_through_lower_cased() {
+        let terms = terms_of("Where is my Refund? iPhone 15 退款");
+        for expected in ["where", "is", "my", "refund", "iphone", "15", "退款"] {
+            assert!(
+                terms.contains(&expected.to_owned()),
+                "{expected}: {terms:?}"
+            );
+        }
+        assert!(!terms.iter().any(|t| t.trim().is_empty()), "{terms:?}");
+    }
+
+    #[test]
+    fn mixed_scripts_split_at_the_script_boundary() {
+        let terms = terms_of("我买的iPhone坏了");
+        assert!(terms.contains(&"iphone".to_owned()), "{terms:?}");
+    }
+}
