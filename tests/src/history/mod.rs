@@ -10,21 +10,52 @@
 //! the generator and ends the plan with [`HistoryError::Refused`]), folds the events, and emits
 //! them as [`NewEvent`]s with the exact expected version of the stream. Rules that span streams
 //! get snapshots the same way the command service builds them, and assignment follows its
-//! protocol: the seat is taken on the agent's stream first.
+//! protocol: the seat is taken on the agent's stream first, released after the close or
+//! transfer.
 //!
 //! The same [`HistoryConfig`] (seed included) always gives the same plan, byte for byte:
 //! times are simulated, and ids are UUIDv7 built from the simulated time and the seeded RNG.
 //!
 //! - [`plan`] is the pure core: a lazy iterator of [`PlannedAppend`]s in simulated-time order.
-//! - [`write`] is the shell: appends a plan to any [`EventLog`], several appends in flight.
+//!   Only the streams' states stay in memory (a finished conversation is dropped).
+//! - [`write`] is the shell: appends a plan to any [`EventLog`](kefu_eventlog::EventLog),
+//!   several appends in flight.
+//!
+//! ## What a history holds
+//!
+//! - **Set-up**, the day before `start`: agents (self-operated teams on early, mid, late and
+//!   night shifts with rotating specialities, VIP and English skills; merchant teams), eight
+//!   self-operated queues (per service category, general, VIP, English; most open around the
+//!   clock, invoices, accounts and English 08:00-23:00) and one per merchant, and the knowledge
+//!   base (54 FAQ topics in nine categories, each in Chinese and English, for self-operated
+//!   and merchant orders).
+//! - **Traffic**: conversations start as a non-homogeneous Poisson process with hour-of-day
+//!   (quiet nights, peaks around 10:00 and 20:00) and day-of-week seasonality in Beijing time,
+//!   plus a level of its own for each day. A customer's profile and orders are imported from
+//!   the shop's gateway on first contact, and order updates as the shop reports them.
+//!   Conversations run through the bot (most are contained), hand-off, routing, queueing,
+//!   assignment when a seat is free (customers give up when the wait is too long), agent
+//!   chats, transfers, notes, closes of every kind, surveys, conversions, reopenings and
+//!   tickets. Agents log in and out by shift and take breaks.
+//! - **Changes over the period**: knowledge entries revised daily, two retired and replaced;
+//!   a queue's SLA and another's priority and name changed; a merchant's queue replaced and
+//!   retired; agents trained (skills), given more or fewer seats, one retired.
+//! - The bot's degradation switch is on for half an hour once a week, so some conversations
+//!   go straight to a human.
+//!
+//! Every event type of the domain occurs in a history of a few thousand conversations (the
+//! tests check it). `SurveyAnswered` is only ever written at its current schema version 2:
+//! version 1 exists only in old logs.
 //!
 //! ## Metadata
 //!
-//! Each action of a customer, an agent or a timer is a request with its own correlation id
-//! (`Metadata::for_request`). What the bot, triage, router, assigner and other workers do in
-//! reaction carries the same correlation and the causing event's id as causation
-//! ([`caused_by`]), so one request reads back as a causation tree with
-//! `EventLog::read_correlation`.
+//! Each action of a customer, an agent, an administrator or a timer is a request with its own
+//! correlation id (`Metadata::for_request`); the shop gateway's imports belong to the
+//! customer's request that needed them. What the bot, triage, router, assigner, survey and
+//! attribution workers do in reaction carries the same correlation and the causing event's id
+//! as causation ([`caused_by`]), so one request reads back as a causation tree with
+//! `EventLog::read_correlation`. The assigner reacts to the conversation joining the queue,
+//! even when the seat it uses was freed later by another conversation.
 
 mod arrivals;
 mod conversations;

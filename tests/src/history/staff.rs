@@ -119,8 +119,8 @@ pub(crate) fn agents_for(conversations: u64, days: u32, merchants: usize) -> u32
     let peak_seats = per_day * 0.078 * 0.33 * (11.0 / 60.0);
     // About four seats per agent; the late shift holds a third of the staff on five days
     // of seven.
-    // A fifth more keeps the first-response targets at ordinary peaks.
-    let needed = peak_seats / 4.0 / (0.34 * 5.0 / 7.0) * 1.2;
+    // A third more keeps the first-response targets at ordinary peaks.
+    let needed = peak_seats / 4.0 / (0.34 * 5.0 / 7.0) * 1.3;
     (needed.ceil() as u32).max(min_agents(merchants))
 }
 
