@@ -1,1 +1,4 @@
-//! Cross-crate tests live in tests/tests.
+//! Cross-crate tests live in tests/tests; this library holds what they, the benchmarks and
+//! the `gen_history` tool share.
+
+pub mod history;

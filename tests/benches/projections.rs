@@ -1,0 +1,123 @@
+//! Projection rebuild rates against the raw read rate of the same log, on PostgreSQL, over a
+//! generated history of a help desk (1,000,000 events by default). Not a test: figures go to
+//! BENCHMARKS.md with the command that made them.
+//!
+//! ```text
+//! cargo bench -p kefu-tests --bench projections
+//! ```
+//!
+//! Environment: `KEFU_BENCH_URL` (default `postgres://postgres@127.0.0.1:5432/kefu_bench`),
+//! `KEFU_BENCH_EVENTS` (default 1,000,000), `KEFU_BENCH_FRESH=1` to regenerate the history
+//! even if the schema `bench_history` already holds one.
+
+use std::time::Instant;
+
+use kefu_eventlog::postgres::{PostgresConfig, PostgresLog, ensure_database};
+use kefu_eventlog::{DEFAULT_PAGE, EventLog, Position};
+use kefu_projections::runner::Decoded;
+use kefu_projections::{ReadStore, Until, rebuild};
+use kefu_tests::history::{HistoryConfig, write};
+use tokio_postgres::NoTls;
+
+const LOG_SCHEMA: &str = "bench_history";
+const READ_SCHEMA: &str = "bench_read";
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_owned())
+}
+
+async fn sql(url: &str, statements: &str) {
+    let (client, conn) = tokio_postgres::connect(url, NoTls).await.expect("connect");
+    tokio::spawn(conn);
+    client.batch_execute(statements).await.expect("run SQL");
+}
+
+/// Pages through the whole log; returns events and seconds.
+async fn read_everything(log: &PostgresLog, decode: bool) -> (u64, f64) {
+    let started = Instant::now();
+    let mut from = Position::START;
+    let mut n = 0u64;
+    loop {
+        let page = log.read_all(from, 1000).await.expect("read");
+        let Some(last) = page.last() else { break };
+        from = last.position.next();
+        n += page.len() as u64;
+        if decode {
+            for e in &page {
+                std::hint::black_box(Decoded::decode_or_skip(e));
+            }
+        }
+    }
+    (n, started.elapsed().as_secs_f64())
+}
+
+#[tokio::main]
+async fn main() {
+    let url = env_or("KEFU_BENCH_URL", "postgres://postgres@127.0.0.1:5432/kefu_bench");
+    let events: u64 = env_or("KEFU_BENCH_EVENTS", "1000000").parse().expect("a number");
+    ensure_database(&url).await.expect("the benchmark database");
+    if std::env::var("KEFU_BENCH_FRESH").is_ok_and(|v| v == "1") {
+        sql(&url, &format!("DROP SCHEMA IF EXISTS {LOG_SCHEMA} CASCADE")).await;
+    }
+    let log = PostgresLog::open(PostgresConfig::new(&url).with_schema(LOG_SCHEMA))
+        .await
+        .expect("open the log");
+    if log.head().await.expect("head").is_none() {
+        let started = Instant::now();
+        let summary = write(&log, &HistoryConfig::for_events(events), 16)
+            .await
+            .expect("generate the history");
+        eprintln!(
+            "generated {} events in {:.0} s: {}",
+            summary.events,
+            started.elapsed().as_secs_f64(),
+            summary.to_json()
+        );
+    }
+    let _ = DEFAULT_PAGE;
+
+    // Warm the server's cache so the first contender does not pay for the disk.
+    read_everything(&log, false).await;
+    let (n, raw_secs) = read_everything(&log, false).await;
+    let raw = n as f64 / raw_secs;
+    let (_, decode_secs) = read_everything(&log, true).await;
+    let decoded = n as f64 / decode_secs;
+    println!("history: {n} events");
+    println!();
+    println!("| what | events/s | seconds | of raw read |");
+    println!("|---|---:|---:|---:|");
+    println!("| raw read (`read_all`, pages of 1000) | {raw:.0} | {raw_secs:.1} | 100% |");
+    println!(
+        "| read + decode every event | {decoded:.0} | {decode_secs:.1} | {:.0}% |",
+        decoded / raw * 100.0
+    );
+
+    sql(&url, &format!("DROP SCHEMA IF EXISTS {READ_SCHEMA} CASCADE")).await;
+    let store = ReadStore::open_postgres(&url, Some(READ_SCHEMA))
+        .await
+        .expect("read store");
+    let mut runs: Vec<(String, Vec<Box<dyn kefu_projections::Projection>>)> = kefu_projections::NAMES
+        .iter()
+        .map(|name| {
+            (
+                format!("rebuild `{name}` alone"),
+                kefu_projections::by_names(&[name.to_string()]).expect("known"),
+            )
+        })
+        .collect();
+    runs.push((
+        "rebuild all four together (one read)".into(),
+        kefu_projections::all(),
+    ));
+    for (label, projections) in runs {
+        let (_, report) = rebuild(&log, &store, projections, Until::default(), |_| {})
+            .await
+            .expect("rebuild");
+        let rate = report.events_per_sec();
+        println!(
+            "| {label} | {rate:.0} | {:.1} | {:.0}% |",
+            report.elapsed.as_secs_f64(),
+            rate / raw * 100.0
+        );
+    }
+}
