@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 use kefu_eventlog::{AnyLog, StoreConfig};
+use kefu_projections::search::SearchHome;
 use kefu_projections::{ReadStore, ReadStoreConfig};
 
 #[derive(Args, Debug, Clone)]
@@ -86,6 +87,11 @@ impl StoreArgs {
         ReadStore::open(&config)
             .await
             .context("cannot open the read-model store")
+    }
+
+    /// Where the search index keeps its generations: `<data dir>/search`.
+    pub fn search_home(&self) -> SearchHome {
+        SearchHome::new(self.data_dir.join("search"))
     }
 
     /// The store's location without credentials, for logs and errors.

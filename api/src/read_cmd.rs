@@ -10,6 +10,9 @@ use chrono::{DateTime, Duration, FixedOffset, Utc};
 use clap::{Args, Subcommand};
 use kefu_eventlog::{EventLog, Position};
 use kefu_projections::conversations::ConversationFilter;
+use kefu_projections::search::{
+    ConversationStatus, DocKind, DocStatus, SearchRequest, rebuild_search,
+};
 use kefu_projections::stats::{StatsFilter, StatsGroup};
 use kefu_projections::tickets::TicketFilter;
 use kefu_projections::{Catalog, Progress, ReadModels, Until, rebuild};
@@ -20,7 +23,8 @@ use crate::config::StoreArgs;
 
 #[derive(Args, Debug)]
 pub struct ReplayArgs {
-    /// Projections to rebuild (queues, stats, conversations, tickets); all when none given.
+    /// Projections to rebuild (queues, stats, conversations, tickets, search); all when none
+    /// given.
     pub projections: Vec<String>,
     /// Build as of this time (RFC 3339, e.g. 2026-11-20T14:00:00+08:00): events recorded
     /// later are left out, and the copy is kept beside the live one for `kefu query
@@ -95,6 +99,89 @@ pub enum QueryCommand {
     },
     /// Everything one request set off, as a causation tree (one line per event, with depth).
     Audit { correlation: Uuid },
+    /// Full-text search over messages, conversations, tickets and the knowledge base.
+    Search(SearchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    /// What to look for, in Chinese or English; may be empty when a filter is given.
+    #[arg(default_value = "")]
+    pub text: String,
+    /// message, conversation, ticket or knowledge (repeatable); all when absent.
+    #[arg(long)]
+    pub kind: Vec<String>,
+    #[arg(long)]
+    pub queue: Option<Uuid>,
+    #[arg(long)]
+    pub agent: Option<Uuid>,
+    /// A conversation status: bot, awaiting_human, queued, with_agent, closed.
+    #[arg(long, conflicts_with = "ticket_status")]
+    pub status: Option<String>,
+    /// A ticket status: new, open, pending, solved, closed.
+    #[arg(long)]
+    pub ticket_status: Option<String>,
+    /// From (inclusive, RFC 3339).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// To (exclusive, RFC 3339).
+    #[arg(long)]
+    pub to: Option<String>,
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    #[arg(long, default_value_t = 0)]
+    pub offset: usize,
+}
+
+fn search_request(a: SearchArgs) -> Result<SearchRequest> {
+    let mut r = SearchRequest::new(a.text).page(a.limit, a.offset);
+    for k in &a.kind {
+        let kind = DocKind::ALL
+            .into_iter()
+            .find(|d| d.as_str() == k)
+            .with_context(|| {
+                format!("--kind {k:?}: use message, conversation, ticket or knowledge")
+            })?;
+        r = r.kind(kind);
+    }
+    if let Some(q) = a.queue {
+        r = r.queue(q.into());
+    }
+    if let Some(agent) = a.agent {
+        r = r.agent(agent.into());
+    }
+    if let Some(s) = a.status {
+        let status = [
+            ConversationStatus::Bot,
+            ConversationStatus::AwaitingHuman,
+            ConversationStatus::Queued,
+            ConversationStatus::WithAgent,
+            ConversationStatus::Closed,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
+        .with_context(|| {
+            format!("--status {s:?}: use bot, awaiting_human, queued, with_agent or closed")
+        })?;
+        r = r.status(DocStatus::Conversation(status));
+    }
+    if let Some(s) = a.ticket_status {
+        use kefu_domain::ticket::TicketStatus as T;
+        let status = [T::New, T::Open, T::Pending, T::Solved, T::Closed]
+            .into_iter()
+            .find(|t| DocStatus::Ticket(*t).as_str() == s)
+            .with_context(|| {
+                format!("--ticket-status {s:?}: use new, open, pending, solved or closed")
+            })?;
+        r = r.status(DocStatus::Ticket(status));
+    }
+    if let Some(f) = a.from {
+        r = r.since(time("--from", &f)?);
+    }
+    if let Some(t) = a.to {
+        r = r.before(time("--to", &t)?);
+    }
+    Ok(r)
 }
 
 #[derive(Args, Debug)]
@@ -151,7 +238,6 @@ fn print_json(out: &mut impl Write, v: &impl Serialize) -> Result<()> {
 }
 
 pub async fn replay(store: &StoreArgs, args: ReplayArgs) -> Result<()> {
-    let projections = kefu_projections::by_names(&args.projections)?;
     let until = Until {
         position: args.until_position.map(Position),
         time: args
@@ -160,12 +246,53 @@ pub async fn replay(store: &StoreArgs, args: ReplayArgs) -> Result<()> {
             .map(|t| time("--as-of", t))
             .transpose()?,
     };
+    let named_search = args.projections.iter().any(|p| p == "search");
+    if named_search && until.is_bounded() {
+        bail!(
+            "the search index is only built up to now: replay `search` without --as-of / --until-position"
+        );
+    }
+    let sql_names: Vec<String> = args
+        .projections
+        .iter()
+        .filter(|p| *p != "search")
+        .cloned()
+        .collect();
+    // Every projection when none is named; only search when only search is.
+    let with_sql = !(named_search && sql_names.is_empty());
+    let with_search = named_search || (args.projections.is_empty() && !until.is_bounded());
+    let projections = if with_sql {
+        kefu_projections::by_names(&sql_names)?
+    } else {
+        Vec::new()
+    };
     let log = store.open().await?;
+    let mut out = std::io::stdout().lock();
+    if with_search {
+        let home = store.search_home();
+        let mut bar = Bar::new("search");
+        let (generation, replaced, report) = rebuild_search(&log, &home, |p| bar.draw(p)).await?;
+        bar.finish(&report);
+        print_json(
+            &mut out,
+            &serde_json::json!({
+                "projection": "search",
+                "generation": generation,
+                "state": "live",
+                "position": report.position,
+                "replaced": replaced,
+                "events_per_sec": report.events_per_sec().round(),
+                "seconds": report.elapsed.as_secs_f64(),
+            }),
+        )?;
+    }
+    if projections.is_empty() {
+        return Ok(());
+    }
     let read = store.open_read_store().await?;
-    let mut bar = Bar::new();
+    let mut bar = Bar::new("replay");
     let (rebuilt, report) = rebuild(&log, &read, projections, until, |p| bar.draw(p)).await?;
     bar.finish(&report);
-    let mut out = std::io::stdout().lock();
     for r in rebuilt {
         print_json(
             &mut out,
@@ -186,21 +313,23 @@ pub async fn replay(store: &StoreArgs, args: ReplayArgs) -> Result<()> {
 
 /// The progress bar on stderr: redrawn in place on a terminal, a line per tenth otherwise.
 struct Bar {
+    label: &'static str,
     tty: bool,
     last_tenth: i64,
     last_draw: Option<Instant>,
 }
 
 impl Bar {
-    fn new() -> Self {
+    fn new(label: &'static str) -> Self {
         Bar {
+            label,
             tty: std::io::stderr().is_terminal(),
             last_tenth: -1,
             last_draw: None,
         }
     }
 
-    fn line(p: &Progress) -> String {
+    fn line(&self, p: &Progress) -> String {
         let f = p.fraction();
         let filled = (f * 30.0).round() as usize;
         let eta = p.eta().map_or_else(
@@ -211,7 +340,8 @@ impl Bar {
             },
         );
         format!(
-            "replay [{}{}] {:>3.0}%  {} events  {:.0} events/s  left {eta}",
+            "{} [{}{}] {:>3.0}%  {} events  {:.0} events/s  left {eta}",
+            self.label,
             "#".repeat(filled),
             "-".repeat(30 - filled),
             f * 100.0,
@@ -231,12 +361,12 @@ impl Bar {
                 return;
             }
             self.last_draw = Some(Instant::now());
-            let _ = write!(err, "\r{}", Self::line(p));
+            let _ = write!(err, "\r{}", self.line(p));
         } else {
             let tenth = (p.fraction() * 10.0).floor() as i64;
             if tenth > self.last_tenth {
                 self.last_tenth = tenth;
-                let _ = writeln!(err, "{}", Self::line(p));
+                let _ = writeln!(err, "{}", self.line(p));
             }
         }
     }
@@ -244,13 +374,14 @@ impl Bar {
     fn finish(&mut self, p: &Progress) {
         let mut err = std::io::stderr().lock();
         let done = format!(
-            "replay done: {} events in {:.1} s ({:.0} events/s)",
+            "{} done: {} events in {:.1} s ({:.0} events/s)",
+            self.label,
             p.read,
             p.elapsed.as_secs_f64(),
             p.events_per_sec()
         );
         if self.tty {
-            let _ = writeln!(err, "\r{}\n{done}", Self::line(p));
+            let _ = writeln!(err, "\r{}\n{done}", self.line(p));
         } else {
             let _ = writeln!(err, "{done}");
         }
@@ -309,10 +440,36 @@ pub async fn query(store: &StoreArgs, which: Which, cmd: QueryCommand) -> Result
         }
         return Ok(());
     }
+    if let QueryCommand::Search(a) = cmd {
+        let request = search_request(a)?;
+        let reader = store.search_home().open_reader()?;
+        let results = reader.search(&request)?;
+        for hit in &results.hits {
+            print_json(
+                &mut out,
+                &serde_json::json!({
+                    "kind": hit.kind,
+                    "conversation": hit.conversation.map(|c| c.to_string()),
+                    "message": hit.message.map(|m| m.to_string()),
+                    "ticket": hit.ticket.map(|t| t.to_string()),
+                    "entry": hit.entry.map(|e| e.to_string()),
+                    "score": hit.score,
+                    "time": hit.time,
+                    "queue": hit.queue.map(|q| q.to_string()),
+                    "agent": hit.agent.map(|a| a.to_string()),
+                    "status": hit.status.map(|s| s.as_str()),
+                    "internal": hit.internal,
+                    "snippet": hit.snippet.to_html(),
+                }),
+            )?;
+        }
+        print_json(&mut out, &serde_json::json!({ "total": results.total }))?;
+        return Ok(());
+    }
     let models = ReadModels::open(store.open_read_store().await?).await?;
     let generation = which.generation;
     match cmd {
-        QueryCommand::Audit { .. } => unreachable!("answered above"),
+        QueryCommand::Audit { .. } | QueryCommand::Search(_) => unreachable!("answered above"),
         QueryCommand::Queues { queue, at } => {
             let view = models.pick("queues", generation).await?;
             let now = match at {

@@ -12,6 +12,7 @@ use axum::routing::get;
 use clap::Args;
 use kefu_eventlog::{AnyLog, EventLog, Position};
 use kefu_projections::LiveProjections;
+use kefu_projections::search::LiveSearch;
 
 use crate::config::StoreArgs;
 
@@ -28,6 +29,7 @@ pub async fn run(store: &StoreArgs, args: ServeArgs) -> Result<()> {
     let read = store.open_read_store().await?;
     // Read models follow the log in the background, apart from the write path.
     let projections = LiveProjections::spawn(log.clone(), read, kefu_projections::all);
+    let search = LiveSearch::spawn(log.clone(), store.search_home());
     let app = router(log);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -41,6 +43,7 @@ pub async fn run(store: &StoreArgs, args: ServeArgs) -> Result<()> {
         .await
         .context("the HTTP server failed");
     projections.shutdown().await;
+    search.shutdown().await;
     served
 }
 

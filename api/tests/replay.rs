@@ -90,11 +90,44 @@ fn replay_then_query_live_and_as_of() {
     );
 
     let built = lines(&kefu(d, &["replay"]));
-    assert_eq!(built.len(), 4, "one line per projection: {built:?}");
-    for b in &built {
+    assert_eq!(built.len(), 5, "one line per projection: {built:?}");
+    assert_eq!(built[0]["projection"], "search");
+    for b in &built[1..] {
         assert_eq!(b["state"], "live");
         assert_eq!(b["events"], 4);
     }
+    let found = lines(&kefu(d, &["query", "search", "快递到哪"]));
+    assert_eq!(
+        found.last().unwrap()["total"],
+        2,
+        "the message and its conversation: {found:?}"
+    );
+    assert!(
+        found[0]["snippet"].as_str().unwrap().contains("<b>快递"),
+        "{found:?}"
+    );
+    let messages = lines(&kefu(d, &["query", "search", "快递", "--kind", "message"]));
+    assert_eq!(messages[0]["kind"], "message");
+    assert_eq!(messages[0]["conversation"], CONVERSATION);
+    // Blue-green for search too: a new generation replaces the first.
+    let again = lines(&kefu(d, &["replay", "search"]));
+    assert_eq!(
+        (
+            again[0]["generation"].as_u64(),
+            again[0]["replaced"].as_u64()
+        ),
+        (Some(2), Some(1))
+    );
+    assert!(
+        !d.join("data/search/g1").exists(),
+        "the old index is removed"
+    );
+    assert_eq!(
+        lines(&kefu(d, &["query", "search", "快递"]))
+            .last()
+            .unwrap()["total"],
+        2
+    );
 
     let stats = lines(&kefu(d, &["query", "stats"]));
     assert_eq!(stats[0]["conversations"], 1);
@@ -135,6 +168,15 @@ fn replay_then_query_live_and_as_of() {
             "no generation 42",
         ),
         (vec!["projections", "drop", "stats", "1"], "is live"),
+        (vec!["query", "search"], "nothing to search for"),
+        (
+            vec!["query", "search", "x", "--kind", "fish"],
+            "--kind \"fish\"",
+        ),
+        (
+            vec!["replay", "search", "--until-position", "1"],
+            "only built up to now",
+        ),
     ] {
         let out = kefu(d, &args);
         assert!(!out.status.success(), "{args:?} succeeded");

@@ -8,6 +8,8 @@ pub enum ProjectionError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Log(#[from] LogError),
+    #[error(transparent)]
+    Search(#[from] crate::search::SearchError),
     /// A stored event this build cannot read: the log and the build disagree (an unknown event
     /// type, or a newer schema version). The projection stops rather than skip history.
     #[error(

@@ -7,19 +7,19 @@
 //! ```
 //!
 //! Environment: `KEFU_BENCH_URL` (default `postgres://postgres@127.0.0.1:5432/kefu_bench`),
-//! `KEFU_BENCH_EVENTS` (default 1,000,000), `KEFU_BENCH_FRESH=1` to regenerate the history
-//! even if the schema `bench_history` already holds one.
+//! `KEFU_BENCH_EVENTS` (default 1,000,000), `KEFU_BENCH_SCHEMA` (the log's schema, default
+//! `bench_history`; the history is generated there when it is empty), `KEFU_BENCH_FRESH=1` to
+//! regenerate it even if the schema already holds one.
 
 use std::time::Instant;
 
 use kefu_eventlog::postgres::{PostgresConfig, PostgresLog, ensure_database};
-use kefu_eventlog::{DEFAULT_PAGE, EventLog, Position};
+use kefu_eventlog::{EventLog, Position};
 use kefu_projections::runner::Decoded;
 use kefu_projections::{ReadStore, Until, rebuild};
 use kefu_tests::history::{HistoryConfig, write};
 use tokio_postgres::NoTls;
 
-const LOG_SCHEMA: &str = "bench_history";
 const READ_SCHEMA: &str = "bench_read";
 
 fn env_or(name: &str, default: &str) -> String {
@@ -53,13 +53,19 @@ async fn read_everything(log: &PostgresLog, decode: bool) -> (u64, f64) {
 
 #[tokio::main]
 async fn main() {
-    let url = env_or("KEFU_BENCH_URL", "postgres://postgres@127.0.0.1:5432/kefu_bench");
-    let events: u64 = env_or("KEFU_BENCH_EVENTS", "1000000").parse().expect("a number");
+    let url = env_or(
+        "KEFU_BENCH_URL",
+        "postgres://postgres@127.0.0.1:5432/kefu_bench",
+    );
+    let events: u64 = env_or("KEFU_BENCH_EVENTS", "1000000")
+        .parse()
+        .expect("a number");
+    let log_schema = env_or("KEFU_BENCH_SCHEMA", "bench_history");
     ensure_database(&url).await.expect("the benchmark database");
     if std::env::var("KEFU_BENCH_FRESH").is_ok_and(|v| v == "1") {
-        sql(&url, &format!("DROP SCHEMA IF EXISTS {LOG_SCHEMA} CASCADE")).await;
+        sql(&url, &format!("DROP SCHEMA IF EXISTS {log_schema} CASCADE")).await;
     }
-    let log = PostgresLog::open(PostgresConfig::new(&url).with_schema(LOG_SCHEMA))
+    let log = PostgresLog::open(PostgresConfig::new(&url).with_schema(&log_schema))
         .await
         .expect("open the log");
     if log.head().await.expect("head").is_none() {
@@ -74,7 +80,6 @@ async fn main() {
             summary.to_json()
         );
     }
-    let _ = DEFAULT_PAGE;
 
     // Warm the server's cache so the first contender does not pay for the disk.
     read_everything(&log, false).await;
@@ -92,19 +97,24 @@ async fn main() {
         decoded / raw * 100.0
     );
 
-    sql(&url, &format!("DROP SCHEMA IF EXISTS {READ_SCHEMA} CASCADE")).await;
+    sql(
+        &url,
+        &format!("DROP SCHEMA IF EXISTS {READ_SCHEMA} CASCADE"),
+    )
+    .await;
     let store = ReadStore::open_postgres(&url, Some(READ_SCHEMA))
         .await
         .expect("read store");
-    let mut runs: Vec<(String, Vec<Box<dyn kefu_projections::Projection>>)> = kefu_projections::NAMES
-        .iter()
-        .map(|name| {
-            (
-                format!("rebuild `{name}` alone"),
-                kefu_projections::by_names(&[name.to_string()]).expect("known"),
-            )
-        })
-        .collect();
+    let mut runs: Vec<(String, Vec<Box<dyn kefu_projections::Projection>>)> =
+        kefu_projections::NAMES
+            .iter()
+            .map(|name| {
+                (
+                    format!("rebuild `{name}` alone"),
+                    kefu_projections::by_names(&[name.to_string()]).expect("known"),
+                )
+            })
+            .collect();
     runs.push((
         "rebuild all four together (one read)".into(),
         kefu_projections::all(),

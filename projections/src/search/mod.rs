@@ -46,6 +46,7 @@
 
 mod analyzer;
 mod error;
+mod live;
 mod mask;
 mod project;
 mod query;
@@ -61,6 +62,7 @@ use tantivy::directory::MmapDirectory;
 use tantivy::{Index, IndexWriter, ReloadPolicy, TantivyDocument};
 
 pub use error::SearchError;
+pub use live::{LiveSearch, SearchHome, catch_up_search, rebuild_search};
 pub use mask::{EMAIL_MASK, PHONE_MASK, mask};
 pub use query::{
     DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, MAX_QUERY_CHARS, SearchHit, SearchReader, SearchRequest,
@@ -143,6 +145,48 @@ impl SearchIndex {
             Index::create(directory, schema, Default::default())?
         };
         Self::with_index(index, fields, Some(dir.to_owned()))
+    }
+
+    /// Opens the committed index in `dir` for searching only: no writer, so it works while
+    /// another process (the server) feeds the index.
+    pub fn open_reader(dir: impl AsRef<Path>) -> Result<SearchReader, SearchError> {
+        let dir = dir.as_ref();
+        let directory = MmapDirectory::open(dir).map_err(|e| SearchError::Io {
+            path: dir.to_owned(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+        if !Index::exists(&directory).map_err(tantivy::TantivyError::from)? {
+            return Err(SearchError::Io {
+                path: dir.to_owned(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no search index here yet: start `kefu serve` or run `kefu replay search`",
+                ),
+            });
+        }
+        let index = Index::open(directory).map_err(|e| SearchError::Incompatible {
+            path: dir.to_owned(),
+            reason: format!("tantivy cannot open it: {e}"),
+        })?;
+        let (schema, fields) = Fields::schema();
+        if index.schema() != schema {
+            return Err(SearchError::Incompatible {
+                path: dir.to_owned(),
+                reason: "its fields differ from the ones this version indexes".into(),
+            });
+        }
+        index
+            .tokenizers()
+            .register(analyzer::TOKENIZER, analyzer::analyzer());
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(SearchReader {
+            reader,
+            fields,
+            analyzer: analyzer::analyzer(),
+        })
     }
 
     /// An empty index in memory, for tests and one-off rebuilds.

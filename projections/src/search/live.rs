@@ -1,0 +1,365 @@
+//! Running the search index: where its generations live on disk, feeding it from the log
+//! (catch-up and live), and blue-green rebuilds.
+//!
+//! Generations are directories `<root>/g<n>/`; the file `<root>/CURRENT` names the live one
+//! and is replaced atomically (write, then rename), so a reader never sees a half-written
+//! pointer. A rebuild fills `g<n+1>` from position 0 while the live index keeps serving, then
+//! points `CURRENT` at it; the server notices before its next batch and reopens.
+//!
+//! tantivy's work (tokenising, merging, committing) is blocking CPU and disk work, so it runs
+//! on tokio's blocking pool, the index moving in and out of each call.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kefu_eventlog::{EventLog, Position, RecordedEvent, Subscription};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::{SearchError, SearchIndex, SearchReader};
+use crate::error::ProjectionError;
+use crate::runner::Progress;
+
+/// Events applied between commits while catching up: a tantivy commit writes a segment, so
+/// committing every page would leave thousands of tiny segments to merge.
+const CATCH_UP_COMMIT: usize = 20_000;
+const PAGE: usize = 1000;
+
+/// The directory that holds the search index's generations.
+#[derive(Debug, Clone)]
+pub struct SearchHome {
+    root: PathBuf,
+}
+
+impl SearchHome {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        SearchHome { root: root.into() }
+    }
+
+    pub fn dir(&self, generation: u64) -> PathBuf {
+        self.root.join(format!("g{generation}"))
+    }
+
+    fn io(&self, path: &Path) -> impl Fn(std::io::Error) -> SearchError {
+        let path = path.to_owned();
+        move |source| SearchError::Io {
+            path: path.clone(),
+            source,
+        }
+    }
+
+    /// The live generation, if one was ever built.
+    pub fn live(&self) -> Result<Option<u64>, SearchError> {
+        let current = self.root.join("CURRENT");
+        match std::fs::read_to_string(&current) {
+            Ok(s) => s
+                .trim()
+                .strip_prefix('g')
+                .and_then(|n| n.parse().ok())
+                .map(Some)
+                .ok_or_else(|| {
+                    SearchError::Corrupt(format!(
+                        "{} says {s:?}, not a generation such as g3",
+                        current.display()
+                    ))
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io(&current)(e)),
+        }
+    }
+
+    fn generations(&self) -> Result<Vec<u64>, SearchError> {
+        let mut out = Vec::new();
+        match std::fs::read_dir(&self.root) {
+            Ok(entries) => {
+                for entry in entries {
+                    let entry = entry.map_err(self.io(&self.root))?;
+                    if let Some(n) = entry
+                        .file_name()
+                        .to_str()
+                        .and_then(|n| n.strip_prefix('g'))
+                        .and_then(|n| n.parse::<u64>().ok())
+                    {
+                        out.push(n);
+                    }
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(self.io(&self.root)(e)),
+        }
+        Ok(out)
+    }
+
+    /// Opens the live generation for feeding, creating generation 1 on first start.
+    pub fn open_live(&self) -> Result<(u64, SearchIndex), SearchError> {
+        match self.live()? {
+            Some(g) => Ok((g, SearchIndex::open(self.dir(g))?)),
+            None => {
+                let index = SearchIndex::recreate(self.dir(1))?;
+                self.point_at(1)?;
+                Ok((1, index))
+            }
+        }
+    }
+
+    /// A reader of the live generation, for searching from another process.
+    pub fn open_reader(&self) -> Result<SearchReader, SearchError> {
+        let g = self.live()?.ok_or_else(|| SearchError::Io {
+            path: self.root.clone(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no search index built yet: start `kefu serve` or run `kefu replay search`",
+            ),
+        })?;
+        SearchIndex::open_reader(self.dir(g))
+    }
+
+    /// An empty new generation beside the live one.
+    pub fn create_next(&self) -> Result<(u64, SearchIndex), SearchError> {
+        let next = self.generations()?.into_iter().max().unwrap_or(0) + 1;
+        Ok((next, SearchIndex::recreate(self.dir(next))?))
+    }
+
+    fn point_at(&self, generation: u64) -> Result<(), SearchError> {
+        std::fs::create_dir_all(&self.root).map_err(self.io(&self.root))?;
+        let tmp = self.root.join("CURRENT.tmp");
+        std::fs::write(&tmp, format!("g{generation}\n")).map_err(self.io(&tmp))?;
+        let current = self.root.join("CURRENT");
+        std::fs::rename(&tmp, &current).map_err(self.io(&current))
+    }
+
+    /// Makes `generation` the live one and removes the one it replaces.
+    pub fn swap(&self, generation: u64) -> Result<Option<u64>, SearchError> {
+        let old = self.live()?;
+        self.point_at(generation)?;
+        if let Some(old) = old.filter(|o| *o != generation) {
+            // A server still holding it open keeps its files until it lets go (POSIX
+            // semantics); it reopens the new generation before its next batch.
+            let dir = self.dir(old);
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                warn!(dir = %dir.display(), error = %e, "could not remove the old search index");
+            }
+        }
+        Ok(old)
+    }
+}
+
+/// Runs `f` on the blocking pool with the index, and hands the index back.
+async fn with_index<T: Send + 'static>(
+    index: SearchIndex,
+    f: impl FnOnce(&mut SearchIndex) -> Result<T, SearchError> + Send + 'static,
+) -> Result<(SearchIndex, T), ProjectionError> {
+    tokio::task::spawn_blocking(move || {
+        let mut index = index;
+        let r = f(&mut index);
+        r.map(|t| (index, t))
+    })
+    .await
+    .map_err(|e| ProjectionError::Bug(format!("search indexing thread failed: {e}")))?
+    .map_err(ProjectionError::from)
+}
+
+/// Applies a batch, passing over events the index cannot take (see
+/// `Decoded::decode_or_skip` for why one bad event must not stop it).
+fn apply_all(index: &mut SearchIndex, events: &[RecordedEvent]) -> Result<(), SearchError> {
+    for e in events {
+        if e.position < index.resume_from() {
+            continue;
+        }
+        match index.apply(e) {
+            Ok(()) => {}
+            Err(err @ (SearchError::Decode { .. } | SearchError::UnknownEntity { .. })) => {
+                warn!(error = %err, "search index passes over an event it cannot take");
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
+}
+
+/// Feeds `index` from its checkpoint to the log's head as of now, committing as it goes.
+pub async fn catch_up_search<L: EventLog>(
+    log: &L,
+    mut index: SearchIndex,
+    mut progress: impl FnMut(&Progress),
+) -> Result<(SearchIndex, Progress), ProjectionError> {
+    let started = Instant::now();
+    let start = index.resume_from();
+    let head = log.head().await?;
+    let mut report = Progress {
+        read: 0,
+        position: start,
+        target: head,
+        start,
+        elapsed: Duration::ZERO,
+    };
+    let Some(head) = head.filter(|h| start <= *h) else {
+        return Ok((index, report));
+    };
+    let mut since_commit = 0;
+    let mut page = log.read_all(start, PAGE).await?;
+    while let Some(last) = page.last() {
+        let from = last.position.next();
+        report.read += page.len() as u64;
+        since_commit += page.len();
+        let batch: Vec<RecordedEvent> = page.into_iter().filter(|e| e.position <= head).collect();
+        let commit = since_commit >= CATCH_UP_COMMIT || from > head;
+        if commit {
+            since_commit = 0;
+        }
+        let more = from <= head;
+        let (next, applied) = tokio::join!(
+            async {
+                if more {
+                    log.read_all(from, PAGE).await
+                } else {
+                    Ok(Vec::new())
+                }
+            },
+            with_index(index, move |index| {
+                apply_all(index, &batch)?;
+                if commit {
+                    index.commit()?;
+                }
+                Ok(())
+            })
+        );
+        index = applied?.0;
+        page = next?;
+        report.position = from;
+        report.elapsed = started.elapsed();
+        progress(&report);
+    }
+    let (index, _) = with_index(index, |index| index.commit()).await?;
+    report.elapsed = started.elapsed();
+    Ok((index, report))
+}
+
+/// Builds a new generation from position 0 beside the live one and swaps it in. Returns the
+/// new generation, the one it replaced, and how the build went.
+pub async fn rebuild_search<L: EventLog>(
+    log: &L,
+    home: &SearchHome,
+    progress: impl FnMut(&Progress),
+) -> Result<(u64, Option<u64>, Progress), ProjectionError> {
+    let home_ = home.clone();
+    let (generation, index) = tokio::task::spawn_blocking(move || home_.create_next())
+        .await
+        .map_err(|e| ProjectionError::Bug(format!("search thread failed: {e}")))??;
+    info!(generation, "building the search index");
+    let (index, report) = catch_up_search(log, index, progress).await?;
+    // Let go of the writer lock before the server reopens this generation.
+    drop(index);
+    let replaced = home.swap(generation)?;
+    info!(generation, ?replaced, "search index swapped in");
+    Ok((generation, replaced, report))
+}
+
+/// The search index kept current inside a server.
+pub struct LiveSearch {
+    reader: watch::Receiver<Option<SearchReader>>,
+    position: watch::Receiver<Position>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LiveSearch {
+    pub fn spawn<L: EventLog>(log: Arc<L>, home: SearchHome) -> Self {
+        let (stop, stopped) = watch::channel(false);
+        let (reader_tx, reader) = watch::channel(None);
+        let (position_tx, position) = watch::channel(Position::START);
+        let task = tokio::spawn(async move {
+            let mut failures = 0u32;
+            while !*stopped.borrow() {
+                let run = follow(&log, &home, &stopped, &reader_tx, &position_tx);
+                match run.await {
+                    Ok(()) => break,
+                    Err(ProjectionError::Superseded { .. }) => {
+                        info!("search index replaced by a rebuild; reopening");
+                        failures = 0;
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        warn!(error = %e, failures, "search index failed; restarting");
+                        let wait = Duration::from_millis(500 * 2u64.pow(failures.min(6)));
+                        let mut stopped = stopped.clone();
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait.min(Duration::from_secs(30))) => {}
+                            _ = stopped.wait_for(|s| *s) => break,
+                        }
+                    }
+                }
+            }
+        });
+        LiveSearch {
+            reader,
+            position,
+            stop,
+            task,
+        }
+    }
+
+    /// A reader of the live index, once it is open.
+    pub fn reader(&self) -> Option<SearchReader> {
+        self.reader.borrow().clone()
+    }
+
+    /// Waits until the index has committed the event at `position`.
+    pub async fn wait_for(&self, position: Position) {
+        let mut rx = self.position.clone();
+        let _ = rx.wait_for(|p| *p > position).await;
+    }
+
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+async fn follow<L: EventLog>(
+    log: &Arc<L>,
+    home: &SearchHome,
+    stopped: &watch::Receiver<bool>,
+    reader_tx: &watch::Sender<Option<SearchReader>>,
+    position_tx: &watch::Sender<Position>,
+) -> Result<(), ProjectionError> {
+    let home_ = home.clone();
+    let (generation, index) = tokio::task::spawn_blocking(move || home_.open_live())
+        .await
+        .map_err(|e| ProjectionError::Bug(format!("search thread failed: {e}")))??;
+    reader_tx.send_replace(Some(index.reader()));
+    let (mut index, _) = catch_up_search(&**log, index, |_| {}).await?;
+    position_tx.send_replace(index.resume_from());
+    let mut sub = Subscription::new(log.clone(), index.resume_from()).with_page_size(PAGE);
+    let mut stopped = stopped.clone();
+    loop {
+        let first = tokio::select! {
+            e = sub.next() => e?,
+            _ = stopped.wait_for(|s| *s) => return Ok(()),
+        };
+        if home.live()? != Some(generation) {
+            return Err(ProjectionError::Superseded {
+                projection: "search".into(),
+                generation: generation as i64,
+            });
+        }
+        let mut batch = vec![first];
+        while batch.len() < PAGE {
+            match sub.try_next_buffered() {
+                Some(e) => batch.push(e),
+                None => break,
+            }
+        }
+        let last = batch.last().map(|e| e.position);
+        let (next, _) = with_index(index, move |index| {
+            apply_all(index, &batch)?;
+            index.commit()
+        })
+        .await?;
+        index = next;
+        if let Some(last) = last {
+            position_tx.send_replace(last.next());
+        }
+    }
+}
