@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::error::ProjectionError;
-use crate::sql::{CHUNK, ReadStore, Record, Stmt, TableDef, Val};
+use crate::sql::{CHUNK, ColValues, ReadStore, Record, Stmt, TableDef, Val};
 
 /// Most parameters one multi-row statement binds.
 const MAX_PARAMS: usize = 8_000;
@@ -27,6 +27,7 @@ fn key_string(key: &[Val]) -> String {
             Val::Int(i) => out.push_str(&i.to_string()),
             Val::Real(f) => out.push_str(&f.to_string()),
             Val::Text(s) => out.push_str(s),
+            Val::Column(c) => out.push_str(&format!("{c:?}")),
         }
     }
     out
@@ -42,6 +43,10 @@ struct TableRows {
     def: &'static TableDef,
     stored_as: String,
     slots: HashMap<String, Slot>,
+    /// Whether the projection ever reads this table back. Rows of tables it only writes
+    /// (transcript turns, history) are dropped once stored: keeping them would only crowd
+    /// out the rows it does read.
+    read: bool,
 }
 
 /// The rows of one projection generation, cached.
@@ -61,6 +66,7 @@ impl RowSet {
                         def,
                         stored_as: format!("{prefix}{}", def.name),
                         slots: HashMap::new(),
+                        read: false,
                     },
                 )
             })
@@ -138,6 +144,7 @@ impl RowSet {
                     "table {name} is not declared"
                 )));
             };
+            table.read = true;
             let missing: Vec<Val> = keys
                 .into_iter()
                 .filter(|k| {
@@ -175,8 +182,10 @@ impl RowSet {
         Ok(())
     }
 
-    /// The statements that write every changed row; marks them clean.
-    pub fn take_changes(&mut self) -> Vec<Stmt> {
+    /// The statements that write every changed row; marks them clean. On PostgreSQL each
+    /// table's rows go as one statement of column arrays (`unnest`), whatever their number:
+    /// one text to parse and plan instead of one per batch size.
+    pub fn take_changes(&mut self, postgres: bool) -> Vec<Stmt> {
         let mut stmts = Vec::new();
         let mut names: Vec<&'static str> = self.tables.keys().copied().collect();
         names.sort();
@@ -186,13 +195,28 @@ impl RowSet {
             };
             let def = table.def;
             let mut upserts = Vec::new();
+            let mut deletes = Vec::new();
             for slot in table.slots.values_mut().filter(|s| s.dirty) {
                 slot.dirty = false;
                 match &slot.row {
                     Some(row) => upserts.push(row.clone()),
-                    None => stmts.push(delete_stmt(&table.stored_as, def, slot.key.clone())),
+                    None => deletes.push(slot.key.clone()),
                 }
             }
+            if postgres {
+                if !deletes.is_empty() {
+                    stmts.extend(pg_delete_stmts(&table.stored_as, def, deletes));
+                }
+                for chunk in upserts.chunks(PG_ROWS) {
+                    stmts.push(pg_upsert_stmt(&table.stored_as, def, chunk));
+                }
+                continue;
+            }
+            stmts.extend(
+                deletes
+                    .into_iter()
+                    .map(|key| delete_stmt(&table.stored_as, def, key)),
+            );
             let per_stmt = (MAX_PARAMS / def.columns.len()).clamp(1, CHUNK);
             for chunk in upserts.chunks(per_stmt) {
                 stmts.push(upsert_stmt(&table.stored_as, def, chunk));
@@ -203,6 +227,9 @@ impl RowSet {
 
     /// Forgets clean rows once the cache is large (after a flush, every row is clean).
     pub fn trim(&mut self) {
+        for table in self.tables.values_mut().filter(|t| !t.read) {
+            table.slots.retain(|_, s| s.dirty);
+        }
         let total: usize = self.tables.values().map(|t| t.slots.len()).sum();
         if total > CACHE_ROWS {
             for table in self.tables.values_mut() {
@@ -231,6 +258,66 @@ fn delete_stmt(table: &str, def: &TableDef, key: Vec<Val>) -> Stmt {
     )
 }
 
+/// Rows per `unnest` statement: bounds one message to a few megabytes.
+const PG_ROWS: usize = 5_000;
+
+fn on_conflict(def: &TableDef) -> String {
+    let key: Vec<&str> = def.key_columns().collect();
+    let cols: Vec<&str> = def.column_names().collect();
+    let updates: Vec<String> = cols[def.key_len..]
+        .iter()
+        .map(|c| format!("{c} = excluded.{c}"))
+        .collect();
+    if updates.is_empty() {
+        format!("ON CONFLICT ({}) DO NOTHING", key.join(", "))
+    } else {
+        format!(
+            "ON CONFLICT ({}) DO UPDATE SET {}",
+            key.join(", "),
+            updates.join(", ")
+        )
+    }
+}
+
+fn pg_upsert_stmt(table: &str, def: &TableDef, rows: &[Vec<Val>]) -> Stmt {
+    let cols: Vec<&str> = def.column_names().collect();
+    let arrays: Vec<String> = def
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, (_, ty, _))| format!("${}::{}[]", i + 1, ty.sql()))
+        .collect();
+    let params = def
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, (_, ty, _))| Val::Column(ColValues::of(rows, i, *ty)))
+        .collect();
+    Stmt::new(
+        format!(
+            "INSERT INTO {table} ({}) SELECT * FROM unnest({}) {}",
+            cols.join(", "),
+            arrays.join(", "),
+            on_conflict(def)
+        ),
+        params,
+    )
+}
+
+fn pg_delete_stmts(table: &str, def: &TableDef, keys: Vec<Vec<Val>>) -> Vec<Stmt> {
+    if def.key_len != 1 {
+        return keys
+            .into_iter()
+            .map(|key| delete_stmt(table, def, key))
+            .collect();
+    }
+    let (name, ty, _) = def.columns[0];
+    vec![Stmt::new(
+        format!("DELETE FROM {table} WHERE {name} = ANY($1::{}[])", ty.sql()),
+        vec![Val::Column(ColValues::of(&keys, 0, ty))],
+    )]
+}
+
 fn upsert_stmt(table: &str, def: &TableDef, rows: &[Vec<Val>]) -> Stmt {
     let cols: Vec<&str> = def.column_names().collect();
     let width = cols.len();
@@ -243,22 +330,12 @@ fn upsert_stmt(table: &str, def: &TableDef, rows: &[Vec<Val>]) -> Stmt {
         values.push(format!("({})", marks.join(", ")));
         params.extend(row.iter().cloned());
     }
-    let key: Vec<&str> = def.key_columns().collect();
-    let updates: Vec<String> = cols[def.key_len..]
-        .iter()
-        .map(|c| format!("{c} = excluded.{c}"))
-        .collect();
-    let action = if updates.is_empty() {
-        "NOTHING".to_owned()
-    } else {
-        format!("UPDATE SET {}", updates.join(", "))
-    };
     Stmt::new(
         format!(
-            "INSERT INTO {table} ({}) VALUES {} ON CONFLICT ({}) DO {action}",
+            "INSERT INTO {table} ({}) VALUES {} {}",
             cols.join(", "),
             values.join(", "),
-            key.join(", ")
+            on_conflict(def)
         ),
         params,
     )

@@ -10,6 +10,7 @@
 //! of counting anything twice.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -30,6 +31,10 @@ use crate::sql::{ReadStore, Stmt, StoreError, TableDef, Val};
 
 /// Events per transaction while catching up.
 pub const DEFAULT_BATCH: usize = 1000;
+/// Events per transaction in a rebuild: a conversation's events spread over thousands of
+/// positions, and each batch writes each row it touched once, so larger batches write the
+/// same hot rows fewer times.
+pub const REBUILD_BATCH: usize = 10_000;
 
 /// An event decoded once for every projection that reads it.
 #[derive(Debug, Clone)]
@@ -346,7 +351,9 @@ impl Catalog {
                 generation.updated_at.timestamp_millis().into(),
             ],
         )];
-        stmts.extend(create_statements(p, &generation));
+        // A live generation is queried from the start; one being built gets its secondary
+        // indexes once loaded (`finish_indexes`).
+        stmts.extend(create_statements(p, &generation, state == GenState::Live));
         self.store.transaction(stmts).await?;
         Ok(generation)
     }
@@ -356,8 +363,19 @@ impl Catalog {
         p: &dyn Projection,
         g: &Generation,
     ) -> Result<(), ProjectionError> {
-        self.store.transaction(create_statements(p, g)).await?;
+        self.store
+            .transaction(create_statements(p, g, true))
+            .await?;
         Ok(())
+    }
+
+    /// Creates the secondary indexes of a generation built without them.
+    pub async fn finish_indexes(
+        &self,
+        p: &dyn Projection,
+        g: &Generation,
+    ) -> Result<(), ProjectionError> {
+        self.create_tables(p, g).await
     }
 
     /// Makes `generation` the live one and drops the generation it replaces.
@@ -416,12 +434,19 @@ impl Catalog {
     }
 }
 
-fn create_statements(p: &dyn Projection, g: &Generation) -> Vec<Stmt> {
-    p.tables()
-        .iter()
-        .flat_map(|def| def.create_sql(&g.table(def)))
-        .map(|sql| Stmt::new(sql, vec![]))
-        .collect()
+fn create_statements(p: &dyn Projection, g: &Generation, indexes: bool) -> Vec<Stmt> {
+    let mut out = Vec::new();
+    for def in p.tables() {
+        out.push(Stmt::new(def.create_sql(&g.table(def)), vec![]));
+        if indexes {
+            out.extend(
+                def.index_sql(&g.table(def))
+                    .into_iter()
+                    .map(|sql| Stmt::new(sql, vec![])),
+            );
+        }
+    }
+    out
 }
 
 fn generation_of(row: Vec<Val>) -> Result<Generation, ProjectionError> {
@@ -492,7 +517,7 @@ impl Member {
         &mut self,
         store: &ReadStore,
         batch: &[(RecordedEvent, Decoded)],
-        faults: &mut Faults,
+        faults: &Faults,
     ) -> Result<usize, ProjectionError> {
         if self.done {
             return Ok(0);
@@ -524,7 +549,7 @@ impl Member {
                 faults.before_apply()?;
                 self.projection.apply(*e, &mut self.rows)?;
             }
-            let mut stmts = self.rows.take_changes();
+            let mut stmts = self.rows.take_changes(store.is_postgres());
             stmts.push(checkpoint_stmt(&self.generation, next, todo.len() as i64));
             if faults.before_commit() {
                 // Everything is written but not committed, as when a process dies at COMMIT.
@@ -578,13 +603,13 @@ fn checkpoint_stmt(g: &Generation, next: Position, applied: i64) -> Stmt {
 
 /// Test hook: die before the n-th apply (the batch in memory is lost), or at the commit of
 /// the n-th write (everything of that batch was sent, nothing committed), as a killed process
-/// would.
+/// would. Clones share their counts, so projections running side by side count together.
 #[derive(Debug, Default, Clone)]
 pub struct Faults {
     pub fail_before_apply: Option<u64>,
     pub fail_at_commit: Option<u64>,
-    applied: u64,
-    commits: u64,
+    applied: Arc<AtomicU64>,
+    commits: Arc<AtomicU64>,
 }
 
 impl Faults {
@@ -602,17 +627,16 @@ impl Faults {
         }
     }
 
-    fn before_commit(&mut self) -> bool {
-        self.commits += 1;
-        self.fail_at_commit == Some(self.commits)
+    fn before_commit(&self) -> bool {
+        let n = self.commits.fetch_add(1, Ordering::SeqCst) + 1;
+        self.fail_at_commit == Some(n)
     }
 
-    fn before_apply(&mut self) -> Result<(), ProjectionError> {
-        self.applied += 1;
-        if self.fail_before_apply == Some(self.applied) {
+    fn before_apply(&self) -> Result<(), ProjectionError> {
+        let n = self.applied.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.fail_before_apply == Some(n) {
             return Err(ProjectionError::Invalid(format!(
-                "injected fault before apply number {}",
-                self.applied
+                "injected fault before apply number {n}"
             )));
         }
         Ok(())
@@ -711,18 +735,42 @@ impl Group {
         self.members.iter().all(|m| m.done)
     }
 
+    /// Applies a batch to every member, each in a task of its own: one member's SQL round
+    /// trips overlap another's work in memory, and the two use different cores.
     async fn apply(&mut self, events: Vec<RecordedEvent>) -> Result<(), ProjectionError> {
-        let batch: Vec<(RecordedEvent, Decoded)> = events
-            .into_iter()
-            .map(|e| {
-                let d = Decoded::decode_or_skip(&e);
-                (e, d)
+        let batch: Arc<Vec<(RecordedEvent, Decoded)>> = Arc::new(
+            events
+                .into_iter()
+                .map(|e| {
+                    let d = Decoded::decode_or_skip(&e);
+                    (e, d)
+                })
+                .collect(),
+        );
+        let tasks: Vec<_> = self
+            .members
+            .drain(..)
+            .map(|mut m| {
+                let store = self.store.clone();
+                let batch = batch.clone();
+                let faults = self.faults.clone();
+                tokio::spawn(async move {
+                    let r = m.apply_batch(&store, &batch, &faults).await;
+                    (m, r)
+                })
             })
             .collect();
-        for m in &mut self.members {
-            m.apply_batch(&self.store, &batch, &mut self.faults).await?;
+        let mut failed = None;
+        for task in tasks {
+            let (m, r) = task
+                .await
+                .map_err(|e| ProjectionError::Bug(format!("a projection task failed: {e}")))?;
+            self.members.push(m);
+            if let Err(e) = r {
+                failed.get_or_insert(e);
+            }
         }
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 
     /// Reads the log from the lowest checkpoint up to its head as of now (or each member's
@@ -855,12 +903,13 @@ pub async fn rebuild<L: EventLog>(
         );
         members.push(Member::new(p, g));
     }
-    let mut group = Group::new(store.clone(), members);
+    let mut group = Group::new(store.clone(), members).with_batch(REBUILD_BATCH);
     let report = group.catch_up(log, progress).await?;
     let mut out = Vec::new();
     for m in group.into_members() {
         let generation = m.generation.clone();
         let p = m.into_projection();
+        catalog.finish_indexes(p.as_ref(), &generation).await?;
         let replaced = if state == GenState::Building {
             let old = catalog.swap(p.as_ref(), generation.generation).await?;
             info!(

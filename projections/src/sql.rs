@@ -23,6 +23,31 @@ pub enum Val {
     Int(i64),
     Real(f64),
     Text(String),
+    /// A whole column of a batch, for PostgreSQL's `unnest` (never sent to SQLite).
+    Column(ColValues),
+}
+
+/// One column of many rows, typed for PostgreSQL arrays.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ColValues {
+    Int(Vec<Option<i64>>),
+    Real(Vec<Option<f64>>),
+    Text(Vec<Option<String>>),
+}
+
+impl ColValues {
+    /// The column `c` of `rows`, as `ty`.
+    pub fn of(rows: &[Vec<Val>], c: usize, ty: ColType) -> Self {
+        match ty {
+            ColType::Int => ColValues::Int(rows.iter().map(|r| r[c].as_i64()).collect()),
+            ColType::Real => ColValues::Real(rows.iter().map(|r| r[c].as_f64()).collect()),
+            ColType::Text => ColValues::Text(
+                rows.iter()
+                    .map(|r| r[c].as_str().map(str::to_owned))
+                    .collect(),
+            ),
+        }
+    }
 }
 
 impl Val {
@@ -93,7 +118,7 @@ pub enum ColType {
 }
 
 impl ColType {
-    fn sql(self) -> &'static str {
+    pub fn sql(self) -> &'static str {
         match self {
             ColType::Int => "BIGINT",
             ColType::Real => "DOUBLE PRECISION",
@@ -190,8 +215,8 @@ impl TableDef {
         self.columns[..self.key_len].iter().map(|c| c.0)
     }
 
-    /// `CREATE TABLE` and `CREATE INDEX` statements for the table stored as `full_name`.
-    pub fn create_sql(&self, full_name: &str) -> Vec<String> {
+    /// The `CREATE TABLE` statement for the table stored as `full_name`.
+    pub fn create_sql(&self, full_name: &str) -> String {
         let cols: Vec<String> = self
             .columns
             .iter()
@@ -201,18 +226,26 @@ impl TableDef {
             })
             .collect();
         let key: Vec<&str> = self.key_columns().collect();
-        let mut out = vec![format!(
+        format!(
             "CREATE TABLE IF NOT EXISTS {full_name} ({}, PRIMARY KEY ({}))",
             cols.join(", "),
             key.join(", ")
-        )];
-        for (i, index) in self.indexes.iter().enumerate() {
-            out.push(format!(
-                "CREATE INDEX IF NOT EXISTS {full_name}_i{i} ON {full_name} ({})",
-                index.join(", ")
-            ));
-        }
-        out
+        )
+    }
+
+    /// The `CREATE INDEX` statements of its secondary indexes. A rebuild creates them after
+    /// loading, which costs far less than keeping them current row by row.
+    pub fn index_sql(&self, full_name: &str) -> Vec<String> {
+        self.indexes
+            .iter()
+            .enumerate()
+            .map(|(i, index)| {
+                format!(
+                    "CREATE INDEX IF NOT EXISTS {full_name}_i{i} ON {full_name} ({})",
+                    index.join(", ")
+                )
+            })
+            .collect()
     }
 }
 
@@ -422,6 +455,10 @@ impl ReadStore {
         Ok(store)
     }
 
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, ReadStore::Postgres(_))
+    }
+
     pub fn backend(&self) -> &'static str {
         match self {
             ReadStore::Sqlite(_) => "sqlite",
@@ -532,6 +569,16 @@ impl ReadStore {
         }
         let cols: Vec<&str> = def.column_names().collect();
         let key = def.columns[0].0;
+        if self.is_postgres() {
+            let sql = format!(
+                "SELECT {} FROM {table} WHERE {key} = ANY($1::{}[])",
+                cols.join(", "),
+                def.columns[0].1.sql()
+            );
+            let keys: Vec<Vec<Val>> = keys.into_iter().map(|k| vec![k]).collect();
+            let column = ColValues::of(&keys, 0, def.columns[0].1);
+            return self.query(&sql, vec![Val::Column(column)]).await;
+        }
         let mut out = Vec::with_capacity(keys.len());
         for chunk in keys.chunks(CHUNK) {
             let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
@@ -662,6 +709,11 @@ impl rusqlite::ToSql for Val {
             Val::Int(i) => ToSqlOutput::Borrowed(ValueRef::Integer(*i)),
             Val::Real(f) => ToSqlOutput::Borrowed(ValueRef::Real(*f)),
             Val::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Val::Column(_) => {
+                return Err(rusqlite::Error::ToSqlConversionFailure(
+                    "column arrays are for PostgreSQL only".into(),
+                ));
+            }
         })
     }
 }
@@ -680,6 +732,9 @@ impl ToSql for Val {
             Val::Int(i) => i.to_sql(ty, out),
             Val::Real(f) => f.to_sql(ty, out),
             Val::Text(s) => s.to_sql(ty, out),
+            Val::Column(ColValues::Int(v)) => v.to_sql(ty, out),
+            Val::Column(ColValues::Real(v)) => v.to_sql(ty, out),
+            Val::Column(ColValues::Text(v)) => v.to_sql(ty, out),
         }
     }
 

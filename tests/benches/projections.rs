@@ -119,7 +119,16 @@ async fn main() {
         "rebuild all four together (one read)".into(),
         kefu_projections::all(),
     ));
-    for (label, projections) in runs {
+    // KEFU_BENCH_ONLY=stats,all runs only those (for profiling one projection).
+    let only = std::env::var("KEFU_BENCH_ONLY").ok();
+    let wanted = |label: &str| {
+        only.as_deref().is_none_or(|o| {
+            o.split(',').any(|w| {
+                label.contains(&format!("`{w}`")) || (w == "all" && label.contains("all four"))
+            })
+        })
+    };
+    for (label, projections) in runs.into_iter().filter(|(l, _)| wanted(l)) {
         let (_, report) = rebuild(&log, &store, projections, Until::default(), |_| {})
             .await
             .expect("rebuild");

@@ -73,6 +73,13 @@ pub use record::{ConversationStatus, DocKind, DocStatus, SpeakerKind};
 use record::Record;
 use schema::Fields;
 
+/// The words the index makes of `text` (jieba, lower-cased, punctuation dropped, phone
+/// numbers and e-mail addresses masked first): what documents are indexed under and queries
+/// are built from. Public so comparisons can feed another engine the same words.
+pub fn terms(text: &str) -> Vec<String> {
+    analyzer::terms(&mut analyzer::analyzer(), &mask(text))
+}
+
 /// What the index writer may buffer before it flushes a segment (one indexing thread: the
 /// projection is fed one event at a time, and the machine it runs on is shared).
 const WRITER_MEMORY_BYTES: usize = 32 * 1024 * 1024;
