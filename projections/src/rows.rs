@@ -196,9 +196,13 @@ impl RowSet {
             let def = table.def;
             let mut upserts = Vec::new();
             let mut deletes = Vec::new();
+            let write_only = !table.read;
             for slot in table.slots.values_mut().filter(|s| s.dirty) {
                 slot.dirty = false;
-                match &slot.row {
+                match &mut slot.row {
+                    // Dropped by `trim` right after the write (or by `clear` if it fails), so
+                    // it can be moved instead of copied.
+                    Some(row) if write_only => upserts.push(std::mem::take(row)),
                     Some(row) => upserts.push(row.clone()),
                     None => deletes.push(slot.key.clone()),
                 }
@@ -207,7 +211,7 @@ impl RowSet {
                 if !deletes.is_empty() {
                     stmts.extend(pg_delete_stmts(&table.stored_as, def, deletes));
                 }
-                for chunk in upserts.chunks(PG_ROWS) {
+                for chunk in upserts.chunks_mut(PG_ROWS) {
                     stmts.push(pg_upsert_stmt(&table.stored_as, def, chunk));
                 }
                 continue;
@@ -279,7 +283,7 @@ fn on_conflict(def: &TableDef) -> String {
     }
 }
 
-fn pg_upsert_stmt(table: &str, def: &TableDef, rows: &[Vec<Val>]) -> Stmt {
+fn pg_upsert_stmt(table: &str, def: &TableDef, rows: &mut [Vec<Val>]) -> Stmt {
     let cols: Vec<&str> = def.column_names().collect();
     let arrays: Vec<String> = def
         .columns
@@ -291,7 +295,7 @@ fn pg_upsert_stmt(table: &str, def: &TableDef, rows: &[Vec<Val>]) -> Stmt {
         .columns
         .iter()
         .enumerate()
-        .map(|(i, (_, ty, _))| Val::Column(ColValues::of(rows, i, *ty)))
+        .map(|(i, (_, ty, _))| Val::Column(ColValues::take(rows, i, *ty)))
         .collect();
     Stmt::new(
         format!(

@@ -36,6 +36,23 @@ pub enum ColValues {
 }
 
 impl ColValues {
+    /// The column `c` of `rows`, as `ty`, moved out of the rows (left `Null`).
+    pub fn take(rows: &mut [Vec<Val>], c: usize, ty: ColType) -> Self {
+        let take = |r: &mut Vec<Val>| std::mem::replace(&mut r[c], Val::Null);
+        match ty {
+            ColType::Int => ColValues::Int(rows.iter_mut().map(|r| take(r).as_i64()).collect()),
+            ColType::Real => ColValues::Real(rows.iter_mut().map(|r| take(r).as_f64()).collect()),
+            ColType::Text => ColValues::Text(
+                rows.iter_mut()
+                    .map(|r| match take(r) {
+                        Val::Text(s) => Some(s),
+                        _ => None,
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
     /// The column `c` of `rows`, as `ty`.
     pub fn of(rows: &[Vec<Val>], c: usize, ty: ColType) -> Self {
         match ty {
