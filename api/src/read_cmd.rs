@@ -15,6 +15,7 @@ use kefu_projections::search::{
 };
 use kefu_projections::stats::{StatsFilter, StatsGroup};
 use kefu_projections::tickets::TicketFilter;
+use kefu_projections::view::Page;
 use kefu_projections::{Catalog, Progress, ReadModels, Until, rebuild};
 use serde::Serialize;
 use uuid::Uuid;
@@ -229,6 +230,17 @@ fn offset(s: &str) -> Result<Duration> {
     Ok(Duration::seconds(i64::from(
         parsed.offset().local_minus_utc(),
     )))
+}
+
+/// One line per item, then `{"next": cursor}` when there is more.
+fn print_page<T: Serialize>(out: &mut impl Write, page: &Page<T>) -> Result<()> {
+    for item in &page.items {
+        print_json(out, item)?;
+    }
+    if let Some(next) = &page.next {
+        print_json(out, &serde_json::json!({ "next": next }))?;
+    }
+    Ok(())
 }
 
 fn print_json(out: &mut impl Write, v: &impl Serialize) -> Result<()> {
@@ -534,12 +546,7 @@ pub async fn query(store: &StoreArgs, which: Which, cmd: QueryCommand) -> Result
                 ..ConversationFilter::default()
             };
             let page = view.conversations(&filter, after.as_deref(), limit).await?;
-            for c in &page.items {
-                print_json(&mut out, c)?;
-            }
-            if let Some(next) = page.next {
-                print_json(&mut out, &serde_json::json!({ "next": next }))?;
-            }
+            print_page(&mut out, &page)?;
         }
         QueryCommand::Ticket { id } => {
             let view = models.pick("tickets", generation).await?;
@@ -562,12 +569,7 @@ pub async fn query(store: &StoreArgs, which: Which, cmd: QueryCommand) -> Result
                 ..TicketFilter::default()
             };
             let page = view.tickets(&filter, after.as_deref(), limit).await?;
-            for t in &page.items {
-                print_json(&mut out, t)?;
-            }
-            if let Some(next) = page.next {
-                print_json(&mut out, &serde_json::json!({ "next": next }))?;
-            }
+            print_page(&mut out, &page)?;
         }
     }
     Ok(())

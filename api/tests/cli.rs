@@ -1,29 +1,8 @@
 //! `kefu log …` end to end on the embedded store, as an operator would use it.
 
-use std::process::{Command, Output};
+mod common;
 
-fn kefu(dir: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kefu"))
-        .args(args)
-        .env("KEFU_DATA_DIR", dir.join("data"))
-        .env_remove("KEFU_STORE")
-        .env("KEFU_LOG", "warn")
-        .output()
-        .expect("run kefu")
-}
-
-fn lines(out: &Output) -> Vec<serde_json::Value> {
-    assert!(
-        out.status.success(),
-        "kefu failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone())
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect()
-}
+use common::{kefu, lines};
 
 #[test]
 fn append_read_tail_and_trace_a_correlation() {

@@ -2,31 +2,9 @@
 //! operator writes a short conversation into the log, rebuilds the read models, builds an
 //! as-of copy, and asks both.
 
-use std::process::{Command, Output};
+mod common;
 
-fn kefu(dir: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kefu"))
-        .args(args)
-        .env("KEFU_DATA_DIR", dir.join("data"))
-        .env_remove("KEFU_STORE")
-        .env_remove("KEFU_READ_STORE")
-        .env("KEFU_LOG", "warn")
-        .output()
-        .expect("run kefu")
-}
-
-fn lines(out: &Output) -> Vec<serde_json::Value> {
-    assert!(
-        out.status.success(),
-        "kefu failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone())
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect()
-}
+use common::{kefu, lines};
 
 const CONVERSATION: &str = "0190f1c2-0000-7000-8000-0000000000c1";
 const CORRELATION: &str = "0190f1c2-0000-7000-8000-0000000000f1";

@@ -930,6 +930,41 @@ pub async fn rebuild<L: EventLog>(
     Ok((out, report))
 }
 
+/// Runs `run` until it returns or `stopped` turns true. A generation replaced by a rebuild
+/// (`Superseded`) is reattached at once; any other failure is logged and retried, backing off
+/// from 0.5 s to 30 s so a store that is down is not hammered.
+pub(crate) async fn supervise<F, Fut>(
+    what: &'static str,
+    mut stopped: watch::Receiver<bool>,
+    mut run: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), ProjectionError>>,
+{
+    let mut failures = 0u32;
+    while !*stopped.borrow() {
+        match run().await {
+            Ok(()) => break,
+            Err(ProjectionError::Superseded {
+                projection,
+                generation,
+            }) => {
+                info!(what, %projection, generation, "generation replaced; reattaching");
+                failures = 0;
+            }
+            Err(e) => {
+                failures += 1;
+                warn!(what, error = %e, failures, "failed; restarting");
+                let wait = Duration::from_millis(500 * 2u64.pow(failures.min(6)));
+                tokio::select! {
+                    _ = tokio::time::sleep(wait.min(Duration::from_secs(30))) => {}
+                    _ = stopped.wait_for(|s| *s) => break,
+                }
+            }
+        }
+    }
+}
+
 /// The projections kept live inside a server, and where each has got to.
 pub struct LiveProjections {
     positions: watch::Receiver<Vec<(String, Position)>>,
@@ -948,52 +983,35 @@ impl LiveProjections {
     ) -> Self {
         let (stop, stopped) = watch::channel(false);
         let (positions_tx, positions) = watch::channel(Vec::new());
-        let task = tokio::spawn(async move {
-            let mut failures = 0u32;
-            while !*stopped.borrow() {
-                let run = async {
-                    let catalog = Catalog::open(store.clone()).await?;
-                    let mut members = Vec::new();
-                    for p in make() {
-                        let g = catalog.attach_live(p.as_ref()).await?;
-                        members.push(Member::new(p, g));
-                    }
-                    let mut group = Group::new(store.clone(), members);
-                    group.catch_up(&*log, |_| {}).await?;
-                    positions_tx.send_replace(
-                        group
-                            .members()
-                            .iter()
-                            .map(|m| (m.name().to_owned(), m.generation().position))
-                            .collect(),
-                    );
-                    group
-                        .follow(log.clone(), stopped.clone(), &positions_tx)
-                        .await
-                };
-                match run.await {
-                    Ok(()) => break,
-                    Err(ProjectionError::Superseded {
-                        projection,
-                        generation,
-                    }) => {
-                        info!(%projection, generation, "generation replaced; reattaching");
-                        failures = 0;
-                    }
-                    Err(e) => {
-                        failures += 1;
-                        warn!(error = %e, failures, "projections failed; restarting");
-                        // Back off so a store that is down is not hammered: 0.5 s doubling to 30 s.
-                        let wait = Duration::from_millis(500 * 2u64.pow(failures.min(6)));
-                        let mut stopped = stopped.clone();
-                        tokio::select! {
-                            _ = tokio::time::sleep(wait.min(Duration::from_secs(30))) => {}
-                            _ = stopped.wait_for(|s| *s) => break,
-                        }
-                    }
+        let make = Arc::new(make);
+        let positions_tx = Arc::new(positions_tx);
+        let task = tokio::spawn(supervise("projections", stopped.clone(), move || {
+            let (log, store, make, positions_tx, stopped) = (
+                log.clone(),
+                store.clone(),
+                make.clone(),
+                positions_tx.clone(),
+                stopped.clone(),
+            );
+            async move {
+                let catalog = Catalog::open(store.clone()).await?;
+                let mut members = Vec::new();
+                for p in make() {
+                    let g = catalog.attach_live(p.as_ref()).await?;
+                    members.push(Member::new(p, g));
                 }
+                let mut group = Group::new(store.clone(), members);
+                group.catch_up(&*log, |_| {}).await?;
+                positions_tx.send_replace(
+                    group
+                        .members()
+                        .iter()
+                        .map(|m| (m.name().to_owned(), m.generation().position))
+                        .collect(),
+                );
+                group.follow(log, stopped, &positions_tx).await
             }
-        });
+        }));
         LiveProjections {
             positions,
             stop,

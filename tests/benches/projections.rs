@@ -13,24 +13,13 @@
 
 use std::time::Instant;
 
-use kefu_eventlog::postgres::{PostgresConfig, PostgresLog, ensure_database};
+use kefu_eventlog::postgres::PostgresLog;
 use kefu_eventlog::{EventLog, Position};
 use kefu_projections::runner::Decoded;
 use kefu_projections::{ReadStore, Until, rebuild};
-use kefu_tests::history::{HistoryConfig, write};
-use tokio_postgres::NoTls;
+use kefu_tests::bench::{history_log, sql, url};
 
 const READ_SCHEMA: &str = "bench_read";
-
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_owned())
-}
-
-async fn sql(url: &str, statements: &str) {
-    let (client, conn) = tokio_postgres::connect(url, NoTls).await.expect("connect");
-    tokio::spawn(conn);
-    client.batch_execute(statements).await.expect("run SQL");
-}
 
 /// Pages through the whole log; returns events and seconds.
 async fn read_everything(log: &PostgresLog, decode: bool) -> (u64, f64) {
@@ -53,33 +42,8 @@ async fn read_everything(log: &PostgresLog, decode: bool) -> (u64, f64) {
 
 #[tokio::main]
 async fn main() {
-    let url = env_or(
-        "KEFU_BENCH_URL",
-        "postgres://postgres@127.0.0.1:5432/kefu_bench",
-    );
-    let events: u64 = env_or("KEFU_BENCH_EVENTS", "1000000")
-        .parse()
-        .expect("a number");
-    let log_schema = env_or("KEFU_BENCH_SCHEMA", "bench_history");
-    ensure_database(&url).await.expect("the benchmark database");
-    if std::env::var("KEFU_BENCH_FRESH").is_ok_and(|v| v == "1") {
-        sql(&url, &format!("DROP SCHEMA IF EXISTS {log_schema} CASCADE")).await;
-    }
-    let log = PostgresLog::open(PostgresConfig::new(&url).with_schema(&log_schema))
-        .await
-        .expect("open the log");
-    if log.head().await.expect("head").is_none() {
-        let started = Instant::now();
-        let summary = write(&log, &HistoryConfig::for_events(events), 16)
-            .await
-            .expect("generate the history");
-        eprintln!(
-            "generated {} events in {:.0} s: {}",
-            summary.events,
-            started.elapsed().as_secs_f64(),
-            summary.to_json()
-        );
-    }
+    let url = url();
+    let log = history_log().await;
 
     // Warm the server's cache so the first contender does not pay for the disk.
     read_everything(&log, false).await;
@@ -97,11 +61,7 @@ async fn main() {
         decoded / raw * 100.0
     );
 
-    sql(
-        &url,
-        &format!("DROP SCHEMA IF EXISTS {READ_SCHEMA} CASCADE"),
-    )
-    .await;
+    sql(&format!("DROP SCHEMA IF EXISTS {READ_SCHEMA} CASCADE")).await;
     let store = ReadStore::open_postgres(&url, Some(READ_SCHEMA))
         .await
         .expect("read store");

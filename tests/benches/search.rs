@@ -16,19 +16,14 @@ use std::time::{Duration, Instant};
 
 use kefu_domain::DomainEvent;
 use kefu_domain::conversation::ConversationEvent as C;
-use kefu_eventlog::postgres::{PostgresConfig, PostgresLog, ensure_database};
 use kefu_eventlog::{EventLog, Position};
 use kefu_projections::search::{DocKind, SearchIndex, SearchRequest, catch_up_search, terms};
-use kefu_tests::history::{HistoryConfig, write};
+use kefu_tests::bench::{env_or, history_log, url};
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 use tokio_postgres::NoTls;
 
 const FTS_SCHEMA: &str = "bench_fts";
-
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_owned())
-}
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -37,26 +32,11 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let url = env_or(
-        "KEFU_BENCH_URL",
-        "postgres://postgres@127.0.0.1:5432/kefu_bench",
-    );
-    let events: u64 = env_or("KEFU_BENCH_EVENTS", "1000000")
-        .parse()
-        .expect("a number");
-    let log_schema = env_or("KEFU_BENCH_SCHEMA", "bench_history");
+    let url = url();
     let queries: usize = env_or("KEFU_BENCH_QUERIES", "1000")
         .parse()
         .expect("a number");
-    ensure_database(&url).await.expect("the benchmark database");
-    let log = PostgresLog::open(PostgresConfig::new(&url).with_schema(&log_schema))
-        .await
-        .expect("open the log");
-    if log.head().await.expect("head").is_none() {
-        write(&log, &HistoryConfig::for_events(events), 16)
-            .await
-            .expect("generate the history");
-    }
+    let log = history_log().await;
 
     // The index, built from the log.
     let dir = tempfile::tempdir().expect("temp dir");

@@ -19,7 +19,7 @@ use tracing::{info, warn};
 
 use super::{SearchError, SearchIndex, SearchReader};
 use crate::error::ProjectionError;
-use crate::runner::Progress;
+use crate::runner::{Progress, supervise};
 
 /// Events applied between commits while catching up: a tantivy commit writes a segment, so
 /// committing every page would leave thousands of tiny segments to merge.
@@ -269,29 +269,17 @@ impl LiveSearch {
         let (stop, stopped) = watch::channel(false);
         let (reader_tx, reader) = watch::channel(None);
         let (position_tx, position) = watch::channel(Position::START);
-        let task = tokio::spawn(async move {
-            let mut failures = 0u32;
-            while !*stopped.borrow() {
-                let run = follow(&log, &home, &stopped, &reader_tx, &position_tx);
-                match run.await {
-                    Ok(()) => break,
-                    Err(ProjectionError::Superseded { .. }) => {
-                        info!("search index replaced by a rebuild; reopening");
-                        failures = 0;
-                    }
-                    Err(e) => {
-                        failures += 1;
-                        warn!(error = %e, failures, "search index failed; restarting");
-                        let wait = Duration::from_millis(500 * 2u64.pow(failures.min(6)));
-                        let mut stopped = stopped.clone();
-                        tokio::select! {
-                            _ = tokio::time::sleep(wait.min(Duration::from_secs(30))) => {}
-                            _ = stopped.wait_for(|s| *s) => break,
-                        }
-                    }
-                }
-            }
-        });
+        let (reader_tx, position_tx) = (Arc::new(reader_tx), Arc::new(position_tx));
+        let task = tokio::spawn(supervise("search", stopped.clone(), move || {
+            let (log, home, stopped, reader_tx, position_tx) = (
+                log.clone(),
+                home.clone(),
+                stopped.clone(),
+                reader_tx.clone(),
+                position_tx.clone(),
+            );
+            async move { follow(&log, &home, &stopped, &reader_tx, &position_tx).await }
+        }));
         LiveSearch {
             reader,
             position,
