@@ -31,6 +31,9 @@ use crate::sql::{ReadStore, Stmt, StoreError, TableDef, Val};
 
 /// Events per transaction while catching up.
 pub const DEFAULT_BATCH: usize = 1000;
+/// A `building` generation whose checkpoint has not moved for this long belongs to a rebuild
+/// that died; the next rebuild drops it.
+pub const ABANDONED_AFTER_MINUTES: i64 = 30;
 /// Events per transaction in a rebuild: a conversation's events spread over thousands of
 /// positions, and each batch writes each row it touched once, so larger batches write the
 /// same hot rows fewer times.
@@ -411,6 +414,30 @@ impl Catalog {
             self.drop_generation(p, old.generation).await?;
         }
         Ok(old)
+    }
+
+    /// Drops the `building` generations of `p` that have not moved for `idle`: rebuilds that
+    /// died. A running rebuild moves its checkpoint every batch (seconds apart), so it is never
+    /// mistaken for one. Returns the generations dropped.
+    pub async fn drop_abandoned(
+        &self,
+        p: &dyn Projection,
+        idle: chrono::Duration,
+    ) -> Result<Vec<i64>, ProjectionError> {
+        let cutoff = Utc::now() - idle;
+        let mut dropped = Vec::new();
+        for g in self.list().await? {
+            if g.projection == p.name() && g.state == GenState::Building && g.updated_at < cutoff {
+                warn!(
+                    projection = p.name(),
+                    generation = g.generation,
+                    "dropping an abandoned rebuild"
+                );
+                self.drop_generation(p, g.generation).await?;
+                dropped.push(g.generation);
+            }
+        }
+        Ok(dropped)
     }
 
     /// Drops a generation's tables and its catalog row.
@@ -894,6 +921,12 @@ pub async fn rebuild<L: EventLog>(
     };
     let mut members = Vec::new();
     for p in projections {
+        catalog
+            .drop_abandoned(
+                p.as_ref(),
+                chrono::Duration::minutes(ABANDONED_AFTER_MINUTES),
+            )
+            .await?;
         let g = catalog.create(p.as_ref(), state, until).await?;
         info!(
             projection = p.name(),

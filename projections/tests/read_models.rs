@@ -9,6 +9,7 @@ use chrono::Duration;
 use kefu_eventlog::{EventLog, Position};
 use kefu_projections::conversations::ConversationFilter;
 use kefu_projections::runner::{Faults, Group, Member};
+use kefu_projections::sql::Record;
 use kefu_projections::stats::{StatsFilter, StatsGroup};
 use kefu_projections::{
     Catalog, GenState, LiveProjections, ProjectionError, ReadModels, Until, rebuild,
@@ -408,6 +409,34 @@ async fn dying_mid_catch_up_neither_loses_nor_double_counts(b: Backend) {
         commits_failed > 20,
         "only {commits_failed} commits were tried"
     );
+
+    // A rebuild that died and was never restarted is dropped by the next one, once idle.
+    let stats = || {
+        kefu_projections::by_names(&["stats".into()])
+            .unwrap()
+            .pop()
+            .unwrap()
+    };
+    let g = catalog
+        .create(stats().as_ref(), GenState::Building, Until::default())
+        .await
+        .unwrap();
+    let mut group = Group::new(b.store.clone(), vec![Member::new(stats(), g.clone())])
+        .with_faults(Faults::fail_at(5));
+    assert!(group.catch_up(&*b.log, |_| {}).await.is_err());
+    let kept = catalog
+        .drop_abandoned(stats().as_ref(), Duration::hours(1))
+        .await
+        .unwrap();
+    assert!(kept.is_empty(), "a recent build is not abandoned");
+    let dropped = catalog
+        .drop_abandoned(stats().as_ref(), Duration::zero())
+        .await
+        .unwrap();
+    // (The loop above left its last, completed, build behind as well.)
+    assert!(dropped.contains(&g.generation), "{dropped:?}");
+    let facts = g.table(&kefu_projections::stats::FactRow::TABLE);
+    assert!(!b.store.table_exists(&facts).await.unwrap());
     assert_eq!(dump_live(&models).await, reference);
 }
 
