@@ -2,7 +2,7 @@
 //! survey), its transcript (every turn and internal note), the emotion assessed for each
 //! customer turn, and a timeline of everything else that happened to it (scenario
 //! predictions, routing decisions, hand-offs, queueing, assignment, transfers, close, survey),
-//! with each event's payload as recorded.
+//! with each event as kefu reads it (upcast to the current schema version).
 
 use kefu_domain::conversation::{ConversationEvent as E, Speaker, TransferredTo};
 use serde::Serialize;
@@ -90,7 +90,7 @@ record! {
 }
 
 record! {
-    /// Everything else that happened, with the event's payload.
+    /// Everything else that happened, with the event as JSON (its `type` and fields).
     pub struct TimelineRow in "timeline", key 2 {
         pub conversation: String,
         pub version: i64,
@@ -187,7 +187,7 @@ impl Projection for ConversationsProjection {
             E::CustomerTurnRecorded(t) => {
                 let mut r = turn("customer", None, t.message.to_string(), &t.text);
                 r.at = ms(t.at);
-                rows.put(&r)?;
+                rows.put(r)?;
                 row.turns += 1;
                 row.last_activity_at = ms(t.at);
                 timeline = false;
@@ -197,7 +197,7 @@ impl Projection for ConversationsProjection {
                 r.at = ms(t.at);
                 r.answer_entry = t.answer.as_ref().map(|a| a.entry.to_string());
                 r.confidence = t.answer.as_ref().map(|a| a.confidence);
-                rows.put(&r)?;
+                rows.put(r)?;
                 row.turns += 1;
                 row.last_activity_at = ms(t.at);
                 timeline = false;
@@ -210,7 +210,7 @@ impl Projection for ConversationsProjection {
                     &t.text,
                 );
                 r.at = ms(t.at);
-                rows.put(&r)?;
+                rows.put(r)?;
                 row.turns += 1;
                 row.last_activity_at = ms(t.at);
                 timeline = false;
@@ -224,11 +224,11 @@ impl Projection for ConversationsProjection {
                 );
                 r.internal = true;
                 r.at = ms(n.at);
-                rows.put(&r)?;
+                rows.put(r)?;
                 timeline = false;
             }
             E::EmotionAssessed(a) => {
-                rows.put(&EmotionRow {
+                rows.put(EmotionRow {
                     conversation: id.clone(),
                     version,
                     message: a.message.to_string(),
@@ -292,17 +292,17 @@ impl Projection for ConversationsProjection {
             E::OrderAttributed(_) => row.orders += 1,
         }
         if timeline {
-            rows.put(&TimelineRow {
+            rows.put(TimelineRow {
                 conversation: id.clone(),
                 version,
                 kind: e.event.event_type.clone(),
-                detail: e.event.payload.to_string(),
+                detail: serde_json::to_string(event).unwrap_or_default(),
                 at: ms(event_at(event)),
             })?;
         }
         row.version = version;
         row.position = e.event.position.0 as i64;
-        rows.put(&row)
+        rows.put(row)
     }
 }
 

@@ -116,7 +116,7 @@ impl Projection for QueuesProjection {
         match e.decoded {
             Decoded::Queue(event) => {
                 if let Q::QueueDefined(d) = event {
-                    return rows.put(&QueueRow {
+                    return rows.put(QueueRow {
                         id: e.entity().to_owned(),
                         name: d.name.clone(),
                         business_line: seller(&d.business_line),
@@ -153,11 +153,11 @@ impl Projection for QueuesProjection {
                     Q::QueueRetired(_) => q.retired = true,
                     Q::QueueDefined(_) => {}
                 }
-                rows.put(&q)
+                rows.put(q)
             }
             Decoded::Agent(event) => {
                 if let A::AgentRegistered(r) = event {
-                    return rows.put(&AgentRow {
+                    return rows.put(AgentRow {
                         id: e.entity().to_owned(),
                         name: r.name.clone(),
                         skills: json(&r.skills),
@@ -186,10 +186,10 @@ impl Projection for QueuesProjection {
                         a.status = "offline".into();
                     }
                 }
-                rows.put(&a)
+                rows.put(a)
             }
             Decoded::Conversation(event) => match event {
-                C::ConversationQueued(q) => rows.put(&WaitingRow {
+                C::ConversationQueued(q) => rows.put(WaitingRow {
                     conversation: e.entity().to_owned(),
                     queue: q.queue.to_string(),
                     priority: i64::from(q.priority),
@@ -200,7 +200,7 @@ impl Projection for QueuesProjection {
                 }),
                 C::AgentAssigned(a) => {
                     rows.delete::<WaitingRow>(key)?;
-                    rows.put(&ChatRow {
+                    rows.put(ChatRow {
                         conversation: e.entity().to_owned(),
                         agent: a.agent.to_string(),
                         queue: a.queue.to_string(),
@@ -212,7 +212,7 @@ impl Projection for QueuesProjection {
                         Some(mut chat) => {
                             chat.agent = agent.to_string();
                             chat.since = ms(t.at);
-                            rows.put(&chat)
+                            rows.put(chat)
                         }
                         None => Ok(()),
                     },

@@ -6,6 +6,7 @@
 //! names the rows it will read ([`KeyRequests`]); they are fetched in one query per table.
 //! Rows it only writes (new turns, deleted queue entries) need no fetch.
 
+use std::any::Any;
 use std::collections::{HashMap, HashSet};
 
 use crate::error::ProjectionError;
@@ -33,9 +34,45 @@ fn key_string(key: &[Val]) -> String {
     out
 }
 
+/// A row as the cache holds it: as fetched (SQL values), or as the projection last wrote it
+/// (its typed struct, converted to SQL values only when stored).
+enum Row {
+    Stored(Vec<Val>),
+    Typed(Box<dyn TypedRow>),
+}
+
+trait TypedRow: Send + Sync {
+    fn to_row(&self) -> Vec<Val>;
+    fn into_row(self: Box<Self>) -> Vec<Val>;
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<R: Record> TypedRow for R {
+    fn to_row(&self) -> Vec<Val> {
+        Record::to_row(self)
+    }
+
+    fn into_row(self: Box<Self>) -> Vec<Val> {
+        Record::into_row(*self)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl Row {
+    fn values(&self) -> Vec<Val> {
+        match self {
+            Row::Stored(v) => v.clone(),
+            Row::Typed(t) => t.to_row(),
+        }
+    }
+}
+
 struct Slot {
     key: Vec<Val>,
-    row: Option<Vec<Val>>,
+    row: Option<Row>,
     dirty: bool,
 }
 
@@ -96,23 +133,31 @@ impl RowSet {
                 R::TABLE.name
             ))
         })?;
-        slot.row
-            .clone()
-            .map(R::from_row)
-            .transpose()
-            .map_err(ProjectionError::Bug)
+        match &slot.row {
+            None => Ok(None),
+            Some(Row::Stored(values)) => R::from_row(values.clone())
+                .map(Some)
+                .map_err(ProjectionError::Bug),
+            Some(Row::Typed(typed)) => typed
+                .as_any()
+                .downcast_ref::<R>()
+                .cloned()
+                .map(Some)
+                .ok_or_else(|| {
+                    ProjectionError::Bug(format!("{} row of another type", R::TABLE.name))
+                }),
+        }
     }
 
     /// Writes the whole row.
-    pub fn put<R: Record>(&mut self, row: &R) -> Result<(), ProjectionError> {
+    pub fn put<R: Record>(&mut self, row: R) -> Result<(), ProjectionError> {
         let key = row.key();
-        let values = row.to_row();
         let table = self.table_mut(&R::TABLE)?;
         table.slots.insert(
             key_string(&key),
             Slot {
                 key,
-                row: Some(values),
+                row: Some(Row::Typed(Box::new(row))),
                 dirty: true,
             },
         );
@@ -165,7 +210,7 @@ impl RowSet {
                     key_string(&key),
                     Slot {
                         key,
-                        row: Some(row),
+                        row: Some(Row::Stored(row)),
                         dirty: false,
                     },
                 );
@@ -202,8 +247,13 @@ impl RowSet {
                 match &mut slot.row {
                     // Dropped by `trim` right after the write (or by `clear` if it fails), so
                     // it can be moved instead of copied.
-                    Some(row) if write_only => upserts.push(std::mem::take(row)),
-                    Some(row) => upserts.push(row.clone()),
+                    Some(Row::Stored(row)) if write_only => upserts.push(std::mem::take(row)),
+                    Some(Row::Typed(_)) if write_only => {
+                        if let Some(Row::Typed(typed)) = slot.row.take() {
+                            upserts.push(typed.into_row());
+                        }
+                    }
+                    Some(row) => upserts.push(row.values()),
                     None => deletes.push(slot.key.clone()),
                 }
             }

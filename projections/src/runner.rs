@@ -57,8 +57,31 @@ pub enum Decoded {
 
 impl Decoded {
     pub fn decode(e: &RecordedEvent) -> Result<Self, ProjectionError> {
-        fn dec<E: DomainEvent>(e: &RecordedEvent) -> Result<E, ProjectionError> {
-            E::decode(&e.event_type, e.schema_version, e.payload.clone()).map_err(|err| {
+        Self::decode_payload(e, e.payload.clone())
+    }
+
+    /// Decodes `e`, taking its payload instead of copying it (it is left `null`): the
+    /// payload's JSON tree is the largest thing an event carries, and copying it was a
+    /// measurable share of a rebuild.
+    pub fn decode_taking(e: &mut RecordedEvent) -> Self {
+        let payload = std::mem::take(&mut e.payload);
+        Self::decode_payload(e, payload).unwrap_or_else(Self::unreadable)
+    }
+
+    fn unreadable(err: ProjectionError) -> Self {
+        warn!(error = %err, "passing over an event projections cannot read");
+        Decoded::Unreadable(err.to_string())
+    }
+
+    fn decode_payload(
+        e: &RecordedEvent,
+        payload: serde_json::Value,
+    ) -> Result<Self, ProjectionError> {
+        fn dec<E: DomainEvent>(
+            e: &RecordedEvent,
+            payload: serde_json::Value,
+        ) -> Result<E, ProjectionError> {
+            E::decode(&e.event_type, e.schema_version, payload).map_err(|err| {
                 ProjectionError::Decode {
                     stream: e.stream_id.to_string(),
                     version: e.version,
@@ -69,12 +92,12 @@ impl Decoded {
             })
         }
         Ok(match e.stream_id.category() {
-            ConversationEvent::CATEGORY => Decoded::Conversation(dec(e)?),
-            AgentEvent::CATEGORY => Decoded::Agent(dec(e)?),
-            QueueEvent::CATEGORY => Decoded::Queue(dec(e)?),
-            TicketEvent::CATEGORY => Decoded::Ticket(dec(e)?),
-            KnowledgeEvent::CATEGORY => Decoded::Knowledge(dec(e)?),
-            CustomerEvent::CATEGORY => Decoded::Customer(dec(e)?),
+            ConversationEvent::CATEGORY => Decoded::Conversation(dec(e, payload)?),
+            AgentEvent::CATEGORY => Decoded::Agent(dec(e, payload)?),
+            QueueEvent::CATEGORY => Decoded::Queue(dec(e, payload)?),
+            TicketEvent::CATEGORY => Decoded::Ticket(dec(e, payload)?),
+            KnowledgeEvent::CATEGORY => Decoded::Knowledge(dec(e, payload)?),
+            CustomerEvent::CATEGORY => Decoded::Customer(dec(e, payload)?),
             _ => Decoded::Other,
         })
     }
@@ -83,10 +106,7 @@ impl Decoded {
     /// [`Decoded::Unreadable`] instead of stopping every projection behind it: one bad event
     /// must not freeze the agent desk. It is logged, and a rebuild passes over it the same way.
     pub fn decode_or_skip(e: &RecordedEvent) -> Self {
-        Self::decode(e).unwrap_or_else(|err| {
-            warn!(error = %err, "passing over an event projections cannot read");
-            Decoded::Unreadable(err.to_string())
-        })
+        Self::decode(e).unwrap_or_else(Self::unreadable)
     }
 }
 
@@ -768,8 +788,8 @@ impl Group {
         let batch: Arc<Vec<(RecordedEvent, Decoded)>> = Arc::new(
             events
                 .into_iter()
-                .map(|e| {
-                    let d = Decoded::decode_or_skip(&e);
+                .map(|mut e| {
+                    let d = Decoded::decode_taking(&mut e);
                     (e, d)
                 })
                 .collect(),

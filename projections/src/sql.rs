@@ -150,6 +150,10 @@ pub trait Column: Sized {
     const NULLABLE: bool = false;
     fn to_val(&self) -> Val;
     fn from_val(v: Val) -> Result<Self, String>;
+    /// Like `to_val`, without copying what it owns.
+    fn into_val(self) -> Val {
+        self.to_val()
+    }
 }
 
 impl Column for i64 {
@@ -189,6 +193,9 @@ impl Column for String {
     fn to_val(&self) -> Val {
         Val::Text(self.clone())
     }
+    fn into_val(self) -> Val {
+        Val::Text(self)
+    }
     fn from_val(v: Val) -> Result<Self, String> {
         match v {
             Val::Text(s) => Ok(s),
@@ -202,6 +209,9 @@ impl<T: Column> Column for Option<T> {
     const NULLABLE: bool = true;
     fn to_val(&self) -> Val {
         self.as_ref().map_or(Val::Null, Column::to_val)
+    }
+    fn into_val(self) -> Val {
+        self.map_or(Val::Null, Column::into_val)
     }
     fn from_val(v: Val) -> Result<Self, String> {
         match v {
@@ -267,9 +277,11 @@ impl TableDef {
 }
 
 /// A typed row of one table. Declare with [`record!`](crate::record).
-pub trait Record: Sized {
+pub trait Record: Sized + Clone + Send + Sync + 'static {
     const TABLE: TableDef;
     fn to_row(&self) -> Vec<Val>;
+    /// Like `to_row`, without copying what the row owns.
+    fn into_row(self) -> Vec<Val>;
     fn from_row(row: Vec<Val>) -> Result<Self, String>;
     /// The key, as the cache and the store's upserts know it.
     fn key(&self) -> Vec<Val> {
@@ -310,6 +322,21 @@ macro_rules! record {
 
             fn to_row(&self) -> Vec<$crate::sql::Val> {
                 vec![ $( $crate::sql::Column::to_val(&self.$field) ),+ ]
+            }
+
+            fn into_row(self) -> Vec<$crate::sql::Val> {
+                vec![ $( $crate::sql::Column::into_val(self.$field) ),+ ]
+            }
+
+            fn key(&self) -> Vec<$crate::sql::Val> {
+                // Only the leading key fields, without converting the rest of the row.
+                let mut key = Vec::with_capacity($key_len);
+                $(
+                    if key.len() < $key_len {
+                        key.push($crate::sql::Column::to_val(&self.$field));
+                    }
+                )+
+                key
             }
 
             fn from_row(row: Vec<$crate::sql::Val>) -> Result<Self, String> {

@@ -93,7 +93,7 @@ impl Projection for StatsProjection {
     fn apply(&mut self, e: Envelope<'_>, rows: &mut RowSet) -> Result<(), ProjectionError> {
         let event = match e.decoded {
             Decoded::Queue(Q::QueueDefined(d)) => {
-                return rows.put(&QueueLineRow {
+                return rows.put(QueueLineRow {
                     queue: e.entity().to_owned(),
                     business_line: seller(&d.business_line),
                 });
@@ -102,7 +102,7 @@ impl Projection for StatsProjection {
             _ => return Ok(()),
         };
         if let C::ConversationStarted(s) = event {
-            return rows.put(&FactRow {
+            return rows.put(FactRow {
                 conversation: e.entity().to_owned(),
                 customer: s.customer.to_string(),
                 channel: code(&s.channel),
@@ -199,7 +199,7 @@ impl Projection for StatsProjection {
                 return Ok(());
             }
         }
-        rows.put(&f)
+        rows.put(f)
     }
 }
 

@@ -53,7 +53,7 @@ record! {
         pub after: Option<String>,
         /// JSON of the party who made the change.
         pub by: Option<String>,
-        /// The event's payload as recorded.
+        /// The event as JSON (its `type` and fields, upcast to the current version).
         pub detail: String,
         pub at: i64,
     }
@@ -94,7 +94,7 @@ impl Projection for TicketsProjection {
             before: None,
             after: None,
             by: None,
-            detail: e.event.payload.to_string(),
+            detail: serde_json::to_string(event).unwrap_or_default(),
             at: 0,
         };
         let mut t = match event {
@@ -195,8 +195,8 @@ impl Projection for TicketsProjection {
         };
         history.at = ms(at);
         t.updated_at = ms(at);
-        rows.put(&history)?;
-        rows.put(&t)
+        rows.put(history)?;
+        rows.put(t)
     }
 }
 
