@@ -83,6 +83,19 @@ impl<L: EventLog> Subscription<L> {
         }
     }
 
+    /// The next event (waiting for one if caught up) and the ones already read after it, up
+    /// to `max` in all: a batch to apply in one go without waiting for more.
+    pub async fn next_batch(&mut self, max: usize) -> Result<Vec<RecordedEvent>, LogError> {
+        let mut batch = vec![self.next().await?];
+        while batch.len() < max {
+            match self.try_next_buffered() {
+                Some(e) => batch.push(e),
+                None => break,
+            }
+        }
+        Ok(batch)
+    }
+
     /// Reads one page into the buffer; false when there was nothing new.
     async fn fill(&mut self) -> Result<bool, LogError> {
         let page = self.log.read_all(self.next, self.page).await?;

@@ -313,7 +313,7 @@ impl Catalog {
     pub async fn attach_live(&self, p: &dyn Projection) -> Result<Generation, ProjectionError> {
         if let Some(live) = self.live(p.name()).await? {
             // A build of an older kefu may lack tables added since; creating is idempotent.
-            self.create_tables(p, &live).await?;
+            self.ensure_tables(p, &live).await?;
             return Ok(live);
         }
         match self.create(p, GenState::Live, Until::default()).await {
@@ -375,13 +375,15 @@ impl Catalog {
             ],
         )];
         // A live generation is queried from the start; one being built gets its secondary
-        // indexes once loaded (`finish_indexes`).
+        // indexes once loaded (`ensure_tables`).
         stmts.extend(create_statements(p, &generation, state == GenState::Live));
         self.store.transaction(stmts).await?;
         Ok(generation)
     }
 
-    async fn create_tables(
+    /// Creates whatever of a generation's tables and indexes is missing: the secondary
+    /// indexes of a generation built without them, or tables a newer kefu added.
+    pub async fn ensure_tables(
         &self,
         p: &dyn Projection,
         g: &Generation,
@@ -390,15 +392,6 @@ impl Catalog {
             .transaction(create_statements(p, g, true))
             .await?;
         Ok(())
-    }
-
-    /// Creates the secondary indexes of a generation built without them.
-    pub async fn finish_indexes(
-        &self,
-        p: &dyn Projection,
-        g: &Generation,
-    ) -> Result<(), ProjectionError> {
-        self.create_tables(p, g).await
     }
 
     /// Makes `generation` the live one and drops the generation it replaces.
@@ -827,61 +820,21 @@ impl Group {
         log: &L,
         mut progress: impl FnMut(&Progress),
     ) -> Result<Progress, ProjectionError> {
-        let started = Instant::now();
-        let start = self.start();
-        let head = log.head().await?;
         let bound = self
             .members
             .iter()
             .map(|m| m.generation.until.position)
             .collect::<Option<Vec<_>>>()
             .and_then(|v| v.into_iter().max());
-        let target = match (head, bound) {
-            (Some(h), Some(b)) => Some(h.min(b)),
-            (h, _) => h,
-        };
-        let mut report = Progress {
-            read: 0,
-            position: start,
-            target,
-            start,
-            elapsed: Duration::ZERO,
-        };
-        let Some(target) = target.filter(|t| start <= *t) else {
-            report.elapsed = started.elapsed();
-            return Ok(report);
-        };
-        // The next page is read while this one is applied: the log and the read store are
-        // different connections (often different servers), so neither waits for the other.
-        let mut page = log.read_all(start, self.page).await?;
-        while let Some(last) = page.last() {
-            let from = last.position.next();
-            report.read += page.len() as u64;
-            let batch: Vec<RecordedEvent> =
-                page.into_iter().filter(|e| e.position <= target).collect();
-            let more = from <= target;
-            let size = self.page;
-            let (next, applied) = tokio::join!(
-                async {
-                    if more {
-                        log.read_all(from, size).await
-                    } else {
-                        Ok(Vec::new())
-                    }
-                },
-                self.apply(batch)
-            );
-            applied?;
-            page = next?;
-            report.position = from;
-            report.elapsed = started.elapsed();
-            progress(&report);
+        let mut pages = ReadAhead::start(log, self.start(), bound, self.page).await?;
+        while !pages.is_done() {
+            pages.next(|batch, _| self.apply(batch)).await?;
+            progress(pages.progress());
             if self.all_done() {
                 break;
             }
         }
-        report.elapsed = started.elapsed();
-        Ok(report)
+        Ok(pages.finish())
     }
 
     /// Follows the log live until `stop` turns true, applying each page as it arrives.
@@ -893,17 +846,10 @@ impl Group {
     ) -> Result<(), ProjectionError> {
         let mut sub = Subscription::new(log, self.start()).with_page_size(self.page);
         loop {
-            let first = tokio::select! {
-                e = sub.next() => e?,
+            let batch = tokio::select! {
+                b = sub.next_batch(self.page) => b?,
                 _ = stop.wait_for(|s| *s) => return Ok(()),
             };
-            let mut batch = vec![first];
-            while batch.len() < self.page {
-                match sub.try_next_buffered() {
-                    Some(e) => batch.push(e),
-                    None => break,
-                }
-            }
             self.apply(batch).await?;
             positions.send_replace(
                 self.members
@@ -912,6 +858,100 @@ impl Group {
                     .collect(),
             );
         }
+    }
+}
+
+/// The log from a position up to its head as of the start (or an earlier bound), page by page,
+/// each next page read while the caller works on the current one: the log and the read
+/// store are different connections (often different servers), so neither waits for the other.
+pub(crate) struct ReadAhead<'l, L> {
+    log: &'l L,
+    target: Position,
+    size: usize,
+    page: Vec<RecordedEvent>,
+    started: Instant,
+    report: Progress,
+}
+
+impl<'l, L: EventLog> ReadAhead<'l, L> {
+    pub(crate) async fn start(
+        log: &'l L,
+        start: Position,
+        bound: Option<Position>,
+        size: usize,
+    ) -> Result<Self, ProjectionError> {
+        let started = Instant::now();
+        let target = match (log.head().await?, bound) {
+            (Some(head), Some(bound)) => Some(head.min(bound)),
+            (head, _) => head,
+        };
+        let page = match target {
+            Some(t) if start <= t => log.read_all(start, size).await?,
+            _ => Vec::new(),
+        };
+        Ok(ReadAhead {
+            log,
+            target: target.unwrap_or(Position::START),
+            size,
+            page,
+            started,
+            report: Progress {
+                read: 0,
+                position: start,
+                target,
+                start,
+                elapsed: Duration::ZERO,
+            },
+        })
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.page.is_empty()
+    }
+
+    pub(crate) fn progress(&self) -> &Progress {
+        &self.report
+    }
+
+    /// Hands the current page (events past the target left out) to `work`, with whether it
+    /// is the last, and reads the next page meanwhile. Call only while not `is_done`.
+    pub(crate) async fn next<T, F>(
+        &mut self,
+        work: impl FnOnce(Vec<RecordedEvent>, bool) -> F,
+    ) -> Result<T, ProjectionError>
+    where
+        F: Future<Output = Result<T, ProjectionError>>,
+    {
+        let page = std::mem::take(&mut self.page);
+        let from = page
+            .last()
+            .map(|e| e.position.next())
+            .ok_or_else(|| ProjectionError::Bug("read past the end of a catch-up".into()))?;
+        self.report.read += page.len() as u64;
+        let target = self.target;
+        let batch = page.into_iter().filter(|e| e.position <= target).collect();
+        let more = from <= target;
+        let (log, size) = (self.log, self.size);
+        let (next, done) = tokio::join!(
+            async {
+                if more {
+                    log.read_all(from, size).await
+                } else {
+                    Ok(Vec::new())
+                }
+            },
+            work(batch, !more)
+        );
+        let done = done?;
+        self.page = next?;
+        self.report.position = from;
+        self.report.elapsed = self.started.elapsed();
+        Ok(done)
+    }
+
+    pub(crate) fn finish(mut self) -> Progress {
+        self.report.elapsed = self.started.elapsed();
+        self.report
     }
 }
 
@@ -962,7 +1002,7 @@ pub async fn rebuild<L: EventLog>(
     for m in group.into_members() {
         let generation = m.generation.clone();
         let p = m.into_projection();
-        catalog.finish_indexes(p.as_ref(), &generation).await?;
+        catalog.ensure_tables(p.as_ref(), &generation).await?;
         let replaced = if state == GenState::Building {
             let old = catalog.swap(p.as_ref(), generation.generation).await?;
             info!(

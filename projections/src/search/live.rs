@@ -11,7 +11,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use kefu_eventlog::{EventLog, Position, RecordedEvent, Subscription};
 use tokio::sync::watch;
@@ -19,7 +18,7 @@ use tracing::{info, warn};
 
 use super::{SearchError, SearchIndex, SearchReader};
 use crate::error::ProjectionError;
-use crate::runner::{Progress, supervise};
+use crate::runner::{Progress, ReadAhead, supervise};
 
 /// Events applied between commits while catching up: a tantivy commit writes a segment, so
 /// committing every page would leave thousands of tiny segments to merge.
@@ -184,56 +183,33 @@ pub async fn catch_up_search<L: EventLog>(
     mut index: SearchIndex,
     mut progress: impl FnMut(&Progress),
 ) -> Result<(SearchIndex, Progress), ProjectionError> {
-    let started = Instant::now();
-    let start = index.resume_from();
-    let head = log.head().await?;
-    let mut report = Progress {
-        read: 0,
-        position: start,
-        target: head,
-        start,
-        elapsed: Duration::ZERO,
-    };
-    let Some(head) = head.filter(|h| start <= *h) else {
-        return Ok((index, report));
-    };
+    let mut pages = ReadAhead::start(log, index.resume_from(), None, PAGE).await?;
     let mut since_commit = 0;
-    let mut page = log.read_all(start, PAGE).await?;
-    while let Some(last) = page.last() {
-        let from = last.position.next();
-        report.read += page.len() as u64;
-        since_commit += page.len();
-        let batch: Vec<RecordedEvent> = page.into_iter().filter(|e| e.position <= head).collect();
-        let commit = since_commit >= CATCH_UP_COMMIT || from > head;
-        if commit {
-            since_commit = 0;
-        }
-        let more = from <= head;
-        let (next, applied) = tokio::join!(
-            async {
-                if more {
-                    log.read_all(from, PAGE).await
-                } else {
-                    Ok(Vec::new())
-                }
-            },
-            with_index(index, move |index| {
-                apply_all(index, &batch)?;
+    while !pages.is_done() {
+        index = pages
+            .next(|batch, last| {
+                since_commit += batch.len();
+                let commit = since_commit >= CATCH_UP_COMMIT || last;
                 if commit {
-                    index.commit()?;
+                    since_commit = 0;
                 }
-                Ok(())
+                async move {
+                    let (index, ()) = with_index(index, move |index| {
+                        apply_all(index, &batch)?;
+                        if commit {
+                            index.commit()?;
+                        }
+                        Ok(())
+                    })
+                    .await?;
+                    Ok(index)
+                }
             })
-        );
-        index = applied?.0;
-        page = next?;
-        report.position = from;
-        report.elapsed = started.elapsed();
-        progress(&report);
+            .await?;
+        progress(pages.progress());
     }
     let (index, _) = with_index(index, |index| index.commit()).await?;
-    report.elapsed = started.elapsed();
-    Ok((index, report))
+    Ok((index, pages.finish()))
 }
 
 /// Builds a new generation from position 0 beside the live one and swaps it in. Returns the
@@ -322,8 +298,8 @@ async fn follow<L: EventLog>(
     let mut sub = Subscription::new(log.clone(), index.resume_from()).with_page_size(PAGE);
     let mut stopped = stopped.clone();
     loop {
-        let first = tokio::select! {
-            e = sub.next() => e?,
+        let batch = tokio::select! {
+            b = sub.next_batch(PAGE) => b?,
             _ = stopped.wait_for(|s| *s) => return Ok(()),
         };
         if home.live()? != Some(generation) {
@@ -331,13 +307,6 @@ async fn follow<L: EventLog>(
                 projection: "search".into(),
                 generation: generation as i64,
             });
-        }
-        let mut batch = vec![first];
-        while batch.len() < PAGE {
-            match sub.try_next_buffered() {
-                Some(e) => batch.push(e),
-                None => break,
-            }
         }
         let last = batch.last().map(|e| e.position);
         let (next, _) = with_index(index, move |index| {
