@@ -4,15 +4,14 @@
 //! predictions, routing decisions, hand-offs, queueing, assignment, transfers, close, survey),
 //! with each event as kefu reads it (upcast to the current schema version).
 
-use kefu_domain::conversation::{ConversationEvent as E, Speaker, TransferredTo};
-use serde::Serialize;
+use kefu_domain::conversation::{ConversationEvent as E, TransferredTo};
 
 use crate::error::ProjectionError;
 use crate::record;
 use crate::rows::{KeyRequests, RowSet};
 use crate::runner::{Decoded, Envelope, Projection};
 use crate::sql::{Record, TableDef, Val};
-use crate::view::{Listing, Page, View, code, ms};
+use crate::view::{Listing, Page, View, code, json, ms};
 
 pub const NAME: &str = "conversations";
 
@@ -296,7 +295,7 @@ impl Projection for ConversationsProjection {
                 conversation: id.clone(),
                 version,
                 kind: e.event.event_type.clone(),
-                detail: serde_json::to_string(event).unwrap_or_default(),
+                detail: json(event),
                 at: ms(event_at(event)),
             })?;
         }
@@ -304,10 +303,6 @@ impl Projection for ConversationsProjection {
         row.position = e.event.position.0 as i64;
         rows.put(row)
     }
-}
-
-fn json<T: Serialize>(v: &T) -> String {
-    serde_json::to_string(v).unwrap_or_default()
 }
 
 fn event_at(e: &E) -> chrono::DateTime<chrono::Utc> {
@@ -332,15 +327,6 @@ fn event_at(e: &E) -> chrono::DateTime<chrono::Utc> {
         E::SurveyOffered(x) => x.at,
         E::SurveyAnswered(x) => x.at,
         E::OrderAttributed(x) => x.at,
-    }
-}
-
-/// Who a turn came from, as the transcript shows it.
-pub fn speaker_code(s: &Speaker) -> &'static str {
-    match s {
-        Speaker::Customer => "customer",
-        Speaker::Bot => "bot",
-        Speaker::Agent { .. } => "agent",
     }
 }
 

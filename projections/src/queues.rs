@@ -7,14 +7,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use kefu_domain::agent::AgentEvent as A;
 use kefu_domain::conversation::{ConversationEvent as C, TransferredTo};
 use kefu_domain::queue::QueueEvent as Q;
-use serde::Serialize;
 
 use crate::error::ProjectionError;
 use crate::record;
 use crate::rows::{KeyRequests, RowSet};
 use crate::runner::{Decoded, Envelope, Projection};
 use crate::sql::{Record, TableDef, Val};
-use crate::view::{View, code, ms, seller};
+use crate::view::{View, code, json, ms, seller};
 
 pub const NAME: &str = "queues";
 
@@ -80,10 +79,6 @@ record! {
 
 #[derive(Default)]
 pub struct QueuesProjection;
-
-fn json<T: Serialize>(v: &T) -> String {
-    serde_json::to_string(v).unwrap_or_default()
-}
 
 impl Projection for QueuesProjection {
     fn name(&self) -> &'static str {

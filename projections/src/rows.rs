@@ -152,25 +152,25 @@ impl RowSet {
     /// Writes the whole row.
     pub fn put<R: Record>(&mut self, row: R) -> Result<(), ProjectionError> {
         let key = row.key();
-        let table = self.table_mut(&R::TABLE)?;
-        table.slots.insert(
-            key_string(&key),
-            Slot {
-                key,
-                row: Some(Row::Typed(Box::new(row))),
-                dirty: true,
-            },
-        );
-        Ok(())
+        self.set(&R::TABLE, key, Some(Row::Typed(Box::new(row))))
     }
 
     pub fn delete<R: Record>(&mut self, key: Vec<Val>) -> Result<(), ProjectionError> {
-        let table = self.table_mut(&R::TABLE)?;
+        self.set(&R::TABLE, key, None)
+    }
+
+    fn set(
+        &mut self,
+        def: &TableDef,
+        key: Vec<Val>,
+        row: Option<Row>,
+    ) -> Result<(), ProjectionError> {
+        let table = self.table_mut(def)?;
         table.slots.insert(
             key_string(&key),
             Slot {
                 key,
-                row: None,
+                row,
                 dirty: true,
             },
         );

@@ -284,11 +284,7 @@ pub trait Record: Sized + Clone + Send + Sync + 'static {
     fn into_row(self) -> Vec<Val>;
     fn from_row(row: Vec<Val>) -> Result<Self, String>;
     /// The key, as the cache and the store's upserts know it.
-    fn key(&self) -> Vec<Val> {
-        let mut row = self.to_row();
-        row.truncate(Self::TABLE.key_len);
-        row
-    }
+    fn key(&self) -> Vec<Val>;
 }
 
 /// Declares a row struct, its table definition and its conversions. The first `key` fields

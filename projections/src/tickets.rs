@@ -10,7 +10,7 @@ use crate::record;
 use crate::rows::{KeyRequests, RowSet};
 use crate::runner::{Decoded, Envelope, Projection};
 use crate::sql::{Record, TableDef, Val};
-use crate::view::{Listing, Page, View, code, ms};
+use crate::view::{Listing, Page, View, code, json, ms};
 
 pub const NAME: &str = "tickets";
 
@@ -62,10 +62,6 @@ record! {
 #[derive(Default)]
 pub struct TicketsProjection;
 
-fn json<T: Serialize>(v: &T) -> String {
-    serde_json::to_string(v).unwrap_or_default()
-}
-
 impl Projection for TicketsProjection {
     fn name(&self) -> &'static str {
         NAME
@@ -94,7 +90,7 @@ impl Projection for TicketsProjection {
             before: None,
             after: None,
             by: None,
-            detail: serde_json::to_string(event).unwrap_or_default(),
+            detail: json(event),
             at: 0,
         };
         let mut t = match event {

@@ -229,6 +229,11 @@ pub fn code<T: Serialize>(v: &T) -> String {
     }
 }
 
+/// JSON text of a list or nested value, for a TEXT column.
+pub fn json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
 pub fn seller(line: &BusinessLine) -> String {
     match line {
         BusinessLine::SelfOperated => "self_operated".into(),
