@@ -16,7 +16,7 @@ use kefu_projections::search::{
 use kefu_projections::stats::{StatsFilter, StatsGroup};
 use kefu_projections::tickets::TicketFilter;
 use kefu_projections::view::Page;
-use kefu_projections::{Catalog, Progress, ReadModels, Until, rebuild};
+use kefu_projections::{Catalog, Progress, ReadModels, Until, View, rebuild};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -436,54 +436,56 @@ pub async fn projections(store: &StoreArgs, cmd: ProjectionsCommand) -> Result<(
     Ok(())
 }
 
+/// The generation of `projection` a query reads: the live one, or `--generation N`.
+async fn view(store: &StoreArgs, projection: &str, generation: Option<i64>) -> Result<View> {
+    let models = ReadModels::open(store.open_read_store().await?).await?;
+    Ok(models.pick(projection, generation).await?)
+}
+
 pub async fn query(store: &StoreArgs, which: Which, cmd: QueryCommand) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    if let QueryCommand::Audit { correlation } = cmd {
-        let log = store.open().await?;
-        let trail = kefu_projections::audit::audit_trail(&log, correlation).await?;
-        if trail.events == 0 {
-            bail!("no event carries correlation id {correlation}");
-        }
-        for (depth, event) in trail.walk() {
-            print_json(
-                &mut out,
-                &serde_json::json!({ "depth": depth, "event": event }),
-            )?;
-        }
-        return Ok(());
-    }
-    if let QueryCommand::Search(a) = cmd {
-        let request = search_request(a)?;
-        let reader = store.search_home().open_reader()?;
-        let results = reader.search(&request)?;
-        for hit in &results.hits {
-            print_json(
-                &mut out,
-                &serde_json::json!({
-                    "kind": hit.kind,
-                    "conversation": hit.conversation.map(|c| c.to_string()),
-                    "message": hit.message.map(|m| m.to_string()),
-                    "ticket": hit.ticket.map(|t| t.to_string()),
-                    "entry": hit.entry.map(|e| e.to_string()),
-                    "score": hit.score,
-                    "time": hit.time,
-                    "queue": hit.queue.map(|q| q.to_string()),
-                    "agent": hit.agent.map(|a| a.to_string()),
-                    "status": hit.status.map(|s| s.as_str()),
-                    "internal": hit.internal,
-                    "snippet": hit.snippet.to_html(),
-                }),
-            )?;
-        }
-        print_json(&mut out, &serde_json::json!({ "total": results.total }))?;
-        return Ok(());
-    }
-    let models = ReadModels::open(store.open_read_store().await?).await?;
     let generation = which.generation;
     match cmd {
-        QueryCommand::Audit { .. } | QueryCommand::Search(_) => unreachable!("answered above"),
+        QueryCommand::Audit { correlation } => {
+            let log = store.open().await?;
+            let trail = kefu_projections::audit::audit_trail(&log, correlation).await?;
+            if trail.events == 0 {
+                bail!("no event carries correlation id {correlation}");
+            }
+            for (depth, event) in trail.walk() {
+                print_json(
+                    &mut out,
+                    &serde_json::json!({ "depth": depth, "event": event }),
+                )?;
+            }
+        }
+        QueryCommand::Search(a) => {
+            let request = search_request(a)?;
+            let reader = store.search_home().open_reader()?;
+            let results = reader.search(&request)?;
+            for hit in &results.hits {
+                print_json(
+                    &mut out,
+                    &serde_json::json!({
+                        "kind": hit.kind,
+                        "conversation": hit.conversation.map(|c| c.to_string()),
+                        "message": hit.message.map(|m| m.to_string()),
+                        "ticket": hit.ticket.map(|t| t.to_string()),
+                        "entry": hit.entry.map(|e| e.to_string()),
+                        "score": hit.score,
+                        "time": hit.time,
+                        "queue": hit.queue.map(|q| q.to_string()),
+                        "agent": hit.agent.map(|a| a.to_string()),
+                        "status": hit.status.map(|s| s.as_str()),
+                        "internal": hit.internal,
+                        "snippet": hit.snippet.to_html(),
+                    }),
+                )?;
+            }
+            print_json(&mut out, &serde_json::json!({ "total": results.total }))?;
+        }
         QueryCommand::Queues { queue, at } => {
-            let view = models.pick("queues", generation).await?;
+            let view = view(store, "queues", generation).await?;
             let now = match at {
                 Some(t) => time("--at", &t)?,
                 None => view.generation.until.time.unwrap_or_else(Utc::now),
@@ -497,7 +499,7 @@ pub async fn query(store: &StoreArgs, which: Which, cmd: QueryCommand) -> Result
             }
         }
         QueryCommand::Workbench { agent } => {
-            let view = models.pick("queues", generation).await?;
+            let view = view(store, "queues", generation).await?;
             let desk = view
                 .workbench(&agent)
                 .await?
@@ -505,7 +507,7 @@ pub async fn query(store: &StoreArgs, which: Which, cmd: QueryCommand) -> Result
             print_json(&mut out, &desk)?;
         }
         QueryCommand::Stats(a) => {
-            let view = models.pick("stats", generation).await?;
+            let view = view(store, "stats", generation).await?;
             let filter = StatsFilter {
                 queue: a.queue,
                 agent: a.agent,
@@ -522,7 +524,7 @@ pub async fn query(store: &StoreArgs, which: Which, cmd: QueryCommand) -> Result
             }
         }
         QueryCommand::Conversation { id } => {
-            let view = models.pick("conversations", generation).await?;
+            let view = view(store, "conversations", generation).await?;
             let c = view
                 .conversation(&id)
                 .await?
@@ -537,7 +539,7 @@ pub async fn query(store: &StoreArgs, which: Which, cmd: QueryCommand) -> Result
             limit,
             after,
         } => {
-            let view = models.pick("conversations", generation).await?;
+            let view = view(store, "conversations", generation).await?;
             let filter = ConversationFilter {
                 status,
                 queue,
@@ -549,7 +551,7 @@ pub async fn query(store: &StoreArgs, which: Which, cmd: QueryCommand) -> Result
             print_page(&mut out, &page)?;
         }
         QueryCommand::Ticket { id } => {
-            let view = models.pick("tickets", generation).await?;
+            let view = view(store, "tickets", generation).await?;
             let t = view
                 .ticket(&id)
                 .await?
@@ -562,7 +564,7 @@ pub async fn query(store: &StoreArgs, which: Which, cmd: QueryCommand) -> Result
             limit,
             after,
         } => {
-            let view = models.pick("tickets", generation).await?;
+            let view = view(store, "tickets", generation).await?;
             let filter = TicketFilter {
                 status,
                 assignee,
