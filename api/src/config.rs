@@ -55,26 +55,29 @@ impl StoreArgs {
             .with_context(|| format!("cannot open the event store ({where_})"))
     }
 
-    /// Where read models live: `--read-store`, else beside the event store.
+    /// Where read models live: `--read-store`, else the event store's PostgreSQL database,
+    /// else `<data dir>/kefu.read.db`. URLs are read as `--store` reads them.
     pub fn read_store_config(&self) -> Result<ReadStoreConfig> {
-        let url = self.read_store.as_deref().or(self.store.as_deref());
-        match url {
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                Ok(ReadStoreConfig::Postgres {
-                    url: url.to_owned(),
+        if let Some(url) = &self.read_store {
+            return match StoreConfig::from_url(url).context("--read-store / KEFU_READ_STORE")? {
+                StoreConfig::Postgres(pg) => Ok(ReadStoreConfig::Postgres {
+                    url: pg.url,
                     schema: None,
-                })
-            }
-            Some(path) if self.read_store.is_some() => {
-                if path.contains("://") {
-                    anyhow::bail!(
-                        "--read-store / KEFU_READ_STORE {path:?}: use postgres://… or a file path"
-                    );
-                }
-                Ok(ReadStoreConfig::Sqlite(PathBuf::from(path)))
-            }
-            _ => Ok(ReadStoreConfig::Sqlite(self.data_dir.join("kefu.read.db"))),
+                }),
+                StoreConfig::Sqlite(sqlite) => Ok(ReadStoreConfig::Sqlite(sqlite.path)),
+                #[cfg(feature = "kurrentdb")]
+                StoreConfig::Kurrent(_) => anyhow::bail!(
+                    "--read-store / KEFU_READ_STORE: read models need PostgreSQL or a SQLite file, not KurrentDB"
+                ),
+            };
         }
+        Ok(match self.config()? {
+            StoreConfig::Postgres(pg) => ReadStoreConfig::Postgres {
+                url: pg.url,
+                schema: None,
+            },
+            _ => ReadStoreConfig::Sqlite(self.data_dir.join("kefu.read.db")),
+        })
     }
 
     pub async fn open_read_store(&self) -> Result<ReadStore> {
