@@ -115,26 +115,12 @@ impl PostgresLog {
     /// from several processes at once: migrations take a cluster-wide advisory lock.
     pub async fn open(config: PostgresConfig) -> Result<Self, LogError> {
         config.limits.checked()?;
-        let mut pg: tokio_postgres::Config = config
-            .url
-            .parse()
-            .map_err(|e| LogError::Config(format!("bad PostgreSQL URL: {e}")))?;
-        if let Some(schema) = &config.schema {
-            check_schema_name(schema)?;
-            pg.options(format!("-c search_path={schema}"));
-        }
-        if pg.get_application_name().is_none() {
-            pg.application_name("kefu");
-        }
-        let manager_config = ManagerConfig {
-            recycling_method: RecyclingMethod::Fast,
-        };
-        let manager = Manager::from_config(pg, NoTls, manager_config);
-        let pool = Pool::builder(manager)
-            .max_size(config.pool_size.max(1))
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(|e| LogError::Config(format!("cannot build the connection pool: {e}")))?;
+        let pool = connect_pool(
+            &config.url,
+            config.schema.as_deref(),
+            config.pool_size,
+            "kefu",
+        )?;
         let log = PostgresLog {
             pool,
             config,
@@ -586,6 +572,36 @@ fn pg_err(e: tokio_postgres::Error) -> LogError {
             message: format!("{} ({})", db.message(), db.code().code()),
         }
     }
+}
+
+/// A connection pool for `url` with `schema` (checked, not created) as the search path, and
+/// `application` as the application name unless the URL names one. The log and the read
+/// models open their pools alike.
+pub fn connect_pool(
+    url: &str,
+    schema: Option<&str>,
+    size: usize,
+    application: &str,
+) -> Result<Pool, LogError> {
+    let mut pg: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| LogError::Config(format!("bad PostgreSQL URL: {e}")))?;
+    if let Some(schema) = schema {
+        check_schema_name(schema)?;
+        pg.options(format!("-c search_path={schema}"));
+    }
+    if pg.get_application_name().is_none() {
+        pg.application_name(application);
+    }
+    let manager_config = ManagerConfig {
+        recycling_method: RecyclingMethod::Fast,
+    };
+    let manager = Manager::from_config(pg, NoTls, manager_config);
+    Pool::builder(manager)
+        .max_size(size.max(1))
+        .runtime(Runtime::Tokio1)
+        .build()
+        .map_err(|e| LogError::Config(format!("cannot build the connection pool: {e}")))
 }
 
 fn check_schema_name(schema: &str) -> Result<(), LogError> {

@@ -12,8 +12,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
+use deadpool_postgres::Pool;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
 /// One SQL value, as both engines store it.
@@ -454,35 +453,8 @@ impl ReadStore {
     }
 
     pub async fn open_postgres(url: &str, schema: Option<&str>) -> Result<Self, StoreError> {
-        let mut pg: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| StoreError::Config(format!("bad PostgreSQL URL: {e}")))?;
-        if let Some(schema) = schema {
-            if !schema
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-            {
-                return Err(StoreError::Config(format!(
-                    "schema name {schema:?} may hold only lower-case letters, digits and '_'"
-                )));
-            }
-            pg.options(format!("-c search_path={schema}"));
-        }
-        if pg.get_application_name().is_none() {
-            pg.application_name("kefu-projections");
-        }
-        let manager = Manager::from_config(
-            pg,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(8)
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(|e| StoreError::Config(format!("cannot build the connection pool: {e}")))?;
+        let pool = kefu_eventlog::postgres::connect_pool(url, schema, 8, "kefu-projections")
+            .map_err(|e| StoreError::Config(e.to_string()))?;
         let store = ReadStore::Postgres(pool);
         if let Some(schema) = schema {
             store
