@@ -558,9 +558,9 @@ impl Member {
         store: &ReadStore,
         batch: &[(RecordedEvent, Decoded)],
         faults: &Faults,
-    ) -> Result<usize, ProjectionError> {
+    ) -> Result<(), ProjectionError> {
         if self.done {
-            return Ok(0);
+            return Ok(());
         }
         let until = self.generation.until;
         let from = self.generation.position;
@@ -576,7 +576,7 @@ impl Member {
             todo.push(Envelope { event, decoded });
         }
         let Some(last) = todo.last() else {
-            return Ok(0);
+            return Ok(());
         };
         let next = last.event.position.next();
         let mut want = KeyRequests::default();
@@ -615,7 +615,7 @@ impl Member {
         self.generation.position = next;
         self.generation.events += todo.len() as i64;
         self.rows.trim();
-        Ok(todo.len())
+        Ok(())
     }
 }
 
