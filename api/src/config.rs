@@ -59,17 +59,21 @@ impl StoreArgs {
     /// else `<data dir>/kefu.read.db`. URLs are read as `--store` reads them.
     pub fn read_store_config(&self) -> Result<ReadStoreConfig> {
         if let Some(url) = &self.read_store {
-            return match StoreConfig::from_url(url).context("--read-store / KEFU_READ_STORE")? {
-                StoreConfig::Postgres(pg) => Ok(ReadStoreConfig::Postgres {
+            let config = StoreConfig::from_url(url).context("--read-store / KEFU_READ_STORE")?;
+            if let StoreConfig::Postgres(pg) = config {
+                return Ok(ReadStoreConfig::Postgres {
                     url: pg.url,
                     schema: None,
-                }),
-                StoreConfig::Sqlite(sqlite) => Ok(ReadStoreConfig::Sqlite(sqlite.path)),
-                #[cfg(feature = "kurrentdb")]
-                StoreConfig::Kurrent(_) => anyhow::bail!(
+                });
+            }
+            // Not a `match`: the KurrentDB variant exists whenever kefu-eventlog is built with
+            // it, which this crate's own features do not tell.
+            let StoreConfig::Sqlite(sqlite) = config else {
+                anyhow::bail!(
                     "--read-store / KEFU_READ_STORE: read models need PostgreSQL or a SQLite file, not KurrentDB"
-                ),
+                );
             };
+            return Ok(ReadStoreConfig::Sqlite(sqlite.path));
         }
         Ok(match self.config()? {
             StoreConfig::Postgres(pg) => ReadStoreConfig::Postgres {
