@@ -12,7 +12,9 @@
 //! Environment: `KEFU_BENCH_DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/kefu_bench`), `KEFU_BENCH_SECONDS` per measurement
 //! (default 5), `KEFU_BENCH_ROUNDS` (default 3: each side is measured that many times,
-//! alternating which goes first, and the median round is reported). Prints a Markdown table for BENCHMARKS.md.
+//! alternating which goes first, and the median round is reported), `KEFU_BENCH_APPEND_CONCURRENCY`
+//! (the log's appender tasks; default `DEFAULT_APPEND_CONCURRENCY`). Prints a Markdown table
+//! for BENCHMARKS.md.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -206,6 +208,16 @@ async fn main() {
     let schema = format!("bench_{}", Uuid::now_v7().simple());
     let mut config = PostgresConfig::new(&url).with_schema(&schema);
     config.pool_size = 64;
+    if let Some(n) = std::env::var("KEFU_BENCH_APPEND_CONCURRENCY")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        config.append_concurrency = n;
+    }
+    println!(
+        "append_concurrency = {}, {secs} s a measurement, {rounds} rounds\n",
+        config.append_concurrency
+    );
     let log = Arc::new(PostgresLog::open(config).await.expect("open log"));
     {
         let client = log.pool().get().await.unwrap();

@@ -18,28 +18,38 @@
 //! `v` got its id before this one did; two appends racing for the same version collide on the
 //! `(stream_id, version)` unique index and only one commits.
 //!
-//! An append is one round trip in the common case: one statement ([`FAST_APPEND`]) that reads
+//! An append is one round trip in the common case: one statement ([`GROUP_APPEND`]) that reads
 //! the version, checks the expected version and inserts the batch. When that declines (wrong
 //! expected version, or the ids are already stored: a client's retry) or collides with a
 //! concurrent append on a unique index, the `kefu_append` SQL function ([`JUDGED_APPEND`])
 //! tells a retry, which it acknowledges, from a real conflict. No global lock: commits of
-//! different streams proceed, and group-commit, in parallel.
+//! different streams proceed in parallel.
+//!
+//! Group commit: a few appender tasks ([`PostgresConfig::append_concurrency`]) run the append
+//! statements; appends to distinct streams that arrive while they are busy go together in the
+//! next statement, one transaction for all. Each keeps its own expectation (a member whose
+//! expectation fails writes nothing and is judged alone), and a group that fails as a whole
+//! wrote nothing, so its members are retried one by one: grouping never changes an append's
+//! outcome, only how many transactions the server commits. Nothing waits for a group to
+//! fill: with the appenders idle, an append goes out at once, alone.
 //!
 //! The price: a transaction left open anywhere in the cluster holds back `xmin`, and with it
 //! what subscribers see (never what they eventually receive). Keep `idle_in_transaction_session_timeout`
 //! set on production servers.
 
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use crate::{
-    Actor, Appended, EventLog, ExpectedVersion, Limits, LogError, Metadata, NewEvent, Position,
-    RecordedEvent, StreamId, from_i64, to_i64,
+    Actor, Appended, EventLog, ExpectedVersion, HARD_MAX_BATCH, Limits, LogError, Metadata,
+    NewEvent, Position, RecordedEvent, StreamId, from_i64, to_i64,
 };
 
 const BACKEND: &str = "postgres";
@@ -50,18 +60,30 @@ const MIGRATION_LOCK: i64 = 0x6b65_6675_6d69_6772; // "kefumigr"
 /// The schema, one entry a version, recorded in `kefu_migrations`.
 const MIGRATIONS: &[(&str, &str)] = &[("event log", include_str!("postgres_v1.sql"))];
 
-/// The common append in one statement: read the stream's version, check it, insert. It
-/// declines (inserts no row) when the expected version does not hold, and a concurrent append
-/// of the same version or ids fails it on a unique index; both cases go to [`JUDGED_APPEND`].
-const FAST_APPEND: &str = "WITH cur AS (SELECT max(version) AS v FROM events WHERE stream_id = $1) \
+/// The common append in one statement, for a group of appends to distinct streams at once:
+/// read each stream's version, check its expectation, insert the events of those whose
+/// expectation holds. A member whose expectation fails inserts nothing (the others still do)
+/// and goes to [`JUDGED_APPEND`]; a concurrent append of the same version or ids fails the
+/// whole statement on a unique index, and then each member goes its own way.
+///
+/// `$1`/`$2` are the members' streams and expected versions (`-1` any, `-2` no stream);
+/// every event names its member (`mi`, 1-based) and its index in that member's batch (`k`,
+/// 1-based). Events are laid out member by member, so within a stream positions grow with
+/// versions.
+const GROUP_APPEND: &str = "WITH m AS ( \
+        SELECT m.mi, m.stream, m.expected, \
+            (SELECT max(e.version) FROM events e WHERE e.stream_id = m.stream) AS v \
+        FROM unnest($1::text[], $2::int8[]) WITH ORDINALITY AS m(stream, expected, mi)) \
     INSERT INTO events (position, id, stream_id, version, event_type, schema_version, payload, \
         actor_kind, actor_id, correlation_id, causation_id, trace_id) \
-    SELECT (pg_current_xact_id()::text::bigint << 16) + b.ord - 1, b.id, $1, \
-        coalesce(cur.v, -1) + b.ord, b.t, b.s, b.p::jsonb, b.ak, b.ai, b.c, b.k, b.tr \
-    FROM cur, unnest($3::uuid[], $4::text[], $5::int4[], $6::text[], $7::text[], $8::text[], \
-        $9::uuid[], $10::uuid[], $11::text[]) WITH ORDINALITY AS b(id, t, s, p, ak, ai, c, k, tr, ord) \
-    WHERE $2::int8 = -1 OR ($2::int8 = -2 AND cur.v IS NULL) OR cur.v = $2::int8 \
-    RETURNING version, position";
+    SELECT (pg_current_xact_id()::text::bigint << 16) + b.ord - 1, b.id, m.stream, \
+        coalesce(m.v, -1) + b.k, b.t, b.s, b.p::jsonb, b.ak, b.ai, b.c, b.cz, b.tr \
+    FROM unnest($3::int8[], $4::int8[], $5::uuid[], $6::text[], $7::int4[], $8::text[], \
+        $9::text[], $10::text[], $11::uuid[], $12::uuid[], $13::text[]) \
+        WITH ORDINALITY AS b(mi, k, id, t, s, p, ak, ai, c, cz, tr, ord) \
+    JOIN m ON m.mi = b.mi \
+    WHERE m.expected = -1 OR (m.expected = -2 AND m.v IS NULL) OR m.v = m.expected \
+    RETURNING stream_id, version, position";
 
 /// The `kefu_append` function: under a per-stream lock, tells a client's retry (acknowledged)
 /// from ids stored elsewhere (KF002) and from a wrong expected version (KF001).
@@ -82,6 +104,11 @@ pub struct PostgresConfig {
     /// search path, normally `public`.
     pub schema: Option<String>,
     pub pool_size: usize,
+    /// How many append statements may be in flight at once. Appends that arrive while all are
+    /// busy wait and go together in the next statement (group commit): fewer, larger
+    /// transactions when the server is the bottleneck; below it, each append runs its own
+    /// statement at once, as if there were no limit.
+    pub append_concurrency: usize,
     pub limits: Limits,
     /// How often a caught-up subscription looks for other processes' appends.
     pub poll_interval: Duration,
@@ -93,6 +120,7 @@ impl PostgresConfig {
             url: url.into(),
             schema: None,
             pool_size: 16,
+            append_concurrency: DEFAULT_APPEND_CONCURRENCY,
             limits: Limits::default(),
             poll_interval: Duration::from_millis(100),
         }
@@ -104,10 +132,140 @@ impl PostgresConfig {
     }
 }
 
+/// See [`PostgresConfig::append_concurrency`]; measured in BENCHMARKS.md.
+pub const DEFAULT_APPEND_CONCURRENCY: usize = 16;
+
+/// Most appends one group statement carries, and most payload bytes.
+const MAX_GROUP: usize = 64;
+const MAX_GROUP_BYTES: usize = 8 * 1024 * 1024;
+
 pub struct PostgresLog {
     pool: Pool,
     config: PostgresConfig,
     signal: watch::Sender<Position>,
+    appends: Arc<Appends>,
+}
+
+/// One validated append.
+struct Pending {
+    stream: StreamId,
+    expected: ExpectedVersion,
+    events: Vec<NewEvent>,
+    payloads: Vec<String>,
+    hold: Duration,
+}
+
+impl Pending {
+    fn bytes(&self) -> usize {
+        self.payloads.iter().map(String::len).sum()
+    }
+}
+
+type Reply = oneshot::Sender<Result<Appended, LogError>>;
+
+/// Group commit: at most `append_concurrency` append statements in flight (slots). An append
+/// that finds a free slot runs its own statement at once, in its own task; one that finds
+/// none queues, and whoever frees a slot next takes everything queued as one group.
+struct Appends {
+    pool: Pool,
+    state: std::sync::Mutex<AppendState>,
+}
+
+struct AppendState {
+    free_slots: usize,
+    queue: VecDeque<(Pending, Reply)>,
+}
+
+/// A held slot. Dropping it (the append done, or its caller gone) hands the slot to the
+/// queue if anything waits there, else frees it.
+struct Slot(Arc<Appends>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let appends = self.0.clone();
+        let mut state = appends.lock();
+        if state.queue.is_empty() {
+            state.free_slots += 1;
+        } else {
+            drop(state);
+            tokio::spawn(drain(Slot(appends)));
+        }
+    }
+}
+
+impl Appends {
+    fn lock(&self) -> std::sync::MutexGuard<'_, AppendState> {
+        // Nothing panics while holding it; a poisoned lock still holds a consistent state.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn append(self: &Arc<Self>, pending: Pending) -> Result<Appended, LogError> {
+        let answer = {
+            let mut state = self.lock();
+            if state.free_slots > 0 {
+                state.free_slots -= 1;
+                Err(pending)
+            } else {
+                let (reply, answer) = oneshot::channel();
+                state.queue.push_back((pending, reply));
+                Ok(answer)
+            }
+        };
+        match answer {
+            Ok(answer) => answer.await.map_err(|_| LogError::Unavailable {
+                backend: BACKEND,
+                message: "the append's group was dropped before it was answered: the runtime \
+                          is shutting down"
+                    .into(),
+            })?,
+            // A free slot: this append runs its own statement, now.
+            Err(pending) => {
+                let _slot = Slot(self.clone());
+                append_one(&self.pool, &pending, false).await
+            }
+        }
+    }
+
+    /// Takes the next group off the queue: the waiting appends in arrival order, streams
+    /// distinct (a second append to a stream stays queued, behind the first), within the
+    /// group limits.
+    fn take_group(&self) -> Vec<(Pending, Reply)> {
+        let mut state = self.lock();
+        let mut group: Vec<(Pending, Reply)> = Vec::new();
+        let (mut events, mut bytes) = (0, 0);
+        let mut kept = VecDeque::new();
+        while let Some((pending, reply)) = state.queue.pop_front() {
+            let fits = group.len() < MAX_GROUP
+                && (group.is_empty()
+                    || (events + pending.events.len() <= HARD_MAX_BATCH
+                        && bytes + pending.bytes() <= MAX_GROUP_BYTES));
+            if fits && !group.iter().any(|(g, _)| g.stream == pending.stream) {
+                events += pending.events.len();
+                bytes += pending.bytes();
+                group.push((pending, reply));
+            } else {
+                kept.push_back((pending, reply));
+            }
+        }
+        state.queue = kept;
+        group
+    }
+}
+
+/// Runs queued groups on a slot until the queue is empty, then frees the slot.
+async fn drain(slot: Slot) {
+    // Appends come in bursts (a group's writers are answered together and send their next
+    // appends together): let the rest of the burst reach the queue before taking it, or the
+    // group breaks into fragments. A yield, not a timer: nothing waits when nothing else is
+    // ready to run.
+    tokio::task::yield_now().await;
+    loop {
+        let group = slot.0.take_group();
+        if group.is_empty() {
+            return;
+        }
+        append_group(&slot.0.pool, group).await;
+    }
 }
 
 impl PostgresLog {
@@ -115,16 +273,33 @@ impl PostgresLog {
     /// from several processes at once: migrations take a cluster-wide advisory lock.
     pub async fn open(config: PostgresConfig) -> Result<Self, LogError> {
         config.limits.checked()?;
+        if config.append_concurrency == 0 {
+            return Err(LogError::Config(
+                "append_concurrency must be at least 1".into(),
+            ));
+        }
         let pool = connect_pool(
             &config.url,
             config.schema.as_deref(),
+            // Every statement of the log is a keyed lookup or an append whose plan never
+            // depends on its arguments, but the planner cannot tell that from array
+            // parameters and would plan each append anew (most of its cost on the server).
+            &["plan_cache_mode=force_generic_plan"],
             config.pool_size,
             "kefu",
         )?;
+        let appends = Arc::new(Appends {
+            pool: pool.clone(),
+            state: std::sync::Mutex::new(AppendState {
+                free_slots: config.append_concurrency,
+                queue: VecDeque::new(),
+            }),
+        });
         let log = PostgresLog {
             pool,
             config,
             signal: watch::channel(Position::START).0,
+            appends,
         };
         log.migrate().await?;
         Ok(log)
@@ -135,20 +310,7 @@ impl PostgresLog {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, LogError> {
-        self.pool.get().await.map_err(|e| match e {
-            // Name the server's reason (no such database, role refused, ...), not just "db error".
-            deadpool_postgres::PoolError::Backend(e) => match e.as_db_error() {
-                Some(db) => LogError::Unavailable {
-                    backend: BACKEND,
-                    message: format!("{} ({})", db.message(), db.code().code()),
-                },
-                None => pg_err(e),
-            },
-            e => LogError::Unavailable {
-                backend: BACKEND,
-                message: e.to_string(),
-            },
-        })
+        client(&self.pool).await
     }
 
     async fn migrate(&self) -> Result<(), LogError> {
@@ -198,33 +360,6 @@ impl PostgresLog {
         tx.commit().await.map_err(pg_err)
     }
 
-    /// Runs one append statement. `Ok(None)` when the fast path declined (wrong expected
-    /// version, or ids already stored: the judging function must look), in which case nothing
-    /// was written.
-    async fn try_append(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-        n: usize,
-        hold: Duration,
-    ) -> Result<Option<Appended>, AppendFailure> {
-        let mut client = self.client().await.map_err(AppendFailure::Log)?;
-        if hold.is_zero() {
-            let stmt = client.prepare_cached(sql).await?;
-            let rows = client.query(&stmt, params).await?;
-            return Ok(appended_from(sql, &rows, n));
-        }
-        let tx = client.transaction().await?;
-        let stmt = tx.prepare_cached(sql).await?;
-        let rows = tx.query(&stmt, params).await?;
-        let appended = appended_from(sql, &rows, n);
-        if appended.is_some() {
-            tokio::time::sleep(hold).await;
-            tx.commit().await?;
-        }
-        Ok(appended)
-    }
-
     async fn query_events(
         &self,
         sql: &str,
@@ -254,69 +389,16 @@ impl EventLog for PostgresLog {
         hold: Duration,
     ) -> Result<Appended, LogError> {
         let payloads = self.config.limits.validate(&events)?;
-        let expected_arg: i64 = match expected {
-            ExpectedVersion::Any => -1,
-            ExpectedVersion::NoStream => -2,
-            ExpectedVersion::Exact(v) => to_i64(v),
-        };
-        let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
-        let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
-        let schema_versions: Vec<i32> = events
-            .iter()
-            .map(|e| i32::try_from(e.schema_version).unwrap_or(i32::MAX))
-            .collect();
-        let actor_kinds: Vec<&str> = events
-            .iter()
-            .map(|e| e.metadata.actor.kind.as_str())
-            .collect();
-        let actor_ids: Vec<&str> = events
-            .iter()
-            .map(|e| e.metadata.actor.id.as_str())
-            .collect();
-        let correlations: Vec<Uuid> = events.iter().map(|e| e.metadata.correlation_id).collect();
-        let causations: Vec<Uuid> = events.iter().map(|e| e.metadata.causation_id).collect();
-        let traces: Vec<Option<&str>> = events
-            .iter()
-            .map(|e| e.metadata.trace_id.as_deref())
-            .collect();
-        let stream_arg = stream.as_str();
-        let params: [&(dyn ToSql + Sync); 11] = [
-            &stream_arg,
-            &expected_arg,
-            &ids,
-            &types,
-            &schema_versions,
-            &payloads,
-            &actor_kinds,
-            &actor_ids,
-            &correlations,
-            &causations,
-            &traces,
-        ];
-        let n = events.len();
-        // The fast path first; the judging function only when it declines or collides (see the
-        // module docs). Each collision means a competitor committed, so the next attempt sees
-        // what it wrote: the loop ends within a few rounds unless one stream is hammered by
-        // many `Any` writers at once.
-        let mut sql = FAST_APPEND;
-        let mut attempt = 0;
-        let appended = loop {
-            match self.try_append(sql, &params, n, hold).await {
-                Ok(Some(appended)) => break appended,
-                Ok(None) if sql == FAST_APPEND => sql = JUDGED_APPEND,
-                Ok(None) => {
-                    return Err(LogError::Corrupt(format!(
-                        "kefu_append returned no row for {stream}"
-                    )));
-                }
-                Err(e) if unique_violation(&e).is_some() && attempt < MAX_COLLISIONS => {
-                    attempt += 1;
-                    sql = JUDGED_APPEND;
-                    tracing::debug!(%stream, attempt, "append collided with a concurrent one; retrying");
-                }
-                Err(e) => return Err(append_err(e, stream, expected)),
-            }
-        };
+        let appended = self
+            .appends
+            .append(Pending {
+                stream: stream.clone(),
+                expected,
+                events,
+                payloads,
+                hold,
+            })
+            .await?;
         crate::signal_appended(&self.signal, &appended);
         Ok(appended)
     }
@@ -393,6 +475,238 @@ impl EventLog for PostgresLog {
     fn poll_interval(&self) -> Duration {
         self.config.poll_interval
     }
+}
+
+async fn client(pool: &Pool) -> Result<deadpool_postgres::Object, LogError> {
+    pool.get().await.map_err(|e| match e {
+        // Name the server's reason (no such database, role refused, ...), not just "db error".
+        deadpool_postgres::PoolError::Backend(e) => match e.as_db_error() {
+            Some(db) => LogError::Unavailable {
+                backend: BACKEND,
+                message: format!("{} ({})", db.message(), db.code().code()),
+            },
+            None => pg_err(e),
+        },
+        e => LogError::Unavailable {
+            backend: BACKEND,
+            message: e.to_string(),
+        },
+    })
+}
+
+/// Writes a group in one statement; members it could not settle (a wrong expected version, a
+/// client's retry, a collision with a concurrent append) are decided one by one.
+async fn append_group(pool: &Pool, group: Vec<(Pending, Reply)>) {
+    if let [(pending, _)] = &group[..] {
+        let result = append_one(pool, pending, false).await;
+        if let Some((_, reply)) = group.into_iter().next() {
+            let _ = reply.send(result);
+        }
+        return;
+    }
+    let members: Vec<&Pending> = group.iter().map(|(p, _)| p).collect();
+    let hold = members.iter().map(|p| p.hold).max().unwrap_or_default();
+    let outcome = try_group(pool, &members, hold).await;
+    if let Err(e) = &outcome {
+        tracing::debug!(members = group.len(), error = ?e, "group append failed; appending one by one");
+    }
+    let mut outcome = outcome.ok();
+    for (i, (pending, reply)) in group.into_iter().enumerate() {
+        let settled = outcome.as_mut().and_then(|o| o[i].take());
+        let result = match settled {
+            Some(appended) => Ok(appended),
+            // Declined: the judging function tells a retry from a conflict.
+            None if outcome.is_some() => append_one(pool, &pending, true).await,
+            // The statement failed as a whole, and wrote nothing.
+            None => append_one(pool, &pending, false).await,
+        };
+        let _ = reply.send(result);
+    }
+}
+
+/// One append on its own: [`GROUP_APPEND`] with one member, then [`JUDGED_APPEND`] when that
+/// declines or collides (see the module docs). Each collision means a competitor committed,
+/// so the next attempt sees what it wrote: the loop ends within a few rounds unless one
+/// stream is hammered by many `Any` writers at once.
+async fn append_one(pool: &Pool, pending: &Pending, judged: bool) -> Result<Appended, LogError> {
+    let mut judged = judged;
+    let mut attempt = 0;
+    loop {
+        let outcome = if judged {
+            try_judged(pool, pending).await
+        } else {
+            try_group(pool, &[pending], pending.hold)
+                .await
+                .map(|mut o| o.pop().flatten())
+        };
+        match outcome {
+            Ok(Some(appended)) => return Ok(appended),
+            Ok(None) if !judged => judged = true,
+            Ok(None) => {
+                return Err(LogError::Corrupt(format!(
+                    "kefu_append returned no row for {}",
+                    pending.stream
+                )));
+            }
+            Err(e) if unique_violation(&e).is_some() && attempt < MAX_COLLISIONS => {
+                attempt += 1;
+                judged = true;
+                tracing::debug!(stream = %pending.stream, attempt, "append collided with a concurrent one; retrying");
+            }
+            Err(e) => return Err(append_err(e, &pending.stream, pending.expected)),
+        }
+    }
+}
+
+/// The events of some appends as the append statements' column arrays.
+#[derive(Default)]
+struct Columns<'a> {
+    members: Vec<i64>,
+    indexes: Vec<i64>,
+    ids: Vec<Uuid>,
+    types: Vec<&'a str>,
+    schema_versions: Vec<i32>,
+    payloads: Vec<&'a str>,
+    actor_kinds: Vec<&'a str>,
+    actor_ids: Vec<&'a str>,
+    correlations: Vec<Uuid>,
+    causations: Vec<Uuid>,
+    traces: Vec<Option<&'a str>>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(members: &[&'a Pending]) -> Self {
+        let mut c = Columns::default();
+        for (m, pending) in members.iter().enumerate() {
+            for (k, (e, payload)) in pending.events.iter().zip(&pending.payloads).enumerate() {
+                c.members.push(m as i64 + 1);
+                c.indexes.push(k as i64 + 1);
+                c.ids.push(e.id);
+                c.types.push(&e.event_type);
+                c.schema_versions
+                    .push(i32::try_from(e.schema_version).unwrap_or(i32::MAX));
+                c.payloads.push(payload);
+                c.actor_kinds.push(e.metadata.actor.kind.as_str());
+                c.actor_ids.push(&e.metadata.actor.id);
+                c.correlations.push(e.metadata.correlation_id);
+                c.causations.push(e.metadata.causation_id);
+                c.traces.push(e.metadata.trace_id.as_deref());
+            }
+        }
+        c
+    }
+
+    /// The per-event arrays both statements take, in their parameter order.
+    fn events(&self) -> [&(dyn ToSql + Sync); 9] {
+        [
+            &self.ids,
+            &self.types,
+            &self.schema_versions,
+            &self.payloads,
+            &self.actor_kinds,
+            &self.actor_ids,
+            &self.correlations,
+            &self.causations,
+            &self.traces,
+        ]
+    }
+}
+
+fn expected_arg(expected: ExpectedVersion) -> i64 {
+    match expected {
+        ExpectedVersion::Any => -1,
+        ExpectedVersion::NoStream => -2,
+        ExpectedVersion::Exact(v) => to_i64(v),
+    }
+}
+
+/// Runs [`GROUP_APPEND`] for appends to distinct streams: for each, what it appended, or
+/// `None` where its expectation did not hold (it wrote nothing).
+async fn try_group(
+    pool: &Pool,
+    members: &[&Pending],
+    hold: Duration,
+) -> Result<Vec<Option<Appended>>, AppendFailure> {
+    let streams: Vec<&str> = members.iter().map(|p| p.stream.as_str()).collect();
+    let expected: Vec<i64> = members.iter().map(|p| expected_arg(p.expected)).collect();
+    let columns = Columns::of(members);
+    let mut params: Vec<&(dyn ToSql + Sync)> =
+        vec![&streams, &expected, &columns.members, &columns.indexes];
+    params.extend(columns.events());
+    let rows = run_append(pool, GROUP_APPEND, &params, hold).await?;
+    let mut out: Vec<Option<Appended>> = vec![None; members.len()];
+    let mut counts = vec![0usize; members.len()];
+    for row in &rows {
+        let stream: &str = row.get(0);
+        let Some(m) = streams.iter().position(|s| *s == stream) else {
+            return Err(AppendFailure::Log(LogError::Corrupt(format!(
+                "the group append returned a row of {stream}, which it was not given"
+            ))));
+        };
+        let (version, position) = (from_i64(row.get(1)), Position(from_i64(row.get(2))));
+        counts[m] += 1;
+        let a = out[m].get_or_insert(Appended {
+            first_version: version,
+            last_version: version,
+            first_position: position,
+            last_position: position,
+        });
+        a.first_version = a.first_version.min(version);
+        a.last_version = a.last_version.max(version);
+        a.first_position = a.first_position.min(position);
+        a.last_position = a.last_position.max(position);
+    }
+    // A member is all in or all out; anything else would be a broken statement.
+    for (m, pending) in members.iter().enumerate() {
+        if out[m].is_some() && counts[m] != pending.events.len() {
+            return Err(AppendFailure::Log(LogError::Corrupt(format!(
+                "the group append wrote {} of {} events to {}",
+                counts[m],
+                pending.events.len(),
+                pending.stream
+            ))));
+        }
+    }
+    Ok(out)
+}
+
+/// Runs [`JUDGED_APPEND`] for one append.
+async fn try_judged(pool: &Pool, pending: &Pending) -> Result<Option<Appended>, AppendFailure> {
+    let stream = pending.stream.as_str();
+    let expected = expected_arg(pending.expected);
+    let columns = Columns::of(&[pending]);
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![&stream, &expected];
+    params.extend(columns.events());
+    let rows = run_append(pool, JUDGED_APPEND, &params, pending.hold).await?;
+    Ok(rows.first().map(|row| Appended {
+        first_version: from_i64(row.get(0)),
+        last_version: from_i64(row.get(1)),
+        first_position: Position(from_i64(row.get(2))),
+        last_position: Position(from_i64(row.get(3))),
+    }))
+}
+
+/// Runs one append statement on its own connection: autocommit, or, with a `hold` (drills and
+/// tests), in a transaction kept open that long before it commits what it wrote.
+async fn run_append(
+    pool: &Pool,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+    hold: Duration,
+) -> Result<Vec<tokio_postgres::Row>, AppendFailure> {
+    let mut client = client(pool).await.map_err(AppendFailure::Log)?;
+    if hold.is_zero() {
+        let stmt = client.prepare_cached(sql).await?;
+        return Ok(client.query(&stmt, params).await?);
+    }
+    let tx = client.transaction().await?;
+    let stmt = tx.prepare_cached(sql).await?;
+    let rows = tx.query(&stmt, params).await?;
+    if !rows.is_empty() {
+        tokio::time::sleep(hold).await;
+        tx.commit().await?;
+    }
+    Ok(rows)
 }
 
 /// Creates the database named in `url` if the server has none by that name (connecting to the
@@ -486,31 +800,6 @@ fn unique_violation(e: &AppendFailure) -> Option<&str> {
     }
 }
 
-/// What an append statement's rows say: the fast path returns one row per inserted event (none
-/// when it declined), the judging function one summary row.
-fn appended_from(sql: &str, rows: &[tokio_postgres::Row], n: usize) -> Option<Appended> {
-    if sql == JUDGED_APPEND {
-        let row = rows.first()?;
-        return Some(Appended {
-            first_version: from_i64(row.get(0)),
-            last_version: from_i64(row.get(1)),
-            first_position: Position(from_i64(row.get(2))),
-            last_position: Position(from_i64(row.get(3))),
-        });
-    }
-    if rows.len() != n {
-        return None;
-    }
-    let versions = rows.iter().map(|r| from_i64(r.get(0)));
-    let positions = rows.iter().map(|r| from_i64(r.get(1)));
-    Some(Appended {
-        first_version: versions.clone().min()?,
-        last_version: versions.max()?,
-        first_position: Position(positions.clone().min()?),
-        last_position: Position(positions.max()?),
-    })
-}
-
 fn append_err(e: AppendFailure, stream: &StreamId, expected: ExpectedVersion) -> LogError {
     let e = match e {
         AppendFailure::Log(e) => return e,
@@ -574,21 +863,28 @@ fn pg_err(e: tokio_postgres::Error) -> LogError {
     }
 }
 
-/// A connection pool for `url` with `schema` (checked, not created) as the search path, and
-/// `application` as the application name unless the URL names one. The log and the read
-/// models open their pools alike.
+/// A connection pool for `url` with `schema` (checked, not created) as the search path,
+/// `settings` (`name=value` server settings) for every session, and `application` as the
+/// application name unless the URL names one. The log and the read models open their pools
+/// alike.
 pub fn connect_pool(
     url: &str,
     schema: Option<&str>,
+    settings: &[&str],
     size: usize,
     application: &str,
 ) -> Result<Pool, LogError> {
     let mut pg: tokio_postgres::Config = url
         .parse()
         .map_err(|e| LogError::Config(format!("bad PostgreSQL URL: {e}")))?;
+    let mut options: Vec<String> = pg.get_options().map(str::to_owned).into_iter().collect();
     if let Some(schema) = schema {
         check_schema_name(schema)?;
-        pg.options(format!("-c search_path={schema}"));
+        options.push(format!("-c search_path={schema}"));
+    }
+    options.extend(settings.iter().map(|s| format!("-c {s}")));
+    if !options.is_empty() {
+        pg.options(options.join(" "));
     }
     if pg.get_application_name().is_none() {
         pg.application_name(application);

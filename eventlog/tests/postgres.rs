@@ -17,6 +17,9 @@ fn config(schema: &str) -> PostgresConfig {
     let mut config = PostgresConfig::new(pg::url()).with_schema(schema);
     // Writers that hold their transactions open must not starve the subscribers of connections.
     config.pool_size = 24;
+    // Fewer append slots than the torture test has writers, so its appends queue and go out in
+    // groups: the whole contract holds with group commit engaged.
+    config.append_concurrency = 4;
     config.limits.max_payload_bytes = 64 * 1024;
     config.limits.max_batch = 1000;
     config
@@ -167,4 +170,140 @@ async fn bad_configuration_is_named() {
         .err()
         .expect("refused");
     assert!(err.to_string().contains("PostgreSQL URL"), "{err}");
+}
+
+/// Appends that wait together go out in one statement (group commit), and each keeps the
+/// outcome it would have had alone: a wrong expected version, a client's retry, a second
+/// append to a stream of the group, and an id stored elsewhere (which fails the statement as a
+/// whole, so every member is retried on its own).
+///
+/// Deterministic without timing: with one append slot on this single-threaded runtime,
+/// `join!` polls the first append, which takes the slot, then queues all the others before
+/// any statement can finish; when the slot comes free, the queue goes out as one group.
+#[tokio::test]
+async fn group_commit_keeps_each_appends_outcome() {
+    use contract::{event, events, stream};
+    use kefu_eventlog::LogError;
+    if !pg::available().await {
+        return;
+    }
+    let schema = pg::fresh_schema();
+    let mut one_slot = config(&schema);
+    one_slot.append_concurrency = 1;
+    let log = PostgresLog::open(one_slot).await.expect("open");
+    let (one, two, retried) = (
+        stream("conversation-one"),
+        stream("conversation-two"),
+        stream("conversation-retried"),
+    );
+    log.append(&one, ExpectedVersion::NoStream, events(0..1))
+        .await
+        .unwrap();
+    log.append(&two, ExpectedVersion::NoStream, events(0..1))
+        .await
+        .unwrap();
+    let first_try = events(0..2);
+    let original = log
+        .append(&retried, ExpectedVersion::NoStream, first_try.clone())
+        .await
+        .unwrap();
+    let stored_elsewhere = event(9);
+    log.append(
+        &stream("conversation-elsewhere"),
+        ExpectedVersion::NoStream,
+        vec![stored_elsewhere.clone()],
+    )
+    .await
+    .unwrap();
+
+    let (pacer, fresh, any) = (
+        stream("conversation-pacer"),
+        stream("conversation-fresh"),
+        stream("conversation-any"),
+    );
+    let (p, a, b, c, d, e, f) = tokio::join!(
+        log.append(&pacer, ExpectedVersion::Any, events(0..1)),
+        log.append(&fresh, ExpectedVersion::NoStream, events(0..1)),
+        log.append(&one, ExpectedVersion::Exact(0), events(1..2)),
+        log.append(&two, ExpectedVersion::Exact(5), events(1..2)),
+        log.append(&retried, ExpectedVersion::NoStream, first_try.clone()),
+        log.append(&any, ExpectedVersion::Any, events(0..3)),
+        // A second append to a stream of the group: it stays queued behind the first, and
+        // sees its event.
+        log.append(&fresh, ExpectedVersion::Exact(0), events(1..2)),
+    );
+    let (p, a, b, e, f) = (p.unwrap(), a.unwrap(), b.unwrap(), e.unwrap(), f.unwrap());
+    assert_eq!(
+        (a.first_version, b.first_version, f.first_version),
+        (0, 1, 1)
+    );
+    assert_eq!((e.first_version, e.last_version), (0, 2));
+    assert!(
+        matches!(
+            c,
+            Err(LogError::WrongExpectedVersion {
+                actual: Some(0),
+                ..
+            })
+        ),
+        "{c:?}"
+    );
+    assert_eq!(
+        d.unwrap(),
+        original,
+        "a retry is acknowledged with the original result"
+    );
+    // One transaction for the group: positions are `transaction id << 16 | index`.
+    let xid = |p: Position| p.0 >> 16;
+    assert_eq!(xid(a.first_position), xid(b.first_position));
+    assert_eq!(xid(a.first_position), xid(e.last_position));
+    assert_ne!(xid(p.first_position), xid(a.first_position));
+    assert_eq!(
+        e.last_position.0 - e.first_position.0,
+        2,
+        "a member's events are contiguous"
+    );
+    assert!(f.first_position > a.last_position);
+
+    // An id stored in another stream fails the group statement; nothing of it is written, and
+    // every member is decided alone.
+    let (gs, hs, is) = (
+        stream("conversation-g"),
+        stream("conversation-h"),
+        stream("conversation-i"),
+    );
+    let (_, g, h, i) = tokio::join!(
+        log.append(&pacer, ExpectedVersion::Any, events(1..2)),
+        log.append(&gs, ExpectedVersion::NoStream, events(0..1)),
+        log.append(
+            &hs,
+            ExpectedVersion::NoStream,
+            vec![stored_elsewhere.clone()]
+        ),
+        log.append(&is, ExpectedVersion::NoStream, events(0..1)),
+    );
+    let (g, i) = (g.unwrap(), i.unwrap());
+    assert!(
+        matches!(h, Err(LogError::DuplicateEventId { id, .. }) if id == stored_elsewhere.id),
+        "{h:?}"
+    );
+    assert_ne!(xid(g.first_position), xid(i.first_position));
+    assert_eq!(log.stream_version(&hs).await.unwrap(), None);
+
+    // Every stream holds exactly what its appends acknowledged.
+    let everything = contract::read_through(&log, i.last_position.max(g.last_position)).await;
+    let count = |s: &str| {
+        everything
+            .iter()
+            .filter(|e| e.stream_id.as_str() == s)
+            .count()
+    };
+    assert_eq!(count("conversation-fresh"), 2);
+    assert_eq!(count("conversation-one"), 2);
+    assert_eq!(count("conversation-two"), 1);
+    assert_eq!(count("conversation-retried"), 2);
+    assert_eq!(count("conversation-any"), 3);
+    assert_eq!(count("conversation-h"), 0);
+    drop(log);
+    pg::drop_schema(&schema).await;
 }

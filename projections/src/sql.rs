@@ -453,7 +453,7 @@ impl ReadStore {
     }
 
     pub async fn open_postgres(url: &str, schema: Option<&str>) -> Result<Self, StoreError> {
-        let pool = kefu_eventlog::postgres::connect_pool(url, schema, 8, "kefu-projections")
+        let pool = kefu_eventlog::postgres::connect_pool(url, schema, &[], 8, "kefu-projections")
             .map_err(|e| StoreError::Config(e.to_string()))?;
         let store = ReadStore::Postgres(pool);
         if let Some(schema) = schema {
