@@ -3,8 +3,12 @@
 //! With no configuration every command uses the embedded store under `./data`; `--store` (or
 //! `KEFU_STORE`) points it at PostgreSQL or, in builds with the `kurrentdb` feature, KurrentDB.
 
+mod auth;
 mod config;
+mod graphql;
+mod hub;
 mod log_cmd;
+mod metrics;
 mod read_cmd;
 mod serve;
 
@@ -30,8 +34,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server (HTTP on --listen).
+    /// Run the server: GraphQL on --listen (POST /graphql, WebSocket /graphql/ws, GraphiQL at
+    /// /), /healthz, /readyz and /metrics.
     Serve(serve::ServeArgs),
+    /// Mint a bearer token for development and tests (signed with the server's secret).
+    Token(TokenArgs),
+    /// Print the GraphQL schema (SDL), as schemas/schema.graphql holds it.
+    Schema,
     /// Open the store, apply its migrations, and exit.
     Migrate,
     /// Read and write the event log directly (analysts, auditors, operators).
@@ -50,6 +59,24 @@ enum Command {
         #[command(subcommand)]
         query: read_cmd::QueryCommand,
     },
+}
+
+#[derive(clap::Args)]
+struct TokenArgs {
+    /// customer, agent, supervisor, analyst, auditor or admin.
+    #[arg(long)]
+    role: String,
+    /// The customer's or agent's UUID; a name for the other roles.
+    #[arg(long)]
+    id: String,
+    /// A queue a supervisor runs (repeat for several).
+    #[arg(long = "queue")]
+    queues: Vec<String>,
+    /// How long the token is valid.
+    #[arg(long, default_value_t = 24)]
+    ttl_hours: i64,
+    #[command(flatten)]
+    secret: serve::SecretArgs,
 }
 
 #[tokio::main]
@@ -75,6 +102,34 @@ async fn run() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve::run(&cli.store, args).await,
+        Command::Token(args) => {
+            let tokens = args.secret.tokens(&cli.store)?;
+            let role: auth::Role = args.role.parse()?;
+            if matches!(role, auth::Role::Customer | auth::Role::Agent) {
+                args.id.parse::<uuid::Uuid>().map_err(|_| {
+                    anyhow::anyhow!("--id: a {role} is named by a UUID, not {:?}", args.id)
+                })?;
+            }
+            if args.ttl_hours <= 0 {
+                anyhow::bail!("--ttl-hours must be positive");
+            }
+            let who = auth::Principal {
+                role,
+                id: args.id,
+                queues: args.queues.into_iter().collect(),
+            };
+            let token = tokens.mint(
+                &who,
+                chrono::Utc::now(),
+                chrono::Duration::hours(args.ttl_hours),
+            );
+            println!("{token}");
+            Ok(())
+        }
+        Command::Schema => {
+            print!("{}", graphql::sdl());
+            Ok(())
+        }
         Command::Migrate => {
             let log = cli.store.open().await?;
             tracing::info!(

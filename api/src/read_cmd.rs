@@ -152,18 +152,12 @@ fn search_request(a: SearchArgs) -> Result<SearchRequest> {
         r = r.agent(agent.into());
     }
     if let Some(s) = a.status {
-        let status = [
-            ConversationStatus::Bot,
-            ConversationStatus::AwaitingHuman,
-            ConversationStatus::Queued,
-            ConversationStatus::WithAgent,
-            ConversationStatus::Closed,
-        ]
-        .into_iter()
-        .find(|c| c.as_str() == s)
-        .with_context(|| {
-            format!("--status {s:?}: use bot, awaiting_human, queued, with_agent or closed")
-        })?;
+        let status = ConversationStatus::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .with_context(|| {
+                format!("--status {s:?}: use bot, awaiting_human, queued, with_agent or closed")
+            })?;
         r = r.status(DocStatus::Conversation(status));
     }
     if let Some(s) = a.ticket_status {

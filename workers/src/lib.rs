@@ -1,9 +1,12 @@
 //! kefu-workers: the imperative shell around the domain's deciders.
 //!
 //! [`command::CommandService`] runs one command against one stream (load, decide, append with
-//! the expected version, retry on conflict). The workers (bot, router, assigner, timers,
+//! the expected version, retry on conflict); [`desk::Desk`] runs what a person does at the
+//! help desk as the commands it takes across streams (seat first, then assignment, ...). The workers (bot, router, assigner, timers,
 //! archiver) will live beside it and issue their commands through it.
 
 pub mod command;
+pub mod desk;
 
 pub use command::{CommandError, CommandService, Executed};
+pub use desk::{Desk, Done};

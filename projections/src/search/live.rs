@@ -234,10 +234,30 @@ pub async fn rebuild_search<L: EventLog>(
 
 /// The search index kept current inside a server.
 pub struct LiveSearch {
-    reader: watch::Receiver<Option<SearchReader>>,
-    position: watch::Receiver<Position>,
+    handle: SearchHandle,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// What request handlers need of the live index, cheap to clone: a reader of the current
+/// generation, and how far the index has got.
+#[derive(Clone)]
+pub struct SearchHandle {
+    reader: watch::Receiver<Option<SearchReader>>,
+    position: watch::Receiver<Position>,
+}
+
+impl SearchHandle {
+    /// A reader of the live index, once it is open.
+    pub fn reader(&self) -> Option<SearchReader> {
+        self.reader.borrow().clone()
+    }
+
+    /// Waits until the index has committed the event at `position`.
+    pub async fn wait_for(&self, position: Position) {
+        let mut rx = self.position.clone();
+        let _ = rx.wait_for(|p| *p > position).await;
+    }
 }
 
 impl LiveSearch {
@@ -257,22 +277,24 @@ impl LiveSearch {
             async move { follow(&log, &home, &stopped, &reader_tx, &position_tx).await }
         }));
         LiveSearch {
-            reader,
-            position,
+            handle: SearchHandle { reader, position },
             stop,
             task,
         }
     }
 
+    pub fn handle(&self) -> SearchHandle {
+        self.handle.clone()
+    }
+
     /// A reader of the live index, once it is open.
     pub fn reader(&self) -> Option<SearchReader> {
-        self.reader.borrow().clone()
+        self.handle.reader()
     }
 
     /// Waits until the index has committed the event at `position`.
     pub async fn wait_for(&self, position: Position) {
-        let mut rx = self.position.clone();
-        let _ = rx.wait_for(|p| *p > position).await;
+        self.handle.wait_for(position).await
     }
 
     pub async fn shutdown(self) {

@@ -72,6 +72,14 @@ pub enum ConversationStatus {
 }
 
 impl ConversationStatus {
+    pub const ALL: [ConversationStatus; 5] = [
+        ConversationStatus::Bot,
+        ConversationStatus::AwaitingHuman,
+        ConversationStatus::Queued,
+        ConversationStatus::WithAgent,
+        ConversationStatus::Closed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ConversationStatus::Bot => "bot",

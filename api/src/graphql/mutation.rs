@@ -1,0 +1,692 @@
+//! Mutations: each is a desk operation (one or more commands), checked against the caller's
+//! role first. A refused mutation writes nothing. Each returns a [`Receipt`] with the log
+//! position its events reached and the request's correlation id.
+
+use std::collections::BTreeSet;
+
+use async_graphql::{Context, InputObject, Object, Result};
+use kefu_domain::common::{BusinessLine, Party};
+use kefu_domain::conversation::{HandoffReason, RoutingReason};
+use kefu_domain::ids::{
+    AgentId, Category, ConversationId, KnowledgeEntryId, Locale, MerchantId, MessageId, OrderId,
+    QueueId, ScenarioCode, Skill, TicketId,
+};
+use kefu_domain::knowledge::KnowledgeEdit;
+use kefu_domain::queue::{OpeningHours, SlaTargets};
+use kefu_domain::ticket::TicketEdit;
+use kefu_workers::Done;
+use kefu_workers::desk::{
+    MANUAL_ROUTING, NewEntry, NewTicket, QueueDefinition, TicketUpdate, Transfer,
+};
+use uuid::Uuid;
+
+use super::access::{self, require};
+use super::types::{
+    AgentStatus, Channel, CloseReason, Receipt, TicketKind, TicketPriority, TicketStatus,
+};
+use super::{Api, ApiError, Caller, api, caller};
+use crate::auth::{Principal, Role};
+
+pub struct Mutation;
+
+fn uuid(field: &str, raw: &str) -> Result<Uuid, ApiError> {
+    raw.trim()
+        .parse()
+        .map_err(|_| ApiError::Validation(format!("{field}: {raw:?} is not a UUID")))
+}
+
+fn receipt<T: ToString>(caller: &Caller, done: Done<T>) -> Receipt {
+    Receipt {
+        id: Some(done.value.to_string()),
+        position: done.position.map(|p| p.0.to_string()),
+        correlation_id: caller.correlation.to_string(),
+    }
+}
+
+fn receipt_of(caller: &Caller, done: Done<()>) -> Receipt {
+    Receipt {
+        id: None,
+        position: done.position.map(|p| p.0.to_string()),
+        correlation_id: caller.correlation.to_string(),
+    }
+}
+
+/// The party a ticket or conversation change is recorded as.
+fn party(p: &Principal) -> Result<Party, ApiError> {
+    Ok(match p.role {
+        Role::Customer => Party::Customer,
+        Role::Agent => Party::Agent {
+            agent: access::agent_id(p)?,
+        },
+        _ => Party::System,
+    })
+}
+
+/// Messages longer than this are refused before anything is written.
+fn check_text(api: &Api, field: &str, text: &str) -> Result<(), ApiError> {
+    let chars = text.chars().count();
+    if chars > api.limits.max_message_chars {
+        return Err(ApiError::Validation(format!(
+            "{field}: {chars} characters; the limit is {}",
+            api.limits.max_message_chars
+        )));
+    }
+    Ok(())
+}
+
+#[derive(InputObject)]
+pub struct QueueInput {
+    pub name: String,
+    /// The merchant whose own team runs the queue; absent for the self-operated business.
+    pub merchant: Option<String>,
+    #[graphql(default)]
+    pub categories: Vec<String>,
+    #[graphql(default)]
+    pub skills: Vec<String>,
+    #[graphql(default = 5)]
+    pub priority: i32,
+    pub first_response_secs: i32,
+    pub resolution_secs: i32,
+}
+
+#[derive(InputObject)]
+pub struct TicketInput {
+    pub customer: String,
+    pub conversation_id: Option<String>,
+    pub kind: TicketKind,
+    #[graphql(default_with = "TicketPriority::Normal")]
+    pub priority: TicketPriority,
+    pub subject: String,
+    pub description: String,
+    pub order_id: Option<String>,
+}
+
+fn u32_of(field: &str, v: i32) -> Result<u32, ApiError> {
+    u32::try_from(v).map_err(|_| ApiError::Validation(format!("{field}: must not be negative")))
+}
+
+#[Object]
+impl Mutation {
+    /// A customer starts a chat. Returns the conversation id.
+    async fn start_conversation(
+        &self,
+        ctx: &Context<'_>,
+        channel: Channel,
+        order_id: Option<String>,
+        locale: Option<String>,
+    ) -> Result<Receipt> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        let p = require(caller, &[Role::Customer], "start a conversation")?;
+        let customer = access::customer_id(p)?;
+        let done = api
+            .desk
+            .start_conversation(
+                customer,
+                locale.map(Locale::new),
+                channel.into(),
+                order_id.map(OrderId::new),
+                // The bot's degradation switch arrives with the workers (issue 7).
+                true,
+                &caller.metadata(),
+            )
+            .await
+            .map_err(ApiError::from)?;
+        Ok(receipt(caller, done))
+    }
+
+    /// The customer, or the agent who has the conversation, writes a message. Resending with
+    /// the same `messageId` records it once.
+    async fn send_message(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: String,
+        text: String,
+        message_id: Option<String>,
+    ) -> Result<Receipt> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        let p = require(caller, &[Role::Customer, Role::Agent], "send messages")?;
+        check_text(api, "text", &text)?;
+        let conversation = ConversationId::from_uuid(uuid("conversationId", &conversation_id)?);
+        let message = match message_id {
+            Some(m) => MessageId::from_uuid(uuid("messageId", &m)?),
+            None => MessageId::from_uuid(Uuid::now_v7()),
+        };
+        access::conversation(api, caller, conversation).await?;
+        let meta = caller.metadata();
+        let done = if p.role == Role::Customer {
+            api.desk
+                .customer_message(conversation, message, text, &meta)
+                .await
+        } else {
+            api.desk
+                .agent_message(conversation, access::agent_id(p)?, message, text, &meta)
+                .await
+        }
+        .map_err(ApiError::from)?;
+        Ok(receipt(caller, done))
+    }
+
+    /// The customer confirms or corrects the predicted scenario.
+    async fn confirm_scenario(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: String,
+        scenario: String,
+    ) -> Result<Receipt> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        require(caller, &[Role::Customer], "confirm a scenario")?;
+        let conversation = ConversationId::from_uuid(uuid("conversationId", &conversation_id)?);
+        access::conversation(api, caller, conversation).await?;
+        let done = api
+            .desk
+            .settle_scenario(
+                conversation,
+                ScenarioCode::new(scenario),
+                &caller.metadata(),
+            )
+            .await
+            .map_err(ApiError::from)?;
+        Ok(receipt_of(caller, done))
+    }
+
+    /// The customer asks for a human (转人工).
+    async fn request_human(&self, ctx: &Context<'_>, conversation_id: String) -> Result<Receipt> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        require(caller, &[Role::Customer], "ask for a human")?;
+        let conversation = ConversationId::from_uuid(uuid("conversationId", &conversation_id)?);
+        access::conversation(api, caller, conversation).await?;
+        let done = api
+            .desk
+            .hand_off(
+                conversation,
+                HandoffReason::CustomerAsked,
+                &caller.metadata(),
+            )
+            .await
+            .map_err(ApiError::from)?;
+        Ok(receipt_of(caller, done))
+    }
+
+    /// A supervisor (or admin) sends a conversation waiting for a human to a queue.
+    async fn route_conversation(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: String,
+        queue_id: String,
+    ) -> Result<Receipt> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        require(
+            caller,
+            &[Role::Supervisor, Role::Admin],
+            "route conversations",
+        )?;
+        let queue = QueueId::from_uuid(uuid("queueId", &queue_id)?);
+        access::require_queue(caller, queue)?;
+        let conversation = ConversationId::from_uuid(uuid("conversationId", &conversation_id)?);
+        let reasons = vec![RoutingReason::Other {
+            code: format!("routed by {}", caller.principal.role),
+        }];
+        let done = api
+            .desk
+            .route(
+                conversation,
+                queue,
+                reasons,
+                MANUAL_ROUTING,
+                &caller.metadata(),
+            )
+            .await
+            .map_err(ApiError::from)?;
+        Ok(receipt_of(caller, done))
+    }
+
+    /// An agent takes a conversation waiting in one of their queues.
+    async fn accept_conversation(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: String,
+    ) -> Result<Receipt> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        let p = require(caller, &[Role::Agent], "accept conversations")?;
+        let conversation = ConversationId::from_uuid(uuid("conversationId", &conversation_id)?);
+        access::conversation(api, caller, conversation).await?;
+        let done = api
+            .desk
+            .assign(conversation, access::agent_id(p)?, &caller.metadata())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(receipt_of(caller, done))
+    }
+
+    /// A supervisor gives a queued conversation of their queue to an agent.
+    async fn assign_conversation(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: String,
+        agent_id: String,
+    ) -> Result<Receipt> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        require(caller, &[Role::Supervisor], "assign conversations")?;
+        let conversation = ConversationId::from_uuid(uuid("conversationId", &conversation_id)?);
+        access::conversation(api, caller, conversation).await?;
+        let agent = AgentId::from_uuid(uuid("agentId", &agent_id)?);
+        let done = api
+            .desk
+            .assign(conversation, agent, &caller.metadata())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(receipt_of(caller, done))
+    }
+
+    /// The agent who has a conversation hands it to another agent or back to a queue.
+    async fn transfer_conversation(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: String,
+        to_agent: Option<String>,
+        to_queue: Option<String>,
+        reason: String,
+    ) -> Result<Receipt> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        let p = require(caller, &[Role::Agent], "transfer conversations")?;
+        let conversation = ConversationId::from_uuid(uuid("conversationId", &conversation_id)?);
+        let to = match (to_agent, to_queue) {
+            (Some(a), None) => Transfer::ToAgent(AgentId::from_uuid(uuid("toAgent", &a)?)),
+            (None, Some(q)) => Transfer::ToQueue(QueueId::from_uuid(uuid("toQueue", &q)?)),
+            _ => {
+                return Err(
+                    ApiError::Validation("name exactly one of toAgent and toQueue".into()).into(),
+                );
+            }
+        };
+        access::conversation(api, caller, conversation).await?;
+        let done = api
+            .desk
+            .transfer(
+                conversation,
+                access::agent_id(p)?,
+                to,
+                reason,
+                &caller.metadata(),
+            )
+            .await
+            .map_err(ApiError::from)?;
+        Ok(receipt_of(caller, done))
+    }
+
+    /// An internal note, for agents only.
+    async fn add_note(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: String,
+        text: String,
+    ) -> Result<Receipt> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        let p = require(caller, &[Role::Agent], "add notes")?;
+        check_text(api, "text", &text)?;
+        let conversation = ConversationId::from_uuid(uuid("conversationId", &conversation_id)?);
+        access::conversation(api, caller, conversation).await?;
+        let done = api
+            .desk
+            .add_note(conversation, access::agent_id(p)?, text, &caller.metadata())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(receipt_of(caller, done))
+    }
+
+    /// The customer, or the agent who has it, closes a conversation.
+    async fn close_conversation(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: String,
+        #[graphql(default_with = "CloseReason::Resolved")] reason: CloseReason,
+    ) -> Result<Receipt> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        let p = require(
+            caller,
+            &[Role::Customer, Role::Agent],
+            "close conversations",
+        )?;
+        let conversation = ConversationId::from_uuid(uuid("conversationId", &conversation_id)?);
+        access::conversation(api, caller, conversation).await?;
+        let done = api
+            .desk
+            .close(conversation, party(p)?, reason.into(), &caller.metadata())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(receipt_of(caller, done))
+    }
+
+    async fn reopen_conversation(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: String,
+    ) -> Result<Receipt> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        let p = require(
+            caller,
+            &[Role::Customer, Role::Agent],
+            "reopen conversations",
+        )?;
+        let conversation = ConversationId::from_uuid(uuid("conversationId", &conversation_id)?);
+        access::conversation(api, caller, conversation).await?;
+        let done = api
+            .desk
+            .reopen(conversation, party(p)?, &caller.metadata())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(receipt_of(caller, done))
+    }
+
+    /// The agent who closed a conversation offers the satisfaction survey.
+    async fn offer_survey(&self, ctx: &Context<'_>, conversation_id: String) -> Result<Receipt> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        require(caller, &[Role::Agent], "offer surveys")?;
+        let conversation = ConversationId::from_uuid(uuid("conversationId", &conversation_id)?);
+        access::conversation(api, caller, conversation).await?;
+        let done = api
+            .desk
+            .offer_survey(conversation, &caller.metadata())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(receipt_of(caller, done))
+    }
+
+    /// The customer answers the survey: 1 to 5 stars.
+    async fn answer_survey(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: String,
+        score: i32,
+        comment: Option<String>,
+    ) -> Result<Receipt> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        require(caller, &[Role::Customer], "answer surveys")?;
+        if let Some(c) = &comment {
+            check_text(api, "comment", c)?;
+        }
+        let score = u8::try_from(score)
+            .map_err(|_| ApiError::Validation(format!("score: {score} is not 1 to 5")))?;
+        let conversation = ConversationId::from_uuid(uuid("conversationId", &conversation_id)?);
+        access::conversation(api, caller, conversation).await?;
+        let done = api
+            .desk
+            .answer_survey(conversation, score, comment, &caller.metadata())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(receipt_of(caller, done))
+    }
+
+    // ---- tickets ----
+
+    async fn open_ticket(&self, ctx: &Context<'_>, input: TicketInput) -> Result<Receipt> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        let p = require(caller, &[Role::Agent], "open tickets")?;
+        let conversation = match &input.conversation_id {
+            Some(c) => {
+                let id = ConversationId::from_uuid(uuid("conversationId", c)?);
+                access::conversation(api, caller, id).await?;
+                Some(id)
+            }
+            None => None,
+        };
+        let ticket = NewTicket {
+            customer: kefu_domain::ids::CustomerId::from_uuid(uuid("customer", &input.customer)?),
+            conversation,
+            kind: input.kind.into(),
+            priority: input.priority.into(),
+            subject: input.subject,
+            description: input.description,
+            order: input.order_id.map(OrderId::new),
+        };
+        let done = api
+            .desk
+            .open_ticket(ticket, Some(access::agent_id(p)?), &caller.metadata())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(receipt(caller, done))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn update_ticket(
+        &self,
+        ctx: &Context<'_>,
+        ticket_id: String,
+        kind: Option<TicketKind>,
+        priority: Option<TicketPriority>,
+        subject: Option<String>,
+        status: Option<TicketStatus>,
+        assignee: Option<String>,
+    ) -> Result<Receipt> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        let p = require(caller, &[Role::Agent, Role::Supervisor], "update tickets")?;
+        let ticket = TicketId::from_uuid(uuid("ticketId", &ticket_id)?);
+        let update = TicketUpdate {
+            edit: TicketEdit {
+                kind: kind.map(Into::into),
+                priority: priority.map(Into::into),
+                subject,
+                order: None,
+            },
+            status: status.map(Into::into),
+            assignee: assignee
+                .map(|a| uuid("assignee", &a).map(AgentId::from_uuid))
+                .transpose()?,
+        };
+        let done = api
+            .desk
+            .update_ticket(ticket, update, party(p)?, &caller.metadata())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(receipt_of(caller, done))
+    }
+
+    async fn comment_ticket(
+        &self,
+        ctx: &Context<'_>,
+        ticket_id: String,
+        body: String,
+        #[graphql(default)] public: bool,
+    ) -> Result<Receipt> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        let p = require(
+            caller,
+            &[Role::Agent, Role::Supervisor],
+            "comment on tickets",
+        )?;
+        check_text(api, "body", &body)?;
+        let ticket = TicketId::from_uuid(uuid("ticketId", &ticket_id)?);
+        let done = api
+            .desk
+            .comment_ticket(ticket, party(p)?, body, public, &caller.metadata())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(receipt_of(caller, done))
+    }
+
+    // ---- administration ----
+
+    async fn define_queue(&self, ctx: &Context<'_>, input: QueueInput) -> Result<Receipt> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        require(caller, &[Role::Admin], "define queues")?;
+        let priority = u8::try_from(input.priority).map_err(|_| {
+            ApiError::Validation(format!("priority: {} is not 0 to 255", input.priority))
+        })?;
+        let definition = QueueDefinition {
+            name: input.name,
+            business_line: match input.merchant {
+                Some(m) => BusinessLine::Merchant {
+                    merchant: MerchantId::new(m),
+                },
+                None => BusinessLine::SelfOperated,
+            },
+            categories: input.categories.into_iter().map(Category::new).collect(),
+            skills: input.skills.into_iter().map(Skill::new).collect(),
+            priority,
+            sla: SlaTargets {
+                first_response_secs: u32_of("firstResponseSecs", input.first_response_secs)?,
+                resolution_secs: u32_of("resolutionSecs", input.resolution_secs)?,
+            },
+            hours: OpeningHours::Always,
+        };
+        let done = api
+            .desk
+            .define_queue(definition, &caller.metadata())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(receipt(caller, done))
+    }
+
+    async fn retire_queue(
+        &self,
+        ctx: &Context<'_>,
+        queue_id: String,
+        reason: String,
+    ) -> Result<Receipt> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        require(caller, &[Role::Admin], "retire queues")?;
+        let queue = QueueId::from_uuid(uuid("queueId", &queue_id)?);
+        let done = api
+            .desk
+            .retire_queue(queue, reason, &caller.metadata())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(receipt_of(caller, done))
+    }
+
+    /// Registers an agent; `agentId` is the id their login carries (a new one when absent).
+    async fn register_agent(
+        &self,
+        ctx: &Context<'_>,
+        agent_id: Option<String>,
+        name: String,
+        skills: Vec<String>,
+        max_concurrent: i32,
+    ) -> Result<Receipt> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        require(caller, &[Role::Admin], "register agents")?;
+        let agent = match agent_id {
+            Some(a) => AgentId::from_uuid(uuid("agentId", &a)?),
+            None => AgentId::from_uuid(Uuid::now_v7()),
+        };
+        let skills: BTreeSet<Skill> = skills.into_iter().map(Skill::new).collect();
+        let done = api
+            .desk
+            .register_agent(
+                agent,
+                name,
+                skills,
+                u32_of("maxConcurrent", max_concurrent)?,
+                &caller.metadata(),
+            )
+            .await
+            .map_err(ApiError::from)?;
+        Ok(receipt(caller, done))
+    }
+
+    /// An agent sets their own status; supervisors and admins set anyone's.
+    async fn set_agent_status(
+        &self,
+        ctx: &Context<'_>,
+        status: AgentStatus,
+        agent_id: Option<String>,
+    ) -> Result<Receipt> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        let p = require(
+            caller,
+            &[Role::Agent, Role::Supervisor, Role::Admin],
+            "set agent status",
+        )?;
+        let agent = match (p.role, agent_id) {
+            (Role::Agent, None) => access::agent_id(p)?,
+            (Role::Agent, Some(a)) => {
+                let asked = AgentId::from_uuid(uuid("agentId", &a)?);
+                if asked != access::agent_id(p)? {
+                    return Err(
+                        ApiError::Forbidden("an agent sets their own status only".into()).into(),
+                    );
+                }
+                asked
+            }
+            (_, Some(a)) => AgentId::from_uuid(uuid("agentId", &a)?),
+            (_, None) => return Err(ApiError::Validation("agentId: whose status?".into()).into()),
+        };
+        let done = api
+            .desk
+            .set_agent_status(agent, status.into(), &caller.metadata())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(receipt_of(caller, done))
+    }
+
+    async fn create_knowledge_entry(
+        &self,
+        ctx: &Context<'_>,
+        question: String,
+        #[graphql(default)] paraphrases: Vec<String>,
+        answer: String,
+        category: String,
+        locale: String,
+    ) -> Result<Receipt> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        require(caller, &[Role::Admin], "edit the knowledge base")?;
+        let entry = KnowledgeEntryId::from_uuid(Uuid::now_v7());
+        let new = NewEntry {
+            question,
+            paraphrases,
+            answer,
+            category: Category::new(category),
+            locale: Locale::new(locale),
+        };
+        let done = api
+            .desk
+            .create_entry(entry, new, &caller.metadata())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(receipt(caller, done))
+    }
+
+    async fn edit_knowledge_entry(
+        &self,
+        ctx: &Context<'_>,
+        entry_id: String,
+        question: Option<String>,
+        paraphrases: Option<Vec<String>>,
+        answer: Option<String>,
+        category: Option<String>,
+    ) -> Result<Receipt> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        require(caller, &[Role::Admin], "edit the knowledge base")?;
+        let entry = KnowledgeEntryId::from_uuid(uuid("entryId", &entry_id)?);
+        let edit = KnowledgeEdit {
+            question,
+            paraphrases,
+            answer,
+            category: category.map(Category::new),
+            locale: None,
+        };
+        let done = api
+            .desk
+            .edit_entry(entry, edit, &caller.metadata())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(receipt_of(caller, done))
+    }
+
+    async fn retire_knowledge_entry(
+        &self,
+        ctx: &Context<'_>,
+        entry_id: String,
+        reason: String,
+    ) -> Result<Receipt> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        require(caller, &[Role::Admin], "edit the knowledge base")?;
+        let entry = KnowledgeEntryId::from_uuid(uuid("entryId", &entry_id)?);
+        let done = api
+            .desk
+            .retire_entry(entry, reason, &caller.metadata())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(receipt_of(caller, done))
+    }
+}

@@ -1,0 +1,483 @@
+//! Queries: the read models, search, the audit trail and the raw log. Every query that reads a
+//! projection takes `atLeast` (a position a mutation returned) and waits for it.
+
+use async_graphql::connection::{Connection, Edge};
+use async_graphql::{Context, Json, Object, Result};
+use chrono::{DateTime, Duration, Utc};
+use kefu_domain::ids::{AgentId, ConversationId, QueueId};
+use kefu_eventlog::{EventLog, StreamId};
+use kefu_projections::conversations::ConversationFilter;
+use kefu_projections::search::{ConversationStatus, DocKind, DocStatus, SearchRequest};
+use kefu_projections::stats::{StatsFilter, StatsGroup};
+use kefu_projections::tickets::TicketFilter;
+use uuid::Uuid;
+
+use super::access::{self, require};
+use super::types::{AuditEntry, ConversationSummary, Event, Me, SearchHit, SearchResults};
+use super::{ApiError, api, caller, caught_up, search_caught_up};
+use crate::auth::Role;
+
+/// Largest page a listing returns.
+pub const MAX_PAGE: usize = 100;
+
+pub struct Query;
+
+fn page_size(first: Option<i32>) -> Result<usize, ApiError> {
+    match first {
+        None => Ok(20),
+        Some(n) if (1..=MAX_PAGE as i32).contains(&n) => Ok(n as usize),
+        Some(n) => Err(ApiError::Validation(format!(
+            "first: {n} is out of range; ask for 1 to {MAX_PAGE}"
+        ))),
+    }
+}
+
+fn uuid(field: &str, raw: &str) -> Result<Uuid, ApiError> {
+    raw.trim()
+        .parse()
+        .map_err(|_| ApiError::Validation(format!("{field}: {raw:?} is not a UUID")))
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Json<serde_json::Value> {
+    Json(serde_json::to_value(v).unwrap_or_default())
+}
+
+#[Object]
+impl Query {
+    /// Who the token says you are.
+    async fn me(&self, ctx: &Context<'_>) -> Result<Me> {
+        let p = &caller(ctx)?.principal;
+        Ok(Me {
+            role: p.role.to_string(),
+            id: p.id.clone(),
+            queues: p.queues.iter().cloned().collect(),
+        })
+    }
+
+    /// One conversation: its transcript, emotions, triage and routing.
+    async fn conversation(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        at_least: Option<String>,
+    ) -> Result<Json<serde_json::Value>> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        let conversation = ConversationId::from_uuid(uuid("id", &id)?);
+        access::conversation(api, caller, conversation).await?;
+        caught_up(api, at_least.as_deref()).await?;
+        let view = api
+            .read
+            .live("conversations")
+            .await
+            .map_err(ApiError::from)?;
+        let found = view
+            .conversation(&conversation.to_string())
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| {
+                ApiError::NotFound(format!("no conversation {id} in the read model yet"))
+            })?;
+        Ok(json(&found))
+    }
+
+    /// Conversations, newest first, as a Relay connection. Customers see their own; agents
+    /// those assigned to them; supervisors those of one of their queues (`queue` required).
+    #[allow(clippy::too_many_arguments)]
+    async fn conversations(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        status: Option<String>,
+        queue: Option<String>,
+        agent: Option<String>,
+        customer: Option<String>,
+        at_least: Option<String>,
+    ) -> Result<Connection<String, ConversationSummary>> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        let p = require(
+            caller,
+            &[Role::Customer, Role::Agent, Role::Supervisor],
+            "list conversations",
+        )?;
+        let mut filter = ConversationFilter {
+            status,
+            queue,
+            agent,
+            customer,
+            ..ConversationFilter::default()
+        };
+        match p.role {
+            Role::Customer => filter.customer = Some(access::customer_id(p)?.to_string()),
+            Role::Agent => filter.agent = Some(access::agent_id(p)?.to_string()),
+            _ => {
+                let q = filter.queue.as_deref().ok_or_else(|| {
+                    ApiError::Validation("queue: a supervisor lists one queue at a time".into())
+                })?;
+                access::require_queue(caller, QueueId::from_uuid(uuid("queue", q)?))?;
+            }
+        }
+        let limit = page_size(first)?;
+        caught_up(api, at_least.as_deref()).await?;
+        let view = api
+            .read
+            .live("conversations")
+            .await
+            .map_err(ApiError::from)?;
+        let page = view
+            .conversations(&filter, after.as_deref(), limit)
+            .await
+            .map_err(ApiError::from)?;
+        let mut connection = Connection::new(after.is_some(), page.next.is_some());
+        let last = page.items.len().saturating_sub(1);
+        for (i, row) in page.items.into_iter().enumerate() {
+            // The listing's cursor is the last row's; earlier rows get theirs from their keys.
+            let cursor = if i == last {
+                page.next.clone().unwrap_or_else(|| cursor_of(&row))
+            } else {
+                cursor_of(&row)
+            };
+            connection
+                .edges
+                .push(Edge::new(cursor, ConversationSummary::from(row)));
+        }
+        Ok(connection)
+    }
+
+    /// Live counts and waiting lists of every queue.
+    async fn queues(
+        &self,
+        ctx: &Context<'_>,
+        queue: Option<String>,
+        at_least: Option<String>,
+    ) -> Result<Json<serde_json::Value>> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        require(
+            caller,
+            &[Role::Agent, Role::Supervisor, Role::Analyst, Role::Admin],
+            "see the queues",
+        )?;
+        caught_up(api, at_least.as_deref()).await?;
+        let view = api.read.live("queues").await.map_err(ApiError::from)?;
+        let now = Utc::now().timestamp_millis();
+        let counts = view.queue_counts(now).await.map_err(ApiError::from)?;
+        let waiting = view
+            .waiting(queue.as_deref(), now)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Json(
+            serde_json::json!({ "queues": counts, "waiting": waiting }),
+        ))
+    }
+
+    /// An agent's chats and free seats. Agents see their own.
+    async fn workbench(
+        &self,
+        ctx: &Context<'_>,
+        agent: Option<String>,
+        at_least: Option<String>,
+    ) -> Result<Json<serde_json::Value>> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        let p = require(
+            caller,
+            &[Role::Agent, Role::Supervisor, Role::Admin],
+            "see a workbench",
+        )?;
+        let agent = match (p.role, agent) {
+            (Role::Agent, None) => access::agent_id(p)?,
+            (Role::Agent, Some(a)) => {
+                let asked = AgentId::from_uuid(uuid("agent", &a)?);
+                if asked != access::agent_id(p)? {
+                    return Err(ApiError::Forbidden(
+                        "an agent sees their own workbench only".into(),
+                    )
+                    .into());
+                }
+                asked
+            }
+            (_, Some(a)) => AgentId::from_uuid(uuid("agent", &a)?),
+            (_, None) => return Err(ApiError::Validation("agent: whose workbench?".into()).into()),
+        };
+        caught_up(api, at_least.as_deref()).await?;
+        let view = api.read.live("queues").await.map_err(ApiError::from)?;
+        let bench = view
+            .workbench(&agent.to_string())
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::NotFound(format!("no agent {agent}")))?;
+        Ok(json(&bench))
+    }
+
+    /// Tickets, newest first. Customers see their own.
+    async fn tickets(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        status: Option<String>,
+        assignee: Option<String>,
+        at_least: Option<String>,
+    ) -> Result<Connection<String, Json<serde_json::Value>>> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        let p = require(
+            caller,
+            &[Role::Customer, Role::Agent, Role::Supervisor, Role::Admin],
+            "list tickets",
+        )?;
+        let mut filter = TicketFilter {
+            status,
+            assignee,
+            ..TicketFilter::default()
+        };
+        if p.role == Role::Customer {
+            filter.customer = Some(access::customer_id(p)?.to_string());
+        }
+        let limit = page_size(first)?;
+        caught_up(api, at_least.as_deref()).await?;
+        let view = api.read.live("tickets").await.map_err(ApiError::from)?;
+        let page = view
+            .tickets(&filter, after.as_deref(), limit)
+            .await
+            .map_err(ApiError::from)?;
+        let mut connection = Connection::new(after.is_some(), page.next.is_some());
+        for row in page.items {
+            let cursor = format!("{}:{}", row.opened_at, row.id);
+            connection.edges.push(Edge::new(cursor, json(&row)));
+        }
+        Ok(connection)
+    }
+
+    /// One ticket and the history of every field.
+    async fn ticket(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        at_least: Option<String>,
+    ) -> Result<Json<serde_json::Value>> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        let p = require(
+            caller,
+            &[Role::Customer, Role::Agent, Role::Supervisor, Role::Admin],
+            "see a ticket",
+        )?;
+        uuid("id", &id)?;
+        caught_up(api, at_least.as_deref()).await?;
+        let view = api.read.live("tickets").await.map_err(ApiError::from)?;
+        let not_found = || ApiError::NotFound(format!("no ticket {id} that you may see"));
+        let ticket = view
+            .ticket(&id)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(not_found)?;
+        if p.role == Role::Customer && ticket.ticket.customer != access::customer_id(p)?.to_string()
+        {
+            return Err(not_found().into());
+        }
+        Ok(json(&ticket))
+    }
+
+    /// Service and satisfaction statistics. `group`: day, hour, queue, agent, handled_by,
+    /// scenario, channel, business_line or handoff_reason. `generation` reads an as-of build
+    /// (`kefu replay --as-of`).
+    #[allow(clippy::too_many_arguments)]
+    async fn stats(
+        &self,
+        ctx: &Context<'_>,
+        group: String,
+        queue: Option<String>,
+        agent: Option<String>,
+        handled_by: Option<String>,
+        scenario: Option<String>,
+        channel: Option<String>,
+        business_line: Option<String>,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        #[graphql(desc = "Minutes east of UTC for day and hour buckets (default 480, Beijing).")]
+        utc_offset_minutes: Option<i32>,
+        generation: Option<i64>,
+        at_least: Option<String>,
+    ) -> Result<Json<serde_json::Value>> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        let p = require(
+            caller,
+            &[Role::Analyst, Role::Supervisor, Role::Admin],
+            "read statistics",
+        )?;
+        if p.role == Role::Supervisor {
+            let q = queue.as_deref().ok_or_else(|| {
+                ApiError::Validation("queue: a supervisor reads one of their queues".into())
+            })?;
+            access::require_queue(caller, QueueId::from_uuid(uuid("queue", q)?))?;
+        }
+        let offset = utc_offset_minutes.unwrap_or(480);
+        if !(-14 * 60..=14 * 60).contains(&offset) {
+            return Err(ApiError::Validation(format!(
+                "utcOffsetMinutes: {offset} is not an offset on Earth"
+            ))
+            .into());
+        }
+        let group = StatsGroup::parse(&group).map_err(ApiError::from)?;
+        let filter = StatsFilter {
+            queue,
+            agent,
+            handled_by,
+            scenario,
+            channel,
+            business_line,
+            from,
+            to,
+        };
+        caught_up(api, at_least.as_deref()).await?;
+        let view = api
+            .read
+            .pick("stats", generation)
+            .await
+            .map_err(ApiError::from)?;
+        let rows = view
+            .stats(&filter, group, Duration::minutes(i64::from(offset)))
+            .await
+            .map_err(ApiError::from)?;
+        Ok(json(&rows))
+    }
+
+    /// Full-text search over messages, conversations, tickets and the knowledge base
+    /// (Chinese and English). `kinds`: message, conversation, ticket, knowledge.
+    #[allow(clippy::too_many_arguments)]
+    async fn search(
+        &self,
+        ctx: &Context<'_>,
+        text: String,
+        kinds: Option<Vec<String>>,
+        queue: Option<String>,
+        agent: Option<String>,
+        status: Option<String>,
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        first: Option<i32>,
+        offset: Option<i32>,
+        at_least: Option<String>,
+    ) -> Result<SearchResults> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        require(
+            caller,
+            &[Role::Agent, Role::Supervisor, Role::Analyst, Role::Admin],
+            "search",
+        )?;
+        let mut request = SearchRequest::new(text).page(
+            page_size(first)?,
+            usize::try_from(offset.unwrap_or(0))
+                .map_err(|_| ApiError::Validation("offset: must not be negative".into()))?,
+        );
+        for k in kinds.unwrap_or_default() {
+            let kind = DocKind::ALL
+                .into_iter()
+                .find(|d| d.as_str() == k)
+                .ok_or_else(|| {
+                    ApiError::Validation(format!(
+                        "kinds: {k:?} is not one of message, conversation, ticket, knowledge"
+                    ))
+                })?;
+            request = request.kind(kind);
+        }
+        if let Some(q) = queue {
+            request = request.queue(QueueId::from_uuid(uuid("queue", &q)?));
+        }
+        if let Some(a) = agent {
+            request = request.agent(AgentId::from_uuid(uuid("agent", &a)?));
+        }
+        if let Some(s) = status {
+            let status = ConversationStatus::ALL
+                .into_iter()
+                .find(|c| c.as_str() == s)
+                .ok_or_else(|| {
+                    ApiError::Validation(format!(
+                        "status: {s:?} is not one of bot, awaiting_human, queued, with_agent, closed"
+                    ))
+                })?;
+            request = request.status(DocStatus::Conversation(status));
+        }
+        // The request's fields are public; its builder has no `until` alone.
+        request.from = from;
+        request.to = to;
+        search_caught_up(api, at_least.as_deref()).await?;
+        let reader = api.search.reader().ok_or_else(|| {
+            ApiError::Unavailable("the search index is still opening; try again".into())
+        })?;
+        let results = tokio::task::spawn_blocking(move || reader.search(&request))
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("search failed: {e}")))?
+            .map_err(ApiError::from)?;
+        Ok(SearchResults {
+            total: i64::try_from(results.total).unwrap_or(i64::MAX),
+            hits: results
+                .hits
+                .into_iter()
+                .map(|h| SearchHit {
+                    kind: h.kind.as_str().to_owned(),
+                    conversation: h.conversation.map(|c| c.to_string()),
+                    message: h.message.map(|m| m.to_string()),
+                    ticket: h.ticket.map(|t| t.to_string()),
+                    entry: h.entry.map(|e| e.to_string()),
+                    score: h.score.map(f64::from),
+                    time: h.time,
+                    queue: h.queue.map(|q| q.to_string()),
+                    agent: h.agent.map(|a| a.to_string()),
+                    status: h.status.map(|s| s.as_str().to_owned()),
+                    internal: h.internal,
+                    snippet: h.snippet.to_html(),
+                })
+                .collect(),
+        })
+    }
+
+    /// Everything one request set off, as a causation tree (depth-first).
+    async fn audit_trail(
+        &self,
+        ctx: &Context<'_>,
+        correlation_id: String,
+    ) -> Result<Vec<AuditEntry>> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        require(caller, &[Role::Auditor], "read the audit trail")?;
+        let id = uuid("correlationId", &correlation_id)?;
+        let trail = kefu_projections::audit::audit_trail(&*api.log, id)
+            .await
+            .map_err(ApiError::from)?;
+        if trail.events == 0 {
+            return Err(ApiError::NotFound(format!("no event carries correlation id {id}")).into());
+        }
+        Ok(trail
+            .walk()
+            .into_iter()
+            .map(|(depth, e)| AuditEntry {
+                depth: i32::try_from(depth).unwrap_or(i32::MAX),
+                event: Event::from(e),
+            })
+            .collect())
+    }
+
+    /// The raw events of one stream, from a version on.
+    async fn stream_events(
+        &self,
+        ctx: &Context<'_>,
+        stream: String,
+        from_version: Option<i32>,
+        first: Option<i32>,
+    ) -> Result<Vec<Event>> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        require(caller, &[Role::Auditor], "read the event history")?;
+        let stream = StreamId::new(stream).map_err(ApiError::from)?;
+        let from = u64::try_from(from_version.unwrap_or(0))
+            .map_err(|_| ApiError::Validation("fromVersion: must not be negative".into()))?;
+        let events = api
+            .log
+            .read_stream(&stream, from, page_size(first)?)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(events.iter().map(Event::from).collect())
+    }
+}
+
+/// A listing cursor in the form the views page by (`<started_at ms>:<id>`).
+fn cursor_of(row: &kefu_projections::conversations::ConversationRow) -> String {
+    format!("{}:{}", row.started_at, row.id)
+}

@@ -1,0 +1,168 @@
+//! Subscriptions over WebSocket (graphql-transport-ws): events as they are appended, filtered
+//! to what the caller may see. Each yields log events; a subscriber that falls too far behind
+//! gets an error naming the position to catch up from, and the stream ends.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use async_graphql::{Context, Result, Subscription as SubscriptionRoot};
+use futures_util::Stream;
+use futures_util::stream::unfold;
+use kefu_domain::ids::{ConversationId, QueueId, TicketId};
+use kefu_domain::queue::{QueueDecider, QueueState};
+use kefu_eventlog::RecordedEvent;
+use tokio::sync::broadcast::error::RecvError;
+use uuid::Uuid;
+
+use super::access::{self, require};
+use super::types::Event;
+use super::{ApiError, api, caller};
+use crate::auth::Role;
+
+pub struct Subscription;
+
+/// Turn events, and internal notes for agents.
+const TURNS: [&str; 3] = [
+    "CustomerTurnRecorded",
+    "BotTurnRecorded",
+    "AgentTurnRecorded",
+];
+const NOTE: &str = "InternalNoteAdded";
+
+fn uuid(field: &str, raw: &str) -> Result<Uuid, ApiError> {
+    raw.trim()
+        .parse()
+        .map_err(|_| ApiError::Validation(format!("{field}: {raw:?} is not a UUID")))
+}
+
+/// The hub's events that pass `keep`, as a stream of GraphQL results.
+fn filtered(
+    rx: tokio::sync::broadcast::Receiver<Arc<RecordedEvent>>,
+    keep: impl Fn(&RecordedEvent) -> bool + Send + 'static,
+) -> impl Stream<Item = Result<Event>> {
+    unfold(Some((rx, keep)), |state| async move {
+        let (mut rx, keep) = state?;
+        loop {
+            match rx.recv().await {
+                Ok(e) if keep(&e) => return Some((Ok(Event::from(&*e)), Some((rx, keep)))),
+                Ok(_) => continue,
+                Err(RecvError::Lagged(missed)) => {
+                    let error = ApiError::Unavailable(format!(
+                        "this subscription fell {missed} events behind and was ended; read what \
+                         you missed with a query, then subscribe again"
+                    ));
+                    return Some((Err(error.into()), None));
+                }
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    })
+}
+
+fn queue_of(e: &RecordedEvent) -> Option<&str> {
+    e.payload.get("queue").and_then(|q| q.as_str())
+}
+
+#[SubscriptionRoot]
+impl Subscription {
+    /// New turns in one conversation (and internal notes, for agents).
+    async fn conversation_turns(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: String,
+    ) -> Result<impl Stream<Item = Result<Event>>> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        let id = ConversationId::from_uuid(uuid("conversationId", &conversation_id)?);
+        access::conversation(api, caller, id).await?;
+        let stream = format!("conversation-{id}");
+        let notes = caller.principal.role != Role::Customer;
+        Ok(filtered(api.hub.subscribe(), move |e| {
+            e.stream_id.as_str() == stream
+                && (TURNS.contains(&e.event_type.as_str()) || (notes && e.event_type == NOTE))
+        }))
+    }
+
+    /// Conversations joining, leaving or being assigned in the given queues: for agents,
+    /// queues whose skills they have; for supervisors, their queues (all of them when
+    /// `queues` is absent).
+    async fn queue_changes(
+        &self,
+        ctx: &Context<'_>,
+        queues: Option<Vec<String>>,
+    ) -> Result<impl Stream<Item = Result<Event>>> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        let p = require(caller, &[Role::Agent, Role::Supervisor], "follow queues")?;
+        let asked: BTreeSet<String> = match queues {
+            Some(q) => q
+                .iter()
+                .map(|s| uuid("queues", s).map(|u| u.to_string()))
+                .collect::<Result<_, _>>()?,
+            None if p.role == Role::Supervisor => p.queues.clone(),
+            None => {
+                return Err(
+                    ApiError::Validation("queues: name the queues to follow".into()).into(),
+                );
+            }
+        };
+        if p.role == Role::Supervisor {
+            if let Some(q) = asked.iter().find(|q| !p.queues.contains(*q)) {
+                return Err(
+                    ApiError::Forbidden(format!("queue {q} is not one of your queues")).into(),
+                );
+            }
+        } else {
+            let agent = api
+                .desk
+                .commands()
+                .load::<kefu_domain::agent::AgentDecider>(access::agent_id(p)?)
+                .await
+                .map_err(ApiError::from)?
+                .state;
+            let kefu_domain::agent::AgentState::Registered(agent) = agent else {
+                return Err(ApiError::Forbidden("you are not a registered agent".into()).into());
+            };
+            for q in &asked {
+                let id = QueueId::from_uuid(uuid("queues", q)?);
+                let state = api
+                    .desk
+                    .commands()
+                    .load::<QueueDecider>(id)
+                    .await
+                    .map_err(ApiError::from)?
+                    .state;
+                let serves = matches!(&state, QueueState::Active(queue) if queue.skills.is_subset(&agent.skills));
+                if !serves {
+                    return Err(ApiError::Forbidden(format!(
+                        "queue {q} is not a queue you serve (unknown, retired, or needs skills you lack)"
+                    ))
+                    .into());
+                }
+            }
+        }
+        Ok(filtered(api.hub.subscribe(), move |e| {
+            e.stream_id.as_str().starts_with("conversation-")
+                && queue_of(e).is_some_and(|q| asked.contains(q))
+        }))
+    }
+
+    /// Changes to tickets: one ticket, or all of them.
+    async fn ticket_updates(
+        &self,
+        ctx: &Context<'_>,
+        ticket_id: Option<String>,
+    ) -> Result<impl Stream<Item = Result<Event>>> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        require(
+            caller,
+            &[Role::Agent, Role::Supervisor, Role::Admin],
+            "follow tickets",
+        )?;
+        let only = ticket_id
+            .map(|t| uuid("ticketId", &t).map(|u| format!("ticket-{}", TicketId::from_uuid(u))))
+            .transpose()?;
+        Ok(filtered(api.hub.subscribe(), move |e| match &only {
+            Some(stream) => e.stream_id.as_str() == stream,
+            None => e.stream_id.as_str().starts_with("ticket-"),
+        }))
+    }
+}

@@ -1,0 +1,217 @@
+//! The schema's object, input and enum types. Domain enums are mirrored with `remote`, so the
+//! GraphQL names stay stable while conversions are generated. Read-model rows the schema does
+//! not model field by field travel as `detail: JSON`.
+
+use async_graphql::{Enum, Json, SimpleObject};
+use chrono::{DateTime, Utc};
+use kefu_eventlog::RecordedEvent;
+use kefu_projections::conversations::ConversationRow;
+
+/// What a mutation did.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct Receipt {
+    /// The id of what the mutation created (conversation, message, ticket, queue, ...).
+    pub id: Option<String>,
+    /// The log position its last event reached, as a decimal string; pass it back as
+    /// `atLeast` to read your own write. Null when nothing changed (an idempotent resend).
+    pub position: Option<String>,
+    /// The correlation id stamped on every event the request caused, for the audit trail.
+    pub correlation_id: String,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "kefu_domain::common::Channel")]
+pub enum Channel {
+    Web,
+    App,
+    Pc,
+    Ivr,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "kefu_domain::conversation::CloseReason")]
+pub enum CloseReason {
+    Resolved,
+    CustomerLeft,
+    IdleTimeout,
+    MovedToTicket,
+    Spam,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "kefu_domain::agent::AgentStatus")]
+pub enum AgentStatus {
+    Online,
+    Away,
+    Offline,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "kefu_domain::ticket::TicketKind")]
+pub enum TicketKind {
+    Refund,
+    Return,
+    Delivery,
+    Product,
+    Billing,
+    Complaint,
+    Other,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "kefu_domain::ticket::TicketPriority")]
+pub enum TicketPriority {
+    Low,
+    Normal,
+    High,
+    Urgent,
+}
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "kefu_domain::ticket::TicketStatus")]
+pub enum TicketStatus {
+    New,
+    Open,
+    Pending,
+    Solved,
+    Closed,
+}
+
+/// A conversation as the conversation view has it.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct ConversationSummary {
+    pub id: String,
+    pub customer: String,
+    pub channel: String,
+    /// bot, awaiting_human, queued, with_agent or closed.
+    pub status: String,
+    pub queue: Option<String>,
+    pub agent: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub last_activity_at: DateTime<Utc>,
+    pub turns: i64,
+    pub emotion_label: Option<String>,
+    pub emotion_trend: Option<String>,
+    pub scenario_predicted: Option<String>,
+    pub scenario_settled: Option<String>,
+    pub survey_score: Option<i64>,
+    /// Every column of the row.
+    pub detail: Json<serde_json::Value>,
+}
+
+fn time(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+impl From<ConversationRow> for ConversationSummary {
+    fn from(r: ConversationRow) -> Self {
+        let detail = serde_json::to_value(&r).unwrap_or_default();
+        ConversationSummary {
+            started_at: time(r.started_at),
+            closed_at: r.closed_at.map(time),
+            last_activity_at: time(r.last_activity_at),
+            id: r.id,
+            customer: r.customer,
+            channel: r.channel,
+            status: r.status,
+            queue: r.queue,
+            agent: r.agent,
+            turns: r.turns,
+            emotion_label: r.emotion_label,
+            emotion_trend: r.emotion_trend,
+            scenario_predicted: r.scenario_predicted,
+            scenario_settled: r.scenario_settled,
+            survey_score: r.survey_score,
+            detail: Json(detail),
+        }
+    }
+}
+
+/// Who wrote an event.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct EventActor {
+    /// customer, agent, bot or system.
+    pub kind: String,
+    pub id: String,
+}
+
+/// One event of the log, as stored.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct Event {
+    pub position: String,
+    pub id: String,
+    pub stream: String,
+    pub version: String,
+    #[graphql(name = "type")]
+    pub event_type: String,
+    pub schema_version: i32,
+    pub payload: Json<serde_json::Value>,
+    pub recorded_at: DateTime<Utc>,
+    pub actor: EventActor,
+    pub correlation_id: String,
+    pub causation_id: String,
+    pub trace_id: Option<String>,
+}
+
+impl From<&RecordedEvent> for Event {
+    fn from(e: &RecordedEvent) -> Self {
+        Event {
+            position: e.position.0.to_string(),
+            id: e.id.to_string(),
+            stream: e.stream_id.to_string(),
+            version: e.version.to_string(),
+            event_type: e.event_type.clone(),
+            schema_version: i32::try_from(e.schema_version).unwrap_or(i32::MAX),
+            payload: Json(e.payload.clone()),
+            recorded_at: e.recorded_at,
+            actor: EventActor {
+                kind: e.metadata.actor.kind.as_str().to_owned(),
+                id: e.metadata.actor.id.clone(),
+            },
+            correlation_id: e.metadata.correlation_id.to_string(),
+            causation_id: e.metadata.causation_id.to_string(),
+            trace_id: e.metadata.trace_id.clone(),
+        }
+    }
+}
+
+/// One node of an audit trail: an event and how deep it sits in the causation tree.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct AuditEntry {
+    pub depth: i32,
+    pub event: Event,
+}
+
+/// One search hit.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct SearchHit {
+    /// message, conversation, ticket or knowledge.
+    pub kind: String,
+    pub conversation: Option<String>,
+    pub message: Option<String>,
+    pub ticket: Option<String>,
+    pub entry: Option<String>,
+    pub score: Option<f64>,
+    pub time: DateTime<Utc>,
+    pub queue: Option<String>,
+    pub agent: Option<String>,
+    pub status: Option<String>,
+    pub internal: bool,
+    /// The best passage, with matches wrapped in `<b>…</b>` (text HTML-escaped).
+    pub snippet: String,
+}
+
+#[derive(SimpleObject, Debug, Clone)]
+pub struct SearchResults {
+    pub total: i64,
+    pub hits: Vec<SearchHit>,
+}
+
+/// The caller, as their token says.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct Me {
+    pub role: String,
+    pub id: String,
+    pub queues: Vec<String>,
+}

@@ -1,0 +1,239 @@
+//! `/metrics` in Prometheus' text format, and the per-token rate limit. Both are small enough
+//! that a metrics or rate-limiting crate would cost more build time than it saves.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use kefu_projections::queues::QueueCounts;
+
+/// Upper bounds of the request-latency histogram, in seconds.
+const BUCKETS: [f64; 10] = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+
+#[derive(Default)]
+pub struct Metrics {
+    ok: AtomicU64,
+    failed: AtomicU64,
+    /// Cumulative counts per bucket, then +Inf.
+    buckets: [AtomicU64; BUCKETS.len() + 1],
+    latency_micros: AtomicU64,
+    events: AtomicU64,
+}
+
+impl Metrics {
+    /// One HTTP GraphQL request: answered with a 2xx status or not, and how long it took.
+    pub fn record_request(&self, ok: bool, took: Duration) {
+        if ok { &self.ok } else { &self.failed }.fetch_add(1, Ordering::Relaxed);
+        let secs = took.as_secs_f64();
+        let slot = BUCKETS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(BUCKETS.len());
+        self.buckets[slot].fetch_add(1, Ordering::Relaxed);
+        self.latency_micros.fetch_add(
+            u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// An event appended to the log (by this server or anyone else), as the hub saw it.
+    pub fn record_event(&self) {
+        self.events.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn render(
+        &self,
+        lags: &[(String, usize)],
+        lag_cap: usize,
+        head: Option<u64>,
+        queues: &[QueueCounts],
+    ) -> String {
+        let mut out = String::new();
+        let ok = self.ok.load(Ordering::Relaxed);
+        let failed = self.failed.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "# HELP kefu_graphql_requests_total GraphQL requests over HTTP, by outcome."
+        );
+        let _ = writeln!(out, "# TYPE kefu_graphql_requests_total counter");
+        let _ = writeln!(out, "kefu_graphql_requests_total{{outcome=\"ok\"}} {ok}");
+        let _ = writeln!(
+            out,
+            "kefu_graphql_requests_total{{outcome=\"refused\"}} {failed}"
+        );
+        let _ = writeln!(
+            out,
+            "# HELP kefu_graphql_request_duration_seconds Time to answer a GraphQL request."
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE kefu_graphql_request_duration_seconds histogram"
+        );
+        let mut cumulative = 0;
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            cumulative += self.buckets[i].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "kefu_graphql_request_duration_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        cumulative += self.buckets[BUCKETS.len()].load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "kefu_graphql_request_duration_seconds_bucket{{le=\"+Inf\"}} {cumulative}"
+        );
+        let _ = writeln!(
+            out,
+            "kefu_graphql_request_duration_seconds_sum {}",
+            self.latency_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(
+            out,
+            "kefu_graphql_request_duration_seconds_count {cumulative}"
+        );
+        let _ = writeln!(
+            out,
+            "# HELP kefu_events_appended_total Events appended to the log since this server started."
+        );
+        let _ = writeln!(out, "# TYPE kefu_events_appended_total counter");
+        let _ = writeln!(
+            out,
+            "kefu_events_appended_total {}",
+            self.events.load(Ordering::Relaxed)
+        );
+        if let Some(head) = head {
+            let _ = writeln!(
+                out,
+                "# HELP kefu_log_head_position The last settled position of the log."
+            );
+            let _ = writeln!(out, "# TYPE kefu_log_head_position gauge");
+            let _ = writeln!(out, "kefu_log_head_position {head}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP kefu_projection_lag_events Events in the log a projection has not applied yet (counted up to {}).",
+            lag_cap + 1
+        );
+        let _ = writeln!(out, "# TYPE kefu_projection_lag_events gauge");
+        for (name, lag) in lags {
+            let _ = writeln!(
+                out,
+                "kefu_projection_lag_events{{projection=\"{name}\"}} {lag}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP kefu_queue_waiting Conversations waiting in a queue."
+        );
+        let _ = writeln!(out, "# TYPE kefu_queue_waiting gauge");
+        for q in queues {
+            let _ = writeln!(
+                out,
+                "kefu_queue_waiting{{queue=\"{}\",name=\"{}\"}} {}",
+                q.queue.id,
+                escape(&q.queue.name),
+                q.waiting
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP kefu_queue_with_agent Conversations of a queue with an agent."
+        );
+        let _ = writeln!(out, "# TYPE kefu_queue_with_agent gauge");
+        for q in queues {
+            let _ = writeln!(
+                out,
+                "kefu_queue_with_agent{{queue=\"{}\",name=\"{}\"}} {}",
+                q.queue.id,
+                escape(&q.queue.name),
+                q.with_agent
+            );
+        }
+        out
+    }
+}
+
+/// A label value as Prometheus reads it.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// A token bucket per caller: `burst` requests at once, refilled at `per_sec`.
+pub struct RateLimiter {
+    per_sec: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<String, (f64, Instant)>>,
+}
+
+impl RateLimiter {
+    /// `per_sec` of 0 turns the limit off.
+    pub fn new(per_sec: f64, burst: u32) -> Self {
+        RateLimiter {
+            per_sec: per_sec.max(0.0),
+            burst: f64::from(burst.max(1)),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one request from `key`'s bucket, or says how long until one is there.
+    pub fn check(&self, key: &str) -> Result<(), Duration> {
+        if self.per_sec == 0.0 {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        // Forget callers whose buckets are full again, so the map does not grow forever.
+        if buckets.len() > 100_000 {
+            let full = self.burst / self.per_sec;
+            buckets.retain(|_, (_, at)| now.duration_since(*at).as_secs_f64() < full);
+        }
+        let (tokens, at) = buckets.entry(key.to_owned()).or_insert((self.burst, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.per_sec).min(self.burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - *tokens) / self.per_sec))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_gets_its_burst_then_waits() {
+        // A refill so slow that no test run sees a token come back.
+        let limiter = RateLimiter::new(1e-6, 3);
+        for _ in 0..3 {
+            assert!(limiter.check("agent:a").is_ok());
+        }
+        assert!(limiter.check("agent:a").is_err());
+        assert!(limiter.check("agent:b").is_ok(), "buckets are per token");
+        assert!(RateLimiter::new(0.0, 1).check("x").is_ok());
+    }
+
+    #[test]
+    fn metrics_render_in_prometheus_text() {
+        let m = Metrics::default();
+        m.record_request(true, Duration::from_millis(3));
+        m.record_request(false, Duration::from_secs(9));
+        m.record_event();
+        let text = m.render(&[("queues".into(), 2)], 10_000, Some(42), &[]);
+        assert!(
+            text.contains("kefu_graphql_requests_total{outcome=\"ok\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("kefu_graphql_request_duration_seconds_bucket{le=\"0.005\"} 1"));
+        assert!(text.contains("kefu_graphql_request_duration_seconds_bucket{le=\"+Inf\"} 2"));
+        assert!(text.contains("kefu_projection_lag_events{projection=\"queues\"} 2"));
+        assert!(text.contains("kefu_events_appended_total 1"));
+        assert!(text.contains("kefu_log_head_position 42"));
+    }
+}

@@ -1,0 +1,784 @@
+//! The desk: what people do at the help desk (a customer starts a chat, an agent accepts it,
+//! a supervisor routes it, an admin defines a queue), each as the commands it takes across
+//! streams. The GraphQL API calls these; the workers (issue 7) will call the same ones, so a
+//! rule that spans streams is written once.
+//!
+//! Every operation reads the clock once per command, mints the ids it creates, and returns
+//! where its last event landed in the log ([`Done::position`]), so a client can wait for the
+//! read models to catch up with its own writes.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use kefu_domain::agent::{AgentCommand, AgentDecider, AgentSnapshot, AgentStatus};
+use kefu_domain::common::{BusinessLine, Channel, Party};
+use kefu_domain::conversation::{
+    CloseReason, ConversationCommand as C, ConversationDecider, ConversationEvent,
+    ConversationSnapshot, HandoffReason, RoutingReason, TransferTarget,
+};
+use kefu_domain::customer::{CustomerCommand, CustomerDecider, CustomerState, CustomerTier};
+use kefu_domain::ids::{
+    AgentId, Category, ConversationId, CustomerId, KnowledgeEntryId, Locale, MessageId, OrderId,
+    QueueId, ScenarioCode, Skill, TicketId,
+};
+use kefu_domain::knowledge::{KnowledgeCommand, KnowledgeDecider, KnowledgeEdit};
+use kefu_domain::queue::{
+    OpeningHours, QueueChanges, QueueCommand, QueueDecider, QueueSnapshot, SlaTargets,
+};
+use kefu_domain::ticket::{
+    TicketCommand, TicketDecider, TicketEdit, TicketKind, TicketOrigin, TicketPriority,
+    TicketStatus,
+};
+use kefu_domain::{Decider, DomainError};
+use kefu_eventlog::{EventLog, Metadata, Position};
+use uuid::Uuid;
+
+use crate::command::{CommandError, CommandService, Executed};
+
+/// Where the desk reads the time. Tests pass a fixed or stepping clock.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// The locale a customer's profile gets when their first conversation creates it.
+pub const DEFAULT_LOCALE: &str = "zh-CN";
+
+/// The routing model version recorded when a person, not a model, chose the queue.
+pub const MANUAL_ROUTING: &str = "manual";
+
+/// What an operation did: its result, and the log position its last event reached (`None`
+/// when it changed nothing, e.g. a message resent with the same id).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Done<T> {
+    pub value: T,
+    pub position: Option<Position>,
+}
+
+/// The position an operation has reached so far, over its several commands.
+#[derive(Default)]
+struct Reached(Option<Position>);
+
+impl Reached {
+    fn saw<D: Decider>(&mut self, executed: &Executed<D>) {
+        if let Some(a) = &executed.appended {
+            self.0 = self.0.max(Some(a.last_position));
+        }
+    }
+
+    fn done<T>(self, value: T) -> Done<T> {
+        Done {
+            value,
+            position: self.0,
+        }
+    }
+}
+
+/// A new queue, as an admin defines it.
+#[derive(Debug, Clone)]
+pub struct QueueDefinition {
+    pub name: String,
+    pub business_line: BusinessLine,
+    pub categories: BTreeSet<Category>,
+    pub skills: BTreeSet<Skill>,
+    pub priority: u8,
+    pub sla: SlaTargets,
+    pub hours: OpeningHours,
+}
+
+/// A new ticket.
+#[derive(Debug, Clone)]
+pub struct NewTicket {
+    pub customer: CustomerId,
+    /// The conversation it comes from, if any; else it is opened by `agent`.
+    pub conversation: Option<ConversationId>,
+    pub kind: TicketKind,
+    pub priority: TicketPriority,
+    pub subject: String,
+    pub description: String,
+    pub order: Option<OrderId>,
+}
+
+/// A new knowledge-base entry.
+#[derive(Debug, Clone)]
+pub struct NewEntry {
+    pub question: String,
+    pub paraphrases: Vec<String>,
+    pub answer: String,
+    pub category: Category,
+    pub locale: Locale,
+}
+
+pub struct Desk<L> {
+    commands: CommandService<L>,
+    clock: Clock,
+}
+
+impl<L> Clone for Desk<L> {
+    fn clone(&self) -> Self {
+        Desk {
+            commands: self.commands.clone(),
+            clock: self.clock.clone(),
+        }
+    }
+}
+
+impl<L: EventLog> Desk<L> {
+    pub fn new(commands: CommandService<L>) -> Self {
+        Desk {
+            commands,
+            clock: Arc::new(Utc::now),
+        }
+    }
+
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn commands(&self) -> &CommandService<L> {
+        &self.commands
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+
+    async fn run<D: Decider>(
+        &self,
+        reached: &mut Reached,
+        id: D::Id,
+        command: D::Command,
+        meta: &Metadata,
+    ) -> Result<Executed<D>, CommandError>
+    where
+        D::Command: Clone,
+    {
+        let executed = self.commands.execute::<D>(id, command, meta).await?;
+        reached.saw(&executed);
+        Ok(executed)
+    }
+
+    async fn queue(&self, id: QueueId) -> Result<QueueSnapshot, CommandError> {
+        Ok(self
+            .commands
+            .load::<QueueDecider>(id)
+            .await?
+            .state
+            .snapshot(id))
+    }
+
+    async fn agent(&self, id: AgentId) -> Result<AgentSnapshot, CommandError> {
+        Ok(self
+            .commands
+            .load::<AgentDecider>(id)
+            .await?
+            .state
+            .snapshot(id))
+    }
+
+    /// The conversation's state, or `NotCreated` when there is none.
+    pub async fn conversation(
+        &self,
+        id: ConversationId,
+    ) -> Result<ConversationSnapshot, CommandError> {
+        Ok(self
+            .commands
+            .load::<ConversationDecider>(id)
+            .await?
+            .state
+            .snapshot(id))
+    }
+
+    // ---- customers and conversations ----
+
+    /// Starts a conversation for `customer`. A customer kefu has not seen before gets a
+    /// profile first (regular tier, `locale` or [`DEFAULT_LOCALE`]); the shop's gateway
+    /// refines it later.
+    pub async fn start_conversation(
+        &self,
+        customer: CustomerId,
+        locale: Option<Locale>,
+        channel: Channel,
+        order: Option<OrderId>,
+        bot_enabled: bool,
+        meta: &Metadata,
+    ) -> Result<Done<ConversationId>, CommandError> {
+        let mut reached = Reached::default();
+        let mut known = self.commands.load::<CustomerDecider>(customer).await?.state;
+        if matches!(known, CustomerState::Unknown) {
+            let locale = locale.unwrap_or_else(|| Locale::new(DEFAULT_LOCALE));
+            let command = CustomerCommand::RecordProfile {
+                customer,
+                tier: CustomerTier::Regular,
+                locale,
+                at: self.now(),
+            };
+            known = self
+                .run::<CustomerDecider>(&mut reached, customer, command, meta)
+                .await?
+                .state;
+        }
+        let conversation = ConversationId::from_uuid(Uuid::now_v7());
+        let command = C::Start {
+            conversation,
+            customer: known.snapshot(customer),
+            channel,
+            order,
+            bot_enabled,
+            at: self.now(),
+        };
+        self.run::<ConversationDecider>(&mut reached, conversation, command, meta)
+            .await?;
+        Ok(reached.done(conversation))
+    }
+
+    pub async fn customer_message(
+        &self,
+        conversation: ConversationId,
+        message: MessageId,
+        text: String,
+        meta: &Metadata,
+    ) -> Result<Done<MessageId>, CommandError> {
+        let mut reached = Reached::default();
+        let command = C::RecordCustomerTurn {
+            message,
+            text,
+            at: self.now(),
+        };
+        self.run::<ConversationDecider>(&mut reached, conversation, command, meta)
+            .await?;
+        Ok(reached.done(message))
+    }
+
+    /// The customer confirms or corrects the predicted scenario.
+    pub async fn settle_scenario(
+        &self,
+        conversation: ConversationId,
+        actual: ScenarioCode,
+        meta: &Metadata,
+    ) -> Result<Done<()>, CommandError> {
+        let mut reached = Reached::default();
+        let command = C::SettleScenario {
+            actual,
+            at: self.now(),
+        };
+        self.run::<ConversationDecider>(&mut reached, conversation, command, meta)
+            .await?;
+        Ok(reached.done(()))
+    }
+
+    /// Hands the conversation to the humans; the router (or a supervisor) then picks the
+    /// queue.
+    pub async fn hand_off(
+        &self,
+        conversation: ConversationId,
+        reason: HandoffReason,
+        meta: &Metadata,
+    ) -> Result<Done<()>, CommandError> {
+        let mut reached = Reached::default();
+        let command = C::HandOff {
+            reason,
+            at: self.now(),
+        };
+        self.run::<ConversationDecider>(&mut reached, conversation, command, meta)
+            .await?;
+        Ok(reached.done(()))
+    }
+
+    /// Routes a conversation that waits for a human to `queue` and queues it there.
+    /// `model_version` names the model that chose, or [`MANUAL_ROUTING`] for a person.
+    pub async fn route(
+        &self,
+        conversation: ConversationId,
+        queue: QueueId,
+        reasons: Vec<RoutingReason>,
+        model_version: &str,
+        meta: &Metadata,
+    ) -> Result<Done<()>, CommandError> {
+        let mut reached = Reached::default();
+        let snapshot = self.queue(queue).await?;
+        let route = C::Route {
+            queue: snapshot.clone(),
+            reasons,
+            model_version: model_version.to_owned(),
+            at: self.now(),
+        };
+        self.run::<ConversationDecider>(&mut reached, conversation, route, meta)
+            .await?;
+        let enqueue = C::Enqueue {
+            queue: snapshot,
+            at: self.now(),
+        };
+        self.run::<ConversationDecider>(&mut reached, conversation, enqueue, meta)
+            .await?;
+        Ok(reached.done(()))
+    }
+
+    /// Gives a queued conversation to `agent`. The seat is taken on the agent's stream first
+    /// (refused when the agent is offline, away or full), so the agent's limit holds however
+    /// many assigners run; if the conversation then refuses the agent, the seat is given back.
+    pub async fn assign(
+        &self,
+        conversation: ConversationId,
+        agent: AgentId,
+        meta: &Metadata,
+    ) -> Result<Done<()>, CommandError> {
+        let mut reached = Reached::default();
+        let take = AgentCommand::TakeChat {
+            conversation,
+            at: self.now(),
+        };
+        let seated = self
+            .run::<AgentDecider>(&mut reached, agent, take, meta)
+            .await?;
+        let assign = C::AssignAgent {
+            agent: seated.state.snapshot(agent),
+            at: self.now(),
+        };
+        match self
+            .run::<ConversationDecider>(&mut reached, conversation, assign, meta)
+            .await
+        {
+            Ok(_) => Ok(reached.done(())),
+            Err(refused) => {
+                self.release(&mut reached, agent, conversation, meta)
+                    .await?;
+                Err(refused)
+            }
+        }
+    }
+
+    async fn release(
+        &self,
+        reached: &mut Reached,
+        agent: AgentId,
+        conversation: ConversationId,
+        meta: &Metadata,
+    ) -> Result<(), CommandError> {
+        let release = AgentCommand::ReleaseChat {
+            conversation,
+            at: self.now(),
+        };
+        self.run::<AgentDecider>(reached, agent, release, meta)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn agent_message(
+        &self,
+        conversation: ConversationId,
+        agent: AgentId,
+        message: MessageId,
+        text: String,
+        meta: &Metadata,
+    ) -> Result<Done<MessageId>, CommandError> {
+        let mut reached = Reached::default();
+        let command = C::RecordAgentTurn {
+            agent,
+            message,
+            text,
+            at: self.now(),
+        };
+        self.run::<ConversationDecider>(&mut reached, conversation, command, meta)
+            .await?;
+        Ok(reached.done(message))
+    }
+
+    pub async fn add_note(
+        &self,
+        conversation: ConversationId,
+        author: AgentId,
+        text: String,
+        meta: &Metadata,
+    ) -> Result<Done<()>, CommandError> {
+        let mut reached = Reached::default();
+        let command = C::AddInternalNote {
+            author: self.agent(author).await?,
+            text,
+            at: self.now(),
+        };
+        self.run::<ConversationDecider>(&mut reached, conversation, command, meta)
+            .await?;
+        Ok(reached.done(()))
+    }
+
+    /// Moves a conversation from `from_agent` to another agent (seat first, as in
+    /// [`Desk::assign`]) or back to a queue, then frees `from_agent`'s seat.
+    pub async fn transfer(
+        &self,
+        conversation: ConversationId,
+        from_agent: AgentId,
+        to: Transfer,
+        reason: String,
+        meta: &Metadata,
+    ) -> Result<Done<()>, CommandError> {
+        let mut reached = Reached::default();
+        let (target, seated) = match to {
+            Transfer::ToAgent(agent) => {
+                let take = AgentCommand::TakeChat {
+                    conversation,
+                    at: self.now(),
+                };
+                let seated = self
+                    .run::<AgentDecider>(&mut reached, agent, take, meta)
+                    .await?;
+                (
+                    TransferTarget::Agent(seated.state.snapshot(agent)),
+                    Some(agent),
+                )
+            }
+            Transfer::ToQueue(queue) => (TransferTarget::Queue(self.queue(queue).await?), None),
+        };
+        let command = C::Transfer {
+            from_agent,
+            to: target,
+            reason,
+            at: self.now(),
+        };
+        if let Err(refused) = self
+            .run::<ConversationDecider>(&mut reached, conversation, command, meta)
+            .await
+        {
+            if let Some(agent) = seated {
+                self.release(&mut reached, agent, conversation, meta)
+                    .await?;
+            }
+            return Err(refused);
+        }
+        self.release(&mut reached, from_agent, conversation, meta)
+            .await?;
+        Ok(reached.done(()))
+    }
+
+    /// Closes the conversation and frees the seat of the agent who had it.
+    pub async fn close(
+        &self,
+        conversation: ConversationId,
+        by: Party,
+        reason: CloseReason,
+        meta: &Metadata,
+    ) -> Result<Done<()>, CommandError> {
+        let mut reached = Reached::default();
+        let command = C::Close {
+            by,
+            reason,
+            at: self.now(),
+        };
+        let closed = self
+            .run::<ConversationDecider>(&mut reached, conversation, command, meta)
+            .await?;
+        for event in &closed.events {
+            if let ConversationEvent::ConversationClosed(c) = event
+                && let Some(agent) = c.released_agent
+            {
+                self.release(&mut reached, agent, conversation, meta)
+                    .await?;
+            }
+        }
+        Ok(reached.done(()))
+    }
+
+    pub async fn reopen(
+        &self,
+        conversation: ConversationId,
+        by: Party,
+        meta: &Metadata,
+    ) -> Result<Done<()>, CommandError> {
+        let mut reached = Reached::default();
+        let command = C::Reopen { by, at: self.now() };
+        self.run::<ConversationDecider>(&mut reached, conversation, command, meta)
+            .await?;
+        Ok(reached.done(()))
+    }
+
+    pub async fn offer_survey(
+        &self,
+        conversation: ConversationId,
+        meta: &Metadata,
+    ) -> Result<Done<()>, CommandError> {
+        let mut reached = Reached::default();
+        let command = C::OfferSurvey { at: self.now() };
+        self.run::<ConversationDecider>(&mut reached, conversation, command, meta)
+            .await?;
+        Ok(reached.done(()))
+    }
+
+    pub async fn answer_survey(
+        &self,
+        conversation: ConversationId,
+        score: u8,
+        comment: Option<String>,
+        meta: &Metadata,
+    ) -> Result<Done<()>, CommandError> {
+        let mut reached = Reached::default();
+        let command = C::AnswerSurvey {
+            score,
+            comment,
+            at: self.now(),
+        };
+        self.run::<ConversationDecider>(&mut reached, conversation, command, meta)
+            .await?;
+        Ok(reached.done(()))
+    }
+
+    // ---- tickets ----
+
+    pub async fn open_ticket(
+        &self,
+        ticket: NewTicket,
+        by_agent: Option<AgentId>,
+        meta: &Metadata,
+    ) -> Result<Done<TicketId>, CommandError> {
+        let mut reached = Reached::default();
+        let origin = match (ticket.conversation, by_agent) {
+            (Some(conversation), _) => {
+                TicketOrigin::FromConversation(self.conversation(conversation).await?)
+            }
+            (None, Some(agent)) => TicketOrigin::ByAgent(self.agent(agent).await?),
+            (None, None) => {
+                return Err(DomainError::Validation {
+                    field: "conversation",
+                    reason: "a ticket comes from a conversation or is opened by an agent".into(),
+                }
+                .into());
+            }
+        };
+        let id = TicketId::from_uuid(Uuid::now_v7());
+        let command = TicketCommand::Open {
+            ticket: id,
+            customer: ticket.customer,
+            origin,
+            kind: ticket.kind,
+            priority: ticket.priority,
+            subject: ticket.subject,
+            description: ticket.description,
+            order: ticket.order,
+            at: self.now(),
+        };
+        self.run::<TicketDecider>(&mut reached, id, command, meta)
+            .await?;
+        Ok(reached.done(id))
+    }
+
+    /// Changes a ticket's fields, status and assignee, each as its own command (so the
+    /// ticket's history records each change), in that order.
+    pub async fn update_ticket(
+        &self,
+        ticket: TicketId,
+        update: TicketUpdate,
+        by: Party,
+        meta: &Metadata,
+    ) -> Result<Done<()>, CommandError> {
+        let mut reached = Reached::default();
+        if update.edit != TicketEdit::default() {
+            let command = TicketCommand::Edit {
+                edit: update.edit,
+                by: by.clone(),
+                at: self.now(),
+            };
+            self.run::<TicketDecider>(&mut reached, ticket, command, meta)
+                .await?;
+        }
+        if let Some(assignee) = update.assignee {
+            let command = TicketCommand::Assign {
+                assignee: self.agent(assignee).await?,
+                by: by.clone(),
+                at: self.now(),
+            };
+            self.run::<TicketDecider>(&mut reached, ticket, command, meta)
+                .await?;
+        }
+        if let Some(to) = update.status {
+            let command = TicketCommand::ChangeStatus {
+                to,
+                by: by.clone(),
+                at: self.now(),
+            };
+            self.run::<TicketDecider>(&mut reached, ticket, command, meta)
+                .await?;
+        }
+        Ok(reached.done(()))
+    }
+
+    pub async fn comment_ticket(
+        &self,
+        ticket: TicketId,
+        author: Party,
+        body: String,
+        public: bool,
+        meta: &Metadata,
+    ) -> Result<Done<()>, CommandError> {
+        let mut reached = Reached::default();
+        let command = TicketCommand::Comment {
+            author,
+            body,
+            public,
+            at: self.now(),
+        };
+        self.run::<TicketDecider>(&mut reached, ticket, command, meta)
+            .await?;
+        Ok(reached.done(()))
+    }
+
+    // ---- administration ----
+
+    pub async fn define_queue(
+        &self,
+        definition: QueueDefinition,
+        meta: &Metadata,
+    ) -> Result<Done<QueueId>, CommandError> {
+        let mut reached = Reached::default();
+        let id = QueueId::from_uuid(Uuid::now_v7());
+        let command = QueueCommand::Define {
+            queue: id,
+            name: definition.name,
+            business_line: definition.business_line,
+            categories: definition.categories,
+            skills: definition.skills,
+            priority: definition.priority,
+            sla: definition.sla,
+            hours: definition.hours,
+            at: self.now(),
+        };
+        self.run::<QueueDecider>(&mut reached, id, command, meta)
+            .await?;
+        Ok(reached.done(id))
+    }
+
+    pub async fn change_queue(
+        &self,
+        queue: QueueId,
+        changes: QueueChanges,
+        meta: &Metadata,
+    ) -> Result<Done<()>, CommandError> {
+        let mut reached = Reached::default();
+        let command = QueueCommand::Change {
+            changes,
+            at: self.now(),
+        };
+        self.run::<QueueDecider>(&mut reached, queue, command, meta)
+            .await?;
+        Ok(reached.done(()))
+    }
+
+    pub async fn retire_queue(
+        &self,
+        queue: QueueId,
+        reason: String,
+        meta: &Metadata,
+    ) -> Result<Done<()>, CommandError> {
+        let mut reached = Reached::default();
+        let command = QueueCommand::Retire {
+            reason,
+            at: self.now(),
+        };
+        self.run::<QueueDecider>(&mut reached, queue, command, meta)
+            .await?;
+        Ok(reached.done(()))
+    }
+
+    /// Registers an agent under a given id (the id their login carries).
+    pub async fn register_agent(
+        &self,
+        agent: AgentId,
+        name: String,
+        skills: BTreeSet<Skill>,
+        max_concurrent: u32,
+        meta: &Metadata,
+    ) -> Result<Done<AgentId>, CommandError> {
+        let mut reached = Reached::default();
+        let command = AgentCommand::Register {
+            agent,
+            name,
+            skills,
+            max_concurrent,
+            at: self.now(),
+        };
+        self.run::<AgentDecider>(&mut reached, agent, command, meta)
+            .await?;
+        Ok(reached.done(agent))
+    }
+
+    pub async fn set_agent_status(
+        &self,
+        agent: AgentId,
+        status: AgentStatus,
+        meta: &Metadata,
+    ) -> Result<Done<()>, CommandError> {
+        let mut reached = Reached::default();
+        let command = AgentCommand::SetStatus {
+            status,
+            at: self.now(),
+        };
+        self.run::<AgentDecider>(&mut reached, agent, command, meta)
+            .await?;
+        Ok(reached.done(()))
+    }
+
+    pub async fn create_entry(
+        &self,
+        entry: KnowledgeEntryId,
+        new: NewEntry,
+        meta: &Metadata,
+    ) -> Result<Done<KnowledgeEntryId>, CommandError> {
+        let mut reached = Reached::default();
+        let command = KnowledgeCommand::Create {
+            entry,
+            question: new.question,
+            paraphrases: new.paraphrases,
+            answer: new.answer,
+            category: new.category,
+            locale: new.locale,
+            at: self.now(),
+        };
+        self.run::<KnowledgeDecider>(&mut reached, entry, command, meta)
+            .await?;
+        Ok(reached.done(entry))
+    }
+
+    pub async fn edit_entry(
+        &self,
+        entry: KnowledgeEntryId,
+        edit: KnowledgeEdit,
+        meta: &Metadata,
+    ) -> Result<Done<()>, CommandError> {
+        let mut reached = Reached::default();
+        let command = KnowledgeCommand::Edit {
+            edit,
+            at: self.now(),
+        };
+        self.run::<KnowledgeDecider>(&mut reached, entry, command, meta)
+            .await?;
+        Ok(reached.done(()))
+    }
+
+    pub async fn retire_entry(
+        &self,
+        entry: KnowledgeEntryId,
+        reason: String,
+        meta: &Metadata,
+    ) -> Result<Done<()>, CommandError> {
+        let mut reached = Reached::default();
+        let command = KnowledgeCommand::Retire {
+            reason,
+            at: self.now(),
+        };
+        self.run::<KnowledgeDecider>(&mut reached, entry, command, meta)
+            .await?;
+        Ok(reached.done(()))
+    }
+}
+
+/// Where a transfer goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transfer {
+    ToAgent(AgentId),
+    ToQueue(QueueId),
+}
+
+/// What a ticket update changes; `None` keeps the current value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TicketUpdate {
+    pub edit: TicketEdit,
+    pub status: Option<TicketStatus>,
+    pub assignee: Option<AgentId>,
+}
