@@ -129,8 +129,9 @@ pub async fn run(store: &StoreArgs, args: ServeArgs) -> Result<()> {
     let log = Arc::new(store.open().await?);
     tracing::info!(store = %store.describe(), backend = log.backend(), "event store open");
     let read = store.open_read_store().await?;
+    let models = ReadModels::open(read.clone()).await?;
     // Read models follow the log in the background, apart from the write path.
-    let projections = LiveProjections::spawn(log.clone(), read.clone(), kefu_projections::all);
+    let projections = LiveProjections::spawn(log.clone(), read, kefu_projections::all);
     let search = LiveSearch::spawn(log.clone(), store.search_home());
     let (stop, stopped) = watch::channel(false);
     let metrics = Arc::new(Metrics::default());
@@ -138,7 +139,7 @@ pub async fn run(store: &StoreArgs, args: ServeArgs) -> Result<()> {
     let api = Arc::new(Api {
         log: log.clone(),
         desk: Desk::new(CommandService::new(log.clone())),
-        read: ReadModels::open(read).await?,
+        read: models,
         projections: projections.positions(),
         search: search.handle(),
         hub,

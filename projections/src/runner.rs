@@ -233,9 +233,15 @@ pub struct Catalog {
 
 impl Catalog {
     pub async fn open(store: ReadStore) -> Result<Self, ProjectionError> {
-        store
-            .transaction(vec![Stmt::new(
-                "CREATE TABLE IF NOT EXISTS kefu_projections (
+        // Two processes (or a server's tasks) creating the catalog at once: PostgreSQL's
+        // `IF NOT EXISTS` does not cover the race, and the loser fails on a unique index of
+        // the system catalog. By the time it tries again the winner has committed.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let created = store
+                .transaction(vec![Stmt::new(
+                    "CREATE TABLE IF NOT EXISTS kefu_projections (
                     projection     TEXT   NOT NULL,
                     generation     BIGINT NOT NULL,
                     state          TEXT   NOT NULL,
@@ -246,10 +252,17 @@ impl Catalog {
                     updated_at     BIGINT NOT NULL,
                     PRIMARY KEY (projection, generation)
                 )",
-                vec![],
-            )])
-            .await?;
-        Ok(Catalog { store })
+                    vec![],
+                )])
+                .await;
+            match created {
+                Ok(_) => return Ok(Catalog { store }),
+                Err(e) if attempt < 3 => {
+                    tracing::debug!(error = %e, "creating the projection catalog raced another process; again");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     pub fn store(&self) -> &ReadStore {

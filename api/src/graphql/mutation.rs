@@ -224,7 +224,7 @@ impl Mutation {
         access::require_queue(caller, queue)?;
         let conversation = ConversationId::from_uuid(uuid("conversationId", &conversation_id)?);
         let reasons = vec![RoutingReason::Other {
-            code: format!("routed by {}", caller.principal.role),
+            code: format!("manual:{}", caller.principal.role),
         }];
         let done = api
             .desk

@@ -1,0 +1,501 @@
+//! The GraphQL API end to end: a real `kefu serve`, over real HTTP and WebSocket, on the
+//! embedded store and on PostgreSQL. A customer writes, asks for a human, is routed and
+//! queued; an agent accepts and replies; the conversation closes; the survey is answered; and
+//! the queues, the statistics, search and the audit trail all show it. Then every role is
+//! refused what it may not do, and a refused request writes nothing.
+
+mod server;
+
+use serde_json::{Value, json};
+use server::Server;
+use uuid::Uuid;
+
+const START: &str = "mutation($channel: Channel!) { startConversation(channel: $channel) { id position correlationId } }";
+const SEND: &str = "mutation($c: String!, $t: String!) { sendMessage(conversationId: $c, text: $t) { id position correlationId } }";
+
+fn position(receipt: &Value) -> String {
+    receipt["position"].as_str().expect("a position").to_owned()
+}
+
+async fn scripted_day(server: &Server) {
+    let (customer, agent, other_customer) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    let admin = server.token("admin", "ops", &[]);
+
+    // The admin sets up a queue and an agent.
+    let q = server
+        .gql(
+            &admin,
+            "mutation { defineQueue(input: {name: \"售后 after-sales\", categories: [\"logistics\"], skills: [\"after-sales\"], firstResponseSecs: 60, resolutionSecs: 3600}) { id position } }",
+            json!({}),
+        )
+        .await;
+    let queue = q["defineQueue"]["id"].as_str().unwrap().to_owned();
+    server
+        .gql(
+            &admin,
+            "mutation($a: String!) { registerAgent(agentId: $a, name: \"小王\", skills: [\"after-sales\"], maxConcurrent: 3) { id } }",
+            json!({ "a": agent.to_string() }),
+        )
+        .await;
+    let agent_token = server.token("agent", &agent.to_string(), &[]);
+    let customer_token = server.token("customer", &customer.to_string(), &[]);
+    let supervisor = server.token("supervisor", "lead-1", &[&queue]);
+    let analyst = server.token("analyst", "bi", &[]);
+    let auditor = server.token("auditor", "audit", &[]);
+    server
+        .gql(
+            &agent_token,
+            "mutation { setAgentStatus(status: ONLINE) { position } }",
+            json!({}),
+        )
+        .await;
+
+    // The customer starts a chat and follows it over WebSocket.
+    let started = server
+        .gql(&customer_token, START, json!({ "channel": "APP" }))
+        .await["startConversation"]
+        .clone();
+    let conversation = started["id"].as_str().unwrap().to_owned();
+    let mut turns = server
+        .subscribe(
+            &customer_token,
+            "subscription($c: String!) { conversationTurns(conversationId: $c) { type payload actor { kind } } }",
+            json!({ "c": conversation }),
+        )
+        .await;
+    let mut queue_feed = server
+        .subscribe(
+            &agent_token,
+            "subscription($q: [String!]) { queueChanges(queues: $q) { type stream } }",
+            json!({ "q": [queue] }),
+        )
+        .await;
+
+    // A request carrying its own correlation id, for the auditor later.
+    let request_id = Uuid::now_v7();
+    let (status, headers, sent) = server
+        .gql_full(
+            Some(&customer_token),
+            &[("X-Correlation-Id", &request_id.to_string())],
+            SEND,
+            json!({ "c": conversation, "t": "我的快递三天了还没到，能帮我查一下吗" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{sent}");
+    assert!(
+        headers
+            .iter()
+            .any(|(k, v)| k == "x-correlation-id" && *v == request_id.to_string()),
+        "the correlation id comes back: {headers:?}"
+    );
+    assert_eq!(
+        sent["data"]["sendMessage"]["correlationId"],
+        request_id.to_string()
+    );
+    let turn = turns.next().await;
+    assert_eq!(
+        turn["data"]["conversationTurns"]["type"], "CustomerTurnRecorded",
+        "{turn}"
+    );
+
+    // 转人工, then the supervisor routes it to the queue; the agent's feed sees it arrive.
+    server
+        .gql(
+            &customer_token,
+            "mutation($c: String!) { requestHuman(conversationId: $c) { position } }",
+            json!({ "c": conversation }),
+        )
+        .await;
+    let routed = server
+        .gql(
+            &supervisor,
+            "mutation($c: String!, $q: String!) { routeConversation(conversationId: $c, queueId: $q) { position } }",
+            json!({ "c": conversation, "q": queue }),
+        )
+        .await;
+    let routed_at = position(&routed["routeConversation"]);
+    let mut seen = Vec::new();
+    while !seen.contains(&"ConversationQueued".to_owned()) {
+        let change = queue_feed.next().await;
+        seen.push(
+            change["data"]["queueChanges"]["type"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{change}"))
+                .to_owned(),
+        );
+    }
+    let queues = server
+        .gql(
+            &agent_token,
+            "query($p: String) { queues(atLeast: $p) }",
+            json!({ "p": routed_at }),
+        )
+        .await;
+    let waiting = queues["queues"]["waiting"].as_array().unwrap();
+    assert!(
+        waiting
+            .iter()
+            .any(|w| w["entry"]["conversation"] == conversation.as_str()),
+        "the conversation waits in the queue: {queues}"
+    );
+
+    // The agent accepts and replies; the customer sees the reply.
+    server
+        .gql(
+            &agent_token,
+            "mutation($c: String!) { acceptConversation(conversationId: $c) { position } }",
+            json!({ "c": conversation }),
+        )
+        .await;
+    server
+        .gql(
+            &agent_token,
+            SEND,
+            json!({ "c": conversation, "t": "您好，我是小王，马上为您查询物流" }),
+        )
+        .await;
+    let reply = turns.next().await;
+    assert_eq!(
+        reply["data"]["conversationTurns"]["type"], "AgentTurnRecorded",
+        "{reply}"
+    );
+    assert_eq!(reply["data"]["conversationTurns"]["actor"]["kind"], "agent");
+
+    // Closed, surveyed, answered.
+    server
+        .gql(
+            &agent_token,
+            "mutation($c: String!) { closeConversation(conversationId: $c, reason: RESOLVED) { position } }",
+            json!({ "c": conversation }),
+        )
+        .await;
+    server
+        .gql(
+            &agent_token,
+            "mutation($c: String!) { offerSurvey(conversationId: $c) { position } }",
+            json!({ "c": conversation }),
+        )
+        .await;
+    let answered = server
+        .gql(
+            &customer_token,
+            "mutation($c: String!) { answerSurvey(conversationId: $c, score: 5, comment: \"很快\") { position } }",
+            json!({ "c": conversation }),
+        )
+        .await;
+    let last = position(&answered["answerSurvey"]);
+
+    // Read your own writes: the conversation view, the statistics, search, the audit trail.
+    let view = server
+        .gql(
+            &customer_token,
+            "query($c: String!, $p: String) { conversation(id: $c, atLeast: $p) }",
+            json!({ "c": conversation, "p": last }),
+        )
+        .await;
+    let text = view.to_string();
+    assert!(text.contains("我的快递三天了还没到"), "{text}");
+    assert!(text.contains("马上为您查询物流"), "{text}");
+    let mine = server
+        .gql(
+            &customer_token,
+            "query($p: String) { conversations(atLeast: $p) { edges { node { id status surveyScore } } } }",
+            json!({ "p": last }),
+        )
+        .await;
+    assert_eq!(
+        mine["conversations"]["edges"][0]["node"],
+        json!({ "id": conversation, "status": "closed", "surveyScore": 5 })
+    );
+    let stats = server
+        .gql(
+            &analyst,
+            "query($p: String) { stats(group: \"queue\", atLeast: $p) }",
+            json!({ "p": last }),
+        )
+        .await;
+    let row = stats["stats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"] == queue.as_str())
+        .unwrap_or_else(|| panic!("a statistics row for the queue: {stats}"))
+        .clone();
+    assert_eq!(
+        (
+            &row["conversations"],
+            &row["closed"],
+            &row["handed_off"],
+            &row["surveys_answered"],
+            &row["satisfied"],
+            &row["csat"]
+        ),
+        (
+            &json!(1),
+            &json!(1),
+            &json!(1),
+            &json!(1),
+            &json!(1),
+            &json!(1.0)
+        ),
+        "{row}"
+    );
+    assert!(row["first_response_secs"].is_number(), "{row}");
+    let found = server
+        .gql(
+            &analyst,
+            "query($p: String) { search(text: \"快递 查询\", kinds: [\"message\"], atLeast: $p) { total hits { conversation snippet } } }",
+            json!({ "p": last }),
+        )
+        .await;
+    assert!(
+        found["search"]["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["conversation"] == conversation.as_str()),
+        "{found}"
+    );
+    let trail = server
+        .gql(
+            &auditor,
+            "query($id: String!) { auditTrail(correlationId: $id) { depth event { type stream correlationId } } }",
+            json!({ "id": request_id.to_string() }),
+        )
+        .await;
+    let nodes = trail["auditTrail"].as_array().unwrap();
+    assert_eq!(nodes[0]["event"]["type"], "CustomerTurnRecorded", "{trail}");
+    assert!(
+        nodes
+            .iter()
+            .all(|n| n["event"]["correlationId"] == request_id.to_string())
+    );
+
+    refusals(
+        server,
+        &conversation,
+        &queue,
+        &customer_token,
+        &agent_token,
+        &analyst,
+        &auditor,
+        other_customer,
+    )
+    .await;
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn refusals(
+    server: &Server,
+    conversation: &str,
+    queue: &str,
+    customer: &str,
+    agent: &str,
+    analyst: &str,
+    auditor: &str,
+    other_customer: Uuid,
+) {
+    let stranger = server.token("customer", &other_customer.to_string(), &[]);
+    let history = "query($s: String!) { streamEvents(stream: $s, first: 100) { version } }";
+    let stream = format!("conversation-{conversation}");
+    let before = server.gql(auditor, history, json!({ "s": stream })).await["streamEvents"]
+        .as_array()
+        .unwrap()
+        .len();
+
+    let cases: Vec<(&str, &str, Value, &str)> = vec![
+        // Customers: no admin work, no one else's conversation.
+        (
+            customer,
+            "mutation { defineQueue(input: {name: \"x\", firstResponseSecs: 1, resolutionSecs: 2}) { id } }",
+            json!({}),
+            "FORBIDDEN",
+        ),
+        (
+            &stranger,
+            SEND,
+            json!({ "c": conversation, "t": "hello?" }),
+            "NOT_FOUND",
+        ),
+        (
+            &stranger,
+            "query($c: String!) { conversation(id: $c) }",
+            json!({ "c": conversation }),
+            "NOT_FOUND",
+        ),
+        (
+            customer,
+            "query { stats(group: \"day\") }",
+            json!({}),
+            "FORBIDDEN",
+        ),
+        // Agents: no audit trail, no admin work, no other agent's workbench.
+        (
+            agent,
+            "query($id: String!) { auditTrail(correlationId: $id) { depth } }",
+            json!({ "id": Uuid::now_v7().to_string() }),
+            "FORBIDDEN",
+        ),
+        (
+            agent,
+            "mutation { registerAgent(name: \"x\", skills: [], maxConcurrent: 1) { id } }",
+            json!({}),
+            "FORBIDDEN",
+        ),
+        (
+            agent,
+            "query($a: String) { workbench(agent: $a) }",
+            json!({ "a": Uuid::now_v7().to_string() }),
+            "FORBIDDEN",
+        ),
+        // Analysts and auditors are read-only.
+        (
+            analyst,
+            SEND,
+            json!({ "c": conversation, "t": "x" }),
+            "FORBIDDEN",
+        ),
+        (
+            analyst,
+            "query($s: String!) { streamEvents(stream: $s) { version } }",
+            json!({ "s": stream }),
+            "FORBIDDEN",
+        ),
+        (
+            auditor,
+            "mutation($c: String!) { closeConversation(conversationId: $c) { position } }",
+            json!({ "c": conversation }),
+            "FORBIDDEN",
+        ),
+        (
+            auditor,
+            "query { search(text: \"快递\") { total } }",
+            json!({}),
+            "FORBIDDEN",
+        ),
+        // Bad input is named.
+        (
+            customer,
+            SEND,
+            json!({ "c": conversation, "t": "长".repeat(2001) }),
+            "VALIDATION",
+        ),
+        (
+            customer,
+            SEND,
+            json!({ "c": "not-a-uuid", "t": "x" }),
+            "VALIDATION",
+        ),
+        (
+            customer,
+            "query { conversations(first: 1000) { edges { cursor } } }",
+            json!({}),
+            "VALIDATION",
+        ),
+        (customer, "query { nope }", json!({}), "VALIDATION"),
+        // A closed conversation takes no more messages: a rule, not bad input.
+        (
+            customer,
+            SEND,
+            json!({ "c": conversation, "t": "还在吗" }),
+            "CONFLICT",
+        ),
+        (
+            agent,
+            "mutation($c: String!, $q: String!) { routeConversation(conversationId: $c, queueId: $q) { position } }",
+            json!({ "c": conversation, "q": queue }),
+            "FORBIDDEN",
+        ),
+    ];
+    for (token, query, variables, code) in cases {
+        let (got, message) = server.gql_error(token, query, variables).await;
+        assert_eq!(got, code, "{query}: {message}");
+        assert!(!message.is_empty());
+    }
+
+    // No token, a forged token: 401 UNAUTHENTICATED.
+    let (status, _, answer) = server
+        .gql_full(None, &[], "query { me { role } }", json!({}))
+        .await;
+    assert_eq!(status, 401);
+    assert_eq!(answer["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+    let forged = format!("{}x", &customer[..customer.len() - 1]);
+    let (status, _, _) = server
+        .gql_full(Some(&forged), &[], "query { me { role } }", json!({}))
+        .await;
+    assert_eq!(status, 401);
+
+    // Nothing any refused request tried was written.
+    let after = server.gql(auditor, history, json!({ "s": stream })).await["streamEvents"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(before, after, "a refused request wrote nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripted_day_on_the_embedded_store() {
+    let server = Server::start(None, &[]);
+    scripted_day(&server).await;
+    probes_and_metrics(&server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripted_day_on_postgres() {
+    use kefu_eventlog::testing as pg;
+    if !pg::available().await {
+        return;
+    }
+    let schema = pg::fresh_schema();
+    pg::client()
+        .await
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .unwrap();
+    let url = format!("{}?options=-c%20search_path%3D{schema}", pg::url());
+    {
+        let server = Server::start(Some(&url), &[]);
+        scripted_day(&server).await;
+    }
+    pg::drop_schema(&schema).await;
+}
+
+async fn probes_and_metrics(server: &Server) {
+    let (status, _, body) = server.http("GET", "/healthz", &[], "").await;
+    assert_eq!((status, body.as_str()), (200, "ok"));
+    let (status, _, body) = server.http("GET", "/readyz", &[], "").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) = server.http("GET", "/metrics", &[], "").await;
+    assert_eq!(status, 200);
+    for metric in [
+        "kefu_graphql_requests_total{outcome=\"ok\"}",
+        "kefu_graphql_request_duration_seconds_bucket",
+        "kefu_events_appended_total",
+        "kefu_projection_lag_events{projection=\"queues\"}",
+        "kefu_queue_waiting{queue=",
+    ] {
+        assert!(body.contains(metric), "{metric} missing from:\n{body}");
+    }
+    let (status, _, body) = server.http("GET", "/", &[], "").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("graphiql"), "GraphiQL is served at /");
+}
+
+/// A token that spends its burst is refused with RATE_LIMITED and a Retry-After.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_over_its_rate_is_refused() {
+    let server = Server::start(None, &["--rate-limit", "0.000001", "--rate-burst", "3"]);
+    let token = server.token("analyst", "bi", &[]);
+    for _ in 0..3 {
+        server.gql(&token, "query { me { role } }", json!({})).await;
+    }
+    let (status, headers, answer) = server
+        .gql_full(Some(&token), &[], "query { me { role } }", json!({}))
+        .await;
+    assert_eq!(status, 429, "{answer}");
+    assert_eq!(answer["errors"][0]["extensions"]["code"], "RATE_LIMITED");
+    assert!(headers.iter().any(|(k, _)| k == "retry-after"));
+    // Another token has its own budget.
+    let other = server.token("analyst", "bi-2", &[]);
+    server.gql(&other, "query { me { role } }", json!({})).await;
+}

@@ -1,0 +1,255 @@
+//! A real `kefu serve` in a child process, and clients for it over real HTTP and WebSocket.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+pub const SECRET: &str = "kefu end-to-end tests use this secret, 32+ bytes";
+
+/// Longest any wait in these tests may take before it is called a hang; no test waits for a
+/// duration to pass, only for a condition.
+pub const HANG: Duration = Duration::from_secs(60);
+
+pub struct Server {
+    child: Child,
+    pub addr: String,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Starts `kefu serve` on a free port with the embedded store (or `store`), and waits for
+    /// it to say where it listens.
+    pub fn start(store: Option<&str>, extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_kefu"));
+        command
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("KEFU_DATA_DIR", dir.path().join("data"))
+            .env("KEFU_TOKEN_SECRET", SECRET)
+            .env("KEFU_LOG", "info")
+            .env_remove("KEFU_READ_STORE")
+            .env_remove("DATABASE_URL")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        match store {
+            Some(s) => command.env("KEFU_STORE", s),
+            None => command.env_remove("KEFU_STORE"),
+        };
+        let mut child = command.spawn().expect("start kefu serve");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if !sent && let Some(at) = line.find("listen=") {
+                    let addr = line[at + 7..]
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("")
+                        .to_owned();
+                    let _ = tx.send(Ok(addr));
+                    sent = true;
+                }
+                if line.contains("ERROR") || line.starts_with("error:") {
+                    let _ = tx.send(Err(line));
+                }
+            }
+        });
+        let addr = match rx.recv_timeout(HANG) {
+            Ok(Ok(addr)) => addr,
+            Ok(Err(line)) => panic!("kefu serve failed: {line}"),
+            Err(_) => panic!("kefu serve did not start"),
+        };
+        Server { child, addr, dir }
+    }
+
+    pub fn token(&self, role: &str, id: &str, queues: &[&str]) -> String {
+        let mut args = vec!["token", "--role", role, "--id", id];
+        for q in queues {
+            args.extend(["--queue", q]);
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_kefu"))
+            .args(&args)
+            .env("KEFU_TOKEN_SECRET", SECRET)
+            .env("KEFU_DATA_DIR", self.dir.path().join("data"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// One HTTP/1.1 request; the status, the headers (lower-cased names) and the body.
+    pub async fn http(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, Vec<(String, String)>, String) {
+        let mut stream = TcpStream::connect(&self.addr).await.unwrap();
+        let mut request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            self.addr,
+            body.len()
+        );
+        for (k, v) in headers {
+            request.push_str(&format!("{k}: {v}\r\n"));
+        }
+        request.push_str("\r\n");
+        request.push_str(body);
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.unwrap();
+        let raw = String::from_utf8(raw).expect("a UTF-8 response");
+        let (head, body) = raw.split_once("\r\n\r\n").expect("a response");
+        let mut lines = head.lines();
+        let status: u16 = lines
+            .next()
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|s| s.parse().ok())
+            .expect("a status line");
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        let chunked = headers
+            .iter()
+            .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+        let body = if chunked {
+            dechunk(body)
+        } else {
+            body.to_owned()
+        };
+        (status, headers, body)
+    }
+
+    /// A GraphQL request; the HTTP status and the JSON answer.
+    pub async fn gql_full(
+        &self,
+        token: Option<&str>,
+        extra_headers: &[(&str, &str)],
+        query: &str,
+        variables: Value,
+    ) -> (u16, Vec<(String, String)>, Value) {
+        let bearer = token.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(b) = &bearer {
+            headers.push(("Authorization", b));
+        }
+        headers.extend_from_slice(extra_headers);
+        let body = json!({ "query": query, "variables": variables }).to_string();
+        let (status, headers, body) = self.http("POST", "/graphql", &headers, &body).await;
+        let value =
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"));
+        (status, headers, value)
+    }
+
+    /// A GraphQL request that must succeed; its `data`.
+    pub async fn gql(&self, token: &str, query: &str, variables: Value) -> Value {
+        let (status, _, answer) = self.gql_full(Some(token), &[], query, variables).await;
+        assert!(
+            status == 200 && answer.get("errors").is_none(),
+            "{query}\nanswered {status}: {answer}"
+        );
+        answer["data"].clone()
+    }
+
+    /// A GraphQL request that must fail; the `extensions.code` of its first error.
+    pub async fn gql_error(&self, token: &str, query: &str, variables: Value) -> (String, String) {
+        let (_, _, answer) = self.gql_full(Some(token), &[], query, variables).await;
+        let error = &answer["errors"][0];
+        assert!(!error.is_null(), "{query} should have failed: {answer}");
+        (
+            error["extensions"]["code"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned(),
+            error["message"].as_str().unwrap_or("").to_owned(),
+        )
+    }
+
+    /// Opens a graphql-transport-ws subscription, authenticated in `connection_init`.
+    pub async fn subscribe(&self, token: &str, query: &str, variables: Value) -> Subscription {
+        let mut request = format!("ws://{}/graphql/ws", self.addr)
+            .into_client_request()
+            .unwrap();
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            "graphql-transport-ws".parse().unwrap(),
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        let init = json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}});
+        ws.send(Message::text(init.to_string())).await.unwrap();
+        let ack = next_json(&mut ws).await;
+        assert_eq!(ack["type"], "connection_ack", "{ack}");
+        let start = json!({"id": "1", "type": "subscribe", "payload": {"query": query, "variables": variables}});
+        ws.send(Message::text(start.to_string())).await.unwrap();
+        Subscription { ws }
+    }
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+
+pub struct Subscription {
+    ws: Ws,
+}
+
+impl Subscription {
+    /// The next `next` message's data (or its errors, as they came).
+    pub async fn next(&mut self) -> Value {
+        loop {
+            let m = next_json(&mut self.ws).await;
+            match m["type"].as_str() {
+                Some("next") => return m["payload"].clone(),
+                Some("error") | Some("complete") => return m,
+                _ => continue,
+            }
+        }
+    }
+}
+
+async fn next_json(ws: &mut Ws) -> Value {
+    loop {
+        let m = tokio::time::timeout(HANG, ws.next())
+            .await
+            .expect("a WebSocket message in time")
+            .expect("the WebSocket is open")
+            .expect("a WebSocket frame");
+        if let Message::Text(t) = m {
+            return serde_json::from_str(&t).unwrap();
+        }
+    }
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
