@@ -11,7 +11,8 @@ use kefu_projections::{ReadStore, ReadStoreConfig};
 #[derive(Args, Debug, Clone)]
 pub struct StoreArgs {
     /// The event store: postgres://…, kurrentdb://… (builds with the `kurrentdb` feature), or
-    /// a SQLite file path. Unset: the embedded store in --data-dir.
+    /// a SQLite file path. Unset: `DATABASE_URL` if set, else the embedded store in
+    /// --data-dir.
     #[arg(long, global = true, env = "KEFU_STORE")]
     pub store: Option<String>,
     /// Where the embedded store, the embedded read models and indexes keep their files.
@@ -24,9 +25,18 @@ pub struct StoreArgs {
 }
 
 impl StoreArgs {
+    /// `--store`, else `KEFU_STORE`, else `DATABASE_URL` (the name hosting platforms set).
+    fn store_url(&self) -> Option<String> {
+        self.store.clone().or_else(|| {
+            std::env::var("DATABASE_URL")
+                .ok()
+                .filter(|u| !u.trim().is_empty())
+        })
+    }
+
     pub fn config(&self) -> Result<StoreConfig> {
-        match &self.store {
-            Some(url) => StoreConfig::from_url(url).context("--store / KEFU_STORE"),
+        match &self.store_url() {
+            Some(url) => StoreConfig::from_url(url).context("--store / KEFU_STORE / DATABASE_URL"),
             None => {
                 std::fs::create_dir_all(&self.data_dir).with_context(|| {
                     format!(
@@ -103,7 +113,7 @@ impl StoreArgs {
 
     /// The store's location without credentials, for logs and errors.
     pub fn describe(&self) -> String {
-        match &self.store {
+        match &self.store_url() {
             Some(url) => match url.split_once("://") {
                 Some((scheme, rest)) => {
                     let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);

@@ -207,8 +207,39 @@ fn router(app: App, max_body_bytes: usize) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            limit_body(max_body_bytes, req, next)
+        }))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(app)
+}
+
+/// Refuses bodies over `max` bytes: at once when `Content-Length` says so, else when the
+/// streamed body passes the limit (the GraphQL extractor reads the raw body stream, which
+/// axum's `DefaultBodyLimit` does not cover).
+async fn limit_body(
+    max: usize,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if let Some(n) = declared.filter(|n| *n > max) {
+        return refused(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Validation(format!(
+                "the request body is {n} bytes; the limit is {max} (--max-body-bytes)"
+            )),
+            None,
+        );
+    }
+    let (parts, body) = req.into_parts();
+    let body = axum::body::Body::new(http_body_util::Limited::new(body, max));
+    next.run(axum::extract::Request::from_parts(parts, body))
+        .await
 }
 
 async fn graphiql() -> Html<String> {

@@ -393,6 +393,13 @@ async fn refusals(
             "VALIDATION",
         ),
         (customer, "query { nope }", json!({}), "VALIDATION"),
+        // Deeper than the limit (12).
+        (
+            customer,
+            "{ __schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } } } }",
+            json!({}),
+            "VALIDATION",
+        ),
         // A closed conversation takes no more messages: a rule, not bad input.
         (
             customer,
@@ -479,6 +486,17 @@ async fn probes_and_metrics(server: &Server) {
     let (status, _, body) = server.http("GET", "/", &[], "").await;
     assert_eq!(status, 200);
     assert!(body.contains("graphiql"), "GraphiQL is served at /");
+    // A body over the limit (256 KiB by default) is refused before it is read.
+    let huge = format!("{{\"query\": \"{}\"}}", "x".repeat(300 * 1024));
+    let (status, _, _) = server
+        .http(
+            "POST",
+            "/graphql",
+            &[("Content-Type", "application/json")],
+            &huge,
+        )
+        .await;
+    assert_eq!(status, 413);
 }
 
 /// A token that spends its burst is refused with RATE_LIMITED and a Retry-After.
