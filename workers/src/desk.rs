@@ -157,6 +157,21 @@ impl<L: EventLog> Desk<L> {
         Ok(executed)
     }
 
+    /// An operation that is one command.
+    async fn one<D: Decider>(
+        &self,
+        id: D::Id,
+        command: D::Command,
+        meta: &Metadata,
+    ) -> Result<Done<()>, CommandError>
+    where
+        D::Command: Clone,
+    {
+        let mut reached = Reached::default();
+        self.run::<D>(&mut reached, id, command, meta).await?;
+        Ok(reached.done(()))
+    }
+
     async fn queue(&self, id: QueueId) -> Result<QueueSnapshot, CommandError> {
         Ok(self
             .commands
@@ -256,14 +271,12 @@ impl<L: EventLog> Desk<L> {
         actual: ScenarioCode,
         meta: &Metadata,
     ) -> Result<Done<()>, CommandError> {
-        let mut reached = Reached::default();
         let command = C::SettleScenario {
             actual,
             at: self.now(),
         };
-        self.run::<ConversationDecider>(&mut reached, conversation, command, meta)
-            .await?;
-        Ok(reached.done(()))
+        self.one::<ConversationDecider>(conversation, command, meta)
+            .await
     }
 
     /// Hands the conversation to the humans; the router (or a supervisor) then picks the
@@ -274,14 +287,12 @@ impl<L: EventLog> Desk<L> {
         reason: HandoffReason,
         meta: &Metadata,
     ) -> Result<Done<()>, CommandError> {
-        let mut reached = Reached::default();
         let command = C::HandOff {
             reason,
             at: self.now(),
         };
-        self.run::<ConversationDecider>(&mut reached, conversation, command, meta)
-            .await?;
-        Ok(reached.done(()))
+        self.one::<ConversationDecider>(conversation, command, meta)
+            .await
     }
 
     /// Routes a conversation that waits for a human to `queue` and queues it there.
@@ -390,15 +401,13 @@ impl<L: EventLog> Desk<L> {
         text: String,
         meta: &Metadata,
     ) -> Result<Done<()>, CommandError> {
-        let mut reached = Reached::default();
         let command = C::AddInternalNote {
             author: self.agent(author).await?,
             text,
             at: self.now(),
         };
-        self.run::<ConversationDecider>(&mut reached, conversation, command, meta)
-            .await?;
-        Ok(reached.done(()))
+        self.one::<ConversationDecider>(conversation, command, meta)
+            .await
     }
 
     /// Moves a conversation from `from_agent` to another agent (seat first, as in
@@ -483,11 +492,9 @@ impl<L: EventLog> Desk<L> {
         by: Party,
         meta: &Metadata,
     ) -> Result<Done<()>, CommandError> {
-        let mut reached = Reached::default();
         let command = C::Reopen { by, at: self.now() };
-        self.run::<ConversationDecider>(&mut reached, conversation, command, meta)
-            .await?;
-        Ok(reached.done(()))
+        self.one::<ConversationDecider>(conversation, command, meta)
+            .await
     }
 
     pub async fn offer_survey(
@@ -495,11 +502,9 @@ impl<L: EventLog> Desk<L> {
         conversation: ConversationId,
         meta: &Metadata,
     ) -> Result<Done<()>, CommandError> {
-        let mut reached = Reached::default();
         let command = C::OfferSurvey { at: self.now() };
-        self.run::<ConversationDecider>(&mut reached, conversation, command, meta)
-            .await?;
-        Ok(reached.done(()))
+        self.one::<ConversationDecider>(conversation, command, meta)
+            .await
     }
 
     pub async fn answer_survey(
@@ -509,15 +514,13 @@ impl<L: EventLog> Desk<L> {
         comment: Option<String>,
         meta: &Metadata,
     ) -> Result<Done<()>, CommandError> {
-        let mut reached = Reached::default();
         let command = C::AnswerSurvey {
             score,
             comment,
             at: self.now(),
         };
-        self.run::<ConversationDecider>(&mut reached, conversation, command, meta)
-            .await?;
-        Ok(reached.done(()))
+        self.one::<ConversationDecider>(conversation, command, meta)
+            .await
     }
 
     // ---- tickets ----
@@ -607,16 +610,13 @@ impl<L: EventLog> Desk<L> {
         public: bool,
         meta: &Metadata,
     ) -> Result<Done<()>, CommandError> {
-        let mut reached = Reached::default();
         let command = TicketCommand::Comment {
             author,
             body,
             public,
             at: self.now(),
         };
-        self.run::<TicketDecider>(&mut reached, ticket, command, meta)
-            .await?;
-        Ok(reached.done(()))
+        self.one::<TicketDecider>(ticket, command, meta).await
     }
 
     // ---- administration ----
@@ -650,14 +650,11 @@ impl<L: EventLog> Desk<L> {
         changes: QueueChanges,
         meta: &Metadata,
     ) -> Result<Done<()>, CommandError> {
-        let mut reached = Reached::default();
         let command = QueueCommand::Change {
             changes,
             at: self.now(),
         };
-        self.run::<QueueDecider>(&mut reached, queue, command, meta)
-            .await?;
-        Ok(reached.done(()))
+        self.one::<QueueDecider>(queue, command, meta).await
     }
 
     pub async fn retire_queue(
@@ -666,14 +663,11 @@ impl<L: EventLog> Desk<L> {
         reason: String,
         meta: &Metadata,
     ) -> Result<Done<()>, CommandError> {
-        let mut reached = Reached::default();
         let command = QueueCommand::Retire {
             reason,
             at: self.now(),
         };
-        self.run::<QueueDecider>(&mut reached, queue, command, meta)
-            .await?;
-        Ok(reached.done(()))
+        self.one::<QueueDecider>(queue, command, meta).await
     }
 
     /// Registers an agent under a given id (the id their login carries).
@@ -704,14 +698,11 @@ impl<L: EventLog> Desk<L> {
         status: AgentStatus,
         meta: &Metadata,
     ) -> Result<Done<()>, CommandError> {
-        let mut reached = Reached::default();
         let command = AgentCommand::SetStatus {
             status,
             at: self.now(),
         };
-        self.run::<AgentDecider>(&mut reached, agent, command, meta)
-            .await?;
-        Ok(reached.done(()))
+        self.one::<AgentDecider>(agent, command, meta).await
     }
 
     pub async fn create_entry(
@@ -741,14 +732,11 @@ impl<L: EventLog> Desk<L> {
         edit: KnowledgeEdit,
         meta: &Metadata,
     ) -> Result<Done<()>, CommandError> {
-        let mut reached = Reached::default();
         let command = KnowledgeCommand::Edit {
             edit,
             at: self.now(),
         };
-        self.run::<KnowledgeDecider>(&mut reached, entry, command, meta)
-            .await?;
-        Ok(reached.done(()))
+        self.one::<KnowledgeDecider>(entry, command, meta).await
     }
 
     pub async fn retire_entry(
@@ -757,14 +745,11 @@ impl<L: EventLog> Desk<L> {
         reason: String,
         meta: &Metadata,
     ) -> Result<Done<()>, CommandError> {
-        let mut reached = Reached::default();
         let command = KnowledgeCommand::Retire {
             reason,
             at: self.now(),
         };
-        self.run::<KnowledgeDecider>(&mut reached, entry, command, meta)
-            .await?;
-        Ok(reached.done(()))
+        self.one::<KnowledgeDecider>(entry, command, meta).await
     }
 }
 

@@ -109,3 +109,24 @@ pub(crate) fn require_queue(caller: &Caller, queue: QueueId) -> Result<(), ApiEr
         ))),
     }
 }
+
+/// The agent an agent-or-manager operation is about: an agent names themselves (or no one:
+/// then it is them); supervisors and admins must name one.
+pub(crate) fn target_agent(
+    p: &Principal,
+    asked: Option<&str>,
+    what: &str,
+) -> Result<AgentId, ApiError> {
+    let asked = asked
+        .map(|a| super::uuid("agent", a).map(AgentId::from_uuid))
+        .transpose()?;
+    match (p.role, asked) {
+        (Role::Agent, None) => agent_id(p),
+        (Role::Agent, Some(a)) if a == agent_id(p)? => Ok(a),
+        (Role::Agent, Some(_)) => Err(ApiError::Forbidden(format!(
+            "an agent may {what} of their own only"
+        ))),
+        (_, Some(a)) => Ok(a),
+        (_, None) => Err(ApiError::Validation(format!("agent: whose {what}?"))),
+    }
+}

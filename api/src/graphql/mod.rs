@@ -120,6 +120,13 @@ pub(crate) fn caller<'a>(ctx: &Context<'a>) -> Result<&'a Caller, ApiError> {
     ))
 }
 
+/// Reads an id argument.
+pub(crate) fn uuid(field: &str, raw: &str) -> Result<Uuid, ApiError> {
+    raw.trim()
+        .parse()
+        .map_err(|_| ApiError::Validation(format!("{field}: {raw:?} is not a UUID")))
+}
+
 /// Reads a position a client passed back (`atLeast`); positions travel as decimal strings
 /// because they outgrow GraphQL's 32-bit `Int`.
 pub(crate) fn position(field: &str, raw: &str) -> Result<Position, ApiError> {

@@ -24,16 +24,10 @@ use super::access::{self, require};
 use super::types::{
     AgentStatus, Channel, CloseReason, Receipt, TicketKind, TicketPriority, TicketStatus,
 };
-use super::{Api, ApiError, Caller, api, caller};
+use super::{Api, ApiError, Caller, api, caller, uuid};
 use crate::auth::{Principal, Role};
 
 pub struct Mutation;
-
-fn uuid(field: &str, raw: &str) -> Result<Uuid, ApiError> {
-    raw.trim()
-        .parse()
-        .map_err(|_| ApiError::Validation(format!("{field}: {raw:?} is not a UUID")))
-}
 
 fn receipt<T: ToString>(caller: &Caller, done: Done<T>) -> Receipt {
     Receipt {
@@ -597,20 +591,7 @@ impl Mutation {
             &[Role::Agent, Role::Supervisor, Role::Admin],
             "set agent status",
         )?;
-        let agent = match (p.role, agent_id) {
-            (Role::Agent, None) => access::agent_id(p)?,
-            (Role::Agent, Some(a)) => {
-                let asked = AgentId::from_uuid(uuid("agentId", &a)?);
-                if asked != access::agent_id(p)? {
-                    return Err(
-                        ApiError::Forbidden("an agent sets their own status only".into()).into(),
-                    );
-                }
-                asked
-            }
-            (_, Some(a)) => AgentId::from_uuid(uuid("agentId", &a)?),
-            (_, None) => return Err(ApiError::Validation("agentId: whose status?".into()).into()),
-        };
+        let agent = access::target_agent(p, agent_id.as_deref(), "set the status")?;
         let done = api
             .desk
             .set_agent_status(agent, status.into(), &caller.metadata())

@@ -10,11 +10,10 @@ use kefu_projections::conversations::ConversationFilter;
 use kefu_projections::search::{ConversationStatus, DocKind, DocStatus, SearchRequest};
 use kefu_projections::stats::{StatsFilter, StatsGroup};
 use kefu_projections::tickets::TicketFilter;
-use uuid::Uuid;
 
 use super::access::{self, require};
 use super::types::{AuditEntry, ConversationSummary, Event, Me, SearchHit, SearchResults};
-use super::{ApiError, api, caller, caught_up, search_caught_up};
+use super::{ApiError, api, caller, caught_up, search_caught_up, uuid};
 use crate::auth::Role;
 
 /// Largest page a listing returns.
@@ -30,12 +29,6 @@ fn page_size(first: Option<i32>) -> Result<usize, ApiError> {
             "first: {n} is out of range; ask for 1 to {MAX_PAGE}"
         ))),
     }
-}
-
-fn uuid(field: &str, raw: &str) -> Result<Uuid, ApiError> {
-    raw.trim()
-        .parse()
-        .map_err(|_| ApiError::Validation(format!("{field}: {raw:?} is not a UUID")))
 }
 
 fn json<T: serde::Serialize>(v: &T) -> Json<serde_json::Value> {
@@ -183,21 +176,7 @@ impl Query {
             &[Role::Agent, Role::Supervisor, Role::Admin],
             "see a workbench",
         )?;
-        let agent = match (p.role, agent) {
-            (Role::Agent, None) => access::agent_id(p)?,
-            (Role::Agent, Some(a)) => {
-                let asked = AgentId::from_uuid(uuid("agent", &a)?);
-                if asked != access::agent_id(p)? {
-                    return Err(ApiError::Forbidden(
-                        "an agent sees their own workbench only".into(),
-                    )
-                    .into());
-                }
-                asked
-            }
-            (_, Some(a)) => AgentId::from_uuid(uuid("agent", &a)?),
-            (_, None) => return Err(ApiError::Validation("agent: whose workbench?".into()).into()),
-        };
+        let agent = access::target_agent(p, agent.as_deref(), "see the workbench")?;
         caught_up(api, at_least.as_deref()).await?;
         let view = api.read.live("queues").await.map_err(ApiError::from)?;
         let bench = view

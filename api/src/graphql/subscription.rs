@@ -12,11 +12,10 @@ use kefu_domain::ids::{ConversationId, QueueId, TicketId};
 use kefu_domain::queue::{QueueDecider, QueueState};
 use kefu_eventlog::RecordedEvent;
 use tokio::sync::broadcast::error::RecvError;
-use uuid::Uuid;
 
 use super::access::{self, require};
 use super::types::Event;
-use super::{ApiError, api, caller};
+use super::{ApiError, api, caller, uuid};
 use crate::auth::Role;
 
 pub struct Subscription;
@@ -28,12 +27,6 @@ const TURNS: [&str; 3] = [
     "AgentTurnRecorded",
 ];
 const NOTE: &str = "InternalNoteAdded";
-
-fn uuid(field: &str, raw: &str) -> Result<Uuid, ApiError> {
-    raw.trim()
-        .parse()
-        .map_err(|_| ApiError::Validation(format!("{field}: {raw:?} is not a UUID")))
-}
 
 /// The hub's events that pass `keep`, as a stream of GraphQL results.
 fn filtered(
