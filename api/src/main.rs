@@ -11,6 +11,7 @@ mod log_cmd;
 mod metrics;
 mod read_cmd;
 mod serve;
+mod worker_cmd;
 
 use std::process::ExitCode;
 
@@ -37,6 +38,11 @@ enum Command {
     /// Run the server: GraphQL on --listen (POST /graphql, WebSocket /graphql/ws, GraphiQL at
     /// /), /healthz, /readyz and /metrics.
     Serve(serve::ServeArgs),
+    /// Run one worker alone, against the PostgreSQL store a `kefu serve` keeps read models in.
+    Worker {
+        #[arg(value_enum)]
+        name: worker_cmd::WorkerName,
+    },
     /// Mint a bearer token for development and tests (signed with the server's secret).
     Token(TokenArgs),
     /// Print the GraphQL schema (SDL), as schemas/schema.graphql holds it.
@@ -104,6 +110,7 @@ async fn run() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve::run(&cli.store, args).await,
+        Command::Worker { name } => worker_cmd::run(&cli.store, name).await,
         Command::Token(args) => {
             let tokens = args.secret.tokens(&cli.store)?;
             let role: auth::Role = args.role.parse()?;

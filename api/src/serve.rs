@@ -34,6 +34,7 @@ use crate::config::StoreArgs;
 use crate::graphql::{self, Api, ApiError, Caller, KefuSchema, Limits};
 use crate::hub::EventHub;
 use crate::metrics::{Metrics, RateLimiter};
+use crate::worker_cmd;
 
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
@@ -60,6 +61,14 @@ pub struct ServeArgs {
     /// Most complex query accepted (async-graphql's count of fields, lists weighted).
     #[arg(long, env = "KEFU_MAX_QUERY_COMPLEXITY", default_value_t = 1000)]
     pub max_query_complexity: usize,
+    /// The workers to run inside the server: assigner, surveys (comma-separated), or none.
+    #[arg(
+        long,
+        env = "KEFU_WORKERS",
+        value_delimiter = ',',
+        default_value = "assigner,surveys"
+    )]
+    pub workers: Vec<String>,
     /// Longest message, internal note or comment, in characters.
     #[arg(long, env = "KEFU_MAX_MESSAGE_CHARS", default_value_t = 2000)]
     pub max_message_chars: usize,
@@ -131,9 +140,19 @@ pub async fn run(store: &StoreArgs, args: ServeArgs) -> Result<()> {
     let read = store.open_read_store().await?;
     let models = ReadModels::open(read.clone()).await?;
     // Read models follow the log in the background, apart from the write path.
+    let read_for_workers = read.clone();
     let projections = LiveProjections::spawn(log.clone(), read, kefu_projections::all);
     let search = LiveSearch::spawn(log.clone(), store.search_home());
     let (stop, stopped) = watch::channel(false);
+    let workers = worker_cmd::spawn(
+        &worker_names(&args.workers)?,
+        log.clone(),
+        read_for_workers,
+        models.clone(),
+        projections.positions(),
+        stopped.clone(),
+    )
+    .await?;
     let metrics = Arc::new(Metrics::default());
     let hub = EventHub::spawn(log.clone(), stopped, metrics.clone());
     let api = Arc::new(Api {
@@ -170,11 +189,31 @@ pub async fn run(store: &StoreArgs, args: ServeArgs) -> Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("the HTTP server failed");
-    // In-flight requests have drained; now the background followers.
+    // In-flight requests have drained; now the workers and the background followers.
     let _ = stop.send(true);
+    for w in workers {
+        let _ = w.await;
+    }
     projections.shutdown().await;
     search.shutdown().await;
     served
+}
+
+fn worker_names(raw: &[String]) -> Result<Vec<worker_cmd::WorkerName>> {
+    use clap::ValueEnum;
+    let mut names = Vec::new();
+    for r in raw.iter().map(|r| r.trim()).filter(|r| !r.is_empty()) {
+        if r == "none" {
+            continue;
+        }
+        let name = worker_cmd::WorkerName::from_str(r, true).map_err(|_| {
+            anyhow::anyhow!("--workers: {r:?} is not a worker; use assigner, surveys or none")
+        })?;
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    Ok(names)
 }
 
 async fn shutdown_signal() {

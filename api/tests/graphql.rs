@@ -17,7 +17,21 @@ fn position(receipt: &Value) -> String {
     receipt["position"].as_str().expect("a position").to_owned()
 }
 
-async fn scripted_day(server: &Server) {
+/// Reads a subscription until an event of `event_type` arrives; returns it.
+async fn until(sub: &mut server::Subscription, field: &str, event_type: &str) -> Value {
+    loop {
+        let m = sub.next().await;
+        let event = &m["data"][field];
+        assert!(!event.is_null(), "{m}");
+        if event["type"] == event_type {
+            return event.clone();
+        }
+    }
+}
+
+/// With `workers`, the assigner gives the chat to the agent and the survey worker offers the
+/// survey; without, the agent accepts and offers by hand.
+async fn scripted_day(server: &Server, workers: bool) {
     let (customer, agent, other_customer) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
     let admin = server.token("admin", "ops", &[]);
 
@@ -60,6 +74,13 @@ async fn scripted_day(server: &Server) {
         .subscribe(
             &customer_token,
             "subscription($c: String!) { conversationTurns(conversationId: $c) { type payload actor { kind } } }",
+            json!({ "c": conversation }),
+        )
+        .await;
+    let mut window = server
+        .subscribe(
+            &customer_token,
+            "subscription($c: String!) { conversationEvents(conversationId: $c) { type position } }",
             json!({ "c": conversation }),
         )
         .await;
@@ -124,29 +145,46 @@ async fn scripted_day(server: &Server) {
                 .to_owned(),
         );
     }
-    let queues = server
-        .gql(
-            &agent_token,
-            "query($p: String) { queues(atLeast: $p) }",
-            json!({ "p": routed_at }),
-        )
-        .await;
-    let waiting = queues["queues"]["waiting"].as_array().unwrap();
-    assert!(
-        waiting
-            .iter()
-            .any(|w| w["entry"]["conversation"] == conversation.as_str()),
-        "the conversation waits in the queue: {queues}"
-    );
+    if workers {
+        // The assigner gives it to the only agent who has the skill and a seat.
+        let assigned = until(&mut window, "conversationEvents", "AgentAssigned").await;
+        let bench = server
+            .gql(
+                &agent_token,
+                "query($p: String) { workbench(atLeast: $p) }",
+                json!({ "p": assigned["position"] }),
+            )
+            .await;
+        assert_eq!(
+            bench["workbench"]["chats"][0]["conversation"],
+            conversation.as_str(),
+            "{bench}"
+        );
+    } else {
+        let queues = server
+            .gql(
+                &agent_token,
+                "query($p: String) { queues(atLeast: $p) }",
+                json!({ "p": routed_at }),
+            )
+            .await;
+        let waiting = queues["queues"]["waiting"].as_array().unwrap();
+        assert!(
+            waiting
+                .iter()
+                .any(|w| w["entry"]["conversation"] == conversation.as_str()),
+            "the conversation waits in the queue: {queues}"
+        );
+        server
+            .gql(
+                &agent_token,
+                "mutation($c: String!) { acceptConversation(conversationId: $c) { position } }",
+                json!({ "c": conversation }),
+            )
+            .await;
+    }
 
-    // The agent accepts and replies; the customer sees the reply.
-    server
-        .gql(
-            &agent_token,
-            "mutation($c: String!) { acceptConversation(conversationId: $c) { position } }",
-            json!({ "c": conversation }),
-        )
-        .await;
+    // The agent replies; the customer sees the reply.
     server
         .gql(
             &agent_token,
@@ -169,13 +207,17 @@ async fn scripted_day(server: &Server) {
             json!({ "c": conversation }),
         )
         .await;
-    server
-        .gql(
-            &agent_token,
-            "mutation($c: String!) { offerSurvey(conversationId: $c) { position } }",
-            json!({ "c": conversation }),
-        )
-        .await;
+    if workers {
+        until(&mut window, "conversationEvents", "SurveyOffered").await;
+    } else {
+        server
+            .gql(
+                &agent_token,
+                "mutation($c: String!) { offerSurvey(conversationId: $c) { position } }",
+                json!({ "c": conversation }),
+            )
+            .await;
+    }
     let answered = server
         .gql(
             &customer_token,
@@ -443,7 +485,7 @@ async fn refusals(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scripted_day_on_the_embedded_store() {
     let server = Server::start(None, &[]);
-    scripted_day(&server).await;
+    scripted_day(&server, true).await;
     probes_and_metrics(&server).await;
 }
 
@@ -461,8 +503,8 @@ async fn scripted_day_on_postgres() {
         .unwrap();
     let url = format!("{}?options=-c%20search_path%3D{schema}", pg::url());
     {
-        let server = Server::start(Some(&url), &[]);
-        scripted_day(&server).await;
+        let server = Server::start(Some(&url), &["--workers", "none"]);
+        scripted_day(&server, false).await;
     }
     pg::drop_schema(&schema).await;
 }

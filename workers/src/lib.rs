@@ -5,8 +5,11 @@
 //! help desk as the commands it takes across streams (seat first, then assignment, ...). The workers (bot, router, assigner, timers,
 //! archiver) will live beside it and issue their commands through it.
 
+pub mod assigner;
 pub mod command;
 pub mod desk;
+pub mod runtime;
+pub mod surveys;
 
 pub use command::{CommandError, CommandService, Executed};
 pub use desk::{Desk, Done};

@@ -28,6 +28,19 @@ const TURNS: [&str; 3] = [
 ];
 const NOTE: &str = "InternalNoteAdded";
 
+/// What a customer's window shows of their conversation besides turns. The rest (emotion
+/// scores, predictions, routing, notes) is for the help desk.
+const CUSTOMER_VISIBLE: [&str; 8] = [
+    "HandedToHuman",
+    "ConversationQueued",
+    "AgentAssigned",
+    "ConversationTransferred",
+    "ConversationClosed",
+    "ConversationReopened",
+    "SurveyOffered",
+    "SurveyAnswered",
+];
+
 /// The hub's events that pass `keep`, as a stream of GraphQL results.
 fn filtered(
     rx: tokio::sync::broadcast::Receiver<Arc<RecordedEvent>>,
@@ -72,6 +85,26 @@ impl Subscription {
         Ok(filtered(api.hub.subscribe(), move |e| {
             e.stream_id.as_str() == stream
                 && (TURNS.contains(&e.event_type.as_str()) || (notes && e.event_type == NOTE))
+        }))
+    }
+
+    /// Everything that happens to one conversation: for customers, turns and what their
+    /// window shows (queued, an agent joined, closed, the survey); for the help desk, all.
+    async fn conversation_events(
+        &self,
+        ctx: &Context<'_>,
+        conversation_id: String,
+    ) -> Result<impl Stream<Item = Result<Event>>> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        let id = ConversationId::from_uuid(uuid("conversationId", &conversation_id)?);
+        access::conversation(api, caller, id).await?;
+        let stream = format!("conversation-{id}");
+        let everything = caller.principal.role != Role::Customer;
+        Ok(filtered(api.hub.subscribe(), move |e| {
+            e.stream_id.as_str() == stream
+                && (everything
+                    || TURNS.contains(&e.event_type.as_str())
+                    || CUSTOMER_VISIBLE.contains(&e.event_type.as_str()))
         }))
     }
 

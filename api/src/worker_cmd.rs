@@ -1,0 +1,101 @@
+//! The workers, inside `kefu serve` or alone (`kefu worker NAME`, beside a server that keeps
+//! the read models, on a shared PostgreSQL store).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use clap::ValueEnum;
+use kefu_eventlog::{AnyLog, Position};
+use kefu_projections::{Catalog, ReadModels, ReadStore};
+use kefu_workers::assigner::Assigner;
+use kefu_workers::runtime::{self, Checkpoints, Start};
+use kefu_workers::surveys::SurveyOffers;
+use kefu_workers::{CommandService, Desk};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::StoreArgs;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WorkerName {
+    /// Gives waiting conversations to online agents with the skills and a free seat.
+    Assigner,
+    /// Offers the satisfaction survey when a conversation closes.
+    Surveys,
+}
+
+/// Starts `names` as tasks; they end when `stop` turns true.
+pub async fn spawn(
+    names: &[WorkerName],
+    log: Arc<AnyLog>,
+    read: ReadStore,
+    models: ReadModels,
+    positions: watch::Receiver<Vec<(String, Position)>>,
+    stop: watch::Receiver<bool>,
+) -> Result<Vec<JoinHandle<()>>> {
+    let checkpoints = Checkpoints::open(read).await?;
+    let desk = Desk::new(CommandService::new(log.clone()));
+    let mut tasks = Vec::new();
+    for name in names {
+        let (log, checkpoints, stop) = (log.clone(), checkpoints.clone(), stop.clone());
+        tasks.push(match name {
+            // Works from the queues read model, so it starts at the head and holds no history.
+            WorkerName::Assigner => tokio::spawn(runtime::run(
+                log,
+                checkpoints,
+                Assigner::new(desk.clone(), models.clone(), positions.clone()),
+                Start::Head,
+                stop,
+            )),
+            WorkerName::Surveys => tokio::spawn(runtime::run(
+                log,
+                checkpoints,
+                SurveyOffers::new(desk.clone()),
+                Start::Beginning,
+                stop,
+            )),
+        });
+        tracing::info!(worker = ?name, "worker started");
+    }
+    Ok(tasks)
+}
+
+/// `kefu worker NAME`: one worker alone. The read models it reads are kept by a server on the
+/// same PostgreSQL store; it follows their checkpoints by polling the catalog.
+pub async fn run(store: &StoreArgs, name: WorkerName) -> Result<()> {
+    let log = Arc::new(store.open().await?);
+    if !matches!(*log, AnyLog::Postgres(_)) && name == WorkerName::Assigner {
+        bail!(
+            "the assigner alone needs the PostgreSQL store that a `kefu serve` keeps read models in; \
+             with the embedded store it runs inside `kefu serve`"
+        );
+    }
+    let read = store.open_read_store().await?;
+    let models = ReadModels::open(read.clone()).await?;
+    let catalog = Catalog::open(read.clone()).await?;
+    let (positions_tx, positions) = watch::channel(Vec::new());
+    let (stop_tx, stop) = watch::channel(false);
+    let poller = tokio::spawn(async move {
+        loop {
+            if let Ok(list) = catalog.list().await {
+                let live: Vec<(String, Position)> = list
+                    .into_iter()
+                    .filter(|g| g.state == kefu_projections::GenState::Live)
+                    .map(|g| (g.projection, g.position))
+                    .collect();
+                positions_tx.send_replace(live);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    let tasks = spawn(&[name], log, read, models, positions, stop).await?;
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("stopping");
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    poller.abort();
+    Ok(())
+}

@@ -1,0 +1,200 @@
+//! How workers run: each follows the log from its checkpoint and reacts to events by issuing
+//! commands through the [`Desk`].
+//!
+//! # Why two instances never act twice on one event
+//!
+//! Competing consumers, made safe by the commands themselves rather than by a lease. Every
+//! reaction is decided by the domain against the stream it changes, appended with that
+//! stream's expected version: a second instance reacting to the same event either loses the
+//! append race (and, deciding again, finds the work done) or finds it done outright (a survey
+//! already offered, a conversation already assigned, an agent's seat already taken), and the
+//! decider refuses or ignores it. So running two instances costs some duplicated reads, never
+//! a duplicated effect, and needs no lock that could be lost while its holder still works
+//! (a lease that expires under a paused process is how lease-based workers act twice).
+//! `workers/tests/workers.rs` runs two instances over the same events and counts effects.
+//!
+//! Checkpoints only save work: they live in the read-model store (`kefu_workers`), are moved
+//! after a batch's reactions are done, and a worker killed before moving one reacts again to
+//! those events on restart, harmlessly, for the reason above.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kefu_eventlog::{EventLog, LogError, Position, RecordedEvent, Subscription};
+use kefu_projections::ReadStore;
+use kefu_projections::sql::{Stmt, Val};
+use tokio::sync::watch;
+
+/// What a worker does with a batch of events (in log order).
+pub trait Reactor: Send + 'static {
+    fn name(&self) -> &'static str;
+
+    /// Reacts to the events it cares about. An error means "try this batch again" (the store
+    /// is away, say); a command the domain refuses is not an error: the work is moot.
+    fn react(
+        &mut self,
+        events: &[RecordedEvent],
+    ) -> impl Future<Output = Result<(), WorkerError>> + Send;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Store(#[from] kefu_projections::sql::StoreError),
+    #[error(transparent)]
+    ReadModel(#[from] kefu_projections::ProjectionError),
+    #[error(transparent)]
+    Assigner(#[from] crate::assigner::AssignerError),
+    #[error("{0}")]
+    Command(#[from] crate::command::CommandError),
+}
+
+/// Where each worker has got to, in the read-model store.
+#[derive(Clone)]
+pub struct Checkpoints {
+    store: ReadStore,
+}
+
+impl Checkpoints {
+    pub async fn open(store: ReadStore) -> Result<Self, WorkerError> {
+        store
+            .transaction(vec![Stmt::new(
+                "CREATE TABLE IF NOT EXISTS kefu_workers (
+                    name       TEXT   NOT NULL PRIMARY KEY,
+                    position   BIGINT NOT NULL,
+                    updated_at BIGINT NOT NULL
+                )",
+                vec![],
+            )])
+            .await?;
+        Ok(Checkpoints { store })
+    }
+
+    /// Where `name` resumes: the position after the last event it finished with.
+    pub async fn get(&self, name: &str) -> Result<Option<Position>, WorkerError> {
+        let rows = self
+            .store
+            .query(
+                "SELECT position FROM kefu_workers WHERE name = $1",
+                vec![Val::Text(name.to_owned())],
+            )
+            .await?;
+        Ok(rows
+            .first()
+            .and_then(|r| r.first())
+            .and_then(Val::as_i64)
+            .map(|p| Position(u64::try_from(p).unwrap_or(0))))
+    }
+
+    pub async fn save(&self, name: &str, next: Position) -> Result<(), WorkerError> {
+        self.store
+            .transaction(vec![Stmt::new(
+                "INSERT INTO kefu_workers (name, position, updated_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (name) DO UPDATE SET position = excluded.position, \
+                 updated_at = excluded.updated_at",
+                vec![
+                    Val::Text(name.to_owned()),
+                    Val::Int(i64::try_from(next.0).unwrap_or(i64::MAX)),
+                    Val::Int(chrono::Utc::now().timestamp_millis()),
+                ],
+            )])
+            .await?;
+        Ok(())
+    }
+}
+
+/// Where a worker without a checkpoint starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// From the beginning of the log: nothing it should have reacted to is missed.
+    Beginning,
+    /// From the log's head: for workers whose state is a read model, not the history.
+    Head,
+}
+
+/// Runs `reactor` until `stop` turns true: catch up from its checkpoint, then follow. A
+/// failing batch is retried (with growing pauses) before the checkpoint moves past it.
+pub async fn run<L: EventLog, R: Reactor>(
+    log: Arc<L>,
+    checkpoints: Checkpoints,
+    mut reactor: R,
+    start: Start,
+    mut stop: watch::Receiver<bool>,
+) {
+    let name = reactor.name();
+    let mut failures = 0u32;
+    'restart: while !*stop.borrow() {
+        let from = match checkpoints.get(name).await {
+            Ok(Some(p)) => p,
+            Ok(None) => match start {
+                Start::Beginning => Position::START,
+                Start::Head => match log.head().await {
+                    Ok(h) => h.map_or(Position::START, |p| Position(p.0 + 1)),
+                    Err(e) => {
+                        failures += 1;
+                        if pause(name, &e, failures, &mut stop).await {
+                            continue 'restart;
+                        }
+                        return;
+                    }
+                },
+            },
+            Err(e) => {
+                failures += 1;
+                if pause(name, &e, failures, &mut stop).await {
+                    continue 'restart;
+                }
+                return;
+            }
+        };
+        let mut subscription = Subscription::new(log.clone(), from);
+        loop {
+            let batch = tokio::select! {
+                b = subscription.next_batch(256) => b,
+                _ = async { stop.wait_for(|s| *s).await.is_ok() } => return,
+            };
+            let outcome = match batch {
+                Ok(events) => {
+                    let next = events.last().map(|e| Position(e.position.0 + 1));
+                    match reactor.react(&events).await {
+                        Ok(()) => match next {
+                            Some(n) => checkpoints.save(name, n).await,
+                            None => Ok(()),
+                        },
+                        Err(e) => Err(e),
+                    }
+                }
+                Err(e) => Err(e.into()),
+            };
+            match outcome {
+                Ok(()) => failures = 0,
+                Err(e) => {
+                    failures += 1;
+                    if pause(name, &e, failures, &mut stop).await {
+                        // Resume from the checkpoint: the failed batch comes again.
+                        continue 'restart;
+                    }
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Logs a failure and waits before the next try; false when told to stop meanwhile.
+async fn pause(
+    name: &str,
+    error: &(dyn std::fmt::Display + Sync),
+    failures: u32,
+    stop: &mut watch::Receiver<bool>,
+) -> bool {
+    tracing::warn!(worker = name, %error, failures, "worker failed; trying again");
+    let wait = Duration::from_millis(250 * 2u64.pow(failures.min(7))).min(Duration::from_secs(30));
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => true,
+        _ = async { stop.wait_for(|s| *s).await.is_ok() } => false,
+    }
+}
