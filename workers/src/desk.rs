@@ -351,11 +351,31 @@ impl<L: EventLog> Desk<L> {
         {
             Ok(_) => Ok(reached.done(())),
             Err(refused) => {
-                self.release(&mut reached, agent, conversation, meta)
+                self.release_unless_with(&mut reached, agent, conversation, meta)
                     .await?;
                 Err(refused)
             }
         }
+    }
+
+    /// Gives back `agent`'s seat for `conversation` after a refused assignment or transfer,
+    /// unless the conversation is with that agent after all: a concurrent assigner that
+    /// matched the same pair took the same seat (taking it twice is one seat) and won, and
+    /// releasing it would free a seat in use.
+    async fn release_unless_with(
+        &self,
+        reached: &mut Reached,
+        agent: AgentId,
+        conversation: ConversationId,
+        meta: &Metadata,
+    ) -> Result<(), CommandError> {
+        if let ConversationSnapshot::Known(c) = self.conversation(conversation).await?
+            && c.handling.agent() == Some(agent)
+            && !c.is_closed()
+        {
+            return Ok(());
+        }
+        self.release(reached, agent, conversation, meta).await
     }
 
     async fn release(
@@ -448,7 +468,7 @@ impl<L: EventLog> Desk<L> {
             .await
         {
             if let Some(agent) = seated {
-                self.release(&mut reached, agent, conversation, meta)
+                self.release_unless_with(&mut reached, agent, conversation, meta)
                     .await?;
             }
             return Err(refused);

@@ -1,0 +1,280 @@
+//! Workers on a real log and real read models (the embedded stores): two instances of the same
+//! worker never act twice on one event, and a worker restarted from its checkpoint (or with
+//! none) loses and doubles nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use kefu_domain::agent::AgentStatus;
+use kefu_domain::common::{BusinessLine, Channel, Party};
+use kefu_domain::conversation::{CloseReason, HandoffReason, RoutingReason};
+use kefu_domain::ids::{AgentId, Category, ConversationId, CustomerId, Skill};
+use kefu_domain::queue::{OpeningHours, SlaTargets};
+use kefu_eventlog::sqlite::{SqliteConfig, SqliteLog};
+use kefu_eventlog::{Actor, ActorKind, EventLog, Metadata, Position, RecordedEvent, Subscription};
+use kefu_projections::{LiveProjections, ReadModels, ReadStore};
+use kefu_workers::CommandService;
+use kefu_workers::assigner::Assigner;
+use kefu_workers::desk::{Desk, MANUAL_ROUTING, QueueDefinition};
+use kefu_workers::runtime::{self, Checkpoints, Start};
+use kefu_workers::surveys::SurveyOffers;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+struct World {
+    _dir: tempfile::TempDir,
+    log: Arc<SqliteLog>,
+    read: ReadStore,
+    desk: Desk<SqliteLog>,
+    projections: LiveProjections,
+}
+
+async fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Arc::new(
+        SqliteLog::open(SqliteConfig::new(dir.path().join("kefu.db")))
+            .await
+            .unwrap(),
+    );
+    let read = ReadStore::open_sqlite(&dir.path().join("kefu.read.db")).unwrap();
+    let projections = LiveProjections::spawn(log.clone(), read.clone(), kefu_projections::all);
+    World {
+        desk: Desk::new(CommandService::new(log.clone())),
+        log,
+        read,
+        projections,
+        _dir: dir,
+    }
+}
+
+fn meta() -> Metadata {
+    Metadata::for_request(Actor::new(ActorKind::System, "test"), Uuid::now_v7())
+}
+
+/// A queue, `agents` online agents with `seats` each, and `waiting` conversations queued.
+async fn busy_day(w: &World, agents: usize, seats: u32, waiting: usize) -> Vec<AgentId> {
+    let queue = w
+        .desk
+        .define_queue(
+            QueueDefinition {
+                name: "after-sales".into(),
+                business_line: BusinessLine::SelfOperated,
+                categories: BTreeSet::from([Category::new("logistics")]),
+                skills: BTreeSet::from([Skill::new("after-sales")]),
+                priority: 1,
+                sla: SlaTargets {
+                    first_response_secs: 60,
+                    resolution_secs: 600,
+                },
+                hours: OpeningHours::Always,
+            },
+            &meta(),
+        )
+        .await
+        .unwrap()
+        .value;
+    let mut ids = Vec::new();
+    for i in 0..agents {
+        let agent = AgentId::from_uuid(Uuid::now_v7());
+        w.desk
+            .register_agent(
+                agent,
+                format!("agent {i}"),
+                BTreeSet::from([Skill::new("after-sales")]),
+                seats,
+                &meta(),
+            )
+            .await
+            .unwrap();
+        w.desk
+            .set_agent_status(agent, AgentStatus::Online, &meta())
+            .await
+            .unwrap();
+        ids.push(agent);
+    }
+    for _ in 0..waiting {
+        let c = w
+            .desk
+            .start_conversation(
+                CustomerId::from_uuid(Uuid::now_v7()),
+                None,
+                Channel::App,
+                None,
+                true,
+                &meta(),
+            )
+            .await
+            .unwrap()
+            .value;
+        w.desk
+            .hand_off(c, HandoffReason::CustomerAsked, &meta())
+            .await
+            .unwrap();
+        w.desk
+            .route(
+                c,
+                queue,
+                vec![RoutingReason::Fallback],
+                MANUAL_ROUTING,
+                &meta(),
+            )
+            .await
+            .unwrap();
+    }
+    ids
+}
+
+async fn everything(log: &Arc<SqliteLog>) -> Vec<RecordedEvent> {
+    let head = log.head().await.unwrap().unwrap();
+    let mut sub = Subscription::new(log.clone(), Position::START);
+    let mut out = Vec::new();
+    while out.last().is_none_or(|e: &RecordedEvent| e.position < head) {
+        out.push(sub.next().await.unwrap());
+    }
+    out
+}
+
+/// Two assigners plan the same rounds from the same read model and race to carry them out:
+/// every conversation is assigned at most once, nobody beyond their seats, and together they
+/// fill every seat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_assigners_never_assign_twice_or_overfill() {
+    let w = world().await;
+    let agents = busy_day(&w, 3, 2, 10).await;
+    let models = ReadModels::open(w.read.clone()).await.unwrap();
+    let head = w.log.head().await.unwrap().unwrap();
+    let mut one = Assigner::new(w.desk.clone(), models.clone(), w.projections.positions());
+    let mut two = Assigner::new(w.desk.clone(), models, w.projections.positions());
+    let (a, b) = tokio::join!(one.round(Some(head)), two.round(Some(head)));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let assigned = a.assigned.len() + b.assigned.len();
+    assert_eq!(assigned, 6, "3 agents x 2 seats: {a:?} {b:?}");
+
+    let events = everything(&w.log).await;
+    let mut per_conversation: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut per_agent: BTreeMap<String, usize> = BTreeMap::new();
+    for e in events.iter().filter(|e| e.event_type == "AgentAssigned") {
+        *per_conversation.entry(e.stream_id.as_str()).or_default() += 1;
+        *per_agent
+            .entry(e.payload["agent"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    assert_eq!(per_conversation.len(), 6);
+    assert!(
+        per_conversation.values().all(|n| *n == 1),
+        "{per_conversation:?}"
+    );
+    for agent in &agents {
+        assert_eq!(per_agent.get(&agent.to_string()), Some(&2), "{per_agent:?}");
+        assert_eq!(one.seats_of(*agent).await.unwrap(), 2);
+    }
+    // Every assignment answers its conversation's queueing: same correlation, that event as
+    // the cause.
+    for e in events.iter().filter(|e| e.event_type == "AgentAssigned") {
+        let queued = events
+            .iter()
+            .find(|q| q.stream_id == e.stream_id && q.event_type == "ConversationQueued")
+            .unwrap();
+        assert_eq!(e.metadata.causation_id, queued.id);
+        assert_eq!(e.metadata.correlation_id, queued.metadata.correlation_id);
+    }
+    w.projections.shutdown().await;
+}
+
+/// Two survey workers follow the same closes; each conversation gets one offer. Restarted
+/// with no checkpoint at all, they replay every close and offer nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_survey_workers_offer_once_and_a_replay_offers_nothing() {
+    let w = world().await;
+    let agents = busy_day(&w, 1, 5, 5).await;
+    let mut conversations = Vec::new();
+    let models = ReadModels::open(w.read.clone()).await.unwrap();
+    let mut assigner = Assigner::new(w.desk.clone(), models, w.projections.positions());
+    let head = w.log.head().await.unwrap().unwrap();
+    for (c, agent) in assigner.round(Some(head)).await.unwrap().assigned {
+        assert_eq!(agent, agents[0]);
+        w.desk
+            .close(c, Party::Agent { agent }, CloseReason::Resolved, &meta())
+            .await
+            .unwrap();
+        conversations.push(c);
+    }
+    assert_eq!(conversations.len(), 5);
+    let last = w.log.head().await.unwrap().unwrap();
+
+    let offers = |events: &[RecordedEvent]| -> BTreeMap<ConversationId, usize> {
+        let mut n = BTreeMap::new();
+        for e in events.iter().filter(|e| e.event_type == "SurveyOffered") {
+            let id = e.stream_id.as_str().trim_start_matches("conversation-");
+            *n.entry(ConversationId::from_uuid(id.parse().unwrap()))
+                .or_default() += 1;
+        }
+        n
+    };
+    let run_two = || {
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = Vec::new();
+        for _ in 0..2 {
+            let checkpoints = w.read.clone();
+            let (log, desk, stopped) = (w.log.clone(), w.desk.clone(), stopped.clone());
+            tasks.push(tokio::spawn(async move {
+                let checkpoints = Checkpoints::open(checkpoints).await.unwrap();
+                runtime::run(
+                    log,
+                    checkpoints,
+                    SurveyOffers::new(desk),
+                    Start::Beginning,
+                    stopped,
+                )
+                .await;
+            }));
+        }
+        (stop, tasks)
+    };
+
+    // Wait (for a condition, not a time) until every close has its offer.
+    let (stop, tasks) = run_two();
+    let mut sub = Subscription::new(w.log.clone(), Position(last.0 + 1));
+    let mut offered = BTreeSet::new();
+    while offered.len() < conversations.len() {
+        let e = sub.next().await.unwrap();
+        if e.event_type == "SurveyOffered" {
+            offered.insert(e.stream_id.clone());
+        }
+    }
+    let checkpoints = Checkpoints::open(w.read.clone()).await.unwrap();
+    stop.send(true).unwrap();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let counts = offers(&everything(&w.log).await);
+    assert_eq!(counts.len(), 5);
+    assert!(counts.values().all(|n| *n == 1), "{counts:?}");
+
+    // A replay from the beginning (the checkpoint lost) finds every offer made.
+    checkpoints.save("surveys", Position::START).await.unwrap();
+    let head_before = w.log.head().await.unwrap();
+    let (stop, tasks) = run_two();
+    // Wait until the replay has passed every close: its checkpoint moves past the last one.
+    loop {
+        let at = checkpoints
+            .get("surveys")
+            .await
+            .unwrap()
+            .unwrap_or(Position::START);
+        if at > last {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    stop.send(true).unwrap();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(
+        w.log.head().await.unwrap(),
+        head_before,
+        "the replay wrote nothing"
+    );
+    w.projections.shutdown().await;
+}
