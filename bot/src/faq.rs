@@ -90,7 +90,7 @@ pub struct TextProfile {
 fn profile_text(text: &str) -> TextProfile {
     let compact = compact(text);
     TextProfile {
-        terms: text::terms(text),
+        terms: text::content_terms(text),
         term_ids: Vec::new(),
         grams2: gram_set(&compact, &[2]),
         grams3: gram_set(&compact, &[3]),

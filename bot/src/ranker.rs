@@ -320,7 +320,7 @@ impl XorShift {
 fn sgd_pairwise(pairs: &[Features], params: &TrainParams) -> Vec<f64> {
     let mut w = vec![0.0; N_FEATURES];
     let mut order: Vec<usize> = (0..pairs.len()).collect();
-    let mut rng = XorShift(params.seed.max(1) * 0x9E37_79B9_7F4A_7C15);
+    let mut rng = XorShift(params.seed.max(1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     for epoch in 0..params.epochs {
         for i in (1..order.len()).rev() {
             let j = (rng.next() % (i as u64 + 1)) as usize;

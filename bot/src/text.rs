@@ -64,6 +64,30 @@ pub fn terms(text: &str) -> Vec<String> {
         .collect()
 }
 
+const STOPWORDS: &str = include_str!("../lexicon/stopwords.txt");
+
+/// Whether a (stemmed) term is a function word (`bot/lexicon/stopwords.txt`).
+pub fn is_stopword(term: &str) -> bool {
+    static SET: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
+        std::sync::OnceLock::new();
+    SET.get_or_init(|| {
+        STOPWORDS
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect()
+    })
+    .contains(term)
+}
+
+/// [`terms`] without function words; when nothing else is left, all terms (a query of only
+/// function words still deserves candidates).
+pub fn content_terms(text: &str) -> Vec<String> {
+    let all = terms(text);
+    let content: Vec<String> = all.iter().filter(|t| !is_stopword(t)).cloned().collect();
+    if content.is_empty() { all } else { content }
+}
+
 /// A deliberately small English suffix stripper: enough for plural and tense variants of the
 /// shop's vocabulary, without a stemming crate. Words of 4 letters or fewer are left alone.
 pub fn stem(word: &str) -> String {
