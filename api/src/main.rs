@@ -4,6 +4,7 @@
 //! `KEFU_STORE`) points it at PostgreSQL or, in builds with the `kurrentdb` feature, KurrentDB.
 
 mod auth;
+mod bot_cmd;
 mod config;
 mod graphql;
 mod hub;
@@ -65,6 +66,15 @@ enum Command {
         #[command(subcommand)]
         query: read_cmd::QueryCommand,
     },
+    /// Evaluate the bot's models on labelled files (no store): intents, faq, emotion.
+    #[command(subcommand)]
+    Eval(bot_cmd::EvalCommand),
+    /// Train the bot's models: `ranker`.
+    #[command(subcommand)]
+    Train(bot_cmd::TrainCommand),
+    /// The knowledge base: `import`.
+    #[command(subcommand)]
+    Kb(bot_cmd::KbCommand),
 }
 
 #[derive(clap::Args)]
@@ -151,5 +161,8 @@ async fn run() -> Result<()> {
         Command::Replay(args) => read_cmd::replay(&cli.store, args).await,
         Command::Projections(cmd) => read_cmd::projections(&cli.store, cmd).await,
         Command::Query { which, query } => read_cmd::query(&cli.store, which, query).await,
+        Command::Eval(cmd) => bot_cmd::eval(cmd),
+        Command::Train(cmd) => bot_cmd::train(cmd),
+        Command::Kb(cmd) => bot_cmd::kb(&cli.store, cmd).await,
     }
 }

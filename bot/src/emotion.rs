@@ -1,0 +1,633 @@
+//! Emotion per customer turn (a polarity in [-1, 1] and a mood label), the conversation's trend
+//! across turns, and the reply strategy that follows from them.
+//!
+//! A lexicon with rules, written for kefu (`bot/lexicon/`, Apache-2.0): sentiment words carry
+//! a valence and a tag (anger, anxiety, sadness, joy); a negator flips and dampens the next
+//! sentiment word within a short window (so "not bad" is mildly positive, 没有不满意 too); an
+//! intensifier scales it (太, very), a softener shrinks it (有点, a bit); a negated intensifier
+//! softens instead (不太满意, "not very good"); what follows "but"/但是 outweighs what came
+//! before; repeated `!`/`？` and shouting in capitals raise the magnitude and point to anger or
+//! anxiety; emoji are words. Chinese is scanned by longest match over characters, so
+//! 不满意 is one term rather than 不 + 满意. Rules beat a learned model here because the
+//! labelled data we may use (product reviews) knows nothing of 催单 or "where is my parcel", and
+//! because each rule is a reason an agent can read.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use kefu_domain::conversation::{EMOTION_TREND_THRESHOLD, EmotionLabel, EmotionTrend};
+use serde::{Deserialize, Serialize};
+
+use crate::text::{fold_width, is_cjk};
+
+/// Recorded with every assessment (`EmotionAssessed::model_version`).
+pub const MODEL_VERSION: &str = "emotion-lexicon-1";
+
+const LEXICON_EN: &str = include_str!("../lexicon/emotion-en.tsv");
+const LEXICON_ZH: &str = include_str!("../lexicon/emotion-zh.tsv");
+const RULES: &str = include_str!("../lexicon/rules.tsv");
+
+/// The five moods the reply strategy distinguishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mood {
+    Angry,
+    Anxious,
+    Sad,
+    Neutral,
+    Satisfied,
+}
+
+impl Mood {
+    pub const ALL: [Mood; 5] = [
+        Mood::Angry,
+        Mood::Anxious,
+        Mood::Sad,
+        Mood::Neutral,
+        Mood::Satisfied,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mood::Angry => "angry",
+            Mood::Anxious => "anxious",
+            Mood::Sad => "sad",
+            Mood::Neutral => "neutral",
+            Mood::Satisfied => "satisfied",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Mood> {
+        Mood::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+
+    /// The domain's coarser label, which `EmotionAssessed` records.
+    pub fn domain_label(self) -> EmotionLabel {
+        match self {
+            Mood::Angry => EmotionLabel::Angry,
+            Mood::Anxious | Mood::Sad => EmotionLabel::Negative,
+            Mood::Neutral => EmotionLabel::Neutral,
+            Mood::Satisfied => EmotionLabel::Positive,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Tag {
+    None,
+    Anger,
+    Anxiety,
+    Sadness,
+    Joy,
+}
+
+impl Tag {
+    fn parse(s: &str) -> Tag {
+        match s {
+            "anger" => Tag::Anger,
+            "anxiety" => Tag::Anxiety,
+            "sadness" => Tag::Sadness,
+            "joy" => Tag::Joy,
+            _ => Tag::None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Unit {
+    Word { valence: f64, tag: Tag },
+    Negator(f64),
+    Intensifier(f64),
+    /// "but", 但是: what follows counts more.
+    Contrast,
+    Other,
+}
+
+/// One turn's assessment.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Assessment {
+    /// From -1 (furious) to 1 (delighted).
+    pub polarity: f64,
+    pub mood: Mood,
+}
+
+struct Lexicon {
+    /// Chinese terms and emoji, by their text; matched longest first.
+    zh: HashMap<String, Unit>,
+    zh_longest: usize,
+    /// English words and phrases (space-joined).
+    en: HashMap<String, Unit>,
+    en_longest: usize,
+}
+
+fn lexicon() -> &'static Lexicon {
+    static LEXICON: OnceLock<Lexicon> = OnceLock::new();
+    LEXICON.get_or_init(|| {
+        let mut zh = HashMap::new();
+        let mut en = HashMap::new();
+        let rows = |text: &'static str| {
+            text.lines()
+                .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+                .map(|l| l.split('\t').collect::<Vec<_>>())
+        };
+        for (text, zh_side) in [(LEXICON_EN, false), (LEXICON_ZH, true)] {
+            for cols in rows(text) {
+                let unit = Unit::Word {
+                    valence: cols[1].parse().expect("lexicon valence"),
+                    tag: Tag::parse(cols.get(2).copied().unwrap_or("-")),
+                };
+                let table = if zh_side { &mut zh } else { &mut en };
+                table.insert(cols[0].to_owned(), unit);
+            }
+        }
+        for cols in rows(RULES) {
+            let value: f64 = cols[2].parse().expect("rule value");
+            let unit = match cols[0] {
+                "neg" => Unit::Negator(value),
+                "int" => Unit::Intensifier(value),
+                _ => Unit::Word {
+                    valence: value,
+                    tag: Tag::parse(cols.get(3).copied().unwrap_or("-")),
+                },
+            };
+            let term = cols[1].to_owned();
+            let cjk_or_symbol = term.chars().any(|c| is_cjk(c) || !c.is_ascii());
+            if cjk_or_symbol {
+                zh.insert(term, unit);
+            } else {
+                en.insert(term, unit);
+            }
+        }
+        for c in ["but", "however", "though", "although"] {
+            en.insert(c.to_owned(), Unit::Contrast);
+        }
+        for c in ["但是", "但", "可是", "不过", "然而", "就是"] {
+            zh.insert(c.to_owned(), Unit::Contrast);
+        }
+        let zh_longest = zh.keys().map(|k| k.chars().count()).max().unwrap_or(1);
+        let en_longest = en.keys().map(|k| k.split(' ').count()).max().unwrap_or(1);
+        Lexicon {
+            zh,
+            zh_longest,
+            en,
+            en_longest,
+        }
+    })
+}
+
+/// Splits a turn into units: English words and phrases from the English table, CJK text and
+/// emoji by longest match in the Chinese table.
+fn units(text: &str) -> Vec<Unit> {
+    let lex = lexicon();
+    let chars: Vec<char> = text.chars().map(fold_width).collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_ascii_alphabetic() || c == '\'' || c == '’' {
+            // An English word run (apostrophes kept: don't, can't).
+            let start = i;
+            while i < chars.len()
+                && (chars[i].is_ascii_alphanumeric() || chars[i] == '\'' || chars[i] == '’')
+            {
+                i += 1;
+            }
+            let word: String = chars[start..i]
+                .iter()
+                .map(|c| if *c == '’' { '\'' } else { c.to_ascii_lowercase() })
+                .collect();
+            out.push(EnWord(word));
+            continue;
+        }
+        if c.is_whitespace() || c.is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        if c.is_ascii_punctuation() {
+            // Punctuation ends a phrase.
+            out.push(EnWord(String::new()));
+            i += 1;
+            continue;
+        }
+        let mut matched = None;
+        let max = lex.zh_longest.min(chars.len() - i);
+        for len in (1..=max).rev() {
+            let candidate: String = chars[i..i + len].iter().collect();
+            if let Some(u) = lex.zh.get(&candidate) {
+                matched = Some((*u, len));
+                break;
+            }
+        }
+        match matched {
+            Some((u, len)) => {
+                out.push(Known(u));
+                i += len;
+            }
+            None => {
+                out.push(Known(Unit::Other));
+                i += 1;
+            }
+        }
+    }
+    // English phrases: join words greedily, longest first.
+    let mut units = Vec::with_capacity(out.len());
+    let mut k = 0;
+    while k < out.len() {
+        match &out[k] {
+            Known(u) => {
+                units.push(*u);
+                k += 1;
+            }
+            EnWord(w) if w.is_empty() => {
+                k += 1;
+            }
+            EnWord(_) => {
+                let mut found = None;
+                for n in (1..=lex.en_longest).rev() {
+                    if k + n > out.len() {
+                        continue;
+                    }
+                    let words: Option<Vec<&str>> = out[k..k + n]
+                        .iter()
+                        .map(|p| match p {
+                            EnWord(w) if !w.is_empty() => Some(w.as_str()),
+                            _ => None,
+                        })
+                        .collect();
+                    let Some(words) = words else { continue };
+                    let phrase = words.join(" ");
+                    if let Some(u) = lex.en.get(&phrase) {
+                        found = Some((*u, n));
+                        break;
+                    }
+                    if n == 1 {
+                        // "didn't" → negator even when spelled without the table's form.
+                        if phrase.ends_with("n't") || phrase.ends_with("nt'") {
+                            found = Some((Unit::Negator(-0.6), 1));
+                        }
+                    }
+                }
+                match found {
+                    Some((u, n)) => {
+                        units.push(u);
+                        k += n;
+                    }
+                    None => {
+                        units.push(Unit::Other);
+                        k += 1;
+                    }
+                }
+            }
+        }
+    }
+    units
+}
+
+enum Piece {
+    EnWord(String),
+    Known(Unit),
+}
+use Piece::{EnWord, Known};
+
+/// How many units after a negator or intensifier it still governs.
+const WINDOW: usize = 3;
+
+/// Assesses one customer turn.
+pub fn assess(text: &str) -> Assessment {
+    let units = units(text);
+    let mut total = 0.0;
+    let mut tags: [f64; 5] = [0.0; 5];
+    let mut negation: Option<(f64, usize)> = None;
+    let mut intensity: Option<(f64, usize)> = None;
+    let mut weight = 1.0;
+    for (i, unit) in units.iter().enumerate() {
+        match *unit {
+            Unit::Negator(m) => {
+                // Two negators in a row cancel (不是不好).
+                negation = match negation {
+                    Some((prev, at)) if i - at <= 1 => Some((prev * m / 0.36, i)),
+                    _ => Some((m, i)),
+                }
+            }
+            Unit::Intensifier(m) => intensity = Some((m, i)),
+            Unit::Contrast => {
+                total *= 0.5;
+                for t in &mut tags {
+                    *t *= 0.5;
+                }
+                weight = 1.5;
+                negation = None;
+                intensity = None;
+            }
+            Unit::Word { valence, tag } => {
+                let mut v = valence;
+                let int = intensity
+                    .filter(|(_, at)| i - at <= WINDOW)
+                    .map_or(1.0, |(m, _)| m);
+                let negated = negation.filter(|(_, at)| i - at <= WINDOW);
+                match negated {
+                    Some((m, _)) => {
+                        // A negated intensifier softens: 不太满意 is only a little unhappy.
+                        let scale = if int > 1.0 { 1.0 / int } else { int };
+                        v *= m * scale;
+                    }
+                    None => v *= int,
+                }
+                v *= weight;
+                total += v;
+                let tag = if negated.is_some() && v > 0.0 {
+                    Tag::Joy
+                } else if negated.is_some() {
+                    Tag::None
+                } else {
+                    tag
+                };
+                let slot = match tag {
+                    Tag::None => 0,
+                    Tag::Anger => 1,
+                    Tag::Anxiety => 2,
+                    Tag::Sadness => 3,
+                    Tag::Joy => 4,
+                };
+                tags[slot] += v.abs();
+                negation = None;
+                intensity = None;
+            }
+            Unit::Other => {}
+        }
+    }
+
+    let cues = Cues::of(text);
+    if total != 0.0 {
+        let questions = if cues.questions >= 2 {
+            cues.questions.min(4) as f64
+        } else {
+            0.0
+        };
+        total *= 1.0
+            + 0.12 * cues.exclamations.min(4) as f64
+            + 0.1 * questions
+            + 0.2 * f64::from(cues.shouting);
+    }
+    if total < 0.0 {
+        tags[1] += 0.8 * cues.exclamations.saturating_sub(1).min(3) as f64
+            + 1.5 * f64::from(cues.shouting);
+        tags[2] += 0.6 * cues.questions.saturating_sub(1).min(3) as f64;
+    } else if total == 0.0 && cues.questions >= 2 {
+        // "？？？" alone is impatience, not calm.
+        total = -0.8 - 0.3 * cues.questions.min(4) as f64;
+        tags[2] += 1.0;
+    } else if total == 0.0 && cues.exclamations >= 3 {
+        total = -1.0;
+        tags[1] += 1.0;
+    }
+    let polarity = squash(total);
+    Assessment {
+        polarity,
+        mood: mood(polarity, &tags),
+    }
+}
+
+/// Maps an unbounded sum of valences into [-1, 1]; about ±0.7 for one strong word.
+fn squash(total: f64) -> f64 {
+    (total / (total * total + 6.0).sqrt()).clamp(-1.0, 1.0)
+}
+
+fn mood(polarity: f64, tags: &[f64; 5]) -> Mood {
+    if polarity >= 0.2 {
+        return Mood::Satisfied;
+    }
+    if polarity > -0.15 {
+        return Mood::Neutral;
+    }
+    let (anger, anxiety, sadness) = (tags[1], tags[2], tags[3]);
+    if polarity <= -0.8 && anger >= sadness.max(anxiety) * 0.5 {
+        return Mood::Angry;
+    }
+    if anger > anxiety && anger > sadness {
+        return if polarity <= -0.5 {
+            Mood::Angry
+        } else {
+            Mood::Anxious
+        };
+    }
+    if sadness >= anxiety && sadness > 0.0 {
+        return Mood::Sad;
+    }
+    if anxiety > 0.0 {
+        return Mood::Anxious;
+    }
+    if polarity <= -0.75 {
+        Mood::Angry
+    } else {
+        Mood::Sad
+    }
+}
+
+#[derive(Debug, Default)]
+struct Cues {
+    /// The longest run of `!`/`！`.
+    exclamations: usize,
+    /// The longest run of `?`/`？`.
+    questions: usize,
+    /// A word of 3+ capital letters (and the text not all capitals-free).
+    shouting: bool,
+}
+
+impl Cues {
+    fn of(text: &str) -> Cues {
+        let mut cues = Cues::default();
+        let (mut ex, mut q) = (0, 0);
+        for c in text.chars() {
+            match c {
+                '!' | '！' => {
+                    ex += 1;
+                    q = 0;
+                }
+                '?' | '？' => {
+                    q += 1;
+                    ex = 0;
+                }
+                _ => {
+                    ex = 0;
+                    q = 0;
+                }
+            }
+            cues.exclamations = cues.exclamations.max(ex);
+            cues.questions = cues.questions.max(q);
+        }
+        cues.shouting = text
+            .split(|c: char| !c.is_ascii_alphabetic())
+            .any(|w| w.len() >= 3 && w.bytes().all(|b| b.is_ascii_uppercase()));
+        cues
+    }
+}
+
+/// The conversation's mood compared with the turns before: the last score against the mean of
+/// up to two before it, with the domain's threshold.
+pub fn trend(polarities: &[f64]) -> EmotionTrend {
+    let Some((last, before)) = polarities.split_last() else {
+        return EmotionTrend::Steady;
+    };
+    let recent: Vec<f64> = before.iter().rev().take(2).copied().collect();
+    if recent.is_empty() {
+        return EmotionTrend::Steady;
+    }
+    let mean = recent.iter().sum::<f64>() / recent.len() as f64;
+    if last - mean > EMOTION_TREND_THRESHOLD {
+        EmotionTrend::Improving
+    } else if mean - last > EMOTION_TREND_THRESHOLD {
+        EmotionTrend::Worsening
+    } else {
+        EmotionTrend::Steady
+    }
+}
+
+/// What the bot does about the customer's mood.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplyStrategy {
+    /// A sentence to put before the answer, in the customer's language.
+    pub soothing: Option<String>,
+    /// How many places to move the conversation up its queue if it reaches one.
+    pub priority_bump: u8,
+    /// Hand to a human now (`HandoffReason::NegativeEmotion`).
+    pub handoff: bool,
+    pub trend: EmotionTrend,
+}
+
+/// Sustained anger is the last two turns angry, or three negative turns getting worse.
+pub fn strategy(history: &[Assessment], locale: &str) -> ReplyStrategy {
+    let polarities: Vec<f64> = history.iter().map(|a| a.polarity).collect();
+    let trend = trend(&polarities);
+    let Some(last) = history.last() else {
+        return ReplyStrategy {
+            soothing: None,
+            priority_bump: 0,
+            handoff: false,
+            trend,
+        };
+    };
+    let angry_streak = history
+        .iter()
+        .rev()
+        .take_while(|a| a.mood == Mood::Angry)
+        .count();
+    let negative_streak = history
+        .iter()
+        .rev()
+        .take_while(|a| a.mood.domain_label().is_negative())
+        .count();
+    let handoff = angry_streak >= 2 || (negative_streak >= 3 && trend == EmotionTrend::Worsening);
+    let zh = locale.starts_with("zh");
+    let soothing = match last.mood {
+        Mood::Angry => Some(if zh {
+            "非常抱歉给您带来不好的体验，我们马上为您处理。"
+        } else {
+            "I'm very sorry about this; let's get it sorted right away."
+        }),
+        Mood::Anxious => Some(if zh {
+            "请您别着急，我来帮您查一下。"
+        } else {
+            "I understand this is urgent; let me check for you."
+        }),
+        Mood::Sad => Some(if zh {
+            "很抱歉让您失望了，我们一定尽力帮您解决。"
+        } else {
+            "I'm sorry this has been disappointing; we'll do our best to fix it."
+        }),
+        Mood::Neutral | Mood::Satisfied => None,
+    };
+    let priority_bump = match last.mood {
+        Mood::Angry => 2,
+        Mood::Anxious | Mood::Sad if trend == EmotionTrend::Worsening => 1,
+        _ => 0,
+    } + u8::from(handoff);
+    ReplyStrategy {
+        soothing: soothing.map(str::to_owned),
+        priority_bump,
+        handoff,
+        trend,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str) -> f64 {
+        assess(text).polarity
+    }
+
+    #[test]
+    fn negation_flips_sign() {
+        assert!(p("good") > 0.0 && p("not good") < 0.0);
+        assert!(p("bad") < 0.0 && p("not bad") > 0.0);
+        assert!(p("满意") > 0.0 && p("不满意") < 0.0);
+        assert!(p("没有不满意") > 0.0);
+        assert!(p("不是很差") > 0.0);
+        assert!(p("不是很满意") < 0.0);
+    }
+
+    #[test]
+    fn intensifier_raises_magnitude_and_softener_lowers_it() {
+        assert!(p("very bad") < p("bad"));
+        assert!(p("太差了") < p("差"));
+        assert!(p("有点慢") > p("慢"));
+        assert!(p("a bit slow") > p("slow"));
+    }
+
+    #[test]
+    fn repeated_exclamation_raises_anger() {
+        let calm = assess("the parcel is late");
+        let loud = assess("the parcel is late!!!");
+        assert!(loud.polarity < calm.polarity);
+        assert_eq!(loud.mood, Mood::Angry);
+        assert!(p("怎么还没到？？？") < p("怎么还没到"));
+    }
+
+    #[test]
+    fn emoji_count() {
+        assert!(p("ok 👍") > p("ok"));
+        assert!(p("到货了😡") < 0.0);
+        assert_eq!(assess("😭😭").mood, Mood::Sad);
+    }
+
+    #[test]
+    fn plain_questions_are_neutral() {
+        assert_eq!(assess("How do I change my address?").mood, Mood::Neutral);
+        assert_eq!(assess("发票怎么开").mood, Mood::Neutral);
+    }
+
+    #[test]
+    fn trend_follows_the_last_turns() {
+        assert_eq!(trend(&[0.0, -0.5]), EmotionTrend::Worsening);
+        assert_eq!(trend(&[-0.8, -0.7, 0.2]), EmotionTrend::Improving);
+        assert_eq!(trend(&[-0.3, -0.35]), EmotionTrend::Steady);
+        assert_eq!(trend(&[]), EmotionTrend::Steady);
+    }
+
+    #[test]
+    fn sustained_anger_hands_off() {
+        let angry = Assessment {
+            polarity: -0.9,
+            mood: Mood::Angry,
+        };
+        let calm = Assessment {
+            polarity: 0.0,
+            mood: Mood::Neutral,
+        };
+        assert!(!strategy(&[calm, angry], "en").handoff);
+        let s = strategy(&[calm, angry, angry], "zh-CN");
+        assert!(s.handoff);
+        assert!(s.soothing.is_some() && s.priority_bump > 0);
+        assert!(!strategy(&[calm], "en").handoff);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn polarity_stays_in_range(text in "\\PC{0,60}") {
+            let a = assess(&text);
+            proptest::prop_assert!((-1.0..=1.0).contains(&a.polarity));
+        }
+    }
+}
