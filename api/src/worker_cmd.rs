@@ -9,6 +9,7 @@ use clap::ValueEnum;
 use kefu_eventlog::{AnyLog, Position};
 use kefu_projections::{Catalog, ReadModels, ReadStore};
 use kefu_workers::assigner::Assigner;
+use kefu_workers::bot::{BotWorker, seed_demo_kb};
 use kefu_workers::runtime::{self, Checkpoints, Start};
 use kefu_workers::surveys::SurveyOffers;
 use kefu_workers::{CommandService, Desk};
@@ -19,6 +20,9 @@ use crate::config::StoreArgs;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum WorkerName {
+    /// Answers customers with the JIMI bot; hands over on low confidence or anger. With an
+    /// empty knowledge base it seeds the demo one first.
+    Bot,
     /// Gives waiting conversations to online agents with the skills and a free seat.
     Assigner,
     /// Offers the satisfaction survey when a conversation closes.
@@ -40,6 +44,26 @@ pub async fn spawn(
     for name in names {
         let (log, checkpoints, stop) = (log.clone(), checkpoints.clone(), stop.clone());
         tasks.push(match name {
+            WorkerName::Bot => {
+                let (mut worker, mut read_to) =
+                    BotWorker::start(desk.clone(), Default::default()).await?;
+                let seeded = seed_demo_kb(&desk, worker.entries()).await?;
+                if seeded > 0 {
+                    tracing::info!(entries = seeded, "seeded the demo knowledge base");
+                    (worker, read_to) = BotWorker::start(desk.clone(), Default::default()).await?;
+                }
+                tracing::info!(
+                    entries = worker.entries(),
+                    "the bot knows its knowledge base"
+                );
+                tokio::spawn(runtime::run(
+                    log,
+                    checkpoints,
+                    worker,
+                    Start::At(read_to),
+                    stop,
+                ))
+            }
             // Works from the queues read model, so it starts at the head and holds no history.
             WorkerName::Assigner => tokio::spawn(runtime::run(
                 log,

@@ -14,7 +14,7 @@ use crate::nb::NaiveBayes;
 use crate::ranker::RankerModel;
 use crate::retrieval::{Hit, IndexedText, Retriever};
 use crate::synonyms::concepts;
-use crate::text::{self, compact, cjk_bigrams, dice, edit_similarity, gram_set, guess_locale};
+use crate::text::{self, cjk_bigrams, compact, dice, edit_similarity, gram_set, guess_locale};
 
 /// How many documents BM25 returns, and how many distinct entries are ranked.
 const RETRIEVE_DOCS: usize = 80;
@@ -185,7 +185,10 @@ impl Engine {
             }
         }
         let n = entries.len() as f64;
-        let idf: Vec<f64> = df.iter().map(|d| ((n + 1.0) / (d + 1.0)).ln() + 1.0).collect();
+        let idf: Vec<f64> = df
+            .iter()
+            .map(|d| ((n + 1.0) / (d + 1.0)).ln() + 1.0)
+            .collect();
         let unknown_idf = (n + 1.0).ln() + 1.0;
         for entry_texts in &mut texts {
             for t in entry_texts.iter_mut() {
@@ -306,8 +309,16 @@ impl Engine {
             .into_iter()
             .map(|hit| {
                 let e = hit.entry as usize;
-                let features =
-                    self.features(&q, q_weight, &q_vector, &category_probs, locale, e, hit, top);
+                let features = self.features(
+                    &q,
+                    q_weight,
+                    &q_vector,
+                    &category_probs,
+                    locale,
+                    e,
+                    hit,
+                    top,
+                );
                 Candidate {
                     entry: e,
                     hit,
@@ -586,7 +597,11 @@ impl Faq {
         })
     }
 
-    pub fn answer(&self, query: &str, prior: Option<&CategoryPrior>) -> Result<FaqAnswer, BotError> {
+    pub fn answer(
+        &self,
+        query: &str,
+        prior: Option<&CategoryPrior>,
+    ) -> Result<FaqAnswer, BotError> {
         let candidates = self.engine.candidates(query, prior)?;
         Ok(self.rank(candidates))
     }
@@ -597,7 +612,9 @@ impl Faq {
             .map(|c| (self.ranker.score(&c.features), c.entry))
             .collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let confidence = self.ranker.confidence(&scored.iter().map(|s| s.0).collect::<Vec<_>>());
+        let confidence = self
+            .ranker
+            .confidence(&scored.iter().map(|s| s.0).collect::<Vec<_>>());
         let decision = decide(confidence, &self.thresholds);
         let entries = self.engine.entries();
         FaqAnswer {

@@ -177,7 +177,12 @@ pub fn train(entries: &[Entry], params: &TrainParams) -> Result<RankerModel, Bot
             }
         }
     }
-    if queries.iter().filter(|q| !q.held_out && q.positive.is_some()).count() == 0 {
+    if queries
+        .iter()
+        .filter(|q| !q.held_out && q.positive.is_some())
+        .count()
+        == 0
+    {
         return Err(BotError::NothingToTrainOn);
     }
 
@@ -274,7 +279,11 @@ fn version_hash(model: &RankerModel) -> u64 {
         .iter()
         .chain(&model.scale)
         .chain(&model.weights)
-        .chain([&model.calibration.top, &model.calibration.margin, &model.calibration.bias])
+        .chain([
+            &model.calibration.top,
+            &model.calibration.margin,
+            &model.calibration.bias,
+        ])
     {
         bytes.extend_from_slice(&v.to_le_bytes());
     }
@@ -374,7 +383,9 @@ fn platt(rows: &[([f64; 2], bool)]) -> Calibration {
             grad[a] += 1e-3 * theta[a];
             hess[a][a] += 1e-3;
         }
-        let Some(step) = solve3(hess, grad) else { break };
+        let Some(step) = solve3(hess, grad) else {
+            break;
+        };
         for a in 0..3 {
             theta[a] -= step[a];
         }
@@ -431,8 +442,13 @@ mod tests {
 
     #[test]
     fn solves_a_linear_system() {
-        let x = solve3([[2.0, 0.0, 0.0], [0.0, 4.0, 0.0], [1.0, 0.0, 1.0]], [2.0, 8.0, 4.0])
-            .unwrap();
-        assert!((x[0] - 1.0).abs() < 1e-12 && (x[1] - 2.0).abs() < 1e-12 && (x[2] - 3.0).abs() < 1e-12);
+        let x = solve3(
+            [[2.0, 0.0, 0.0], [0.0, 4.0, 0.0], [1.0, 0.0, 1.0]],
+            [2.0, 8.0, 4.0],
+        )
+        .unwrap();
+        assert!(
+            (x[0] - 1.0).abs() < 1e-12 && (x[1] - 2.0).abs() < 1e-12 && (x[2] - 3.0).abs() < 1e-12
+        );
     }
 }

@@ -138,7 +138,8 @@ impl<L: EventLog> Desk<L> {
         &self.commands
     }
 
-    fn now(&self) -> DateTime<Utc> {
+    /// The time commands are stamped with.
+    pub fn now(&self) -> DateTime<Utc> {
         (self.clock)()
     }
 

@@ -6,6 +6,7 @@
 //! archiver) will live beside it and issue their commands through it.
 
 pub mod assigner;
+pub mod bot;
 pub mod command;
 pub mod desk;
 pub mod runtime;

@@ -113,6 +113,8 @@ pub enum Start {
     Beginning,
     /// From the log's head: for workers whose state is a read model, not the history.
     Head,
+    /// From a position the worker has read its state up to.
+    At(Position),
 }
 
 /// Runs `reactor` until `stop` turns true: catch up from its checkpoint, then follow. A
@@ -131,6 +133,7 @@ pub async fn run<L: EventLog, R: Reactor>(
             Ok(Some(p)) => p,
             Ok(None) => match start {
                 Start::Beginning => Position::START,
+                Start::At(p) => p,
                 Start::Head => match log.head().await {
                     Ok(h) => h.map_or(Position::START, |p| Position(p.0 + 1)),
                     Err(e) => {

@@ -278,3 +278,85 @@ async fn two_survey_workers_offer_once_and_a_replay_offers_nothing() {
     );
     w.projections.shutdown().await;
 }
+
+/// Two bots react to the same customer turn: one assessment, one reply. Reacting again (a
+/// replay after a crash) adds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_bots_answer_a_turn_once() {
+    use kefu_domain::ids::MessageId;
+    use kefu_eventlog::{StreamId, read_whole_stream};
+    use kefu_workers::bot::{BotWorker, seed_demo_kb};
+    use kefu_workers::runtime::Reactor;
+
+    let w = world().await;
+    assert_eq!(seed_demo_kb(&w.desk, 0).await.unwrap(), 340);
+    let (mut one, _) = BotWorker::start(w.desk.clone(), Default::default())
+        .await
+        .unwrap();
+    let (mut two, _) = BotWorker::start(w.desk.clone(), Default::default())
+        .await
+        .unwrap();
+    assert_eq!((one.entries(), two.entries()), (340, 340));
+    assert_eq!(
+        seed_demo_kb(&w.desk, one.entries()).await.unwrap(),
+        0,
+        "seeded once"
+    );
+
+    let c = w
+        .desk
+        .start_conversation(
+            CustomerId::from_uuid(Uuid::now_v7()),
+            None,
+            Channel::App,
+            None,
+            true,
+            &meta(),
+        )
+        .await
+        .unwrap()
+        .value;
+    let before = w.log.head().await.unwrap().unwrap();
+    w.desk
+        .customer_message(
+            c,
+            MessageId::from_uuid(Uuid::now_v7()),
+            "How do I return a pair of shoes that don't fit?".into(),
+            &meta(),
+        )
+        .await
+        .unwrap();
+    let turn = w.log.read_all(Position(before.0 + 1), 10).await.unwrap();
+    let (a, b) = tokio::join!(one.react(&turn), two.react(&turn));
+    a.unwrap();
+    b.unwrap();
+    let stream = StreamId::new(format!("conversation-{c}")).unwrap();
+    let count =
+        |events: &[RecordedEvent], t: &str| events.iter().filter(|e| e.event_type == t).count();
+    let events = read_whole_stream(&*w.log, &stream).await.unwrap();
+    assert_eq!(count(&events, "EmotionAssessed"), 1);
+    assert_eq!(count(&events, "BotTurnRecorded"), 1);
+    let reply = events
+        .iter()
+        .find(|e| e.event_type == "BotTurnRecorded")
+        .unwrap();
+    let customer = events
+        .iter()
+        .find(|e| e.event_type == "CustomerTurnRecorded")
+        .unwrap();
+    assert_eq!(
+        reply.metadata.causation_id, customer.id,
+        "the reply answers the turn"
+    );
+    assert_eq!(
+        reply.metadata.correlation_id,
+        customer.metadata.correlation_id
+    );
+
+    one.react(&turn).await.unwrap();
+    assert_eq!(
+        read_whole_stream(&*w.log, &stream).await.unwrap().len(),
+        events.len()
+    );
+    w.projections.shutdown().await;
+}
