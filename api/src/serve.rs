@@ -61,12 +61,13 @@ pub struct ServeArgs {
     /// Most complex query accepted (async-graphql's count of fields, lists weighted).
     #[arg(long, env = "KEFU_MAX_QUERY_COMPLEXITY", default_value_t = 1000)]
     pub max_query_complexity: usize,
-    /// The workers to run inside the server: bot, assigner, surveys (comma-separated), or none.
+    /// The workers to run inside the server: bot, router, assigner, surveys (comma-separated),
+    /// or none.
     #[arg(
         long,
         env = "KEFU_WORKERS",
         value_delimiter = ',',
-        default_value = "bot,assigner,surveys"
+        default_value = "bot,router,assigner,surveys"
     )]
     pub workers: Vec<String>,
     /// Longest message, internal note or comment, in characters.
@@ -207,7 +208,9 @@ fn worker_names(raw: &[String]) -> Result<Vec<worker_cmd::WorkerName>> {
             continue;
         }
         let name = worker_cmd::WorkerName::from_str(r, true).map_err(|_| {
-            anyhow::anyhow!("--workers: {r:?} is not a worker; use bot, assigner, surveys or none")
+            anyhow::anyhow!(
+                "--workers: {r:?} is not a worker; use bot, router, assigner, surveys or none"
+            )
         })?;
         if !names.contains(&name) {
             names.push(name);

@@ -10,6 +10,7 @@ use kefu_eventlog::{AnyLog, Position};
 use kefu_projections::{Catalog, ReadModels, ReadStore};
 use kefu_workers::assigner::Assigner;
 use kefu_workers::bot::{BotWorker, seed_demo_kb};
+use kefu_workers::router::Router;
 use kefu_workers::runtime::{self, Checkpoints, Start};
 use kefu_workers::surveys::SurveyOffers;
 use kefu_workers::{CommandService, Desk};
@@ -23,6 +24,8 @@ pub enum WorkerName {
     /// Answers customers with the JIMI bot; hands over on low confidence or anger. With an
     /// empty knowledge base it seeds the demo one first.
     Bot,
+    /// Predicts each conversation's scenario and routes hand-offs to a queue.
+    Router,
     /// Gives waiting conversations to online agents with the skills and a free seat.
     Assigner,
     /// Offers the satisfaction survey when a conversation closes.
@@ -64,6 +67,13 @@ pub async fn spawn(
                     stop,
                 ))
             }
+            WorkerName::Router => tokio::spawn(runtime::run(
+                log,
+                checkpoints,
+                Router::new(desk.clone(), models.clone())?,
+                Start::Head,
+                stop,
+            )),
             // Works from the queues read model, so it starts at the head and holds no history.
             WorkerName::Assigner => tokio::spawn(runtime::run(
                 log,

@@ -144,14 +144,20 @@ async fn scripted_day(server: &Server, workers: bool) {
             json!({ "c": conversation }),
         )
         .await;
-    let routed = server
-        .gql(
-            &supervisor,
-            "mutation($c: String!, $q: String!) { routeConversation(conversationId: $c, queueId: $q) { position } }",
-            json!({ "c": conversation, "q": queue }),
-        )
-        .await;
-    let routed_at = position(&routed["routeConversation"]);
+    // The router sends it to the queue (the only one of the self-operated line); without the
+    // workers, the supervisor does.
+    let routed_at = if workers {
+        None
+    } else {
+        let routed = server
+            .gql(
+                &supervisor,
+                "mutation($c: String!, $q: String!) { routeConversation(conversationId: $c, queueId: $q) { position } }",
+                json!({ "c": conversation, "q": queue }),
+            )
+            .await;
+        Some(position(&routed["routeConversation"]))
+    };
     let mut seen = Vec::new();
     while !seen.contains(&"ConversationQueued".to_owned()) {
         let change = queue_feed.next().await;
@@ -165,6 +171,30 @@ async fn scripted_day(server: &Server, workers: bool) {
     if workers {
         // The assigner gives it to the only agent who has the skill and a seat.
         let assigned = until(&mut window, "conversationEvents", "AgentAssigned").await;
+        // Triage left its reasoning in the log: predictions before and after the first
+        // message, and the routing decision with its model version.
+        let history = server
+            .gql(
+                &auditor,
+                "query($s: String!) { streamEvents(stream: $s, first: 100) { type payload actor { id } } }",
+                json!({ "s": format!("conversation-{conversation}") }),
+            )
+            .await;
+        let events = history["streamEvents"].as_array().unwrap();
+        let of = |t: &str| events.iter().filter(|e| e["type"] == t).count();
+        assert_eq!(of("ScenarioPredicted"), 2, "{history}");
+        assert_eq!(of("RoutingDecided"), 1, "{history}");
+        let routing = events
+            .iter()
+            .find(|e| e["type"] == "RoutingDecided")
+            .unwrap();
+        assert_eq!(routing["actor"]["id"], "router");
+        assert_eq!(routing["payload"]["queue"], queue.as_str(), "{routing}");
+        assert!(
+            routing["payload"]["model_version"]
+                .as_str()
+                .is_some_and(|v| !v.is_empty())
+        );
         let bench = server
             .gql(
                 &agent_token,
@@ -502,8 +532,14 @@ async fn scripted_day_on_the_embedded_store() {
     probes_and_metrics(&server).await;
 }
 
+/// The same day by hand: no bot, a supervisor routes, the agent accepts and offers the survey.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn scripted_day_on_postgres() {
+async fn scripted_day_by_hand_on_the_embedded_store() {
+    let server = Server::start(None, &["--workers", "none"]);
+    scripted_day(&server, false).await;
+}
+
+async fn on_postgres(workers: bool) {
     use kefu_eventlog::testing as pg;
     if !pg::available().await {
         return;
@@ -516,10 +552,21 @@ async fn scripted_day_on_postgres() {
         .unwrap();
     let url = format!("{}?options=-c%20search_path%3D{schema}", pg::url());
     {
-        let server = Server::start(Some(&url), &["--workers", "none"]);
-        scripted_day(&server, false).await;
+        let extra: &[&str] = if workers { &[] } else { &["--workers", "none"] };
+        let server = Server::start(Some(&url), extra);
+        scripted_day(&server, workers).await;
     }
     pg::drop_schema(&schema).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripted_day_on_postgres() {
+    on_postgres(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripted_day_by_hand_on_postgres() {
+    on_postgres(false).await;
 }
 
 async fn probes_and_metrics(server: &Server) {

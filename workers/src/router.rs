@@ -1,0 +1,326 @@
+//! The router (分流): predicts what the customer needs and sends the conversation to a queue
+//! when it goes to the humans.
+//!
+//! - `ConversationStarted`: the top three scenarios from the order context alone, before the
+//!   customer types (`PredictScenario`).
+//! - The first `CustomerTurnRecorded`: that prior combined with the text intent classifier.
+//! - `HandedToHuman`: the settled (or else the top) scenario and the order pick a route
+//!   (business line, category, service type; `kefu_bot::scenario::route`), and [`pick_queue`]
+//!   the queue that serves it; `Desk::route` records the decision and queues the conversation.
+//!
+//! Every prediction and decision is an event carrying its model version (and the routing
+//! reasons), so a new model can be compared on replayed history. Reacting twice is harmless:
+//! predicting again replaces a prediction with the same one, and a conversation already routed
+//! refuses a second route.
+
+use kefu_bot::eval::{Labelled, parse_jsonl};
+use kefu_bot::intent::{IntentModel, IntentParams};
+use kefu_bot::scenario::{self, OrderFacts, Route};
+use kefu_domain::Decider;
+use kefu_domain::conversation::{
+    Conversation, ConversationCommand as C, ConversationDecider, ConversationSnapshot,
+    RoutingReason,
+};
+use kefu_domain::ids::{QueueId, ScenarioCode};
+use kefu_eventlog::{Actor, ActorKind, EventLog, Metadata, RecordedEvent};
+use kefu_projections::ReadModels;
+use kefu_projections::queues::QueueRow;
+use uuid::Uuid;
+
+use crate::command::CommandError;
+use crate::desk::Desk;
+use crate::runtime::{Reactor, WorkerError};
+
+pub const NAME: &str = "router";
+
+/// The labelled first messages the text classifier learns from (written for kefu; see
+/// `bot/data/README.md`).
+const TRAINING: &str = include_str!("../../bot/data/intents-train.jsonl");
+
+pub struct Router<L> {
+    desk: Desk<L>,
+    models: ReadModels,
+    intents: IntentModel,
+    actor: Actor,
+}
+
+impl<L: EventLog> Router<L> {
+    /// Trains the text classifier (well under a second on the shipped examples).
+    pub fn new(desk: Desk<L>, models: ReadModels) -> Result<Self, WorkerError> {
+        let examples: Vec<Labelled> = parse_jsonl(TRAINING).map_err(invalid)?;
+        let intents = IntentModel::train(&examples, &IntentParams::default()).map_err(invalid)?;
+        Ok(Router {
+            desk,
+            models,
+            intents,
+            actor: Actor::new(ActorKind::System, NAME),
+        })
+    }
+
+    async fn conversation(
+        &self,
+        e: &RecordedEvent,
+    ) -> Result<Option<Box<Conversation>>, WorkerError> {
+        let Some(id) = ConversationDecider::id_of_stream(e.stream_id.as_str()) else {
+            return Ok(None);
+        };
+        Ok(match self.desk.conversation(id).await? {
+            ConversationSnapshot::Known(c) => Some(c),
+            ConversationSnapshot::Unknown(_) => None,
+        })
+    }
+
+    async fn predict(
+        &self,
+        conv: &Conversation,
+        text: Option<&str>,
+        meta: &Metadata,
+    ) -> Result<(), WorkerError> {
+        let order = facts(conv);
+        let prediction = match text {
+            None => scenario::prior(order.as_ref()),
+            Some(t) => scenario::combine(
+                &self.intents.classify(t),
+                self.intents.version(),
+                order.as_ref(),
+            ),
+        };
+        let command = C::PredictScenario {
+            candidates: prediction.candidates,
+            // Model versions are codes in the log (letters, digits and - _ . : /); the
+            // combined model names both of its parts.
+            model_version: prediction.model_version.replace('+', ":"),
+            at: self.desk.now(),
+        };
+        settle(
+            self.desk
+                .commands()
+                .execute::<ConversationDecider>(conv.id, command, meta)
+                .await,
+        )
+    }
+
+    async fn route(&self, conv: &Conversation, meta: &Metadata) -> Result<(), WorkerError> {
+        let scenario = conv
+            .scenario
+            .as_ref()
+            .and_then(|s| {
+                s.settled
+                    .clone()
+                    .or_else(|| s.candidates.first().map(|c| c.scenario.clone()))
+            })
+            .unwrap_or_else(|| ScenarioCode::new("other"));
+        let route = scenario::route(&scenario, facts(conv).as_ref());
+        let view = self.models.live(kefu_projections::queues::NAME).await?;
+        let queues = view.queue_counts(0).await?;
+        let rows: Vec<QueueRow> = queues.into_iter().map(|q| q.queue).collect();
+        let Some((queue, fallback)) = pick_queue(&route, &rows) else {
+            tracing::warn!(conversation = %conv.id, ?route, "no queue serves this route; it waits for a supervisor");
+            return Ok(());
+        };
+        let mut reasons = route.reasons.clone();
+        if fallback {
+            reasons.push(RoutingReason::Fallback);
+        }
+        settle(
+            self.desk
+                .route(conv.id, queue, reasons, &route.model_version, meta)
+                .await,
+        )
+    }
+}
+
+/// The order facts the scenario model reads, from what the conversation knows of its order.
+fn facts(conv: &Conversation) -> Option<OrderFacts> {
+    conv.order.as_ref().map(|o| OrderFacts {
+        status: o.status,
+        seller: o.seller.clone(),
+        category: o.category.clone(),
+        // The conversation carries the order's status, not when it changed.
+        days_in_status: 0,
+        open_refund: false,
+    })
+}
+
+/// The queue for a route: same business line (required), then the one whose skills name the
+/// service type and whose categories hold the route's category, then the higher priority.
+/// The flag says no queue matched beyond the business line (a fallback).
+pub fn pick_queue(route: &Route, queues: &[QueueRow]) -> Option<(QueueId, bool)> {
+    let line = kefu_projections::view::seller(&route.business_line);
+    let service = route.service.as_str();
+    queues
+        .iter()
+        .filter(|q| !q.retired && q.business_line == line)
+        .filter_map(|q| {
+            let skills: Vec<String> = serde_json::from_str(&q.skills).unwrap_or_default();
+            let categories: Vec<String> = serde_json::from_str(&q.categories).unwrap_or_default();
+            let score = 2 * i64::from(skills.iter().any(|s| s == service))
+                + i64::from(
+                    route
+                        .category
+                        .as_ref()
+                        .is_some_and(|c| categories.iter().any(|x| x == c.as_str())),
+                );
+            let id = q.id.parse::<Uuid>().ok()?;
+            Some((score, -q.priority, QueueId::from_uuid(id)))
+        })
+        .max_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)))
+        .map(|(score, _, id)| (id, score == 0))
+}
+
+/// A refusal means the conversation has moved on (closed, settled, routed by a supervisor):
+/// nothing to do. A command the domain finds malformed is the router's own bug: said loudly,
+/// but it must not stop triage for everyone else.
+fn settle<T>(outcome: Result<T, CommandError>) -> Result<(), WorkerError> {
+    match outcome {
+        Ok(_) => Ok(()),
+        Err(CommandError::Rejected(reason @ kefu_domain::DomainError::Validation { .. })) => {
+            tracing::error!(%reason, "the router made a command the domain refuses as malformed");
+            Ok(())
+        }
+        Err(CommandError::Rejected(reason)) => {
+            tracing::debug!(%reason, "the router has nothing to do here");
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn invalid(e: kefu_bot::BotError) -> WorkerError {
+    WorkerError::Command(CommandError::Rejected(
+        kefu_domain::DomainError::Validation {
+            field: "router model",
+            reason: e.to_string(),
+        },
+    ))
+}
+
+impl<L: EventLog> Reactor for Router<L> {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn react(&mut self, events: &[RecordedEvent]) -> Result<(), WorkerError> {
+        for e in events {
+            let wanted = matches!(
+                e.event_type.as_str(),
+                "ConversationStarted" | "CustomerTurnRecorded" | "HandedToHuman"
+            );
+            if !wanted {
+                continue;
+            }
+            let Some(conv) = self.conversation(e).await? else {
+                continue;
+            };
+            let meta = Metadata::caused_by(self.actor.clone(), e);
+            match e.event_type.as_str() {
+                "ConversationStarted" => self.predict(&conv, None, &meta).await?,
+                "CustomerTurnRecorded" => {
+                    // Only the first message refines the prediction; later ones are the
+                    // conversation, not the request.
+                    let first = conv.turns.iter().find(|t| {
+                        matches!(t.speaker, kefu_domain::conversation::Speaker::Customer)
+                    });
+                    let is_first = first.is_some_and(|t| {
+                        Some(t.message.to_string())
+                            == e.payload["message"].as_str().map(str::to_owned)
+                    });
+                    if is_first && let Some(text) = e.payload["text"].as_str() {
+                        self.predict(&conv, Some(text), &meta).await?;
+                    }
+                }
+                _ => self.route(&conv, &meta).await?,
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kefu_bot::scenario::ServiceType;
+    use kefu_domain::common::BusinessLine;
+    use kefu_domain::ids::{Category, MerchantId};
+
+    fn queue(
+        id: u128,
+        line: &str,
+        skills: &[&str],
+        categories: &[&str],
+        priority: i64,
+    ) -> QueueRow {
+        QueueRow {
+            id: Uuid::from_u128(id).to_string(),
+            name: format!("q{id}"),
+            business_line: line.into(),
+            categories: serde_json::to_string(categories).unwrap(),
+            skills: serde_json::to_string(skills).unwrap(),
+            priority,
+            first_response_secs: 60,
+            resolution_secs: 600,
+            retired: false,
+        }
+    }
+
+    fn route(line: BusinessLine, service: ServiceType, category: Option<&str>) -> Route {
+        Route {
+            business_line: line,
+            category: category.map(Category::new),
+            service,
+            reasons: vec![],
+            model_version: "test".into(),
+        }
+    }
+
+    #[test]
+    fn the_business_line_decides_then_service_and_category() {
+        let queues = [
+            queue(1, "self_operated", &["logistics"], &["phones"], 5),
+            queue(2, "self_operated", &["after-sales"], &["phones"], 5),
+            queue(3, "merchant:m-1", &["after-sales"], &[], 5),
+            queue(4, "self_operated", &["after-sales"], &["laptops"], 1),
+        ];
+        let id = |n: u128| QueueId::from_uuid(Uuid::from_u128(n));
+        let r = route(
+            BusinessLine::SelfOperated,
+            ServiceType::AfterSales,
+            Some("phones"),
+        );
+        assert_eq!(pick_queue(&r, &queues), Some((id(2), false)));
+        let r = route(
+            BusinessLine::SelfOperated,
+            ServiceType::AfterSales,
+            Some("tvs"),
+        );
+        assert_eq!(
+            pick_queue(&r, &queues),
+            Some((id(4), false)),
+            "the higher priority of two"
+        );
+        let r = route(
+            BusinessLine::Merchant {
+                merchant: MerchantId::new("m-1"),
+            },
+            ServiceType::Logistics,
+            None,
+        );
+        assert_eq!(
+            pick_queue(&r, &queues),
+            Some((id(3), true)),
+            "the merchant's own, as a fallback"
+        );
+        let r = route(
+            BusinessLine::Merchant {
+                merchant: MerchantId::new("m-2"),
+            },
+            ServiceType::Logistics,
+            None,
+        );
+        assert_eq!(
+            pick_queue(&r, &queues),
+            None,
+            "never another merchant's team"
+        );
+    }
+}
