@@ -52,7 +52,7 @@ pub enum EvalCommand {
 }
 
 /// The bot's decision thresholds (configuration: flags or environment).
-#[derive(Args, Clone, Copy)]
+#[derive(Args, Debug, Clone, Copy)]
 pub struct ThresholdArgs {
     /// Confidence at or above which the bot answers.
     #[arg(long, env = "KEFU_BOT_ANSWER_THRESHOLD", default_value_t = Thresholds::default().answer)]

@@ -43,6 +43,8 @@ enum Command {
     Worker {
         #[arg(value_enum)]
         name: worker_cmd::WorkerName,
+        #[command(flatten)]
+        bot: bot_cmd::ThresholdArgs,
     },
     /// Mint a bearer token for development and tests (signed with the server's secret).
     Token(TokenArgs),
@@ -120,7 +122,7 @@ async fn run() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve::run(&cli.store, args).await,
-        Command::Worker { name } => worker_cmd::run(&cli.store, name).await,
+        Command::Worker { name, bot } => worker_cmd::run(&cli.store, name, bot.thresholds()).await,
         Command::Token(args) => {
             let tokens = args.secret.tokens(&cli.store)?;
             let role: auth::Role = args.role.parse()?;

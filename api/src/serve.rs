@@ -43,6 +43,8 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub secret: SecretArgs,
+    #[command(flatten)]
+    pub bot: crate::bot_cmd::ThresholdArgs,
     /// /readyz answers 503 while any projection is more than this many events behind the log.
     #[arg(long, env = "KEFU_MAX_READ_LAG", default_value_t = 1000)]
     pub max_read_lag: usize,
@@ -147,6 +149,7 @@ pub async fn run(store: &StoreArgs, args: ServeArgs) -> Result<()> {
     let (stop, stopped) = watch::channel(false);
     let workers = worker_cmd::spawn(
         &worker_names(&args.workers)?,
+        args.bot.thresholds(),
         log.clone(),
         read_for_workers,
         models.clone(),

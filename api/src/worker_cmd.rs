@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use clap::ValueEnum;
+use kefu_bot::faq::Thresholds;
 use kefu_eventlog::{AnyLog, Position};
 use kefu_projections::{Catalog, ReadModels, ReadStore};
 use kefu_workers::assigner::Assigner;
@@ -35,12 +36,16 @@ pub enum WorkerName {
 /// Starts `names` as tasks; they end when `stop` turns true.
 pub async fn spawn(
     names: &[WorkerName],
+    thresholds: Thresholds,
     log: Arc<AnyLog>,
     read: ReadStore,
     models: ReadModels,
     positions: watch::Receiver<Vec<(String, Position)>>,
     stop: watch::Receiver<bool>,
 ) -> Result<Vec<JoinHandle<()>>> {
+    thresholds
+        .validate()
+        .map_err(|e| anyhow::anyhow!("--answer-threshold / --clarify-threshold: {e}"))?;
     let checkpoints = Checkpoints::open(read).await?;
     let desk = Desk::new(CommandService::new(log.clone()));
     let mut tasks = Vec::new();
@@ -48,12 +53,11 @@ pub async fn spawn(
         let (log, checkpoints, stop) = (log.clone(), checkpoints.clone(), stop.clone());
         tasks.push(match name {
             WorkerName::Bot => {
-                let (mut worker, mut read_to) =
-                    BotWorker::start(desk.clone(), Default::default()).await?;
+                let (mut worker, mut read_to) = BotWorker::start(desk.clone(), thresholds).await?;
                 let seeded = seed_demo_kb(&desk, worker.entries()).await?;
                 if seeded > 0 {
                     tracing::info!(entries = seeded, "seeded the demo knowledge base");
-                    (worker, read_to) = BotWorker::start(desk.clone(), Default::default()).await?;
+                    (worker, read_to) = BotWorker::start(desk.clone(), thresholds).await?;
                 }
                 tracing::info!(
                     entries = worker.entries(),
@@ -97,7 +101,7 @@ pub async fn spawn(
 
 /// `kefu worker NAME`: one worker alone. The read models it reads are kept by a server on the
 /// same PostgreSQL store; it follows their checkpoints by polling the catalog.
-pub async fn run(store: &StoreArgs, name: WorkerName) -> Result<()> {
+pub async fn run(store: &StoreArgs, name: WorkerName, thresholds: Thresholds) -> Result<()> {
     let log = Arc::new(store.open().await?);
     if !matches!(*log, AnyLog::Postgres(_)) && name == WorkerName::Assigner {
         bail!(
@@ -123,7 +127,7 @@ pub async fn run(store: &StoreArgs, name: WorkerName) -> Result<()> {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     });
-    let tasks = spawn(&[name], log, read, models, positions, stop).await?;
+    let tasks = spawn(&[name], thresholds, log, read, models, positions, stop).await?;
     let _ = tokio::signal::ctrl_c().await;
     tracing::info!("stopping");
     let _ = stop_tx.send(true);
