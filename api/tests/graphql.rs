@@ -350,6 +350,25 @@ async fn scripted_day(server: &Server, workers: bool) {
         .await;
     let nodes = trail["auditTrail"].as_array().unwrap();
     assert_eq!(nodes[0]["event"]["type"], "CustomerTurnRecorded", "{trail}");
+    if workers {
+        // What the workers did in reaction carries the request's correlation id too: the
+        // auditor follows one customer request through the bot and triage.
+        let caused: Vec<(&str, i64)> = nodes
+            .iter()
+            .map(|n| {
+                (
+                    n["event"]["type"].as_str().unwrap(),
+                    n["depth"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        for reaction in ["EmotionAssessed", "BotTurnRecorded", "ScenarioPredicted"] {
+            assert!(
+                caused.contains(&(reaction, 1)),
+                "{reaction} under the turn: {trail}"
+            );
+        }
+    }
     assert!(
         nodes
             .iter()
