@@ -44,7 +44,7 @@ enum Command {
         #[arg(value_enum)]
         name: worker_cmd::WorkerName,
         #[command(flatten)]
-        bot: bot_cmd::ThresholdArgs,
+        tuning: worker_cmd::WorkerArgs,
     },
     /// Mint a bearer token for development and tests (signed with the server's secret).
     Token(TokenArgs),
@@ -122,7 +122,7 @@ async fn run() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve::run(&cli.store, args).await,
-        Command::Worker { name, bot } => worker_cmd::run(&cli.store, name, bot.thresholds()).await,
+        Command::Worker { name, tuning } => worker_cmd::run(&cli.store, name, &tuning).await,
         Command::Token(args) => {
             let tokens = args.secret.tokens(&cli.store)?;
             let role: auth::Role = args.role.parse()?;

@@ -44,7 +44,7 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub secret: SecretArgs,
     #[command(flatten)]
-    pub bot: crate::bot_cmd::ThresholdArgs,
+    pub tuning: worker_cmd::WorkerArgs,
     /// /readyz answers 503 while any projection is more than this many events behind the log.
     #[arg(long, env = "KEFU_MAX_READ_LAG", default_value_t = 1000)]
     pub max_read_lag: usize,
@@ -63,13 +63,13 @@ pub struct ServeArgs {
     /// Most complex query accepted (async-graphql's count of fields, lists weighted).
     #[arg(long, env = "KEFU_MAX_QUERY_COMPLEXITY", default_value_t = 1000)]
     pub max_query_complexity: usize,
-    /// The workers to run inside the server: bot, router, assigner, surveys (comma-separated),
-    /// or none.
+    /// The workers to run inside the server: bot, router, assigner, surveys, idle
+    /// (comma-separated), or none.
     #[arg(
         long,
         env = "KEFU_WORKERS",
         value_delimiter = ',',
-        default_value = "bot,router,assigner,surveys"
+        default_value = "bot,router,assigner,surveys,idle"
     )]
     pub workers: Vec<String>,
     /// Longest message, internal note or comment, in characters.
@@ -149,7 +149,7 @@ pub async fn run(store: &StoreArgs, args: ServeArgs) -> Result<()> {
     let (stop, stopped) = watch::channel(false);
     let workers = worker_cmd::spawn(
         &worker_names(&args.workers)?,
-        args.bot.thresholds(),
+        &args.tuning,
         log.clone(),
         read_for_workers,
         models.clone(),
@@ -212,7 +212,7 @@ fn worker_names(raw: &[String]) -> Result<Vec<worker_cmd::WorkerName>> {
         }
         let name = worker_cmd::WorkerName::from_str(r, true).map_err(|_| {
             anyhow::anyhow!(
-                "--workers: {r:?} is not a worker; use bot, router, assigner, surveys or none"
+                "--workers: {r:?} is not a worker; use bot, router, assigner, surveys, idle or none"
             )
         })?;
         if !names.contains(&name) {

@@ -11,6 +11,7 @@ use kefu_eventlog::{AnyLog, Position};
 use kefu_projections::{Catalog, ReadModels, ReadStore};
 use kefu_workers::assigner::Assigner;
 use kefu_workers::bot::{BotWorker, seed_demo_kb};
+use kefu_workers::idle::IdleTimeout;
 use kefu_workers::router::Router;
 use kefu_workers::runtime::{self, Checkpoints, Start};
 use kefu_workers::surveys::SurveyOffers;
@@ -31,18 +32,34 @@ pub enum WorkerName {
     Assigner,
     /// Offers the satisfaction survey when a conversation closes.
     Surveys,
+    /// Closes conversations nobody has written in for the idle timeout.
+    Idle,
+}
+
+/// How the workers are tuned.
+#[derive(clap::Args, Debug, Clone)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub bot: crate::bot_cmd::ThresholdArgs,
+    /// Close a conversation nobody has written in for this long, in seconds (at least 60).
+    #[arg(long, env = "KEFU_IDLE_TIMEOUT_SECS", default_value_t = 1800)]
+    pub idle_timeout_secs: u32,
+    /// How often the idle timeout looks, in seconds.
+    #[arg(long, env = "KEFU_IDLE_SWEEP_SECS", default_value_t = 60)]
+    pub idle_sweep_secs: u64,
 }
 
 /// Starts `names` as tasks; they end when `stop` turns true.
 pub async fn spawn(
     names: &[WorkerName],
-    thresholds: Thresholds,
+    tuning: &WorkerArgs,
     log: Arc<AnyLog>,
     read: ReadStore,
     models: ReadModels,
     positions: watch::Receiver<Vec<(String, Position)>>,
     stop: watch::Receiver<bool>,
 ) -> Result<Vec<JoinHandle<()>>> {
+    let thresholds: Thresholds = tuning.bot.thresholds();
     thresholds
         .validate()
         .map_err(|e| anyhow::anyhow!("--answer-threshold / --clarify-threshold: {e}"))?;
@@ -86,6 +103,12 @@ pub async fn spawn(
                 Start::Head,
                 stop,
             )),
+            WorkerName::Idle => tokio::spawn(kefu_workers::idle::run(
+                IdleTimeout::new(desk.clone(), models.clone(), tuning.idle_timeout_secs)
+                    .map_err(|e| anyhow::anyhow!("--idle-timeout-secs: {e}"))?,
+                Duration::from_secs(tuning.idle_sweep_secs.max(1)),
+                stop,
+            )),
             WorkerName::Surveys => tokio::spawn(runtime::run(
                 log,
                 checkpoints,
@@ -101,11 +124,13 @@ pub async fn spawn(
 
 /// `kefu worker NAME`: one worker alone. The read models it reads are kept by a server on the
 /// same PostgreSQL store; it follows their checkpoints by polling the catalog.
-pub async fn run(store: &StoreArgs, name: WorkerName, thresholds: Thresholds) -> Result<()> {
+pub async fn run(store: &StoreArgs, name: WorkerName, tuning: &WorkerArgs) -> Result<()> {
     let log = Arc::new(store.open().await?);
-    if !matches!(*log, AnyLog::Postgres(_)) && name == WorkerName::Assigner {
+    if !matches!(*log, AnyLog::Postgres(_))
+        && matches!(name, WorkerName::Assigner | WorkerName::Idle)
+    {
         bail!(
-            "the assigner alone needs the PostgreSQL store that a `kefu serve` keeps read models in; \
+            "the assigner and the idle timeout alone need the PostgreSQL store that a `kefu serve` keeps read models in; \
              with the embedded store it runs inside `kefu serve`"
         );
     }
@@ -127,7 +152,7 @@ pub async fn run(store: &StoreArgs, name: WorkerName, thresholds: Thresholds) ->
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     });
-    let tasks = spawn(&[name], thresholds, log, read, models, positions, stop).await?;
+    let tasks = spawn(&[name], tuning, log, read, models, positions, stop).await?;
     let _ = tokio::signal::ctrl_c().await;
     tracing::info!("stopping");
     let _ = stop_tx.send(true);

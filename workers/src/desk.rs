@@ -487,12 +487,37 @@ impl<L: EventLog> Desk<L> {
         reason: CloseReason,
         meta: &Metadata,
     ) -> Result<Done<()>, CommandError> {
-        let mut reached = Reached::default();
         let command = C::Close {
             by,
             reason,
             at: self.now(),
         };
+        self.close_with(conversation, command, meta).await
+    }
+
+    /// Closes a conversation idle for `idle_after_secs` (the domain checks it against the
+    /// conversation's own last activity), freeing the agent's seat.
+    pub async fn time_out_idle(
+        &self,
+        conversation: ConversationId,
+        idle_after_secs: u32,
+        meta: &Metadata,
+    ) -> Result<Done<()>, CommandError> {
+        let command = C::TimeOutIdle {
+            idle_after_secs,
+            at: self.now(),
+        };
+        self.close_with(conversation, command, meta).await
+    }
+
+    /// Runs a command that closes the conversation, then frees the seat it released.
+    async fn close_with(
+        &self,
+        conversation: ConversationId,
+        command: C,
+        meta: &Metadata,
+    ) -> Result<Done<()>, CommandError> {
+        let mut reached = Reached::default();
         let closed = self
             .run::<ConversationDecider>(&mut reached, conversation, command, meta)
             .await?;

@@ -9,6 +9,7 @@ pub mod assigner;
 pub mod bot;
 pub mod command;
 pub mod desk;
+pub mod idle;
 pub mod router;
 pub mod runtime;
 pub mod surveys;

@@ -360,3 +360,62 @@ async fn two_bots_answer_a_turn_once() {
     );
     w.projections.shutdown().await;
 }
+
+/// An idle sweep closes what nobody has written in for the timeout (freeing the agent's
+/// seat), leaves what is fresh, and a second sweep closes nothing more. Time is the desk's
+/// clock, set ahead: nothing waits for time to pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_idle_sweep_closes_idle_conversations_once() {
+    use kefu_workers::idle::IdleTimeout;
+
+    let w = world().await;
+    let agents = busy_day(&w, 1, 5, 3).await;
+    let models = ReadModels::open(w.read.clone()).await.unwrap();
+    let mut assigner = Assigner::new(w.desk.clone(), models.clone(), w.projections.positions());
+    let head = w.log.head().await.unwrap().unwrap();
+    assert_eq!(assigner.round(Some(head)).await.unwrap().assigned.len(), 3);
+
+    // Half an hour later by the idle worker's clock, everything is idle...
+    let later = Desk::new(CommandService::new(w.log.clone())).with_clock(Arc::new(|| {
+        chrono::Utc::now() + chrono::Duration::minutes(31)
+    }));
+    let idle = IdleTimeout::new(later.clone(), models, 30 * 60).unwrap();
+    // ...except a conversation started "now" by its clock, which is fresh.
+    later
+        .start_conversation(
+            CustomerId::from_uuid(Uuid::now_v7()),
+            None,
+            Channel::Web,
+            None,
+            true,
+            &meta(),
+        )
+        .await
+        .unwrap();
+    let head = w.log.head().await.unwrap().unwrap();
+    w.projections.wait_for(head).await;
+    assert_eq!(idle.sweep().await.unwrap(), 3);
+    assert_eq!(
+        assigner.seats_of(agents[0]).await.unwrap(),
+        0,
+        "seats freed"
+    );
+    let head = w.log.head().await.unwrap().unwrap();
+    w.projections.wait_for(head).await;
+    assert_eq!(idle.sweep().await.unwrap(), 0, "closed once");
+    let events = everything(&w.log).await;
+    let timed_out = events
+        .iter()
+        .filter(|e| e.event_type == "ConversationIdleTimedOut")
+        .count();
+    assert_eq!(timed_out, 3);
+    assert!(
+        IdleTimeout::new(
+            w.desk.clone(),
+            ReadModels::open(w.read.clone()).await.unwrap(),
+            5
+        )
+        .is_err()
+    );
+    w.projections.shutdown().await;
+}

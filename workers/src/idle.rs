@@ -1,0 +1,139 @@
+//! The idle timeout: closes conversations nobody has written in for a configured time, with
+//! `ConversationIdleTimedOut` saying so. It sweeps on a schedule rather than reacting to an
+//! event (what it reacts to is the absence of one); which conversations are open and when they
+//! were last active come from the conversation view, and the domain checks idleness again
+//! against the conversation's own stream, so a view that lags can only delay a close, never
+//! close a conversation that is active. Nothing is held in memory: a restart loses no timer.
+
+use std::time::Duration;
+
+use kefu_domain::conversation::MIN_IDLE_TIMEOUT_SECS;
+use kefu_domain::ids::ConversationId;
+use kefu_eventlog::{Actor, ActorKind, EventLog, Metadata, Position};
+use kefu_projections::ReadModels;
+use kefu_projections::conversations::ConversationFilter;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::command::CommandError;
+use crate::desk::Desk;
+use crate::runtime::WorkerError;
+
+pub const NAME: &str = "idle";
+
+/// The statuses of a conversation that is still open.
+const OPEN: [&str; 4] = ["bot", "awaiting_human", "queued", "with_agent"];
+
+pub struct IdleTimeout<L> {
+    desk: Desk<L>,
+    models: ReadModels,
+    idle_after_secs: u32,
+    actor: Actor,
+}
+
+impl<L: EventLog> IdleTimeout<L> {
+    pub fn new(
+        desk: Desk<L>,
+        models: ReadModels,
+        idle_after_secs: u32,
+    ) -> Result<Self, WorkerError> {
+        if idle_after_secs < MIN_IDLE_TIMEOUT_SECS {
+            return Err(WorkerError::Command(CommandError::Rejected(
+                kefu_domain::DomainError::Validation {
+                    field: "idle timeout",
+                    reason: format!("must be at least {MIN_IDLE_TIMEOUT_SECS} seconds"),
+                },
+            )));
+        }
+        Ok(IdleTimeout {
+            desk,
+            models,
+            idle_after_secs,
+            actor: Actor::new(ActorKind::System, NAME),
+        })
+    }
+
+    /// One sweep at the desk's clock; how many conversations it closed.
+    pub async fn sweep(&self) -> Result<usize, WorkerError> {
+        let cutoff = self.desk.now().timestamp_millis() - i64::from(self.idle_after_secs) * 1000;
+        let view = self
+            .models
+            .live(kefu_projections::conversations::NAME)
+            .await?;
+        let mut idle = Vec::new();
+        for status in OPEN {
+            let filter = ConversationFilter {
+                status: Some(status.to_owned()),
+                ..ConversationFilter::default()
+            };
+            let mut after: Option<String> = None;
+            loop {
+                let page = view.conversations(&filter, after.as_deref(), 500).await?;
+                idle.extend(
+                    page.items
+                        .iter()
+                        .filter(|c| c.last_activity_at <= cutoff)
+                        .map(|c| (c.id.clone(), c.position)),
+                );
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+        }
+        let mut closed = 0;
+        for (id, position) in idle {
+            let Ok(uuid) = id.parse::<Uuid>() else {
+                continue;
+            };
+            let conversation = ConversationId::from_uuid(uuid);
+            match self
+                .desk
+                .time_out_idle(
+                    conversation,
+                    self.idle_after_secs,
+                    &self.cause(position).await?,
+                )
+                .await
+            {
+                Ok(_) => closed += 1,
+                // Active after all (the view was behind), or closed meanwhile.
+                Err(CommandError::Rejected(reason)) => {
+                    tracing::debug!(%conversation, %reason, "not idle after all");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(closed)
+    }
+
+    /// The conversation's last event (where the view saw it), as the cause of the close.
+    async fn cause(&self, position: i64) -> Result<Metadata, WorkerError> {
+        let at = Position(u64::try_from(position).unwrap_or(0));
+        let events = self.desk.commands().log().read_all(at, 1).await?;
+        Ok(match events.first().filter(|e| e.position == at) {
+            Some(e) => Metadata::caused_by(self.actor.clone(), e),
+            None => Metadata::for_request(self.actor.clone(), Uuid::now_v7()),
+        })
+    }
+}
+
+/// Sweeps every `every` until `stop` turns true; a failing sweep is logged and tried again
+/// at the next one.
+pub async fn run<L: EventLog>(
+    idle: IdleTimeout<L>,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        match idle.sweep().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(closed = n, "closed idle conversations"),
+            Err(e) => tracing::warn!(error = %e, "idle sweep failed; trying at the next"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = async { stop.wait_for(|s| *s).await.is_ok() } => return,
+        }
+    }
+}
