@@ -65,6 +65,23 @@ fn filtered(
     })
 }
 
+/// The events of one conversation the caller may see, of the types `keep` takes (told whether
+/// the caller is the help desk rather than the customer).
+async fn conversation_feed(
+    ctx: &Context<'_>,
+    conversation_id: &str,
+    keep: fn(bool, &str) -> bool,
+) -> Result<impl Stream<Item = Result<Event>> + use<>> {
+    let (api, caller) = (api(ctx), caller(ctx)?);
+    let id = ConversationId::from_uuid(uuid("conversationId", conversation_id)?);
+    access::conversation(api, caller, id).await?;
+    let stream = format!("conversation-{id}");
+    let desk = caller.principal.role != Role::Customer;
+    Ok(filtered(api.hub.subscribe(), move |e| {
+        e.stream_id.as_str() == stream && keep(desk, e.event_type.as_str())
+    }))
+}
+
 fn queue_of(e: &RecordedEvent) -> Option<&str> {
     e.payload.get("queue").and_then(|q| q.as_str())
 }
@@ -77,15 +94,10 @@ impl Subscription {
         ctx: &Context<'_>,
         conversation_id: String,
     ) -> Result<impl Stream<Item = Result<Event>>> {
-        let (api, caller) = (api(ctx), caller(ctx)?);
-        let id = ConversationId::from_uuid(uuid("conversationId", &conversation_id)?);
-        access::conversation(api, caller, id).await?;
-        let stream = format!("conversation-{id}");
-        let notes = caller.principal.role != Role::Customer;
-        Ok(filtered(api.hub.subscribe(), move |e| {
-            e.stream_id.as_str() == stream
-                && (TURNS.contains(&e.event_type.as_str()) || (notes && e.event_type == NOTE))
-        }))
+        conversation_feed(ctx, &conversation_id, |desk, t| {
+            TURNS.contains(&t) || (desk && t == NOTE)
+        })
+        .await
     }
 
     /// Everything that happens to one conversation: for customers, turns and what their
@@ -95,17 +107,10 @@ impl Subscription {
         ctx: &Context<'_>,
         conversation_id: String,
     ) -> Result<impl Stream<Item = Result<Event>>> {
-        let (api, caller) = (api(ctx), caller(ctx)?);
-        let id = ConversationId::from_uuid(uuid("conversationId", &conversation_id)?);
-        access::conversation(api, caller, id).await?;
-        let stream = format!("conversation-{id}");
-        let everything = caller.principal.role != Role::Customer;
-        Ok(filtered(api.hub.subscribe(), move |e| {
-            e.stream_id.as_str() == stream
-                && (everything
-                    || TURNS.contains(&e.event_type.as_str())
-                    || CUSTOMER_VISIBLE.contains(&e.event_type.as_str()))
-        }))
+        conversation_feed(ctx, &conversation_id, |desk, t| {
+            desk || TURNS.contains(&t) || CUSTOMER_VISIBLE.contains(&t)
+        })
+        .await
     }
 
     /// Conversations joining, leaving or being assigned in the given queues: for agents,
