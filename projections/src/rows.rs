@@ -4,7 +4,7 @@
 //! rate; instead a batch of events is applied to rows in memory and the rows it changed are
 //! written in one transaction together with the checkpoint. Before a batch the projection
 //! names the rows it will read ([`KeyRequests`]); they are fetched in one query per table.
-//! Rows it only writes (new turns, deleted queue entries) need no fetch.
+//! Rows it only writes (a ticket's history, deleted queue entries) need no fetch.
 
 use std::any::Any;
 use std::collections::{HashMap, HashSet};
@@ -81,7 +81,7 @@ struct TableRows {
     stored_as: String,
     slots: HashMap<String, Slot>,
     /// Whether the projection ever reads this table back. Rows of tables it only writes
-    /// (transcript turns, history) are dropped once stored: keeping them would only crowd
+    /// (a ticket's history) are dropped once stored: keeping them would only crowd
     /// out the rows it does read.
     read: bool,
 }

@@ -132,6 +132,11 @@ pub trait Projection: Send + Sync + 'static {
     /// Short lower-case name, used in table names and on the command line.
     fn name(&self) -> &'static str;
     fn tables(&self) -> Vec<&'static TableDef>;
+    /// Tables that generations built by an earlier kefu may still have (by their name in the
+    /// generation, like [`TableDef::name`]): dropped with the generation, never written.
+    fn former_tables(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// Names the rows `apply` will read for this event.
     fn prefetch(&self, event: Envelope<'_>, want: &mut KeyRequests);
     fn apply(&mut self, event: Envelope<'_>, rows: &mut RowSet) -> Result<(), ProjectionError>;
@@ -463,7 +468,9 @@ impl Catalog {
         let mut stmts: Vec<Stmt> = p
             .tables()
             .iter()
-            .map(|def| Stmt::new(format!("DROP TABLE IF EXISTS {prefix}{}", def.name), vec![]))
+            .map(|def| def.name)
+            .chain(p.former_tables().iter().copied())
+            .map(|name| Stmt::new(format!("DROP TABLE IF EXISTS {prefix}{name}"), vec![]))
             .collect();
         stmts.push(Stmt::new(
             "DELETE FROM kefu_projections WHERE projection = $1 AND generation = $2",
