@@ -85,7 +85,10 @@ impl Projection for ConversationsProjection {
     }
 
     fn prefetch(&self, e: Envelope<'_>, want: &mut KeyRequests) {
-        if matches!(e.decoded, Decoded::Conversation(_)) {
+        // A start makes the row; every later event reads it.
+        if let Decoded::Conversation(event) = e.decoded
+            && !matches!(event, E::ConversationStarted(_))
+        {
             want.want::<ConversationRow>(e.entity());
         }
     }
@@ -94,44 +97,45 @@ impl Projection for ConversationsProjection {
         let Decoded::Conversation(event) = e.decoded else {
             return Ok(());
         };
-        let id = e.entity().to_owned();
         let version = e.event.version as i64;
-        let key = [Val::Text(id.clone())];
-        let mut row = match event {
-            E::ConversationStarted(s) => ConversationRow {
-                id,
-                customer: s.customer.to_string(),
-                channel: code(&s.channel),
-                locale: s.locale.to_string(),
-                tier: code(&s.tier),
-                order_id: s.order.as_ref().map(|o| o.order.to_string()),
-                seller: s.order.as_ref().map(|o| crate::view::seller(&o.seller)),
-                category: s.order.as_ref().map(|o| o.category.to_string()),
-                status: "bot".into(),
-                queue: None,
-                agent: None,
-                bot_enabled: s.bot_enabled,
-                started_at: ms(s.at),
-                closed_at: None,
-                close_reason: None,
-                closed_by: None,
-                last_activity_at: ms(s.at),
-                turns: 0,
-                emotion_score: None,
-                emotion_label: None,
-                emotion_trend: None,
-                scenario_predicted: None,
-                scenario_settled: None,
-                handoff_reason: None,
-                survey_score: None,
-                reopened: 0,
-                orders: 0,
-                version,
-                position: 0,
-            },
+        let position = e.event.position.0 as i64;
+        let row = match event {
+            E::ConversationStarted(s) => {
+                return rows.put(ConversationRow {
+                    id: e.entity().to_owned(),
+                    customer: s.customer.to_string(),
+                    channel: code(&s.channel),
+                    locale: s.locale.to_string(),
+                    tier: code(&s.tier),
+                    order_id: s.order.as_ref().map(|o| o.order.to_string()),
+                    seller: s.order.as_ref().map(|o| crate::view::seller(&o.seller)),
+                    category: s.order.as_ref().map(|o| o.category.to_string()),
+                    status: "bot".into(),
+                    queue: None,
+                    agent: None,
+                    bot_enabled: s.bot_enabled,
+                    started_at: ms(s.at),
+                    closed_at: None,
+                    close_reason: None,
+                    closed_by: None,
+                    last_activity_at: ms(s.at),
+                    turns: 0,
+                    emotion_score: None,
+                    emotion_label: None,
+                    emotion_trend: None,
+                    scenario_predicted: None,
+                    scenario_settled: None,
+                    handoff_reason: None,
+                    survey_score: None,
+                    reopened: 0,
+                    orders: 0,
+                    version,
+                    position,
+                });
+            }
             // Events of a stream whose start this generation never saw cannot be placed
             // (the log guarantees the start comes first); skip rather than invent a row.
-            _ => match rows.get::<ConversationRow>(&key)? {
+            _ => match rows.get_mut::<ConversationRow>(&[Val::Text(e.entity().to_owned())])? {
                 Some(row) => row,
                 None => return Ok(()),
             },
@@ -195,8 +199,8 @@ impl Projection for ConversationsProjection {
             E::OrderAttributed(_) => row.orders += 1,
         }
         row.version = version;
-        row.position = e.event.position.0 as i64;
-        rows.put(row)
+        row.position = position;
+        Ok(())
     }
 }
 

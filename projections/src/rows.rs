@@ -45,6 +45,7 @@ trait TypedRow: Send + Sync {
     fn to_row(&self) -> Vec<Val>;
     fn into_row(self: Box<Self>) -> Vec<Val>;
     fn as_any(&self) -> &dyn Any;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
 }
 
 impl<R: Record> TypedRow for R {
@@ -57,6 +58,10 @@ impl<R: Record> TypedRow for R {
     }
 
     fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
         self
     }
 }
@@ -84,6 +89,13 @@ struct TableRows {
     /// (a ticket's history) are dropped once stored: keeping them would only crowd
     /// out the rows it does read.
     read: bool,
+}
+
+fn unrequested<R: Record>(key: &[Val]) -> ProjectionError {
+    ProjectionError::Bug(format!(
+        "{} row {key:?} read without being requested",
+        R::TABLE.name
+    ))
 }
 
 /// The rows of one projection generation, cached.
@@ -127,12 +139,10 @@ impl RowSet {
     /// requested before the batch (or written during it).
     pub fn get<R: Record>(&self, key: &[Val]) -> Result<Option<R>, ProjectionError> {
         let table = self.table(&R::TABLE)?;
-        let slot = table.slots.get(&key_string(key)).ok_or_else(|| {
-            ProjectionError::Bug(format!(
-                "{} row {key:?} read without being requested",
-                R::TABLE.name
-            ))
-        })?;
+        let slot = table
+            .slots
+            .get(&key_string(key))
+            .ok_or_else(|| unrequested::<R>(key))?;
         match &slot.row {
             None => Ok(None),
             Some(Row::Stored(values)) => R::from_row(values.clone())
@@ -147,6 +157,31 @@ impl RowSet {
                     ProjectionError::Bug(format!("{} row of another type", R::TABLE.name))
                 }),
         }
+    }
+
+    /// The row of `R` with this key, to change in place, or None if the store has none; the
+    /// row is marked changed. Requested like [`RowSet::get`]. Changing a row where it lies
+    /// spares a copy of the row per event (a row is a dozen strings), which `get` and `put`
+    /// make.
+    pub fn get_mut<R: Record>(&mut self, key: &[Val]) -> Result<Option<&mut R>, ProjectionError> {
+        let slot = self
+            .table_mut(&R::TABLE)?
+            .slots
+            .get_mut(&key_string(key))
+            .ok_or_else(|| unrequested::<R>(key))?;
+        if let Some(Row::Stored(values)) = &mut slot.row {
+            let typed = R::from_row(std::mem::take(values)).map_err(ProjectionError::Bug)?;
+            slot.row = Some(Row::Typed(Box::new(typed)));
+        }
+        let Some(Row::Typed(typed)) = &mut slot.row else {
+            return Ok(None);
+        };
+        slot.dirty = true;
+        typed
+            .as_any_mut()
+            .downcast_mut::<R>()
+            .map(Some)
+            .ok_or_else(|| ProjectionError::Bug(format!("{} row of another type", R::TABLE.name)))
     }
 
     /// Writes the whole row.

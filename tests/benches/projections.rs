@@ -91,7 +91,7 @@ async fn main() {
     println!();
     println!(
         "Rebuilds: the whole blue-green `rebuild` (new generation, catch-up, secondary indexes, \
-         swap, old generation dropped), and in brackets the catch-up alone."
+         swap, old generation dropped); in the last two columns, the catch-up alone."
     );
     println!();
     println!("| what | events/s | seconds | of raw read | catch-up events/s | of raw read |");
