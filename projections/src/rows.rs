@@ -43,7 +43,6 @@ enum Row {
 
 trait TypedRow: Send + Sync {
     fn to_row(&self) -> Vec<Val>;
-    fn into_row(self: Box<Self>) -> Vec<Val>;
     fn as_any(&self) -> &dyn Any;
     fn as_any_mut(&mut self) -> &mut dyn Any;
 }
@@ -51,10 +50,6 @@ trait TypedRow: Send + Sync {
 impl<R: Record> TypedRow for R {
     fn to_row(&self) -> Vec<Val> {
         Record::to_row(self)
-    }
-
-    fn into_row(self: Box<Self>) -> Vec<Val> {
-        Record::into_row(*self)
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -276,18 +271,13 @@ impl RowSet {
             let def = table.def;
             let mut upserts = Vec::new();
             let mut deletes = Vec::new();
-            let write_only = !table.read;
+            // Copied, never moved out, even for a table the projection has not read back
+            // (yet): a row stays cached until the write that stores it has landed (`trim`),
+            // because a batch applied while that write is in flight must find it here, not
+            // in the store.
             for slot in table.slots.values_mut().filter(|s| s.dirty) {
                 slot.dirty = false;
-                match &mut slot.row {
-                    // Dropped by `trim` right after the write (or by `clear` if it fails), so
-                    // it can be moved instead of copied.
-                    Some(Row::Stored(row)) if write_only => upserts.push(std::mem::take(row)),
-                    Some(Row::Typed(_)) if write_only => {
-                        if let Some(Row::Typed(typed)) = slot.row.take() {
-                            upserts.push(typed.into_row());
-                        }
-                    }
+                match &slot.row {
                     Some(row) => upserts.push(row.values()),
                     None => deletes.push(slot.key.clone()),
                 }
@@ -314,7 +304,8 @@ impl RowSet {
         stmts
     }
 
-    /// Forgets clean rows once the cache is large (after a flush, every row is clean).
+    /// Forgets the rows of tables the projection does not read back, and every clean row
+    /// once the cache is large. Call only once the rows taken by `take_changes` are stored.
     pub fn trim(&mut self) {
         for table in self.tables.values_mut().filter(|t| !t.read) {
             table.slots.retain(|_, s| s.dirty);
