@@ -842,21 +842,14 @@ impl Group {
         events: Vec<RecordedEvent>,
         overlap: bool,
     ) -> Result<(), ProjectionError> {
-        // Decoded on a thread of its own: the read of the next page runs on this task beside
-        // this batch's work, and parsing its rows and decoding these events are the two
-        // largest costs of a catch-up on the client; on one thread they would take turns.
         let batch: Arc<Vec<(RecordedEvent, Decoded)>> = Arc::new(
-            tokio::task::spawn_blocking(move || {
-                events
-                    .into_iter()
-                    .map(|mut e| {
-                        let d = Decoded::decode_taking(&mut e);
-                        (e, d)
-                    })
-                    .collect()
-            })
-            .await
-            .map_err(|e| ProjectionError::Bug(format!("decoding a batch failed: {e}")))?,
+            events
+                .into_iter()
+                .map(|mut e| {
+                    let d = Decoded::decode_taking(&mut e);
+                    (e, d)
+                })
+                .collect(),
         );
         let tasks: Vec<_> = self
             .members
