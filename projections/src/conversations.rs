@@ -60,7 +60,8 @@ record! {
         pub survey_score: Option<i64>,
         pub reopened: i64,
         pub orders: i64,
-        /// The stream version and log position of the last event applied.
+        /// The stream version and log position of the last event applied: the transcript
+        /// is read from the stream up to this version.
         pub version: i64,
         pub position: i64,
     }
