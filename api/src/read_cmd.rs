@@ -519,8 +519,9 @@ pub async fn query(store: &StoreArgs, which: Which, cmd: QueryCommand) -> Result
         }
         QueryCommand::Conversation { id } => {
             let view = view(store, "conversations", generation).await?;
+            let log = store.open().await?;
             let c = view
-                .conversation(&id)
+                .conversation(&log, &id)
                 .await?
                 .with_context(|| format!("no conversation {id}"))?;
             print_json(&mut out, &c)?;

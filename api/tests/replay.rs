@@ -133,6 +133,38 @@ fn replay_then_query_live_and_as_of() {
     lines(&kefu(d, &["projections", "drop", "stats", &generation]));
     assert_eq!(lines(&kefu(d, &["projections", "list"])).len(), 4);
 
+    // The conversation as of its first event: started, nothing said yet, though its stream in
+    // the log, where the transcript is read from, has gone on.
+    let then = lines(&kefu(
+        d,
+        &[
+            "replay",
+            "conversations",
+            "--until-position",
+            &started.to_string(),
+        ],
+    ));
+    let generation = then[0]["generation"].as_i64().unwrap().to_string();
+    let old = lines(&kefu(
+        d,
+        &[
+            "query",
+            "--generation",
+            &generation,
+            "conversation",
+            CONVERSATION,
+        ],
+    ));
+    assert_eq!(old[0]["conversation"]["status"], "bot");
+    assert_eq!(old[0]["transcript"], serde_json::json!([]));
+    let kinds: Vec<&str> = old[0]["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, vec!["ConversationStarted"]);
+
     let audit = lines(&kefu(d, &["query", "audit", CORRELATION]));
     assert_eq!(audit.len(), 3);
     assert!(audit.iter().all(|l| l["depth"] == 0));

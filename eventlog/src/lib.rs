@@ -122,11 +122,30 @@ pub async fn read_whole_stream<L: EventLog>(
     log: &L,
     stream: &StreamId,
 ) -> Result<Vec<RecordedEvent>, LogError> {
+    read_stream_through(log, stream, None).await
+}
+
+/// Reads a stream from its start up to and including version `through` (to its end when
+/// None): the stream as it stood when that version was written.
+pub async fn read_stream_through<L: EventLog>(
+    log: &L,
+    stream: &StreamId,
+    through: Option<u64>,
+) -> Result<Vec<RecordedEvent>, LogError> {
     let mut out = Vec::new();
     loop {
+        // Versions are gapless from 0, so the next one to read is the count read so far.
         let from = out.len() as u64;
-        let page = log.read_stream(stream, from, DEFAULT_PAGE).await?;
-        let done = page.len() < DEFAULT_PAGE;
+        let max = through.map_or(DEFAULT_PAGE, |t| {
+            usize::try_from(t.saturating_add(1).saturating_sub(from))
+                .unwrap_or(DEFAULT_PAGE)
+                .min(DEFAULT_PAGE)
+        });
+        if max == 0 {
+            return Ok(out);
+        }
+        let page = log.read_stream(stream, from, max).await?;
+        let done = page.len() < max;
         out.extend(page);
         if done {
             return Ok(out);

@@ -1,10 +1,21 @@
 //! The conversation view: one row per conversation (status, queue, agent, mood, triage,
-//! survey), its transcript (every turn and internal note), the emotion assessed for each
-//! customer turn, and a timeline of everything else that happened to it (scenario
-//! predictions, routing decisions, hand-offs, queueing, assignment, transfers, close, survey),
-//! with each event as kefu reads it (upcast to the current schema version).
+//! survey) for listings and filters, and, for one conversation at a time, its transcript
+//! (every turn and internal note), the emotion assessed for each customer turn, and a
+//! timeline of everything else that happened to it (scenario predictions, routing decisions,
+//! hand-offs, queueing, assignment, transfers, close, survey), with each event as kefu reads
+//! it (upcast to the current schema version).
+//!
+//! The transcript, emotions and timeline are not tables. They are exactly the events of the
+//! conversation's stream, which the log already indexes, so they are decoded from the stream
+//! when asked (as the audit trail is from the correlation index): a copy would be a second
+//! truth, and writing it was most of the cost of a rebuild (nearly every conversation event
+//! became a row). The summary row names the last event it has applied, and the stream is read
+//! only that far, so the transcript always agrees with the row beside it, and an as-of
+//! generation shows the transcript as it stood at its bound.
 
+use kefu_domain::DomainEvent;
 use kefu_domain::conversation::{ConversationEvent as E, TransferredTo};
+use kefu_eventlog::{EventLog, RecordedEvent, StreamId, read_stream_through};
 
 use crate::error::ProjectionError;
 use crate::record;
@@ -49,54 +60,12 @@ record! {
         pub survey_score: Option<i64>,
         pub reopened: i64,
         pub orders: i64,
-        /// The stream version and log position of the last event applied.
+        /// The stream version and log position of the last event applied: the transcript
+        /// is read from the stream up to this version.
         pub version: i64,
         pub position: i64,
     }
     indexes: [["status", "queue"], ["agent"], ["customer"], ["started_at"]]
-}
-
-record! {
-    /// One message: a customer, bot or agent turn, or an agent's internal note.
-    pub struct TurnRow in "turns", key 2 {
-        pub conversation: String,
-        /// The stream version of the event, which orders the transcript.
-        pub version: i64,
-        pub message: String,
-        /// customer, bot or agent.
-        pub speaker: String,
-        pub agent: Option<String>,
-        pub text: String,
-        /// Internal notes are for agents only.
-        pub internal: bool,
-        pub answer_entry: Option<String>,
-        pub confidence: Option<f64>,
-        pub at: i64,
-    }
-}
-
-record! {
-    pub struct EmotionRow in "emotions", key 2 {
-        pub conversation: String,
-        pub version: i64,
-        pub message: String,
-        pub score: f64,
-        pub label: String,
-        pub trend: String,
-        pub model_version: String,
-        pub at: i64,
-    }
-}
-
-record! {
-    /// Everything else that happened, with the event as JSON (its `type` and fields).
-    pub struct TimelineRow in "timeline", key 2 {
-        pub conversation: String,
-        pub version: i64,
-        pub kind: String,
-        pub detail: String,
-        pub at: i64,
-    }
 }
 
 #[derive(Default)]
@@ -108,16 +77,19 @@ impl Projection for ConversationsProjection {
     }
 
     fn tables(&self) -> Vec<&'static TableDef> {
-        vec![
-            &ConversationRow::TABLE,
-            &TurnRow::TABLE,
-            &EmotionRow::TABLE,
-            &TimelineRow::TABLE,
-        ]
+        vec![&ConversationRow::TABLE]
+    }
+
+    fn former_tables(&self) -> &'static [&'static str] {
+        // Where kefu 2026-11 kept a copy of each conversation's stream.
+        &["turns", "emotions", "timeline"]
     }
 
     fn prefetch(&self, e: Envelope<'_>, want: &mut KeyRequests) {
-        if matches!(e.decoded, Decoded::Conversation(_)) {
+        // A start makes the row; every later event reads it.
+        if let Decoded::Conversation(event) = e.decoded
+            && !matches!(event, E::ConversationStarted(_))
+        {
             want.want::<ConversationRow>(e.entity());
         }
     }
@@ -126,121 +98,58 @@ impl Projection for ConversationsProjection {
         let Decoded::Conversation(event) = e.decoded else {
             return Ok(());
         };
-        let id = e.entity().to_owned();
         let version = e.event.version as i64;
-        let key = [Val::Text(id.clone())];
-        let mut row = match event {
-            E::ConversationStarted(s) => ConversationRow {
-                id: id.clone(),
-                customer: s.customer.to_string(),
-                channel: code(&s.channel),
-                locale: s.locale.to_string(),
-                tier: code(&s.tier),
-                order_id: s.order.as_ref().map(|o| o.order.to_string()),
-                seller: s.order.as_ref().map(|o| crate::view::seller(&o.seller)),
-                category: s.order.as_ref().map(|o| o.category.to_string()),
-                status: "bot".into(),
-                queue: None,
-                agent: None,
-                bot_enabled: s.bot_enabled,
-                started_at: ms(s.at),
-                closed_at: None,
-                close_reason: None,
-                closed_by: None,
-                last_activity_at: ms(s.at),
-                turns: 0,
-                emotion_score: None,
-                emotion_label: None,
-                emotion_trend: None,
-                scenario_predicted: None,
-                scenario_settled: None,
-                handoff_reason: None,
-                survey_score: None,
-                reopened: 0,
-                orders: 0,
-                version,
-                position: 0,
-            },
+        let position = e.event.position.0 as i64;
+        let row = match event {
+            E::ConversationStarted(s) => {
+                return rows.put(ConversationRow {
+                    id: e.entity().to_owned(),
+                    customer: s.customer.to_string(),
+                    channel: code(&s.channel),
+                    locale: s.locale.to_string(),
+                    tier: code(&s.tier),
+                    order_id: s.order.as_ref().map(|o| o.order.to_string()),
+                    seller: s.order.as_ref().map(|o| crate::view::seller(&o.seller)),
+                    category: s.order.as_ref().map(|o| o.category.to_string()),
+                    status: "bot".into(),
+                    queue: None,
+                    agent: None,
+                    bot_enabled: s.bot_enabled,
+                    started_at: ms(s.at),
+                    closed_at: None,
+                    close_reason: None,
+                    closed_by: None,
+                    last_activity_at: ms(s.at),
+                    turns: 0,
+                    emotion_score: None,
+                    emotion_label: None,
+                    emotion_trend: None,
+                    scenario_predicted: None,
+                    scenario_settled: None,
+                    handoff_reason: None,
+                    survey_score: None,
+                    reopened: 0,
+                    orders: 0,
+                    version,
+                    position,
+                });
+            }
             // Events of a stream whose start this generation never saw cannot be placed
             // (the log guarantees the start comes first); skip rather than invent a row.
-            _ => match rows.get::<ConversationRow>(&key)? {
+            _ => match rows.get_mut::<ConversationRow>(&[Val::Text(e.entity().to_owned())])? {
                 Some(row) => row,
                 None => return Ok(()),
             },
         };
-        let turn = |speaker: &str, agent: Option<String>, message: String, text: &str| TurnRow {
-            conversation: id.clone(),
-            version,
-            message,
-            speaker: speaker.into(),
-            agent,
-            text: text.to_owned(),
-            internal: false,
-            answer_entry: None,
-            confidence: None,
-            at: 0,
-        };
-        let mut timeline = true;
         match event {
-            E::ConversationStarted(_) => {}
-            E::CustomerTurnRecorded(t) => {
-                let mut r = turn("customer", None, t.message.to_string(), &t.text);
-                r.at = ms(t.at);
-                rows.put(r)?;
-                row.turns += 1;
-                row.last_activity_at = ms(t.at);
-                timeline = false;
-            }
-            E::BotTurnRecorded(t) => {
-                let mut r = turn("bot", None, t.message.to_string(), &t.text);
-                r.at = ms(t.at);
-                r.answer_entry = t.answer.as_ref().map(|a| a.entry.to_string());
-                r.confidence = t.answer.as_ref().map(|a| a.confidence);
-                rows.put(r)?;
-                row.turns += 1;
-                row.last_activity_at = ms(t.at);
-                timeline = false;
-            }
-            E::AgentTurnRecorded(t) => {
-                let mut r = turn(
-                    "agent",
-                    Some(t.agent.to_string()),
-                    t.message.to_string(),
-                    &t.text,
-                );
-                r.at = ms(t.at);
-                rows.put(r)?;
-                row.turns += 1;
-                row.last_activity_at = ms(t.at);
-                timeline = false;
-            }
-            E::InternalNoteAdded(n) => {
-                let mut r = turn(
-                    "agent",
-                    Some(n.author.to_string()),
-                    format!("note-{version}"),
-                    &n.text,
-                );
-                r.internal = true;
-                r.at = ms(n.at);
-                rows.put(r)?;
-                timeline = false;
-            }
+            E::ConversationStarted(_) | E::InternalNoteAdded(_) => {}
+            E::CustomerTurnRecorded(t) => row.record_turn(ms(t.at)),
+            E::BotTurnRecorded(t) => row.record_turn(ms(t.at)),
+            E::AgentTurnRecorded(t) => row.record_turn(ms(t.at)),
             E::EmotionAssessed(a) => {
-                rows.put(EmotionRow {
-                    conversation: id.clone(),
-                    version,
-                    message: a.message.to_string(),
-                    score: a.score,
-                    label: code(&a.label),
-                    trend: code(&a.trend),
-                    model_version: a.model_version.clone(),
-                    at: ms(a.at),
-                })?;
                 row.emotion_score = Some(a.score);
                 row.emotion_label = Some(code(&a.label));
                 row.emotion_trend = Some(code(&a.trend));
-                timeline = false;
             }
             E::ScenarioPredicted(p) => {
                 row.scenario_predicted = p.candidates.first().map(|c| c.scenario.to_string());
@@ -290,18 +199,16 @@ impl Projection for ConversationsProjection {
             E::SurveyAnswered(s) => row.survey_score = Some(i64::from(s.score)),
             E::OrderAttributed(_) => row.orders += 1,
         }
-        if timeline {
-            rows.put(TimelineRow {
-                conversation: id.clone(),
-                version,
-                kind: e.event.event_type.clone(),
-                detail: json(event),
-                at: ms(event_at(event)),
-            })?;
-        }
         row.version = version;
-        row.position = e.event.position.0 as i64;
-        rows.put(row)
+        row.position = position;
+        Ok(())
+    }
+}
+
+impl ConversationRow {
+    fn record_turn(&mut self, at: i64) {
+        self.turns += 1;
+        self.last_activity_at = at;
     }
 }
 
@@ -330,11 +237,51 @@ fn event_at(e: &E) -> chrono::DateTime<chrono::Utc> {
     }
 }
 
+/// One message: a customer, bot or agent turn, or an agent's internal note.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Turn {
+    pub conversation: String,
+    /// The stream version of the event, which orders the transcript.
+    pub version: i64,
+    pub message: String,
+    /// customer, bot or agent.
+    pub speaker: String,
+    pub agent: Option<String>,
+    pub text: String,
+    /// Internal notes are for agents only.
+    pub internal: bool,
+    pub answer_entry: Option<String>,
+    pub confidence: Option<f64>,
+    pub at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Emotion {
+    pub conversation: String,
+    pub version: i64,
+    pub message: String,
+    pub score: f64,
+    pub label: String,
+    pub trend: String,
+    pub model_version: String,
+    pub at: i64,
+}
+
+/// Everything else that happened, with the event as JSON (its `type` and fields).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TimelineEntry {
+    pub conversation: String,
+    pub version: i64,
+    pub kind: String,
+    pub detail: String,
+    pub at: i64,
+}
+
 /// A turn with the emotion assessed for it, if any.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct TranscriptTurn {
-    pub turn: TurnRow,
-    pub emotion: Option<EmotionRow>,
+    pub turn: Turn,
+    pub emotion: Option<Emotion>,
 }
 
 /// One conversation with everything the agent desk and auditors show.
@@ -342,8 +289,99 @@ pub struct TranscriptTurn {
 pub struct ConversationView {
     pub conversation: ConversationRow,
     pub transcript: Vec<TranscriptTurn>,
-    pub emotions: Vec<EmotionRow>,
-    pub timeline: Vec<TimelineRow>,
+    pub emotions: Vec<Emotion>,
+    pub timeline: Vec<TimelineEntry>,
+}
+
+impl ConversationView {
+    /// The view of one conversation: its summary row and its stream's events in version
+    /// order (as far as the row has applied them). An event this build cannot read is passed
+    /// over, as the projection passes over it.
+    pub fn from_stream(conversation: ConversationRow, events: Vec<RecordedEvent>) -> Self {
+        let id = conversation.id.clone();
+        let mut turns = Vec::new();
+        let mut emotions = Vec::new();
+        let mut timeline = Vec::new();
+        for mut e in events {
+            let Decoded::Conversation(event) = Decoded::decode_taking(&mut e) else {
+                continue;
+            };
+            let version = e.version as i64;
+            let turn = |speaker: &str, agent: Option<String>, message: String, text: String| Turn {
+                conversation: id.clone(),
+                version,
+                message,
+                speaker: speaker.into(),
+                agent,
+                text,
+                internal: false,
+                answer_entry: None,
+                confidence: None,
+                at: 0,
+            };
+            match event {
+                E::CustomerTurnRecorded(t) => turns.push(Turn {
+                    at: ms(t.at),
+                    ..turn("customer", None, t.message.to_string(), t.text)
+                }),
+                E::BotTurnRecorded(t) => turns.push(Turn {
+                    at: ms(t.at),
+                    answer_entry: t.answer.as_ref().map(|a| a.entry.to_string()),
+                    confidence: t.answer.as_ref().map(|a| a.confidence),
+                    ..turn("bot", None, t.message.to_string(), t.text)
+                }),
+                E::AgentTurnRecorded(t) => turns.push(Turn {
+                    at: ms(t.at),
+                    ..turn(
+                        "agent",
+                        Some(t.agent.to_string()),
+                        t.message.to_string(),
+                        t.text,
+                    )
+                }),
+                E::InternalNoteAdded(n) => turns.push(Turn {
+                    internal: true,
+                    at: ms(n.at),
+                    ..turn(
+                        "agent",
+                        Some(n.author.to_string()),
+                        format!("note-{version}"),
+                        n.text,
+                    )
+                }),
+                E::EmotionAssessed(a) => emotions.push(Emotion {
+                    conversation: id.clone(),
+                    version,
+                    message: a.message.to_string(),
+                    score: a.score,
+                    label: code(&a.label),
+                    trend: code(&a.trend),
+                    model_version: a.model_version,
+                    at: ms(a.at),
+                }),
+                other => timeline.push(TimelineEntry {
+                    conversation: id.clone(),
+                    version,
+                    detail: json(&other),
+                    at: ms(event_at(&other)),
+                    kind: e.event_type,
+                }),
+            }
+        }
+        let transcript = turns
+            .into_iter()
+            .map(|turn| TranscriptTurn {
+                emotion: emotions.iter().find(|e| e.message == turn.message).cloned(),
+                turn,
+            })
+            .collect();
+        ConversationView {
+            conversation,
+            transcript,
+            emotions,
+            timeline,
+        }
+    }
 }
 
 /// Which conversations to list.
@@ -361,9 +399,13 @@ pub struct ConversationFilter {
 }
 
 impl View {
-    /// One conversation, or None if this generation has never seen it.
-    pub async fn conversation(
+    /// One conversation, or None if this generation has never seen it. The transcript,
+    /// emotions and timeline are read from the conversation's stream in `log` (the log this
+    /// generation is built from), up to the last event its summary row applied: never ahead
+    /// of the row, and never past an as-of generation's bound.
+    pub async fn conversation<L: EventLog>(
         &self,
+        log: &L,
         id: &str,
     ) -> Result<Option<ConversationView>, ProjectionError> {
         let Some(conversation) = self
@@ -373,28 +415,15 @@ impl View {
         else {
             return Ok(None);
         };
-        let turns = self
-            .select::<TurnRow>("WHERE conversation = $1 ORDER BY version", vec![id.into()])
-            .await?;
-        let emotions = self
-            .select::<EmotionRow>("WHERE conversation = $1 ORDER BY version", vec![id.into()])
-            .await?;
-        let timeline = self
-            .select::<TimelineRow>("WHERE conversation = $1 ORDER BY version", vec![id.into()])
-            .await?;
-        let transcript = turns
-            .into_iter()
-            .map(|turn| TranscriptTurn {
-                emotion: emotions.iter().find(|e| e.message == turn.message).cloned(),
-                turn,
-            })
-            .collect();
-        Ok(Some(ConversationView {
-            conversation,
-            transcript,
-            emotions,
-            timeline,
-        }))
+        let through = u64::try_from(conversation.version).map_err(|_| {
+            ProjectionError::Bug(format!(
+                "conversation {id} has version {}",
+                conversation.version
+            ))
+        })?;
+        let stream = StreamId::of(E::CATEGORY, id)?;
+        let events = read_stream_through(log, &stream, Some(through)).await?;
+        Ok(Some(ConversationView::from_stream(conversation, events)))
     }
 
     /// Conversations newest first, paged by a cursor (`started_at:id` of the last one seen).

@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | [`queues`] | `queues` | who is waiting in each queue and in what order; each agent's chats and free seats; live counts |
 //! | [`stats`] | `stats` | CSAT, response rate, first response, resolution, bot containment, scenario match, conversion, hand-offs, by any dimension |
-//! | [`conversations`] | `conversations` | a conversation's transcript, emotions, triage and routing; listings with filters |
+//! | [`conversations`] | `conversations` (its transcript: the conversation's stream) | a conversation's transcript, emotions, triage and routing; listings with filters |
 //! | [`tickets`] | `tickets` | a ticket with the history of every field |
 //! | [`audit`] | (the log's correlation index) | everything one request set off, as a causation tree |
 //! | [`search`] | a tantivy index on disk | messages, conversations, tickets and FAQ entries, in Chinese and English |

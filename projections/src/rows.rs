@@ -4,7 +4,7 @@
 //! rate; instead a batch of events is applied to rows in memory and the rows it changed are
 //! written in one transaction together with the checkpoint. Before a batch the projection
 //! names the rows it will read ([`KeyRequests`]); they are fetched in one query per table.
-//! Rows it only writes (new turns, deleted queue entries) need no fetch.
+//! Rows it only writes (a ticket's history, deleted queue entries) need no fetch.
 
 use std::any::Any;
 use std::collections::{HashMap, HashSet};
@@ -43,8 +43,8 @@ enum Row {
 
 trait TypedRow: Send + Sync {
     fn to_row(&self) -> Vec<Val>;
-    fn into_row(self: Box<Self>) -> Vec<Val>;
     fn as_any(&self) -> &dyn Any;
+    fn as_any_mut(&mut self) -> &mut dyn Any;
 }
 
 impl<R: Record> TypedRow for R {
@@ -52,11 +52,11 @@ impl<R: Record> TypedRow for R {
         Record::to_row(self)
     }
 
-    fn into_row(self: Box<Self>) -> Vec<Val> {
-        Record::into_row(*self)
+    fn as_any(&self) -> &dyn Any {
+        self
     }
 
-    fn as_any(&self) -> &dyn Any {
+    fn as_any_mut(&mut self) -> &mut dyn Any {
         self
     }
 }
@@ -81,9 +81,16 @@ struct TableRows {
     stored_as: String,
     slots: HashMap<String, Slot>,
     /// Whether the projection ever reads this table back. Rows of tables it only writes
-    /// (transcript turns, history) are dropped once stored: keeping them would only crowd
+    /// (a ticket's history) are dropped once stored: keeping them would only crowd
     /// out the rows it does read.
     read: bool,
+}
+
+fn unrequested<R: Record>(key: &[Val]) -> ProjectionError {
+    ProjectionError::Bug(format!(
+        "{} row {key:?} read without being requested",
+        R::TABLE.name
+    ))
 }
 
 /// The rows of one projection generation, cached.
@@ -127,12 +134,10 @@ impl RowSet {
     /// requested before the batch (or written during it).
     pub fn get<R: Record>(&self, key: &[Val]) -> Result<Option<R>, ProjectionError> {
         let table = self.table(&R::TABLE)?;
-        let slot = table.slots.get(&key_string(key)).ok_or_else(|| {
-            ProjectionError::Bug(format!(
-                "{} row {key:?} read without being requested",
-                R::TABLE.name
-            ))
-        })?;
+        let slot = table
+            .slots
+            .get(&key_string(key))
+            .ok_or_else(|| unrequested::<R>(key))?;
         match &slot.row {
             None => Ok(None),
             Some(Row::Stored(values)) => R::from_row(values.clone())
@@ -147,6 +152,31 @@ impl RowSet {
                     ProjectionError::Bug(format!("{} row of another type", R::TABLE.name))
                 }),
         }
+    }
+
+    /// The row of `R` with this key, to change in place, or None if the store has none; the
+    /// row is marked changed. Requested like [`RowSet::get`]. Changing a row where it lies
+    /// spares a copy of the row per event (a row is a dozen strings), which `get` and `put`
+    /// make.
+    pub fn get_mut<R: Record>(&mut self, key: &[Val]) -> Result<Option<&mut R>, ProjectionError> {
+        let slot = self
+            .table_mut(&R::TABLE)?
+            .slots
+            .get_mut(&key_string(key))
+            .ok_or_else(|| unrequested::<R>(key))?;
+        if let Some(Row::Stored(values)) = &mut slot.row {
+            let typed = R::from_row(std::mem::take(values)).map_err(ProjectionError::Bug)?;
+            slot.row = Some(Row::Typed(Box::new(typed)));
+        }
+        let Some(Row::Typed(typed)) = &mut slot.row else {
+            return Ok(None);
+        };
+        slot.dirty = true;
+        typed
+            .as_any_mut()
+            .downcast_mut::<R>()
+            .map(Some)
+            .ok_or_else(|| ProjectionError::Bug(format!("{} row of another type", R::TABLE.name)))
     }
 
     /// Writes the whole row.
@@ -241,18 +271,13 @@ impl RowSet {
             let def = table.def;
             let mut upserts = Vec::new();
             let mut deletes = Vec::new();
-            let write_only = !table.read;
+            // Copied, never moved out, even for a table the projection has not read back
+            // (yet): a row stays cached until the write that stores it has landed (`trim`),
+            // because a batch applied while that write is in flight must find it here, not
+            // in the store.
             for slot in table.slots.values_mut().filter(|s| s.dirty) {
                 slot.dirty = false;
-                match &mut slot.row {
-                    // Dropped by `trim` right after the write (or by `clear` if it fails), so
-                    // it can be moved instead of copied.
-                    Some(Row::Stored(row)) if write_only => upserts.push(std::mem::take(row)),
-                    Some(Row::Typed(_)) if write_only => {
-                        if let Some(Row::Typed(typed)) = slot.row.take() {
-                            upserts.push(typed.into_row());
-                        }
-                    }
+                match &slot.row {
                     Some(row) => upserts.push(row.values()),
                     None => deletes.push(slot.key.clone()),
                 }
@@ -279,7 +304,8 @@ impl RowSet {
         stmts
     }
 
-    /// Forgets clean rows once the cache is large (after a flush, every row is clean).
+    /// Forgets the rows of tables the projection does not read back, and every clean row
+    /// once the cache is large. Call only once the rows taken by `take_changes` are stored.
     pub fn trim(&mut self) {
         for table in self.tables.values_mut().filter(|t| !t.read) {
             table.slots.retain(|_, s| s.dirty);

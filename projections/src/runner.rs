@@ -132,6 +132,11 @@ pub trait Projection: Send + Sync + 'static {
     /// Short lower-case name, used in table names and on the command line.
     fn name(&self) -> &'static str;
     fn tables(&self) -> Vec<&'static TableDef>;
+    /// Tables that generations built by an earlier kefu may still have (by their name in the
+    /// generation, like [`TableDef::name`]): dropped with the generation, never written.
+    fn former_tables(&self) -> &'static [&'static str] {
+        &[]
+    }
     /// Names the rows `apply` will read for this event.
     fn prefetch(&self, event: Envelope<'_>, want: &mut KeyRequests);
     fn apply(&mut self, event: Envelope<'_>, rows: &mut RowSet) -> Result<(), ProjectionError>;
@@ -476,7 +481,9 @@ impl Catalog {
         let mut stmts: Vec<Stmt> = p
             .tables()
             .iter()
-            .map(|def| Stmt::new(format!("DROP TABLE IF EXISTS {prefix}{}", def.name), vec![]))
+            .map(|def| def.name)
+            .chain(p.former_tables().iter().copied())
+            .map(|name| Stmt::new(format!("DROP TABLE IF EXISTS {prefix}{name}"), vec![]))
             .collect();
         stmts.push(Stmt::new(
             "DELETE FROM kefu_projections WHERE projection = $1 AND generation = $2",
@@ -539,6 +546,16 @@ pub struct Member {
     generation: Generation,
     rows: RowSet,
     done: bool,
+    /// The previous batch's transaction, still in flight while this member applies the next
+    /// batch in memory (catching up only).
+    writing: Option<Writing>,
+}
+
+/// A batch's transaction in flight, and what it moves the checkpoint to.
+struct Writing {
+    task: tokio::task::JoinHandle<Result<(), StoreError>>,
+    next: Position,
+    applied: i64,
 }
 
 impl Member {
@@ -549,6 +566,7 @@ impl Member {
             generation,
             rows,
             done: false,
+            writing: None,
         }
     }
 
@@ -565,18 +583,25 @@ impl Member {
     }
 
     /// Applies the events of `batch` this generation has not seen, and writes the rows they
-    /// changed with the new checkpoint in one transaction.
+    /// changed with the new checkpoint in one transaction. With `overlap`, the transaction is
+    /// left in flight and awaited by the next batch (after that batch is applied in memory)
+    /// or by [`Member::settle`]; otherwise it is awaited here.
     async fn apply_batch(
         &mut self,
         store: &ReadStore,
         batch: &[(RecordedEvent, Decoded)],
         faults: &Faults,
+        overlap: bool,
     ) -> Result<(), ProjectionError> {
         if self.done {
             return Ok(());
         }
         let until = self.generation.until;
-        let from = self.generation.position;
+        // Events below the checkpoint the write in flight moves to are already applied.
+        let from = self
+            .writing
+            .as_ref()
+            .map_or(self.generation.position, |w| w.next);
         let mut todo = Vec::new();
         for (event, decoded) in batch {
             if event.position < from {
@@ -596,37 +621,65 @@ impl Member {
         for e in &todo {
             self.projection.prefetch(*e, &mut want);
         }
+        // The rows the write in flight holds stay cached until it has landed (the cache is
+        // trimmed only in `settle`), so this fetch reads from the store only rows that write
+        // does not touch: nothing it reads can be overwritten under it.
         let applied = async {
             self.rows.fetch(store, want).await?;
             for e in &todo {
                 faults.before_apply()?;
                 self.projection.apply(*e, &mut self.rows)?;
             }
-            let mut stmts = self.rows.take_changes(store.is_postgres());
-            stmts.push(checkpoint_stmt(&self.generation, next, todo.len() as i64));
-            if faults.before_commit() {
-                // Everything is written but not committed, as when a process dies at COMMIT.
-                stmts.push(Stmt::new(
-                    "SELECT no_such_column FROM kefu_projections",
-                    vec![],
-                ));
-            }
-            store.transaction(stmts).await.map_err(|e| match e {
+            Ok::<_, ProjectionError>(())
+        }
+        .await;
+        // This batch's checkpoint is guarded by the one the previous batch writes, so that
+        // one must have landed first.
+        let settled = self.settle().await;
+        if let Err(e) = applied.and(settled) {
+            // What the cache holds was never stored; the store and its checkpoint are the truth.
+            self.rows.clear();
+            return Err(e);
+        }
+        let mut stmts = self.rows.take_changes(store.is_postgres());
+        stmts.push(checkpoint_stmt(&self.generation, next, todo.len() as i64));
+        if faults.before_commit() {
+            // Everything is written but not committed, as when a process dies at COMMIT.
+            stmts.push(Stmt::new(
+                "SELECT no_such_column FROM kefu_projections",
+                vec![],
+            ));
+        }
+        let writer = store.clone();
+        self.writing = Some(Writing {
+            task: tokio::spawn(async move { writer.transaction(stmts).await.map(|_| ()) }),
+            next,
+            applied: todo.len() as i64,
+        });
+        if overlap { Ok(()) } else { self.settle().await }
+    }
+
+    /// Waits for the batch in flight, if any, and moves the checkpoint past it.
+    async fn settle(&mut self) -> Result<(), ProjectionError> {
+        let Some(w) = self.writing.take() else {
+            return Ok(());
+        };
+        let written = w
+            .task
+            .await
+            .map_err(|e| ProjectionError::Bug(format!("a projection write failed: {e}")))?;
+        if let Err(e) = written {
+            self.rows.clear();
+            return Err(match e {
                 StoreError::Guard { .. } => ProjectionError::Superseded {
                     projection: self.generation.projection.clone(),
                     generation: self.generation.generation,
                 },
                 e => e.into(),
-            })
+            });
         }
-        .await;
-        if let Err(e) = applied {
-            // What the cache holds was never stored; the store and its checkpoint are the truth.
-            self.rows.clear();
-            return Err(e);
-        }
-        self.generation.position = next;
-        self.generation.events += todo.len() as i64;
+        self.generation.position = w.next;
+        self.generation.events += w.applied;
         self.rows.trim();
         Ok(())
     }
@@ -686,8 +739,13 @@ impl Faults {
     }
 
     fn before_apply(&self) -> Result<(), ProjectionError> {
+        // Counted only when a fault is set: one counter shared by every member, touched for
+        // every event, would have their threads fight over it.
+        let Some(at) = self.fail_before_apply else {
+            return Ok(());
+        };
         let n = self.applied.fetch_add(1, Ordering::SeqCst) + 1;
-        if self.fail_before_apply == Some(n) {
+        if at == n {
             return Err(ProjectionError::Invalid(format!(
                 "injected fault before apply number {n}"
             )));
@@ -789,8 +847,14 @@ impl Group {
     }
 
     /// Applies a batch to every member, each in a task of its own: one member's SQL round
-    /// trips overlap another's work in memory, and the two use different cores.
-    async fn apply(&mut self, events: Vec<RecordedEvent>) -> Result<(), ProjectionError> {
+    /// trips overlap another's work in memory, and the two use different cores. With
+    /// `overlap`, each member's transaction is left in flight while the next batch is applied
+    /// (see [`Member::apply_batch`]); [`Group::settle`] waits for the last ones.
+    async fn apply(
+        &mut self,
+        events: Vec<RecordedEvent>,
+        overlap: bool,
+    ) -> Result<(), ProjectionError> {
         let batch: Arc<Vec<(RecordedEvent, Decoded)>> = Arc::new(
             events
                 .into_iter()
@@ -808,7 +872,7 @@ impl Group {
                 let batch = batch.clone();
                 let faults = self.faults.clone();
                 tokio::spawn(async move {
-                    let r = m.apply_batch(&store, &batch, &faults).await;
+                    let r = m.apply_batch(&store, &batch, &faults, overlap).await;
                     (m, r)
                 })
             })
@@ -820,6 +884,17 @@ impl Group {
                 .map_err(|e| ProjectionError::Bug(format!("a projection task failed: {e}")))?;
             self.members.push(m);
             if let Err(e) = r {
+                failed.get_or_insert(e);
+            }
+        }
+        failed.map_or(Ok(()), Err)
+    }
+
+    /// Waits for every member's transaction in flight; the first failure is returned.
+    async fn settle(&mut self) -> Result<(), ProjectionError> {
+        let mut failed = None;
+        for m in &mut self.members {
+            if let Err(e) = m.settle().await {
                 failed.get_or_insert(e);
             }
         }
@@ -840,13 +915,21 @@ impl Group {
             .collect::<Option<Vec<_>>>()
             .and_then(|v| v.into_iter().max());
         let mut pages = ReadAhead::start(log, self.start(), bound, self.page).await?;
+        let mut applied = Ok(());
         while !pages.is_done() {
-            pages.next(|batch, _| self.apply(batch)).await?;
+            applied = pages.next(|batch, _| self.apply(batch, true)).await;
+            if applied.is_err() {
+                break;
+            }
             progress(pages.progress());
             if self.all_done() {
                 break;
             }
         }
+        // Even after a failure: a write left in flight must not land after whoever starts
+        // again has read the checkpoint.
+        let settled = self.settle().await;
+        applied.and(settled)?;
         Ok(pages.finish())
     }
 
@@ -863,7 +946,7 @@ impl Group {
                 b = sub.next_batch(self.page) => b?,
                 _ = stop.wait_for(|s| *s) => return Ok(()),
             };
-            self.apply(batch).await?;
+            self.apply(batch, false).await?;
             positions.send_replace(
                 self.members
                     .iter()

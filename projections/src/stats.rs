@@ -82,7 +82,11 @@ impl Projection for StatsProjection {
             return;
         };
         match event {
-            C::ConversationStarted(_) => return,
+            // A start makes the fact; these three change nothing in it.
+            C::ConversationStarted(_)
+            | C::EmotionAssessed(_)
+            | C::InternalNoteAdded(_)
+            | C::ConversationIdleTimedOut(_) => return,
             C::RoutingDecided(r) => want.want::<QueueLineRow>(r.queue.to_string()),
             C::ConversationQueued(q) => want.want::<QueueLineRow>(q.queue.to_string()),
             _ => {}
@@ -129,17 +133,33 @@ impl Projection for StatsProjection {
                 reopened: 0,
             });
         }
-        let Some(mut f) = rows.get::<FactRow>(&[Val::Text(e.entity().to_owned())])? else {
+        // The queue a routing or queueing names, with the business line it serves (read
+        // before the fact row is taken to change in place).
+        let queue_line = match event {
+            C::RoutingDecided(r) => Some(r.queue.to_string()),
+            C::ConversationQueued(q) => Some(q.queue.to_string()),
+            C::EmotionAssessed(_) | C::InternalNoteAdded(_) | C::ConversationIdleTimedOut(_) => {
+                return Ok(());
+            }
+            _ => None,
+        }
+        .map(|queue| {
+            let line = rows
+                .get::<QueueLineRow>(&[Val::Text(queue.clone())])?
+                .map(|l| l.business_line);
+            Ok::<_, ProjectionError>((queue, line))
+        })
+        .transpose()?;
+        let Some(f) = rows.get_mut::<FactRow>(&[Val::Text(e.entity().to_owned())])? else {
             return Ok(());
         };
-        let queue_line = |f: &mut FactRow, queue: String, rows: &RowSet| {
-            if f.business_line.is_none() {
-                f.business_line = rows
-                    .get::<QueueLineRow>(&[Val::Text(queue.clone())])?
-                    .map(|l| l.business_line);
+        let on_queue = |f: &mut FactRow| {
+            if let Some((queue, line)) = queue_line {
+                if f.business_line.is_none() {
+                    f.business_line = line;
+                }
+                f.queue = Some(queue);
             }
-            f.queue = Some(queue);
-            Ok::<_, ProjectionError>(())
         };
         match event {
             C::ConversationStarted(_) => {}
@@ -162,7 +182,7 @@ impl Projection for StatsProjection {
                 f.scenario_actual = Some(c.actual.to_string());
                 f.scenario_matched = Some(false);
             }
-            C::RoutingDecided(r) => queue_line(&mut f, r.queue.to_string(), rows)?,
+            C::RoutingDecided(_) => on_queue(&mut *f),
             C::HandedToHuman(h) => {
                 f.handed_off = true;
                 if f.handoff_reason.is_none() {
@@ -170,7 +190,7 @@ impl Projection for StatsProjection {
                 }
             }
             C::ConversationQueued(q) => {
-                queue_line(&mut f, q.queue.to_string(), rows)?;
+                on_queue(&mut *f);
                 if f.first_queued_at.is_none() {
                     f.first_queued_at = Some(ms(q.at));
                 }
@@ -195,11 +215,9 @@ impl Projection for StatsProjection {
                 f.orders += 1;
                 f.order_amount += o.amount.minor_units;
             }
-            C::EmotionAssessed(_) | C::InternalNoteAdded(_) | C::ConversationIdleTimedOut(_) => {
-                return Ok(());
-            }
+            C::EmotionAssessed(_) | C::InternalNoteAdded(_) | C::ConversationIdleTimedOut(_) => {}
         }
-        rows.put(f)
+        Ok(())
     }
 }
 

@@ -6,7 +6,7 @@
 mod support;
 
 use chrono::Duration;
-use kefu_eventlog::{EventLog, Position};
+use kefu_eventlog::{EventLog, Position, StreamId, read_whole_stream};
 use kefu_projections::conversations::ConversationFilter;
 use kefu_projections::runner::{Faults, Group, Member};
 use kefu_projections::sql::Record;
@@ -208,7 +208,7 @@ async fn scripted_history_gives_expected_rows(b: Backend) {
     // Conversation view.
     let conversations = models.live("conversations").await.unwrap();
     let x2 = conversations
-        .conversation(&X2.to_string())
+        .conversation(&*b.log, &X2.to_string())
         .await
         .unwrap()
         .unwrap();
@@ -314,7 +314,28 @@ async fn rebuild_equals_live_processing(b: Backend) {
     live.shutdown().await;
     let models = ReadModels::open(b.store.clone()).await.unwrap();
     let before = dump_live(&models).await;
-    assert!(before.len() > 40, "the live build holds the history");
+    // Transcripts are read from the log up to what each conversation row applied; compare
+    // them too, and that they hold the history.
+    let transcripts = async || {
+        let view = models.live("conversations").await.unwrap();
+        let mut out = Vec::new();
+        for x in [X1, X2, X3, X4] {
+            out.push(view.conversation(&*b.log, &x.to_string()).await.unwrap());
+        }
+        out
+    };
+    let transcripts_before = transcripts().await;
+    assert!(
+        before.len() > 20 && transcripts_before.iter().all(|c| c.is_some()),
+        "the live build holds the history: {} rows",
+        before.len()
+    );
+    let turns: usize = transcripts_before
+        .iter()
+        .flatten()
+        .map(|c| c.transcript.len() + c.timeline.len())
+        .sum();
+    assert!(turns > 30, "the transcripts hold the history: {turns}");
 
     let (rebuilt, _) = rebuild(
         &*b.log,
@@ -331,6 +352,7 @@ async fn rebuild_equals_live_processing(b: Backend) {
             .all(|r| r.replaced == Some(1) && r.generation.generation == 2)
     );
     assert_eq!(dump_live(&models).await, before);
+    assert_eq!(transcripts().await, transcripts_before);
 }
 
 async fn dying_mid_catch_up_neither_loses_nor_double_counts(b: Backend) {
@@ -554,6 +576,69 @@ async fn as_of_builds_stop_at_their_bound(b: Backend) {
         .await
         .unwrap();
     assert!(figures.is_empty() || figures[0].conversations == 0);
+
+    // The conversation view as of X2's emotion assessment: its transcript, read from the log,
+    // stops where the generation stopped, though the stream has gone on since.
+    let x2_stream = read_whole_stream(&*b.log, &StreamId::of("conversation", X2).unwrap())
+        .await
+        .unwrap();
+    let assessed = x2_stream
+        .iter()
+        .find(|e| e.event_type == "EmotionAssessed")
+        .unwrap()
+        .position;
+    let (built, _) = rebuild(
+        &*b.log,
+        &b.store,
+        kefu_projections::by_names(&["conversations".into()]).unwrap(),
+        Until {
+            position: Some(assessed),
+            time: None,
+        },
+        |_| {},
+    )
+    .await
+    .unwrap();
+    let then = models
+        .generation("conversations", built[0].generation.generation)
+        .await
+        .unwrap();
+    let x2 = then
+        .conversation(&*b.log, &X2.to_string())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(x2.conversation.status, "bot");
+    let texts: Vec<&str> = x2.transcript.iter().map(|t| t.turn.text.as_str()).collect();
+    assert_eq!(texts, vec!["退货申请三天了还没人处理!!!"]);
+    assert_eq!(
+        x2.transcript[0].emotion.as_ref().map(|e| e.label.as_str()),
+        Some("angry")
+    );
+    assert_eq!(x2.emotions.len(), 1);
+    let kinds: Vec<&str> = x2.timeline.iter().map(|t| t.kind.as_str()).collect();
+    assert_eq!(kinds, vec!["ConversationStarted", "ScenarioPredicted"]);
+    let now = models
+        .live("conversations")
+        .await
+        .unwrap()
+        .conversation(&*b.log, &X2.to_string())
+        .await
+        .unwrap()
+        .unwrap();
+    let texts: Vec<&str> = now
+        .transcript
+        .iter()
+        .map(|t| t.turn.text.as_str())
+        .collect();
+    assert_eq!(
+        texts,
+        vec![
+            "退货申请三天了还没人处理!!!",
+            "您好，我来帮您处理退货，请留下电话 13812345678 以便回访。"
+        ],
+        "the live generation reads the whole stream"
+    );
 }
 
 async fn bad_queries_are_refused_by_name(b: Backend) {

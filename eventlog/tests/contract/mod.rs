@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use kefu_eventlog::{
     Actor, ActorKind, Appended, EventLog, ExpectedVersion, LogError, Metadata, NewEvent, Position,
-    RecordedEvent, StreamId, Subscription, read_whole_stream,
+    RecordedEvent, StreamId, Subscription, read_stream_through, read_whole_stream,
 };
 use rand::Rng;
 use serde_json::json;
@@ -129,6 +129,11 @@ pub async fn append_and_read_back<L: EventLog>(log: &L) {
     assert!(log.read_stream(&unknown, 0, 10).await.unwrap().is_empty());
     assert_eq!(log.stream_version(&unknown).await.unwrap(), None);
     assert_eq!(read_whole_stream(log, &s).await.unwrap(), stored);
+    // As the stream stood at a version: what a read model that applied that far shows.
+    let through = |v| read_stream_through(log, &s, Some(v));
+    assert_eq!(through(0).await.unwrap(), stored[..1]);
+    assert_eq!(through(1).await.unwrap(), stored[..2]);
+    assert_eq!(through(7).await.unwrap(), stored);
 }
 
 pub async fn expected_versions<L: EventLog>(log: &L) {
