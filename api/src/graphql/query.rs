@@ -64,7 +64,7 @@ impl Query {
             .await
             .map_err(ApiError::from)?;
         let found = view
-            .conversation(&conversation.to_string())
+            .conversation(&*api.log, &conversation.to_string())
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| {
