@@ -326,6 +326,20 @@ async fn scripted_day(server: &Server, workers: bool) {
         "{row}"
     );
     assert!(row["first_response_secs"].is_number(), "{row}");
+    let forecast = server
+        .gql(
+            &analyst,
+            "query($q: String, $p: String) { forecast(queue: $q, hours: 24, atLeast: $p) { trainedOnHours ahtSecs hours { hour expected agentsNeeded } } }",
+            json!({ "q": queue, "p": last }),
+        )
+        .await;
+    assert_eq!(
+        forecast["forecast"]["trainedOnHours"],
+        28 * 24,
+        "{forecast}"
+    );
+    assert_eq!(forecast["forecast"]["hours"].as_array().unwrap().len(), 24);
+    assert!(forecast["forecast"]["ahtSecs"].as_f64().unwrap() > 0.0);
     let found = server
         .gql(
             &analyst,
@@ -432,6 +446,18 @@ async fn refusals(
             "query { stats(group: \"day\") }",
             json!({}),
             "FORBIDDEN",
+        ),
+        (
+            agent,
+            "query { forecast { hours { expected } } }",
+            json!({}),
+            "FORBIDDEN",
+        ),
+        (
+            analyst,
+            "query { forecast(serviceLevel: 1.5) { hours { expected } } }",
+            json!({}),
+            "VALIDATION",
         ),
         // Agents: no audit trail, no admin work, no other agent's workbench.
         (

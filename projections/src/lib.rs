@@ -17,6 +17,7 @@
 pub mod audit;
 pub mod conversations;
 pub mod error;
+pub mod forecast;
 pub mod queues;
 pub mod rows;
 pub mod runner;

@@ -12,7 +12,9 @@ use kefu_projections::stats::{StatsFilter, StatsGroup};
 use kefu_projections::tickets::TicketFilter;
 
 use super::access::{self, require};
-use super::types::{AuditEntry, ConversationSummary, Event, Me, SearchHit, SearchResults};
+use super::types::{
+    AuditEntry, ConversationSummary, Event, Forecast, ForecastHour, Me, SearchHit, SearchResults,
+};
 use super::{ApiError, api, caller, caught_up, search_caught_up, uuid};
 use crate::auth::Role;
 
@@ -404,6 +406,108 @@ impl Query {
                     status: h.status.map(|s| s.as_str().to_owned()),
                     internal: h.internal,
                     snippet: h.snippet.to_html(),
+                })
+                .collect(),
+        })
+    }
+
+    /// Hourly conversation volume forecast for a queue (or all arrivals), from the last
+    /// `historyDays` of statistics, and the agents needed for the service level: `serviceLevel`
+    /// of chats answered within `answerWithinSecs`, agents taking `concurrency` chats at once.
+    #[allow(clippy::too_many_arguments)]
+    async fn forecast(
+        &self,
+        ctx: &Context<'_>,
+        queue: Option<String>,
+        #[graphql(default = 24)] hours: i32,
+        #[graphql(default = 28)] history_days: i32,
+        aht_secs: Option<f64>,
+        #[graphql(default = 60.0)] answer_within_secs: f64,
+        #[graphql(default = 0.8)] service_level: f64,
+        #[graphql(default = 3)] concurrency: i32,
+        #[graphql(default = 480)] utc_offset_minutes: i32,
+        at_least: Option<String>,
+    ) -> Result<Forecast> {
+        use kefu_projections::forecast::{Staffing, agents_needed, fit};
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        let p = require(
+            caller,
+            &[Role::Supervisor, Role::Analyst, Role::Admin],
+            "read forecasts",
+        )?;
+        if p.role == Role::Supervisor {
+            let q = queue.as_deref().ok_or_else(|| {
+                ApiError::Validation("queue: a supervisor forecasts one of their queues".into())
+            })?;
+            access::require_queue(caller, QueueId::from_uuid(uuid("queue", q)?))?;
+        }
+        let bad = |m: String| -> async_graphql::Error { ApiError::Validation(m).into() };
+        if !(1..=24 * 14).contains(&hours) {
+            return Err(bad(format!("hours: {hours} is not 1 to 336")));
+        }
+        if !(1..=366).contains(&history_days) {
+            return Err(bad(format!("historyDays: {history_days} is not 1 to 366")));
+        }
+        if !(service_level > 0.0 && service_level < 1.0) {
+            return Err(bad(format!(
+                "serviceLevel: {service_level} is not between 0 and 1"
+            )));
+        }
+        // Written to refuse NaN too.
+        if answer_within_secs.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
+            || !(1..=50).contains(&concurrency)
+        {
+            return Err(bad(
+                "answerWithinSecs must be positive and concurrency 1 to 50".into(),
+            ));
+        }
+        let offset = chrono::FixedOffset::east_opt(utc_offset_minutes * 60).ok_or_else(|| {
+            bad(format!(
+                "utcOffsetMinutes: {utc_offset_minutes} is not an offset"
+            ))
+        })?;
+        caught_up(api, at_least.as_deref()).await?;
+        let view = api.read.live("stats").await.map_err(ApiError::from)?;
+        let now = Utc::now();
+        let this_hour =
+            chrono::DateTime::from_timestamp(now.timestamp().div_euclid(3600) * 3600, 0)
+                .unwrap_or(now);
+        let from = this_hour - Duration::days(i64::from(history_days));
+        let counts = view
+            .hourly_arrivals(queue.as_deref(), from, this_hour)
+            .await
+            .map_err(ApiError::from)?;
+        let aht = match (aht_secs, &queue) {
+            (Some(a), _) if a > 0.0 => a,
+            (Some(a), _) => return Err(bad(format!("ahtSecs: {a} must be positive"))),
+            (None, Some(q)) => view
+                .handling_secs(q, from)
+                .await
+                .map_err(ApiError::from)?
+                .unwrap_or(600.0),
+            (None, None) => 600.0,
+        };
+        let model = fit(&counts, from, offset);
+        let staffing = Staffing {
+            aht_secs: aht,
+            target_secs: answer_within_secs,
+            service_level,
+            concurrency: u32::try_from(concurrency).unwrap_or(1),
+        };
+        Ok(Forecast {
+            queue,
+            aht_secs: aht,
+            trained_on_hours: i32::try_from(counts.len()).unwrap_or(i32::MAX),
+            hours: (0..hours)
+                .map(|h| {
+                    let hour = this_hour + Duration::hours(i64::from(h));
+                    let expected = model.predict(hour);
+                    ForecastHour {
+                        hour,
+                        expected,
+                        agents_needed: i32::try_from(agents_needed(expected, &staffing))
+                            .unwrap_or(i32::MAX),
+                    }
                 })
                 .collect(),
         })

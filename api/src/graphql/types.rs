@@ -215,3 +215,24 @@ pub struct Me {
     pub id: String,
     pub queues: Vec<String>,
 }
+
+/// One forecast hour.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct ForecastHour {
+    pub hour: DateTime<Utc>,
+    /// Conversations expected to arrive.
+    pub expected: f64,
+    /// Agents needed to answer them within the service level (Erlang C).
+    pub agents_needed: i32,
+}
+
+/// A queue's forecast and what it rests on.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct Forecast {
+    pub queue: Option<String>,
+    pub hours: Vec<ForecastHour>,
+    /// Handling time used, seconds (measured on the queue's history unless given).
+    pub aht_secs: f64,
+    /// Hours of history the model was fitted on.
+    pub trained_on_hours: i32,
+}
