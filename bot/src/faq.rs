@@ -94,7 +94,8 @@ fn profile_text(text: &str) -> TextProfile {
         term_ids: Vec::new(),
         grams2: gram_set(&compact, &[2]),
         grams3: gram_set(&compact, &[3]),
-        chars: compact.chars().filter(|c| *c != ' ').collect(),
+        // Edit distance is quadratic; its first 64 characters say enough about a text.
+        chars: compact.chars().filter(|c| *c != ' ').take(64).collect(),
         concepts: concepts().of(&compact),
         bigrams: cjk_bigrams(&compact),
         compact,
@@ -421,7 +422,15 @@ impl Engine {
             let entry_coverage = shared_weight / t_weight;
             let g2 = dice(&q.grams2, &t.grams2);
             let g3 = dice(&q.grams3, &t.grams3);
-            let ed = edit_similarity(&q.chars, &t.chars);
+            // Edit distance is the one quadratic feature: skip texts whose length difference
+            // alone keeps them below the best similarity found so far.
+            let (lq, lt) = (q.chars.len(), t.chars.len());
+            let ceiling = 1.0 - lq.abs_diff(lt) as f64 / lq.max(lt).max(1) as f64;
+            let ed = if ceiling > best[5] {
+                edit_similarity(&q.chars, &t.chars)
+            } else {
+                0.0
+            };
             for (b, v) in best
                 .iter_mut()
                 .zip([coverage, jaccard, entry_coverage, g2, g3, ed])
