@@ -30,27 +30,50 @@ fn import_writes_entries_once_and_edits_what_changed() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let file = d.join("kb.jsonl");
-    let kb = [entry("a-1", "One."), entry("a-2", "Two."), entry("a-3", "Three.")].join("\n");
+    let kb = [
+        entry("a-1", "One."),
+        entry("a-2", "Two."),
+        entry("a-3", "Three."),
+    ]
+    .join("\n");
     std::fs::write(&file, &kb).unwrap();
     let path = file.to_str().unwrap();
 
     let first = last_json(&kefu(d, &["kb", "import", path]));
     assert_eq!(first["created"], 3);
     let again = last_json(&kefu(d, &["kb", "import", path]));
-    assert_eq!((again["created"].clone(), again["unchanged"].clone()), (0.into(), 3.into()));
+    assert_eq!(
+        (again["created"].clone(), again["unchanged"].clone()),
+        (0.into(), 3.into())
+    );
 
     std::fs::write(&file, kb.replace("Two.", "Two, edited.")).unwrap();
     let edited = last_json(&kefu(d, &["kb", "import", path]));
-    assert_eq!((edited["updated"].clone(), edited["unchanged"].clone()), (1.into(), 2.into()));
+    assert_eq!(
+        (edited["updated"].clone(), edited["unchanged"].clone()),
+        (1.into(), 2.into())
+    );
 
     let events = lines(&kefu(d, &["log", "tail"]));
-    let types: Vec<&str> = events.iter().map(|e| e["event_type"].as_str().unwrap()).collect();
+    let types: Vec<&str> = events
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
     assert_eq!(
-        types.iter().filter(|t| **t == "KnowledgeEntryCreated").count(),
+        types
+            .iter()
+            .filter(|t| **t == "KnowledgeEntryCreated")
+            .count(),
         3,
         "{types:?}"
     );
-    assert_eq!(types.iter().filter(|t| **t == "KnowledgeEntryEdited").count(), 1);
+    assert_eq!(
+        types
+            .iter()
+            .filter(|t| **t == "KnowledgeEntryEdited")
+            .count(),
+        1
+    );
 }
 
 #[test]
@@ -97,7 +120,10 @@ fn evaluations_print_their_figures_last() {
         r#"{"text":"where is my package","label":"parcel"}
 {"text":"退款到账了吗","label":"refund"}"#,
     );
-    let r = last_json(&kefu(d, &["eval", "intents", "--train", &train, "--test", &test]));
+    let r = last_json(&kefu(
+        d,
+        &["eval", "intents", "--train", &train, "--test", &test],
+    ));
     assert_eq!(r["test_examples"], 2);
     assert!(r["accuracy"].as_f64().unwrap() >= 0.5, "{r}");
 
@@ -109,13 +135,31 @@ fn evaluations_print_their_figures_last() {
     let model = d.join("ranker.json");
     let trained = last_json(&kefu(
         d,
-        &["train", "ranker", "--kb", &kb, "--out", model.to_str().unwrap()],
+        &[
+            "train",
+            "ranker",
+            "--kb",
+            &kb,
+            "--out",
+            model.to_str().unwrap(),
+        ],
     ));
-    assert!(trained["version"].as_str().unwrap().starts_with("pairwise-lr-"));
+    assert!(
+        trained["version"]
+            .as_str()
+            .unwrap()
+            .starts_with("pairwise-lr-")
+    );
     let r = last_json(&kefu(
         d,
         &[
-            "eval", "faq", "--kb", &kb, "--queries", &queries, "--model",
+            "eval",
+            "faq",
+            "--kb",
+            &kb,
+            "--queries",
+            &queries,
+            "--model",
             model.to_str().unwrap(),
         ],
     ));

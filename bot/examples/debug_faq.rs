@@ -8,8 +8,7 @@ fn main() {
     let kb = kefu_bot::kb::parse(&std::fs::read_to_string(&args[0]).unwrap()).unwrap();
     let entries: Vec<Entry> = kb.iter().map(Entry::from).collect();
     let engine = Engine::build(entries.clone()).unwrap();
-    let queries: Vec<FaqQuery> =
-        parse_jsonl(&std::fs::read_to_string(&args[1]).unwrap()).unwrap();
+    let queries: Vec<FaqQuery> = parse_jsonl(&std::fs::read_to_string(&args[1]).unwrap()).unwrap();
     let mut by_feature = vec![0usize; FEATURES.len()];
     let mut found = 0;
     for q in &queries {

@@ -95,7 +95,10 @@ impl Tag {
 
 #[derive(Debug, Clone, Copy)]
 enum Unit {
-    Word { valence: f64, tag: Tag },
+    Word {
+        valence: f64,
+        tag: Tag,
+    },
     Negator(f64),
     Intensifier(f64),
     /// "but", 但是: what follows counts more.
@@ -194,7 +197,13 @@ fn units(text: &str) -> Vec<Unit> {
             }
             let word: String = chars[start..i]
                 .iter()
-                .map(|c| if *c == '’' { '\'' } else { c.to_ascii_lowercase() })
+                .map(|c| {
+                    if *c == '’' {
+                        '\''
+                    } else {
+                        c.to_ascii_lowercase()
+                    }
+                })
                 .collect();
             out.push(EnWord(word));
             continue;

@@ -219,14 +219,18 @@ fn faq_figures(outcomes: &[&FaqOutcome]) -> FaqFigures {
     let ranks: Vec<Option<usize>> = outcomes.iter().map(|o| o.rank).collect();
     let with = |d: Decision| outcomes.iter().filter(move |o| o.decision == d);
     let answered = with(Decision::Answer).count();
-    let answered_right = with(Decision::Answer)
-        .filter(|o| o.rank == Some(0))
-        .count();
+    let answered_right = with(Decision::Answer).filter(|o| o.rank == Some(0)).count();
     let clarified = with(Decision::Clarify).count();
     let clarified_right = with(Decision::Clarify)
         .filter(|o| o.rank.is_some_and(|r| r < 3))
         .count();
-    let share = |a: usize, b: usize| if b == 0 { 0.0 } else { round(a as f64 / b as f64) };
+    let share = |a: usize, b: usize| {
+        if b == 0 {
+            0.0
+        } else {
+            round(a as f64 / b as f64)
+        }
+    };
     FaqFigures {
         queries: outcomes.len(),
         p_at_1: round(ranks.iter().filter(|r| **r == Some(0)).count() as f64 / n),
@@ -363,7 +367,9 @@ pub fn eval_emotion(test: &[EmotionExample]) -> Result<EmotionReport, BotError> 
     let figures = |rows: &[&(&str, Option<f64>, Option<Mood>, emotion::Assessment)]| {
         let gold_sign: Vec<i8> = rows
             .iter()
-            .map(|r| r.1.map_or_else(|| sign_of_mood(r.2.unwrap_or(Mood::Neutral)), sign))
+            .map(|r| {
+                r.1.map_or_else(|| sign_of_mood(r.2.unwrap_or(Mood::Neutral)), sign)
+            })
             .collect();
         let our_sign: Vec<i8> = rows.iter().map(|r| sign(r.3.polarity)).collect();
         let labelled: Vec<(Mood, Mood)> = rows

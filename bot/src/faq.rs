@@ -14,7 +14,7 @@ use crate::nb::NaiveBayes;
 use crate::ranker::RankerModel;
 use crate::retrieval::{Hit, IndexedText, Retriever};
 use crate::synonyms::concepts;
-use crate::text::{self, compact, cjk_bigrams, dice, edit_similarity, gram_set, guess_locale};
+use crate::text::{self, cjk_bigrams, compact, dice, edit_similarity, gram_set, guess_locale};
 
 /// How many documents BM25 returns, and how many distinct entries are ranked.
 const RETRIEVE_DOCS: usize = 80;
@@ -191,7 +191,10 @@ impl Engine {
             }
         }
         let n = entries.len() as f64;
-        let idf: Vec<f64> = df.iter().map(|d| ((n + 1.0) / (d + 1.0)).ln() + 1.0).collect();
+        let idf: Vec<f64> = df
+            .iter()
+            .map(|d| ((n + 1.0) / (d + 1.0)).ln() + 1.0)
+            .collect();
         let unknown_idf = (n + 1.0).ln() + 1.0;
         for entry_texts in &mut texts {
             for t in entry_texts.iter_mut() {
@@ -222,7 +225,8 @@ impl Engine {
             .collect();
 
         let mut likelihood_counts = Vec::with_capacity(entries.len());
-        let mut vocabulary_of_grams: std::collections::HashSet<u64> = std::collections::HashSet::new();
+        let mut vocabulary_of_grams: std::collections::HashSet<u64> =
+            std::collections::HashSet::new();
         for ts in &texts {
             let mut counts: HashMap<u64, f32> = HashMap::new();
             for profile in ts {
@@ -323,11 +327,7 @@ impl Engine {
             .map(|t| self.term_idf(t))
             .sum::<f64>()
             .max(1e-9);
-        let q_vector = tfidf_vector(
-            &profile_grams(&q),
-            &self.gram_idf,
-            self.unknown_idf,
-        );
+        let q_vector = tfidf_vector(&profile_grams(&q), &self.gram_idf, self.unknown_idf);
         let category_probs = self.category_probabilities(&q, prior);
         let locale = guess_locale(query);
         let q_likelihood = likelihood_features(&q);
@@ -335,8 +335,16 @@ impl Engine {
             .into_iter()
             .map(|hit| {
                 let e = hit.entry as usize;
-                let features =
-                    self.features(&q, q_weight, &q_vector, &category_probs, locale, e, hit, top);
+                let features = self.features(
+                    &q,
+                    q_weight,
+                    &q_vector,
+                    &category_probs,
+                    locale,
+                    e,
+                    hit,
+                    top,
+                );
                 Candidate {
                     entry: e,
                     hit,
@@ -350,7 +358,10 @@ impl Engine {
             .iter()
             .map(|c| self.log_likelihood(c.entry, &q_likelihood))
             .collect();
-        let best = likelihoods.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let best = likelihoods
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
         let per = q_likelihood.len().max(1) as f64;
         for (c, l) in candidates.iter_mut().zip(likelihoods) {
             c.features[LIKELIHOOD_FEATURE] = (l - best) / per;
@@ -582,7 +593,7 @@ impl Default for Thresholds {
     fn default() -> Self {
         Thresholds {
             answer: 0.5,
-            clarify: 0.15,
+            clarify: 0.25,
         }
     }
 }
@@ -682,7 +693,11 @@ impl Faq {
         })
     }
 
-    pub fn answer(&self, query: &str, prior: Option<&CategoryPrior>) -> Result<FaqAnswer, BotError> {
+    pub fn answer(
+        &self,
+        query: &str,
+        prior: Option<&CategoryPrior>,
+    ) -> Result<FaqAnswer, BotError> {
         let candidates = self.engine.candidates(query, prior)?;
         Ok(self.rank(candidates))
     }
@@ -693,7 +708,9 @@ impl Faq {
             .map(|c| (self.ranker.score(&c.features), c.entry))
             .collect();
         scored.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let confidence = self.ranker.confidence(&scored.iter().map(|s| s.0).collect::<Vec<_>>());
+        let confidence = self
+            .ranker
+            .confidence(&scored.iter().map(|s| s.0).collect::<Vec<_>>());
         let decision = decide(confidence, &self.thresholds);
         let entries = self.engine.entries();
         FaqAnswer {

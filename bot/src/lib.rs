@@ -32,7 +32,9 @@ pub enum BotError {
     EmptyKnowledgeBase,
     #[error("no labelled examples to train on")]
     NothingToTrainOn,
-    #[error("thresholds answer={answer} clarify={clarify}: each must be in [0, 1] and clarify <= answer")]
+    #[error(
+        "thresholds answer={answer} clarify={clarify}: each must be in [0, 1] and clarify <= answer"
+    )]
     Thresholds { answer: f64, clarify: f64 },
     #[error("the model does not fit this build: found {found}, expected {expected}")]
     ModelMismatch { found: String, expected: String },

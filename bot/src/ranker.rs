@@ -174,12 +174,17 @@ pub fn train(entries: &[Entry], params: &TrainParams) -> Result<RankerModel, Bot
                 queries.push(Query {
                     positive: candidates.iter().position(|c| c.entry == i),
                     features: candidates.into_iter().map(|c| c.features).collect(),
-                    held_out: hash(p.as_bytes()) % 5 == 0,
+                    held_out: hash(p.as_bytes()).is_multiple_of(5),
                 });
             }
         }
     }
-    if queries.iter().filter(|q| !q.held_out && q.positive.is_some()).count() == 0 {
+    if queries
+        .iter()
+        .filter(|q| !q.held_out && q.positive.is_some())
+        .count()
+        == 0
+    {
         return Err(BotError::NothingToTrainOn);
     }
 
@@ -281,7 +286,11 @@ fn version_hash(model: &RankerModel) -> u64 {
         .iter()
         .chain(&model.scale)
         .chain(&model.weights)
-        .chain([&model.calibration.top, &model.calibration.margin, &model.calibration.bias])
+        .chain([
+            &model.calibration.top,
+            &model.calibration.margin,
+            &model.calibration.bias,
+        ])
     {
         bytes.extend_from_slice(&v.to_le_bytes());
     }
@@ -381,7 +390,9 @@ fn platt(rows: &[([f64; 2], bool)]) -> Calibration {
             grad[a] += 1e-3 * theta[a];
             hess[a][a] += 1e-3;
         }
-        let Some(step) = solve3(hess, grad) else { break };
+        let Some(step) = solve3(hess, grad) else {
+            break;
+        };
         for a in 0..3 {
             theta[a] -= step[a];
         }
@@ -438,8 +449,13 @@ mod tests {
 
     #[test]
     fn solves_a_linear_system() {
-        let x = solve3([[2.0, 0.0, 0.0], [0.0, 4.0, 0.0], [1.0, 0.0, 1.0]], [2.0, 8.0, 4.0])
-            .unwrap();
-        assert!((x[0] - 1.0).abs() < 1e-12 && (x[1] - 2.0).abs() < 1e-12 && (x[2] - 3.0).abs() < 1e-12);
+        let x = solve3(
+            [[2.0, 0.0, 0.0], [0.0, 4.0, 0.0], [1.0, 0.0, 1.0]],
+            [2.0, 8.0, 4.0],
+        )
+        .unwrap();
+        assert!(
+            (x[0] - 1.0).abs() < 1e-12 && (x[1] - 2.0).abs() < 1e-12 && (x[2] - 3.0).abs() < 1e-12
+        );
     }
 }

@@ -10,7 +10,9 @@
 
 use tantivy::collector::TopDocs;
 use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
-use tantivy::schema::{Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions};
+use tantivy::schema::{
+    Field, IndexRecordOption, NumericOptions, Schema, TextFieldIndexing, TextOptions,
+};
 use tantivy::tokenizer::{TextAnalyzer, WhitespaceTokenizer};
 use tantivy::{Index, IndexReader, ReloadPolicy, TantivyDocument, Term};
 
@@ -54,9 +56,10 @@ impl Retriever {
         let grams = schema.add_text_field("grams", options);
         let entry = schema.add_u64_field("entry", NumericOptions::default().set_fast());
         let index = Index::create_in_ram(schema.build());
-        index
-            .tokenizers()
-            .register(TOKENIZER, TextAnalyzer::from(WhitespaceTokenizer::default()));
+        index.tokenizers().register(
+            TOKENIZER,
+            TextAnalyzer::from(WhitespaceTokenizer::default()),
+        );
         // One thread: one segment in practice, and no background merging to wait for.
         let mut writer = index.writer_with_num_threads(1, 50_000_000)?;
         for text in texts {

@@ -123,7 +123,10 @@ fn weights(order: Option<&OrderFacts>) -> [f64; 12] {
         add("refund_progress", 5.0);
     }
     if matches!(o.seller, BusinessLine::Merchant { .. }) {
-        let i = SCENARIOS.iter().position(|s| *s == "complaint").unwrap_or(5);
+        let i = SCENARIOS
+            .iter()
+            .position(|s| *s == "complaint")
+            .unwrap_or(5);
         w[i] *= 1.5;
     }
     w
@@ -370,9 +373,18 @@ mod tests {
 
     #[test]
     fn the_order_predicts_the_scenario() {
-        assert_eq!(top(&prior(Some(&order(OrderStatus::Shipped, 5, false)))), "where_is_my_parcel");
-        assert_eq!(top(&prior(Some(&order(OrderStatus::Delivered, 1, false)))), "return_or_exchange");
-        assert_eq!(top(&prior(Some(&order(OrderStatus::Delivered, 1, true)))), "refund_progress");
+        assert_eq!(
+            top(&prior(Some(&order(OrderStatus::Shipped, 5, false)))),
+            "where_is_my_parcel"
+        );
+        assert_eq!(
+            top(&prior(Some(&order(OrderStatus::Delivered, 1, false)))),
+            "return_or_exchange"
+        );
+        assert_eq!(
+            top(&prior(Some(&order(OrderStatus::Delivered, 1, true)))),
+            "refund_progress"
+        );
         let p = prior(None);
         assert_eq!(p.candidates.len(), 3);
         assert_eq!(p.model_version, PRIOR_VERSION);

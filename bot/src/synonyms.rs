@@ -83,9 +83,17 @@ mod tests {
         let c = concepts();
         let a = c.of(&compact("我的包裹到哪了"));
         let b = c.of(&compact("Where is my package?"));
-        let shared: Vec<&str> = a.iter().filter(|x| b.contains(x)).map(|x| c.name(*x)).collect();
+        let shared: Vec<&str> = a
+            .iter()
+            .filter(|x| b.contains(x))
+            .map(|x| c.name(*x))
+            .collect();
         assert!(shared.contains(&"parcel"), "{shared:?}");
-        assert!(c.of(&compact("packages")).iter().any(|x| c.name(*x) == "parcel"));
+        assert!(
+            c.of(&compact("packages"))
+                .iter()
+                .any(|x| c.name(*x) == "parcel")
+        );
         let late = c.of(&compact("It hasn't arrived"));
         assert!(late.iter().any(|x| c.name(*x) == "late"), "{late:?}");
         assert!(c.of(&compact("unpackaged")).is_empty());

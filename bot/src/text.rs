@@ -111,7 +111,10 @@ pub fn stem(word: &str) -> String {
             out.push_str(keep);
             // "shipped" -> "shipp" -> "ship"
             let b = out.as_bytes();
-            if b.len() >= 4 && b[b.len() - 1] == b[b.len() - 2] && !matches!(b[b.len() - 1], b'l' | b's' | b'z') {
+            if b.len() >= 4
+                && b[b.len() - 1] == b[b.len() - 2]
+                && !matches!(b[b.len() - 1], b'l' | b's' | b'z')
+            {
                 out.pop();
             }
             return out;
@@ -335,7 +338,10 @@ mod tests {
     fn chinese_is_cut_into_words_and_punctuation_is_dropped() {
         let t = terms("我的快递三天了还没有到，怎么办？");
         assert!(t.contains(&"快递".to_owned()), "{t:?}");
-        assert!(t.iter().all(|t| t.chars().any(char::is_alphanumeric)), "{t:?}");
+        assert!(
+            t.iter().all(|t| t.chars().any(char::is_alphanumeric)),
+            "{t:?}"
+        );
     }
 
     #[test]

@@ -10,7 +10,11 @@ use kefu_bot::reply::reply;
 use kefu_domain::conversation::HandoffReason;
 
 fn entries() -> Vec<Entry> {
-    kb::parse(DEMO_KB).unwrap().iter().map(Entry::from).collect()
+    kb::parse(DEMO_KB)
+        .unwrap()
+        .iter()
+        .map(Entry::from)
+        .collect()
 }
 
 fn model() -> &'static RankerModel {
@@ -76,7 +80,14 @@ fn sustained_anger_hands_over_whatever_the_answer() {
     let faq = faq();
     let angry = emotion::assess("This is ridiculous, terrible service!!!");
     assert_eq!(angry.mood, Mood::Angry);
-    let r = reply(&faq, "How much is shipping?? Terrible!!!", &[angry], "en", None).unwrap();
+    let r = reply(
+        &faq,
+        "How much is shipping?? Terrible!!!",
+        &[angry],
+        "en",
+        None,
+    )
+    .unwrap();
     assert_eq!(r.handoff, Some(HandoffReason::NegativeEmotion));
     assert!(r.strategy.soothing.is_some());
     let calm = reply(&faq, "How much is shipping?", &[], "en", None).unwrap();
