@@ -92,7 +92,12 @@ fn a_bad_line_names_its_number_and_nothing_is_written() {
     let out = kefu(d, &["kb", "import", file.to_str().unwrap()]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    for expected in ["line 2", "line 3: answer", "line 4", "3 bad line(s)"] {
+    for expected in [
+        "line 2",
+        "line 3: invalid answer",
+        "line 4",
+        "3 bad line(s)",
+    ] {
         assert!(stderr.contains(expected), "{expected}: {stderr}");
     }
     assert!(lines(&kefu(d, &["log", "tail"])).is_empty());
