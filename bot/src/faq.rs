@@ -18,7 +18,7 @@ use crate::text::{self, cjk_bigrams, compact, dice, edit_similarity, gram_set, g
 
 /// How many documents BM25 returns, and how many distinct entries are ranked.
 const RETRIEVE_DOCS: usize = 80;
-const RANK_ENTRIES: usize = 20;
+const RANK_ENTRIES: usize = 30;
 /// Character n-gram sizes of the entry profile (tf-idf cosine).
 const PROFILE_GRAMS: [usize; 3] = [1, 2, 3];
 
@@ -94,7 +94,8 @@ fn profile_text(text: &str) -> TextProfile {
         term_ids: Vec::new(),
         grams2: gram_set(&compact, &[2]),
         grams3: gram_set(&compact, &[3]),
-        chars: compact.chars().filter(|c| *c != ' ').collect(),
+        // Edit distance is quadratic; its first 64 characters say enough about a text.
+        chars: compact.chars().filter(|c| *c != ' ').take(64).collect(),
         concepts: concepts().of(&compact),
         bigrams: cjk_bigrams(&compact),
         compact,
@@ -103,7 +104,7 @@ fn profile_text(text: &str) -> TextProfile {
 
 /// The names of the ranking features, in order; stored with a model, which refuses to load
 /// against a different list.
-pub const FEATURES: [&str; 15] = [
+pub const FEATURES: [&str; 16] = [
     "bm25_relative",
     "bm25_log",
     "retrieval_rank",
@@ -116,6 +117,7 @@ pub const FEATURES: [&str; 15] = [
     "synonym_coverage",
     "synonym_jaccard",
     "profile_cosine",
+    "entry_likelihood",
     "category_prior",
     "popularity",
     "locale_match",
@@ -133,6 +135,10 @@ pub struct Engine {
     entries: Vec<Entry>,
     texts: Vec<Vec<TextProfile>>,
     profile_vectors: Vec<Vec<(u64, f32)>>,
+    /// Per entry, naive Bayes counts of its words and grams over all its texts (sorted), and
+    /// the log of their smoothed total.
+    likelihood_counts: Vec<Vec<(u64, f32)>>,
+    likelihood_log_total: Vec<f64>,
     retriever: Retriever,
     vocabulary: HashMap<String, u32>,
     idf: Vec<f64>,
@@ -197,13 +203,9 @@ impl Engine {
         }
 
         let mut gram_df: HashMap<u64, f64> = HashMap::new();
-        let entry_grams: Vec<Vec<u64>> = entries
+        let entry_grams: Vec<Vec<u64>> = texts
             .iter()
-            .map(|e| {
-                e.texts()
-                    .flat_map(|t| text::char_ngrams(&compact(t), &PROFILE_GRAMS))
-                    .collect()
-            })
+            .map(|ts| ts.iter().flat_map(profile_grams).collect())
             .collect();
         for grams in &entry_grams {
             let mut distinct = grams.clone();
@@ -220,6 +222,31 @@ impl Engine {
         let profile_vectors = entry_grams
             .iter()
             .map(|g| tfidf_vector(g, &gram_idf, unknown_idf))
+            .collect();
+
+        let mut likelihood_counts = Vec::with_capacity(entries.len());
+        let mut vocabulary_of_grams: std::collections::HashSet<u64> =
+            std::collections::HashSet::new();
+        for ts in &texts {
+            let mut counts: HashMap<u64, f32> = HashMap::new();
+            for profile in ts {
+                for f in likelihood_features(profile) {
+                    *counts.entry(f).or_default() += 1.0;
+                    vocabulary_of_grams.insert(f);
+                }
+            }
+            let mut counts: Vec<(u64, f32)> = counts.into_iter().collect();
+            counts.sort_unstable_by_key(|(f, _)| *f);
+            likelihood_counts.push(counts);
+        }
+        let likelihood_vocabulary = vocabulary_of_grams.len() as f64;
+        let likelihood_log_total = likelihood_counts
+            .iter()
+            .map(|c| {
+                (c.iter().map(|(_, n)| f64::from(*n)).sum::<f64>()
+                    + LIKELIHOOD_ALPHA * likelihood_vocabulary)
+                    .ln()
+            })
             .collect();
 
         let mut categories: Vec<String> = entries.iter().map(|e| e.category.clone()).collect();
@@ -248,6 +275,8 @@ impl Engine {
             entries,
             texts,
             profile_vectors,
+            likelihood_counts,
+            likelihood_log_total,
             retriever,
             vocabulary,
             idf,
@@ -298,14 +327,11 @@ impl Engine {
             .map(|t| self.term_idf(t))
             .sum::<f64>()
             .max(1e-9);
-        let q_vector = tfidf_vector(
-            &text::char_ngrams(&q.compact, &PROFILE_GRAMS),
-            &self.gram_idf,
-            self.unknown_idf,
-        );
+        let q_vector = tfidf_vector(&profile_grams(&q), &self.gram_idf, self.unknown_idf);
         let category_probs = self.category_probabilities(&q, prior);
         let locale = guess_locale(query);
-        Ok(hits
+        let q_likelihood = likelihood_features(&q);
+        let mut candidates: Vec<Candidate> = hits
             .into_iter()
             .map(|hit| {
                 let e = hit.entry as usize;
@@ -325,7 +351,36 @@ impl Engine {
                     features,
                 }
             })
-            .collect())
+            .collect();
+        // The likelihood only means something relative to the other candidates': per query
+        // feature, how much less likely than the best candidate.
+        let likelihoods: Vec<f64> = candidates
+            .iter()
+            .map(|c| self.log_likelihood(c.entry, &q_likelihood))
+            .collect();
+        let best = likelihoods
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
+        let per = q_likelihood.len().max(1) as f64;
+        for (c, l) in candidates.iter_mut().zip(likelihoods) {
+            c.features[LIKELIHOOD_FEATURE] = (l - best) / per;
+        }
+        Ok(candidates)
+    }
+
+    fn log_likelihood(&self, e: usize, features: &[u64]) -> f64 {
+        let counts = &self.likelihood_counts[e];
+        let log_total = self.likelihood_log_total[e];
+        features
+            .iter()
+            .map(|f| {
+                let n = counts
+                    .binary_search_by_key(f, |(g, _)| *g)
+                    .map_or(0.0, |i| f64::from(counts[i].1));
+                (n + LIKELIHOOD_ALPHA).ln() - log_total
+            })
+            .sum()
     }
 
     fn term_idf(&self, term: &str) -> f64 {
@@ -378,7 +433,15 @@ impl Engine {
             let entry_coverage = shared_weight / t_weight;
             let g2 = dice(&q.grams2, &t.grams2);
             let g3 = dice(&q.grams3, &t.grams3);
-            let ed = edit_similarity(&q.chars, &t.chars);
+            // Edit distance is the one quadratic feature: skip texts whose length difference
+            // alone keeps them below the best similarity found so far.
+            let (lq, lt) = (q.chars.len(), t.chars.len());
+            let ceiling = 1.0 - lq.abs_diff(lt) as f64 / lq.max(lt).max(1) as f64;
+            let ed = if ceiling > best[5] {
+                edit_similarity(&q.chars, &t.chars)
+            } else {
+                0.0
+            };
             for (b, v) in best
                 .iter_mut()
                 .zip([coverage, jaccard, entry_coverage, g2, g3, ed])
@@ -414,11 +477,44 @@ impl Engine {
             syn_cov,
             syn_jac,
             cosine,
+            0.0,
             category_probs[self.category_of[e]],
             self.popularity[e],
             locale_match,
         ]
     }
+}
+
+/// What the profile cosine compares: character 1–3-grams, content words, and the shop
+/// concepts (twice: a synonym match is worth more than one shared character).
+fn profile_grams(profile: &TextProfile) -> Vec<u64> {
+    let mut f = text::char_ngrams(&profile.compact, &PROFILE_GRAMS);
+    f.extend(
+        profile
+            .terms
+            .iter()
+            .map(|w| text::hash(format!("w:{w}").as_bytes())),
+    );
+    for c in &profile.concepts {
+        let h = text::hash(format!("c:{c}").as_bytes());
+        f.push(h);
+        f.push(h);
+    }
+    f
+}
+
+const LIKELIHOOD_ALPHA: f64 = 0.1;
+const LIKELIHOOD_FEATURE: usize = 12;
+
+/// What the entry likelihood counts: content words and character 1–3-grams.
+fn likelihood_features(profile: &TextProfile) -> Vec<u64> {
+    let mut f: Vec<u64> = profile
+        .terms
+        .iter()
+        .map(|w| text::hash(format!("w:{w}").as_bytes()))
+        .collect();
+    f.extend(text::char_ngrams(&profile.compact, &PROFILE_GRAMS));
+    f
 }
 
 fn ids_of(vocabulary: &HashMap<String, u32>, terms: &[String]) -> Vec<u32> {
@@ -497,7 +593,7 @@ impl Default for Thresholds {
     fn default() -> Self {
         Thresholds {
             answer: 0.5,
-            clarify: 0.15,
+            clarify: 0.25,
         }
     }
 }

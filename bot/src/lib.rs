@@ -10,6 +10,7 @@
 //! - [`emotion`]: polarity, mood, trend and reply strategy.
 //! - [`intent`], [`scenario`]: the text intent classifier, the order-context prior, their
 //!   combination, and routing.
+//! - [`reply`]: one customer turn through the bot (answer, emotion, strategy).
 //! - [`eval`]: the evaluation metrics and runners behind `kefu eval`.
 
 pub mod emotion;
@@ -19,6 +20,7 @@ pub mod intent;
 pub mod kb;
 pub mod nb;
 pub mod ranker;
+pub mod reply;
 pub mod retrieval;
 pub mod scenario;
 pub mod synonyms;

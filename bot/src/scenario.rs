@@ -120,7 +120,7 @@ fn weights(order: Option<&OrderFacts>) -> [f64; 12] {
         }
     }
     if o.open_refund {
-        add("refund_progress", 4.0);
+        add("refund_progress", 5.0);
     }
     if matches!(o.seller, BusinessLine::Merchant { .. }) {
         let i = SCENARIOS
@@ -211,6 +211,36 @@ pub fn combine(
         model_version: format!("{PRIOR_VERSION}+{text_model_version}"),
         features,
     }
+}
+
+/// The KB categories a scenario's questions usually fall in.
+pub fn kb_categories(scenario: &str) -> &'static [&'static str] {
+    match scenario {
+        "where_is_my_parcel" => &["shipping", "delivery_delay"],
+        "return_or_exchange" => &["returns_exchanges"],
+        "refund_progress" => &["refunds"],
+        "invoice" => &["invoices"],
+        "presale_question" => &["shipping", "payment", "coupons"],
+        "complaint" => &["merchant_disputes", "delivery_delay"],
+        "payment_issue" => &["payment"],
+        "coupon_promotion" => &["coupons"],
+        "account_issue" => &["account"],
+        "warranty_repair" => &["warranty"],
+        "change_order" => &["shipping", "payment"],
+        _ => &[],
+    }
+}
+
+/// The prediction as a prior over KB categories, for the FAQ ranker's category feature.
+pub fn category_prior(prediction: &Prediction) -> crate::faq::CategoryPrior {
+    let mut prior = crate::faq::CategoryPrior::new();
+    for c in &prediction.candidates {
+        let categories = kb_categories(c.scenario.as_str());
+        for k in categories {
+            *prior.entry((*k).to_owned()).or_default() += c.probability / categories.len() as f64;
+        }
+    }
+    prior
 }
 
 /// The kind of help a scenario needs, which picks the team.

@@ -4,30 +4,22 @@
 //! longer ones (`北京大学` gives `北京`, `大学` and `北京大学`), so a customer who writes a
 //! shorter or longer form of a word still meets it. It keeps runs of ASCII letters and digits
 //! whole, so English words and numbers come through as words of their own. Punctuation and
-//! whitespace come out of jieba as tokens too; they are dropped here, because a `，` or a space
+//! whitespace come out of jieba as tokens too; they are dropped, because a `，` or a space
 //! shared by two texts says nothing about their meaning and would only make every document
-//! match every query.
+//! match every query. The analyzer itself lives in `kefu_bot::text`, shared with the bot's FAQ
+//! retrieval.
 
 use std::collections::BTreeSet;
 
-use tantivy::tokenizer::{
-    LowerCaser, RemoveLongFilter, TextAnalyzer, Token, TokenFilter, TokenStream, Tokenizer,
-};
-use tantivy_jieba::JiebaTokenizer;
+use tantivy::tokenizer::TextAnalyzer;
 
 /// The name the analyzer is registered under in every index this module opens.
 pub(crate) const TOKENIZER: &str = "kefu_zh_en";
 
-/// Tokens this long (in bytes) are base64 blobs, pasted logs and the like, not words anyone
-/// searches for; tantivy also refuses terms over 64 KiB.
-const MAX_TOKEN_BYTES: usize = 64;
-
+/// The bot's analyzer (`kefu_bot::text::analyzer`): one definition of a word for search and
+/// for FAQ retrieval, so a term the bot matches is a term search finds.
 pub(crate) fn analyzer() -> TextAnalyzer {
-    TextAnalyzer::builder(JiebaTokenizer::new())
-        .filter(WordsOnly)
-        .filter(LowerCaser)
-        .filter(RemoveLongFilter::limit(MAX_TOKEN_BYTES))
-        .build()
+    kefu_bot::text::analyzer()
 }
 
 /// The distinct terms the analyzer makes of `text`, in first-seen order.
@@ -41,56 +33,6 @@ pub(crate) fn terms(analyzer: &mut TextAnalyzer, text: &str) -> Vec<String> {
         }
     }
     terms
-}
-
-/// Drops tokens without a letter or digit in them (punctuation, whitespace, symbols).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct WordsOnly;
-
-impl TokenFilter for WordsOnly {
-    type Tokenizer<T: Tokenizer> = WordsOnlyTokenizer<T>;
-
-    fn transform<T: Tokenizer>(self, inner: T) -> WordsOnlyTokenizer<T> {
-        WordsOnlyTokenizer { inner }
-    }
-}
-
-#[derive(Clone)]
-pub(crate) struct WordsOnlyTokenizer<T> {
-    inner: T,
-}
-
-impl<T: Tokenizer> Tokenizer for WordsOnlyTokenizer<T> {
-    type TokenStream<'a> = WordsOnlyStream<T::TokenStream<'a>>;
-
-    fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
-        WordsOnlyStream {
-            inner: self.inner.token_stream(text),
-        }
-    }
-}
-
-pub(crate) struct WordsOnlyStream<S> {
-    inner: S,
-}
-
-impl<S: TokenStream> TokenStream for WordsOnlyStream<S> {
-    fn advance(&mut self) -> bool {
-        while self.inner.advance() {
-            if self.inner.token().text.chars().any(char::is_alphanumeric) {
-                return true;
-            }
-        }
-        false
-    }
-
-    fn token(&self) -> &Token {
-        self.inner.token()
-    }
-
-    fn token_mut(&mut self) -> &mut Token {
-        self.inner.token_mut()
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,187 @@
+//! `kefu kb import`, `kefu eval …` and `kefu train ranker` end to end on the embedded store.
+
+mod common;
+
+use std::process::Output;
+
+use common::{kefu, lines};
+
+/// The JSON object an evaluation or import prints on its last line.
+fn last_json(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "kefu failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
+    serde_json::from_str(stdout.lines().last().expect("some output")).expect("a JSON last line")
+}
+
+const ENTRY: &str = r#"{"id":"en-shipping-900","question":"How much is shipping?","paraphrases":["shipping cost","what is the delivery fee"],"answer":"Free from 99.","category":"shipping","locale":"en"}"#;
+
+fn entry(id: &str, answer: &str) -> String {
+    ENTRY
+        .replace("en-shipping-900", id)
+        .replace("Free from 99.", answer)
+}
+
+#[test]
+fn import_writes_entries_once_and_edits_what_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let file = d.join("kb.jsonl");
+    let kb = [
+        entry("a-1", "One."),
+        entry("a-2", "Two."),
+        entry("a-3", "Three."),
+    ]
+    .join("\n");
+    std::fs::write(&file, &kb).unwrap();
+    let path = file.to_str().unwrap();
+
+    let first = last_json(&kefu(d, &["kb", "import", path]));
+    assert_eq!(first["created"], 3);
+    let again = last_json(&kefu(d, &["kb", "import", path]));
+    assert_eq!(
+        (again["created"].clone(), again["unchanged"].clone()),
+        (0.into(), 3.into())
+    );
+
+    std::fs::write(&file, kb.replace("Two.", "Two, edited.")).unwrap();
+    let edited = last_json(&kefu(d, &["kb", "import", path]));
+    assert_eq!(
+        (edited["updated"].clone(), edited["unchanged"].clone()),
+        (1.into(), 2.into())
+    );
+
+    let events = lines(&kefu(d, &["log", "tail"]));
+    let types: Vec<&str> = events
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types
+            .iter()
+            .filter(|t| **t == "KnowledgeEntryCreated")
+            .count(),
+        3,
+        "{types:?}"
+    );
+    assert_eq!(
+        types
+            .iter()
+            .filter(|t| **t == "KnowledgeEntryEdited")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn a_bad_line_names_its_number_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let file = d.join("kb.jsonl");
+    let kb = [
+        entry("b-1", "Fine."),
+        "{not json".to_owned(),
+        entry("b-3", " "),
+        entry("b-1", "Again."),
+    ]
+    .join("\n");
+    std::fs::write(&file, kb).unwrap();
+    let out = kefu(d, &["kb", "import", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "line 2",
+        "line 3: invalid answer",
+        "line 4",
+        "3 bad line(s)",
+    ] {
+        assert!(stderr.contains(expected), "{expected}: {stderr}");
+    }
+    assert!(lines(&kefu(d, &["log", "tail"])).is_empty());
+}
+
+#[test]
+fn evaluations_print_their_figures_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/../bot/data/");
+    let write = |name: &str, text: &str| {
+        let p = d.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_owned()
+    };
+    let train = write(
+        "train.jsonl",
+        r#"{"text":"where is my parcel","label":"parcel"}
+{"text":"快递到哪了","label":"parcel"}
+{"text":"I want my money back","label":"refund"}
+{"text":"退款什么时候到","label":"refund"}"#,
+    );
+    let test = write(
+        "test.jsonl",
+        r#"{"text":"where is my package","label":"parcel"}
+{"text":"退款到账了吗","label":"refund"}"#,
+    );
+    let r = last_json(&kefu(
+        d,
+        &["eval", "intents", "--train", &train, "--test", &test],
+    ));
+    assert_eq!(r["test_examples"], 2);
+    assert!(r["accuracy"].as_f64().unwrap() >= 0.5, "{r}");
+
+    let queries = write(
+        "q.jsonl",
+        r#"{"text":"运费是怎么收取的？","answer_id":"zh-shipping-001"}"#,
+    );
+    let kb = format!("{data}demo-kb.jsonl");
+    let model = d.join("ranker.json");
+    let trained = last_json(&kefu(
+        d,
+        &[
+            "train",
+            "ranker",
+            "--kb",
+            &kb,
+            "--out",
+            model.to_str().unwrap(),
+        ],
+    ));
+    assert!(
+        trained["version"]
+            .as_str()
+            .unwrap()
+            .starts_with("pairwise-lr-")
+    );
+    let r = last_json(&kefu(
+        d,
+        &[
+            "eval",
+            "faq",
+            "--kb",
+            &kb,
+            "--queries",
+            &queries,
+            "--model",
+            model.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(r["p_at_1"], 1.0, "{r}");
+    assert_eq!(r["model_version"], trained["version"]);
+
+    let emotion = write(
+        "e.jsonl",
+        r#"{"text":"terrible service!!!","label":"angry"}
+{"text":"thanks, very helpful","polarity":0.8}"#,
+    );
+    let r = last_json(&kefu(d, &["eval", "emotion", "--test", &emotion]));
+    assert_eq!(r["examples"], 2);
+    assert_eq!(r["sign_accuracy"], 1.0, "{r}");
+
+    let bad = write("bad.jsonl", "{\"text\":\"x\"}\n");
+    let out = kefu(d, &["eval", "emotion", "--test", &bad]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 1"));
+}

@@ -1,0 +1,95 @@
+//! The FAQ path on the demo knowledge base: training, ranking, deciding, replying.
+
+use std::sync::OnceLock;
+
+use kefu_bot::emotion::{self, Mood};
+use kefu_bot::faq::{Decision, Entry, Faq, Thresholds};
+use kefu_bot::kb::{self, DEMO_KB};
+use kefu_bot::ranker::{self, RankerModel, TrainParams};
+use kefu_bot::reply::reply;
+use kefu_domain::conversation::HandoffReason;
+
+fn entries() -> Vec<Entry> {
+    kb::parse(DEMO_KB)
+        .unwrap()
+        .iter()
+        .map(Entry::from)
+        .collect()
+}
+
+fn model() -> &'static RankerModel {
+    static MODEL: OnceLock<RankerModel> = OnceLock::new();
+    MODEL.get_or_init(|| ranker::train(&entries(), &TrainParams::default()).unwrap())
+}
+
+fn faq() -> Faq {
+    Faq::new(entries(), Some(model().clone()), Thresholds::default()).unwrap()
+}
+
+#[test]
+fn the_ranker_beats_bm25_order_on_held_out_paraphrases() {
+    let r = &model().report;
+    assert!(r.held_out_queries > 100, "{r:?}");
+    assert!(
+        r.held_out_p_at_1_ranker > r.held_out_p_at_1_bm25 + 0.05,
+        "{r:?}"
+    );
+}
+
+#[test]
+fn training_is_deterministic_and_the_model_round_trips() {
+    let again = ranker::train(&entries(), &TrainParams::default()).unwrap();
+    assert_eq!(again.version, model().version);
+    let json = serde_json::to_string(model()).unwrap();
+    let back = RankerModel::from_json(&json).unwrap();
+    assert_eq!(back.version, model().version);
+    for (a, b) in back.weights.iter().zip(&model().weights) {
+        assert!((a - b).abs() < 1e-12);
+    }
+    let mut wrong: serde_json::Value = serde_json::from_str(&json).unwrap();
+    wrong["features"][0] = "something_else".into();
+    assert!(RankerModel::from_json(&wrong.to_string()).is_err());
+}
+
+#[test]
+fn a_question_from_the_kb_is_answered_with_its_entry() {
+    let faq = faq();
+    for (question, id) in [
+        ("运费是怎么收取的？", "zh-shipping-001"),
+        ("满多少钱可以包邮", "zh-shipping-002"),
+    ] {
+        let a = faq.answer(question, None).unwrap();
+        assert_eq!(a.top().unwrap().external_id, id, "{question}");
+        assert_eq!(a.decision, Decision::Answer, "{question}: {}", a.confidence);
+    }
+}
+
+#[test]
+fn confidence_orders_decisions_and_nonsense_is_not_answered() {
+    let faq = faq();
+    let a = faq.answer("量子色动力学的渐近自由", None).unwrap();
+    assert_ne!(a.decision, Decision::Answer, "{}", a.confidence);
+    let a = faq.answer("", None).unwrap();
+    assert!(a.ranked.is_empty());
+    assert_eq!(a.decision, Decision::Handoff);
+    assert!(a.suggestions().is_empty());
+}
+
+#[test]
+fn sustained_anger_hands_over_whatever_the_answer() {
+    let faq = faq();
+    let angry = emotion::assess("This is ridiculous, terrible service!!!");
+    assert_eq!(angry.mood, Mood::Angry);
+    let r = reply(
+        &faq,
+        "How much is shipping?? Terrible!!!",
+        &[angry],
+        "en",
+        None,
+    )
+    .unwrap();
+    assert_eq!(r.handoff, Some(HandoffReason::NegativeEmotion));
+    assert!(r.strategy.soothing.is_some());
+    let calm = reply(&faq, "How much is shipping?", &[], "en", None).unwrap();
+    assert_ne!(calm.handoff, Some(HandoffReason::NegativeEmotion));
+}
