@@ -9,7 +9,7 @@ use chrono::Duration;
 use kefu_eventlog::{EventLog, Position, StreamId, read_whole_stream};
 use kefu_projections::conversations::ConversationFilter;
 use kefu_projections::runner::{Faults, Group, Member};
-use kefu_projections::sql::Record;
+use kefu_projections::sql::{Record, Stmt};
 use kefu_projections::stats::{StatsFilter, StatsGroup};
 use kefu_projections::{
     Catalog, GenState, LiveProjections, ProjectionError, ReadModels, Until, rebuild,
@@ -336,6 +336,15 @@ async fn rebuild_equals_live_processing(b: Backend) {
         .map(|c| c.transcript.len() + c.timeline.len())
         .sum();
     assert!(turns > 30, "the transcripts hold the history: {turns}");
+    // A table an earlier kefu kept in the generation being replaced goes with it.
+    let former = "conversations_g1_turns";
+    b.store
+        .transaction(vec![Stmt::new(
+            format!("CREATE TABLE {former} (conversation TEXT)"),
+            vec![],
+        )])
+        .await
+        .unwrap();
 
     let (rebuilt, _) = rebuild(
         &*b.log,
@@ -353,6 +362,13 @@ async fn rebuild_equals_live_processing(b: Backend) {
     );
     assert_eq!(dump_live(&models).await, before);
     assert_eq!(transcripts().await, transcripts_before);
+    assert!(
+        b.store
+            .query(&format!("SELECT conversation FROM {former}"), vec![])
+            .await
+            .is_err(),
+        "{former} was dropped with generation 1"
+    );
 }
 
 async fn dying_mid_catch_up_neither_loses_nor_double_counts(b: Backend) {
