@@ -369,6 +369,33 @@ pub enum TransferTarget {
     Queue(QueueSnapshot),
 }
 
+/// A model's inputs as recorded with its output: named values (numbers, codes, short lists).
+pub type Features = BTreeMap<String, serde_json::Value>;
+
+/// Most features one prediction or decision records, and their largest JSON size.
+pub const MAX_FEATURES: usize = 64;
+pub const MAX_FEATURES_BYTES: usize = 8 * 1024;
+
+fn require_features(features: &Features) -> Result<(), DomainError> {
+    if features.len() > MAX_FEATURES {
+        return Err(DomainError::invalid(
+            "features",
+            format!("at most {MAX_FEATURES}, got {}", features.len()),
+        ));
+    }
+    for name in features.keys() {
+        require_code("features", name)?;
+    }
+    let bytes = serde_json::to_string(features).map_or(usize::MAX, |j| j.len());
+    if bytes > MAX_FEATURES_BYTES {
+        return Err(DomainError::invalid(
+            "features",
+            format!("{bytes} bytes of JSON; at most {MAX_FEATURES_BYTES}"),
+        ));
+    }
+    Ok(())
+}
+
 // ---- commands ----
 
 #[derive(Debug, Clone, PartialEq)]
@@ -405,6 +432,8 @@ pub enum ConversationCommand {
     PredictScenario {
         candidates: Vec<ScenarioCandidate>,
         model_version: String,
+        /// What the model saw, so a successor can be compared on replayed history.
+        features: Features,
         at: DateTime<Utc>,
     },
     /// The customer picked the scenario that is really theirs.
@@ -416,6 +445,7 @@ pub enum ConversationCommand {
         queue: QueueSnapshot,
         reasons: Vec<RoutingReason>,
         model_version: String,
+        features: Features,
         at: DateTime<Utc>,
     },
     HandOff {
@@ -529,6 +559,10 @@ pub struct ScenarioPredicted {
     /// Most probable first.
     pub candidates: Vec<ScenarioCandidate>,
     pub model_version: String,
+    /// The features the model predicted from (absent in events written before they were
+    /// recorded).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub features: Features,
     pub at: DateTime<Utc>,
 }
 
@@ -554,6 +588,10 @@ pub struct RoutingDecided {
     pub queue: QueueId,
     pub reasons: Vec<RoutingReason>,
     pub model_version: String,
+    /// The features the routing decided on (absent in events written before they were
+    /// recorded).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub features: Features,
     pub at: DateTime<Utc>,
 }
 
@@ -769,15 +807,17 @@ impl Decider for ConversationDecider {
             C::PredictScenario {
                 candidates,
                 model_version,
+                features,
                 at,
-            } => predict_scenario(conv, candidates, model_version, at),
+            } => predict_scenario(conv, candidates, model_version, features, at),
             C::SettleScenario { actual, at } => settle_scenario(conv, actual, at),
             C::Route {
                 queue,
                 reasons,
                 model_version,
+                features,
                 at,
-            } => route(conv, &queue, reasons, model_version, at),
+            } => route(conv, &queue, reasons, model_version, features, at),
             C::HandOff { reason, at } => hand_off(conv, reason, at),
             C::Enqueue { queue, at } => {
                 require_open(conv)?;
@@ -1405,8 +1445,10 @@ fn predict_scenario(
     conv: &Conversation,
     mut candidates: Vec<ScenarioCandidate>,
     model_version: String,
+    features: Features,
     at: DateTime<Utc>,
 ) -> Result<Vec<ConversationEvent>, DomainError> {
+    require_features(&features)?;
     require_open(conv)?;
     // A settled scenario is ground truth for the match rate; predicting again would blur it.
     if conv.scenario.as_ref().is_some_and(|s| s.settled.is_some()) {
@@ -1447,6 +1489,7 @@ fn predict_scenario(
         ScenarioPredicted {
             candidates,
             model_version,
+            features,
             at,
         }
         .into(),
@@ -1495,8 +1538,10 @@ fn route(
     queue: &QueueSnapshot,
     reasons: Vec<RoutingReason>,
     model_version: String,
+    features: Features,
     at: DateTime<Utc>,
 ) -> Result<Vec<ConversationEvent>, DomainError> {
+    require_features(&features)?;
     require_open(conv)?;
     if !matches!(
         conv.handling,
@@ -1523,6 +1568,7 @@ fn route(
             queue: queue.id,
             reasons,
             model_version,
+            features,
             at,
         }
         .into(),

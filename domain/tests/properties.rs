@@ -418,6 +418,7 @@ impl Desk {
                     queue: queue(q),
                     reasons: vec![RoutingReason::Fallback],
                     model_version: "router-1".into(),
+                    features: Default::default(),
                     at,
                 },
             ),

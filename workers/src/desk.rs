@@ -15,7 +15,7 @@ use kefu_domain::agent::{AgentCommand, AgentDecider, AgentSnapshot, AgentStatus}
 use kefu_domain::common::{BusinessLine, Channel, Party};
 use kefu_domain::conversation::{
     CloseReason, ConversationCommand as C, ConversationDecider, ConversationEvent,
-    ConversationSnapshot, HandoffReason, RoutingReason, TransferTarget,
+    ConversationSnapshot, Features, HandoffReason, RoutingReason, TransferTarget,
 };
 use kefu_domain::customer::{CustomerCommand, CustomerDecider, CustomerState, CustomerTier};
 use kefu_domain::ids::{
@@ -297,13 +297,15 @@ impl<L: EventLog> Desk<L> {
     }
 
     /// Routes a conversation that waits for a human to `queue` and queues it there.
-    /// `model_version` names the model that chose, or [`MANUAL_ROUTING`] for a person.
+    /// `model_version` names the model that chose, or [`MANUAL_ROUTING`] for a person;
+    /// `features` what it chose from.
     pub async fn route(
         &self,
         conversation: ConversationId,
         queue: QueueId,
         reasons: Vec<RoutingReason>,
         model_version: &str,
+        features: Features,
         meta: &Metadata,
     ) -> Result<Done<()>, CommandError> {
         let mut reached = Reached::default();
@@ -312,6 +314,7 @@ impl<L: EventLog> Desk<L> {
             queue: snapshot.clone(),
             reasons,
             model_version: model_version.to_owned(),
+            features,
             at: self.now(),
         };
         self.run::<ConversationDecider>(&mut reached, conversation, route, meta)

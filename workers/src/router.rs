@@ -18,7 +18,7 @@ use kefu_bot::intent::{IntentModel, IntentParams};
 use kefu_bot::scenario::{self, OrderFacts, Route};
 use kefu_domain::Decider;
 use kefu_domain::conversation::{
-    Conversation, ConversationCommand as C, ConversationDecider, ConversationSnapshot,
+    Conversation, ConversationCommand as C, ConversationDecider, ConversationSnapshot, Features,
     RoutingReason,
 };
 use kefu_domain::ids::{QueueId, ScenarioCode};
@@ -90,6 +90,7 @@ impl<L: EventLog> Router<L> {
             // Model versions are codes in the log (letters, digits and - _ . : /); the
             // combined model names both of its parts.
             model_version: prediction.model_version.replace('+', ":"),
+            features: prediction.features,
             at: self.desk.now(),
         };
         settle(
@@ -122,9 +123,35 @@ impl<L: EventLog> Router<L> {
         if fallback {
             reasons.push(RoutingReason::Fallback);
         }
+        let features = Features::from([
+            ("scenario".to_owned(), serde_json::json!(scenario.as_str())),
+            (
+                "service".to_owned(),
+                serde_json::json!(route.service.as_str()),
+            ),
+            (
+                "business_line".to_owned(),
+                serde_json::json!(kefu_projections::view::seller(&route.business_line)),
+            ),
+            (
+                "category".to_owned(),
+                serde_json::json!(route.category.as_ref().map(|c| c.as_str())),
+            ),
+            (
+                "queues_considered".to_owned(),
+                serde_json::json!(rows.len()),
+            ),
+        ]);
         settle(
             self.desk
-                .route(conv.id, queue, reasons, &route.model_version, meta)
+                .route(
+                    conv.id,
+                    queue,
+                    reasons,
+                    &route.model_version,
+                    features,
+                    meta,
+                )
                 .await,
         )
     }

@@ -116,6 +116,7 @@ async fn busy_day(w: &World, agents: usize, seats: u32, waiting: usize) -> Vec<A
                 queue,
                 vec![RoutingReason::Fallback],
                 MANUAL_ROUTING,
+                Default::default(),
                 &meta(),
             )
             .await

@@ -227,6 +227,7 @@ impl Mutation {
                 queue,
                 reasons,
                 MANUAL_ROUTING,
+                Default::default(),
                 &caller.metadata(),
             )
             .await

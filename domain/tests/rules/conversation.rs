@@ -61,6 +61,7 @@ fn route(queue: QueueSnapshot) -> C {
         queue,
         reasons: vec![RoutingReason::Fallback],
         model_version: "router-2025.03".into(),
+        features: Default::default(),
         at: t(2),
     }
 }
@@ -328,6 +329,7 @@ fn predict(candidates: &[(&str, f64)]) -> C {
             })
             .collect(),
         model_version: "triage-3".into(),
+        features: Default::default(),
         at: t(1),
     }
 }

@@ -188,6 +188,7 @@ impl<L: EventLog> Script<L> {
                 queue: queue.clone(),
                 reasons,
                 model_version: "router-1".into(),
+                features: Default::default(),
                 at,
             },
         )
@@ -329,6 +330,7 @@ impl<L: EventLog> Script<L> {
                     scenario("return-exchange", 0.2),
                 ],
                 model_version: "prior-1".into(),
+                features: Default::default(),
                 at: t(0),
             },
         )
@@ -399,6 +401,7 @@ impl<L: EventLog> Script<L> {
                     scenario("return-exchange", 0.3),
                 ],
                 model_version: "prior-1".into(),
+                features: Default::default(),
                 at: t(10),
             },
         )

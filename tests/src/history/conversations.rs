@@ -968,6 +968,7 @@ impl Engine {
             |at| C::PredictScenario {
                 candidates,
                 model_version: TRIAGE_MODEL.into(),
+                features: Default::default(),
                 at,
             },
         )?;
@@ -1212,6 +1213,7 @@ impl Engine {
                 queue: snapshot.clone(),
                 reasons,
                 model_version: ROUTER_MODEL.into(),
+                features: Default::default(),
                 at,
             },
         )?;
