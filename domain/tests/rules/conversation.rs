@@ -765,3 +765,35 @@ fn an_order_is_attributed_once_within_the_window_to_the_same_customer() {
     let attributed = history.given(attribute(CUSTOMER, 30));
     assert_eq!(attributed.when(attribute(CUSTOMER, 30)).unwrap(), vec![]);
 }
+
+#[test]
+fn a_prediction_records_its_features_within_limits() {
+    let with = |features: kefu_domain::conversation::Features| {
+        let mut c = predict(&[("delivery", 0.6)]);
+        if let C::PredictScenario { features: f, .. } = &mut c {
+            *f = features;
+        }
+        c
+    };
+    let seen = kefu_domain::conversation::Features::from([
+        ("order_status".to_owned(), serde_json::json!("shipped")),
+        ("days_in_status".to_owned(), serde_json::json!(3)),
+    ]);
+    assert!(matches!(
+        with_bot().when(with(seen.clone())).unwrap().as_slice(),
+        [Ev::ScenarioPredicted(p)] if p.features == seen
+    ));
+    let too_many = (0..=kefu_domain::conversation::MAX_FEATURES)
+        .map(|i| (format!("f{i}"), serde_json::json!(i)))
+        .collect();
+    assert_refused!(
+        with_bot().when(with(too_many)),
+        E::Validation {
+            field: "features",
+            ..
+        }
+    );
+    let bad_name =
+        kefu_domain::conversation::Features::from([("has space".to_owned(), serde_json::json!(1))]);
+    assert_refused!(with_bot().when(with(bad_name)), E::Validation { .. });
+}
