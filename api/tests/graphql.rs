@@ -51,6 +51,13 @@ async fn scripted_day(server: &Server, workers: bool) {
             json!({ "a": agent.to_string() }),
         )
         .await;
+    server
+        .gql(
+            &admin,
+            "mutation($a: String!, $q: String!) { changeAgent(agentId: $a, maxConcurrent: 4) { position } changeQueue(queueId: $q, priority: 3) { position } }",
+            json!({ "a": agent.to_string(), "q": queue }),
+        )
+        .await;
     let agent_token = server.token("agent", &agent.to_string(), &[]);
     let customer_token = server.token("customer", &customer.to_string(), &[]);
     let supervisor = server.token("supervisor", "lead-1", &[&queue]);
@@ -445,6 +452,12 @@ async fn refusals(
             customer,
             "query { stats(group: \"day\") }",
             json!({}),
+            "FORBIDDEN",
+        ),
+        (
+            agent,
+            "mutation($q: String!) { changeQueue(queueId: $q, priority: 1) { position } }",
+            json!({ "q": queue }),
             "FORBIDDEN",
         ),
         (

@@ -741,6 +741,33 @@ impl<L: EventLog> Desk<L> {
         Ok(reached.done(agent))
     }
 
+    pub async fn change_agent(
+        &self,
+        agent: AgentId,
+        skills: Option<BTreeSet<Skill>>,
+        max_concurrent: Option<u32>,
+        meta: &Metadata,
+    ) -> Result<Done<()>, CommandError> {
+        let mut reached = Reached::default();
+        if let Some(skills) = skills {
+            let command = AgentCommand::ChangeSkills {
+                skills,
+                at: self.now(),
+            };
+            self.run::<AgentDecider>(&mut reached, agent, command, meta)
+                .await?;
+        }
+        if let Some(max_concurrent) = max_concurrent {
+            let command = AgentCommand::ChangeCapacity {
+                max_concurrent,
+                at: self.now(),
+            };
+            self.run::<AgentDecider>(&mut reached, agent, command, meta)
+                .await?;
+        }
+        Ok(reached.done(()))
+    }
+
     pub async fn set_agent_status(
         &self,
         agent: AgentId,

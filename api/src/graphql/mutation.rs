@@ -532,6 +532,57 @@ impl Mutation {
         Ok(receipt(caller, done))
     }
 
+    /// Changes a queue; absent fields stay as they are.
+    #[allow(clippy::too_many_arguments)]
+    async fn change_queue(
+        &self,
+        ctx: &Context<'_>,
+        queue_id: String,
+        name: Option<String>,
+        categories: Option<Vec<String>>,
+        skills: Option<Vec<String>>,
+        priority: Option<i32>,
+        first_response_secs: Option<i32>,
+        resolution_secs: Option<i32>,
+    ) -> Result<Receipt> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        require(caller, &[Role::Admin], "change queues")?;
+        let queue = QueueId::from_uuid(uuid("queueId", &queue_id)?);
+        let sla = match (first_response_secs, resolution_secs) {
+            (None, None) => None,
+            (Some(f), Some(r)) => Some(SlaTargets {
+                first_response_secs: u32_of("firstResponseSecs", f)?,
+                resolution_secs: u32_of("resolutionSecs", r)?,
+            }),
+            _ => {
+                return Err(ApiError::Validation(
+                    "firstResponseSecs and resolutionSecs change together".into(),
+                )
+                .into());
+            }
+        };
+        let priority = priority
+            .map(|p| {
+                u8::try_from(p)
+                    .map_err(|_| ApiError::Validation(format!("priority: {p} is not 0 to 255")))
+            })
+            .transpose()?;
+        let changes = kefu_domain::queue::QueueChanges {
+            name,
+            categories: categories.map(|c| c.into_iter().map(Category::new).collect()),
+            skills: skills.map(|s| s.into_iter().map(Skill::new).collect()),
+            priority,
+            sla,
+            hours: None,
+        };
+        let done = api
+            .desk
+            .change_queue(queue, changes, &caller.metadata())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(receipt_of(caller, done))
+    }
+
     async fn retire_queue(
         &self,
         ctx: &Context<'_>,
@@ -577,6 +628,32 @@ impl Mutation {
             .await
             .map_err(ApiError::from)?;
         Ok(receipt(caller, done))
+    }
+
+    /// Changes an agent's skills or how many chats they take at once.
+    async fn change_agent(
+        &self,
+        ctx: &Context<'_>,
+        agent_id: String,
+        skills: Option<Vec<String>>,
+        max_concurrent: Option<i32>,
+    ) -> Result<Receipt> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        require(caller, &[Role::Admin, Role::Supervisor], "change agents")?;
+        let agent = AgentId::from_uuid(uuid("agentId", &agent_id)?);
+        let done = api
+            .desk
+            .change_agent(
+                agent,
+                skills.map(|s| s.into_iter().map(Skill::new).collect()),
+                max_concurrent
+                    .map(|m| u32_of("maxConcurrent", m))
+                    .transpose()?,
+                &caller.metadata(),
+            )
+            .await
+            .map_err(ApiError::from)?;
+        Ok(receipt_of(caller, done))
     }
 
     /// An agent sets their own status; supervisors and admins set anyone's.
