@@ -396,6 +396,60 @@ async fn scripted_day(server: &Server, workers: bool) {
             .all(|n| n["event"]["correlationId"] == request_id.to_string())
     );
 
+    // The bot's degradation switch, flipped by an admin: a conversation started meanwhile goes
+    // straight to the humans; flipped back, the next one starts with the bot again.
+    let flip = "mutation($on: Boolean!) { setSwitch(switch: BOT, on: $on, reason: \"drill\") { position } }";
+    server.gql(&admin, flip, json!({ "on": false })).await;
+    let switches = server
+        .gql(&analyst, "query { switches { switch on } }", json!({}))
+        .await;
+    assert!(
+        switches["switches"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({ "switch": "BOT", "on": false })),
+        "{switches}"
+    );
+    let degraded = server
+        .gql(&customer_token, START, json!({ "channel": "WEB" }))
+        .await["startConversation"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let history = server
+        .gql(
+            &auditor,
+            "query($s: String!) { streamEvents(stream: $s) { type payload } }",
+            json!({ "s": format!("conversation-{degraded}") }),
+        )
+        .await;
+    assert_eq!(
+        history["streamEvents"][1]["type"], "HandedToHuman",
+        "{history}"
+    );
+    assert_eq!(
+        history["streamEvents"][1]["payload"]["reason"],
+        "bot_switched_off"
+    );
+    server.gql(&admin, flip, json!({ "on": true })).await;
+    let again = server
+        .gql(&customer_token, START, json!({ "channel": "WEB" }))
+        .await["startConversation"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let history = server
+        .gql(
+            &auditor,
+            "query($s: String!) { streamEvents(stream: $s) { type } }",
+            json!({ "s": format!("conversation-{again}") }),
+        )
+        .await;
+    assert!(
+        !history.to_string().contains("HandedToHuman"),
+        "the bot is back: {history}"
+    );
+
     refusals(
         server,
         &conversation,
@@ -458,6 +512,12 @@ async fn refusals(
             agent,
             "mutation($q: String!) { changeQueue(queueId: $q, priority: 1) { position } }",
             json!({ "q": queue }),
+            "FORBIDDEN",
+        ),
+        (
+            agent,
+            "mutation { setSwitch(switch: BOT, on: false, reason: \"x\") { position } }",
+            json!({}),
             "FORBIDDEN",
         ),
         (

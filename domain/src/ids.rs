@@ -103,6 +103,10 @@ uuid_id!(
     KnowledgeEntryId
 );
 uuid_id!(
+    /// The desk's switchboard (there is one: `switches::SWITCHBOARD`).
+    SwitchBoardId
+);
+uuid_id!(
     /// One message in a conversation. Chosen by the sender's client, so a retried send is
     /// recognised and recorded once.
     MessageId

@@ -18,6 +18,7 @@
 //! | [`agent`] | `agent-<id>` | skills, concurrent-chat limit, presence, chats held |
 //! | [`ticket`] | `ticket-<id>` | 工单: status machine, fields, comments, escalation, merge |
 //! | [`knowledge`] | `knowledge-<id>` | FAQ entries the bot answers with |
+//! | [`switches`] | `switches-<id>` | the degradation switches (one switchboard) |
 //!
 //! ## Time and ids come in with the command
 //!
@@ -81,6 +82,7 @@ pub mod ids;
 pub mod knowledge;
 pub mod queue;
 pub mod schema;
+pub mod switches;
 pub mod ticket;
 pub mod upcast;
 

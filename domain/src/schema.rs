@@ -8,6 +8,7 @@ use crate::customer::CustomerEvent;
 use crate::decider::{DomainEvent, EventSchema, canonical_json};
 use crate::knowledge::KnowledgeEvent;
 use crate::queue::QueueEvent;
+use crate::switches::SwitchEvent;
 use crate::ticket::TicketEvent;
 
 /// Every event type of every stream, in stream order.
@@ -19,6 +20,7 @@ pub fn event_schemas() -> Vec<EventSchema> {
         AgentEvent::json_schemas(),
         TicketEvent::json_schemas(),
         KnowledgeEvent::json_schemas(),
+        SwitchEvent::json_schemas(),
     ]
     .concat()
 }

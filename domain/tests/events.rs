@@ -16,6 +16,7 @@ use kefu_domain::customer::{CustomerDecider, CustomerEvent};
 use kefu_domain::ids::{ConversationId, QueueId, TicketId};
 use kefu_domain::knowledge::{KnowledgeDecider, KnowledgeEvent};
 use kefu_domain::queue::{QueueDecider, QueueEvent};
+use kefu_domain::switches::{SwitchBoardDecider, SwitchEvent};
 use kefu_domain::ticket::{TicketDecider, TicketEvent};
 use kefu_domain::upcast::stars_from_0_to_10;
 use kefu_domain::{Decider, DomainError, DomainEvent, fold, schema};
@@ -62,6 +63,7 @@ fn each_stream_is_named_category_dash_id() {
         AgentDecider::stream_id(id.into()),
         TicketDecider::stream_id(id.into()),
         KnowledgeDecider::stream_id(id.into()),
+        SwitchBoardDecider::stream_id(id.into()),
     ]
     .map(|s| s.split_once('-').map(|(c, _)| c.to_owned()).unwrap());
     assert_eq!(
@@ -72,7 +74,8 @@ fn each_stream_is_named_category_dash_id() {
             "queue",
             "agent",
             "ticket",
-            "knowledge"
+            "knowledge",
+            "switches"
         ]
         .map(String::from)
     );
@@ -87,6 +90,7 @@ fn event_type_names_are_unique_across_streams() {
         AgentEvent::EVENT_TYPES,
         TicketEvent::EVENT_TYPES,
         KnowledgeEvent::EVENT_TYPES,
+        SwitchEvent::EVENT_TYPES,
     ]
     .concat();
     let unique: BTreeSet<_> = all.iter().collect();

@@ -22,6 +22,7 @@ use kefu_domain::conversation::{
 };
 use kefu_domain::ids::{ConversationId, KnowledgeEntryId, MessageId};
 use kefu_domain::knowledge::{KnowledgeDecider, KnowledgeEntry, KnowledgeState};
+use kefu_domain::switches::Switch;
 use kefu_domain::{Decider, DomainError};
 use kefu_eventlog::{
     Actor, ActorKind, EventLog, Metadata, Position, RecordedEvent, StreamId, read_whole_stream,
@@ -140,28 +141,50 @@ impl<L: EventLog> BotWorker<L> {
             return Ok(());
         };
         let message = MessageId::from_uuid(message);
-        let history = self.moods(&e.stream_id, e.version).await?;
-        let assessment = *history.last().unwrap_or(&emotion::assess(text));
-        let strategy = emotion::strategy(&history, self.locale_of(text));
         let meta = Metadata::caused_by(self.actor.clone(), e);
-
-        let assess = C::AssessEmotion {
-            message,
-            score: assessment.polarity.clamp(-1.0, 1.0),
-            label: assessment.mood.domain_label(),
-            model_version: emotion::MODEL_VERSION.to_owned(),
-            at: self.desk_now(),
-        };
-        if !self.run(conversation, assess, &meta).await? {
+        let board = self.desk.switchboard().await?;
+        if !board.is_on(Switch::Bot) {
+            // Switched off: whoever still talks to the bot goes to a human.
+            let command = C::HandOff {
+                reason: HandoffReason::BotSwitchedOff,
+                at: self.desk_now(),
+            };
+            self.run(conversation, command, &meta).await?;
             return Ok(());
         }
+        let strategy = if board.is_on(Switch::Emotion) {
+            let history = self.moods(&e.stream_id, e.version).await?;
+            let assessment = *history.last().unwrap_or(&emotion::assess(text));
+            let assess = C::AssessEmotion {
+                message,
+                score: assessment.polarity.clamp(-1.0, 1.0),
+                label: assessment.mood.domain_label(),
+                model_version: emotion::MODEL_VERSION.to_owned(),
+                at: self.desk_now(),
+            };
+            if !self.run(conversation, assess, &meta).await? {
+                return Ok(());
+            }
+            emotion::strategy(&history, self.locale_of(text))
+        } else {
+            // No moods: no soothing, no mood-driven hand-off.
+            emotion::strategy(&[], self.locale_of(text))
+        };
+        let ranked = board.is_on(Switch::Ranker);
         let answer = match self.faq()? {
-            Some(faq) => Some(faq.answer(text, None).map_err(|e| {
-                WorkerError::Command(CommandError::Rejected(DomainError::Validation {
-                    field: "text",
-                    reason: e.to_string(),
-                }))
-            })?),
+            Some(faq) => Some(
+                if ranked {
+                    faq.answer(text, None)
+                } else {
+                    retrieval_order(faq, text)
+                }
+                .map_err(|e| {
+                    WorkerError::Command(CommandError::Rejected(DomainError::Validation {
+                        field: "text",
+                        reason: e.to_string(),
+                    }))
+                })?,
+            ),
             None => None,
         };
         let (reply, handoff) = self.reply(answer.as_ref(), &strategy.soothing, text);
@@ -332,6 +355,30 @@ impl<L: EventLog> BotWorker<L> {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// With the ranker switched off: the candidates in retrieval (BM25) order, offered as the
+/// top three, since without the ranker there is no calibrated confidence to answer on.
+fn retrieval_order(faq: &Faq, text: &str) -> Result<FaqAnswer, kefu_bot::BotError> {
+    let entries = faq.engine.entries();
+    let ranked = faq
+        .engine
+        .candidates(text, None)?
+        .iter()
+        .enumerate()
+        .map(|(i, c)| kefu_bot::faq::Ranked {
+            entry: entries[c.entry].id,
+            external_id: entries[c.entry].external_id.clone(),
+            // Descending by retrieval rank; the bot's reply squashes it into (0, 1).
+            score: -(i as f64),
+        })
+        .collect();
+    Ok(FaqAnswer {
+        ranked,
+        confidence: 0.0,
+        decision: Decision::Clarify,
+        model_version: "retrieval-order".to_owned(),
+    })
 }
 
 struct Reply {

@@ -26,6 +26,7 @@ use kefu_domain::knowledge::{KnowledgeCommand, KnowledgeDecider, KnowledgeEdit};
 use kefu_domain::queue::{
     OpeningHours, QueueChanges, QueueCommand, QueueDecider, QueueSnapshot, SlaTargets,
 };
+use kefu_domain::switches::{SWITCHBOARD, Switch, SwitchBoard, SwitchBoardDecider, SwitchCommand};
 use kefu_domain::ticket::{
     TicketCommand, TicketDecider, TicketEdit, TicketKind, TicketOrigin, TicketPriority,
     TicketStatus,
@@ -202,6 +203,34 @@ impl<L: EventLog> Desk<L> {
             .await?
             .state
             .snapshot(id))
+    }
+
+    // ---- switches ----
+
+    /// The degradation switches as they stand.
+    pub async fn switchboard(&self) -> Result<SwitchBoard, CommandError> {
+        Ok(self
+            .commands
+            .load::<SwitchBoardDecider>(SWITCHBOARD)
+            .await?
+            .state)
+    }
+
+    pub async fn set_switch(
+        &self,
+        switch: Switch,
+        on: bool,
+        reason: String,
+        meta: &Metadata,
+    ) -> Result<Done<()>, CommandError> {
+        let command = SwitchCommand::Set {
+            switch,
+            on,
+            reason,
+            at: self.now(),
+        };
+        self.one::<SwitchBoardDecider>(SWITCHBOARD, command, meta)
+            .await
     }
 
     // ---- customers and conversations ----

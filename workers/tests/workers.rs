@@ -420,3 +420,111 @@ async fn the_idle_sweep_closes_idle_conversations_once() {
     );
     w.projections.shutdown().await;
 }
+
+/// Each degradation switch, flipped while customers write: the bot stops assessing moods
+/// (emotion off), answers in retrieval order without claiming confidence (ranker off), hands
+/// everyone to humans (bot off), and is itself again when they are back on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switches_degrade_the_bot_and_it_recovers() {
+    use kefu_domain::ids::MessageId;
+    use kefu_domain::switches::Switch;
+    use kefu_eventlog::{StreamId, read_whole_stream};
+    use kefu_workers::bot::{BotWorker, seed_demo_kb};
+    use kefu_workers::runtime::Reactor;
+
+    let w = world().await;
+    seed_demo_kb(&w.desk, 0).await.unwrap();
+    let (mut bot, _) = BotWorker::start(w.desk.clone(), Default::default())
+        .await
+        .unwrap();
+    // One customer turn in a new conversation; what the bot recorded in reply.
+    let turn = async |bot: &mut BotWorker<SqliteLog>| {
+        let c = w
+            .desk
+            .start_conversation(
+                CustomerId::from_uuid(Uuid::now_v7()),
+                None,
+                Channel::App,
+                None,
+                true,
+                &meta(),
+            )
+            .await
+            .unwrap()
+            .value;
+        let before = w.log.head().await.unwrap().unwrap();
+        w.desk
+            .customer_message(
+                c,
+                MessageId::from_uuid(Uuid::now_v7()),
+                "运费是怎么收取的？太慢了!!!".into(),
+                &meta(),
+            )
+            .await
+            .unwrap();
+        let events = w.log.read_all(Position(before.0 + 1), 10).await.unwrap();
+        bot.react(&events).await.unwrap();
+        let stream = StreamId::new(format!("conversation-{c}")).unwrap();
+        read_whole_stream(&*w.log, &stream)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.version > 1)
+            .map(|e| (e.event_type.clone(), e.payload))
+            .collect::<Vec<_>>()
+    };
+    let types =
+        |r: &[(String, serde_json::Value)]| r.iter().map(|(t, _)| t.clone()).collect::<Vec<_>>();
+    let flip = async |s: Switch, on: bool| {
+        w.desk
+            .set_switch(s, on, "drill".into(), &meta())
+            .await
+            .unwrap();
+    };
+
+    let normal = turn(&mut bot).await;
+    assert_eq!(
+        types(&normal)[..2],
+        ["EmotionAssessed", "BotTurnRecorded"],
+        "{normal:?}"
+    );
+
+    flip(Switch::Emotion, false).await;
+    let no_emotion = turn(&mut bot).await;
+    assert_eq!(types(&no_emotion), ["BotTurnRecorded"], "{no_emotion:?}");
+
+    flip(Switch::Ranker, false).await;
+    let no_ranker = turn(&mut bot).await;
+    let reply = &no_ranker[0].1;
+    assert!(
+        reply["answer"].is_null(),
+        "no confidence to answer on: {reply}"
+    );
+    let scores: Vec<f64> = reply["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["score"].as_f64().unwrap())
+        .collect();
+    assert!(
+        scores.windows(2).all(|p| p[0] >= p[1]) && !scores.is_empty(),
+        "{reply}"
+    );
+
+    flip(Switch::Bot, false).await;
+    let no_bot = turn(&mut bot).await;
+    assert_eq!(types(&no_bot), ["HandedToHuman"], "{no_bot:?}");
+    assert_eq!(no_bot[0].1["reason"], "bot_switched_off");
+
+    for s in Switch::ALL {
+        flip(s, true).await;
+    }
+    let recovered = turn(&mut bot).await;
+    assert_eq!(
+        types(&recovered)[..2],
+        ["EmotionAssessed", "BotTurnRecorded"],
+        "{recovered:?}"
+    );
+    assert!(w.desk.switchboard().await.unwrap().off.is_empty());
+    w.projections.shutdown().await;
+}

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::access::{self, require};
 use super::types::{
-    AgentStatus, Channel, CloseReason, Receipt, TicketKind, TicketPriority, TicketStatus,
+    AgentStatus, Channel, CloseReason, Receipt, Switch, TicketKind, TicketPriority, TicketStatus,
 };
 use super::{Api, ApiError, Caller, api, caller, uuid};
 use crate::auth::{Principal, Role};
@@ -119,8 +119,12 @@ impl Mutation {
                 locale.map(Locale::new),
                 channel.into(),
                 order_id.map(OrderId::new),
-                // The bot's degradation switch arrives with the workers (issue 7).
-                true,
+                // With the bot switched off, conversations go straight to humans.
+                api.desk
+                    .switchboard()
+                    .await
+                    .map_err(ApiError::from)?
+                    .is_on(kefu_domain::switches::Switch::Bot),
                 &caller.metadata(),
             )
             .await
@@ -578,6 +582,24 @@ impl Mutation {
         let done = api
             .desk
             .change_queue(queue, changes, &caller.metadata())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(receipt_of(caller, done))
+    }
+
+    /// Turns a degradation switch off or back on (bot, ranker, emotion), for every server.
+    async fn set_switch(
+        &self,
+        ctx: &Context<'_>,
+        switch: Switch,
+        on: bool,
+        reason: String,
+    ) -> Result<Receipt> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        require(caller, &[Role::Admin], "flip switches")?;
+        let done = api
+            .desk
+            .set_switch(switch.into(), on, reason, &caller.metadata())
             .await
             .map_err(ApiError::from)?;
         Ok(receipt_of(caller, done))

@@ -14,6 +14,7 @@ use kefu_projections::tickets::TicketFilter;
 use super::access::{self, require};
 use super::types::{
     AuditEntry, ConversationSummary, Event, Forecast, ForecastHour, Me, SearchHit, SearchResults,
+    SwitchState,
 };
 use super::{ApiError, api, caller, caught_up, search_caught_up, uuid};
 use crate::auth::Role;
@@ -511,6 +512,24 @@ impl Query {
                 })
                 .collect(),
         })
+    }
+
+    /// The degradation switches.
+    async fn switches(&self, ctx: &Context<'_>) -> Result<Vec<SwitchState>> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        require(
+            caller,
+            &[Role::Admin, Role::Supervisor, Role::Analyst, Role::Agent],
+            "see the switches",
+        )?;
+        let board = api.desk.switchboard().await.map_err(ApiError::from)?;
+        Ok(kefu_domain::switches::Switch::ALL
+            .into_iter()
+            .map(|s| SwitchState {
+                switch: s.into(),
+                on: board.is_on(s),
+            })
+            .collect())
     }
 
     /// Everything one request set off, as a causation tree (depth-first).

@@ -236,3 +236,18 @@ pub struct Forecast {
     /// Hours of history the model was fitted on.
     pub trained_on_hours: i32,
 }
+
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "kefu_domain::switches::Switch")]
+pub enum Switch {
+    Bot,
+    Ranker,
+    Emotion,
+}
+
+/// A degradation switch and where it stands.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct SwitchState {
+    pub switch: Switch,
+    pub on: bool,
+}
