@@ -17,6 +17,18 @@ fn position(receipt: &Value) -> String {
     receipt["position"].as_str().expect("a position").to_owned()
 }
 
+/// A conversation's stored events, as an auditor reads them (type, payload, actor).
+async fn stored_events(server: &Server, auditor: &str, conversation: &str) -> Vec<Value> {
+    let history = server
+        .gql(
+            auditor,
+            "query($s: String!) { streamEvents(stream: $s, first: 100) { type payload actor { id } } }",
+            json!({ "s": format!("conversation-{conversation}") }),
+        )
+        .await;
+    history["streamEvents"].as_array().unwrap().clone()
+}
+
 /// Reads a subscription until an event of `event_type` arrives; returns it.
 async fn until(sub: &mut server::Subscription, field: &str, event_type: &str) -> Value {
     loop {
@@ -180,14 +192,8 @@ async fn scripted_day(server: &Server, workers: bool) {
         let assigned = until(&mut window, "conversationEvents", "AgentAssigned").await;
         // Triage left its reasoning in the log: predictions before and after the first
         // message, and the routing decision with its model version.
-        let history = server
-            .gql(
-                &auditor,
-                "query($s: String!) { streamEvents(stream: $s, first: 100) { type payload actor { id } } }",
-                json!({ "s": format!("conversation-{conversation}") }),
-            )
-            .await;
-        let events = history["streamEvents"].as_array().unwrap();
+        let events = stored_events(server, &auditor, &conversation).await;
+        let history = json!(events);
         let of = |t: &str| events.iter().filter(|e| e["type"] == t).count();
         assert_eq!(of("ScenarioPredicted"), 2, "{history}");
         assert_eq!(of("RoutingDecided"), 1, "{history}");
@@ -416,21 +422,9 @@ async fn scripted_day(server: &Server, workers: bool) {
         .as_str()
         .unwrap()
         .to_owned();
-    let history = server
-        .gql(
-            &auditor,
-            "query($s: String!) { streamEvents(stream: $s) { type payload } }",
-            json!({ "s": format!("conversation-{degraded}") }),
-        )
-        .await;
-    assert_eq!(
-        history["streamEvents"][1]["type"], "HandedToHuman",
-        "{history}"
-    );
-    assert_eq!(
-        history["streamEvents"][1]["payload"]["reason"],
-        "bot_switched_off"
-    );
+    let history = stored_events(server, &auditor, &degraded).await;
+    assert_eq!(history[1]["type"], "HandedToHuman", "{history:?}");
+    assert_eq!(history[1]["payload"]["reason"], "bot_switched_off");
     server.gql(&admin, flip, json!({ "on": true })).await;
     let again = server
         .gql(&customer_token, START, json!({ "channel": "WEB" }))
@@ -438,16 +432,10 @@ async fn scripted_day(server: &Server, workers: bool) {
         .as_str()
         .unwrap()
         .to_owned();
-    let history = server
-        .gql(
-            &auditor,
-            "query($s: String!) { streamEvents(stream: $s) { type } }",
-            json!({ "s": format!("conversation-{again}") }),
-        )
-        .await;
+    let history = stored_events(server, &auditor, &again).await;
     assert!(
-        !history.to_string().contains("HandedToHuman"),
-        "the bot is back: {history}"
+        history.iter().all(|e| e["type"] != "HandedToHuman"),
+        "the bot is back: {history:?}"
     );
 
     refusals(
@@ -475,12 +463,8 @@ async fn refusals(
     other_customer: Uuid,
 ) {
     let stranger = server.token("customer", &other_customer.to_string(), &[]);
-    let history = "query($s: String!) { streamEvents(stream: $s, first: 100) { version } }";
     let stream = format!("conversation-{conversation}");
-    let before = server.gql(auditor, history, json!({ "s": stream })).await["streamEvents"]
-        .as_array()
-        .unwrap()
-        .len();
+    let before = stored_events(server, auditor, conversation).await.len();
 
     let cases: Vec<(&str, &str, Value, &str)> = vec![
         // Customers: no admin work, no one else's conversation.
@@ -636,10 +620,7 @@ async fn refusals(
     assert_eq!(status, 401);
 
     // Nothing any refused request tried was written.
-    let after = server.gql(auditor, history, json!({ "s": stream })).await["streamEvents"]
-        .as_array()
-        .unwrap()
-        .len();
+    let after = stored_events(server, auditor, conversation).await.len();
     assert_eq!(before, after, "a refused request wrote nothing");
 }
 

@@ -125,6 +125,34 @@ async fn busy_day(w: &World, agents: usize, seats: u32, waiting: usize) -> Vec<A
     ids
 }
 
+/// A new conversation and a customer's first message in it; the events the message wrote.
+async fn customer_writes(w: &World, text: &str) -> (ConversationId, Vec<RecordedEvent>) {
+    let c = w
+        .desk
+        .start_conversation(
+            CustomerId::from_uuid(Uuid::now_v7()),
+            None,
+            Channel::App,
+            None,
+            true,
+            &meta(),
+        )
+        .await
+        .unwrap()
+        .value;
+    let before = w.log.head().await.unwrap().unwrap();
+    w.desk
+        .customer_message(
+            c,
+            kefu_domain::ids::MessageId::from_uuid(Uuid::now_v7()),
+            text.into(),
+            &meta(),
+        )
+        .await
+        .unwrap();
+    (c, w.log.read_all(Position(before.0 + 1), 10).await.unwrap())
+}
+
 async fn everything(log: &Arc<SqliteLog>) -> Vec<RecordedEvent> {
     let head = log.head().await.unwrap().unwrap();
     let mut sub = Subscription::new(log.clone(), Position::START);
@@ -284,7 +312,6 @@ async fn two_survey_workers_offer_once_and_a_replay_offers_nothing() {
 /// replay after a crash) adds nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_bots_answer_a_turn_once() {
-    use kefu_domain::ids::MessageId;
     use kefu_eventlog::{StreamId, read_whole_stream};
     use kefu_workers::bot::{BotWorker, seed_demo_kb};
     use kefu_workers::runtime::Reactor;
@@ -304,30 +331,7 @@ async fn two_bots_answer_a_turn_once() {
         "seeded once"
     );
 
-    let c = w
-        .desk
-        .start_conversation(
-            CustomerId::from_uuid(Uuid::now_v7()),
-            None,
-            Channel::App,
-            None,
-            true,
-            &meta(),
-        )
-        .await
-        .unwrap()
-        .value;
-    let before = w.log.head().await.unwrap().unwrap();
-    w.desk
-        .customer_message(
-            c,
-            MessageId::from_uuid(Uuid::now_v7()),
-            "How do I return a pair of shoes that don't fit?".into(),
-            &meta(),
-        )
-        .await
-        .unwrap();
-    let turn = w.log.read_all(Position(before.0 + 1), 10).await.unwrap();
+    let (c, turn) = customer_writes(&w, "How do I return a pair of shoes that don't fit?").await;
     let (a, b) = tokio::join!(one.react(&turn), two.react(&turn));
     a.unwrap();
     b.unwrap();
@@ -426,7 +430,6 @@ async fn the_idle_sweep_closes_idle_conversations_once() {
 /// everyone to humans (bot off), and is itself again when they are back on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switches_degrade_the_bot_and_it_recovers() {
-    use kefu_domain::ids::MessageId;
     use kefu_domain::switches::Switch;
     use kefu_eventlog::{StreamId, read_whole_stream};
     use kefu_workers::bot::{BotWorker, seed_demo_kb};
@@ -439,30 +442,7 @@ async fn switches_degrade_the_bot_and_it_recovers() {
         .unwrap();
     // One customer turn in a new conversation; what the bot recorded in reply.
     let turn = async |bot: &mut BotWorker<SqliteLog>| {
-        let c = w
-            .desk
-            .start_conversation(
-                CustomerId::from_uuid(Uuid::now_v7()),
-                None,
-                Channel::App,
-                None,
-                true,
-                &meta(),
-            )
-            .await
-            .unwrap()
-            .value;
-        let before = w.log.head().await.unwrap().unwrap();
-        w.desk
-            .customer_message(
-                c,
-                MessageId::from_uuid(Uuid::now_v7()),
-                "运费是怎么收取的？太慢了!!!".into(),
-                &meta(),
-            )
-            .await
-            .unwrap();
-        let events = w.log.read_all(Position(before.0 + 1), 10).await.unwrap();
+        let (c, events) = customer_writes(&w, "运费是怎么收取的？太慢了!!!").await;
         bot.react(&events).await.unwrap();
         let stream = StreamId::new(format!("conversation-{c}")).unwrap();
         read_whole_stream(&*w.log, &stream)
