@@ -123,34 +123,29 @@ impl Metrics {
                 "kefu_projection_lag_events{{projection=\"{name}\"}} {lag}"
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP kefu_queue_waiting Conversations waiting in a queue."
+        let mut gauge = |name: &str, help: &str, value: fn(&QueueCounts) -> i64| {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} gauge");
+            for q in queues {
+                let _ = writeln!(
+                    out,
+                    "{name}{{queue=\"{}\",name=\"{}\"}} {}",
+                    q.queue.id,
+                    escape(&q.queue.name),
+                    value(q)
+                );
+            }
+        };
+        gauge(
+            "kefu_queue_waiting",
+            "Conversations waiting in a queue.",
+            |q| q.waiting,
         );
-        let _ = writeln!(out, "# TYPE kefu_queue_waiting gauge");
-        for q in queues {
-            let _ = writeln!(
-                out,
-                "kefu_queue_waiting{{queue=\"{}\",name=\"{}\"}} {}",
-                q.queue.id,
-                escape(&q.queue.name),
-                q.waiting
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP kefu_queue_with_agent Conversations of a queue with an agent."
+        gauge(
+            "kefu_queue_with_agent",
+            "Conversations of a queue with an agent.",
+            |q| q.with_agent,
         );
-        let _ = writeln!(out, "# TYPE kefu_queue_with_agent gauge");
-        for q in queues {
-            let _ = writeln!(
-                out,
-                "kefu_queue_with_agent{{queue=\"{}\",name=\"{}\"}} {}",
-                q.queue.id,
-                escape(&q.queue.name),
-                q.with_agent
-            );
-        }
         out
     }
 }

@@ -93,19 +93,7 @@ async fn busy_day(w: &World, agents: usize, seats: u32, waiting: usize) -> Vec<A
         ids.push(agent);
     }
     for _ in 0..waiting {
-        let c = w
-            .desk
-            .start_conversation(
-                CustomerId::from_uuid(Uuid::now_v7()),
-                None,
-                Channel::App,
-                None,
-                true,
-                &meta(),
-            )
-            .await
-            .unwrap()
-            .value;
+        let c = new_conversation(w).await;
         w.desk
             .hand_off(c, HandoffReason::CustomerAsked, &meta())
             .await
@@ -125,10 +113,9 @@ async fn busy_day(w: &World, agents: usize, seats: u32, waiting: usize) -> Vec<A
     ids
 }
 
-/// A new conversation and a customer's first message in it; the events the message wrote.
-async fn customer_writes(w: &World, text: &str) -> (ConversationId, Vec<RecordedEvent>) {
-    let c = w
-        .desk
+/// A conversation a new customer starts in the app, with the bot.
+async fn new_conversation(w: &World) -> ConversationId {
+    w.desk
         .start_conversation(
             CustomerId::from_uuid(Uuid::now_v7()),
             None,
@@ -139,7 +126,12 @@ async fn customer_writes(w: &World, text: &str) -> (ConversationId, Vec<Recorded
         )
         .await
         .unwrap()
-        .value;
+        .value
+}
+
+/// A new conversation and a customer's first message in it; the events the message wrote.
+async fn customer_writes(w: &World, text: &str) -> (ConversationId, Vec<RecordedEvent>) {
+    let c = new_conversation(w).await;
     let before = w.log.head().await.unwrap().unwrap();
     w.desk
         .customer_message(
