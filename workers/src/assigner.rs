@@ -205,13 +205,7 @@ impl<L: EventLog> Assigner<L> {
 
     /// The metadata of a command reacting to the event at `position`.
     async fn cause(&self, position: i64) -> Result<Metadata, AssignerError> {
-        let at = Position(u64::try_from(position).unwrap_or(0));
-        let events = self.desk.commands().log().read_all(at, 1).await?;
-        Ok(match events.first().filter(|e| e.position == at) {
-            Some(e) => Metadata::caused_by(self.actor.clone(), e),
-            // Not readable (archived?): a request of the assigner's own.
-            None => Metadata::for_request(self.actor.clone(), Uuid::now_v7()),
-        })
+        Ok(crate::runtime::cause_at(&**self.desk.commands().log(), &self.actor, position).await?)
     }
 
     /// The agents' streams as the deciders see them: for tests and drills.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use kefu_domain::conversation::MIN_IDLE_TIMEOUT_SECS;
 use kefu_domain::ids::ConversationId;
-use kefu_eventlog::{Actor, ActorKind, EventLog, Metadata, Position};
+use kefu_eventlog::{Actor, ActorKind, EventLog, Metadata};
 use kefu_projections::ReadModels;
 use kefu_projections::conversations::ConversationFilter;
 use tokio::sync::watch;
@@ -109,12 +109,7 @@ impl<L: EventLog> IdleTimeout<L> {
 
     /// The conversation's last event (where the view saw it), as the cause of the close.
     async fn cause(&self, position: i64) -> Result<Metadata, WorkerError> {
-        let at = Position(u64::try_from(position).unwrap_or(0));
-        let events = self.desk.commands().log().read_all(at, 1).await?;
-        Ok(match events.first().filter(|e| e.position == at) {
-            Some(e) => Metadata::caused_by(self.actor.clone(), e),
-            None => Metadata::for_request(self.actor.clone(), Uuid::now_v7()),
-        })
+        Ok(crate::runtime::cause_at(&**self.desk.commands().log(), &self.actor, position).await?)
     }
 }
 

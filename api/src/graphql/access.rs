@@ -98,6 +98,21 @@ async fn serves_queue_of(api: &Api, agent: AgentId, conv: &Conversation) -> Resu
     })
 }
 
+/// A supervisor's read must name one of their queues (`queue`); other roles pass.
+pub(crate) fn supervisor_names_a_queue(
+    caller: &Caller,
+    queue: Option<&str>,
+    what: &str,
+) -> Result<(), ApiError> {
+    if caller.principal.role != Role::Supervisor {
+        return Ok(());
+    }
+    let q = queue.ok_or_else(|| {
+        ApiError::Validation(format!("queue: a supervisor {what} one of their queues"))
+    })?;
+    require_queue(caller, QueueId::from_uuid(super::uuid("queue", q)?))
+}
+
 /// Supervisors act on their queues only; admins on all.
 pub(crate) fn require_queue(caller: &Caller, queue: QueueId) -> Result<(), ApiError> {
     let p = &caller.principal;

@@ -280,17 +280,12 @@ impl Query {
         at_least: Option<String>,
     ) -> Result<Json<serde_json::Value>> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        let p = require(
+        require(
             caller,
             &[Role::Analyst, Role::Supervisor, Role::Admin],
             "read statistics",
         )?;
-        if p.role == Role::Supervisor {
-            let q = queue.as_deref().ok_or_else(|| {
-                ApiError::Validation("queue: a supervisor reads one of their queues".into())
-            })?;
-            access::require_queue(caller, QueueId::from_uuid(uuid("queue", q)?))?;
-        }
+        access::supervisor_names_a_queue(caller, queue.as_deref(), "reads")?;
         let offset = utc_offset_minutes.unwrap_or(480);
         if !(-14 * 60..=14 * 60).contains(&offset) {
             return Err(ApiError::Validation(format!(
@@ -431,17 +426,12 @@ impl Query {
     ) -> Result<Forecast> {
         use kefu_projections::forecast::{Staffing, agents_needed, fit};
         let (api, caller) = (api(ctx), caller(ctx)?);
-        let p = require(
+        require(
             caller,
             &[Role::Supervisor, Role::Analyst, Role::Admin],
             "read forecasts",
         )?;
-        if p.role == Role::Supervisor {
-            let q = queue.as_deref().ok_or_else(|| {
-                ApiError::Validation("queue: a supervisor forecasts one of their queues".into())
-            })?;
-            access::require_queue(caller, QueueId::from_uuid(uuid("queue", q)?))?;
-        }
+        access::supervisor_names_a_queue(caller, queue.as_deref(), "forecasts")?;
         let bad = |m: String| -> async_graphql::Error { ApiError::Validation(m).into() };
         if !(1..=24 * 14).contains(&hours) {
             return Err(bad(format!("hours: {hours} is not 1 to 336")));
