@@ -106,12 +106,7 @@ impl Query {
         match p.role {
             Role::Customer => filter.customer = Some(access::customer_id(p)?.to_string()),
             Role::Agent => filter.agent = Some(access::agent_id(p)?.to_string()),
-            _ => {
-                let q = filter.queue.as_deref().ok_or_else(|| {
-                    ApiError::Validation("queue: a supervisor lists one queue at a time".into())
-                })?;
-                access::require_queue(caller, QueueId::from_uuid(uuid("queue", q)?))?;
-            }
+            _ => access::supervisor_names_a_queue(caller, filter.queue.as_deref(), "lists")?,
         }
         let limit = page_size(first)?;
         caught_up(api, at_least.as_deref()).await?;
