@@ -114,8 +114,10 @@ pub trait ArchiveStore: EventLog {
     fn archive(&self) -> Option<&Arc<Archive>>;
 
     /// How many of the events in `ranges` the hot store still holds.
-    fn count_hot(&self, ranges: &[StreamRange])
-    -> impl Future<Output = Result<u64, LogError>> + Send;
+    fn count_hot(
+        &self,
+        ranges: &[StreamRange],
+    ) -> impl Future<Output = Result<u64, LogError>> + Send;
 
     /// Deletes the events in `ranges` from the hot store in one transaction, but only if all
     /// `count` of them are there and none is its stream's last event; if none is there
@@ -130,18 +132,30 @@ pub trait ArchiveStore: EventLog {
     fn try_lock_archiver(
         &self,
     ) -> impl Future<Output = Result<Option<ArchiverLock>, LogError>> + Send;
+
+    /// Gives the lock back at once.
+    fn release_archiver(&self, lock: ArchiverLock) -> impl Future<Output = ()> + Send {
+        drop(lock);
+        std::future::ready(())
+    }
 }
 
-/// Held while one archiver moves a batch; released when dropped.
+/// Held while one archiver moves a batch; given back with [`ArchiveStore::release_archiver`]
+/// (dropping it also frees it, if less promptly on PostgreSQL).
 pub struct ArchiverLock {
-    _held: Box<dyn Send + Sync>,
+    held: Box<dyn std::any::Any + Send + Sync>,
 }
 
 impl ArchiverLock {
-    pub fn new(held: impl Send + Sync + 'static) -> Self {
+    pub fn new(held: impl std::any::Any + Send + Sync) -> Self {
         ArchiverLock {
-            _held: Box::new(held),
+            held: Box::new(held),
         }
+    }
+
+    /// What the backend put in, if it is a `T`.
+    pub fn into_inner<T: 'static>(self) -> Option<T> {
+        self.held.downcast::<T>().ok().map(|b| *b)
     }
 }
 
@@ -215,9 +229,20 @@ impl Archive {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(io_err(&dir, e)),
         };
+        // A directory changed within the last seconds may change again without its time
+        // moving (file times tick with the kernel's clock, milliseconds apart): list it
+        // again until its time is safely in the past.
+        let settled = stamp.is_none_or(|t| {
+            SystemTime::now()
+                .duration_since(t)
+                .is_ok_and(|age| age > std::time::Duration::from_secs(2))
+        });
         {
             let state = self.lock();
-            if state.stamp == stamp && (stamp.is_some() || state.manifest.entries.is_empty()) {
+            if settled
+                && state.stamp == stamp
+                && (stamp.is_some() || state.manifest.entries.is_empty())
+            {
                 return Ok(state.manifest.clone());
             }
         }
@@ -236,7 +261,11 @@ impl Archive {
     /// Every manifest entry in name order, with whether it is still pending.
     pub fn entries(&self) -> Result<Vec<(Arc<ArchiveEntry>, bool)>, LogError> {
         let m = self.manifest()?;
-        Ok(m.entries.iter().cloned().zip(m.pending.iter().copied()).collect())
+        Ok(m.entries
+            .iter()
+            .cloned()
+            .zip(m.pending.iter().copied())
+            .collect())
     }
 
     /// The highest version of `stream` in the archive.
@@ -337,7 +366,10 @@ impl Archive {
             let entry = &m.entries[i];
             // Entries come by first position: once `max` events are in hand below this
             // entry's first, nothing in it or after it can make the page.
-            if out.len() >= max && out.last().is_some_and(|e| e.position < entry.first_position)
+            if out.len() >= max
+                && out
+                    .last()
+                    .is_some_and(|e| e.position < entry.first_position)
             {
                 break;
             }
@@ -398,8 +430,9 @@ impl Archive {
     ) -> Result<ArchiveEntry, LogError> {
         let mut content = Vec::new();
         for e in events {
-            serde_json::to_writer(&mut content, e)
-                .map_err(|err| LogError::Corrupt(format!("event {} would not encode: {err}", e.id)))?;
+            serde_json::to_writer(&mut content, e).map_err(|err| {
+                LogError::Corrupt(format!("event {} would not encode: {err}", e.id))
+            })?;
             content.push(b'\n');
         }
         let content_sha256 = hex(&Sha256::digest(&content));
@@ -416,7 +449,8 @@ impl Archive {
             r.0 = r.0.min(e.version);
             r.1 = r.1.max(e.version);
         }
-        let mut correlations: Vec<Uuid> = events.iter().map(|e| e.metadata.correlation_id).collect();
+        let mut correlations: Vec<Uuid> =
+            events.iter().map(|e| e.metadata.correlation_id).collect();
         correlations.sort();
         correlations.dedup();
         let entry = ArchiveEntry {
@@ -522,7 +556,11 @@ fn load_manifest(dir: &Path) -> Result<Manifest, LogError> {
     names.sort();
     let mut m = Manifest::default();
     for (base, pending) in names {
-        let suffix = if pending { PENDING_SUFFIX } else { ENTRY_SUFFIX };
+        let suffix = if pending {
+            PENDING_SUFFIX
+        } else {
+            ENTRY_SUFFIX
+        };
         let path = dir.join(format!("{base}{suffix}"));
         let bytes = match fs::read(&path) {
             Ok(b) => b,
@@ -531,10 +569,11 @@ fn load_manifest(dir: &Path) -> Result<Manifest, LogError> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(io_err(&path, e)),
         };
-        let entry: ArchiveEntry = serde_json::from_slice(&bytes).map_err(|e| LogError::Archive {
-            path: path.display().to_string(),
-            reason: format!("the manifest entry is not readable: {e}"),
-        })?;
+        let entry: ArchiveEntry =
+            serde_json::from_slice(&bytes).map_err(|e| LogError::Archive {
+                path: path.display().to_string(),
+                reason: format!("the manifest entry is not readable: {e}"),
+            })?;
         if entry.format != FORMAT || entry.name() != base {
             return Err(LogError::Archive {
                 path: path.display().to_string(),
@@ -597,10 +636,16 @@ fn read_data_file(path: &Path, entry: &ArchiveEntry) -> Result<Vec<RecordedEvent
         .and_then(|mut d| d.read_to_end(&mut content))
         .map_err(|e| damaged(format!("not gzip: {e}")))?;
     if hex(&Sha256::digest(&content)) != entry.content_sha256 {
-        return Err(damaged("the content's SHA-256 differs from the manifest's".into()));
+        return Err(damaged(
+            "the content's SHA-256 differs from the manifest's".into(),
+        ));
     }
     let mut events: Vec<RecordedEvent> = Vec::with_capacity(entry.events as usize);
-    for (n, line) in content.split(|b| *b == b'\n').filter(|l| !l.is_empty()).enumerate() {
+    for (n, line) in content
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
         let e: RecordedEvent = serde_json::from_slice(line)
             .map_err(|err| damaged(format!("line {}: {err}", n + 1)))?;
         if events.last().is_some_and(|p| p.position >= e.position) {
@@ -651,7 +696,10 @@ pub(crate) async fn merge_stream(
         && first.version != from
     {
         return Err(LogError::Archive {
-            path: archive.map_or_else(|| "(no archive configured)".into(), |a| a.dir().display().to_string()),
+            path: archive.map_or_else(
+                || "(no archive configured)".into(),
+                |a| a.dir().display().to_string(),
+            ),
             reason: format!(
                 "versions {from}..{} of {stream} are neither in the hot store nor in this archive",
                 first.version
@@ -728,12 +776,23 @@ pub async fn archive_streams<L: ArchiveStore>(
         .archive()
         .ok_or_else(|| LogError::Config("this store has no archive directory".into()))?
         .clone();
-    let Some(_lock) = log.try_lock_archiver().await? else {
+    let Some(lock) = log.try_lock_archiver().await? else {
         return Ok(Archived::default());
     };
+    let done = archive_locked(log, &archive, streams, crash).await;
+    log.release_archiver(lock).await;
+    done
+}
+
+async fn archive_locked<L: ArchiveStore>(
+    log: &L,
+    archive: &Arc<Archive>,
+    streams: &[StreamId],
+    crash: Option<CrashPoint>,
+) -> Result<Archived, LogError> {
     let mut done = Archived {
         locked: true,
-        recovered: recover_locked(log, &archive).await?,
+        recovered: recover_locked(log, archive).await?,
         ..Archived::default()
     };
     // Only events in the settled prefix move, so a reader merging the archive never sees a
@@ -783,13 +842,18 @@ pub async fn recover<L: ArchiveStore>(log: &L) -> Result<Option<usize>, LogError
         .archive()
         .ok_or_else(|| LogError::Config("this store has no archive directory".into()))?
         .clone();
-    let Some(_lock) = log.try_lock_archiver().await? else {
+    let Some(lock) = log.try_lock_archiver().await? else {
         return Ok(None);
     };
-    recover_locked(log, &archive).await.map(Some)
+    let done = recover_locked(log, &archive).await.map(Some);
+    log.release_archiver(lock).await;
+    done
 }
 
-async fn recover_locked<L: ArchiveStore>(log: &L, archive: &Arc<Archive>) -> Result<usize, LogError> {
+async fn recover_locked<L: ArchiveStore>(
+    log: &L,
+    archive: &Arc<Archive>,
+) -> Result<usize, LogError> {
     let mut settled = 0;
     for (entry, pending) in archive.entries()? {
         if !pending {

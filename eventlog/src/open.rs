@@ -226,4 +226,13 @@ impl ArchiveStore for AnyLog {
             AnyLog::Kurrent(_) => Err(no_archive()),
         }
     }
+
+    async fn release_archiver(&self, lock: ArchiverLock) {
+        match self {
+            AnyLog::Sqlite(l) => l.release_archiver(lock).await,
+            AnyLog::Postgres(l) => l.release_archiver(lock).await,
+            #[cfg(feature = "kurrentdb")]
+            AnyLog::Kurrent(_) => drop(lock),
+        }
+    }
 }

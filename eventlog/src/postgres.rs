@@ -549,7 +549,9 @@ impl ArchiveStore for PostgresLog {
 
     async fn try_lock_archiver(&self) -> Result<Option<ArchiverLock>, LogError> {
         if self.archive.is_none() {
-            return Err(LogError::Config("this store has no archive directory".into()));
+            return Err(LogError::Config(
+                "this store has no archive directory".into(),
+            ));
         }
         // A session lock on a connection of its own, keyed by schema (tests share one
         // database). The guard closes that connection when dropped, which releases the lock
@@ -564,6 +566,26 @@ impl ArchiveStore for PostgresLog {
             .map_err(pg_err)?
             .get(0);
         Ok(got.then(|| ArchiverLock::new(SessionLock(Some(client)))))
+    }
+
+    async fn release_archiver(&self, lock: ArchiverLock) {
+        let Some(mut session) = lock.into_inner::<SessionLock>() else {
+            return;
+        };
+        let Some(client) = session.0.take() else {
+            return;
+        };
+        let unlocked = client
+            .query_one(
+                "SELECT pg_advisory_unlock(hashtextextended('kefu archiver ' || current_schema(), 0))",
+                &[],
+            )
+            .await;
+        match unlocked {
+            // Unlocked: the connection may go back to the pool.
+            Ok(row) if row.get::<_, bool>(0) => drop(client),
+            _ => drop(deadpool_postgres::Object::take(client)),
+        }
     }
 }
 

@@ -295,7 +295,9 @@ impl ArchiveStore for SqliteLog {
     async fn try_lock_archiver(&self) -> Result<Option<ArchiverLock>, LogError> {
         match &self.archive {
             Some(a) => archive::file_lock(a),
-            None => Err(LogError::Config("this store has no archive directory".into())),
+            None => Err(LogError::Config(
+                "this store has no archive directory".into(),
+            )),
         }
     }
 }

@@ -99,7 +99,21 @@ async fn history<L: EventLog>(log: &L) -> Vec<Uuid> {
                 .expect("append");
         }
     }
+    settle(log).await;
     correlations
+}
+
+/// Waits until everything this process appended is in the settled prefix (on PostgreSQL,
+/// other tests' open transactions hold it back for a while): only settled events move.
+async fn settle<L: EventLog>(log: &L) {
+    let last = *log.appended_signal().borrow();
+    for _ in 0..600 {
+        if log.head().await.unwrap().is_some_and(|h| h >= last) {
+            return;
+        }
+        tokio::time::sleep(log.poll_interval()).await;
+    }
+    panic!("the log did not settle through {last}");
 }
 
 async fn read_all<L: EventLog>(log: &L, page: usize) -> Vec<RecordedEvent> {
@@ -120,7 +134,11 @@ async fn read_all<L: EventLog>(log: &L, page: usize) -> Vec<RecordedEvent> {
 async fn snapshot<L: EventLog>(
     log: &L,
     correlations: &[Uuid],
-) -> (Vec<RecordedEvent>, Vec<Vec<RecordedEvent>>, Vec<Vec<RecordedEvent>>) {
+) -> (
+    Vec<RecordedEvent>,
+    Vec<Vec<RecordedEvent>>,
+    Vec<Vec<RecordedEvent>>,
+) {
     let all = read_all(log, 1000).await;
     assert_eq!(read_all(log, 3).await, all, "paging changes nothing");
     let mut streams = Vec::new();
@@ -131,7 +149,10 @@ async fn snapshot<L: EventLog>(
                 .expect("read stream"),
         );
         // Reading from the middle of the archived part.
-        let tail = log.read_stream(&stream(s), 2, 2).await.expect("read stream");
+        let tail = log
+            .read_stream(&stream(s), 2, 2)
+            .await
+            .expect("read stream");
         assert_eq!(tail, streams[s][2..4].to_vec());
     }
     let mut by_correlation = Vec::new();
@@ -149,7 +170,11 @@ async fn archived_history_reads_like_the_hot_one<S: Store>(store: S) {
         .await
         .expect("archive");
     assert!(moved.locked);
-    assert_eq!((moved.streams, moved.events), (2, 10), "all but each stream's last");
+    assert_eq!(
+        (moved.streams, moved.events),
+        (2, 10),
+        "all but each stream's last"
+    );
     let file = store
         .archive_dir()
         .join("archive")
@@ -178,11 +203,28 @@ async fn archived_history_reads_like_the_hot_one<S: Store>(store: S) {
     // The stream continues: its version holds, and a stale expectation still conflicts.
     assert_eq!(log.stream_version(&stream(0)).await.unwrap(), Some(5));
     let stale = log
-        .append(&stream(0), ExpectedVersion::Exact(4), vec![event(9, Uuid::now_v7())])
+        .append(
+            &stream(0),
+            ExpectedVersion::Exact(4),
+            vec![event(9, Uuid::now_v7())],
+        )
         .await;
-    assert!(matches!(stale, Err(LogError::WrongExpectedVersion { actual: Some(5), .. })), "{stale:?}");
+    assert!(
+        matches!(
+            stale,
+            Err(LogError::WrongExpectedVersion {
+                actual: Some(5),
+                ..
+            })
+        ),
+        "{stale:?}"
+    );
     let fresh = log
-        .append(&stream(0), ExpectedVersion::NoStream, vec![event(9, Uuid::now_v7())])
+        .append(
+            &stream(0),
+            ExpectedVersion::NoStream,
+            vec![event(9, Uuid::now_v7())],
+        )
         .await;
     assert!(fresh.unwrap_err().is_conflict());
     let reopened = log
@@ -194,11 +236,19 @@ async fn archived_history_reads_like_the_hot_one<S: Store>(store: S) {
         .await
         .expect("append after archiving");
     assert_eq!((reopened.first_version, reopened.last_version), (6, 7));
+    settle(&*log).await;
     // And can be archived again: versions 5 and 6 move, 7 stays.
-    let second = archive::archive_streams(&*log, &[stream(0)], None).await.unwrap();
+    let second = archive::archive_streams(&*log, &[stream(0)], None)
+        .await
+        .unwrap();
     assert_eq!(second.events, 2);
-    let whole = kefu_eventlog::read_whole_stream(&*log, &stream(0)).await.unwrap();
-    assert_eq!(whole.iter().map(|e| e.version).collect::<Vec<_>>(), (0..8).collect::<Vec<_>>());
+    let whole = kefu_eventlog::read_whole_stream(&*log, &stream(0))
+        .await
+        .unwrap();
+    assert_eq!(
+        whole.iter().map(|e| e.version).collect::<Vec<_>>(),
+        (0..8).collect::<Vec<_>>()
+    );
     assert_eq!(whole[..6], before.1[0][..]);
     assert_eq!(archive::recover(&*log).await.unwrap(), Some(0));
 }
@@ -223,9 +273,14 @@ async fn a_crash_at_any_step_loses_nothing<S: Store>(store: S) {
         assert_eq!(snapshot(&*reader, &correlations).await, before, "{point:?}");
         // The next run finishes or cleans up, then does its own batch.
         let next = store.open().await;
-        let done = archive::archive_streams(&*next, &[stream(s)], None).await.unwrap();
+        let done = archive::archive_streams(&*next, &[stream(s)], None)
+            .await
+            .unwrap();
         let pending = next.archive().unwrap().entries().unwrap();
-        assert!(pending.iter().all(|(_, p)| !p), "{point:?}: nothing left pending");
+        assert!(
+            pending.iter().all(|(_, p)| !p),
+            "{point:?}: nothing left pending"
+        );
         moved += done.events;
         // A pending entry is finished by recovery (delete, or only the promotion); a data
         // file without an entry is dropped and the batch moved anew.
@@ -237,7 +292,10 @@ async fn a_crash_at_any_step_loses_nothing<S: Store>(store: S) {
     let entries = log.archive().unwrap().entries().unwrap();
     let archived: u64 = entries.iter().map(|(e, _)| e.events).sum();
     assert_eq!(archived, 15);
-    assert_eq!(moved, 5, "the interrupted pending batches were finished, not moved again");
+    assert_eq!(
+        moved, 5,
+        "the interrupted pending batches were finished, not moved again"
+    );
     // No stray files: one data file per entry.
     let files = std::fs::read_dir(store.archive_dir().join("archive"))
         .unwrap()
@@ -255,7 +313,9 @@ async fn a_crash_at_any_step_loses_nothing<S: Store>(store: S) {
 async fn a_damaged_file_is_named<S: Store>(store: S) {
     let log = store.open().await;
     history(&*log).await;
-    let moved = archive::archive_streams(&*log, &[stream(1)], None).await.unwrap();
+    let moved = archive::archive_streams(&*log, &[stream(1)], None)
+        .await
+        .unwrap();
     let name = moved.file.unwrap();
     let path = store.archive_dir().join("archive").join(&name);
     let mut bytes = std::fs::read(&path).unwrap();
@@ -275,7 +335,10 @@ async fn a_damaged_file_is_named<S: Store>(store: S) {
             other => panic!("expected a damaged archive, got {other:?}"),
         }
     }
-    assert!(matches!(reader.archive().unwrap().verify().await, Err(LogError::Archive { .. })));
+    assert!(matches!(
+        reader.archive().unwrap().verify().await,
+        Err(LogError::Archive { .. })
+    ));
     // A missing file is named too.
     std::fs::remove_file(&path).unwrap();
     let reader = store.open().await;
@@ -295,7 +358,10 @@ async fn a_damaged_file_is_named<S: Store>(store: S) {
     let reader = store.open().await;
     match kefu_eventlog::read_whole_stream(&*reader, &stream(1)).await {
         Err(LogError::Archive { reason, .. }) => {
-            assert!(reason.contains("versions 0..5 of conversation-1"), "{reason}");
+            assert!(
+                reason.contains("versions 0..5 of conversation-1"),
+                "{reason}"
+            );
         }
         other => panic!("expected missing history, got {other:?}"),
     }

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use kefu_domain::DomainEvent;
 use kefu_domain::conversation::{ConversationEvent, REOPEN_WINDOW_HOURS};
-use kefu_eventlog::archive::{self, Archived, ArchiveStore};
+use kefu_eventlog::archive::{self, ArchiveStore, Archived};
 use kefu_eventlog::{EventLog, StreamId};
 use kefu_projections::ReadModels;
 use kefu_projections::conversations::ConversationFilter;
@@ -95,8 +95,7 @@ impl<L: EventLog + ArchiveStore> Archiver<L> {
     pub async fn sweep(&self) -> Result<Swept, WorkerError> {
         let log = self.desk.commands().log();
         let archive = log.archive().expect("checked in new").clone();
-        let cutoff =
-            self.desk.now().timestamp_millis() - i64::from(self.after_days) * 86_400_000;
+        let cutoff = self.desk.now().timestamp_millis() - i64::from(self.after_days) * 86_400_000;
         let view = self
             .models
             .live(kefu_projections::conversations::NAME)

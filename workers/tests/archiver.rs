@@ -118,8 +118,9 @@ async fn archived_conversations_read_replay_audit_and_reopen() {
     // Not yet: 89 days after the close by the archiver's clock.
     let at = |days: i64| {
         let log = w.log.clone();
-        Desk::new(CommandService::new(log))
-            .with_clock(Arc::new(move || chrono::Utc::now() + chrono::Duration::days(days)))
+        Desk::new(CommandService::new(log)).with_clock(Arc::new(move || {
+            chrono::Utc::now() + chrono::Duration::days(days)
+        }))
     };
     let early = Archiver::new(at(89), models.clone(), 90, 2).unwrap();
     assert_eq!(early.sweep().await.unwrap().conversations, 0);
@@ -149,7 +150,10 @@ async fn archived_conversations_read_replay_audit_and_reopen() {
             Some(whole.len() as u64 - 2)
         );
     }
-    assert_eq!(archived, expected, "every event but each stream's last, once");
+    assert_eq!(
+        archived, expected,
+        "every event but each stream's last, once"
+    );
     let open_stream = stream_of(open);
     assert_eq!(
         w.log.archive().unwrap().last_version(&open_stream).unwrap(),
@@ -163,7 +167,10 @@ async fn archived_conversations_read_replay_audit_and_reopen() {
             view.conversation(&*w.log, &c.to_string()).await.unwrap(),
             views_before[i]
         );
-        assert_eq!(audit_trail(&*w.log, *correlation).await.unwrap(), audits_before[i]);
+        assert_eq!(
+            audit_trail(&*w.log, *correlation).await.unwrap(),
+            audits_before[i]
+        );
     }
 
     // Replayed from position 0: the rebuilt rows are the live ones.
@@ -183,7 +190,12 @@ async fn archived_conversations_read_replay_audit_and_reopen() {
     let before = read_whole_stream(&*w.log, &stream_of(c)).await.unwrap();
     w.desk.reopen(c, Party::Customer, &request()).await.unwrap();
     w.desk
-        .customer_message(c, MessageId::from_uuid(Uuid::now_v7()), "又来了".into(), &request())
+        .customer_message(
+            c,
+            MessageId::from_uuid(Uuid::now_v7()),
+            "又来了".into(),
+            &request(),
+        )
         .await
         .unwrap();
     let after = read_whole_stream(&*w.log, &stream_of(c)).await.unwrap();
