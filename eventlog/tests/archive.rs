@@ -34,7 +34,7 @@ impl Store for Sqlite {
         Arc::new(SqliteLog::open(config).await.expect("open sqlite"))
     }
     fn archive_dir(&self) -> &Path {
-        &self.0.path()
+        self.0.path()
     }
 }
 
