@@ -22,6 +22,10 @@ pub struct StoreArgs {
     /// Unset: the event store's PostgreSQL database, or `<data dir>/kefu.read.db`.
     #[arg(long, global = true, env = "KEFU_READ_STORE")]
     pub read_store: Option<String>,
+    /// Where archived events live (gzip'd JSON lines and their manifest). Unset:
+    /// `<data dir>/archive`. Every process reading one store needs the same directory.
+    #[arg(long, global = true, env = "KEFU_ARCHIVE_DIR")]
+    pub archive_dir: Option<PathBuf>,
 }
 
 impl StoreArgs {
@@ -35,6 +39,21 @@ impl StoreArgs {
     }
 
     pub fn config(&self) -> Result<StoreConfig> {
+        let mut config = self.hot_config()?;
+        if let Some(archive) = config.archive_mut() {
+            *archive = Some(self.archive_dir());
+        }
+        Ok(config)
+    }
+
+    /// `--archive-dir`, else `<data dir>/archive`.
+    pub fn archive_dir(&self) -> PathBuf {
+        self.archive_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("archive"))
+    }
+
+    fn hot_config(&self) -> Result<StoreConfig> {
         match &self.store_url() {
             Some(url) => StoreConfig::from_url(url).context("--store / KEFU_STORE / DATABASE_URL"),
             None => {

@@ -3,6 +3,7 @@
 //! With no configuration every command uses the embedded store under `./data`; `--store` (or
 //! `KEFU_STORE`) points it at PostgreSQL or, in builds with the `kurrentdb` feature, KurrentDB.
 
+mod archive_cmd;
 mod auth;
 mod bot_cmd;
 mod config;
@@ -55,6 +56,9 @@ enum Command {
     /// Read and write the event log directly (analysts, auditors, operators).
     #[command(subcommand)]
     Log(log_cmd::LogCommand),
+    /// The archive of old events: `list`, `verify`, `recover`.
+    #[command(subcommand)]
+    Archive(archive_cmd::ArchiveCommand),
     /// Rebuild read models from the log beside the live ones and swap them in (blue-green),
     /// or build them as of a past time or position for analysts.
     Replay(read_cmd::ReplayArgs),
@@ -160,6 +164,7 @@ async fn run() -> Result<()> {
             Ok(())
         }
         Command::Log(cmd) => log_cmd::run(&cli.store, cmd).await,
+        Command::Archive(cmd) => archive_cmd::run(&cli.store, cmd).await,
         Command::Replay(args) => read_cmd::replay(&cli.store, args).await,
         Command::Projections(cmd) => read_cmd::projections(&cli.store, cmd).await,
         Command::Query { which, query } => read_cmd::query(&cli.store, which, query).await,

@@ -9,6 +9,7 @@ use clap::ValueEnum;
 use kefu_bot::faq::Thresholds;
 use kefu_eventlog::{AnyLog, Position};
 use kefu_projections::{Catalog, ReadModels, ReadStore};
+use kefu_workers::archiver::Archiver;
 use kefu_workers::assigner::Assigner;
 use kefu_workers::bot::{BotWorker, seed_demo_kb};
 use kefu_workers::idle::IdleTimeout;
@@ -34,6 +35,8 @@ pub enum WorkerName {
     Surveys,
     /// Closes conversations nobody has written in for the idle timeout.
     Idle,
+    /// Moves the history of conversations closed long ago into the archive.
+    Archiver,
 }
 
 /// How the workers are tuned.
@@ -47,6 +50,15 @@ pub struct WorkerArgs {
     /// How often the idle timeout looks, in seconds.
     #[arg(long, env = "KEFU_IDLE_SWEEP_SECS", default_value_t = 60)]
     pub idle_sweep_secs: u64,
+    /// Archive a conversation this many days after it closed (at least 3, the reopen window).
+    #[arg(long, env = "KEFU_ARCHIVE_AFTER_DAYS", default_value_t = kefu_workers::archiver::DEFAULT_AFTER_DAYS)]
+    pub archive_after_days: u32,
+    /// How often the archiver looks, in seconds.
+    #[arg(long, env = "KEFU_ARCHIVE_SWEEP_SECS", default_value_t = 3600)]
+    pub archive_sweep_secs: u64,
+    /// Conversations per archive file.
+    #[arg(long, env = "KEFU_ARCHIVE_BATCH", default_value_t = kefu_workers::archiver::DEFAULT_BATCH)]
+    pub archive_batch: usize,
 }
 
 /// Starts `names` as tasks; they end when `stop` turns true.
@@ -109,6 +121,17 @@ pub async fn spawn(
                 Duration::from_secs(tuning.idle_sweep_secs.max(1)),
                 stop,
             )),
+            WorkerName::Archiver => tokio::spawn(kefu_workers::archiver::run(
+                Archiver::new(
+                    desk.clone(),
+                    models.clone(),
+                    tuning.archive_after_days,
+                    tuning.archive_batch,
+                )
+                .map_err(|e| anyhow::anyhow!("--archive-after-days / --archive-batch: {e}"))?,
+                Duration::from_secs(tuning.archive_sweep_secs.max(1)),
+                stop,
+            )),
             WorkerName::Surveys => tokio::spawn(runtime::run(
                 log,
                 checkpoints,
@@ -127,10 +150,13 @@ pub async fn spawn(
 pub async fn run(store: &StoreArgs, name: WorkerName, tuning: &WorkerArgs) -> Result<()> {
     let log = Arc::new(store.open().await?);
     if !matches!(*log, AnyLog::Postgres(_))
-        && matches!(name, WorkerName::Assigner | WorkerName::Idle)
+        && matches!(
+            name,
+            WorkerName::Assigner | WorkerName::Idle | WorkerName::Archiver
+        )
     {
         bail!(
-            "the assigner and the idle timeout alone need the PostgreSQL store that a `kefu serve` keeps read models in; \
+            "the assigner, the idle timeout and the archiver alone need the PostgreSQL store that a `kefu serve` keeps read models in; \
              with the embedded store it runs inside `kefu serve`"
         );
     }

@@ -75,6 +75,11 @@ pub enum LogError {
         message: String,
     },
 
+    /// An archive file or manifest entry that is missing, damaged or unreadable, or history
+    /// the archive should hold and does not. `path` names the file or directory.
+    #[error("archive {path}: {reason}")]
+    Archive { path: String, reason: String },
+
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 

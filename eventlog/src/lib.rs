@@ -9,6 +9,7 @@
 //! Start reading at [`EventLog`]; ARCHITECTURE.md explains why subscriptions cannot skip an
 //! event on PostgreSQL.
 
+pub mod archive;
 mod error;
 mod event;
 mod open;
@@ -25,6 +26,7 @@ pub mod kurrent;
 use std::future::Future;
 use std::time::Duration;
 
+pub use archive::{Archive, ArchiveStore};
 pub use error::LogError;
 pub use event::{
     Actor, ActorKind, Appended, ExpectedVersion, MAX_EVENT_TYPE_LEN, MAX_STREAM_ID_LEN, Metadata,

@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::archive::{Archive, ArchiveStore, ArchiverLock, StreamRange};
 use crate::postgres::{PostgresConfig, PostgresLog};
 use crate::sqlite::{SqliteConfig, SqliteLog};
 use crate::{
@@ -23,9 +24,24 @@ pub enum StoreConfig {
 }
 
 impl StoreConfig {
-    /// The no-configuration default: `<data_dir>/kefu.db`.
+    /// The no-configuration default: `<data_dir>/kefu.db`, archived events in
+    /// `<data_dir>/archive`.
     pub fn embedded(data_dir: impl Into<PathBuf>) -> Self {
-        StoreConfig::Sqlite(SqliteConfig::new(data_dir.into().join("kefu.db")))
+        let data_dir = data_dir.into();
+        let mut config = SqliteConfig::new(data_dir.join("kefu.db"));
+        config.archive = Some(data_dir.join("archive"));
+        StoreConfig::Sqlite(config)
+    }
+
+    /// Where archived events live, for the backends that archive (not KurrentDB, which
+    /// keeps its own history).
+    pub fn archive_mut(&mut self) -> Option<&mut Option<PathBuf>> {
+        match self {
+            StoreConfig::Sqlite(c) => Some(&mut c.archive),
+            StoreConfig::Postgres(c) => Some(&mut c.archive),
+            #[cfg(feature = "kurrentdb")]
+            StoreConfig::Kurrent(_) => None,
+        }
     }
 
     /// Reads a store URL: `postgres://…` / `postgresql://…`, `kurrentdb://…` / `esdb://…`
@@ -166,5 +182,57 @@ impl EventLog for AnyLog {
 
     fn poll_interval(&self) -> Duration {
         each_backend!(self, l => l.poll_interval())
+    }
+}
+
+#[cfg(feature = "kurrentdb")]
+fn no_archive() -> LogError {
+    LogError::Config("KurrentDB keeps its own history: kefu does not archive it".into())
+}
+
+impl ArchiveStore for AnyLog {
+    fn archive(&self) -> Option<&std::sync::Arc<Archive>> {
+        match self {
+            AnyLog::Sqlite(l) => l.archive(),
+            AnyLog::Postgres(l) => l.archive(),
+            #[cfg(feature = "kurrentdb")]
+            AnyLog::Kurrent(_) => None,
+        }
+    }
+
+    async fn count_hot(&self, ranges: &[StreamRange]) -> Result<u64, LogError> {
+        match self {
+            AnyLog::Sqlite(l) => l.count_hot(ranges).await,
+            AnyLog::Postgres(l) => l.count_hot(ranges).await,
+            #[cfg(feature = "kurrentdb")]
+            AnyLog::Kurrent(_) => Err(no_archive()),
+        }
+    }
+
+    async fn remove_archived(&self, ranges: &[StreamRange], count: u64) -> Result<u64, LogError> {
+        match self {
+            AnyLog::Sqlite(l) => l.remove_archived(ranges, count).await,
+            AnyLog::Postgres(l) => l.remove_archived(ranges, count).await,
+            #[cfg(feature = "kurrentdb")]
+            AnyLog::Kurrent(_) => Err(no_archive()),
+        }
+    }
+
+    async fn try_lock_archiver(&self) -> Result<Option<ArchiverLock>, LogError> {
+        match self {
+            AnyLog::Sqlite(l) => l.try_lock_archiver().await,
+            AnyLog::Postgres(l) => l.try_lock_archiver().await,
+            #[cfg(feature = "kurrentdb")]
+            AnyLog::Kurrent(_) => Err(no_archive()),
+        }
+    }
+
+    async fn release_archiver(&self, lock: ArchiverLock) {
+        match self {
+            AnyLog::Sqlite(l) => l.release_archiver(lock).await,
+            AnyLog::Postgres(l) => l.release_archiver(lock).await,
+            #[cfg(feature = "kurrentdb")]
+            AnyLog::Kurrent(_) => drop(lock),
+        }
     }
 }

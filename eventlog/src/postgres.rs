@@ -47,6 +47,7 @@ use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
+use crate::archive::{self, Archive, ArchiveStore, ArchiverLock, StreamRange};
 use crate::{
     Actor, Appended, EventLog, ExpectedVersion, HARD_MAX_BATCH, Limits, LogError, Metadata,
     NewEvent, Position, RecordedEvent, StreamId, from_i64, to_i64,
@@ -112,6 +113,10 @@ pub struct PostgresConfig {
     pub limits: Limits,
     /// How often a caught-up subscription looks for other processes' appends.
     pub poll_interval: Duration,
+    /// Where archived events live (`archive.rs`); reads merge them with the database's.
+    /// Every process reading this log needs the same directory (shared storage when they
+    /// run on several hosts).
+    pub archive: Option<std::path::PathBuf>,
 }
 
 impl PostgresConfig {
@@ -123,6 +128,7 @@ impl PostgresConfig {
             append_concurrency: DEFAULT_APPEND_CONCURRENCY,
             limits: Limits::default(),
             poll_interval: Duration::from_millis(100),
+            archive: None,
         }
     }
 
@@ -144,6 +150,7 @@ pub struct PostgresLog {
     config: PostgresConfig,
     signal: watch::Sender<Position>,
     appends: Arc<Appends>,
+    archive: Option<Arc<Archive>>,
 }
 
 /// One validated append.
@@ -297,6 +304,7 @@ impl PostgresLog {
         });
         let log = PostgresLog {
             pool,
+            archive: config.archive.clone().map(|d| Arc::new(Archive::new(d))),
             config,
             signal: watch::channel(Position::START).0,
             appends,
@@ -409,14 +417,16 @@ impl EventLog for PostgresLog {
         from: u64,
         max: usize,
     ) -> Result<Vec<RecordedEvent>, LogError> {
-        self.query_events(
-            &format!(
-                "SELECT {COLUMNS} FROM events WHERE stream_id = $1 AND version >= $2 \
-                 ORDER BY version LIMIT $3"
-            ),
-            &[&stream.as_str(), &to_i64(from), &to_i64(max as u64)],
-        )
-        .await
+        let hot = self
+            .query_events(
+                &format!(
+                    "SELECT {COLUMNS} FROM events WHERE stream_id = $1 AND version >= $2 \
+                     ORDER BY version LIMIT $3"
+                ),
+                &[&stream.as_str(), &to_i64(from), &to_i64(max as u64)],
+            )
+            .await?;
+        archive::merge_stream(self.archive.as_deref(), stream, from, max, hot).await
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<Option<u64>, LogError> {
@@ -435,16 +445,19 @@ impl EventLog for PostgresLog {
     }
 
     async fn read_all(&self, from: Position, max: usize) -> Result<Vec<RecordedEvent>, LogError> {
-        // The settled prefix: see the module docs.
-        self.query_events(
-            &format!(
-                "SELECT {COLUMNS} FROM events WHERE position >= $1 \
-                 AND position < (pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 16) \
-                 ORDER BY position LIMIT $2"
-            ),
-            &[&to_i64(from.0), &to_i64(max as u64)],
-        )
-        .await
+        // The settled prefix: see the module docs. The archive holds only events that were
+        // in it when they moved, and the hot store is read first (`archive.rs`).
+        let hot = self
+            .query_events(
+                &format!(
+                    "SELECT {COLUMNS} FROM events WHERE position >= $1 \
+                     AND position < (pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 16) \
+                     ORDER BY position LIMIT $2"
+                ),
+                &[&to_i64(from.0), &to_i64(max as u64)],
+            )
+            .await?;
+        archive::merge_all(self.archive.as_deref(), from, max, hot).await
     }
 
     async fn head(&self) -> Result<Option<Position>, LogError> {
@@ -461,11 +474,15 @@ impl EventLog for PostgresLog {
     }
 
     async fn read_correlation(&self, correlation_id: Uuid) -> Result<Vec<RecordedEvent>, LogError> {
-        self.query_events(
-            &format!("SELECT {COLUMNS} FROM events WHERE correlation_id = $1 ORDER BY position"),
-            &[&correlation_id],
-        )
-        .await
+        let hot = self
+            .query_events(
+                &format!(
+                    "SELECT {COLUMNS} FROM events WHERE correlation_id = $1 ORDER BY position"
+                ),
+                &[&correlation_id],
+            )
+            .await?;
+        archive::merge_correlation(self.archive.as_deref(), correlation_id, hot).await
     }
 
     fn appended_signal(&self) -> watch::Receiver<Position> {
@@ -474,6 +491,112 @@ impl EventLog for PostgresLog {
 
     fn poll_interval(&self) -> Duration {
         self.config.poll_interval
+    }
+}
+
+/// The archive's batches as the column arrays the statements below take.
+fn range_columns(ranges: &[StreamRange]) -> (Vec<&str>, Vec<i64>, Vec<i64>) {
+    (
+        ranges.iter().map(|r| r.stream.as_str()).collect(),
+        ranges.iter().map(|r| to_i64(r.first_version)).collect(),
+        ranges.iter().map(|r| to_i64(r.last_version)).collect(),
+    )
+}
+
+const COUNT_RANGES: &str = "SELECT count(*) FROM events e \
+    JOIN unnest($1::text[], $2::int8[], $3::int8[]) AS r(s, a, b) \
+      ON e.stream_id = r.s AND e.version BETWEEN r.a AND r.b";
+
+/// Deletes archived events, never a stream's last (whose version the append path reads).
+/// Appends to these streams only add versions above, so they never conflict with this.
+const DELETE_RANGES: &str = "DELETE FROM events e \
+    USING unnest($1::text[], $2::int8[], $3::int8[]) AS r(s, a, b) \
+    WHERE e.stream_id = r.s AND e.version BETWEEN r.a AND r.b \
+      AND e.version < (SELECT max(m.version) FROM events m WHERE m.stream_id = e.stream_id)";
+
+impl ArchiveStore for PostgresLog {
+    fn archive(&self) -> Option<&Arc<Archive>> {
+        self.archive.as_ref()
+    }
+
+    async fn count_hot(&self, ranges: &[StreamRange]) -> Result<u64, LogError> {
+        let (streams, firsts, lasts) = range_columns(ranges);
+        let client = self.client().await?;
+        let row = client
+            .query_one(COUNT_RANGES, &[&streams, &firsts, &lasts])
+            .await
+            .map_err(pg_err)?;
+        Ok(from_i64(row.get(0)))
+    }
+
+    async fn remove_archived(&self, ranges: &[StreamRange], count: u64) -> Result<u64, LogError> {
+        let (streams, firsts, lasts) = range_columns(ranges);
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        let deleted = tx
+            .execute(DELETE_RANGES, &[&streams, &firsts, &lasts])
+            .await
+            .map_err(pg_err)?;
+        if deleted != 0 && deleted != count {
+            // Dropping the transaction rolls it back: nothing is deleted.
+            return Err(LogError::Corrupt(format!(
+                "an archived batch of {count} events found {deleted} of them deletable in the hot store; expected all or none"
+            )));
+        }
+        tx.commit().await.map_err(pg_err)?;
+        Ok(deleted)
+    }
+
+    async fn try_lock_archiver(&self) -> Result<Option<ArchiverLock>, LogError> {
+        if self.archive.is_none() {
+            return Err(LogError::Config(
+                "this store has no archive directory".into(),
+            ));
+        }
+        // A session lock on a connection of its own, keyed by schema (tests share one
+        // database). The guard closes that connection when dropped, which releases the lock
+        // even if the holder never gets to say so.
+        let client = self.client().await?;
+        let got: bool = client
+            .query_one(
+                "SELECT pg_try_advisory_lock(hashtextextended('kefu archiver ' || current_schema(), 0))",
+                &[],
+            )
+            .await
+            .map_err(pg_err)?
+            .get(0);
+        Ok(got.then(|| ArchiverLock::new(SessionLock(Some(client)))))
+    }
+
+    async fn release_archiver(&self, lock: ArchiverLock) {
+        let Some(mut session) = lock.into_inner::<SessionLock>() else {
+            return;
+        };
+        let Some(client) = session.0.take() else {
+            return;
+        };
+        let unlocked = client
+            .query_one(
+                "SELECT pg_advisory_unlock(hashtextextended('kefu archiver ' || current_schema(), 0))",
+                &[],
+            )
+            .await;
+        match unlocked {
+            // Unlocked: the connection may go back to the pool.
+            Ok(row) if row.get::<_, bool>(0) => drop(client),
+            _ => drop(deadpool_postgres::Object::take(client)),
+        }
+    }
+}
+
+/// A pooled connection holding a session-level advisory lock: never returned to the pool.
+struct SessionLock(Option<deadpool_postgres::Object>);
+
+impl Drop for SessionLock {
+    fn drop(&mut self) {
+        if let Some(object) = self.0.take() {
+            drop(deadpool_postgres::Object::take(object));
+        }
     }
 }
 

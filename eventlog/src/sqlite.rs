@@ -14,6 +14,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::archive::{self, Archive, ArchiveStore, ArchiverLock, StreamRange};
 use crate::retry::{self, StoredAt, Verdict};
 use crate::{
     Actor, Appended, EventLog, ExpectedVersion, Limits, LogError, Metadata, NewEvent, Position,
@@ -55,6 +56,8 @@ pub struct SqliteConfig {
     pub poll_interval: Duration,
     /// How long a writer waits for another process holding the write lock.
     pub busy_timeout: Duration,
+    /// Where archived events live (`archive.rs`); reads merge them with the file's.
+    pub archive: Option<PathBuf>,
 }
 
 impl SqliteConfig {
@@ -64,6 +67,7 @@ impl SqliteConfig {
             limits: Limits::default(),
             poll_interval: Duration::from_millis(200),
             busy_timeout: Duration::from_secs(10),
+            archive: None,
         }
     }
 }
@@ -73,6 +77,7 @@ pub struct SqliteLog {
     writer: Arc<Mutex<Connection>>,
     readers: Arc<Mutex<Vec<Connection>>>,
     signal: watch::Sender<Position>,
+    archive: Option<Arc<Archive>>,
 }
 
 impl SqliteLog {
@@ -93,6 +98,7 @@ impl SqliteLog {
         .await?;
         let (signal, _) = watch::channel(Position::START);
         Ok(SqliteLog {
+            archive: config.archive.clone().map(|d| Arc::new(Archive::new(d))),
             config,
             writer: Arc::new(Mutex::new(writer)),
             readers: Arc::new(Mutex::new(Vec::new())),
@@ -160,18 +166,20 @@ impl EventLog for SqliteLog {
         from: u64,
         max: usize,
     ) -> Result<Vec<RecordedEvent>, LogError> {
-        let stream = stream.as_str().to_owned();
-        self.read(move |c| {
-            query_events(
-                c,
-                &format!(
-                    "SELECT {COLUMNS} FROM events WHERE stream_id = ?1 AND version >= ?2 \
-                     ORDER BY version LIMIT ?3"
-                ),
-                params![stream, to_i64(from), to_i64(max as u64)],
-            )
-        })
-        .await
+        let name = stream.as_str().to_owned();
+        let hot = self
+            .read(move |c| {
+                query_events(
+                    c,
+                    &format!(
+                        "SELECT {COLUMNS} FROM events WHERE stream_id = ?1 AND version >= ?2 \
+                         ORDER BY version LIMIT ?3"
+                    ),
+                    params![name, to_i64(from), to_i64(max as u64)],
+                )
+            })
+            .await?;
+        archive::merge_stream(self.archive.as_deref(), stream, from, max, hot).await
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<Option<u64>, LogError> {
@@ -190,29 +198,33 @@ impl EventLog for SqliteLog {
     }
 
     async fn read_all(&self, from: Position, max: usize) -> Result<Vec<RecordedEvent>, LogError> {
-        self.read(move |c| {
-            query_events(
-                c,
-                &format!(
-                    "SELECT {COLUMNS} FROM events WHERE position >= ?1 ORDER BY position LIMIT ?2"
-                ),
-                params![to_i64(from.0), to_i64(max as u64)],
-            )
-        })
-        .await
+        let hot = self
+            .read(move |c| {
+                query_events(
+                    c,
+                    &format!(
+                        "SELECT {COLUMNS} FROM events WHERE position >= ?1 ORDER BY position LIMIT ?2"
+                    ),
+                    params![to_i64(from.0), to_i64(max as u64)],
+                )
+            })
+            .await?;
+        archive::merge_all(self.archive.as_deref(), from, max, hot).await
     }
 
     async fn read_correlation(&self, correlation_id: Uuid) -> Result<Vec<RecordedEvent>, LogError> {
-        self.read(move |c| {
-            query_events(
-                c,
-                &format!(
-                    "SELECT {COLUMNS} FROM events WHERE correlation_id = ?1 ORDER BY position"
-                ),
-                params![correlation_id.to_string()],
-            )
-        })
-        .await
+        let hot = self
+            .read(move |c| {
+                query_events(
+                    c,
+                    &format!(
+                        "SELECT {COLUMNS} FROM events WHERE correlation_id = ?1 ORDER BY position"
+                    ),
+                    params![correlation_id.to_string()],
+                )
+            })
+            .await?;
+        archive::merge_correlation(self.archive.as_deref(), correlation_id, hot).await
     }
 
     fn appended_signal(&self) -> watch::Receiver<Position> {
@@ -222,6 +234,95 @@ impl EventLog for SqliteLog {
     fn poll_interval(&self) -> Duration {
         self.config.poll_interval
     }
+}
+
+impl ArchiveStore for SqliteLog {
+    fn archive(&self) -> Option<&Arc<Archive>> {
+        self.archive.as_ref()
+    }
+
+    async fn count_hot(&self, ranges: &[StreamRange]) -> Result<u64, LogError> {
+        let ranges = ranges.to_vec();
+        self.read(move |c| count_ranges(c, &ranges)).await
+    }
+
+    async fn remove_archived(&self, ranges: &[StreamRange], count: u64) -> Result<u64, LogError> {
+        let ranges = ranges.to_vec();
+        let writer = self.writer.clone();
+        blocking(move || {
+            let mut conn = writer.lock().expect("writer poisoned");
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(db_err)?;
+            let hot = count_ranges(&tx, &ranges)?;
+            if hot == 0 {
+                return Ok(0);
+            }
+            if hot != count {
+                return Err(LogError::Corrupt(format!(
+                    "an archived batch of {count} events has {hot} of them in the hot store; expected all or none"
+                )));
+            }
+            let mut deleted = 0;
+            for r in &ranges {
+                // The stream's last event stays: it holds the stream's version.
+                let last = current_version(&tx, r.stream.as_str())?;
+                if last.is_none_or(|l| l <= r.last_version) {
+                    return Err(LogError::Corrupt(format!(
+                        "will not archive the last event of {}",
+                        r.stream
+                    )));
+                }
+                deleted += tx
+                    .prepare_cached(
+                        "DELETE FROM events WHERE stream_id = ?1 AND version BETWEEN ?2 AND ?3",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            r.stream.as_str(),
+                            to_i64(r.first_version),
+                            to_i64(r.last_version)
+                        ])
+                    })
+                    .map_err(db_err)? as u64;
+            }
+            tx.commit().map_err(db_err)?;
+            Ok(deleted)
+        })
+        .await
+    }
+
+    async fn try_lock_archiver(&self) -> Result<Option<ArchiverLock>, LogError> {
+        match &self.archive {
+            Some(a) => archive::file_lock(a),
+            None => Err(LogError::Config(
+                "this store has no archive directory".into(),
+            )),
+        }
+    }
+}
+
+fn count_ranges(conn: &Connection, ranges: &[StreamRange]) -> Result<u64, LogError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT count(*) FROM events WHERE stream_id = ?1 AND version BETWEEN ?2 AND ?3",
+        )
+        .map_err(db_err)?;
+    let mut total = 0u64;
+    for r in ranges {
+        let n: i64 = stmt
+            .query_row(
+                params![
+                    r.stream.as_str(),
+                    to_i64(r.first_version),
+                    to_i64(r.last_version)
+                ],
+                |row| row.get(0),
+            )
+            .map_err(db_err)?;
+        total += from_i64(n);
+    }
+    Ok(total)
 }
 
 fn append_tx(

@@ -5,6 +5,7 @@
 //! help desk as the commands it takes across streams (seat first, then assignment, ...). The workers (bot, router, assigner, timers,
 //! archiver) will live beside it and issue their commands through it.
 
+pub mod archiver;
 pub mod assigner;
 pub mod bot;
 pub mod command;

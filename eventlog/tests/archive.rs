@@ -1,0 +1,444 @@
+//! The archive on both SQL backends: archived history reads as it did from the hot store
+//! (by stream, in global order, by correlation), streams continue after archiving, a crash at
+//! any step loses nothing and the next run completes, damaged files are named, and two
+//! archivers at once move each event once.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use kefu_eventlog::archive::{self, ArchiveStore, CrashPoint};
+use kefu_eventlog::postgres::{PostgresConfig, PostgresLog};
+use kefu_eventlog::sqlite::{SqliteConfig, SqliteLog};
+use kefu_eventlog::testing as pg;
+use kefu_eventlog::{
+    Actor, ActorKind, EventLog, ExpectedVersion, LogError, Metadata, NewEvent, Position,
+    RecordedEvent, StreamId,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+/// Opens handles on one store and one archive directory.
+trait Store: Send + Sync {
+    type Log: ArchiveStore;
+    async fn open(&self) -> Arc<Self::Log>;
+    fn archive_dir(&self) -> &Path;
+}
+
+struct Sqlite(tempfile::TempDir);
+
+impl Store for Sqlite {
+    type Log = SqliteLog;
+    async fn open(&self) -> Arc<SqliteLog> {
+        let mut config = SqliteConfig::new(self.0.path().join("kefu.db"));
+        config.archive = Some(self.0.path().join("archive"));
+        Arc::new(SqliteLog::open(config).await.expect("open sqlite"))
+    }
+    fn archive_dir(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+fn sqlite() -> Sqlite {
+    Sqlite(tempfile::tempdir().expect("temp dir"))
+}
+
+struct Postgres {
+    schema: String,
+    dir: tempfile::TempDir,
+}
+
+impl Store for Postgres {
+    type Log = PostgresLog;
+    async fn open(&self) -> Arc<PostgresLog> {
+        let mut config = PostgresConfig::new(pg::url()).with_schema(&self.schema);
+        config.archive = Some(self.dir.path().join("archive"));
+        Arc::new(PostgresLog::open(config).await.expect("open postgres"))
+    }
+    fn archive_dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+async fn postgres() -> Option<Postgres> {
+    if !pg::available().await {
+        return None;
+    }
+    Some(Postgres {
+        schema: pg::fresh_schema(),
+        dir: tempfile::tempdir().expect("temp dir"),
+    })
+}
+
+fn stream(n: usize) -> StreamId {
+    StreamId::new(format!("conversation-{n}")).expect("stream id")
+}
+
+fn event(n: u64, correlation: Uuid) -> NewEvent {
+    NewEvent::new(
+        "TestHappened",
+        json!({ "n": n }),
+        Metadata::for_request(Actor::new(ActorKind::Customer, "c-1"), correlation),
+    )
+}
+
+/// Four streams of six events each, appended interleaved (so their positions interleave),
+/// one correlation per round across all streams.
+async fn history<L: EventLog>(log: &L) -> Vec<Uuid> {
+    let mut correlations = Vec::new();
+    for round in 0..6u64 {
+        let c = Uuid::now_v7();
+        correlations.push(c);
+        for s in 0..4 {
+            let expected = if round == 0 {
+                ExpectedVersion::NoStream
+            } else {
+                ExpectedVersion::Exact(round - 1)
+            };
+            log.append(&stream(s), expected, vec![event(round, c)])
+                .await
+                .expect("append");
+        }
+    }
+    settle(log).await;
+    correlations
+}
+
+/// Waits until everything this process appended is in the settled prefix (on PostgreSQL,
+/// other tests' open transactions hold it back for a while): only settled events move.
+async fn settle<L: EventLog>(log: &L) {
+    let last = *log.appended_signal().borrow();
+    for _ in 0..600 {
+        if log.head().await.unwrap().is_some_and(|h| h >= last) {
+            return;
+        }
+        tokio::time::sleep(log.poll_interval()).await;
+    }
+    panic!("the log did not settle through {last}");
+}
+
+async fn read_all<L: EventLog>(log: &L, page: usize) -> Vec<RecordedEvent> {
+    let mut out: Vec<RecordedEvent> = Vec::new();
+    let mut from = Position::START;
+    loop {
+        let got = log.read_all(from, page).await.expect("read_all");
+        let Some(last) = got.last() else {
+            return out;
+        };
+        from = last.position.next();
+        out.extend(got);
+    }
+}
+
+/// Everything a reader can see: the whole log (in pages of two sizes), every stream, every
+/// correlation.
+async fn snapshot<L: EventLog>(
+    log: &L,
+    correlations: &[Uuid],
+) -> (
+    Vec<RecordedEvent>,
+    Vec<Vec<RecordedEvent>>,
+    Vec<Vec<RecordedEvent>>,
+) {
+    let all = read_all(log, 1000).await;
+    assert_eq!(read_all(log, 3).await, all, "paging changes nothing");
+    let mut streams = Vec::new();
+    for s in 0..4 {
+        streams.push(
+            kefu_eventlog::read_whole_stream(log, &stream(s))
+                .await
+                .expect("read stream"),
+        );
+        // Reading from the middle of the archived part.
+        let tail = log
+            .read_stream(&stream(s), 2, 2)
+            .await
+            .expect("read stream");
+        assert_eq!(tail, streams[s][2..4].to_vec());
+    }
+    let mut by_correlation = Vec::new();
+    for c in correlations {
+        by_correlation.push(log.read_correlation(*c).await.expect("correlation"));
+    }
+    (all, streams, by_correlation)
+}
+
+async fn archived_history_reads_like_the_hot_one<S: Store>(store: S) {
+    let log = store.open().await;
+    let correlations = history(&*log).await;
+    let before = snapshot(&*log, &correlations).await;
+    let moved = archive::archive_streams(&*log, &[stream(0), stream(2)], None)
+        .await
+        .expect("archive");
+    assert!(moved.locked);
+    assert_eq!(
+        (moved.streams, moved.events),
+        (2, 10),
+        "all but each stream's last"
+    );
+    let file = store
+        .archive_dir()
+        .join("archive")
+        .join(moved.file.as_deref().expect("a file"));
+    assert!(file.exists());
+    // Gone from the hot store, but for each stream's last event.
+    let hot = log
+        .count_hot(&[archive::StreamRange {
+            stream: stream(0),
+            first_version: 0,
+            last_version: 5,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(hot, 1);
+    assert_eq!(snapshot(&*log, &correlations).await, before);
+    // A fresh process sees the same (nothing cached).
+    let other = store.open().await;
+    assert_eq!(snapshot(&*other, &correlations).await, before);
+    // Archiving again moves nothing.
+    let again = archive::archive_streams(&*log, &[stream(0), stream(2)], None)
+        .await
+        .unwrap();
+    assert_eq!(again.events, 0);
+
+    // The stream continues: its version holds, and a stale expectation still conflicts.
+    assert_eq!(log.stream_version(&stream(0)).await.unwrap(), Some(5));
+    let stale = log
+        .append(
+            &stream(0),
+            ExpectedVersion::Exact(4),
+            vec![event(9, Uuid::now_v7())],
+        )
+        .await;
+    assert!(
+        matches!(
+            stale,
+            Err(LogError::WrongExpectedVersion {
+                actual: Some(5),
+                ..
+            })
+        ),
+        "{stale:?}"
+    );
+    let fresh = log
+        .append(
+            &stream(0),
+            ExpectedVersion::NoStream,
+            vec![event(9, Uuid::now_v7())],
+        )
+        .await;
+    assert!(fresh.unwrap_err().is_conflict());
+    let reopened = log
+        .append(
+            &stream(0),
+            ExpectedVersion::Exact(5),
+            vec![event(6, Uuid::now_v7()), event(7, Uuid::now_v7())],
+        )
+        .await
+        .expect("append after archiving");
+    assert_eq!((reopened.first_version, reopened.last_version), (6, 7));
+    settle(&*log).await;
+    // And can be archived again: versions 5 and 6 move, 7 stays.
+    let second = archive::archive_streams(&*log, &[stream(0)], None)
+        .await
+        .unwrap();
+    assert_eq!(second.events, 2);
+    let whole = kefu_eventlog::read_whole_stream(&*log, &stream(0))
+        .await
+        .unwrap();
+    assert_eq!(
+        whole.iter().map(|e| e.version).collect::<Vec<_>>(),
+        (0..8).collect::<Vec<_>>()
+    );
+    assert_eq!(whole[..6], before.1[0][..]);
+    assert_eq!(archive::recover(&*log).await.unwrap(), Some(0));
+}
+
+async fn a_crash_at_any_step_loses_nothing<S: Store>(store: S) {
+    let log = store.open().await;
+    let correlations = history(&*log).await;
+    let before = snapshot(&*log, &correlations).await;
+    let mut moved = 0;
+    for (s, point) in [
+        CrashPoint::AfterDataFile,
+        CrashPoint::AfterPendingEntry,
+        CrashPoint::AfterHotDelete,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let crashed = archive::archive_streams(&*log, &[stream(s)], Some(point)).await;
+        assert!(crashed.is_err(), "{point:?}");
+        // Between the crash and the next run, readers (here a fresh process) miss nothing.
+        let reader = store.open().await;
+        assert_eq!(snapshot(&*reader, &correlations).await, before, "{point:?}");
+        // The next run finishes or cleans up, then does its own batch.
+        let next = store.open().await;
+        let done = archive::archive_streams(&*next, &[stream(s)], None)
+            .await
+            .unwrap();
+        let pending = next.archive().unwrap().entries().unwrap();
+        assert!(
+            pending.iter().all(|(_, p)| !p),
+            "{point:?}: nothing left pending"
+        );
+        moved += done.events;
+        // A pending entry is finished by recovery (delete, or only the promotion); a data
+        // file without an entry is dropped and the batch moved anew.
+        let recovered = usize::from(point != CrashPoint::AfterDataFile);
+        assert_eq!(done.recovered, recovered, "{point:?}");
+        assert_eq!(snapshot(&*next, &correlations).await, before, "{point:?}");
+    }
+    // Each event archived once.
+    let entries = log.archive().unwrap().entries().unwrap();
+    let archived: u64 = entries.iter().map(|(e, _)| e.events).sum();
+    assert_eq!(archived, 15);
+    assert_eq!(
+        moved, 5,
+        "the interrupted pending batches were finished, not moved again"
+    );
+    // No stray files: one data file per entry.
+    let files = std::fs::read_dir(store.archive_dir().join("archive"))
+        .unwrap()
+        .filter(|f| {
+            f.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".jsonl.gz")
+        })
+        .count();
+    assert_eq!(files, entries.len());
+}
+
+async fn a_damaged_file_is_named<S: Store>(store: S) {
+    let log = store.open().await;
+    history(&*log).await;
+    let moved = archive::archive_streams(&*log, &[stream(1)], None)
+        .await
+        .unwrap();
+    let name = moved.file.unwrap();
+    let path = store.archive_dir().join("archive").join(&name);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(&path, &bytes).unwrap();
+    let reader = store.open().await;
+    for result in [
+        kefu_eventlog::read_whole_stream(&*reader, &stream(1)).await,
+        reader.read_all(Position::START, 100).await,
+    ] {
+        match result {
+            Err(LogError::Archive { path, reason }) => {
+                assert!(path.ends_with(&name), "{path}");
+                assert!(reason.contains("SHA-256"), "{reason}");
+            }
+            other => panic!("expected a damaged archive, got {other:?}"),
+        }
+    }
+    assert!(matches!(
+        reader.archive().unwrap().verify().await,
+        Err(LogError::Archive { .. })
+    ));
+    // A missing file is named too.
+    std::fs::remove_file(&path).unwrap();
+    let reader = store.open().await;
+    match kefu_eventlog::read_whole_stream(&*reader, &stream(1)).await {
+        Err(LogError::Archive { path, reason }) => {
+            assert!(path.ends_with(&name), "{path}");
+            assert!(reason.contains("missing"), "{reason}");
+        }
+        other => panic!("expected a missing archive file, got {other:?}"),
+    }
+    // So is an archive directory that is not there at all: the stream does not start at 0.
+    std::fs::rename(
+        store.archive_dir().join("archive"),
+        store.archive_dir().join("elsewhere"),
+    )
+    .unwrap();
+    let reader = store.open().await;
+    match kefu_eventlog::read_whole_stream(&*reader, &stream(1)).await {
+        Err(LogError::Archive { reason, .. }) => {
+            assert!(
+                reason.contains("versions 0..5 of conversation-1"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected missing history, got {other:?}"),
+    }
+}
+
+async fn two_archivers_move_each_event_once<S: Store>(store: S) {
+    let log = store.open().await;
+    let correlations = history(&*log).await;
+    let before = snapshot(&*log, &correlations).await;
+    let (a, b) = (store.open().await, store.open().await);
+    let all: Vec<StreamId> = (0..4).map(stream).collect();
+    for _ in 0..3 {
+        let (x, y) = tokio::join!(
+            archive::archive_streams(&*a, &all, None),
+            archive::archive_streams(&*b, &all, None)
+        );
+        let (x, y) = (x.unwrap(), y.unwrap());
+        assert!(x.locked || y.locked || x.events + y.events == 0);
+    }
+    let entries = log.archive().unwrap().entries().unwrap();
+    let archived: u64 = entries.iter().map(|(e, _)| e.events).sum();
+    assert_eq!(archived, 20, "each of the 20 events archived once");
+    assert_eq!(snapshot(&*log, &correlations).await, before);
+}
+
+#[tokio::test]
+async fn sqlite_archived_history_reads_like_the_hot_one() {
+    archived_history_reads_like_the_hot_one(sqlite()).await;
+}
+
+#[tokio::test]
+async fn sqlite_a_crash_at_any_step_loses_nothing() {
+    a_crash_at_any_step_loses_nothing(sqlite()).await;
+}
+
+#[tokio::test]
+async fn sqlite_a_damaged_file_is_named() {
+    a_damaged_file_is_named(sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_two_archivers_move_each_event_once() {
+    two_archivers_move_each_event_once(sqlite()).await;
+}
+
+#[tokio::test]
+async fn postgres_archived_history_reads_like_the_hot_one() {
+    if let Some(store) = postgres().await {
+        let schema = store.schema.clone();
+        archived_history_reads_like_the_hot_one(store).await;
+        pg::drop_schema(&schema).await;
+    }
+}
+
+#[tokio::test]
+async fn postgres_a_crash_at_any_step_loses_nothing() {
+    if let Some(store) = postgres().await {
+        let schema = store.schema.clone();
+        a_crash_at_any_step_loses_nothing(store).await;
+        pg::drop_schema(&schema).await;
+    }
+}
+
+#[tokio::test]
+async fn postgres_a_damaged_file_is_named() {
+    if let Some(store) = postgres().await {
+        let schema = store.schema.clone();
+        a_damaged_file_is_named(store).await;
+        pg::drop_schema(&schema).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_two_archivers_move_each_event_once() {
+    if let Some(store) = postgres().await {
+        let schema = store.schema.clone();
+        two_archivers_move_each_event_once(store).await;
+        pg::drop_schema(&schema).await;
+    }
+}
