@@ -54,11 +54,8 @@ impl<L: EventLog> Reactor for SurveyOffers<L> {
             };
             let meta = Metadata::caused_by(self.actor.clone(), e);
             // Refused: offered already, answered, or reopened since.
-            moot(
-                NAME,
-                &conversation,
-                self.desk.offer_survey(conversation, &meta).await,
-            )?;
+            let offered = self.desk.offer_survey(conversation, &meta).await;
+            moot(NAME, conversation, offered)?;
         }
         Ok(())
     }
