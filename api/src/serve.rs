@@ -63,13 +63,13 @@ pub struct ServeArgs {
     /// Most complex query accepted (async-graphql's count of fields, lists weighted).
     #[arg(long, env = "KEFU_MAX_QUERY_COMPLEXITY", default_value_t = 1000)]
     pub max_query_complexity: usize,
-    /// The workers to run inside the server: bot, router, assigner, surveys, idle, archiver
-    /// (comma-separated), or none.
+    /// The workers to run inside the server: bot, router, assigner, surveys, idle, sla,
+    /// survey-reminders, archiver (comma-separated), or none.
     #[arg(
         long,
         env = "KEFU_WORKERS",
         value_delimiter = ',',
-        default_value = "bot,router,assigner,surveys,idle,archiver"
+        default_value = "bot,router,assigner,surveys,idle,sla,survey-reminders,archiver"
     )]
     pub workers: Vec<String>,
     /// Longest message, internal note or comment, in characters.
@@ -212,7 +212,7 @@ fn worker_names(raw: &[String]) -> Result<Vec<worker_cmd::WorkerName>> {
         }
         let name = worker_cmd::WorkerName::from_str(r, true).map_err(|_| {
             anyhow::anyhow!(
-                "--workers: {r:?} is not a worker; use bot, router, assigner, surveys, idle, archiver or none"
+                "--workers: {r:?} is not a worker; use bot, router, assigner, surveys, idle, sla, survey-reminders, archiver or none"
             )
         })?;
         if !names.contains(&name) {

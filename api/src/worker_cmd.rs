@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use clap::ValueEnum;
 use kefu_bot::faq::Thresholds;
+use kefu_domain::conversation::DEFAULT_SLA_WARNING_FRACTION;
 use kefu_eventlog::{AnyLog, Position};
 use kefu_projections::{Catalog, ReadModels, ReadStore};
 use kefu_workers::archiver::Archiver;
@@ -15,7 +16,8 @@ use kefu_workers::bot::{BotWorker, seed_demo_kb};
 use kefu_workers::idle::IdleTimeout;
 use kefu_workers::router::Router;
 use kefu_workers::runtime::{self, Checkpoints, Start};
-use kefu_workers::surveys::SurveyOffers;
+use kefu_workers::sla::SlaTimers;
+use kefu_workers::surveys::{SurveyOffers, SurveyReminders};
 use kefu_workers::{CommandService, Desk};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -35,6 +37,11 @@ pub enum WorkerName {
     Surveys,
     /// Closes conversations nobody has written in for the idle timeout.
     Idle,
+    /// SLA timers: warns when a share of a queue's first-response or resolution target has
+    /// passed, records the breach at the target and escalates the conversation.
+    Sla,
+    /// Reminds a customer once of a survey left unanswered.
+    SurveyReminders,
     /// Moves the history of conversations closed long ago into the archive.
     Archiver,
 }
@@ -50,6 +57,19 @@ pub struct WorkerArgs {
     /// How often the idle timeout looks, in seconds.
     #[arg(long, env = "KEFU_IDLE_SWEEP_SECS", default_value_t = 60)]
     pub idle_sweep_secs: u64,
+    /// Warn of an SLA target when this share of it has passed (strictly between 0 and 1).
+    #[arg(long, env = "KEFU_SLA_WARNING_FRACTION", default_value_t = DEFAULT_SLA_WARNING_FRACTION)]
+    pub sla_warning_fraction: f64,
+    /// How often the SLA timers look, in seconds.
+    #[arg(long, env = "KEFU_SLA_SWEEP_SECS", default_value_t = 15)]
+    pub sla_sweep_secs: u64,
+    /// Remind a customer of an unanswered survey this long after it was offered, in seconds
+    /// (at least 60).
+    #[arg(long, env = "KEFU_SURVEY_REMINDER_SECS", default_value_t = 86_400)]
+    pub survey_reminder_secs: u32,
+    /// How often the survey reminders look, in seconds.
+    #[arg(long, env = "KEFU_SURVEY_REMINDER_SWEEP_SECS", default_value_t = 300)]
+    pub survey_reminder_sweep_secs: u64,
     /// Archive a conversation this many days after it closed (at least 3, the reopen window).
     #[arg(long, env = "KEFU_ARCHIVE_AFTER_DAYS", default_value_t = kefu_workers::archiver::DEFAULT_AFTER_DAYS)]
     pub archive_after_days: u32,
@@ -115,13 +135,25 @@ pub async fn spawn(
                 Start::Head,
                 stop,
             )),
-            WorkerName::Idle => tokio::spawn(kefu_workers::idle::run(
+            WorkerName::Idle => tokio::spawn(runtime::run_sweeps(
                 IdleTimeout::new(desk.clone(), models.clone(), tuning.idle_timeout_secs)
                     .map_err(|e| anyhow::anyhow!("--idle-timeout-secs: {e}"))?,
                 Duration::from_secs(tuning.idle_sweep_secs.max(1)),
                 stop,
             )),
-            WorkerName::Archiver => tokio::spawn(kefu_workers::archiver::run(
+            WorkerName::Sla => tokio::spawn(runtime::run_sweeps(
+                SlaTimers::new(desk.clone(), models.clone(), tuning.sla_warning_fraction)
+                    .map_err(|e| anyhow::anyhow!("--sla-warning-fraction: {e}"))?,
+                Duration::from_secs(tuning.sla_sweep_secs.max(1)),
+                stop,
+            )),
+            WorkerName::SurveyReminders => tokio::spawn(runtime::run_sweeps(
+                SurveyReminders::new(desk.clone(), models.clone(), tuning.survey_reminder_secs)
+                    .map_err(|e| anyhow::anyhow!("--survey-reminder-secs: {e}"))?,
+                Duration::from_secs(tuning.survey_reminder_sweep_secs.max(1)),
+                stop,
+            )),
+            WorkerName::Archiver => tokio::spawn(runtime::run_sweeps(
                 Archiver::new(
                     desk.clone(),
                     models.clone(),
@@ -152,11 +184,15 @@ pub async fn run(store: &StoreArgs, name: WorkerName, tuning: &WorkerArgs) -> Re
     if !matches!(*log, AnyLog::Postgres(_))
         && matches!(
             name,
-            WorkerName::Assigner | WorkerName::Idle | WorkerName::Archiver
+            WorkerName::Assigner
+                | WorkerName::Idle
+                | WorkerName::Sla
+                | WorkerName::SurveyReminders
+                | WorkerName::Archiver
         )
     {
         bail!(
-            "the assigner, the idle timeout and the archiver alone need the PostgreSQL store that a `kefu serve` keeps read models in; \
+            "the assigner, the timers (idle, sla, survey-reminders) and the archiver alone need the PostgreSQL store that a `kefu serve` keeps read models in; \
              with the embedded store it runs inside `kefu serve`"
         );
     }

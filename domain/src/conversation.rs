@@ -39,6 +39,11 @@ pub const MAX_CANDIDATES: usize = 20;
 pub const MAX_SCENARIOS: usize = 10;
 /// An emotion score must move by more than this between assessments to count as a trend.
 pub const EMOTION_TREND_THRESHOLD: f64 = 0.2;
+/// The share of an SLA target after which its warning is due, unless configured otherwise.
+pub const DEFAULT_SLA_WARNING_FRACTION: f64 = 0.8;
+/// The shortest wait before a survey reminder; anything shorter would nag a customer who is
+/// still reading the offer.
+pub const MIN_SURVEY_REMINDER_SECS: u32 = 60;
 
 // ---- value types ----
 
@@ -203,8 +208,89 @@ pub struct Closure {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Survey {
     NotOffered,
-    Offered { at: DateTime<Utc> },
+    Offered { at: DateTime<Utc>, reminded: bool },
     Answered { score: u8, at: DateTime<Utc> },
+}
+
+/// Which service-level target a timer measures.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum SlaKind {
+    /// From joining the queue to the first agent reply after it.
+    FirstResponse,
+    /// From joining the queue to close.
+    Resolution,
+}
+
+impl SlaKind {
+    pub const ALL: [SlaKind; 2] = [SlaKind::FirstResponse, SlaKind::Resolution];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlaKind::FirstResponse => "first_response",
+            SlaKind::Resolution => "resolution",
+        }
+    }
+}
+
+impl std::fmt::Display for SlaKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The SLA clock of the conversation's current queueing. Each queueing (routing to a queue,
+/// or a transfer to one) starts a new clock against that queue's targets: the new queue's
+/// agents owe a first reply and a resolution of their own, and each target warns and
+/// breaches at most once per queueing. A reopen stops the clock; the next queueing starts one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlaClock {
+    pub queue: QueueId,
+    /// 1 is served first; escalations lower the number.
+    pub priority: u8,
+    pub queued_at: DateTime<Utc>,
+    pub first_response_due: DateTime<Utc>,
+    /// Absent for queueings recorded before resolution targets were stamped on them.
+    pub resolution_due: Option<DateTime<Utc>>,
+    /// An agent has replied since this queueing.
+    pub responded: bool,
+    pub warned: BTreeSet<SlaKind>,
+    pub breached: BTreeSet<SlaKind>,
+}
+
+impl SlaClock {
+    pub fn due(&self, kind: SlaKind) -> Option<DateTime<Utc>> {
+        match kind {
+            SlaKind::FirstResponse => Some(self.first_response_due),
+            SlaKind::Resolution => self.resolution_due,
+        }
+    }
+
+    /// When the warning is due: `fraction` of the way from queueing to the target.
+    pub fn warning_at(&self, kind: SlaKind, fraction: f64) -> Option<DateTime<Utc>> {
+        let due = self.due(kind)?;
+        Some(warning_time(self.queued_at, due, fraction))
+    }
+}
+
+/// `fraction` of the way from `from` to `due`, to the millisecond. Shared by the domain and
+/// the sweep so both agree on when a warning is due.
+pub fn warning_time(from: DateTime<Utc>, due: DateTime<Utc>, fraction: f64) -> DateTime<Utc> {
+    let span = (due - from).num_milliseconds() as f64;
+    from + Duration::milliseconds((span * fraction).ceil() as i64)
+}
+
+fn require_warning_fraction(fraction: f64) -> Result<(), DomainError> {
+    if fraction > 0.0 && fraction < 1.0 {
+        Ok(())
+    } else {
+        Err(DomainError::invalid(
+            "fraction",
+            format!("{fraction} is not strictly between 0 and 1"),
+        ))
+    }
 }
 
 /// Who is looking after the customer right now.
@@ -267,6 +353,8 @@ pub struct Conversation {
     pub reopened: u32,
     pub survey: Survey,
     pub attributed_orders: BTreeMap<OrderId, Money>,
+    /// The current queueing's SLA clock; None before the first queueing and after a reopen.
+    pub sla: Option<SlaClock>,
 }
 
 impl Conversation {
@@ -314,7 +402,7 @@ impl Conversation {
         }
         // VIP customers are served one priority step ahead of the queue's own priority.
         let priority = if self.tier == CustomerTier::Vip {
-            queue.priority.saturating_sub(1).max(1)
+            crate::queue::one_step_up(queue.priority)
         } else {
             queue.priority
         };
@@ -323,6 +411,7 @@ impl Conversation {
             priority,
             skills: queue.skills.clone(),
             first_response_due: at + Duration::seconds(i64::from(queue.sla.first_response_secs)),
+            resolution_due: Some(at + Duration::seconds(i64::from(queue.sla.resolution_secs))),
             at,
         }
         .into())
@@ -493,6 +582,22 @@ pub enum ConversationCommand {
     OfferSurvey {
         at: DateTime<Utc>,
     },
+    /// Reminds the customer of an unanswered survey, once, `after_secs` after the offer.
+    RemindSurvey {
+        after_secs: u32,
+        at: DateTime<Utc>,
+    },
+    /// Warns that `kind`'s target is near: `fraction` (0 to 1) of it has passed.
+    WarnSla {
+        kind: SlaKind,
+        fraction: f64,
+        at: DateTime<Utc>,
+    },
+    /// Records that `kind`'s target has passed unmet, and escalates the conversation.
+    BreachSla {
+        kind: SlaKind,
+        at: DateTime<Utc>,
+    },
     AnswerSurvey {
         score: u8,
         comment: Option<String>,
@@ -610,6 +715,10 @@ pub struct ConversationQueued {
     pub skills: BTreeSet<Skill>,
     /// When the first agent reply is due under the queue's SLA.
     pub first_response_due: DateTime<Utc>,
+    /// When the close is due under the queue's SLA (absent in events written before it was
+    /// recorded: those queueings have no resolution timer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution_due: Option<DateTime<Utc>>,
     pub at: DateTime<Utc>,
 }
 
@@ -702,6 +811,46 @@ pub struct SurveyAnswered {
     pub at: DateTime<Utc>,
 }
 
+/// The customer was reminded of a survey they have not answered (at most once per offer).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SurveyReminded {
+    pub offered_at: DateTime<Utc>,
+    pub at: DateTime<Utc>,
+}
+
+/// A service-level target of the current queueing is near: the warning fraction of it has
+/// passed without the target being met.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SlaWarned {
+    pub kind: SlaKind,
+    pub queue: QueueId,
+    pub due: DateTime<Utc>,
+    pub at: DateTime<Utc>,
+}
+
+/// A service-level target of the current queueing passed unmet. Always followed by
+/// `ConversationEscalated`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SlaBreached {
+    pub kind: SlaKind,
+    pub queue: QueueId,
+    pub due: DateTime<Utc>,
+    pub at: DateTime<Utc>,
+}
+
+/// The conversation moved one priority step up (never past 1, the top) after a breach, and
+/// the supervisors of `queue` are notified: this event is their notification (their
+/// `queueChanges` subscription delivers it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ConversationEscalated {
+    /// The breach that escalated it.
+    pub kind: SlaKind,
+    pub queue: QueueId,
+    pub from_priority: u8,
+    pub to_priority: u8,
+    pub at: DateTime<Utc>,
+}
+
 /// An order the customer placed during or soon after the chat: a conversion.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct OrderAttributed {
@@ -734,6 +883,10 @@ domain_events! {
         SurveyOffered = 1,
         SurveyAnswered = 2,
         OrderAttributed = 1,
+        SurveyReminded = 1,
+        SlaWarned = 1,
+        SlaBreached = 1,
+        ConversationEscalated = 1,
     }
 }
 
@@ -982,6 +1135,9 @@ impl Decider for ConversationDecider {
                     }),
                 }
             }
+            C::RemindSurvey { after_secs, at } => remind_survey(conv, after_secs, at),
+            C::WarnSla { kind, fraction, at } => warn_sla(conv, kind, fraction, at),
+            C::BreachSla { kind, at } => breach_sla(conv, kind, at),
             C::AnswerSurvey { score, comment, at } => {
                 match conv.survey {
                     Survey::NotOffered => {
@@ -1078,6 +1234,7 @@ impl Decider for ConversationDecider {
                     reopened: 0,
                     survey: Survey::NotOffered,
                     attributed_orders: BTreeMap::new(),
+                    sla: None,
                 }));
             }
             (ConversationState::Started(conv), _) => conv,
@@ -1148,6 +1305,16 @@ impl Decider for ConversationDecider {
                     skills: e.skills.clone(),
                     since: e.at,
                 };
+                conv.sla = Some(SlaClock {
+                    queue: e.queue,
+                    priority: e.priority,
+                    queued_at: e.at,
+                    first_response_due: e.first_response_due,
+                    resolution_due: e.resolution_due,
+                    responded: false,
+                    warned: BTreeSet::new(),
+                    breached: BTreeSet::new(),
+                });
             }
             E::AgentAssigned(e) => {
                 let skills = match &conv.handling {
@@ -1171,6 +1338,9 @@ impl Decider for ConversationDecider {
                 });
                 conv.first_agent_response_at.get_or_insert(e.at);
                 conv.last_activity_at = e.at;
+                if let Some(clock) = conv.sla.as_mut() {
+                    clock.responded = true;
+                }
             }
             E::ConversationTransferred(e) => {
                 // A transfer to a queue is followed by `ConversationQueued`, which moves the
@@ -1196,10 +1366,36 @@ impl Decider for ConversationDecider {
                 conv.closed = None;
                 conv.handling = Handling::Bot;
                 conv.routing = None;
+                conv.sla = None;
                 conv.reopened += 1;
                 conv.last_activity_at = e.at;
             }
-            E::SurveyOffered(e) => conv.survey = Survey::Offered { at: e.at },
+            E::SurveyOffered(e) => {
+                conv.survey = Survey::Offered {
+                    at: e.at,
+                    reminded: false,
+                }
+            }
+            E::SurveyReminded(_) => {
+                if let Survey::Offered { reminded, .. } = &mut conv.survey {
+                    *reminded = true;
+                }
+            }
+            E::SlaWarned(e) => {
+                if let Some(clock) = conv.sla.as_mut() {
+                    clock.warned.insert(e.kind);
+                }
+            }
+            E::SlaBreached(e) => {
+                if let Some(clock) = conv.sla.as_mut() {
+                    clock.breached.insert(e.kind);
+                }
+            }
+            E::ConversationEscalated(e) => {
+                if let Some(clock) = conv.sla.as_mut() {
+                    clock.priority = e.to_priority;
+                }
+            }
             E::SurveyAnswered(e) => {
                 conv.survey = Survey::Answered {
                     score: e.score,
@@ -1678,6 +1874,139 @@ fn close(
             by,
             reason,
             released_agent: conv.handling.agent(),
+            at,
+        }
+        .into(),
+    ])
+}
+
+fn remind_survey(
+    conv: &Conversation,
+    after_secs: u32,
+    at: DateTime<Utc>,
+) -> Result<Vec<ConversationEvent>, DomainError> {
+    if after_secs < MIN_SURVEY_REMINDER_SECS {
+        return Err(DomainError::invalid(
+            "after_secs",
+            format!("must be at least {MIN_SURVEY_REMINDER_SECS}"),
+        ));
+    }
+    let offered_at = match conv.survey {
+        Survey::NotOffered => {
+            return Err(DomainError::SurveyNotOffered {
+                conversation: conv.id,
+            });
+        }
+        Survey::Answered { .. } => {
+            return Err(DomainError::SurveyAlreadyAnswered {
+                conversation: conv.id,
+            });
+        }
+        Survey::Offered { reminded: true, .. } => {
+            return Err(DomainError::SurveyAlreadyReminded {
+                conversation: conv.id,
+            });
+        }
+        Survey::Offered { at, .. } => at,
+    };
+    // A reopened conversation is being talked about again; a survey reminder would be out
+    // of place until it closes once more.
+    if !conv.is_closed() {
+        return Err(DomainError::ConversationNotClosed {
+            conversation: conv.id,
+        });
+    }
+    let due = offered_at + Duration::seconds(i64::from(after_secs));
+    if at < due {
+        return Err(DomainError::SurveyReminderNotDue { offered_at, due });
+    }
+    Ok(vec![SurveyReminded { offered_at, at }.into()])
+}
+
+/// The running clock for `kind`, with its due time, or why there is nothing to time.
+fn running_clock(
+    conv: &Conversation,
+    kind: SlaKind,
+) -> Result<(&SlaClock, DateTime<Utc>), DomainError> {
+    let not_running = || DomainError::SlaNotRunning {
+        conversation: conv.id,
+    };
+    let clock = conv.sla.as_ref().ok_or_else(not_running)?;
+    let due = clock.due(kind).ok_or_else(not_running)?;
+    if conv.is_closed() {
+        return Err(DomainError::SlaTargetMet {
+            kind,
+            how: "the conversation is closed",
+        });
+    }
+    if kind == SlaKind::FirstResponse && clock.responded {
+        return Err(DomainError::SlaTargetMet {
+            kind,
+            how: "an agent has replied since the queueing",
+        });
+    }
+    if clock.breached.contains(&kind) {
+        return Err(DomainError::SlaAlreadyBreached { kind });
+    }
+    Ok((clock, due))
+}
+
+fn warn_sla(
+    conv: &Conversation,
+    kind: SlaKind,
+    fraction: f64,
+    at: DateTime<Utc>,
+) -> Result<Vec<ConversationEvent>, DomainError> {
+    require_warning_fraction(fraction)?;
+    let (clock, due) = running_clock(conv, kind)?;
+    if clock.warned.contains(&kind) {
+        return Err(DomainError::SlaAlreadyWarned { kind });
+    }
+    let warn_at = warning_time(clock.queued_at, due, fraction);
+    if at < warn_at {
+        return Err(DomainError::SlaNotDue {
+            kind,
+            step: "warning",
+            due: warn_at,
+        });
+    }
+    Ok(vec![
+        SlaWarned {
+            kind,
+            queue: clock.queue,
+            due,
+            at,
+        }
+        .into(),
+    ])
+}
+
+fn breach_sla(
+    conv: &Conversation,
+    kind: SlaKind,
+    at: DateTime<Utc>,
+) -> Result<Vec<ConversationEvent>, DomainError> {
+    let (clock, due) = running_clock(conv, kind)?;
+    if at < due {
+        return Err(DomainError::SlaNotDue {
+            kind,
+            step: "breach",
+            due,
+        });
+    }
+    Ok(vec![
+        SlaBreached {
+            kind,
+            queue: clock.queue,
+            due,
+            at,
+        }
+        .into(),
+        ConversationEscalated {
+            kind,
+            queue: clock.queue,
+            from_priority: clock.priority,
+            to_priority: crate::queue::one_step_up(clock.priority),
             at,
         }
         .into(),

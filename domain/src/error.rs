@@ -6,7 +6,7 @@ use thiserror::Error;
 
 use crate::agent::AgentStatus;
 use crate::common::BusinessLine;
-use crate::conversation::HandoffReason;
+use crate::conversation::{HandoffReason, SlaKind};
 use crate::customer::OrderStatus;
 use crate::ids::{
     AgentId, ConversationId, CustomerId, KnowledgeEntryId, MessageId, OrderId, QueueId, TicketId,
@@ -141,6 +141,31 @@ pub enum DomainError {
     SurveyAlreadyAnswered { conversation: ConversationId },
     #[error("survey score {score} is outside 1-5")]
     ScoreOutOfRange { score: u8 },
+    #[error("the survey of conversation {conversation} was already reminded of")]
+    SurveyAlreadyReminded { conversation: ConversationId },
+    #[error("the survey was offered at {offered_at}; a reminder is due at {due}, not before")]
+    SurveyReminderNotDue {
+        offered_at: DateTime<Utc>,
+        due: DateTime<Utc>,
+    },
+
+    // ---- service levels ----
+    #[error(
+        "conversation {conversation} has no SLA clock running (it is not waiting for or with an agent since a queueing)"
+    )]
+    SlaNotRunning { conversation: ConversationId },
+    #[error("the {kind} target was met: {how}")]
+    SlaTargetMet { kind: SlaKind, how: &'static str },
+    #[error("the {kind} {step} is due at {due}, not before")]
+    SlaNotDue {
+        kind: SlaKind,
+        step: &'static str,
+        due: DateTime<Utc>,
+    },
+    #[error("the {kind} target of this queueing was already warned of")]
+    SlaAlreadyWarned { kind: SlaKind },
+    #[error("the {kind} target of this queueing was already breached")]
+    SlaAlreadyBreached { kind: SlaKind },
 
     // ---- agents ----
     #[error("agent {agent} still has {active} active chats; transfer or close them first")]

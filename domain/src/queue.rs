@@ -15,6 +15,11 @@ use crate::ids::{Category, QueueId, Skill};
 /// Queue priorities run from 1 (served first) to this.
 pub const LOWEST_PRIORITY: u8 = 5;
 
+/// One priority step towards the front (a VIP's queueing, an escalation), never past 1.
+pub fn one_step_up(priority: u8) -> u8 {
+    priority.saturating_sub(1).max(1)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Weekday {

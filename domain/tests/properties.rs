@@ -11,8 +11,8 @@ use kefu_domain::agent::{
 use kefu_domain::common::{BusinessLine, Channel, Money, Party};
 use kefu_domain::conversation::{
     AnswerCandidate, BotAnswerInput, CloseReason, ConversationCommand as C, ConversationDecider,
-    ConversationEvent as Ev, ConversationState, EmotionLabel, HandoffReason, RoutingReason, Survey,
-    TransferTarget,
+    ConversationEvent as Ev, ConversationState, EmotionLabel, HandoffReason, RoutingReason,
+    SlaKind, Survey, TransferTarget,
 };
 use kefu_domain::customer::{Customer, CustomerSnapshot, CustomerTier, Order, OrderStatus};
 use kefu_domain::ids::{
@@ -218,6 +218,9 @@ enum Op {
     Reopen { c: usize },
     OfferSurvey { c: usize },
     AnswerSurvey { c: usize, score: u8 },
+    RemindSurvey { c: usize },
+    WarnSla { c: usize, kind: bool, tenths: u8 },
+    BreachSla { c: usize, kind: bool },
     SetStatus { a: usize, status: u8 },
     ChangeLimit { a: usize, limit: u32 },
 }
@@ -246,7 +249,11 @@ fn op() -> impl Strategy<Value = Op> {
         1 => c.clone().prop_map(|c| Op::TimeOut { c }),
         1 => c.clone().prop_map(|c| Op::Reopen { c }),
         2 => c.clone().prop_map(|c| Op::OfferSurvey { c }),
-        2 => (c, 0u8..7).prop_map(|(c, score)| Op::AnswerSurvey { c, score }),
+        2 => (c.clone(), 0u8..7).prop_map(|(c, score)| Op::AnswerSurvey { c, score }),
+        1 => c.clone().prop_map(|c| Op::RemindSurvey { c }),
+        2 => (c.clone(), any::<bool>(), 0u8..=10)
+            .prop_map(|(c, kind, tenths)| Op::WarnSla { c, kind, tenths }),
+        2 => (c, any::<bool>()).prop_map(|(c, kind)| Op::BreachSla { c, kind }),
         1 => (a.clone(), 0u8..4).prop_map(|(a, status)| Op::SetStatus { a, status }),
         1 => (a, 1u32..4).prop_map(|(a, limit)| Op::ChangeLimit { a, limit }),
     ]
@@ -517,6 +524,28 @@ impl Desk {
                 },
             ),
             Op::OfferSurvey { c } => self.converse(c, C::OfferSurvey { at }),
+            Op::RemindSurvey { c } => self.converse(
+                c,
+                C::RemindSurvey {
+                    after_secs: 10 * 60,
+                    at,
+                },
+            ),
+            Op::WarnSla { c, kind, tenths } => self.converse(
+                c,
+                C::WarnSla {
+                    kind: sla_kind(kind),
+                    fraction: f64::from(tenths) / 10.0,
+                    at,
+                },
+            ),
+            Op::BreachSla { c, kind } => self.converse(
+                c,
+                C::BreachSla {
+                    kind: sla_kind(kind),
+                    at,
+                },
+            ),
             Op::AnswerSurvey { c, score } => self.converse(
                 c,
                 C::AnswerSurvey {
@@ -606,8 +635,48 @@ impl Desk {
                 answers <= 1,
                 "conversation {c} has {answers} survey answers"
             );
+            check_sla_once_per_queueing(&stream.history);
         }
     }
+}
+
+fn sla_kind(first_response: bool) -> SlaKind {
+    if first_response {
+        SlaKind::FirstResponse
+    } else {
+        SlaKind::Resolution
+    }
+}
+
+/// Between two queueings each target warns at most once and breaches at most once, every
+/// breach is followed by its escalation, and a survey is reminded of at most once.
+fn check_sla_once_per_queueing(history: &[Ev]) {
+    let mut warned: Vec<SlaKind> = Vec::new();
+    let mut breached: Vec<SlaKind> = Vec::new();
+    let mut reminders = 0;
+    for (i, event) in history.iter().enumerate() {
+        match event {
+            Ev::ConversationQueued(_) => {
+                warned.clear();
+                breached.clear();
+            }
+            Ev::SlaWarned(w) => {
+                assert!(!warned.contains(&w.kind), "{:?} warned twice", w.kind);
+                warned.push(w.kind);
+            }
+            Ev::SlaBreached(b) => {
+                assert!(!breached.contains(&b.kind), "{:?} breached twice", b.kind);
+                breached.push(b.kind);
+                assert!(
+                    matches!(history.get(i + 1), Some(Ev::ConversationEscalated(x)) if x.kind == b.kind),
+                    "a breach without its escalation"
+                );
+            }
+            Ev::SurveyReminded(_) => reminders += 1,
+            _ => {}
+        }
+    }
+    assert!(reminders <= 1, "{reminders} survey reminders");
 }
 
 /// What one accepted conversation command may record, given the state it was decided on.
@@ -637,6 +706,44 @@ fn check_step(before: &ConversationState, events: &[Ev]) {
             Ev::SurveyOffered(_) => {
                 assert!(before.is_closed(), "survey offered while open");
                 assert_eq!(before.survey, Survey::NotOffered, "survey offered twice");
+            }
+            Ev::SurveyReminded(r) => {
+                assert!(before.is_closed(), "reminded while open");
+                assert!(
+                    matches!(before.survey, Survey::Offered { at, reminded: false } if at == r.offered_at),
+                    "reminded of a survey not outstanding: {:?}",
+                    before.survey
+                );
+                assert!(
+                    r.at >= r.offered_at + Duration::minutes(10),
+                    "reminded early"
+                );
+            }
+            Ev::SlaWarned(w) => {
+                let clock = before.sla.as_ref().expect("warned without a clock");
+                assert!(!before.is_closed(), "warned after close");
+                assert!(w.at > clock.queued_at, "warned at the queueing");
+                assert!(!clock.breached.contains(&w.kind), "warned after the breach");
+                assert!(
+                    !(w.kind == SlaKind::FirstResponse && clock.responded),
+                    "warned after the reply"
+                );
+            }
+            Ev::SlaBreached(b) => {
+                let clock = before.sla.as_ref().expect("breached without a clock");
+                assert!(!before.is_closed(), "breached after close");
+                assert_eq!(clock.due(b.kind), Some(b.due));
+                assert!(b.at >= b.due, "breached before due");
+                assert!(
+                    !(b.kind == SlaKind::FirstResponse && clock.responded),
+                    "breached after the reply"
+                );
+            }
+            Ev::ConversationEscalated(x) => {
+                let clock = before.sla.as_ref().expect("escalated without a clock");
+                assert_eq!(x.from_priority, clock.priority);
+                assert_eq!(x.to_priority, clock.priority.saturating_sub(1).max(1));
+                assert!(x.to_priority >= 1);
             }
             Ev::SurveyAnswered(answer) => {
                 assert!(

@@ -14,7 +14,7 @@
 //! generation shows the transcript as it stood at its bound.
 
 use kefu_domain::DomainEvent;
-use kefu_domain::conversation::{ConversationEvent as E, TransferredTo};
+use kefu_domain::conversation::{ConversationEvent as E, SlaKind, TransferredTo};
 use kefu_eventlog::{EventLog, RecordedEvent, StreamId, read_stream_through};
 
 use crate::error::ProjectionError;
@@ -60,12 +60,33 @@ record! {
         pub survey_score: Option<i64>,
         pub reopened: i64,
         pub orders: i64,
+        /// The current queueing's SLA clock (None outside one: before the first queueing,
+        /// after a reopen): priority after escalations, when it joined the queue, its due
+        /// times, whether an agent has replied since, and what was warned of and breached.
+        pub priority: Option<i64>,
+        pub queued_at: Option<i64>,
+        /// Where the queueing is in the log: the SLA events' cause.
+        pub queued_position: Option<i64>,
+        pub first_response_due: Option<i64>,
+        pub resolution_due: Option<i64>,
+        pub responded: bool,
+        pub first_response_warned: bool,
+        pub first_response_breached: bool,
+        pub resolution_warned: bool,
+        pub resolution_breached: bool,
+        pub survey_offered_at: Option<i64>,
+        /// Where the offer is in the log: the reminder's cause.
+        pub survey_offered_position: Option<i64>,
+        pub survey_reminded: bool,
         /// The stream version and log position of the last event applied: the transcript
         /// is read from the stream up to this version.
         pub version: i64,
         pub position: i64,
     }
-    indexes: [["status", "queue"], ["agent"], ["customer"], ["started_at"]]
+    indexes: [
+        ["status", "queue"], ["agent"], ["customer"], ["started_at"],
+        ["closed_at", "queued_at"], ["survey_reminded", "survey_offered_at"]
+    ]
 }
 
 #[derive(Default)]
@@ -130,6 +151,19 @@ impl Projection for ConversationsProjection {
                     survey_score: None,
                     reopened: 0,
                     orders: 0,
+                    priority: None,
+                    queued_at: None,
+                    queued_position: None,
+                    first_response_due: None,
+                    resolution_due: None,
+                    responded: false,
+                    first_response_warned: false,
+                    first_response_breached: false,
+                    resolution_warned: false,
+                    resolution_breached: false,
+                    survey_offered_at: None,
+                    survey_offered_position: None,
+                    survey_reminded: false,
                     version,
                     position,
                 });
@@ -145,7 +179,10 @@ impl Projection for ConversationsProjection {
             E::ConversationStarted(_) | E::InternalNoteAdded(_) => {}
             E::CustomerTurnRecorded(t) => row.record_turn(ms(t.at)),
             E::BotTurnRecorded(t) => row.record_turn(ms(t.at)),
-            E::AgentTurnRecorded(t) => row.record_turn(ms(t.at)),
+            E::AgentTurnRecorded(t) => {
+                row.record_turn(ms(t.at));
+                row.responded = true;
+            }
             E::EmotionAssessed(a) => {
                 row.emotion_score = Some(a.score);
                 row.emotion_label = Some(code(&a.label));
@@ -165,6 +202,7 @@ impl Projection for ConversationsProjection {
                 row.status = "queued".into();
                 row.queue = Some(q.queue.to_string());
                 row.agent = None;
+                row.start_sla_clock(Some((q, position)));
             }
             E::AgentAssigned(a) => {
                 row.status = "with_agent".into();
@@ -194,8 +232,16 @@ impl Projection for ConversationsProjection {
                 row.queue = None;
                 row.reopened += 1;
                 row.last_activity_at = ms(r.at);
+                row.start_sla_clock(None);
             }
-            E::SurveyOffered(_) => {}
+            E::SurveyOffered(o) => {
+                row.survey_offered_at = Some(ms(o.at));
+                row.survey_offered_position = Some(position);
+            }
+            E::SurveyReminded(_) => row.survey_reminded = true,
+            E::SlaWarned(w) => *row.sla_flag(w.kind, false) = true,
+            E::SlaBreached(b) => *row.sla_flag(b.kind, true) = true,
+            E::ConversationEscalated(x) => row.priority = Some(i64::from(x.to_priority)),
             E::SurveyAnswered(s) => row.survey_score = Some(i64::from(s.score)),
             E::OrderAttributed(_) => row.orders += 1,
         }
@@ -209,6 +255,57 @@ impl ConversationRow {
     fn record_turn(&mut self, at: i64) {
         self.turns += 1;
         self.last_activity_at = at;
+    }
+
+    /// A new queueing's clock, or none (`None`: a reopen stopped it).
+    fn start_sla_clock(
+        &mut self,
+        queued: Option<(&kefu_domain::conversation::ConversationQueued, i64)>,
+    ) {
+        self.queued_position = queued.map(|(_, position)| position);
+        let queued = queued.map(|(q, _)| q);
+        self.priority = queued.map(|q| i64::from(q.priority));
+        self.queued_at = queued.map(|q| ms(q.at));
+        self.first_response_due = queued.map(|q| ms(q.first_response_due));
+        self.resolution_due = queued.and_then(|q| q.resolution_due).map(ms);
+        self.responded = false;
+        self.first_response_warned = false;
+        self.first_response_breached = false;
+        self.resolution_warned = false;
+        self.resolution_breached = false;
+    }
+
+    fn sla_flag(&mut self, kind: SlaKind, breached: bool) -> &mut bool {
+        match (kind, breached) {
+            (SlaKind::FirstResponse, false) => &mut self.first_response_warned,
+            (SlaKind::FirstResponse, true) => &mut self.first_response_breached,
+            (SlaKind::Resolution, false) => &mut self.resolution_warned,
+            (SlaKind::Resolution, true) => &mut self.resolution_breached,
+        }
+    }
+
+    /// When `kind`'s target of the current queueing is due, while it still runs: not met
+    /// (no reply since the queueing, for the first response; open, for both) and not
+    /// breached. With whether it was warned of.
+    pub fn sla_running(&self, kind: SlaKind) -> Option<(i64, i64, bool)> {
+        if self.closed_at.is_some() {
+            return None;
+        }
+        let queued_at = self.queued_at?;
+        let (due, warned, breached) = match kind {
+            SlaKind::FirstResponse if self.responded => return None,
+            SlaKind::FirstResponse => (
+                self.first_response_due?,
+                self.first_response_warned,
+                self.first_response_breached,
+            ),
+            SlaKind::Resolution => (
+                self.resolution_due?,
+                self.resolution_warned,
+                self.resolution_breached,
+            ),
+        };
+        (!breached).then_some((queued_at, due, warned))
     }
 }
 
@@ -234,6 +331,10 @@ fn event_at(e: &E) -> chrono::DateTime<chrono::Utc> {
         E::SurveyOffered(x) => x.at,
         E::SurveyAnswered(x) => x.at,
         E::OrderAttributed(x) => x.at,
+        E::SurveyReminded(x) => x.at,
+        E::SlaWarned(x) => x.at,
+        E::SlaBreached(x) => x.at,
+        E::ConversationEscalated(x) => x.at,
     }
 }
 
@@ -444,6 +545,36 @@ impl View {
         self.newest_first(query, "started_at", after, limit, |c: &ConversationRow| {
             (c.started_at, c.id.clone())
         })
+        .await
+    }
+}
+
+impl View {
+    /// Open conversations whose current queueing has an SLA target still running (not met,
+    /// not breached): what the SLA sweep looks at. Oldest queueing first.
+    pub async fn sla_running(&self) -> Result<Vec<ConversationRow>, ProjectionError> {
+        self.select::<ConversationRow>(
+            "WHERE closed_at IS NULL AND queued_at IS NOT NULL \
+             AND ((responded = 0 AND first_response_breached = 0) OR resolution_breached = 0) \
+             ORDER BY queued_at, id",
+            vec![],
+        )
+        .await
+    }
+
+    /// Closed conversations whose survey was offered in `[offered_from, offered_by]` (epoch
+    /// milliseconds) and is neither answered nor reminded of: what the reminder sweep looks at.
+    pub async fn surveys_to_remind(
+        &self,
+        offered_from: i64,
+        offered_by: i64,
+    ) -> Result<Vec<ConversationRow>, ProjectionError> {
+        self.select::<ConversationRow>(
+            "WHERE survey_reminded = 0 AND survey_offered_at >= $1 AND survey_offered_at <= $2 \
+             AND closed_at IS NOT NULL AND survey_score IS NULL \
+             ORDER BY survey_offered_at, id",
+            vec![offered_from.into(), offered_by.into()],
+        )
         .await
     }
 }

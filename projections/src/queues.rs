@@ -102,6 +102,9 @@ impl Projection for QueuesProjection {
             Decoded::Conversation(C::ConversationTransferred(_)) => {
                 want.want::<ChatRow>(e.entity())
             }
+            Decoded::Conversation(C::ConversationEscalated(_)) => {
+                want.want::<WaitingRow>(e.entity())
+            }
             _ => {}
         }
     }
@@ -212,6 +215,14 @@ impl Projection for QueuesProjection {
                         None => Ok(()),
                     },
                     TransferredTo::Queue { .. } => rows.delete::<ChatRow>(key),
+                },
+                // Still waiting: served sooner from here on.
+                C::ConversationEscalated(x) => match rows.get::<WaitingRow>(&key)? {
+                    Some(mut waiting) => {
+                        waiting.priority = i64::from(x.to_priority);
+                        rows.put(waiting)
+                    }
+                    None => Ok(()),
                 },
                 C::ConversationClosed(_) => {
                     rows.delete::<WaitingRow>(key.clone())?;

@@ -8,7 +8,7 @@
 //! the facts themselves.
 
 use chrono::{DateTime, Duration, Utc};
-use kefu_domain::conversation::{ConversationEvent as C, TransferredTo};
+use kefu_domain::conversation::{ConversationEvent as C, SlaKind, TransferredTo};
 use kefu_domain::queue::QueueEvent as Q;
 
 use crate::error::ProjectionError;
@@ -53,6 +53,9 @@ record! {
         pub bot_turns: i64,
         pub agent_turns: i64,
         pub reopened: i64,
+        /// SLA targets breached (per queueing; a transfer to another queue starts a new clock).
+        pub first_response_breaches: i64,
+        pub resolution_breaches: i64,
     }
     indexes: [["started_at"], ["queue", "started_at"], ["agent", "started_at"]]
 }
@@ -82,11 +85,14 @@ impl Projection for StatsProjection {
             return;
         };
         match event {
-            // A start makes the fact; these three change nothing in it.
+            // A start makes the fact; these change nothing in it.
             C::ConversationStarted(_)
             | C::EmotionAssessed(_)
             | C::InternalNoteAdded(_)
-            | C::ConversationIdleTimedOut(_) => return,
+            | C::ConversationIdleTimedOut(_)
+            | C::SurveyReminded(_)
+            | C::SlaWarned(_)
+            | C::ConversationEscalated(_) => return,
             C::RoutingDecided(r) => want.want::<QueueLineRow>(r.queue.to_string()),
             C::ConversationQueued(q) => want.want::<QueueLineRow>(q.queue.to_string()),
             _ => {}
@@ -131,6 +137,8 @@ impl Projection for StatsProjection {
                 bot_turns: 0,
                 agent_turns: 0,
                 reopened: 0,
+                first_response_breaches: 0,
+                resolution_breaches: 0,
             });
         }
         // The queue a routing or queueing names, with the business line it serves (read
@@ -138,7 +146,12 @@ impl Projection for StatsProjection {
         let queue_line = match event {
             C::RoutingDecided(r) => Some(r.queue.to_string()),
             C::ConversationQueued(q) => Some(q.queue.to_string()),
-            C::EmotionAssessed(_) | C::InternalNoteAdded(_) | C::ConversationIdleTimedOut(_) => {
+            C::EmotionAssessed(_)
+            | C::InternalNoteAdded(_)
+            | C::ConversationIdleTimedOut(_)
+            | C::SurveyReminded(_)
+            | C::SlaWarned(_)
+            | C::ConversationEscalated(_) => {
                 return Ok(());
             }
             _ => None,
@@ -215,7 +228,16 @@ impl Projection for StatsProjection {
                 f.orders += 1;
                 f.order_amount += o.amount.minor_units;
             }
-            C::EmotionAssessed(_) | C::InternalNoteAdded(_) | C::ConversationIdleTimedOut(_) => {}
+            C::SlaBreached(b) => match b.kind {
+                SlaKind::FirstResponse => f.first_response_breaches += 1,
+                SlaKind::Resolution => f.resolution_breaches += 1,
+            },
+            C::EmotionAssessed(_)
+            | C::InternalNoteAdded(_)
+            | C::ConversationIdleTimedOut(_)
+            | C::SurveyReminded(_)
+            | C::SlaWarned(_)
+            | C::ConversationEscalated(_) => {}
         }
         Ok(())
     }
@@ -307,6 +329,9 @@ pub struct StatsRow {
     pub orders: i64,
     pub scenario_settled: i64,
     pub scenario_matched: i64,
+    /// SLA targets breached, counted on the conversation's (last) queue.
+    pub first_response_breaches: i64,
+    pub resolution_breaches: i64,
     /// Survey answers per survey offered.
     pub response_rate: Option<f64>,
     /// Share of answers with 4 or 5 stars.
@@ -397,7 +422,9 @@ impl View {
                 CAST(SUM(closed_at - started_at) AS BIGINT),
                 CAST(SUM(CASE WHEN scenario_matched IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT),
                 CAST(SUM(CASE WHEN scenario_matched = 1 THEN 1 ELSE 0 END) AS BIGINT),
-                CAST(SUM(orders) AS BIGINT)
+                CAST(SUM(orders) AS BIGINT),
+                CAST(SUM(first_response_breaches) AS BIGINT),
+                CAST(SUM(resolution_breaches) AS BIGINT)
              FROM {table} {filter} GROUP BY k ORDER BY k",
             key = group.expr(),
             table = self.table::<FactRow>(),
@@ -442,6 +469,8 @@ impl View {
                     orders,
                     scenario_settled: settled,
                     scenario_matched: matched,
+                    first_response_breaches: n(15),
+                    resolution_breaches: n(16),
                     response_rate: ratio(answered, offered),
                     csat: ratio(satisfied, answered),
                     mean_score: ratio(n(8), answered),

@@ -193,6 +193,7 @@ impl Script {
                 priority: 3,
                 skills: BTreeSet::new(),
                 first_response_due: at(minute + 1),
+                resolution_due: Some(at(minute + 30)),
                 at: at(minute),
             },
         );

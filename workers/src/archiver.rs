@@ -14,19 +14,16 @@
 //! is read under it, after the archive's manifest, so the second archiver finds the first's
 //! work done. One that finds the lock taken leaves the sweep to the holder.
 
-use std::time::Duration;
-
 use kefu_domain::DomainEvent;
 use kefu_domain::conversation::{ConversationEvent, REOPEN_WINDOW_HOURS};
 use kefu_eventlog::archive::{self, ArchiveStore, Archived};
 use kefu_eventlog::{EventLog, StreamId};
 use kefu_projections::ReadModels;
 use kefu_projections::conversations::ConversationFilter;
-use tokio::sync::watch;
 
 use crate::command::CommandError;
 use crate::desk::Desk;
-use crate::runtime::WorkerError;
+use crate::runtime::{Sweep, WorkerError};
 
 pub const NAME: &str = "archiver";
 
@@ -148,27 +145,21 @@ impl<L: EventLog + ArchiveStore> Archiver<L> {
     }
 }
 
-/// Sweeps every `every` until `stop` turns true; a failing sweep is logged and tried again
-/// at the next one (whatever it left half done is finished first).
-pub async fn run<L: EventLog + ArchiveStore>(
-    archiver: Archiver<L>,
-    every: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        match archiver.sweep().await {
-            Ok(s) if s.conversations == 0 => {}
-            Ok(s) => tracing::info!(
-                conversations = s.conversations,
+// Whatever a failed sweep left half done is finished by the next one first (`recover`).
+impl<L: EventLog + ArchiveStore> Sweep for Archiver<L> {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn sweep(&self) -> Result<usize, WorkerError> {
+        let s = Archiver::sweep(self).await?;
+        if s.conversations > 0 {
+            tracing::info!(
                 events = s.events,
                 files = s.files.len(),
                 "archived closed conversations"
-            ),
-            Err(e) => tracing::warn!(error = %e, "archive sweep failed; trying at the next"),
+            );
         }
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = async { stop.wait_for(|s| *s).await.is_ok() } => return,
-        }
+        Ok(s.conversations)
     }
 }

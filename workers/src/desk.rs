@@ -15,7 +15,7 @@ use kefu_domain::agent::{AgentCommand, AgentDecider, AgentSnapshot, AgentStatus}
 use kefu_domain::common::{BusinessLine, Channel, Party};
 use kefu_domain::conversation::{
     CloseReason, ConversationCommand as C, ConversationDecider, ConversationEvent,
-    ConversationSnapshot, Features, HandoffReason, RoutingReason, TransferTarget,
+    ConversationSnapshot, Features, HandoffReason, RoutingReason, SlaKind, TransferTarget,
 };
 use kefu_domain::customer::{CustomerCommand, CustomerDecider, CustomerState, CustomerTier};
 use kefu_domain::ids::{
@@ -581,6 +581,54 @@ impl<L: EventLog> Desk<L> {
         meta: &Metadata,
     ) -> Result<Done<()>, CommandError> {
         let command = C::OfferSurvey { at: self.now() };
+        self.one::<ConversationDecider>(conversation, command, meta)
+            .await
+    }
+
+    /// Reminds the customer of the survey offered at least `after_secs` ago, once.
+    pub async fn remind_survey(
+        &self,
+        conversation: ConversationId,
+        after_secs: u32,
+        meta: &Metadata,
+    ) -> Result<Done<()>, CommandError> {
+        let command = C::RemindSurvey {
+            after_secs,
+            at: self.now(),
+        };
+        self.one::<ConversationDecider>(conversation, command, meta)
+            .await
+    }
+
+    /// Warns that `kind`'s target of the current queueing is `fraction` gone (the domain
+    /// checks it against the stream).
+    pub async fn warn_sla(
+        &self,
+        conversation: ConversationId,
+        kind: SlaKind,
+        fraction: f64,
+        meta: &Metadata,
+    ) -> Result<Done<()>, CommandError> {
+        let command = C::WarnSla {
+            kind,
+            fraction,
+            at: self.now(),
+        };
+        self.one::<ConversationDecider>(conversation, command, meta)
+            .await
+    }
+
+    /// Records a breach of `kind`'s target and escalates the conversation.
+    pub async fn breach_sla(
+        &self,
+        conversation: ConversationId,
+        kind: SlaKind,
+        meta: &Metadata,
+    ) -> Result<Done<()>, CommandError> {
+        let command = C::BreachSla {
+            kind,
+            at: self.now(),
+        };
         self.one::<ConversationDecider>(conversation, command, meta)
             .await
     }

@@ -5,19 +5,16 @@
 //! against the conversation's own stream, so a view that lags can only delay a close, never
 //! close a conversation that is active. Nothing is held in memory: a restart loses no timer.
 
-use std::time::Duration;
-
 use kefu_domain::conversation::MIN_IDLE_TIMEOUT_SECS;
 use kefu_domain::ids::ConversationId;
 use kefu_eventlog::{Actor, ActorKind, EventLog, Metadata};
 use kefu_projections::ReadModels;
 use kefu_projections::conversations::ConversationFilter;
-use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::command::CommandError;
 use crate::desk::Desk;
-use crate::runtime::WorkerError;
+use crate::runtime::{Sweep, WorkerError};
 
 pub const NAME: &str = "idle";
 
@@ -87,21 +84,17 @@ impl<L: EventLog> IdleTimeout<L> {
                 continue;
             };
             let conversation = ConversationId::from_uuid(uuid);
-            match self
+            let result = self
                 .desk
                 .time_out_idle(
                     conversation,
                     self.idle_after_secs,
                     &self.cause(position).await?,
                 )
-                .await
-            {
-                Ok(_) => closed += 1,
-                // Active after all (the view was behind), or closed meanwhile.
-                Err(CommandError::Rejected(reason)) => {
-                    tracing::debug!(%conversation, %reason, "not idle after all");
-                }
-                Err(e) => return Err(e.into()),
+                .await;
+            // Refused: active after all (the view was behind), or closed meanwhile.
+            if crate::runtime::moot(NAME, conversation, result)? {
+                closed += 1;
             }
         }
         Ok(closed)
@@ -113,22 +106,12 @@ impl<L: EventLog> IdleTimeout<L> {
     }
 }
 
-/// Sweeps every `every` until `stop` turns true; a failing sweep is logged and tried again
-/// at the next one.
-pub async fn run<L: EventLog>(
-    idle: IdleTimeout<L>,
-    every: Duration,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        match idle.sweep().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(closed = n, "closed idle conversations"),
-            Err(e) => tracing::warn!(error = %e, "idle sweep failed; trying at the next"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = async { stop.wait_for(|s| *s).await.is_ok() } => return,
-        }
+impl<L: EventLog> Sweep for IdleTimeout<L> {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn sweep(&self) -> Result<usize, WorkerError> {
+        IdleTimeout::sweep(self).await
     }
 }

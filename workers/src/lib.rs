@@ -13,6 +13,7 @@ pub mod desk;
 pub mod idle;
 pub mod router;
 pub mod runtime;
+pub mod sla;
 pub mod surveys;
 
 pub use command::{CommandError, CommandService, Executed};

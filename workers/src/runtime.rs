@@ -203,6 +203,49 @@ pub async fn run<L: EventLog, R: Reactor>(
     }
 }
 
+/// A worker that reacts to the absence of events (a timer): it looks at a read model on a
+/// schedule, and the domain checks each candidate again against its stream.
+pub trait Sweep: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+
+    /// One sweep at the desk's clock; how many commands took effect.
+    fn sweep(&self) -> impl Future<Output = Result<usize, WorkerError>> + Send;
+}
+
+/// Sweeps every `every` until `stop` turns true; a failing sweep is logged and tried again
+/// at the next one. Nothing is held between sweeps: a restart loses no timer.
+pub async fn run_sweeps<S: Sweep>(sweeper: S, every: Duration, mut stop: watch::Receiver<bool>) {
+    let name = sweeper.name();
+    loop {
+        match sweeper.sweep().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(worker = name, done = n, "sweep acted"),
+            Err(e) => tracing::warn!(worker = name, error = %e, "sweep failed; trying at the next"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = async { stop.wait_for(|s| *s).await.is_ok() } => return,
+        }
+    }
+}
+
+/// What a sweep does with a command the domain refused: the work was moot (the view lagged
+/// behind the stream, or another instance did it first), so it is logged, not an error.
+pub(crate) fn moot<T>(
+    worker: &'static str,
+    subject: impl std::fmt::Display,
+    result: Result<T, crate::command::CommandError>,
+) -> Result<bool, WorkerError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(crate::command::CommandError::Rejected(reason)) => {
+            tracing::debug!(worker, %subject, %reason, "nothing to do after all");
+            Ok(false)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Logs a failure and waits before the next try; false when told to stop meanwhile.
 async fn pause(
     name: &str,

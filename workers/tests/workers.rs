@@ -4,12 +4,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use kefu_domain::agent::AgentStatus;
 use kefu_domain::common::{BusinessLine, Channel, Party};
 use kefu_domain::conversation::{CloseReason, HandoffReason, RoutingReason};
-use kefu_domain::ids::{AgentId, Category, ConversationId, CustomerId, Skill};
+use kefu_domain::ids::{AgentId, Category, ConversationId, CustomerId, QueueId, Skill};
 use kefu_domain::queue::{OpeningHours, SlaTargets};
+use kefu_eventlog::postgres::PostgresLog;
 use kefu_eventlog::sqlite::{SqliteConfig, SqliteLog};
 use kefu_eventlog::{Actor, ActorKind, EventLog, Metadata, Position, RecordedEvent, Subscription};
 use kefu_projections::{LiveProjections, ReadModels, ReadStore};
@@ -21,22 +23,16 @@ use kefu_workers::surveys::SurveyOffers;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-struct World {
-    _dir: tempfile::TempDir,
-    log: Arc<SqliteLog>,
+struct World<L = SqliteLog> {
+    _dir: Option<tempfile::TempDir>,
+    log: Arc<L>,
     read: ReadStore,
-    desk: Desk<SqliteLog>,
+    desk: Desk<L>,
     projections: LiveProjections,
 }
 
-async fn world() -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let log = Arc::new(
-        SqliteLog::open(SqliteConfig::new(dir.path().join("kefu.db")))
-            .await
-            .unwrap(),
-    );
-    let read = ReadStore::open_sqlite(&dir.path().join("kefu.read.db")).unwrap();
+fn world_of<L: EventLog>(log: L, read: ReadStore, dir: Option<tempfile::TempDir>) -> World<L> {
+    let log = Arc::new(log);
     let projections = LiveProjections::spawn(log.clone(), read.clone(), kefu_projections::all);
     World {
         desk: Desk::new(CommandService::new(log.clone())),
@@ -47,12 +43,45 @@ async fn world() -> World {
     }
 }
 
+/// The embedded stores.
+async fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let log = SqliteLog::open(SqliteConfig::new(dir.path().join("kefu.db")))
+        .await
+        .unwrap();
+    let read = ReadStore::open_sqlite(&dir.path().join("kefu.read.db")).unwrap();
+    world_of(log, read, Some(dir))
+}
+
+/// PostgreSQL, a fresh schema for the log and the read models; None when the test skips.
+async fn pg_world() -> Option<World<PostgresLog>> {
+    let config = kefu_eventlog::testing::fresh_config().await?;
+    let schema = config.schema.clone();
+    let log = PostgresLog::open(config).await.unwrap();
+    let read = ReadStore::open_postgres(&kefu_eventlog::testing::url(), schema.as_deref())
+        .await
+        .unwrap();
+    Some(world_of(log, read, None))
+}
+
 fn meta() -> Metadata {
     Metadata::for_request(Actor::new(ActorKind::System, "test"), Uuid::now_v7())
 }
 
 /// A queue, `agents` online agents with `seats` each, and `waiting` conversations queued.
 async fn busy_day(w: &World, agents: usize, seats: u32, waiting: usize) -> Vec<AgentId> {
+    busy_day_on(w, agents, seats, waiting).await
+}
+
+/// A queue with `sla`, `agents` online agents with `seats` each, and `waiting` conversations
+/// queued in it.
+async fn busy_queue<L: EventLog>(
+    w: &World<L>,
+    sla: SlaTargets,
+    agents: usize,
+    seats: u32,
+    waiting: usize,
+) -> (QueueId, Vec<AgentId>) {
     let queue = w
         .desk
         .define_queue(
@@ -61,11 +90,8 @@ async fn busy_day(w: &World, agents: usize, seats: u32, waiting: usize) -> Vec<A
                 business_line: BusinessLine::SelfOperated,
                 categories: BTreeSet::from([Category::new("logistics")]),
                 skills: BTreeSet::from([Skill::new("after-sales")]),
-                priority: 1,
-                sla: SlaTargets {
-                    first_response_secs: 60,
-                    resolution_secs: 600,
-                },
+                priority: 3,
+                sla,
                 hours: OpeningHours::Always,
             },
             &meta(),
@@ -110,11 +136,11 @@ async fn busy_day(w: &World, agents: usize, seats: u32, waiting: usize) -> Vec<A
             .await
             .unwrap();
     }
-    ids
+    (queue, ids)
 }
 
 /// A conversation a new customer starts in the app, with the bot.
-async fn new_conversation(w: &World) -> ConversationId {
+async fn new_conversation<L: EventLog>(w: &World<L>) -> ConversationId {
     w.desk
         .start_conversation(
             CustomerId::from_uuid(Uuid::now_v7()),
@@ -145,7 +171,7 @@ async fn customer_writes(w: &World, text: &str) -> (ConversationId, Vec<Recorded
     (c, w.log.read_all(Position(before.0 + 1), 10).await.unwrap())
 }
 
-async fn everything(log: &Arc<SqliteLog>) -> Vec<RecordedEvent> {
+async fn everything<L: EventLog>(log: &Arc<L>) -> Vec<RecordedEvent> {
     let head = log.head().await.unwrap().unwrap();
     let mut sub = Subscription::new(log.clone(), Position::START);
     let mut out = Vec::new();
@@ -499,4 +525,279 @@ async fn switches_degrade_the_bot_and_it_recovers() {
     );
     assert!(w.desk.switchboard().await.unwrap().off.is_empty());
     w.projections.shutdown().await;
+}
+
+// ---- SLA timers and survey reminders ----
+
+/// A desk whose clock stands `secs` after `base`, moved by the test (no sleeps).
+fn clocked<L: EventLog>(
+    w: &World<L>,
+    base: chrono::DateTime<chrono::Utc>,
+) -> (Desk<L>, Arc<AtomicI64>) {
+    let offset = Arc::new(AtomicI64::new(0));
+    let at = offset.clone();
+    let desk = Desk::new(CommandService::new(w.log.clone())).with_clock(Arc::new(move || {
+        base + chrono::Duration::seconds(at.load(Ordering::SeqCst))
+    }));
+    (desk, offset)
+}
+
+async fn caught_up<L: EventLog>(w: &World<L>) {
+    let head = w.log.head().await.unwrap().unwrap();
+    w.projections.wait_for(head).await;
+}
+
+fn of_type<'a>(events: &'a [RecordedEvent], stream: &str, t: &str) -> Vec<&'a RecordedEvent> {
+    events
+        .iter()
+        .filter(|e| e.stream_id.as_str() == stream && e.event_type == t)
+        .collect()
+}
+
+/// A slow agent's conversation is warned of at 80 % of the first-response target, breached
+/// and escalated at it (each caused by the queueing, in its correlation); a fast agent's gets
+/// nothing; a new worker instance (a restart) warns nobody twice; two instances sweeping at
+/// once record each event once; the waiting conversation moves up its queue.
+async fn slow_agents_are_warned_breached_and_escalated<L: EventLog>(w: World<L>) {
+    use kefu_workers::sla::{SlaSweep, SlaTimers};
+
+    // Targets long enough that the test's own running time never moves a step.
+    let sla = SlaTargets {
+        first_response_secs: 600,
+        resolution_secs: 6000,
+    };
+    let (queue, agents) = busy_queue(&w, sla, 1, 2, 3).await;
+    let models = ReadModels::open(w.read.clone()).await.unwrap();
+    let mut assigner = Assigner::new(w.desk.clone(), models.clone(), w.projections.positions());
+    let head = w.log.head().await.unwrap().unwrap();
+    let assigned = assigner.round(Some(head)).await.unwrap().assigned;
+    assert_eq!(assigned.len(), 2);
+    let (fast, slow) = (assigned[0].0, assigned[1].0);
+    w.desk
+        .agent_message(
+            fast,
+            agents[0],
+            kefu_domain::ids::MessageId::from_uuid(Uuid::now_v7()),
+            "您好，我来帮您查一下。".into(),
+            &meta(),
+        )
+        .await
+        .unwrap();
+    w.desk
+        .close(
+            fast,
+            Party::Agent { agent: agents[0] },
+            CloseReason::Resolved,
+            &meta(),
+        )
+        .await
+        .unwrap();
+    caught_up(&w).await;
+
+    let (desk, offset) = clocked(&w, chrono::Utc::now());
+    let one = SlaTimers::new(desk.clone(), models.clone(), 0.8).unwrap();
+    let two = SlaTimers::new(desk.clone(), models.clone(), 0.8).unwrap();
+    assert!(SlaTimers::new(desk.clone(), models.clone(), 1.0).is_err());
+
+    assert_eq!(
+        one.sweep_once().await.unwrap(),
+        SlaSweep::default(),
+        "nothing due yet"
+    );
+    // 500 s in: 83 % of the first-response target for the slow one and the one waiting.
+    offset.store(500, Ordering::SeqCst);
+    let (a, b) = tokio::join!(one.sweep_once(), two.sweep_once());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.warned + b.warned, 2, "{a:?} {b:?}");
+    assert_eq!(a.breached + b.breached, 0);
+    caught_up(&w).await;
+    // A restarted worker (a new instance, the same store) finds nothing more to say.
+    let restarted = SlaTimers::new(desk.clone(), models.clone(), 0.8).unwrap();
+    assert_eq!(restarted.sweep_once().await.unwrap(), SlaSweep::default());
+
+    // 601 s in: the target has passed unmet.
+    offset.store(601, Ordering::SeqCst);
+    let (a, b) = tokio::join!(one.sweep_once(), two.sweep_once());
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(
+        (a.warned + b.warned, a.breached + b.breached),
+        (0, 2),
+        "{a:?} {b:?}"
+    );
+    caught_up(&w).await;
+    assert_eq!(restarted.sweep_once().await.unwrap(), SlaSweep::default());
+
+    let events = everything(&w.log).await;
+    let fast_stream = format!("conversation-{fast}");
+    for t in ["SlaWarned", "SlaBreached", "ConversationEscalated"] {
+        assert!(
+            of_type(&events, &fast_stream, t).is_empty(),
+            "the fast agent got {t}"
+        );
+    }
+    let slow_stream = format!("conversation-{slow}");
+    let queued = of_type(&events, &slow_stream, "ConversationQueued")[0];
+    let mut order = Vec::new();
+    for t in ["SlaWarned", "SlaBreached", "ConversationEscalated"] {
+        let found = of_type(&events, &slow_stream, t);
+        assert_eq!(found.len(), 1, "{t} once: {found:?}");
+        let e = found[0];
+        assert_eq!(e.payload["kind"], "first_response");
+        assert_eq!(e.payload["queue"], queue.to_string());
+        assert_eq!(
+            e.metadata.causation_id, queued.id,
+            "{t} answers the queueing"
+        );
+        assert_eq!(e.metadata.correlation_id, queued.metadata.correlation_id);
+        order.push(e.position);
+    }
+    assert!(
+        order.windows(2).all(|p| p[0] < p[1]),
+        "warning, breach, escalation"
+    );
+    let escalated = of_type(&events, &slow_stream, "ConversationEscalated")[0];
+    assert_eq!(escalated.payload["from_priority"], 3);
+    assert_eq!(escalated.payload["to_priority"], 2);
+
+    // The one still waiting was escalated too, and its queue serves it sooner.
+    let view = models.live(kefu_projections::queues::NAME).await.unwrap();
+    let waiting = view
+        .waiting(
+            Some(&queue.to_string()),
+            chrono::Utc::now().timestamp_millis(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].entry.priority, 2);
+    let counts = |t: &str| events.iter().filter(|e| e.event_type == t).count();
+    assert_eq!(
+        (
+            counts("SlaWarned"),
+            counts("SlaBreached"),
+            counts("ConversationEscalated")
+        ),
+        (2, 2, 2)
+    );
+    // The statistics count the breaches by queue.
+    let stats = models.live(kefu_projections::stats::NAME).await.unwrap();
+    let rows = stats
+        .stats(
+            &kefu_projections::stats::StatsFilter::default(),
+            kefu_projections::stats::StatsGroup::Queue,
+            chrono::Duration::zero(),
+        )
+        .await
+        .unwrap();
+    let row = rows
+        .iter()
+        .find(|r| r.key.as_deref() == Some(queue.to_string().as_str()))
+        .unwrap();
+    assert_eq!(
+        (row.first_response_breaches, row.resolution_breaches),
+        (2, 0)
+    );
+    w.projections.shutdown().await;
+}
+
+/// One reminder for an unanswered survey after the delay, none for an answered one, none
+/// before the delay; two instances at once remind once, a restart adds nothing.
+async fn an_unanswered_survey_is_reminded_of_once<L: EventLog>(w: World<L>) {
+    use kefu_workers::runtime::Sweep;
+    use kefu_workers::surveys::SurveyReminders;
+
+    let agents = busy_day_on(&w, 1, 2, 2).await;
+    let models = ReadModels::open(w.read.clone()).await.unwrap();
+    let mut assigner = Assigner::new(w.desk.clone(), models.clone(), w.projections.positions());
+    let head = w.log.head().await.unwrap().unwrap();
+    let assigned = assigner.round(Some(head)).await.unwrap().assigned;
+    assert_eq!(assigned.len(), 2);
+    for (c, _) in &assigned {
+        w.desk
+            .close(
+                *c,
+                Party::Agent { agent: agents[0] },
+                CloseReason::Resolved,
+                &meta(),
+            )
+            .await
+            .unwrap();
+        w.desk.offer_survey(*c, &meta()).await.unwrap();
+    }
+    let (answered, silent) = (assigned[0].0, assigned[1].0);
+    w.desk
+        .answer_survey(answered, 5, None, &meta())
+        .await
+        .unwrap();
+    caught_up(&w).await;
+
+    let day = 24 * 3600;
+    let (desk, offset) = clocked(&w, chrono::Utc::now());
+    let one = SurveyReminders::new(desk.clone(), models.clone(), day).unwrap();
+    let two = SurveyReminders::new(desk.clone(), models.clone(), day).unwrap();
+    assert!(SurveyReminders::new(desk.clone(), models.clone(), 5).is_err());
+    assert_eq!(one.sweep().await.unwrap(), 0, "not yet");
+    offset.store(i64::from(day) + 60, Ordering::SeqCst);
+    let (a, b) = tokio::join!(one.sweep(), two.sweep());
+    assert_eq!(a.unwrap() + b.unwrap(), 1);
+    caught_up(&w).await;
+    let restarted = SurveyReminders::new(desk, models, day).unwrap();
+    assert_eq!(restarted.sweep().await.unwrap(), 0);
+
+    let events = everything(&w.log).await;
+    assert!(
+        of_type(
+            &events,
+            &format!("conversation-{answered}"),
+            "SurveyReminded"
+        )
+        .is_empty()
+    );
+    let stream = format!("conversation-{silent}");
+    let reminded = of_type(&events, &stream, "SurveyReminded");
+    assert_eq!(reminded.len(), 1);
+    let offered = of_type(&events, &stream, "SurveyOffered")[0];
+    assert_eq!(reminded[0].metadata.causation_id, offered.id);
+    assert_eq!(
+        reminded[0].metadata.correlation_id,
+        offered.metadata.correlation_id
+    );
+    w.projections.shutdown().await;
+}
+
+async fn busy_day_on<L: EventLog>(
+    w: &World<L>,
+    agents: usize,
+    seats: u32,
+    waiting: usize,
+) -> Vec<AgentId> {
+    let sla = SlaTargets {
+        first_response_secs: 60,
+        resolution_secs: 600,
+    };
+    busy_queue(w, sla, agents, seats, waiting).await.1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sla_timers_on_sqlite() {
+    slow_agents_are_warned_breached_and_escalated(world().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sla_timers_on_postgres() {
+    if let Some(w) = pg_world().await {
+        slow_agents_are_warned_breached_and_escalated(w).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn survey_reminders_on_sqlite() {
+    an_unanswered_survey_is_reminded_of_once(world().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn survey_reminders_on_postgres() {
+    if let Some(w) = pg_world().await {
+        an_unanswered_survey_is_reminded_of_once(w).await;
+    }
 }

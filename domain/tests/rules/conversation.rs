@@ -5,7 +5,7 @@ use kefu_domain::common::{BusinessLine, Channel, Money, Party};
 use kefu_domain::conversation::{
     AnswerCandidate, BotAnswerInput, CloseReason, ConversationCommand as C, ConversationDecider,
     ConversationEvent as Ev, ConversationState, EmotionLabel, EmotionTrend, Handling,
-    HandoffReason, RoutingReason, ScenarioCandidate, TransferTarget, TransferredTo,
+    HandoffReason, RoutingReason, ScenarioCandidate, SlaKind, TransferTarget, TransferredTo,
 };
 use kefu_domain::customer::{CustomerSnapshot, CustomerTier};
 use kefu_domain::ids::{MessageId, OrderId, QueueId, ScenarioCode};
@@ -796,4 +796,232 @@ fn a_prediction_records_its_features_within_limits() {
     let bad_name =
         kefu_domain::conversation::Features::from([("has space".to_owned(), serde_json::json!(1))]);
     assert_refused!(with_bot().when(with(bad_name)), E::Validation { .. });
+}
+
+// ---- SLA timers ----
+
+fn secs_after_queueing(secs: i64) -> chrono::DateTime<chrono::Utc> {
+    t(2) + Duration::seconds(secs)
+}
+
+fn warn(kind: SlaKind, secs: i64) -> C {
+    C::WarnSla {
+        kind,
+        fraction: 0.8,
+        at: secs_after_queueing(secs),
+    }
+}
+
+fn breach(kind: SlaKind, secs: i64) -> C {
+    C::BreachSla {
+        kind,
+        at: secs_after_queueing(secs),
+    }
+}
+
+#[test]
+fn an_sla_warning_is_due_at_its_fraction_of_the_target_and_comes_once() {
+    // The queue's first-response target is 30 s: 80 % of it is 24 s.
+    let history = queued();
+    assert_refused!(
+        history.when(warn(SlaKind::FirstResponse, 23)),
+        E::SlaNotDue {
+            kind: SlaKind::FirstResponse,
+            step: "warning",
+            ..
+        }
+    );
+    let events = history.when(warn(SlaKind::FirstResponse, 24)).unwrap();
+    assert!(matches!(
+        events.as_slice(),
+        [Ev::SlaWarned(w)] if w.kind == SlaKind::FirstResponse && w.queue == QUEUE
+            && w.due == secs_after_queueing(30)
+    ));
+    let warned = queued().given(warn(SlaKind::FirstResponse, 24));
+    assert_refused!(
+        warned.when(warn(SlaKind::FirstResponse, 25)),
+        E::SlaAlreadyWarned { .. }
+    );
+    // The resolution target (30 min) warns on its own clock.
+    assert_refused!(
+        warned.when(warn(SlaKind::Resolution, 25)),
+        E::SlaNotDue { .. }
+    );
+    assert!(warned.when(warn(SlaKind::Resolution, 24 * 60)).is_ok());
+    for fraction in [0.0, 1.0, -0.5, f64::NAN] {
+        assert_refused!(
+            history.when(C::WarnSla {
+                kind: SlaKind::FirstResponse,
+                fraction,
+                at: t(50),
+            }),
+            E::Validation {
+                field: "fraction",
+                ..
+            }
+        );
+    }
+}
+
+#[test]
+fn a_breach_is_due_at_the_target_comes_once_and_escalates_one_step() {
+    let history = queued();
+    assert_refused!(
+        history.when(breach(SlaKind::FirstResponse, 29)),
+        E::SlaNotDue { step: "breach", .. }
+    );
+    let events = history.when(breach(SlaKind::FirstResponse, 30)).unwrap();
+    assert!(matches!(
+        events.as_slice(),
+        [Ev::SlaBreached(b), Ev::ConversationEscalated(x)]
+            if b.kind == SlaKind::FirstResponse && x.kind == SlaKind::FirstResponse
+                && x.queue == QUEUE && x.from_priority == 3 && x.to_priority == 2
+    ));
+    let breached = queued().given(breach(SlaKind::FirstResponse, 30));
+    assert_refused!(
+        breached.when(breach(SlaKind::FirstResponse, 31)),
+        E::SlaAlreadyBreached { .. }
+    );
+    // A warning after the breach is moot.
+    assert_refused!(
+        breached.when(warn(SlaKind::FirstResponse, 31)),
+        E::SlaAlreadyBreached { .. }
+    );
+    // The resolution breach escalates again, from where the first left it.
+    let events = breached.when(breach(SlaKind::Resolution, 1800)).unwrap();
+    assert!(matches!(
+        events.as_slice(),
+        [Ev::SlaBreached(_), Ev::ConversationEscalated(x)]
+            if x.from_priority == 2 && x.to_priority == 1
+    ));
+}
+
+#[test]
+fn escalation_never_goes_past_the_top_priority() {
+    let mut top = queue_with(BusinessLine::SelfOperated, OpeningHours::Always);
+    top.priority = 1;
+    let history = with_bot()
+        .given(C::HandOff {
+            reason: HandoffReason::CustomerAsked,
+            at: t(1),
+        })
+        .given(route(QueueSnapshot::Active(top.clone())))
+        .given(C::Enqueue {
+            queue: QueueSnapshot::Active(top),
+            at: t(2),
+        });
+    let events = history.when(breach(SlaKind::FirstResponse, 30)).unwrap();
+    assert!(matches!(
+        events.as_slice(),
+        [Ev::SlaBreached(_), Ev::ConversationEscalated(x)]
+            if x.from_priority == 1 && x.to_priority == 1
+    ));
+}
+
+#[test]
+fn a_met_target_neither_warns_nor_breaches() {
+    // An agent replied in time: the first-response target is met; resolution still runs.
+    let replied = with_agent().given(agent_says(AGENT, 7, 2));
+    assert_refused!(
+        replied.when(warn(SlaKind::FirstResponse, 24)),
+        E::SlaTargetMet { .. }
+    );
+    assert_refused!(
+        replied.when(breach(SlaKind::FirstResponse, 31)),
+        E::SlaTargetMet { .. }
+    );
+    assert!(replied.when(breach(SlaKind::Resolution, 1800)).is_ok());
+    // Closed: both met (or moot).
+    for kind in SlaKind::ALL {
+        assert_refused!(closed().when(breach(kind, 3600)), E::SlaTargetMet { .. });
+    }
+    // Never queued: no clock.
+    assert_refused!(
+        with_bot().when(breach(SlaKind::FirstResponse, 3600)),
+        E::SlaNotRunning { .. }
+    );
+    // Reopened: the clock stopped with the close, and the bot has the customer again.
+    let reopened = closed().given(C::Reopen {
+        by: Party::Customer,
+        at: t(20),
+    });
+    assert_refused!(
+        reopened.when(breach(SlaKind::Resolution, 3600)),
+        E::SlaNotRunning { .. }
+    );
+}
+
+#[test]
+fn a_transfer_to_a_queue_starts_a_new_clock() {
+    let history = with_agent()
+        .given(breach(SlaKind::FirstResponse, 30))
+        .given(agent_says(AGENT, 7, 4))
+        .given(C::Transfer {
+            from_agent: AGENT,
+            to: TransferTarget::Queue(queue()),
+            reason: "wrong team".into(),
+            at: t(5),
+        });
+    let clock = conversation(&history).sla.unwrap();
+    assert_eq!(clock.queued_at, t(5));
+    assert!(!clock.responded && clock.breached.is_empty() && clock.warned.is_empty());
+    // The new queue's agents owe a reply of their own, warned of and breached once more.
+    assert!(
+        history
+            .when(C::BreachSla {
+                kind: SlaKind::FirstResponse,
+                at: t(5) + Duration::seconds(30),
+            })
+            .is_ok()
+    );
+    // Its priority is the queue's again (3), not the escalated one.
+    assert_eq!(clock.priority, 3);
+}
+
+// ---- survey reminder ----
+
+fn remind(minute: i64) -> C {
+    C::RemindSurvey {
+        after_secs: 3600,
+        at: t(minute),
+    }
+}
+
+#[test]
+fn a_survey_reminder_comes_once_after_the_delay_and_not_after_an_answer_or_a_reopen() {
+    assert_refused!(closed().when(remind(200)), E::SurveyNotOffered { .. });
+    let offered = || closed().given(C::OfferSurvey { at: t(11) });
+    assert_refused!(offered().when(remind(70)), E::SurveyReminderNotDue { .. });
+    assert_refused!(
+        offered().when(C::RemindSurvey {
+            after_secs: 5,
+            at: t(200),
+        }),
+        E::Validation {
+            field: "after_secs",
+            ..
+        }
+    );
+    let events = offered().when(remind(71)).unwrap();
+    assert!(matches!(
+        events.as_slice(),
+        [Ev::SurveyReminded(r)] if r.offered_at == t(11) && r.at == t(71)
+    ));
+    let reminded = offered().given(remind(71));
+    assert_refused!(reminded.when(remind(80)), E::SurveyAlreadyReminded { .. });
+    // The reminder does not stop the answer.
+    assert!(reminded.when(answer(4)).is_ok());
+    assert_refused!(
+        offered().given(answer(4)).when(remind(80)),
+        E::SurveyAlreadyAnswered { .. }
+    );
+    assert_refused!(
+        offered()
+            .given(C::Reopen {
+                by: Party::Customer,
+                at: t(20),
+            })
+            .when(remind(80)),
+        E::ConversationNotClosed { .. }
+    );
 }

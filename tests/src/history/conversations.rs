@@ -61,6 +61,9 @@ pub(crate) enum Step {
     AttributeOrder,
     Reopen,
     QaNote,
+    /// The SLA timer's warning (false) or breach (true) of the first-response target.
+    FirstResponseSla(bool),
+    SurveyReminder,
 }
 
 impl Step {
@@ -68,7 +71,11 @@ impl Step {
     fn is_follow_up(&self) -> bool {
         matches!(
             self,
-            Step::SurveyAnswer | Step::AttributeOrder | Step::Reopen | Step::QaNote
+            Step::SurveyAnswer
+                | Step::AttributeOrder
+                | Step::Reopen
+                | Step::QaNote
+                | Step::SurveyReminder
         )
     }
 }
@@ -158,6 +165,8 @@ pub(crate) struct ConvSim {
     /// Templates already used, so nobody repeats themselves word for word.
     said: Vec<&'static str>,
     survey_offered: bool,
+    /// The `SurveyOffered` event: what a survey reminder reacts to.
+    survey_offer: Option<Cause>,
     attribution_planned: bool,
     followups: u8,
 }
@@ -255,6 +264,10 @@ fn scenario_prior(status: Option<OrderStatus>) -> &'static [(&'static str, f64)]
         ],
     }
 }
+
+/// The SLA timer's warning fraction and the survey reminder's delay, as `kefu serve`'s defaults.
+const SLA_WARNING_FRACTION: f64 = kefu_domain::conversation::DEFAULT_SLA_WARNING_FRACTION;
+const SURVEY_REMINDER_SECS: u32 = 24 * 3600;
 
 impl Engine {
     fn millis(&mut self, lo_secs: f64, hi_secs: f64) -> Duration {
@@ -426,6 +439,7 @@ impl Engine {
             negative: false,
             said: Vec::new(),
             survey_offered: false,
+            survey_offer: None,
             attribution_planned: false,
             followups: 0,
         };
@@ -585,7 +599,71 @@ impl Engine {
             Step::AttributeOrder => self.attribute_order(conv),
             Step::Reopen => self.reopen(conv),
             Step::QaNote => self.qa_note(conv),
+            Step::FirstResponseSla(breach) => self.first_response_sla(conv, breach),
+            Step::SurveyReminder => self.survey_reminder(conv),
         }
+    }
+
+    /// The SLA timer, while the customer still waits in the queue: a warning at 80 % of the
+    /// first-response target, a breach (and escalation) at it. Caused by the queueing. The
+    /// timer only acts where the domain agrees it is due, as the real sweep does.
+    fn first_response_sla(&mut self, conv: &mut ConvSim, breach: bool) -> Result<(), HistoryError> {
+        let Some(queued) = conv.queued.as_ref() else {
+            return Ok(());
+        };
+        let meta = queued.cause.metadata(Actor::system("sla"));
+        let kind = kefu_domain::conversation::SlaKind::FirstResponse;
+        let command = move |at| {
+            if breach {
+                C::BreachSla { kind, at }
+            } else {
+                C::WarnSla {
+                    kind,
+                    fraction: SLA_WARNING_FRACTION,
+                    at,
+                }
+            }
+        };
+        let now = self.sink.now;
+        if <ConversationDecider as kefu_domain::Decider>::decide(&conv.stream.state, command(now))
+            .is_err()
+        {
+            return Ok(());
+        }
+        let name = if breach {
+            "ConversationCommand::BreachSla"
+        } else {
+            "ConversationCommand::WarnSla"
+        };
+        self.sink.run(&mut conv.stream, name, now, &meta, command)?;
+        Ok(())
+    }
+
+    /// One reminder of a survey still unanswered a day after the offer.
+    fn survey_reminder(&mut self, conv: &mut ConvSim) -> Result<(), HistoryError> {
+        conv.followups = conv.followups.saturating_sub(1);
+        let command = |at| C::RemindSurvey {
+            after_secs: SURVEY_REMINDER_SECS,
+            at,
+        };
+        let now = self.sink.now;
+        if <ConversationDecider as kefu_domain::Decider>::decide(&conv.stream.state, command(now))
+            .is_err()
+        {
+            return Ok(());
+        }
+        let Some(offer) = conv.survey_offer.as_ref() else {
+            return Ok(());
+        };
+        let meta = offer.metadata(Actor::system("survey-reminders"));
+        self.sink.run1(
+            &mut conv.stream,
+            "ConversationCommand::RemindSurvey",
+            now,
+            &meta,
+            command,
+        )?;
+        Ok(())
     }
 
     fn settle(&mut self, conv: &mut ConvSim) -> Result<(), HistoryError> {
@@ -1267,6 +1345,14 @@ impl Engine {
         }
         let patience = Duration::milliseconds((patience * 1000.0) as i64);
         self.at(conv, at + patience, Step::Abandon);
+        if let kefu_domain::queue::QueueState::Active(queue) = &self.queues[q].stream.state {
+            let target = Duration::seconds(i64::from(queue.sla.first_response_secs));
+            let warn = Duration::milliseconds(
+                (target.num_milliseconds() as f64 * SLA_WARNING_FRACTION).ceil() as i64,
+            );
+            self.at(conv, at + warn, Step::FirstResponseSla(false));
+            self.at(conv, at + target, Step::FirstResponseSla(true));
+        }
         if patience > Duration::minutes(2) && self.chance(0.4) {
             let ping = patience.num_milliseconds() as f64 * self.rng().random_range(0.3..0.7);
             self.at(
@@ -1638,13 +1724,13 @@ impl Engine {
         if !conv.survey_offered && reason != CloseReason::Spam {
             conv.survey_offered = true;
             let meta = closed.metadata(Actor::system("survey"));
-            self.sink.run1(
+            conv.survey_offer = Some(self.sink.run1(
                 &mut conv.stream,
                 "ConversationCommand::OfferSurvey",
                 at + Duration::seconds(1),
                 &meta,
                 |at| C::OfferSurvey { at },
-            )?;
+            )?);
             let mut p = if conv.last_agent.is_some() {
                 0.68
             } else {
@@ -1664,6 +1750,10 @@ impl Engine {
                 let after = Duration::seconds(5)
                     + Duration::milliseconds((exponential(self.rng(), 100.0) * 1000.0) as i64);
                 self.at_follow_up(conv, at + after, Step::SurveyAnswer);
+            } else {
+                conv.followups += 1;
+                let after = Duration::seconds(i64::from(SURVEY_REMINDER_SECS) + 60);
+                self.at_follow_up(conv, at + after, Step::SurveyReminder);
             }
         }
         if !conv.attribution_planned && reason != CloseReason::Spam && self.chance(0.34) {
