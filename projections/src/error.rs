@@ -34,6 +34,18 @@ pub enum ProjectionError {
         "projection {projection} has no live generation yet: is `kefu serve` running, or run `kefu replay`"
     )]
     NotBuilt { projection: String },
+    /// The live generation was built by an older kefu whose tables lack columns this one
+    /// writes: its rows cannot be brought up to date in place, only rebuilt from the log.
+    #[error(
+        "projection {projection} generation {generation} was built by an older kefu ({table}: {reason}); \
+         rebuild it from the log with `kefu replay {projection}`"
+    )]
+    Outdated {
+        projection: String,
+        generation: i64,
+        table: String,
+        reason: String,
+    },
     #[error("{0}")]
     Invalid(String),
     /// A projection asked for something it did not declare: a bug in kefu.

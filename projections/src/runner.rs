@@ -332,6 +332,7 @@ impl Catalog {
         if let Some(live) = self.live(p.name()).await? {
             // A build of an older kefu may lack tables added since; creating is idempotent.
             self.ensure_tables(p, &live).await?;
+            self.check_columns(p, &live).await?;
             return Ok(live);
         }
         match self.create(p, GenState::Live, Until::default()).await {
@@ -409,6 +410,30 @@ impl Catalog {
         self.store
             .transaction(create_statements(p, g, true))
             .await?;
+        Ok(())
+    }
+
+    /// Refuses a generation whose tables lack a column this build writes (built by an older
+    /// kefu): applying to it would fail on every batch, and what the column should hold for
+    /// the events already applied is only known by replaying them.
+    async fn check_columns(
+        &self,
+        p: &dyn Projection,
+        g: &Generation,
+    ) -> Result<(), ProjectionError> {
+        for def in p.tables() {
+            let table = g.table(def);
+            let columns: Vec<&str> = def.column_names().collect();
+            let probe = format!("SELECT {} FROM {table} WHERE 1 = 0", columns.join(", "));
+            if let Err(e) = self.store.query(&probe, vec![]).await {
+                return Err(ProjectionError::Outdated {
+                    projection: p.name().to_owned(),
+                    generation: g.generation,
+                    table,
+                    reason: e.to_string(),
+                });
+            }
+        }
         Ok(())
     }
 

@@ -45,6 +45,7 @@ on_both!(
     blue_green_swap_under_a_live_runner,
     as_of_builds_stop_at_their_bound,
     bad_queries_are_refused_by_name,
+    a_generation_built_by_an_older_kefu_is_refused_by_name,
 );
 
 async fn build_all(b: &Backend) -> ReadModels {
@@ -696,4 +697,47 @@ async fn bad_queries_are_refused_by_name(b: Backend) {
         models.generation("stats", 99).await,
         Err(ProjectionError::UnknownGeneration { generation: 99, .. })
     ));
+}
+
+/// A live generation whose table lacks a column this build writes (an older kefu built it)
+/// is refused with the fix named, and nothing in it is changed; a rebuild replaces it.
+async fn a_generation_built_by_an_older_kefu_is_refused_by_name(b: Backend) {
+    let models = build_all(&b).await;
+    let before = dump_live(&models).await;
+    let catalog = Catalog::open(b.store.clone()).await.unwrap();
+    let p = kefu_projections::by_names(&["conversations".into()])
+        .unwrap()
+        .remove(0);
+    let live = catalog.live("conversations").await.unwrap().unwrap();
+    let def = p.tables()[0];
+    let column = def.column_names().last().unwrap();
+    b.store
+        .transaction(vec![Stmt::new(
+            format!("ALTER TABLE {} DROP COLUMN {column}", live.table(def)),
+            vec![],
+        )])
+        .await
+        .unwrap();
+    match catalog.attach_live(p.as_ref()).await {
+        Err(e @ ProjectionError::Outdated { .. }) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains("conversations") && msg.contains("kefu replay"),
+                "{msg}"
+            );
+            assert!(msg.contains(column), "names the missing column: {msg}");
+        }
+        other => panic!("expected Outdated, got {:?}", other.map(|g| g.generation)),
+    }
+    let after = catalog.live("conversations").await.unwrap().unwrap();
+    assert_eq!(
+        after.position, live.position,
+        "the refused generation is left as it was"
+    );
+    let models = build_all(&b).await;
+    assert_eq!(
+        dump_live(&models).await,
+        before,
+        "a rebuild gives the rows back"
+    );
 }
