@@ -5,6 +5,7 @@
 
 mod auth;
 mod bot_cmd;
+mod clock;
 mod config;
 mod graphql;
 mod hub;

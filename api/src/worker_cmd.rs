@@ -47,6 +47,8 @@ pub struct WorkerArgs {
     /// How often the idle timeout looks, in seconds.
     #[arg(long, env = "KEFU_IDLE_SWEEP_SECS", default_value_t = 60)]
     pub idle_sweep_secs: u64,
+    #[command(flatten)]
+    pub clock: crate::clock::ClockArgs,
 }
 
 /// Starts `names` as tasks; they end when `stop` turns true.
@@ -64,7 +66,7 @@ pub async fn spawn(
         .validate()
         .map_err(|e| anyhow::anyhow!("--answer-threshold / --clarify-threshold: {e}"))?;
     let checkpoints = Checkpoints::open(read).await?;
-    let desk = Desk::new(CommandService::new(log.clone()));
+    let desk = Desk::new(CommandService::new(log.clone())).with_clock(tuning.clock.clock()?);
     let mut tasks = Vec::new();
     for name in names {
         let (log, checkpoints, stop) = (log.clone(), checkpoints.clone(), stop.clone());
