@@ -51,7 +51,9 @@ impl ClockArgs {
             match read(&path) {
                 Ok(t) => *latest = (*latest).max(t),
                 // Mid-replace or removed: the last time read stands, and the drill hears of it.
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot read the drill clock; keeping the last time read"),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot read the drill clock; keeping the last time read")
+                }
             }
             *latest
         }))
@@ -96,7 +98,11 @@ mod tests {
         std::fs::write(&path, "2025-03-10T01:00:00Z").unwrap();
         assert_eq!(clock(), at("2025-03-10T02:30:00Z"), "never backwards");
         std::fs::write(&path, "half past").unwrap();
-        assert_eq!(clock(), at("2025-03-10T02:30:00Z"), "a bad read keeps the last");
+        assert_eq!(
+            clock(),
+            at("2025-03-10T02:30:00Z"),
+            "a bad read keeps the last"
+        );
     }
 
     #[test]
@@ -110,6 +116,9 @@ mod tests {
         assert!(missing.contains("--drill-clock-file"), "{missing}");
         std::fs::write(&path, "tomorrow").unwrap();
         let bad = format!("{:#}", args.clock().err().unwrap());
-        assert!(bad.contains("\"tomorrow\" is not an RFC 3339 time"), "{bad}");
+        assert!(
+            bad.contains("\"tomorrow\" is not an RFC 3339 time"),
+            "{bad}"
+        );
     }
 }

@@ -455,11 +455,14 @@ impl Ledger {
 
 // ---- GraphQL ----
 
-const START: &str = "mutation($o: String) { startConversation(channel: APP, orderId: $o) { id position } }";
-const SEND: &str = "mutation($c: String!, $t: String!) { sendMessage(conversationId: $c, text: $t) { position } }";
+const START: &str =
+    "mutation($o: String) { startConversation(channel: APP, orderId: $o) { id position } }";
+const SEND: &str =
+    "mutation($c: String!, $t: String!) { sendMessage(conversationId: $c, text: $t) { position } }";
 const HUMAN: &str = "mutation($c: String!) { requestHuman(conversationId: $c) { position } }";
 const CLOSE: &str = "mutation($c: String!) { closeConversation(conversationId: $c, reason: RESOLVED) { position } }";
-const SURVEY: &str = "mutation($c: String!, $s: Int!) { answerSurvey(conversationId: $c, score: $s) { position } }";
+const SURVEY: &str =
+    "mutation($c: String!, $s: Int!) { answerSurvey(conversationId: $c, score: $s) { position } }";
 
 /// Tokens minted in parallel (each is a `kefu token` run).
 fn tokens(server: &Server, role: &str, ids: &[String]) -> Vec<String> {
@@ -475,10 +478,7 @@ fn tokens(server: &Server, role: &str, ids: &[String]) -> Vec<String> {
                 })
             })
             .collect();
-        chunks
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect()
+        chunks.into_iter().flat_map(|h| h.join().unwrap()).collect()
     })
 }
 
@@ -569,9 +569,7 @@ impl Day {
         loop {
             let head = self.committed().await;
             let caught_up = |c: &BTreeMap<String, u64>| {
-                workers
-                    .iter()
-                    .all(|w| c.get(*w).is_some_and(|p| *p > head))
+                workers.iter().all(|w| c.get(*w).is_some_and(|p| *p > head))
             };
             while !caught_up(&self.checkpoints().await) {
                 patience.wait().await;
@@ -630,9 +628,7 @@ impl Day {
         let started = join_all(who.iter().map(|&n| {
             let c = &self.customers[n];
             async move {
-                let start = server
-                    .gql(&c.token, START, json!({ "o": c.order }))
-                    .await;
+                let start = server.gql(&c.token, START, json!({ "o": c.order })).await;
                 let id = start["startConversation"]["id"]
                     .as_str()
                     .unwrap()
@@ -659,9 +655,11 @@ impl Day {
             .map(|&i| (&self.chats[i], &self.customers[self.chats[i].customer]))
             .filter(|(chat, c)| c.kind == Kind::Angry && !self.handed_off(chat))
             .collect();
-        join_all(second.iter().map(|(chat, c)| {
-            server.gql(&c.token, SEND, json!({ "c": chat.id, "t": c.texts[1] }))
-        }))
+        join_all(
+            second.iter().map(|(chat, c)| {
+                server.gql(&c.token, SEND, json!({ "c": chat.id, "t": c.texts[1] }))
+            }),
+        )
         .await;
         self.settle_all().await;
         self.clock.advance_minutes(1);
@@ -764,11 +762,9 @@ impl Day {
             answers.push((chat.id.clone(), c.token.clone(), score));
         }
         let server = &self.server;
-        join_all(
-            answers
-                .iter()
-                .map(|(chat, token, score)| server.gql(token, SURVEY, json!({ "c": chat, "s": score }))),
-        )
+        join_all(answers.iter().map(|(chat, token, score)| {
+            server.gql(token, SURVEY, json!({ "c": chat, "s": score }))
+        }))
         .await;
         self.surveys_answered += answers.len();
     }
@@ -778,7 +774,9 @@ impl Day {
         let left: Vec<String> = self
             .chats
             .iter()
-            .filter(|c| self.customers[c.customer].slot == slot && self.customers[c.customer].leaves)
+            .filter(|c| {
+                self.customers[c.customer].slot == slot && self.customers[c.customer].leaves
+            })
             .filter(|c| !self.handed_off(c))
             .map(|c| c.id.clone())
             .collect();
@@ -830,7 +828,10 @@ impl Day {
         );
         assert_eq!(self.checkpoints().await["assigner"], checkpoint);
         let waiting_now = self.waiting().len();
-        assert!(waiting_now > waiting, "more wait: {waiting} then {waiting_now}");
+        assert!(
+            waiting_now > waiting,
+            "more wait: {waiting} then {waiting_now}"
+        );
 
         let mut restarted = WorkerProcess::start(
             "assigner",
@@ -933,12 +934,8 @@ async fn a_day_of_traffic_with_the_assigner_killed_and_restarted() {
         kill: None,
     };
     day.open_the_desk(&mut rng).await;
-    let mut assigner = WorkerProcess::start(
-        "assigner",
-        &day.store_url,
-        &day.clock.path,
-        day.dir.path(),
-    );
+    let mut assigner =
+        WorkerProcess::start("assigner", &day.store_url, &day.clock.path, day.dir.path());
     assigner.resumes_from().await;
     day.assigner = Some(assigner);
     for (slot, &(hour, _, _)) in SLOTS.iter().enumerate() {
@@ -983,7 +980,9 @@ impl Day {
         }
         let ids: Vec<String> = AGENTS
             .iter()
-            .map(|_| Uuid::from_u128((u128::from(rng.next()) << 64) | u128::from(rng.next())).to_string())
+            .map(|_| {
+                Uuid::from_u128((u128::from(rng.next()) << 64) | u128::from(rng.next())).to_string()
+            })
             .collect();
         let agent_tokens = tokens(&self.server, "agent", &ids);
         for ((spec, id), token) in AGENTS.iter().zip(ids).zip(agent_tokens) {
@@ -1009,7 +1008,11 @@ impl Day {
                 .unwrap(),
         ));
         let now = self.clock.now;
-        let statuses = [OrderStatus::Paid, OrderStatus::Shipped, OrderStatus::Delivered];
+        let statuses = [
+            OrderStatus::Paid,
+            OrderStatus::Shipped,
+            OrderStatus::Delivered,
+        ];
         join_all(self.customers.iter().map(|c| {
             let gateway = &gateway;
             let category = CATEGORIES[usize::try_from(c.id.as_u128() % 4).unwrap()];
@@ -1100,11 +1103,21 @@ impl Day {
             .filter_map(|c| ledger.first(&c.id, "HandedToHuman"))
             .filter(|e| e.payload["reason"] == "low_confidence")
             .count();
-        assert!(off_topic_handed > 0, "the bot hands over what it cannot answer");
+        assert!(
+            off_topic_handed > 0,
+            "the bot hands over what it cannot answer"
+        );
 
         // Triage routes each hand-off once, to the queue of its business line and skill.
-        let handoffs: Vec<&Chat> = chats.iter().filter(|c| of(c, "HandedToHuman") == 1).collect();
-        assert_eq!(contained + handoffs.len(), chats.len(), "no chat handed over twice");
+        let handoffs: Vec<&Chat> = chats
+            .iter()
+            .filter(|c| of(c, "HandedToHuman") == 1)
+            .collect();
+        assert_eq!(
+            contained + handoffs.len(),
+            chats.len(),
+            "no chat handed over twice"
+        );
         for chat in &handoffs {
             assert_eq!(of(chat, "RoutingDecided"), 1, "{}", chat.id);
             assert_eq!(of(chat, "ConversationQueued"), 1, "{}", chat.id);
@@ -1130,7 +1143,11 @@ impl Day {
                 .find(|q| q.spec.skills.contains(&service))
                 .or_else(|| of_line.iter().min_by_key(|q| q.spec.priority))
                 .unwrap();
-            assert_eq!(queue.id, expected.id, "{service} goes to {}", expected.spec.name);
+            assert_eq!(
+                queue.id, expected.id,
+                "{service} goes to {}",
+                expected.spec.name
+            );
         }
 
         // Every waiting chat is assigned exactly once, to an agent with the skills.
@@ -1149,7 +1166,11 @@ impl Day {
                 .find(|q| q.id == e.payload["queue"].as_str().unwrap())
                 .unwrap();
             assert!(
-                queue.spec.skills.iter().all(|s| agent.spec.skills.contains(s)),
+                queue
+                    .spec
+                    .skills
+                    .iter()
+                    .all(|s| agent.spec.skills.contains(s)),
                 "{} lacks {:?}",
                 agent.spec.name,
                 queue.spec.skills
@@ -1166,8 +1187,12 @@ impl Day {
             let seats = held.entry(agent.to_owned()).or_default();
             let conversation = e.payload["conversation"].as_str().unwrap_or("").to_owned();
             match e.event_type.as_str() {
-                "AgentChatTaken" => assert!(seats.insert(conversation), "a seat taken twice: {e:?}"),
-                "AgentChatReleased" => assert!(seats.remove(&conversation), "a seat freed twice: {e:?}"),
+                "AgentChatTaken" => {
+                    assert!(seats.insert(conversation), "a seat taken twice: {e:?}")
+                }
+                "AgentChatReleased" => {
+                    assert!(seats.remove(&conversation), "a seat freed twice: {e:?}")
+                }
                 _ => continue,
             }
             let spec = self.agents.iter().find(|a| a.id == agent).unwrap().spec;
@@ -1193,10 +1218,7 @@ impl Day {
                 .filter(|a| a.skills == team)
                 .map(|a| assigned.get(a.name).copied().unwrap_or(0))
                 .collect();
-            let (min, max) = (
-                *counts.iter().min().unwrap(),
-                *counts.iter().max().unwrap(),
-            );
+            let (min, max) = (*counts.iter().min().unwrap(), *counts.iter().max().unwrap());
             let mean = counts.iter().sum::<usize>() / counts.len();
             assert!(
                 min > 0 && max - min <= 2 + mean / 5,
@@ -1241,7 +1263,10 @@ impl Day {
                 .map(|&i| &ledger.events[i])
                 .unwrap_or_else(|| panic!("the cause of {e:?} is in the log"));
             assert!(cause.position < e.position);
-            assert_eq!(cause.metadata.correlation_id, e.metadata.correlation_id, "{e:?}");
+            assert_eq!(
+                cause.metadata.correlation_id, e.metadata.correlation_id,
+                "{e:?}"
+            );
             let expected_cause = match e.event_type.as_str() {
                 "AgentAssigned" | "AgentChatTaken" => Some("ConversationQueued"),
                 "SurveyOffered" => Some("ConversationClosed"),
@@ -1258,7 +1283,9 @@ impl Day {
 
         // The assigner's kill.
         let (checkpoint, from) = self.kill.expect("the assigner was killed in the peak");
-        eprintln!("day: the assigner was killed at checkpoint {checkpoint} and resumed from {from}");
+        eprintln!(
+            "day: the assigner was killed at checkpoint {checkpoint} and resumed from {from}"
+        );
 
         // SLA: (added when the `sla` worker is merged) slow agents breach first-response
         // targets. For every hand-off, the first-response target is its ConversationQueued's
@@ -1280,16 +1307,20 @@ impl Day {
                     .unwrap()
                     .parse()
                     .unwrap();
-                let reply: DateTime<Utc> = ledger.first(&c.id, "AgentTurnRecorded").unwrap().payload
-                    ["at"]
-                    .as_str()
-                    .unwrap()
-                    .parse()
-                    .unwrap();
+                let reply: DateTime<Utc> =
+                    ledger.first(&c.id, "AgentTurnRecorded").unwrap().payload["at"]
+                        .as_str()
+                        .unwrap()
+                        .parse()
+                        .unwrap();
                 reply > due
             })
             .collect();
-        eprintln!("day: {} of {} hand-offs answered after their first-response target", late.len(), handoffs.len());
+        eprintln!(
+            "day: {} of {} hand-offs answered after their first-response target",
+            late.len(),
+            handoffs.len()
+        );
         assert!(!late.is_empty() && late.len() < handoffs.len());
 
         // GraphQL agrees with the log: statistics, queues empty, every workbench clear.
@@ -1316,7 +1347,11 @@ impl Day {
         }
         let queues = self
             .server
-            .gql(&self.admin, "query($p: String) { queues(atLeast: $p) }", json!({ "p": at }))
+            .gql(
+                &self.admin,
+                "query($p: String) { queues(atLeast: $p) }",
+                json!({ "p": at }),
+            )
             .await;
         assert_eq!(queues["queues"]["waiting"], json!([]), "{queues}");
         for agent in &self.agents {
@@ -1329,7 +1364,11 @@ impl Day {
                 )
                 .await;
             assert_eq!(bench["workbench"]["chats"], json!([]), "{bench}");
-            assert_eq!(bench["workbench"]["free_seats"], json!(agent.spec.seats), "{bench}");
+            assert_eq!(
+                bench["workbench"]["free_seats"],
+                json!(agent.spec.seats),
+                "{bench}"
+            );
         }
     }
 }

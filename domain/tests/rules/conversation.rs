@@ -421,10 +421,8 @@ fn the_shops_own_queues_take_a_merchants_order_but_not_the_reverse() {
     let merchant_order = Conv::new()
         .given(start(CustomerTier::Regular, Some("POP-1"), true))
         .given(customer_says(1, 0));
-    let self_operated = QueueSnapshot::Active(queue_with(
-        BusinessLine::SelfOperated,
-        OpeningHours::Always,
-    ));
+    let self_operated =
+        QueueSnapshot::Active(queue_with(BusinessLine::SelfOperated, OpeningHours::Always));
     let events = merchant_order.when(route(self_operated)).unwrap();
     assert!(matches!(events[..], [Ev::RoutingDecided(_)]));
     let other_merchant = BusinessLine::Merchant {
