@@ -871,16 +871,9 @@ impl Day {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_day_of_traffic_with_the_assigner_killed_and_restarted() {
-    if !pg::available().await {
+    let Some((schema, store_url)) = server::postgres_store().await else {
         return;
-    }
-    let schema = pg::fresh_schema();
-    pg::client()
-        .await
-        .batch_execute(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .unwrap();
-    let store_url = format!("{}?options=-c%20search_path%3D{schema}", pg::url());
+    };
     let dir = tempfile::tempdir().unwrap();
     // Monday 10 March 2025, 07:00 in Beijing.
     let morning: DateTime<Utc> = "2025-03-09T23:00:00Z".parse().unwrap();
