@@ -6,6 +6,7 @@
 mod archive_cmd;
 mod auth;
 mod bot_cmd;
+mod clock;
 mod config;
 mod graphql;
 mod hub;

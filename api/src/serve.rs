@@ -161,7 +161,7 @@ pub async fn run(store: &StoreArgs, args: ServeArgs) -> Result<()> {
     let hub = EventHub::spawn(log.clone(), stopped, metrics.clone());
     let api = Arc::new(Api {
         log: log.clone(),
-        desk: Desk::new(CommandService::new(log.clone())),
+        desk: Desk::new(CommandService::new(log.clone())).with_clock(args.tuning.clock.clock()?),
         read: models,
         projections: projections.positions(),
         search: search.handle(),

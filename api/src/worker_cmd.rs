@@ -79,6 +79,8 @@ pub struct WorkerArgs {
     /// Conversations per archive file.
     #[arg(long, env = "KEFU_ARCHIVE_BATCH", default_value_t = kefu_workers::archiver::DEFAULT_BATCH)]
     pub archive_batch: usize,
+    #[command(flatten)]
+    pub clock: crate::clock::ClockArgs,
 }
 
 /// Starts `names` as tasks; they end when `stop` turns true.
@@ -96,7 +98,7 @@ pub async fn spawn(
         .validate()
         .map_err(|e| anyhow::anyhow!("--answer-threshold / --clarify-threshold: {e}"))?;
     let checkpoints = Checkpoints::open(read).await?;
-    let desk = Desk::new(CommandService::new(log.clone()));
+    let desk = Desk::new(CommandService::new(log.clone())).with_clock(tuning.clock.clock()?);
     let mut tasks = Vec::new();
     for name in names {
         let (log, checkpoints, stop) = (log.clone(), checkpoints.clone(), stop.clone());

@@ -639,23 +639,15 @@ async fn scripted_day_by_hand_on_the_embedded_store() {
 }
 
 async fn on_postgres(workers: bool) {
-    use kefu_eventlog::testing as pg;
-    if !pg::available().await {
+    let Some((schema, url)) = server::postgres_store().await else {
         return;
-    }
-    let schema = pg::fresh_schema();
-    pg::client()
-        .await
-        .batch_execute(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .unwrap();
-    let url = format!("{}?options=-c%20search_path%3D{schema}", pg::url());
+    };
     {
         let extra: &[&str] = if workers { &[] } else { &["--workers", "none"] };
         let server = Server::start(Some(&url), extra);
         scripted_day(&server, workers).await;
     }
-    pg::drop_schema(&schema).await;
+    kefu_eventlog::testing::drop_schema(&schema).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -376,9 +376,15 @@ impl Conversation {
 
     /// The queue must serve the seller of the order in question: a POP merchant's order is
     /// answered by that merchant's team, a self-operated order by JD's.
+    /// A merchant's team takes only its own merchant's orders; the shop's own teams take any
+    /// order, because complaints about a merchant and account or payment matters are the
+    /// shop's to settle (triage sends them there: `kefu_bot::scenario::route`).
     fn check_business_line(&self, queue: &Queue) -> Result<(), DomainError> {
         match &self.order {
-            Some(order) if order.seller != queue.business_line => {
+            Some(order)
+                if queue.business_line != BusinessLine::SelfOperated
+                    && order.seller != queue.business_line =>
+            {
                 Err(DomainError::BusinessLineMismatch {
                     queue: queue.id,
                     queue_line: queue.business_line.clone(),

@@ -169,6 +169,8 @@ pub async fn run<L: EventLog, R: Reactor>(
                 return;
             }
         };
+        // Where it resumes, for operators (and the end-to-end test that kills a worker).
+        tracing::info!(worker = name, from = %from, "following the log");
         let mut subscription = Subscription::new(log.clone(), from);
         loop {
             let batch = tokio::select! {

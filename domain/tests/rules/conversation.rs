@@ -414,6 +414,29 @@ fn routing_refuses_unknown_retired_and_wrong_business_line_queues() {
     );
 }
 
+/// Complaints about a merchant's goods, account and payment matters go to the shop's own
+/// teams whoever sold the order; a merchant's team never gets another seller's order.
+#[test]
+fn the_shops_own_queues_take_a_merchants_order_but_not_the_reverse() {
+    let merchant_order = Conv::new()
+        .given(start(CustomerTier::Regular, Some("POP-1"), true))
+        .given(customer_says(1, 0));
+    let self_operated =
+        QueueSnapshot::Active(queue_with(BusinessLine::SelfOperated, OpeningHours::Always));
+    let events = merchant_order.when(route(self_operated)).unwrap();
+    assert!(matches!(events[..], [Ev::RoutingDecided(_)]));
+    let other_merchant = BusinessLine::Merchant {
+        merchant: kefu_domain::ids::MerchantId::from("pop-9"),
+    };
+    assert_refused!(
+        merchant_order.when(route(QueueSnapshot::Active(queue_with(
+            other_merchant,
+            OpeningHours::Always
+        )))),
+        E::BusinessLineMismatch { .. }
+    );
+}
+
 #[test]
 fn a_conversation_joins_only_the_queue_it_was_routed_to() {
     let awaiting = with_bot().given(C::HandOff {
