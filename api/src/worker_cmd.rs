@@ -11,7 +11,7 @@ use kefu_domain::conversation::DEFAULT_SLA_WARNING_FRACTION;
 use kefu_eventlog::{AnyLog, Position};
 use kefu_projections::{Catalog, ReadModels, ReadStore};
 use kefu_workers::archiver::Archiver;
-use kefu_workers::assigner::Assigner;
+use kefu_workers::assigner::{Assigner, OrphanedSeats};
 use kefu_workers::bot::{BotWorker, seed_demo_kb};
 use kefu_workers::idle::IdleTimeout;
 use kefu_workers::router::Router;
@@ -57,6 +57,10 @@ pub struct WorkerArgs {
     /// How often the idle timeout looks, in seconds.
     #[arg(long, env = "KEFU_IDLE_SWEEP_SECS", default_value_t = 60)]
     pub idle_sweep_secs: u64,
+    /// How often the assigner looks for seats left behind by an assignment that never
+    /// finished, in seconds.
+    #[arg(long, env = "KEFU_SEAT_SWEEP_SECS", default_value_t = 60)]
+    pub seat_sweep_secs: u64,
     /// Warn of an SLA target when this share of it has passed (strictly between 0 and 1).
     #[arg(long, env = "KEFU_SLA_WARNING_FRACTION", default_value_t = DEFAULT_SLA_WARNING_FRACTION)]
     pub sla_warning_fraction: f64,
@@ -130,13 +134,23 @@ pub async fn spawn(
                 stop,
             )),
             // Works from the queues read model, so it starts at the head and holds no history.
-            WorkerName::Assigner => tokio::spawn(runtime::run(
-                log,
-                checkpoints,
-                Assigner::new(desk.clone(), models.clone(), positions.clone()),
-                Start::Head,
-                stop,
-            )),
+            WorkerName::Assigner => {
+                let rounds = runtime::run(
+                    log,
+                    checkpoints,
+                    Assigner::new(desk.clone(), models.clone(), positions.clone()),
+                    Start::Head,
+                    stop.clone(),
+                );
+                let seats = runtime::run_sweeps(
+                    OrphanedSeats::new(desk.clone(), models.clone()),
+                    Duration::from_secs(tuning.seat_sweep_secs.max(1)),
+                    stop,
+                );
+                tokio::spawn(async move {
+                    tokio::join!(rounds, seats);
+                })
+            }
             WorkerName::Idle => tokio::spawn(runtime::run_sweeps(
                 IdleTimeout::new(desk.clone(), models.clone(), tuning.idle_timeout_secs)
                     .map_err(|e| anyhow::anyhow!("--idle-timeout-secs: {e}"))?,

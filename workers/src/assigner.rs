@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use crate::command::CommandError;
 use crate::desk::Desk;
-use crate::runtime::{Reactor, WorkerError};
+use crate::runtime::{Reactor, Sweep, WorkerError};
 
 pub const NAME: &str = "assigner";
 
@@ -244,6 +244,49 @@ impl<L: EventLog> Reactor for Assigner<L> {
             );
         }
         Ok(())
+    }
+}
+
+/// The assigner's second duty, on a schedule: seats left behind by an assignment that never
+/// finished (see `Desk::free_orphaned_seats`). An agent whose seat count in the queues view
+/// exceeds the chats the view has them holding is checked against the streams; the view only
+/// chooses whom to check, the streams decide.
+pub struct OrphanedSeats<L> {
+    desk: Desk<L>,
+    models: ReadModels,
+    actor: Actor,
+}
+
+impl<L: EventLog> OrphanedSeats<L> {
+    pub fn new(desk: Desk<L>, models: ReadModels) -> Self {
+        OrphanedSeats {
+            desk,
+            models,
+            actor: Actor::new(ActorKind::System, NAME),
+        }
+    }
+}
+
+impl<L: EventLog> Sweep for OrphanedSeats<L> {
+    fn name(&self) -> &'static str {
+        "assigner seats"
+    }
+
+    async fn sweep(&self) -> Result<usize, WorkerError> {
+        let view = self.models.live(kefu_projections::queues::NAME).await?;
+        let mut freed = 0;
+        for a in view.agents().await? {
+            if a.active == 0 {
+                continue;
+            }
+            let holds = view.workbench(&a.id).await?.map_or(0, |w| w.chats.len());
+            if a.active as usize <= holds {
+                continue;
+            }
+            let agent = AgentId::from_uuid(parse(&a.id)?);
+            freed += self.desk.free_orphaned_seats(agent, &self.actor).await?;
+        }
+        Ok(freed)
     }
 }
 

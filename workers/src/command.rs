@@ -208,7 +208,7 @@ impl<L: EventLog> CommandService<L> {
     }
 }
 
-fn stream_of<D: Decider>(id: D::Id) -> Result<StreamId, LogError> {
+pub(crate) fn stream_of<D: Decider>(id: D::Id) -> Result<StreamId, LogError> {
     StreamId::new(D::stream_id(id))
 }
 

@@ -411,6 +411,74 @@ impl<L: EventLog> Desk<L> {
         self.release(reached, agent, conversation, meta).await
     }
 
+    /// Frees the seats of `agent` that no assignment will ever use: a seat taken for a
+    /// conversation that has since been given to another agent or closed, by an event recorded
+    /// after the seat was taken. Such a seat is left behind when an assigner dies (or its store
+    /// fails) between taking the seat and recording the assignment, and a later round gives the
+    /// conversation to someone else; it would hold a seat forever and keep the agent from
+    /// going offline. A seat whose conversation still waits is left alone: an assignment may
+    /// be on its way. Each release is caused by the event that made the seat moot. How many
+    /// seats it freed.
+    pub async fn free_orphaned_seats(
+        &self,
+        agent: AgentId,
+        actor: &kefu_eventlog::Actor,
+    ) -> Result<usize, CommandError> {
+        let log = self.commands.log();
+        let agent_stream = crate::command::stream_of::<AgentDecider>(agent)?;
+        let mut taken_at: std::collections::HashMap<ConversationId, Position> =
+            std::collections::HashMap::new();
+        for e in kefu_eventlog::read_whole_stream(&**log, &agent_stream).await? {
+            if e.event_type == "AgentChatTaken"
+                && let Some(c) = e.payload.get("conversation").and_then(|c| c.as_str())
+                && let Ok(c) = c.parse::<Uuid>()
+            {
+                taken_at.insert(ConversationId::from_uuid(c), e.position);
+            }
+        }
+        let held = match self.commands.load::<AgentDecider>(agent).await?.state {
+            kefu_domain::agent::AgentState::Registered(a) => a.active_chats,
+            _ => return Ok(0),
+        };
+        let mut freed = 0;
+        for conversation in held {
+            let Some(&taken) = taken_at.get(&conversation) else {
+                continue;
+            };
+            let stream = crate::command::stream_of::<ConversationDecider>(conversation)?;
+            let events = kefu_eventlog::read_whole_stream(&**log, &stream).await?;
+            let Some(moot) = events.iter().rev().find(|e| {
+                e.position > taken
+                    && matches!(
+                        e.event_type.as_str(),
+                        "AgentAssigned" | "ConversationTransferred" | "ConversationClosed"
+                    )
+            }) else {
+                continue;
+            };
+            let elsewhere = match self.conversation(conversation).await? {
+                ConversationSnapshot::Known(c) => {
+                    c.is_closed() || c.handling.agent().is_some_and(|a| a != agent)
+                }
+                ConversationSnapshot::Unknown(_) => false,
+            };
+            if elsewhere {
+                let meta = Metadata::caused_by(actor.clone(), moot);
+                let release = AgentCommand::ReleaseChat {
+                    conversation,
+                    at: self.now(),
+                };
+                // Another sweeper may have freed it first: then nothing is appended.
+                let done = self
+                    .commands
+                    .execute::<AgentDecider>(agent, release, &meta)
+                    .await?;
+                freed += usize::from(!done.events.is_empty());
+            }
+        }
+        Ok(freed)
+    }
+
     async fn release(
         &self,
         reached: &mut Reached,

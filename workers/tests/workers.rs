@@ -6,9 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use kefu_domain::agent::AgentStatus;
+use kefu_domain::Decider;
+use kefu_domain::agent::{AgentCommand, AgentDecider, AgentStatus};
 use kefu_domain::common::{BusinessLine, Channel, Party};
-use kefu_domain::conversation::{CloseReason, HandoffReason, RoutingReason};
+use kefu_domain::conversation::{CloseReason, ConversationDecider, HandoffReason, RoutingReason};
 use kefu_domain::ids::{AgentId, Category, ConversationId, CustomerId, QueueId, Skill};
 use kefu_domain::queue::{OpeningHours, SlaTargets};
 use kefu_eventlog::postgres::PostgresLog;
@@ -16,8 +17,9 @@ use kefu_eventlog::sqlite::{SqliteConfig, SqliteLog};
 use kefu_eventlog::{Actor, ActorKind, EventLog, Metadata, Position, RecordedEvent, Subscription};
 use kefu_projections::{LiveProjections, ReadModels, ReadStore};
 use kefu_workers::CommandService;
-use kefu_workers::assigner::Assigner;
+use kefu_workers::assigner::{Assigner, OrphanedSeats};
 use kefu_workers::desk::{Desk, MANUAL_ROUTING, QueueDefinition};
+use kefu_workers::runtime::Sweep;
 use kefu_workers::runtime::{self, Checkpoints, Start};
 use kefu_workers::surveys::SurveyOffers;
 use tokio::sync::watch;
@@ -800,4 +802,68 @@ async fn survey_reminders_on_postgres() {
     if let Some(w) = pg_world().await {
         an_unanswered_survey_is_reminded_of_once(w).await;
     }
+}
+
+/// An assigner that died between taking a seat and recording the assignment leaves the seat
+/// taken. The seat sweep leaves it while the chat still waits (an assignment may be on its
+/// way) and frees it once the chat is given to someone else, caused by that assignment; two
+/// sweepers free it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seat_left_by_a_dead_assigner_is_freed_once_its_chat_is_elsewhere() {
+    let w = world().await;
+    let agents = busy_day(&w, 2, 2, 1).await;
+    let (a, b) = (agents[0], agents[1]);
+    let events = everything(&w.log).await;
+    let queued = events
+        .iter()
+        .find(|e| e.event_type == "ConversationQueued")
+        .unwrap();
+    let chat = ConversationDecider::id_of_stream(queued.stream_id.as_str()).unwrap();
+    // The dead assigner's half: a's seat taken, no assignment recorded.
+    w.desk
+        .commands()
+        .execute::<AgentDecider>(
+            a,
+            AgentCommand::TakeChat {
+                conversation: chat,
+                at: w.desk.now(),
+            },
+            &meta(),
+        )
+        .await
+        .unwrap();
+    let models = ReadModels::open(w.read.clone()).await.unwrap();
+    let sweep = OrphanedSeats::new(w.desk.clone(), models.clone());
+    let seats = Assigner::new(w.desk.clone(), models.clone(), w.projections.positions());
+    caught_up(&w).await;
+    assert_eq!(sweep.sweep().await.unwrap(), 0, "the chat still waits");
+    assert_eq!(seats.seats_of(a).await.unwrap(), 1);
+
+    let assigned = w.desk.assign(chat, b, &meta()).await.unwrap();
+    caught_up(&w).await;
+    let other = OrphanedSeats::new(w.desk.clone(), models);
+    let (one, two) = tokio::join!(sweep.sweep(), other.sweep());
+    assert_eq!(one.unwrap() + two.unwrap(), 1, "freed once");
+    assert_eq!(seats.seats_of(a).await.unwrap(), 0);
+    assert_eq!(seats.seats_of(b).await.unwrap(), 1, "b's seat is in use");
+    let events = everything(&w.log).await;
+    let released: Vec<_> = events
+        .iter()
+        .filter(|e| e.event_type == "AgentChatReleased")
+        .collect();
+    assert_eq!(released.len(), 1);
+    let cause = events
+        .iter()
+        .find(|e| e.id == released[0].metadata.causation_id)
+        .unwrap();
+    assert_eq!(cause.event_type, "AgentAssigned");
+    assert_eq!(cause.stream_id, queued.stream_id);
+    assert_eq!(
+        released[0].metadata.correlation_id,
+        cause.metadata.correlation_id
+    );
+    drop(assigned);
+    caught_up(&w).await;
+    assert_eq!(sweep.sweep().await.unwrap(), 0, "nothing left to free");
+    w.projections.shutdown().await;
 }
