@@ -839,7 +839,7 @@ async fn a_seat_left_by_a_dead_assigner_is_freed_once_its_chat_is_elsewhere() {
     assert_eq!(sweep.sweep().await.unwrap(), 0, "the chat still waits");
     assert_eq!(seats.seats_of(a).await.unwrap(), 1);
 
-    let assigned = w.desk.assign(chat, b, &meta()).await.unwrap();
+    w.desk.assign(chat, b, &meta()).await.unwrap();
     caught_up(&w).await;
     let other = OrphanedSeats::new(w.desk.clone(), models);
     let (one, two) = tokio::join!(sweep.sweep(), other.sweep());
@@ -862,7 +862,6 @@ async fn a_seat_left_by_a_dead_assigner_is_freed_once_its_chat_is_elsewhere() {
         released[0].metadata.correlation_id,
         cause.metadata.correlation_id
     );
-    drop(assigned);
     caught_up(&w).await;
     assert_eq!(sweep.sweep().await.unwrap(), 0, "nothing left to free");
     w.projections.shutdown().await;
