@@ -544,7 +544,7 @@ async fn metrics(State(app): State<App>) -> impl IntoResponse {
         .map(|p: Position| p.0);
     let queues = match app.api.read.live("queues").await {
         Ok(view) => view
-            .queue_counts(Utc::now().timestamp_millis())
+            .queue_counts(app.api.desk.now().timestamp_millis())
             .await
             .unwrap_or_default(),
         Err(_) => Vec::new(),

@@ -150,7 +150,7 @@ impl Query {
         )?;
         caught_up(api, at_least.as_deref()).await?;
         let view = api.read.live("queues").await.map_err(ApiError::from)?;
-        let now = Utc::now().timestamp_millis();
+        let now = api.desk.now().timestamp_millis();
         let counts = view.queue_counts(now).await.map_err(ApiError::from)?;
         let waiting = view
             .waiting(queue.as_deref(), now)
@@ -454,7 +454,7 @@ impl Query {
         })?;
         caught_up(api, at_least.as_deref()).await?;
         let view = api.read.live("stats").await.map_err(ApiError::from)?;
-        let now = Utc::now();
+        let now = api.desk.now();
         let this_hour =
             chrono::DateTime::from_timestamp(now.timestamp().div_euclid(3600) * 3600, 0)
                 .unwrap_or(now);
