@@ -1,9 +1,10 @@
 //! The archive on both SQL backends: archived history reads as it did from the hot store
 //! (by stream, in global order, by correlation), streams continue after archiving, a crash at
-//! any step loses nothing and the next run completes, damaged files are named, and two
-//! archivers at once move each event once.
+//! any step loses nothing and the next run completes, damaged files are named, two
+//! archivers at once move each event once, and a reader whose archive directory lacks a batch
+//! the hot store's registry lists fails naming it instead of returning a shorter history.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use kefu_eventlog::archive::{self, ArchiveStore, CrashPoint};
@@ -20,17 +21,21 @@ use uuid::Uuid;
 /// Opens handles on one store and one archive directory.
 trait Store: Send + Sync {
     type Log: ArchiveStore;
-    async fn open(&self) -> Arc<Self::Log>;
+    /// A handle on the store reading through `archive` (another host's directory, or none).
+    async fn open_at(&self, archive: Option<PathBuf>) -> Arc<Self::Log>;
     fn archive_dir(&self) -> &Path;
+    async fn open(&self) -> Arc<Self::Log> {
+        self.open_at(Some(self.archive_dir().join("archive"))).await
+    }
 }
 
 struct Sqlite(tempfile::TempDir);
 
 impl Store for Sqlite {
     type Log = SqliteLog;
-    async fn open(&self) -> Arc<SqliteLog> {
+    async fn open_at(&self, archive: Option<PathBuf>) -> Arc<SqliteLog> {
         let mut config = SqliteConfig::new(self.0.path().join("kefu.db"));
-        config.archive = Some(self.0.path().join("archive"));
+        config.archive = archive;
         Arc::new(SqliteLog::open(config).await.expect("open sqlite"))
     }
     fn archive_dir(&self) -> &Path {
@@ -49,9 +54,9 @@ struct Postgres {
 
 impl Store for Postgres {
     type Log = PostgresLog;
-    async fn open(&self) -> Arc<PostgresLog> {
+    async fn open_at(&self, archive: Option<PathBuf>) -> Arc<PostgresLog> {
         let mut config = PostgresConfig::new(pg::url()).with_schema(&self.schema);
-        config.archive = Some(self.dir.path().join("archive"));
+        config.archive = archive;
         Arc::new(PostgresLog::open(config).await.expect("open postgres"))
     }
     fn archive_dir(&self) -> &Path {
@@ -349,22 +354,19 @@ async fn a_damaged_file_is_named<S: Store>(store: S) {
         }
         other => panic!("expected a missing archive file, got {other:?}"),
     }
-    // So is an archive directory that is not there at all: the stream does not start at 0.
+    // So is an archive directory that is not there at all: the hot store's registry names
+    // the batch it lacks.
     std::fs::rename(
         store.archive_dir().join("archive"),
         store.archive_dir().join("elsewhere"),
     )
     .unwrap();
     let reader = store.open().await;
-    match kefu_eventlog::read_whole_stream(&*reader, &stream(1)).await {
-        Err(LogError::Archive { reason, .. }) => {
-            assert!(
-                reason.contains("versions 0..5 of conversation-1"),
-                "{reason}"
-            );
-        }
-        other => panic!("expected missing history, got {other:?}"),
-    }
+    names_the_batch(
+        kefu_eventlog::read_whole_stream(&*reader, &stream(1)).await,
+        name.strip_suffix(".jsonl.gz").unwrap(),
+        "no archive directory",
+    );
 }
 
 async fn two_archivers_move_each_event_once<S: Store>(store: S) {
@@ -385,6 +387,118 @@ async fn two_archivers_move_each_event_once<S: Store>(store: S) {
     let archived: u64 = entries.iter().map(|(e, _)| e.events).sum();
     assert_eq!(archived, 20, "each of the 20 events archived once");
     assert_eq!(snapshot(&*log, &correlations).await, before);
+}
+
+
+/// Asserts `result` is the typed archive error naming the batch `name`.
+fn names_the_batch<T: std::fmt::Debug>(result: Result<T, LogError>, name: &str, what: &str) {
+    match result {
+        Err(LogError::Archive { path, reason }) => {
+            assert!(path.ends_with(&format!("{name}.jsonl.gz")), "{what}: {path}");
+            assert!(reason.contains(name), "{what}: {reason}");
+            assert!(reason.contains("same archive directory"), "{what}: {reason}");
+        }
+        other => panic!("{what}: expected the missing batch {name} named, got {other:?}"),
+    }
+}
+
+async fn another_host_without_the_batch_fails_loudly<S: Store>(store: S) {
+    // Host A archives two streams.
+    let host_a = store.open().await;
+    let correlations = history(&*host_a).await;
+    let before = snapshot(&*host_a, &correlations).await;
+    let moved = archive::archive_streams(&*host_a, &[stream(0), stream(2)], None)
+        .await
+        .unwrap();
+    let name = moved
+        .file
+        .as_deref()
+        .unwrap()
+        .strip_suffix(".jsonl.gz")
+        .unwrap()
+        .to_owned();
+    let entries = host_a.archive().unwrap().entries().unwrap();
+    let (first, last) = (entries[0].0.first_position, entries[0].0.last_position);
+    // Host B reads the same store through an empty archive directory, or none at all.
+    let elsewhere = tempfile::tempdir().unwrap();
+    for dir in [Some(elsewhere.path().join("archive")), None] {
+        let host_b = store.open_at(dir.clone()).await;
+        let what = format!("archive {dir:?}");
+        for page in [1000, 3] {
+            names_the_batch(host_b.read_all(Position::START, page).await, &name, &what);
+        }
+        // A page that ends below the batch, and one that starts above it, are whole.
+        let below = host_b.read_all(Position::START, 1).await;
+        if before.0[0].position < first {
+            assert_eq!(below.unwrap(), before.0[..1].to_vec(), "{what}");
+        }
+        let above: Vec<RecordedEvent> = before
+            .0
+            .iter()
+            .filter(|e| e.position > last)
+            .cloned()
+            .collect();
+        assert_eq!(
+            host_b.read_all(last.next(), 1000).await.unwrap(),
+            above,
+            "{what}"
+        );
+        names_the_batch(
+            host_b.read_correlation(correlations[0]).await,
+            &name,
+            &what,
+        );
+        names_the_batch(
+            kefu_eventlog::read_whole_stream(&*host_b, &stream(0)).await,
+            &name,
+            &what,
+        );
+        names_the_batch(host_b.read_stream(&stream(2), 1, 2).await, &name, &what);
+        // A stream that was not archived reads whole.
+        assert_eq!(
+            kefu_eventlog::read_whole_stream(&*host_b, &stream(1))
+                .await
+                .unwrap(),
+            before.1[1]
+        );
+    }
+    // An archive whose entry for the batch names another file checksum is not the one the
+    // hot store registered.
+    let copy = tempfile::tempdir().unwrap();
+    let from = store.archive_dir().join("archive");
+    let to = copy.path().join("archive");
+    std::fs::create_dir_all(to.join("manifest")).unwrap();
+    std::fs::copy(from.join(format!("{name}.jsonl.gz")), to.join(format!("{name}.jsonl.gz")))
+        .unwrap();
+    let entry_path = format!("manifest/{name}.json");
+    let mut entry: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(from.join(&entry_path)).unwrap()).unwrap();
+    entry["sha256"] = json!("0".repeat(64));
+    std::fs::write(to.join(&entry_path), serde_json::to_vec(&entry).unwrap()).unwrap();
+    let host_c = store.open_at(Some(to)).await;
+    match host_c.read_correlation(correlations[0]).await {
+        Err(LogError::Archive { reason, .. }) => {
+            assert!(reason.contains(&name) && reason.contains("SHA-256"), "{reason}")
+        }
+        other => panic!("expected a checksum mismatch, got {other:?}"),
+    }
+    // With the shared directory, a fresh process reads everything.
+    let host_a2 = store.open().await;
+    assert_eq!(snapshot(&*host_a2, &correlations).await, before);
+}
+
+#[tokio::test]
+async fn sqlite_another_host_without_the_batch_fails_loudly() {
+    another_host_without_the_batch_fails_loudly(sqlite()).await;
+}
+
+#[tokio::test]
+async fn postgres_another_host_without_the_batch_fails_loudly() {
+    if let Some(store) = postgres().await {
+        let schema = store.schema.clone();
+        another_host_without_the_batch_fails_loudly(store).await;
+        pg::drop_schema(&schema).await;
+    }
 }
 
 #[tokio::test]
