@@ -173,9 +173,15 @@ pub(crate) fn check_registered<'a>(
         return Ok(());
     };
     let more = lacking.count();
-    let dir = archive.map_or_else(|| PathBuf::from("(no archive configured)"), |a| a.dir.clone());
+    let dir = archive.map_or_else(
+        || PathBuf::from("(no archive configured)"),
+        |a| a.dir.clone(),
+    );
     Err(LogError::Archive {
-        path: dir.join(format!("{}{DATA_SUFFIX}", first.name)).display().to_string(),
+        path: dir
+            .join(format!("{}{DATA_SUFFIX}", first.name))
+            .display()
+            .to_string(),
         reason: format!(
             "the hot store registers batch {} ({} events, positions {}..={}) as archived, but {why}{}; \
              every process reading this store needs the same archive directory",
@@ -835,12 +841,15 @@ pub(crate) async fn merge_all(
         }
     };
     // A full page covers positions up to its last; a short one, everything from `from`.
-    let upper = (out.len() >= max).then(|| out.last().map(|e| e.position)).flatten();
+    let upper = (out.len() >= max)
+        .then(|| out.last().map(|e| e.position))
+        .flatten();
     check_registered(
         archive,
-        registry.batches.iter().filter(|b| {
-            b.last_position >= from && upper.is_none_or(|u| b.first_position <= u)
-        }),
+        registry
+            .batches
+            .iter()
+            .filter(|b| b.last_position >= from && upper.is_none_or(|u| b.first_position <= u)),
     )?;
     Ok(out)
 }

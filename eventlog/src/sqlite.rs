@@ -27,7 +27,8 @@ use crate::{
 const BACKEND: &str = "sqlite";
 
 /// The schema, one entry a version; `PRAGMA user_version` records how many are applied.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE events (
     position       INTEGER PRIMARY KEY AUTOINCREMENT,
     id             TEXT    NOT NULL UNIQUE,
@@ -45,7 +46,8 @@ CREATE TABLE events (
     UNIQUE (stream_id, version)
 );
 CREATE INDEX events_by_correlation ON events (correlation_id, position);
-"#, r#"
+"#,
+    r#"
 -- The archive's registry: one row per batch moved out, written with the delete (archive.rs).
 CREATE TABLE IF NOT EXISTS kefu_archive_batches (
     seq            INTEGER PRIMARY KEY,
@@ -56,7 +58,8 @@ CREATE TABLE IF NOT EXISTS kefu_archive_batches (
     sha256         TEXT    NOT NULL,
     archived_at    INTEGER NOT NULL -- microseconds since the Unix epoch, UTC
 );
-"#];
+"#,
+];
 
 const COLUMNS: &str = "position, id, stream_id, version, event_type, schema_version, payload, \
     recorded_at, actor_kind, actor_id, correlation_id, causation_id, trace_id";
