@@ -28,7 +28,10 @@
 //!
 //! Every file is checked when it is read (size of the entry, both checksums, event count,
 //! positions); a missing or damaged file is [`LogError::Archive`] naming it, never a silent
-//! hole in the history.
+//! hole in the history. Step 4 also registers the batch in the hot store
+//! (`kefu_archive_batches`, [`RegisteredBatch`]) in the same transaction, so a reader whose
+//! archive directory lacks a batch the hot store no longer holds fails naming it
+//! (`check_registered`) instead of reading a shorter history.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
