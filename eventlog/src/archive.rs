@@ -231,6 +231,9 @@ pub trait ArchiveStore: EventLog {
         entry: &ArchiveEntry,
     ) -> impl Future<Output = Result<u64, LogError>> + Send;
 
+    /// The hot store's registry of archived batches, as it is now.
+    fn registered(&self) -> impl Future<Output = Result<Arc<Registry>, LogError>> + Send;
+
     /// The archiver's exclusive lock, or None while another archiver holds it.
     fn try_lock_archiver(
         &self,
@@ -963,6 +966,17 @@ async fn archive_locked<L: ArchiveStore>(
     done.events = entry.events;
     done.file = Some(entry.file);
     Ok(done)
+}
+
+/// Checks that this store's archive holds every batch the hot store registers (by name and
+/// checksum), then reads every file back against the manifest; the entries checked.
+pub async fn verify_store<L: ArchiveStore>(log: &L) -> Result<Vec<Arc<ArchiveEntry>>, LogError> {
+    let registry = log.registered().await?;
+    check_registered(log.archive().map(|a| &**a), registry.batches.iter())?;
+    match log.archive() {
+        Some(archive) => archive.verify().await,
+        None => Ok(Vec::new()),
+    }
 }
 
 /// Finishes what a crashed archiver left (see the module docs), under the archiver's lock;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::archive::{Archive, ArchiveEntry, ArchiveStore, ArchiverLock, StreamRange};
+use crate::archive::{Archive, ArchiveEntry, ArchiveStore, ArchiverLock, Registry, StreamRange};
 use crate::postgres::{PostgresConfig, PostgresLog};
 use crate::sqlite::{SqliteConfig, SqliteLog};
 use crate::{
@@ -213,6 +213,15 @@ impl ArchiveStore for AnyLog {
         match self {
             AnyLog::Sqlite(l) => l.remove_archived(entry).await,
             AnyLog::Postgres(l) => l.remove_archived(entry).await,
+            #[cfg(feature = "kurrentdb")]
+            AnyLog::Kurrent(_) => Err(no_archive()),
+        }
+    }
+
+    async fn registered(&self) -> Result<std::sync::Arc<Registry>, LogError> {
+        match self {
+            AnyLog::Sqlite(l) => l.registered().await,
+            AnyLog::Postgres(l) => l.registered().await,
             #[cfg(feature = "kurrentdb")]
             AnyLog::Kurrent(_) => Err(no_archive()),
         }

@@ -654,6 +654,10 @@ impl ArchiveStore for PostgresLog {
         Ok(deleted)
     }
 
+    async fn registered(&self) -> Result<Arc<Registry>, LogError> {
+        self.registry(None).await
+    }
+
     async fn try_lock_archiver(&self) -> Result<Option<ArchiverLock>, LogError> {
         if self.archive.is_none() {
             return Err(LogError::Config(

@@ -386,6 +386,10 @@ impl ArchiveStore for SqliteLog {
         .await
     }
 
+    async fn registered(&self) -> Result<Arc<Registry>, LogError> {
+        self.registry(None).await
+    }
+
     async fn try_lock_archiver(&self) -> Result<Option<ArchiverLock>, LogError> {
         match &self.archive {
             Some(a) => archive::file_lock(a),

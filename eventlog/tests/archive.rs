@@ -451,6 +451,7 @@ async fn another_host_without_the_batch_fails_loudly<S: Store>(store: S) {
             &what,
         );
         names_the_batch(host_b.read_stream(&stream(2), 1, 2).await, &name, &what);
+        names_the_batch(archive::verify_store(&*host_b).await, &name, &what);
         // A stream that was not archived reads whole.
         assert_eq!(
             kefu_eventlog::read_whole_stream(&*host_b, &stream(1))
@@ -488,6 +489,7 @@ async fn another_host_without_the_batch_fails_loudly<S: Store>(store: S) {
     // With the shared directory, a fresh process reads everything.
     let host_a2 = store.open().await;
     assert_eq!(snapshot(&*host_a2, &correlations).await, before);
+    assert_eq!(archive::verify_store(&*host_a2).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
