@@ -231,6 +231,10 @@ pub trait ArchiveStore: EventLog {
         entry: &ArchiveEntry,
     ) -> impl Future<Output = Result<u64, LogError>> + Send;
 
+    /// Registers a batch whose events left the hot store before the registry existed (an
+    /// archive made by an earlier version); a batch registered already is left as it is.
+    fn register(&self, entry: &ArchiveEntry) -> impl Future<Output = Result<(), LogError>> + Send;
+
     /// The hot store's registry of archived batches, as it is now.
     fn registered(&self) -> impl Future<Output = Result<Arc<Registry>, LogError>> + Send;
 
@@ -1028,6 +1032,20 @@ async fn recover_locked<L: ArchiveStore>(
             }
         }
         settled += 1;
+    }
+    // Batches moved before the hot store had a registry: a final entry whose events are all
+    // gone from the hot store left it, so the registry learns of it now.
+    let registry = log.registered().await?;
+    let known: std::collections::HashSet<&str> =
+        registry.batches.iter().map(|b| b.name.as_str()).collect();
+    for (entry, pending) in archive.entries()? {
+        if pending || known.contains(entry.name()) {
+            continue;
+        }
+        if log.count_hot(&entry.streams).await? == 0 {
+            tracing::info!(file = %entry.file, "registering an archive batch moved before the registry existed");
+            log.register(&entry).await?;
+        }
     }
     let a = archive.clone();
     blocking(move || a.sweep_orphans()).await?;

@@ -218,6 +218,15 @@ impl ArchiveStore for AnyLog {
         }
     }
 
+    async fn register(&self, entry: &ArchiveEntry) -> Result<(), LogError> {
+        match self {
+            AnyLog::Sqlite(l) => l.register(entry).await,
+            AnyLog::Postgres(l) => l.register(entry).await,
+            #[cfg(feature = "kurrentdb")]
+            AnyLog::Kurrent(_) => Err(no_archive()),
+        }
+    }
+
     async fn registered(&self) -> Result<std::sync::Arc<Registry>, LogError> {
         match self {
             AnyLog::Sqlite(l) => l.registered().await,

@@ -635,23 +635,20 @@ impl ArchiveStore for PostgresLog {
             )));
         }
         if deleted != 0 {
-            tx.execute(
-                "INSERT INTO kefu_archive_batches \
-                 (name, first_position, last_position, event_count, sha256) \
-                 VALUES ($1, $2, $3, $4, $5)",
-                &[
-                    &entry.name(),
-                    &to_i64(entry.first_position.0),
-                    &to_i64(entry.last_position.0),
-                    &to_i64(entry.events),
-                    &entry.sha256,
-                ],
-            )
-            .await
-            .map_err(pg_err)?;
+            register(&tx, entry, "").await?;
         }
         tx.commit().await.map_err(pg_err)?;
         Ok(deleted)
+    }
+
+    async fn register(&self, entry: &ArchiveEntry) -> Result<(), LogError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        tx.batch_execute("LOCK TABLE kefu_archive_batches IN EXCLUSIVE MODE")
+            .await
+            .map_err(pg_err)?;
+        register(&tx, entry, " ON CONFLICT (name) DO NOTHING").await?;
+        tx.commit().await.map_err(pg_err)
     }
 
     async fn registered(&self) -> Result<Arc<Registry>, LogError> {
@@ -698,6 +695,31 @@ impl ArchiveStore for PostgresLog {
             _ => drop(deadpool_postgres::Object::take(client)),
         }
     }
+}
+
+/// Adds `entry` to the registry, in a transaction holding the registry's EXCLUSIVE lock.
+async fn register(
+    tx: &deadpool_postgres::Transaction<'_>,
+    entry: &ArchiveEntry,
+    on_conflict: &str,
+) -> Result<(), LogError> {
+    tx.execute(
+        &format!(
+            "INSERT INTO kefu_archive_batches \
+             (name, first_position, last_position, event_count, sha256) \
+             VALUES ($1, $2, $3, $4, $5){on_conflict}"
+        ),
+        &[
+            &entry.name(),
+            &to_i64(entry.first_position.0),
+            &to_i64(entry.last_position.0),
+            &to_i64(entry.events),
+            &entry.sha256,
+        ],
+    )
+    .await
+    .map_err(pg_err)?;
+    Ok(())
 }
 
 /// A pooled connection holding a session-level advisory lock: never returned to the pool.

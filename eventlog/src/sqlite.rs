@@ -363,25 +363,19 @@ impl ArchiveStore for SqliteLog {
                     })
                     .map_err(db_err)? as u64;
             }
-            // The registry row (its `seq` is one above the highest; SQLite serializes writers,
-            // so sequence numbers commit in order).
-            tx.prepare_cached(
-                "INSERT INTO kefu_archive_batches (name, first_position, last_position, \
-                 event_count, sha256, archived_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    entry.name(),
-                    to_i64(entry.first_position.0),
-                    to_i64(entry.last_position.0),
-                    to_i64(entry.events),
-                    entry.sha256,
-                    Utc::now().timestamp_micros(),
-                ])
-            })
-            .map_err(db_err)?;
+            register(&tx, &entry, "INSERT")?;
             tx.commit().map_err(db_err)?;
             Ok(deleted)
+        })
+        .await
+    }
+
+    async fn register(&self, entry: &ArchiveEntry) -> Result<(), LogError> {
+        let entry = entry.clone();
+        let writer = self.writer.clone();
+        blocking(move || {
+            let conn = writer.lock().expect("writer poisoned");
+            register(&conn, &entry, "INSERT OR IGNORE")
         })
         .await
     }
@@ -398,6 +392,27 @@ impl ArchiveStore for SqliteLog {
             )),
         }
     }
+}
+
+/// Adds `entry` to the registry (`insert`: the statement's verb). Its `seq` is one above the
+/// highest, and SQLite serializes writers, so sequence numbers commit in order.
+fn register(conn: &Connection, entry: &ArchiveEntry, insert: &str) -> Result<(), LogError> {
+    conn.prepare_cached(&format!(
+        "{insert} INTO kefu_archive_batches (name, first_position, last_position, \
+         event_count, sha256, archived_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+    ))
+    .and_then(|mut s| {
+        s.execute(params![
+            entry.name(),
+            to_i64(entry.first_position.0),
+            to_i64(entry.last_position.0),
+            to_i64(entry.events),
+            entry.sha256,
+            Utc::now().timestamp_micros(),
+        ])
+    })
+    .map_err(db_err)?;
+    Ok(())
 }
 
 fn count_ranges(conn: &Connection, ranges: &[StreamRange]) -> Result<u64, LogError> {

@@ -24,6 +24,8 @@ trait Store: Send + Sync {
     /// A handle on the store reading through `archive` (another host's directory, or none).
     async fn open_at(&self, archive: Option<PathBuf>) -> Arc<Self::Log>;
     fn archive_dir(&self) -> &Path;
+    /// Empties the hot store's registry, as if its batches were archived before it existed.
+    async fn forget_registry(&self);
     async fn open(&self) -> Arc<Self::Log> {
         self.open_at(Some(self.archive_dir().join("archive"))).await
     }
@@ -40,6 +42,12 @@ impl Store for Sqlite {
     }
     fn archive_dir(&self) -> &Path {
         self.0.path()
+    }
+    async fn forget_registry(&self) {
+        rusqlite::Connection::open(self.0.path().join("kefu.db"))
+            .unwrap()
+            .execute("DELETE FROM kefu_archive_batches", [])
+            .unwrap();
     }
 }
 
@@ -61,6 +69,13 @@ impl Store for Postgres {
     }
     fn archive_dir(&self) -> &Path {
         self.dir.path()
+    }
+    async fn forget_registry(&self) {
+        pg::client()
+            .await
+            .batch_execute(&format!("DELETE FROM {}.kefu_archive_batches", self.schema))
+            .await
+            .unwrap();
     }
 }
 
@@ -490,6 +505,60 @@ async fn another_host_without_the_batch_fails_loudly<S: Store>(store: S) {
     let host_a2 = store.open().await;
     assert_eq!(snapshot(&*host_a2, &correlations).await, before);
     assert_eq!(archive::verify_store(&*host_a2).await.unwrap().len(), 1);
+}
+
+async fn a_batch_from_before_the_registry_is_registered_by_recovery<S: Store>(store: S) {
+    let host_a = store.open().await;
+    let correlations = history(&*host_a).await;
+    let before = snapshot(&*host_a, &correlations).await;
+    let moved = archive::archive_streams(&*host_a, &[stream(0)], None)
+        .await
+        .unwrap();
+    let name = moved
+        .file
+        .as_deref()
+        .unwrap()
+        .strip_suffix(".jsonl.gz")
+        .unwrap()
+        .to_owned();
+    store.forget_registry().await;
+    // Unregistered, the batch is invisible to a host without it: the hazard itself.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let host_b = store.open_at(Some(elsewhere.path().join("archive"))).await;
+    assert_eq!(
+        read_all(&*host_b, 1000).await.len() + 5,
+        before.0.len(),
+        "the setup hides the batch"
+    );
+    // Recovery (before every batch, or `kefu archive recover`) registers it, once.
+    assert_eq!(archive::recover(&*host_a).await.unwrap(), Some(0));
+    assert_eq!(archive::recover(&*host_a).await.unwrap(), Some(0));
+    let registry = host_a.registered().await.unwrap();
+    assert_eq!(
+        registry.batches.iter().map(|b| &b.name).collect::<Vec<_>>(),
+        vec![&name]
+    );
+    let host_b = store.open_at(Some(elsewhere.path().join("archive"))).await;
+    names_the_batch(
+        host_b.read_all(Position::START, 1000).await,
+        &name,
+        "host B",
+    );
+    assert_eq!(snapshot(&*store.open().await, &correlations).await, before);
+}
+
+#[tokio::test]
+async fn sqlite_a_batch_from_before_the_registry_is_registered_by_recovery() {
+    a_batch_from_before_the_registry_is_registered_by_recovery(sqlite()).await;
+}
+
+#[tokio::test]
+async fn postgres_a_batch_from_before_the_registry_is_registered_by_recovery() {
+    if let Some(store) = postgres().await {
+        let schema = store.schema.clone();
+        a_batch_from_before_the_registry_is_registered_by_recovery(store).await;
+        pg::drop_schema(&schema).await;
+    }
 }
 
 #[tokio::test]
