@@ -11,8 +11,9 @@ pub enum ArchiveCommand {
     /// One JSON line per archive file: its manifest entry (without the correlation ids) and
     /// whether its move is still pending.
     List,
-    /// Read every archive file back and check it against the manifest (size, SHA-256 of the
-    /// file and of its content, events, positions, streams); fails naming the first bad one.
+    /// Check the archive holds every batch the store's registry lists, then read every
+    /// archive file back against the manifest (size, SHA-256 of the file and of its content,
+    /// events, positions, streams); fails naming the first bad one.
     Verify,
     /// Finish or clean up what an interrupted archiver left (it also runs before every batch).
     Recover,
@@ -36,7 +37,7 @@ pub async fn run(store: &StoreArgs, cmd: ArchiveCommand) -> Result<()> {
             }
         }
         ArchiveCommand::Verify => {
-            let checked = archive.verify().await?;
+            let checked = archive::verify_store(&log).await?;
             let events: u64 = checked.iter().map(|e| e.events).sum();
             println!(
                 "{} archive files, {events} events, all sound ({})",

@@ -28,7 +28,10 @@
 //!
 //! Every file is checked when it is read (size of the entry, both checksums, event count,
 //! positions); a missing or damaged file is [`LogError::Archive`] naming it, never a silent
-//! hole in the history.
+//! hole in the history. Step 4 also registers the batch in the hot store
+//! (`kefu_archive_batches`, [`RegisteredBatch`]) in the same transaction, so a reader whose
+//! archive directory lacks a batch the hot store no longer holds fails naming it
+//! (`check_registered`) instead of reading a shorter history.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
@@ -98,6 +101,106 @@ impl ArchiveEntry {
     }
 }
 
+/// One batch as the hot store's registry (`kefu_archive_batches`) lists it. The row is
+/// written in the transaction that deletes the batch's events, so the hot store always knows
+/// exactly what left it, and a reader whose archive directory lacks a batch can tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegisteredBatch {
+    /// The manifest entry's name ([`ArchiveEntry::name`]).
+    pub name: String,
+    pub first_position: Position,
+    pub last_position: Position,
+    pub events: u64,
+    /// SHA-256 of the compressed data file ([`ArchiveEntry::sha256`]).
+    pub sha256: String,
+}
+
+/// The registry as a process last loaded it. Rows are only ever added, each with a sequence
+/// number above every committed one (the backends serialize registrations), so a reader
+/// catches up by loading the rows above `seq`.
+#[derive(Debug, Default)]
+pub struct Registry {
+    pub seq: i64,
+    pub batches: Vec<RegisteredBatch>,
+}
+
+/// A process's copy of the registry, refreshed only when the hot store's highest sequence
+/// number moves past it.
+#[derive(Default)]
+pub(crate) struct RegistryCache(Mutex<Arc<Registry>>);
+
+impl RegistryCache {
+    pub(crate) fn get(&self) -> Arc<Registry> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Adds rows loaded above some earlier `seq` (in sequence order), skipping those another
+    /// refresh added meanwhile.
+    pub(crate) fn extend(&self, rows: Vec<(i64, RegisteredBatch)>) -> Arc<Registry> {
+        let mut cached = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let fresh: Vec<_> = rows.into_iter().filter(|(s, _)| *s > cached.seq).collect();
+        if let Some(&(seq, _)) = fresh.last() {
+            let mut batches = cached.batches.clone();
+            batches.extend(fresh.into_iter().map(|(_, b)| b));
+            *cached = Arc::new(Registry { seq, batches });
+        }
+        cached.clone()
+    }
+}
+
+/// Fails, naming the first, if the archive lacks any of `batches` (no manifest entry by that
+/// name, or one whose file checksum differs from the registry's): the hot store says these
+/// events left it, so a reader without them would return a shorter history.
+pub(crate) fn check_registered<'a>(
+    archive: Option<&Archive>,
+    batches: impl Iterator<Item = &'a RegisteredBatch>,
+) -> Result<(), LogError> {
+    let manifest = archive.map(Archive::manifest).transpose()?;
+    let mut lacking = batches.filter_map(|b| {
+        let held = manifest
+            .as_ref()
+            .and_then(|m| m.by_name.get(&b.name).map(|&i| &m.entries[i]));
+        match held {
+            Some(entry) if entry.sha256 == b.sha256 => None,
+            Some(entry) => Some((
+                b,
+                format!(
+                    "this archive's entry has SHA-256 {}, the hot store's registry {}",
+                    entry.sha256, b.sha256
+                ),
+            )),
+            None => Some((b, "this archive has no manifest entry for it".to_owned())),
+        }
+    });
+    let Some((first, why)) = lacking.next() else {
+        return Ok(());
+    };
+    let more = lacking.count();
+    let dir = archive.map_or_else(
+        || PathBuf::from("(no archive configured)"),
+        |a| a.dir.clone(),
+    );
+    Err(LogError::Archive {
+        path: dir
+            .join(format!("{}{DATA_SUFFIX}", first.name))
+            .display()
+            .to_string(),
+        reason: format!(
+            "the hot store registers batch {} ({} events, positions {}..={}) as archived, but {why}{}; \
+             every process reading this store needs the same archive directory",
+            first.name,
+            first.events,
+            first.first_position,
+            first.last_position,
+            if more > 0 {
+                format!(" (and {more} more batches are missing or differ)")
+            } else {
+                String::new()
+            }
+        ),
+    })
+}
+
 /// Where a batch's move stops in a fault-injection drill: the process "crashes" right after
 /// the named step, as if killed there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,14 +222,21 @@ pub trait ArchiveStore: EventLog {
         ranges: &[StreamRange],
     ) -> impl Future<Output = Result<u64, LogError>> + Send;
 
-    /// Deletes the events in `ranges` from the hot store in one transaction, but only if all
-    /// `count` of them are there and none is its stream's last event; if none is there
-    /// (deleted before), does nothing and returns 0. Anything else is refused, unchanged.
+    /// Deletes the events of `entry` from the hot store and registers the batch in the
+    /// hot store's registry (`kefu_archive_batches`), in one transaction, but only if all its
+    /// events are there and none is its stream's last event; if none is there (deleted
+    /// before), does nothing and returns 0. Anything else is refused, unchanged.
     fn remove_archived(
         &self,
-        ranges: &[StreamRange],
-        count: u64,
+        entry: &ArchiveEntry,
     ) -> impl Future<Output = Result<u64, LogError>> + Send;
+
+    /// Registers a batch whose events left the hot store before the registry existed (an
+    /// archive made by an earlier version); a batch registered already is left as it is.
+    fn register(&self, entry: &ArchiveEntry) -> impl Future<Output = Result<(), LogError>> + Send;
+
+    /// The hot store's registry of archived batches, as it is now.
+    fn registered(&self) -> impl Future<Output = Result<Arc<Registry>, LogError>> + Send;
 
     /// The archiver's exclusive lock, or None while another archiver holds it.
     fn try_lock_archiver(
@@ -200,6 +310,7 @@ struct Manifest {
     pending: Vec<bool>,
     by_stream: HashMap<StreamId, Vec<usize>>,
     by_correlation: HashMap<Uuid, Vec<usize>>,
+    by_name: HashMap<String, usize>,
     last_position: Option<Position>,
 }
 
@@ -595,6 +706,7 @@ fn load_manifest(dir: &Path) -> Result<Manifest, LogError> {
             m.by_correlation.entry(*c).or_default().push(i);
         }
         m.last_position = m.last_position.max(Some(entry.last_position));
+        m.by_name.insert(entry.name().to_owned(), i);
         m.entries.push(Arc::new(entry));
         m.pending.push(pending);
     }
@@ -672,12 +784,14 @@ fn read_data_file(path: &Path, entry: &ArchiveEntry) -> Result<Vec<RecordedEvent
 /// Merges one page of a stream from the hot store with the archive's, and checks the result
 /// is gapless from `from`: a stream whose early versions are neither hot nor in this archive
 /// (an archive directory that is missing or not shared) is an error, never a shorter history.
+/// `registry` is loaded only then, to name the batches this archive lacks.
 pub(crate) async fn merge_stream(
     archive: Option<&Archive>,
     stream: &StreamId,
     from: u64,
     max: usize,
     hot: Vec<RecordedEvent>,
+    registry: impl Future<Output = Result<Arc<Registry>, LogError>>,
 ) -> Result<Vec<RecordedEvent>, LogError> {
     // Most reads: the hot page already starts where asked.
     let mut out = match (archive, hot.first()) {
@@ -695,6 +809,7 @@ pub(crate) async fn merge_stream(
     if let Some(first) = out.first()
         && first.version != from
     {
+        check_registered(archive, registry.await?.batches.iter())?;
         return Err(LogError::Archive {
             path: archive.map_or_else(
                 || "(no archive configured)".into(),
@@ -710,34 +825,56 @@ pub(crate) async fn merge_stream(
     Ok(out)
 }
 
-/// Merges a page of `read_all` from the hot store (read first) with the archive's.
+/// Merges a page of `read_all` from the hot store (read first) with the archive's, and checks
+/// that the archive holds every registered batch the page's range overlaps. `registry` must
+/// be read no earlier than `hot` (a batch deleted after it was read still shows in `hot`).
 pub(crate) async fn merge_all(
     archive: Option<&Archive>,
+    registry: &Registry,
     from: Position,
     max: usize,
     hot: Vec<RecordedEvent>,
 ) -> Result<Vec<RecordedEvent>, LogError> {
-    let Some(archive) = archive else {
-        return Ok(hot);
+    let out = match archive {
+        None => hot,
+        Some(archive) => {
+            let mut out = archive.read_all(from, max).await?;
+            if out.is_empty() {
+                hot
+            } else {
+                out.extend(hot);
+                out.sort_by_key(|e| e.position);
+                out.dedup_by_key(|e| e.position);
+                out.truncate(max);
+                out
+            }
+        }
     };
-    let archived = archive.read_all(from, max).await?;
-    if archived.is_empty() {
-        return Ok(hot);
-    }
-    let mut out = archived;
-    out.extend(hot);
-    out.sort_by_key(|e| e.position);
-    out.dedup_by_key(|e| e.position);
-    out.truncate(max);
+    // A full page covers positions up to its last; a short one, everything from `from`.
+    let upper = (out.len() >= max)
+        .then(|| out.last().map(|e| e.position))
+        .flatten();
+    check_registered(
+        archive,
+        registry
+            .batches
+            .iter()
+            .filter(|b| b.last_position >= from && upper.is_none_or(|u| b.first_position <= u)),
+    )?;
     Ok(out)
 }
 
-/// Merges a correlation's hot events (read first) with the archive's.
+/// Merges a correlation's hot events (read first) with the archive's. The archive's manifest
+/// is the index of archived correlations, so it answers only if it holds every registered
+/// batch (`registry` read no earlier than `hot`): a batch it lacks could hold this
+/// correlation, and an audit trail must not come back short.
 pub(crate) async fn merge_correlation(
     archive: Option<&Archive>,
+    registry: &Registry,
     correlation_id: Uuid,
     hot: Vec<RecordedEvent>,
 ) -> Result<Vec<RecordedEvent>, LogError> {
+    check_registered(archive, registry.batches.iter())?;
     let Some(archive) = archive else {
         return Ok(hot);
     };
@@ -824,7 +961,7 @@ async fn archive_locked<L: ArchiveStore>(
         return Err(injected(CrashPoint::AfterPendingEntry));
     }
     archive.load(&entry).await?;
-    log.remove_archived(&entry.streams, entry.events).await?;
+    log.remove_archived(&entry).await?;
     if crash == Some(CrashPoint::AfterHotDelete) {
         return Err(injected(CrashPoint::AfterHotDelete));
     }
@@ -833,6 +970,17 @@ async fn archive_locked<L: ArchiveStore>(
     done.events = entry.events;
     done.file = Some(entry.file);
     Ok(done)
+}
+
+/// Checks that this store's archive holds every batch the hot store registers (by name and
+/// checksum), then reads every file back against the manifest; the entries checked.
+pub async fn verify_store<L: ArchiveStore>(log: &L) -> Result<Vec<Arc<ArchiveEntry>>, LogError> {
+    let registry = log.registered().await?;
+    check_registered(log.archive().map(|a| &**a), registry.batches.iter())?;
+    match log.archive() {
+        Some(archive) => archive.verify().await,
+        None => Ok(Vec::new()),
+    }
 }
 
 /// Finishes what a crashed archiver left (see the module docs), under the archiver's lock;
@@ -863,7 +1011,7 @@ async fn recover_locked<L: ArchiveStore>(
         let sound = archive.load(&entry).await;
         match (hot, sound) {
             (h, Ok(_)) if h == entry.events => {
-                log.remove_archived(&entry.streams, entry.events).await?;
+                log.remove_archived(&entry).await?;
                 archive.promote(&entry)?;
             }
             (h, Err(e)) if h == entry.events => {
@@ -884,6 +1032,20 @@ async fn recover_locked<L: ArchiveStore>(
             }
         }
         settled += 1;
+    }
+    // Batches moved before the hot store had a registry: a final entry whose events are all
+    // gone from the hot store left it, so the registry learns of it now.
+    let registry = log.registered().await?;
+    let known: std::collections::HashSet<&str> =
+        registry.batches.iter().map(|b| b.name.as_str()).collect();
+    for (entry, pending) in archive.entries()? {
+        if pending || known.contains(entry.name()) {
+            continue;
+        }
+        if log.count_hot(&entry.streams).await? == 0 {
+            tracing::info!(file = %entry.file, "registering an archive batch moved before the registry existed");
+            log.register(&entry).await?;
+        }
     }
     let a = archive.clone();
     blocking(move || a.sweep_orphans()).await?;

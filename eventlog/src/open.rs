@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::archive::{Archive, ArchiveStore, ArchiverLock, StreamRange};
+use crate::archive::{Archive, ArchiveEntry, ArchiveStore, ArchiverLock, Registry, StreamRange};
 use crate::postgres::{PostgresConfig, PostgresLog};
 use crate::sqlite::{SqliteConfig, SqliteLog};
 use crate::{
@@ -209,10 +209,28 @@ impl ArchiveStore for AnyLog {
         }
     }
 
-    async fn remove_archived(&self, ranges: &[StreamRange], count: u64) -> Result<u64, LogError> {
+    async fn remove_archived(&self, entry: &ArchiveEntry) -> Result<u64, LogError> {
         match self {
-            AnyLog::Sqlite(l) => l.remove_archived(ranges, count).await,
-            AnyLog::Postgres(l) => l.remove_archived(ranges, count).await,
+            AnyLog::Sqlite(l) => l.remove_archived(entry).await,
+            AnyLog::Postgres(l) => l.remove_archived(entry).await,
+            #[cfg(feature = "kurrentdb")]
+            AnyLog::Kurrent(_) => Err(no_archive()),
+        }
+    }
+
+    async fn register(&self, entry: &ArchiveEntry) -> Result<(), LogError> {
+        match self {
+            AnyLog::Sqlite(l) => l.register(entry).await,
+            AnyLog::Postgres(l) => l.register(entry).await,
+            #[cfg(feature = "kurrentdb")]
+            AnyLog::Kurrent(_) => Err(no_archive()),
+        }
+    }
+
+    async fn registered(&self) -> Result<std::sync::Arc<Registry>, LogError> {
+        match self {
+            AnyLog::Sqlite(l) => l.registered().await,
+            AnyLog::Postgres(l) => l.registered().await,
             #[cfg(feature = "kurrentdb")]
             AnyLog::Kurrent(_) => Err(no_archive()),
         }

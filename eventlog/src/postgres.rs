@@ -47,7 +47,10 @@ use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
-use crate::archive::{self, Archive, ArchiveStore, ArchiverLock, StreamRange};
+use crate::archive::{
+    self, Archive, ArchiveEntry, ArchiveStore, ArchiverLock, RegisteredBatch, Registry,
+    RegistryCache, StreamRange,
+};
 use crate::{
     Actor, Appended, EventLog, ExpectedVersion, HARD_MAX_BATCH, Limits, LogError, Metadata,
     NewEvent, Position, RecordedEvent, StreamId, from_i64, to_i64,
@@ -59,7 +62,10 @@ const BACKEND: &str = "postgres";
 const MIGRATION_LOCK: i64 = 0x6b65_6675_6d69_6772; // "kefumigr"
 
 /// The schema, one entry a version, recorded in `kefu_migrations`.
-const MIGRATIONS: &[(&str, &str)] = &[("event log", include_str!("postgres_v1.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("event log", include_str!("postgres_v1.sql")),
+    ("archive registry", include_str!("postgres_v2.sql")),
+];
 
 /// The common append in one statement, for a group of appends to distinct streams at once:
 /// read each stream's version, check its expectation, insert the events of those whose
@@ -151,6 +157,7 @@ pub struct PostgresLog {
     signal: watch::Sender<Position>,
     appends: Arc<Appends>,
     archive: Option<Arc<Archive>>,
+    registry: RegistryCache,
 }
 
 /// One validated append.
@@ -308,6 +315,7 @@ impl PostgresLog {
             config,
             signal: watch::channel(Position::START).0,
             appends,
+            registry: RegistryCache::default(),
         };
         log.migrate().await?;
         Ok(log)
@@ -378,6 +386,73 @@ impl PostgresLog {
         let rows = client.query(&stmt, params).await.map_err(pg_err)?;
         rows.iter().map(row_to_event).collect()
     }
+
+    /// Runs a [`with_registry_seq`] statement: the events, and the registry's highest
+    /// sequence number in the same snapshot.
+    async fn query_events_and_seq(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<(Vec<RecordedEvent>, i64), LogError> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(sql).await.map_err(pg_err)?;
+        let rows = client.query(&stmt, params).await.map_err(pg_err)?;
+        let seq = rows.first().map_or(0, |r| r.get::<_, i64>(REGISTRY_SEQ));
+        let events = rows
+            .iter()
+            .filter(|r| r.get::<_, Option<i64>>(0).is_some())
+            .map(row_to_event)
+            .collect::<Result<_, _>>()?;
+        Ok((events, seq))
+    }
+
+    /// The archive's registry as of `seq` or later (the highest sequence number a read saw;
+    /// None: whatever is there now).
+    async fn registry(&self, seq: Option<i64>) -> Result<Arc<Registry>, LogError> {
+        let cached = self.registry.get();
+        if seq.is_some_and(|s| s <= cached.seq) {
+            return Ok(cached);
+        }
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT seq, name, first_position, last_position, event_count, sha256 \
+                 FROM kefu_archive_batches WHERE seq > $1 ORDER BY seq",
+                &[&cached.seq],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(self.registry.extend(
+            rows.iter()
+                .map(|r| {
+                    (
+                        r.get(0),
+                        RegisteredBatch {
+                            name: r.get(1),
+                            first_position: Position(from_i64(r.get(2))),
+                            last_position: Position(from_i64(r.get(3))),
+                            events: from_i64(r.get(4)),
+                            sha256: r.get(5),
+                        },
+                    )
+                })
+                .collect(),
+        ))
+    }
+}
+
+/// Where [`with_registry_seq`] puts the registry's sequence number: after the event columns.
+const REGISTRY_SEQ: usize = 13;
+
+/// Wraps an events query so that it also returns the archive registry's highest sequence
+/// number, read in the same snapshot (one round trip; one row with null events when the query
+/// finds none).
+fn with_registry_seq(events_query: &str) -> String {
+    format!(
+        "SELECT e.*, r.seq FROM (SELECT coalesce(max(seq), 0) AS seq FROM kefu_archive_batches) r \
+         LEFT JOIN LATERAL ({events_query}) e ON true ORDER BY e.position"
+    )
 }
 
 impl EventLog for PostgresLog {
@@ -426,7 +501,15 @@ impl EventLog for PostgresLog {
                 &[&stream.as_str(), &to_i64(from), &to_i64(max as u64)],
             )
             .await?;
-        archive::merge_stream(self.archive.as_deref(), stream, from, max, hot).await
+        archive::merge_stream(
+            self.archive.as_deref(),
+            stream,
+            from,
+            max,
+            hot,
+            self.registry(None),
+        )
+        .await
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<Option<u64>, LogError> {
@@ -447,17 +530,18 @@ impl EventLog for PostgresLog {
     async fn read_all(&self, from: Position, max: usize) -> Result<Vec<RecordedEvent>, LogError> {
         // The settled prefix: see the module docs. The archive holds only events that were
         // in it when they moved, and the hot store is read first (`archive.rs`).
-        let hot = self
-            .query_events(
-                &format!(
+        let (hot, seq) = self
+            .query_events_and_seq(
+                &with_registry_seq(&format!(
                     "SELECT {COLUMNS} FROM events WHERE position >= $1 \
                      AND position < (pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 16) \
                      ORDER BY position LIMIT $2"
-                ),
+                )),
                 &[&to_i64(from.0), &to_i64(max as u64)],
             )
             .await?;
-        archive::merge_all(self.archive.as_deref(), from, max, hot).await
+        let registry = self.registry(Some(seq)).await?;
+        archive::merge_all(self.archive.as_deref(), &registry, from, max, hot).await
     }
 
     async fn head(&self) -> Result<Option<Position>, LogError> {
@@ -474,15 +558,16 @@ impl EventLog for PostgresLog {
     }
 
     async fn read_correlation(&self, correlation_id: Uuid) -> Result<Vec<RecordedEvent>, LogError> {
-        let hot = self
-            .query_events(
-                &format!(
+        let (hot, seq) = self
+            .query_events_and_seq(
+                &with_registry_seq(&format!(
                     "SELECT {COLUMNS} FROM events WHERE correlation_id = $1 ORDER BY position"
-                ),
+                )),
                 &[&correlation_id],
             )
             .await?;
-        archive::merge_correlation(self.archive.as_deref(), correlation_id, hot).await
+        let registry = self.registry(Some(seq)).await?;
+        archive::merge_correlation(self.archive.as_deref(), &registry, correlation_id, hot).await
     }
 
     fn appended_signal(&self) -> watch::Receiver<Position> {
@@ -529,10 +614,16 @@ impl ArchiveStore for PostgresLog {
         Ok(from_i64(row.get(0)))
     }
 
-    async fn remove_archived(&self, ranges: &[StreamRange], count: u64) -> Result<u64, LogError> {
-        let (streams, firsts, lasts) = range_columns(ranges);
+    async fn remove_archived(&self, entry: &ArchiveEntry) -> Result<u64, LogError> {
+        let (streams, firsts, lasts) = range_columns(&entry.streams);
+        let count = entry.events;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(pg_err)?;
+        // Registrations one at a time, so `seq` grows in commit order and a reader that saw
+        // sequence number n has seen every batch registered before it (readers are not held).
+        tx.batch_execute("LOCK TABLE kefu_archive_batches IN EXCLUSIVE MODE")
+            .await
+            .map_err(pg_err)?;
         let deleted = tx
             .execute(DELETE_RANGES, &[&streams, &firsts, &lasts])
             .await
@@ -543,8 +634,25 @@ impl ArchiveStore for PostgresLog {
                 "an archived batch of {count} events found {deleted} of them deletable in the hot store; expected all or none"
             )));
         }
+        if deleted != 0 {
+            register(&tx, entry, "").await?;
+        }
         tx.commit().await.map_err(pg_err)?;
         Ok(deleted)
+    }
+
+    async fn register(&self, entry: &ArchiveEntry) -> Result<(), LogError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(pg_err)?;
+        tx.batch_execute("LOCK TABLE kefu_archive_batches IN EXCLUSIVE MODE")
+            .await
+            .map_err(pg_err)?;
+        register(&tx, entry, " ON CONFLICT (name) DO NOTHING").await?;
+        tx.commit().await.map_err(pg_err)
+    }
+
+    async fn registered(&self) -> Result<Arc<Registry>, LogError> {
+        self.registry(None).await
     }
 
     async fn try_lock_archiver(&self) -> Result<Option<ArchiverLock>, LogError> {
@@ -587,6 +695,31 @@ impl ArchiveStore for PostgresLog {
             _ => drop(deadpool_postgres::Object::take(client)),
         }
     }
+}
+
+/// Adds `entry` to the registry, in a transaction holding the registry's EXCLUSIVE lock.
+async fn register(
+    tx: &deadpool_postgres::Transaction<'_>,
+    entry: &ArchiveEntry,
+    on_conflict: &str,
+) -> Result<(), LogError> {
+    tx.execute(
+        &format!(
+            "INSERT INTO kefu_archive_batches \
+             (name, first_position, last_position, event_count, sha256) \
+             VALUES ($1, $2, $3, $4, $5){on_conflict}"
+        ),
+        &[
+            &entry.name(),
+            &to_i64(entry.first_position.0),
+            &to_i64(entry.last_position.0),
+            &to_i64(entry.events),
+            &entry.sha256,
+        ],
+    )
+    .await
+    .map_err(pg_err)?;
+    Ok(())
 }
 
 /// A pooled connection holding a session-level advisory lock: never returned to the pool.

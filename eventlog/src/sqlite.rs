@@ -14,7 +14,10 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::archive::{self, Archive, ArchiveStore, ArchiverLock, StreamRange};
+use crate::archive::{
+    self, Archive, ArchiveEntry, ArchiveStore, ArchiverLock, RegisteredBatch, Registry,
+    RegistryCache, StreamRange,
+};
 use crate::retry::{self, StoredAt, Verdict};
 use crate::{
     Actor, Appended, EventLog, ExpectedVersion, Limits, LogError, Metadata, NewEvent, Position,
@@ -24,7 +27,8 @@ use crate::{
 const BACKEND: &str = "sqlite";
 
 /// The schema, one entry a version; `PRAGMA user_version` records how many are applied.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE events (
     position       INTEGER PRIMARY KEY AUTOINCREMENT,
     id             TEXT    NOT NULL UNIQUE,
@@ -42,7 +46,20 @@ CREATE TABLE events (
     UNIQUE (stream_id, version)
 );
 CREATE INDEX events_by_correlation ON events (correlation_id, position);
-"#];
+"#,
+    r#"
+-- The archive's registry: one row per batch moved out, written with the delete (archive.rs).
+CREATE TABLE IF NOT EXISTS kefu_archive_batches (
+    seq            INTEGER PRIMARY KEY,
+    name           TEXT    NOT NULL UNIQUE,
+    first_position INTEGER NOT NULL,
+    last_position  INTEGER NOT NULL,
+    event_count    INTEGER NOT NULL,
+    sha256         TEXT    NOT NULL,
+    archived_at    INTEGER NOT NULL -- microseconds since the Unix epoch, UTC
+);
+"#,
+];
 
 const COLUMNS: &str = "position, id, stream_id, version, event_type, schema_version, payload, \
     recorded_at, actor_kind, actor_id, correlation_id, causation_id, trace_id";
@@ -78,6 +95,7 @@ pub struct SqliteLog {
     readers: Arc<Mutex<Vec<Connection>>>,
     signal: watch::Sender<Position>,
     archive: Option<Arc<Archive>>,
+    registry: RegistryCache,
 }
 
 impl SqliteLog {
@@ -103,6 +121,7 @@ impl SqliteLog {
             writer: Arc::new(Mutex::new(writer)),
             readers: Arc::new(Mutex::new(Vec::new())),
             signal,
+            registry: RegistryCache::default(),
         })
     }
 
@@ -130,6 +149,50 @@ impl SqliteLog {
         })
         .await
     }
+
+    /// The archive's registry as of `seq` or later (the highest sequence number a read saw;
+    /// None: whatever is there now).
+    async fn registry(&self, seq: Option<i64>) -> Result<Arc<Registry>, LogError> {
+        let cached = self.registry.get();
+        if seq.is_some_and(|s| s <= cached.seq) {
+            return Ok(cached);
+        }
+        let above = cached.seq;
+        let rows = self.read(move |c| registered_above(c, above)).await?;
+        Ok(self.registry.extend(rows))
+    }
+}
+
+/// The highest registry sequence number, read after a read of the hot store on the same
+/// connection, so it is no older than what that read saw.
+fn registry_seq(conn: &Connection) -> Result<i64, LogError> {
+    conn.prepare_cached("SELECT coalesce(MAX(seq), 0) FROM kefu_archive_batches")
+        .and_then(|mut s| s.query_row([], |r| r.get(0)))
+        .map_err(db_err)
+}
+
+fn registered_above(conn: &Connection, seq: i64) -> Result<Vec<(i64, RegisteredBatch)>, LogError> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT seq, name, first_position, last_position, event_count, sha256 \
+             FROM kefu_archive_batches WHERE seq > ?1 ORDER BY seq",
+        )
+        .map_err(db_err)?;
+    let rows = stmt
+        .query_map(params![seq], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                RegisteredBatch {
+                    name: r.get(1)?,
+                    first_position: Position(from_i64(r.get(2)?)),
+                    last_position: Position(from_i64(r.get(3)?)),
+                    events: from_i64(r.get(4)?),
+                    sha256: r.get(5)?,
+                },
+            ))
+        })
+        .map_err(db_err)?;
+    rows.map(|r| r.map_err(db_err)).collect()
 }
 
 impl EventLog for SqliteLog {
@@ -179,7 +242,15 @@ impl EventLog for SqliteLog {
                 )
             })
             .await?;
-        archive::merge_stream(self.archive.as_deref(), stream, from, max, hot).await
+        archive::merge_stream(
+            self.archive.as_deref(),
+            stream,
+            from,
+            max,
+            hot,
+            self.registry(None),
+        )
+        .await
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<Option<u64>, LogError> {
@@ -198,33 +269,37 @@ impl EventLog for SqliteLog {
     }
 
     async fn read_all(&self, from: Position, max: usize) -> Result<Vec<RecordedEvent>, LogError> {
-        let hot = self
+        let (hot, seq) = self
             .read(move |c| {
-                query_events(
+                let hot = query_events(
                     c,
                     &format!(
                         "SELECT {COLUMNS} FROM events WHERE position >= ?1 ORDER BY position LIMIT ?2"
                     ),
                     params![to_i64(from.0), to_i64(max as u64)],
-                )
+                )?;
+                Ok((hot, registry_seq(c)?))
             })
             .await?;
-        archive::merge_all(self.archive.as_deref(), from, max, hot).await
+        let registry = self.registry(Some(seq)).await?;
+        archive::merge_all(self.archive.as_deref(), &registry, from, max, hot).await
     }
 
     async fn read_correlation(&self, correlation_id: Uuid) -> Result<Vec<RecordedEvent>, LogError> {
-        let hot = self
+        let (hot, seq) = self
             .read(move |c| {
-                query_events(
+                let hot = query_events(
                     c,
                     &format!(
                         "SELECT {COLUMNS} FROM events WHERE correlation_id = ?1 ORDER BY position"
                     ),
                     params![correlation_id.to_string()],
-                )
+                )?;
+                Ok((hot, registry_seq(c)?))
             })
             .await?;
-        archive::merge_correlation(self.archive.as_deref(), correlation_id, hot).await
+        let registry = self.registry(Some(seq)).await?;
+        archive::merge_correlation(self.archive.as_deref(), &registry, correlation_id, hot).await
     }
 
     fn appended_signal(&self) -> watch::Receiver<Position> {
@@ -246,8 +321,10 @@ impl ArchiveStore for SqliteLog {
         self.read(move |c| count_ranges(c, &ranges)).await
     }
 
-    async fn remove_archived(&self, ranges: &[StreamRange], count: u64) -> Result<u64, LogError> {
-        let ranges = ranges.to_vec();
+    async fn remove_archived(&self, entry: &ArchiveEntry) -> Result<u64, LogError> {
+        let ranges = entry.streams.clone();
+        let count = entry.events;
+        let entry = entry.clone();
         let writer = self.writer.clone();
         blocking(move || {
             let mut conn = writer.lock().expect("writer poisoned");
@@ -286,10 +363,25 @@ impl ArchiveStore for SqliteLog {
                     })
                     .map_err(db_err)? as u64;
             }
+            register(&tx, &entry, "INSERT")?;
             tx.commit().map_err(db_err)?;
             Ok(deleted)
         })
         .await
+    }
+
+    async fn register(&self, entry: &ArchiveEntry) -> Result<(), LogError> {
+        let entry = entry.clone();
+        let writer = self.writer.clone();
+        blocking(move || {
+            let conn = writer.lock().expect("writer poisoned");
+            register(&conn, &entry, "INSERT OR IGNORE")
+        })
+        .await
+    }
+
+    async fn registered(&self) -> Result<Arc<Registry>, LogError> {
+        self.registry(None).await
     }
 
     async fn try_lock_archiver(&self) -> Result<Option<ArchiverLock>, LogError> {
@@ -300,6 +392,27 @@ impl ArchiveStore for SqliteLog {
             )),
         }
     }
+}
+
+/// Adds `entry` to the registry (`insert`: the statement's verb). Its `seq` is one above the
+/// highest, and SQLite serializes writers, so sequence numbers commit in order.
+fn register(conn: &Connection, entry: &ArchiveEntry, insert: &str) -> Result<(), LogError> {
+    conn.prepare_cached(&format!(
+        "{insert} INTO kefu_archive_batches (name, first_position, last_position, \
+         event_count, sha256, archived_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+    ))
+    .and_then(|mut s| {
+        s.execute(params![
+            entry.name(),
+            to_i64(entry.first_position.0),
+            to_i64(entry.last_position.0),
+            to_i64(entry.events),
+            entry.sha256,
+            Utc::now().timestamp_micros(),
+        ])
+    })
+    .map_err(db_err)?;
+    Ok(())
 }
 
 fn count_ranges(conn: &Connection, ranges: &[StreamRange]) -> Result<u64, LogError> {

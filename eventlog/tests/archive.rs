@@ -1,9 +1,10 @@
 //! The archive on both SQL backends: archived history reads as it did from the hot store
 //! (by stream, in global order, by correlation), streams continue after archiving, a crash at
-//! any step loses nothing and the next run completes, damaged files are named, and two
-//! archivers at once move each event once.
+//! any step loses nothing and the next run completes, damaged files are named, two
+//! archivers at once move each event once, and a reader whose archive directory lacks a batch
+//! the hot store's registry lists fails naming it instead of returning a shorter history.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use kefu_eventlog::archive::{self, ArchiveStore, CrashPoint};
@@ -20,21 +21,33 @@ use uuid::Uuid;
 /// Opens handles on one store and one archive directory.
 trait Store: Send + Sync {
     type Log: ArchiveStore;
-    async fn open(&self) -> Arc<Self::Log>;
+    /// A handle on the store reading through `archive` (another host's directory, or none).
+    async fn open_at(&self, archive: Option<PathBuf>) -> Arc<Self::Log>;
     fn archive_dir(&self) -> &Path;
+    /// Empties the hot store's registry, as if its batches were archived before it existed.
+    async fn forget_registry(&self);
+    async fn open(&self) -> Arc<Self::Log> {
+        self.open_at(Some(self.archive_dir().join("archive"))).await
+    }
 }
 
 struct Sqlite(tempfile::TempDir);
 
 impl Store for Sqlite {
     type Log = SqliteLog;
-    async fn open(&self) -> Arc<SqliteLog> {
+    async fn open_at(&self, archive: Option<PathBuf>) -> Arc<SqliteLog> {
         let mut config = SqliteConfig::new(self.0.path().join("kefu.db"));
-        config.archive = Some(self.0.path().join("archive"));
+        config.archive = archive;
         Arc::new(SqliteLog::open(config).await.expect("open sqlite"))
     }
     fn archive_dir(&self) -> &Path {
         self.0.path()
+    }
+    async fn forget_registry(&self) {
+        rusqlite::Connection::open(self.0.path().join("kefu.db"))
+            .unwrap()
+            .execute("DELETE FROM kefu_archive_batches", [])
+            .unwrap();
     }
 }
 
@@ -49,13 +62,20 @@ struct Postgres {
 
 impl Store for Postgres {
     type Log = PostgresLog;
-    async fn open(&self) -> Arc<PostgresLog> {
+    async fn open_at(&self, archive: Option<PathBuf>) -> Arc<PostgresLog> {
         let mut config = PostgresConfig::new(pg::url()).with_schema(&self.schema);
-        config.archive = Some(self.dir.path().join("archive"));
+        config.archive = archive;
         Arc::new(PostgresLog::open(config).await.expect("open postgres"))
     }
     fn archive_dir(&self) -> &Path {
         self.dir.path()
+    }
+    async fn forget_registry(&self) {
+        pg::client()
+            .await
+            .batch_execute(&format!("DELETE FROM {}.kefu_archive_batches", self.schema))
+            .await
+            .unwrap();
     }
 }
 
@@ -349,22 +369,19 @@ async fn a_damaged_file_is_named<S: Store>(store: S) {
         }
         other => panic!("expected a missing archive file, got {other:?}"),
     }
-    // So is an archive directory that is not there at all: the stream does not start at 0.
+    // So is an archive directory that is not there at all: the hot store's registry names
+    // the batch it lacks.
     std::fs::rename(
         store.archive_dir().join("archive"),
         store.archive_dir().join("elsewhere"),
     )
     .unwrap();
     let reader = store.open().await;
-    match kefu_eventlog::read_whole_stream(&*reader, &stream(1)).await {
-        Err(LogError::Archive { reason, .. }) => {
-            assert!(
-                reason.contains("versions 0..5 of conversation-1"),
-                "{reason}"
-            );
-        }
-        other => panic!("expected missing history, got {other:?}"),
-    }
+    names_the_batch(
+        kefu_eventlog::read_whole_stream(&*reader, &stream(1)).await,
+        name.strip_suffix(".jsonl.gz").unwrap(),
+        "no archive directory",
+    );
 }
 
 async fn two_archivers_move_each_event_once<S: Store>(store: S) {
@@ -385,6 +402,177 @@ async fn two_archivers_move_each_event_once<S: Store>(store: S) {
     let archived: u64 = entries.iter().map(|(e, _)| e.events).sum();
     assert_eq!(archived, 20, "each of the 20 events archived once");
     assert_eq!(snapshot(&*log, &correlations).await, before);
+}
+
+/// Asserts `result` is the typed archive error naming the batch `name`.
+fn names_the_batch<T: std::fmt::Debug>(result: Result<T, LogError>, name: &str, what: &str) {
+    match result {
+        Err(LogError::Archive { path, reason }) => {
+            assert!(
+                path.ends_with(&format!("{name}.jsonl.gz")),
+                "{what}: {path}"
+            );
+            assert!(reason.contains(name), "{what}: {reason}");
+            assert!(
+                reason.contains("same archive directory"),
+                "{what}: {reason}"
+            );
+        }
+        other => panic!("{what}: expected the missing batch {name} named, got {other:?}"),
+    }
+}
+
+async fn another_host_without_the_batch_fails_loudly<S: Store>(store: S) {
+    // Host A archives two streams.
+    let host_a = store.open().await;
+    let correlations = history(&*host_a).await;
+    let before = snapshot(&*host_a, &correlations).await;
+    let moved = archive::archive_streams(&*host_a, &[stream(0), stream(2)], None)
+        .await
+        .unwrap();
+    let name = moved
+        .file
+        .as_deref()
+        .unwrap()
+        .strip_suffix(".jsonl.gz")
+        .unwrap()
+        .to_owned();
+    let entries = host_a.archive().unwrap().entries().unwrap();
+    let last = entries[0].0.last_position;
+    // Host B reads the same store through an empty archive directory, or none at all.
+    let elsewhere = tempfile::tempdir().unwrap();
+    for dir in [Some(elsewhere.path().join("archive")), None] {
+        let host_b = store.open_at(dir.clone()).await;
+        let what = format!("archive {dir:?}");
+        for page in [1000, 3] {
+            names_the_batch(host_b.read_all(Position::START, page).await, &name, &what);
+        }
+        // A page that starts above the batch (a live subscriber) is whole.
+        let above: Vec<RecordedEvent> = before
+            .0
+            .iter()
+            .filter(|e| e.position > last)
+            .cloned()
+            .collect();
+        assert_eq!(
+            host_b.read_all(last.next(), 1000).await.unwrap(),
+            above,
+            "{what}"
+        );
+        names_the_batch(host_b.read_correlation(correlations[0]).await, &name, &what);
+        names_the_batch(
+            kefu_eventlog::read_whole_stream(&*host_b, &stream(0)).await,
+            &name,
+            &what,
+        );
+        names_the_batch(host_b.read_stream(&stream(2), 1, 2).await, &name, &what);
+        names_the_batch(archive::verify_store(&*host_b).await, &name, &what);
+        // A stream that was not archived reads whole.
+        assert_eq!(
+            kefu_eventlog::read_whole_stream(&*host_b, &stream(1))
+                .await
+                .unwrap(),
+            before.1[1]
+        );
+    }
+    // An archive whose entry for the batch names another file checksum is not the one the
+    // hot store registered.
+    let copy = tempfile::tempdir().unwrap();
+    let from = store.archive_dir().join("archive");
+    let to = copy.path().join("archive");
+    std::fs::create_dir_all(to.join("manifest")).unwrap();
+    std::fs::copy(
+        from.join(format!("{name}.jsonl.gz")),
+        to.join(format!("{name}.jsonl.gz")),
+    )
+    .unwrap();
+    let entry_path = format!("manifest/{name}.json");
+    let mut entry: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(from.join(&entry_path)).unwrap()).unwrap();
+    entry["sha256"] = json!("0".repeat(64));
+    std::fs::write(to.join(&entry_path), serde_json::to_vec(&entry).unwrap()).unwrap();
+    let host_c = store.open_at(Some(to)).await;
+    match host_c.read_correlation(correlations[0]).await {
+        Err(LogError::Archive { reason, .. }) => {
+            assert!(
+                reason.contains(&name) && reason.contains("SHA-256"),
+                "{reason}"
+            )
+        }
+        other => panic!("expected a checksum mismatch, got {other:?}"),
+    }
+    // With the shared directory, a fresh process reads everything.
+    let host_a2 = store.open().await;
+    assert_eq!(snapshot(&*host_a2, &correlations).await, before);
+    assert_eq!(archive::verify_store(&*host_a2).await.unwrap().len(), 1);
+}
+
+async fn a_batch_from_before_the_registry_is_registered_by_recovery<S: Store>(store: S) {
+    let host_a = store.open().await;
+    let correlations = history(&*host_a).await;
+    let before = snapshot(&*host_a, &correlations).await;
+    let moved = archive::archive_streams(&*host_a, &[stream(0)], None)
+        .await
+        .unwrap();
+    let name = moved
+        .file
+        .as_deref()
+        .unwrap()
+        .strip_suffix(".jsonl.gz")
+        .unwrap()
+        .to_owned();
+    store.forget_registry().await;
+    // Unregistered, the batch is invisible to a host without it: the hazard itself.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let host_b = store.open_at(Some(elsewhere.path().join("archive"))).await;
+    assert_eq!(
+        read_all(&*host_b, 1000).await.len() + 5,
+        before.0.len(),
+        "the setup hides the batch"
+    );
+    // Recovery (before every batch, or `kefu archive recover`) registers it, once.
+    assert_eq!(archive::recover(&*host_a).await.unwrap(), Some(0));
+    assert_eq!(archive::recover(&*host_a).await.unwrap(), Some(0));
+    let registry = host_a.registered().await.unwrap();
+    assert_eq!(
+        registry.batches.iter().map(|b| &b.name).collect::<Vec<_>>(),
+        vec![&name]
+    );
+    let host_b = store.open_at(Some(elsewhere.path().join("archive"))).await;
+    names_the_batch(
+        host_b.read_all(Position::START, 1000).await,
+        &name,
+        "host B",
+    );
+    assert_eq!(snapshot(&*store.open().await, &correlations).await, before);
+}
+
+#[tokio::test]
+async fn sqlite_a_batch_from_before_the_registry_is_registered_by_recovery() {
+    a_batch_from_before_the_registry_is_registered_by_recovery(sqlite()).await;
+}
+
+#[tokio::test]
+async fn postgres_a_batch_from_before_the_registry_is_registered_by_recovery() {
+    if let Some(store) = postgres().await {
+        let schema = store.schema.clone();
+        a_batch_from_before_the_registry_is_registered_by_recovery(store).await;
+        pg::drop_schema(&schema).await;
+    }
+}
+
+#[tokio::test]
+async fn sqlite_another_host_without_the_batch_fails_loudly() {
+    another_host_without_the_batch_fails_loudly(sqlite()).await;
+}
+
+#[tokio::test]
+async fn postgres_another_host_without_the_batch_fails_loudly() {
+    if let Some(store) = postgres().await {
+        let schema = store.schema.clone();
+        another_host_without_the_batch_fails_loudly(store).await;
+        pg::drop_schema(&schema).await;
+    }
 }
 
 #[tokio::test]
@@ -441,4 +629,141 @@ async fn postgres_two_archivers_move_each_event_once() {
         two_archivers_move_each_event_once(store).await;
         pg::drop_schema(&schema).await;
     }
+}
+
+#[tokio::test]
+async fn postgres_the_registry_migration_applies_to_a_v1_database() {
+    if !pg::available().await {
+        return;
+    }
+    // A database as the previous version left it: migration 1 only, with an event in it.
+    let schema = pg::fresh_schema();
+    let client = pg::client().await;
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA {schema}; SET search_path = {schema};
+             CREATE TABLE kefu_migrations (
+                 version    integer PRIMARY KEY,
+                 name       text NOT NULL,
+                 applied_at timestamptz NOT NULL DEFAULT now()
+             );
+             {}
+             INSERT INTO kefu_migrations (version, name) VALUES (1, 'event log');
+             INSERT INTO events (position, id, stream_id, version, event_type, schema_version,
+                 payload, actor_kind, actor_id, correlation_id, causation_id)
+             VALUES (pg_current_xact_id()::text::bigint << 16, gen_random_uuid(),
+                 'conversation-9', 0, 'TestHappened', 1, '{{}}', 'customer', 'c-1',
+                 gen_random_uuid(), gen_random_uuid());",
+            include_str!("../src/postgres_v1.sql")
+        ))
+        .await
+        .expect("a v1 database");
+    let store = Postgres {
+        schema: schema.clone(),
+        dir: tempfile::tempdir().unwrap(),
+    };
+    // Two processes upgrade at once, and a third opens after.
+    let (a, b) = tokio::join!(store.open(), store.open());
+    let log = store.open().await;
+    let versions: Vec<i32> = client
+        .query(
+            &format!("SELECT version FROM {schema}.kefu_migrations ORDER BY version"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, vec![1, 2]);
+    // The migration itself is safe to run again.
+    client
+        .batch_execute(&format!(
+            "SET search_path = {schema}; {}",
+            include_str!("../src/postgres_v2.sql")
+        ))
+        .await
+        .expect("v2 twice");
+    // The old event is still there, and archiving registers its batch.
+    let old = StreamId::new("conversation-9").unwrap();
+    assert_eq!(
+        kefu_eventlog::read_whole_stream(&*log, &old)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    history(&*a).await;
+    let moved = archive::archive_streams(&*b, &[stream(0)], None)
+        .await
+        .unwrap();
+    assert_eq!(moved.events, 5);
+    let registered: Vec<(String, i64)> = client
+        .query(
+            &format!("SELECT name, event_count FROM {schema}.kefu_archive_batches"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let name = moved
+        .file
+        .unwrap()
+        .strip_suffix(".jsonl.gz")
+        .unwrap()
+        .to_owned();
+    assert_eq!(registered, vec![(name, 5)]);
+    pg::drop_schema(&schema).await;
+}
+
+#[tokio::test]
+async fn sqlite_the_registry_migration_applies_to_a_v1_file() {
+    let store = sqlite();
+    // A file as the previous version left it: schema version 1, with events in it.
+    let log = store.open().await;
+    history(&*log).await;
+    drop(log);
+    let path = store.0.path().join("kefu.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch("DROP TABLE kefu_archive_batches; PRAGMA user_version = 1;")
+            .unwrap();
+    }
+    let (a, b) = tokio::join!(store.open(), store.open());
+    let version: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+    let moved = archive::archive_streams(&*a, &[stream(0)], None)
+        .await
+        .unwrap();
+    assert_eq!(moved.events, 5);
+    let registered: Vec<(String, i64)> = {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT name, event_count FROM kefu_archive_batches")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let name = moved
+        .file
+        .unwrap()
+        .strip_suffix(".jsonl.gz")
+        .unwrap()
+        .to_owned();
+    assert_eq!(registered, vec![(name, 5)]);
+    // The other handle sees the batch through the registry and the shared archive.
+    assert_eq!(
+        kefu_eventlog::read_whole_stream(&*b, &stream(0))
+            .await
+            .unwrap()
+            .len(),
+        6
+    );
 }
