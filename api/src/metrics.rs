@@ -7,6 +7,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use kefu_domain::DomainEvent;
+use kefu_domain::probe::ProbeEvent;
+use kefu_eventlog::RecordedEvent;
 use kefu_projections::queues::QueueCounts;
 
 /// Upper bounds of the request-latency histogram, in seconds.
@@ -20,6 +23,11 @@ pub struct Metrics {
     buckets: [AtomicU64; BUCKETS.len() + 1],
     latency_micros: AtomicU64,
     events: AtomicU64,
+    probes_passed: AtomicU64,
+    probes_failed: AtomicU64,
+    probe_runs: AtomicU64,
+    /// The last completed run's passed share, in millionths.
+    probe_ratio_millionths: AtomicU64,
 }
 
 impl Metrics {
@@ -38,9 +46,22 @@ impl Metrics {
         );
     }
 
-    /// An event appended to the log (by this server or anyone else), as the hub saw it.
-    pub fn record_event(&self) {
+    /// An event appended to the log (by this server or anyone else), as the hub saw it. A
+    /// completed probe run (whichever server's probes ran it) counts its checks.
+    pub fn record_event(&self, e: &RecordedEvent) {
         self.events.fetch_add(1, Ordering::Relaxed);
+        if e.event_type == "ProbeRunCompleted"
+            && let Ok(ProbeEvent::ProbeRunCompleted(c)) =
+                ProbeEvent::decode(&e.event_type, e.schema_version, e.payload.clone())
+        {
+            let passed = u64::from(c.passed);
+            let failed = u64::from(c.checked.saturating_sub(c.passed));
+            self.probes_passed.fetch_add(passed, Ordering::Relaxed);
+            self.probes_failed.fetch_add(failed, Ordering::Relaxed);
+            let ratio = passed * 1_000_000 / u64::from(c.checked.max(1));
+            self.probe_ratio_millionths.store(ratio, Ordering::Relaxed);
+            self.probe_runs.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     pub fn render(
@@ -103,6 +124,30 @@ impl Metrics {
             "kefu_events_appended_total {}",
             self.events.load(Ordering::Relaxed)
         );
+        let _ = writeln!(
+            out,
+            "# HELP kefu_probe_checks_total Probe questions checked since this server started, by outcome."
+        );
+        let _ = writeln!(out, "# TYPE kefu_probe_checks_total counter");
+        let _ = writeln!(
+            out,
+            "kefu_probe_checks_total{{outcome=\"passed\"}} {}",
+            self.probes_passed.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "kefu_probe_checks_total{{outcome=\"failed\"}} {}",
+            self.probes_failed.load(Ordering::Relaxed)
+        );
+        let ratio = self.probe_ratio_millionths.load(Ordering::Relaxed);
+        if self.probe_runs.load(Ordering::Relaxed) > 0 {
+            let _ = writeln!(
+                out,
+                "# HELP kefu_probe_last_run_pass_ratio The share of the last probe run's questions the bot answered right."
+            );
+            let _ = writeln!(out, "# TYPE kefu_probe_last_run_pass_ratio gauge");
+            let _ = writeln!(out, "kefu_probe_last_run_pass_ratio {}", ratio as f64 / 1e6);
+        }
         if let Some(head) = head {
             let _ = writeln!(
                 out,

@@ -11,6 +11,7 @@
 
 mod error;
 mod event;
+pub mod faults;
 mod open;
 pub mod postgres;
 mod retry;
