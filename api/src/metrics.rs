@@ -264,7 +264,27 @@ mod tests {
         let m = Metrics::default();
         m.record_request(true, Duration::from_millis(3));
         m.record_request(false, Duration::from_secs(9));
-        m.record_event();
+        let event = |event_type: &str, payload: serde_json::Value| RecordedEvent {
+            id: uuid::Uuid::now_v7(),
+            stream_id: kefu_eventlog::StreamId::new("probe-1").unwrap(),
+            version: 0,
+            position: kefu_eventlog::Position(1),
+            event_type: event_type.into(),
+            schema_version: 1,
+            payload,
+            recorded_at: chrono::Utc::now(),
+            metadata: kefu_eventlog::Metadata::for_request(
+                kefu_eventlog::Actor::new(kefu_eventlog::ActorKind::System, "probes"),
+                uuid::Uuid::now_v7(),
+            ),
+        };
+        m.record_event(&event("CustomerTurnRecorded", serde_json::json!({})));
+        let text = m.render(&[], 10_000, None, &[]);
+        assert!(!text.contains("kefu_probe_last_run_pass_ratio"), "no run yet");
+        m.record_event(&event(
+            "ProbeRunCompleted",
+            serde_json::json!({"checked": 4, "passed": 3, "failures": [], "at": "2026-11-30T03:00:00Z"}),
+        ));
         let text = m.render(&[("queues".into(), 2)], 10_000, Some(42), &[]);
         assert!(
             text.contains("kefu_graphql_requests_total{outcome=\"ok\"} 1"),
@@ -273,7 +293,10 @@ mod tests {
         assert!(text.contains("kefu_graphql_request_duration_seconds_bucket{le=\"0.005\"} 1"));
         assert!(text.contains("kefu_graphql_request_duration_seconds_bucket{le=\"+Inf\"} 2"));
         assert!(text.contains("kefu_projection_lag_events{projection=\"queues\"} 2"));
-        assert!(text.contains("kefu_events_appended_total 1"));
+        assert!(text.contains("kefu_events_appended_total 2"));
+        assert!(text.contains("kefu_probe_checks_total{outcome=\"passed\"} 3"));
+        assert!(text.contains("kefu_probe_checks_total{outcome=\"failed\"} 1"));
+        assert!(text.contains("kefu_probe_last_run_pass_ratio 0.75"), "{text}");
         assert!(text.contains("kefu_log_head_position 42"));
     }
 }

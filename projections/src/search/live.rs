@@ -474,18 +474,24 @@ async fn follow<L: EventLog>(
             })
             .await?;
             index = next;
-            if let Some(p) = applied_to {
-                out.position.send_replace(p.next());
-            }
             if cut.is_some() {
                 paused = true;
                 info!(checkpoint = ?index.checkpoint(), "search indexing switched off; serving what the index has");
+            }
+            if let Some(p) = applied_to {
+                // Where it stands first, so a reader woken by the position sees both.
+                out.seen.send_modify(|s| {
+                    s.next = s.next.max(p.next());
+                    s.indexing = !paused;
+                });
+                out.position.send_replace(p.next());
             }
             rest
         };
         if paused && rest.iter().any(|e| indexing_flip(e) == Some(true)) {
             // Back on: everything since the checkpoint, the flip included, comes again.
             paused = false;
+            out.seen.send_modify(|s| s.indexing = true);
             info!(from = ?index.resume_from(), "search indexing switched on; catching up");
             sub = resubscribe(index.resume_from());
             continue;
