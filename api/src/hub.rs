@@ -22,7 +22,11 @@ impl EventHub {
     /// Follows the log from its current head until `stop` turns true, counting the events it
     /// sees in `metrics`. A failing store is
     /// retried every second; subscribers simply see nothing meanwhile.
-    pub fn spawn(log: Arc<crate::graphql::ServerLog>, mut stop: watch::Receiver<bool>, metrics: Arc<Metrics>) -> Self {
+    pub fn spawn(
+        log: Arc<crate::graphql::ServerLog>,
+        mut stop: watch::Receiver<bool>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let (tx, _) = broadcast::channel(BUFFER);
         let hub = EventHub { tx: tx.clone() };
         tokio::spawn(async move {

@@ -280,7 +280,10 @@ mod tests {
         };
         m.record_event(&event("CustomerTurnRecorded", serde_json::json!({})));
         let text = m.render(&[], 10_000, None, &[]);
-        assert!(!text.contains("kefu_probe_last_run_pass_ratio"), "no run yet");
+        assert!(
+            !text.contains("kefu_probe_last_run_pass_ratio"),
+            "no run yet"
+        );
         m.record_event(&event(
             "ProbeRunCompleted",
             serde_json::json!({"checked": 4, "passed": 3, "failures": [], "at": "2026-11-30T03:00:00Z"}),
@@ -296,7 +299,10 @@ mod tests {
         assert!(text.contains("kefu_events_appended_total 2"));
         assert!(text.contains("kefu_probe_checks_total{outcome=\"passed\"} 3"));
         assert!(text.contains("kefu_probe_checks_total{outcome=\"failed\"} 1"));
-        assert!(text.contains("kefu_probe_last_run_pass_ratio 0.75"), "{text}");
+        assert!(
+            text.contains("kefu_probe_last_run_pass_ratio 0.75"),
+            "{text}"
+        );
         assert!(text.contains("kefu_log_head_position 42"));
     }
 }

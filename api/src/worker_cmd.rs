@@ -149,8 +149,12 @@ pub async fn spawn(
                 stop,
             )),
             WorkerName::Probes => tokio::spawn(probes::run(
-                Probes::new(desk.clone(), tuning.probe_questions()?, tuning.probe_every())
-                    .with_sample(tuning.probe_sample),
+                Probes::new(
+                    desk.clone(),
+                    tuning.probe_questions()?,
+                    tuning.probe_every(),
+                )
+                .with_sample(tuning.probe_sample),
                 stop,
             )),
             WorkerName::Surveys => tokio::spawn(runtime::run(

@@ -180,7 +180,9 @@ impl Decider for ProbeDecider {
             }
             ProbeCommand::Complete { checks, at } => {
                 let questions = match state {
-                    ProbeRun::NotStarted => return Err(DomainError::NotCreated { kind: "probe run" }),
+                    ProbeRun::NotStarted => {
+                        return Err(DomainError::NotCreated { kind: "probe run" });
+                    }
                     ProbeRun::Completed { run, .. } => {
                         return Err(DomainError::AlreadyExists {
                             kind: "completed probe run",
@@ -290,9 +292,12 @@ mod tests {
         let checks = vec![
             check(1, ProbeReply::Answered { entry: entry(1) }),
             check(2, ProbeReply::Answered { entry: entry(9) }),
-            check(3, ProbeReply::NotAnswered {
+            check(
+                3,
+                ProbeReply::NotAnswered {
                     candidates: vec![entry(3)],
-                },),
+                },
+            ),
         ];
         assert!(
             ProbeDecider::decide(
@@ -319,8 +324,6 @@ mod tests {
         assert_eq!((c.checked, c.passed), (3, 1));
         assert_eq!(c.failures, checks[1..].to_vec());
         let state = done.iter().fold(state, ProbeDecider::evolve);
-        assert!(
-            ProbeDecider::decide(&state, ProbeCommand::Complete { checks, at: at() }).is_err()
-        );
+        assert!(ProbeDecider::decide(&state, ProbeCommand::Complete { checks, at: at() }).is_err());
     }
 }

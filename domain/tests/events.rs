@@ -15,8 +15,8 @@ use kefu_domain::conversation::{
 use kefu_domain::customer::{CustomerDecider, CustomerEvent};
 use kefu_domain::ids::{ConversationId, QueueId, TicketId};
 use kefu_domain::knowledge::{KnowledgeDecider, KnowledgeEvent};
-use kefu_domain::queue::{QueueDecider, QueueEvent};
 use kefu_domain::probe::{ProbeDecider, ProbeEvent};
+use kefu_domain::queue::{QueueDecider, QueueEvent};
 use kefu_domain::switches::{SwitchBoardDecider, SwitchEvent};
 use kefu_domain::ticket::{TicketDecider, TicketEvent};
 use kefu_domain::upcast::stars_from_0_to_10;

@@ -80,22 +80,23 @@ async fn search_indexing_switched_off_serves_stale_and_catches_up() {
     live.wait_for(s.last).await;
     let svc = s.svc.clone();
     let flip = async |on: bool| {
-        let meta = Metadata::for_request(Actor::new(ActorKind::System, "ops"), uuid::Uuid::now_v7());
+        let meta =
+            Metadata::for_request(Actor::new(ActorKind::System, "ops"), uuid::Uuid::now_v7());
         svc.execute::<SwitchBoardDecider>(
-                SWITCHBOARD,
-                SwitchCommand::Set {
-                    switch: Switch::SearchIndexing,
-                    on,
-                    reason: "drill".into(),
-                    at: t(100),
-                },
-                &meta,
-            )
-            .await
-            .unwrap()
-            .appended
-            .unwrap()
-            .last_position
+            SWITCHBOARD,
+            SwitchCommand::Set {
+                switch: Switch::SearchIndexing,
+                on,
+                reason: "drill".into(),
+                at: t(100),
+            },
+            &meta,
+        )
+        .await
+        .unwrap()
+        .appended
+        .unwrap()
+        .last_position
     };
     let off = flip(false).await;
     s.waiting().await;
@@ -103,7 +104,11 @@ async fn search_indexing_switched_off_serves_stale_and_catches_up() {
     assert!(!seen.indexing && !live.handle().indexing());
     let reader = live.reader().unwrap();
     assert_eq!(hits_for(&reader, "退货申请"), 3, "what it had is served");
-    assert_eq!(hits_for(&reader, "talk to a person"), 0, "stale: X3 not indexed");
+    assert_eq!(
+        hits_for(&reader, "talk to a person"),
+        0,
+        "stale: X3 not indexed"
+    );
     let on = flip(true).await;
     live.wait_for(on).await;
     assert!(live.handle().indexing());

@@ -105,7 +105,8 @@ pub fn facts(order: &Order, now: DateTime<Utc>) -> OrderFacts {
         status: order.status,
         seller: order.seller.clone(),
         category: order.category.clone(),
-        days_in_status: u32::try_from((now - order.status_at).num_days().max(0)).unwrap_or(u32::MAX),
+        days_in_status: u32::try_from((now - order.status_at).num_days().max(0))
+            .unwrap_or(u32::MAX),
         open_refund: order.status == OrderStatus::Returned && order.refunded.is_none(),
     }
 }

@@ -224,10 +224,7 @@ impl<L: EventLog> Router<L> {
                 "queues_considered".to_owned(),
                 serde_json::json!(rows.len()),
             ),
-            (
-                "order_gateway".to_owned(),
-                serde_json::json!(source.code()),
-            ),
+            ("order_gateway".to_owned(), serde_json::json!(source.code())),
         ]);
         settle(
             self.desk

@@ -22,7 +22,8 @@ use uuid::Uuid;
 
 use super::access::{self, require};
 use super::types::{
-    AgentStatus, Channel, CloseReason, FaultState, FaultTarget, Receipt, Switch, TicketKind, TicketPriority, TicketStatus,
+    AgentStatus, Channel, CloseReason, FaultState, FaultTarget, Receipt, Switch, TicketKind,
+    TicketPriority, TicketStatus,
 };
 use super::{Api, ApiError, Caller, api, caller, uuid};
 use crate::auth::{Principal, Role};
@@ -604,9 +605,8 @@ impl Mutation {
     ) -> Result<FaultState> {
         let (api, caller) = (api(ctx), caller(ctx)?);
         require(caller, &[Role::Admin], "inject faults")?;
-        let latency = u64::try_from(latency_ms).map_err(|_| {
-            ApiError::Validation(format!("latencyMs: {latency_ms} is negative"))
-        })?;
+        let latency = u64::try_from(latency_ms)
+            .map_err(|_| ApiError::Validation(format!("latencyMs: {latency_ms} is negative")))?;
         let dial = api.faults.dial(target);
         dial.set(kefu_eventlog::faults::FaultSettings {
             latency: std::time::Duration::from_millis(latency),

@@ -13,8 +13,8 @@ use kefu_projections::tickets::TicketFilter;
 
 use super::access::{self, require};
 use super::types::{
-    AuditEntry, ConversationSummary, Event, Forecast, ForecastHour, Me, SearchHit, SearchResults,
-    SwitchState, FaultState, FaultTarget, ProbeRunResult,
+    AuditEntry, ConversationSummary, Event, FaultState, FaultTarget, Forecast, ForecastHour, Me,
+    ProbeRunResult, SearchHit, SearchResults, SwitchState,
 };
 use super::{ApiError, api, caller, caught_up, search_caught_up, uuid};
 use crate::auth::Role;

@@ -379,7 +379,9 @@ struct Outputs<'a> {
 
 /// Whether `e` flips search indexing, and to where.
 fn indexing_flip(e: &RecordedEvent) -> Option<bool> {
-    if e.event_type != "SwitchFlipped" || SwitchBoardDecider::id_of_stream(e.stream_id.as_str()).is_none() {
+    if e.event_type != "SwitchFlipped"
+        || SwitchBoardDecider::id_of_stream(e.stream_id.as_str()).is_none()
+    {
         return None;
     }
     match SwitchEvent::decode(&e.event_type, e.schema_version, e.payload.clone()) {
@@ -405,7 +407,10 @@ async fn indexing_at<L: EventLog>(
         .rev()
         .find(|(p, _)| *p < from)
         .is_none_or(|(_, on)| *on);
-    let next_off = flips.iter().find(|(p, on)| *p >= from && !on).map(|(p, _)| *p);
+    let next_off = flips
+        .iter()
+        .find(|(p, on)| *p >= from && !on)
+        .map(|(p, _)| *p);
     Ok((on, next_off))
 }
 
@@ -436,8 +441,7 @@ async fn follow<L: EventLog>(
         next: index.resume_from(),
         indexing: !paused,
     });
-    let resubscribe =
-        |from: Position| Subscription::new(log.clone(), from).with_page_size(PAGE);
+    let resubscribe = |from: Position| Subscription::new(log.clone(), from).with_page_size(PAGE);
     let mut sub = resubscribe(index.resume_from());
     let mut stopped = stopped.clone();
     loop {
