@@ -193,9 +193,11 @@ pub async fn run(store: &StoreArgs, args: ServeArgs) -> Result<()> {
         &worker_names(&args.workers)?,
         &args.tuning,
         log.clone(),
-        read_for_workers,
-        models.clone(),
-        projections.positions(),
+        worker_cmd::ReadSide {
+            store: read_for_workers,
+            models: models.clone(),
+            positions: projections.positions(),
+        },
         drills.gateway.clone(),
         stopped.clone(),
     )

@@ -83,17 +83,28 @@ impl WorkerArgs {
     }
 }
 
+/// The read side the workers read: the store (checkpoints), the read models, and where each
+/// live projection has got to.
+pub struct ReadSide {
+    pub store: ReadStore,
+    pub models: ReadModels,
+    pub positions: watch::Receiver<Vec<(String, Position)>>,
+}
+
 /// Starts `names` as tasks; they end when `stop` turns true.
 pub async fn spawn(
     names: &[WorkerName],
     tuning: &WorkerArgs,
     log: Arc<ServerLog>,
-    read: ReadStore,
-    models: ReadModels,
-    positions: watch::Receiver<Vec<(String, Position)>>,
+    read: ReadSide,
     gateway_faults: Faults,
     stop: watch::Receiver<bool>,
 ) -> Result<Vec<JoinHandle<()>>> {
+    let ReadSide {
+        store: read,
+        models,
+        positions,
+    } = read;
     let thresholds: Thresholds = tuning.bot.thresholds();
     thresholds
         .validate()
@@ -204,9 +215,11 @@ pub async fn run(store: &StoreArgs, name: WorkerName, tuning: &WorkerArgs) -> Re
         &[name],
         tuning,
         log,
-        read,
-        models,
-        positions,
+        ReadSide {
+            store: read,
+            models,
+            positions,
+        },
         Faults::new("order gateway"),
         stop,
     )
