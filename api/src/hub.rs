@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kefu_eventlog::{AnyLog, EventLog, Position, RecordedEvent, Subscription};
+use kefu_eventlog::{EventLog, Position, RecordedEvent, Subscription};
 use tokio::sync::{broadcast, watch};
 
 use crate::metrics::Metrics;
@@ -22,7 +22,11 @@ impl EventHub {
     /// Follows the log from its current head until `stop` turns true, counting the events it
     /// sees in `metrics`. A failing store is
     /// retried every second; subscribers simply see nothing meanwhile.
-    pub fn spawn(log: Arc<AnyLog>, mut stop: watch::Receiver<bool>, metrics: Arc<Metrics>) -> Self {
+    pub fn spawn(
+        log: Arc<crate::graphql::ServerLog>,
+        mut stop: watch::Receiver<bool>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let (tx, _) = broadcast::channel(BUFFER);
         let hub = EventHub { tx: tx.clone() };
         tokio::spawn(async move {
@@ -44,7 +48,7 @@ impl EventHub {
                     batch = subscription.next_batch(256) => match batch {
                         Ok(events) => {
                             for e in events {
-                                metrics.record_event();
+                                metrics.record_event(&e);
                                 // No receivers is fine: nobody is subscribed right now.
                                 let _ = tx.send(Arc::new(e));
                             }

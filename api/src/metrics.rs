@@ -7,6 +7,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use kefu_domain::DomainEvent;
+use kefu_domain::probe::ProbeEvent;
+use kefu_eventlog::RecordedEvent;
 use kefu_projections::queues::QueueCounts;
 
 /// Upper bounds of the request-latency histogram, in seconds.
@@ -20,6 +23,11 @@ pub struct Metrics {
     buckets: [AtomicU64; BUCKETS.len() + 1],
     latency_micros: AtomicU64,
     events: AtomicU64,
+    probes_passed: AtomicU64,
+    probes_failed: AtomicU64,
+    probe_runs: AtomicU64,
+    /// The last completed run's passed share, in millionths.
+    probe_ratio_millionths: AtomicU64,
 }
 
 impl Metrics {
@@ -38,9 +46,22 @@ impl Metrics {
         );
     }
 
-    /// An event appended to the log (by this server or anyone else), as the hub saw it.
-    pub fn record_event(&self) {
+    /// An event appended to the log (by this server or anyone else), as the hub saw it. A
+    /// completed probe run (whichever server's probes ran it) counts its checks.
+    pub fn record_event(&self, e: &RecordedEvent) {
         self.events.fetch_add(1, Ordering::Relaxed);
+        if e.event_type == "ProbeRunCompleted"
+            && let Ok(ProbeEvent::ProbeRunCompleted(c)) =
+                ProbeEvent::decode(&e.event_type, e.schema_version, e.payload.clone())
+        {
+            let passed = u64::from(c.passed);
+            let failed = u64::from(c.checked.saturating_sub(c.passed));
+            self.probes_passed.fetch_add(passed, Ordering::Relaxed);
+            self.probes_failed.fetch_add(failed, Ordering::Relaxed);
+            let ratio = passed * 1_000_000 / u64::from(c.checked.max(1));
+            self.probe_ratio_millionths.store(ratio, Ordering::Relaxed);
+            self.probe_runs.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     pub fn render(
@@ -103,6 +124,30 @@ impl Metrics {
             "kefu_events_appended_total {}",
             self.events.load(Ordering::Relaxed)
         );
+        let _ = writeln!(
+            out,
+            "# HELP kefu_probe_checks_total Probe questions checked since this server started, by outcome."
+        );
+        let _ = writeln!(out, "# TYPE kefu_probe_checks_total counter");
+        let _ = writeln!(
+            out,
+            "kefu_probe_checks_total{{outcome=\"passed\"}} {}",
+            self.probes_passed.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "kefu_probe_checks_total{{outcome=\"failed\"}} {}",
+            self.probes_failed.load(Ordering::Relaxed)
+        );
+        let ratio = self.probe_ratio_millionths.load(Ordering::Relaxed);
+        if self.probe_runs.load(Ordering::Relaxed) > 0 {
+            let _ = writeln!(
+                out,
+                "# HELP kefu_probe_last_run_pass_ratio The share of the last probe run's questions the bot answered right."
+            );
+            let _ = writeln!(out, "# TYPE kefu_probe_last_run_pass_ratio gauge");
+            let _ = writeln!(out, "kefu_probe_last_run_pass_ratio {}", ratio as f64 / 1e6);
+        }
         if let Some(head) = head {
             let _ = writeln!(
                 out,
@@ -219,7 +264,30 @@ mod tests {
         let m = Metrics::default();
         m.record_request(true, Duration::from_millis(3));
         m.record_request(false, Duration::from_secs(9));
-        m.record_event();
+        let event = |event_type: &str, payload: serde_json::Value| RecordedEvent {
+            id: uuid::Uuid::now_v7(),
+            stream_id: kefu_eventlog::StreamId::new("probe-1").unwrap(),
+            version: 0,
+            position: kefu_eventlog::Position(1),
+            event_type: event_type.into(),
+            schema_version: 1,
+            payload,
+            recorded_at: chrono::Utc::now(),
+            metadata: kefu_eventlog::Metadata::for_request(
+                kefu_eventlog::Actor::new(kefu_eventlog::ActorKind::System, "probes"),
+                uuid::Uuid::now_v7(),
+            ),
+        };
+        m.record_event(&event("CustomerTurnRecorded", serde_json::json!({})));
+        let text = m.render(&[], 10_000, None, &[]);
+        assert!(
+            !text.contains("kefu_probe_last_run_pass_ratio"),
+            "no run yet"
+        );
+        m.record_event(&event(
+            "ProbeRunCompleted",
+            serde_json::json!({"checked": 4, "passed": 3, "failures": [], "at": "2026-11-30T03:00:00Z"}),
+        ));
         let text = m.render(&[("queues".into(), 2)], 10_000, Some(42), &[]);
         assert!(
             text.contains("kefu_graphql_requests_total{outcome=\"ok\"} 1"),
@@ -228,7 +296,13 @@ mod tests {
         assert!(text.contains("kefu_graphql_request_duration_seconds_bucket{le=\"0.005\"} 1"));
         assert!(text.contains("kefu_graphql_request_duration_seconds_bucket{le=\"+Inf\"} 2"));
         assert!(text.contains("kefu_projection_lag_events{projection=\"queues\"} 2"));
-        assert!(text.contains("kefu_events_appended_total 1"));
+        assert!(text.contains("kefu_events_appended_total 2"));
+        assert!(text.contains("kefu_probe_checks_total{outcome=\"passed\"} 3"));
+        assert!(text.contains("kefu_probe_checks_total{outcome=\"failed\"} 1"));
+        assert!(
+            text.contains("kefu_probe_last_run_pass_ratio 0.75"),
+            "{text}"
+        );
         assert!(text.contains("kefu_log_head_position 42"));
     }
 }

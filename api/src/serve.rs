@@ -22,6 +22,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::Utc;
 use clap::Args;
+use kefu_eventlog::faults::{FaultSettings, Faulty};
 use kefu_eventlog::{EventLog, Position};
 use kefu_projections::search::LiveSearch;
 use kefu_projections::{LiveProjections, ReadModels};
@@ -31,7 +32,7 @@ use uuid::Uuid;
 
 use crate::auth::{self, AuthError, Principal, Tokens};
 use crate::config::StoreArgs;
-use crate::graphql::{self, Api, ApiError, Caller, KefuSchema, Limits};
+use crate::graphql::{self, Api, ApiError, Caller, Drills, KefuSchema, Limits};
 use crate::hub::EventHub;
 use crate::metrics::{Metrics, RateLimiter};
 use crate::worker_cmd;
@@ -64,12 +65,12 @@ pub struct ServeArgs {
     #[arg(long, env = "KEFU_MAX_QUERY_COMPLEXITY", default_value_t = 1000)]
     pub max_query_complexity: usize,
     /// The workers to run inside the server: bot, router, assigner, surveys, idle, sla,
-    /// survey-reminders, archiver (comma-separated), or none.
+    /// survey-reminders, archiver, probes (comma-separated), or none.
     #[arg(
         long,
         env = "KEFU_WORKERS",
         value_delimiter = ',',
-        default_value = "bot,router,assigner,surveys,idle,sla,survey-reminders,archiver"
+        default_value = "bot,router,assigner,surveys,idle,sla,survey-reminders,archiver,probes"
     )]
     pub workers: Vec<String>,
     /// Longest message, internal note or comment, in characters.
@@ -78,6 +79,46 @@ pub struct ServeArgs {
     /// How long a query with `atLeast` waits for the read models, in seconds.
     #[arg(long, env = "KEFU_READ_WAIT_SECS", default_value_t = 10)]
     pub read_wait_secs: u64,
+    #[command(flatten)]
+    pub faults: FaultArgs,
+}
+
+/// Faults a drill starts the server with (the `setFault` mutation changes them at run time).
+#[derive(Args, Debug, Clone)]
+pub struct FaultArgs {
+    /// Milliseconds added to every read and append of the event store.
+    #[arg(long, env = "KEFU_FAULT_STORE_LATENCY_MS", default_value_t = 0)]
+    pub fault_store_latency_ms: u64,
+    /// Share of event-store calls that fail (0 to 1, spread evenly).
+    #[arg(long, env = "KEFU_FAULT_STORE_ERROR_RATE", default_value_t = 0.0)]
+    pub fault_store_error_rate: f64,
+    /// Milliseconds added to every order-gateway lookup.
+    #[arg(long, env = "KEFU_FAULT_GATEWAY_LATENCY_MS", default_value_t = 0)]
+    pub fault_gateway_latency_ms: u64,
+    /// Share of order-gateway lookups that fail (0 to 1, spread evenly).
+    #[arg(long, env = "KEFU_FAULT_GATEWAY_ERROR_RATE", default_value_t = 0.0)]
+    pub fault_gateway_error_rate: f64,
+}
+
+impl FaultArgs {
+    fn drills(&self) -> Result<Drills> {
+        let drills = Drills::new();
+        drills
+            .store
+            .set(FaultSettings {
+                latency: Duration::from_millis(self.fault_store_latency_ms),
+                error_rate: self.fault_store_error_rate,
+            })
+            .context("--fault-store-latency-ms / --fault-store-error-rate")?;
+        drills
+            .gateway
+            .set(FaultSettings {
+                latency: Duration::from_millis(self.fault_gateway_latency_ms),
+                error_rate: self.fault_gateway_error_rate,
+            })
+            .context("--fault-gateway-latency-ms / --fault-gateway-error-rate")?;
+        Ok(drills)
+    }
 }
 
 /// Where the token secret comes from (also used by `kefu token`).
@@ -138,7 +179,8 @@ struct App {
 
 pub async fn run(store: &StoreArgs, args: ServeArgs) -> Result<()> {
     let tokens = args.secret.tokens(store)?;
-    let log = Arc::new(store.open().await?);
+    let drills = args.faults.drills()?;
+    let log = Arc::new(Faulty::new(store.open().await?, drills.store.clone()));
     tracing::info!(store = %store.describe(), backend = log.backend(), "event store open");
     let read = store.open_read_store().await?;
     let models = ReadModels::open(read.clone()).await?;
@@ -151,9 +193,12 @@ pub async fn run(store: &StoreArgs, args: ServeArgs) -> Result<()> {
         &worker_names(&args.workers)?,
         &args.tuning,
         log.clone(),
-        read_for_workers,
-        models.clone(),
-        projections.positions(),
+        worker_cmd::ReadSide {
+            store: read_for_workers,
+            models: models.clone(),
+            positions: projections.positions(),
+        },
+        drills.gateway.clone(),
         stopped.clone(),
     )
     .await?;
@@ -162,6 +207,8 @@ pub async fn run(store: &StoreArgs, args: ServeArgs) -> Result<()> {
     let api = Arc::new(Api {
         log: log.clone(),
         desk: Desk::new(CommandService::new(log.clone())).with_clock(args.tuning.clock.clock()?),
+        faults: drills,
+        probe_every: args.tuning.probe_every(),
         read: models,
         projections: projections.positions(),
         search: search.handle(),
@@ -212,7 +259,7 @@ fn worker_names(raw: &[String]) -> Result<Vec<worker_cmd::WorkerName>> {
         }
         let name = worker_cmd::WorkerName::from_str(r, true).map_err(|_| {
             anyhow::anyhow!(
-                "--workers: {r:?} is not a worker; use bot, router, assigner, surveys, idle, sla, survey-reminders, archiver or none"
+                "--workers: {r:?} is not a worker; use bot, router, assigner, surveys, idle, sla, survey-reminders, archiver, probes or none"
             )
         })?;
         if !names.contains(&name) {

@@ -8,12 +8,15 @@ use anyhow::{Result, bail};
 use clap::ValueEnum;
 use kefu_bot::faq::Thresholds;
 use kefu_domain::conversation::DEFAULT_SLA_WARNING_FRACTION;
+use kefu_eventlog::faults::{Faults, Faulty};
 use kefu_eventlog::{AnyLog, Position};
 use kefu_projections::{Catalog, ReadModels, ReadStore};
 use kefu_workers::archiver::Archiver;
 use kefu_workers::assigner::{Assigner, OrphanedSeats};
 use kefu_workers::bot::{BotWorker, seed_demo_kb};
+use kefu_workers::gateway::OrderGateway;
 use kefu_workers::idle::IdleTimeout;
+use kefu_workers::probes::{self, ProbeQuestion, Probes};
 use kefu_workers::router::Router;
 use kefu_workers::runtime::{self, Checkpoints, Start};
 use kefu_workers::sla::SlaTimers;
@@ -23,6 +26,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::StoreArgs;
+use crate::graphql::ServerLog;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum WorkerName {
@@ -44,6 +48,8 @@ pub enum WorkerName {
     SurveyReminders,
     /// Moves the history of conversations closed long ago into the archive.
     Archiver,
+    /// Asks the bot known questions on a schedule and records how many it answered right.
+    Probes,
 }
 
 /// How the workers are tuned.
@@ -85,18 +91,58 @@ pub struct WorkerArgs {
     pub archive_batch: usize,
     #[command(flatten)]
     pub clock: crate::clock::ClockArgs,
+    /// How often the probes ask the bot, in seconds (slots from the epoch; each probed once).
+    #[arg(long, env = "KEFU_PROBE_INTERVAL_SECS", default_value_t = 86_400)]
+    pub probe_interval_secs: u64,
+    /// How many questions a probe run asks (0: all of them).
+    #[arg(long, env = "KEFU_PROBE_SAMPLE", default_value_t = kefu_workers::probes::DEFAULT_SAMPLE)]
+    pub probe_sample: usize,
+    /// The probes' questions, `{"question","expected_entry"}` a line; unset, the demo
+    /// knowledge base's paraphrases.
+    #[arg(long, env = "KEFU_PROBE_QUESTIONS")]
+    pub probe_questions: Option<std::path::PathBuf>,
+}
+
+impl WorkerArgs {
+    pub fn probe_every(&self) -> Duration {
+        Duration::from_secs(self.probe_interval_secs.max(1))
+    }
+
+    fn probe_questions(&self) -> Result<Vec<ProbeQuestion>> {
+        match &self.probe_questions {
+            None => Ok(probes::demo_questions()),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("--probe-questions {}: {e}", path.display()))?;
+                probes::parse_questions(&text)
+                    .map_err(|e| anyhow::anyhow!("--probe-questions {}: {e}", path.display()))
+            }
+        }
+    }
+}
+
+/// The read side the workers read: the store (checkpoints), the read models, and where each
+/// live projection has got to.
+pub struct ReadSide {
+    pub store: ReadStore,
+    pub models: ReadModels,
+    pub positions: watch::Receiver<Vec<(String, Position)>>,
 }
 
 /// Starts `names` as tasks; they end when `stop` turns true.
 pub async fn spawn(
     names: &[WorkerName],
     tuning: &WorkerArgs,
-    log: Arc<AnyLog>,
-    read: ReadStore,
-    models: ReadModels,
-    positions: watch::Receiver<Vec<(String, Position)>>,
+    log: Arc<ServerLog>,
+    read: ReadSide,
+    gateway_faults: Faults,
     stop: watch::Receiver<bool>,
 ) -> Result<Vec<JoinHandle<()>>> {
+    let ReadSide {
+        store: read,
+        models,
+        positions,
+    } = read;
     let thresholds: Thresholds = tuning.bot.thresholds();
     thresholds
         .validate()
@@ -129,7 +175,11 @@ pub async fn spawn(
             WorkerName::Router => tokio::spawn(runtime::run(
                 log,
                 checkpoints,
-                Router::new(desk.clone(), models.clone())?,
+                Router::new(
+                    desk.clone(),
+                    models.clone(),
+                    OrderGateway::new(desk.commands().clone(), gateway_faults.clone()),
+                )?,
                 Start::Head,
                 stop,
             )),
@@ -180,6 +230,15 @@ pub async fn spawn(
                 Duration::from_secs(tuning.archive_sweep_secs.max(1)),
                 stop,
             )),
+            WorkerName::Probes => tokio::spawn(probes::run(
+                Probes::new(
+                    desk.clone(),
+                    tuning.probe_questions()?,
+                    tuning.probe_every(),
+                )
+                .with_sample(tuning.probe_sample),
+                stop,
+            )),
             WorkerName::Surveys => tokio::spawn(runtime::run(
                 log,
                 checkpoints,
@@ -196,8 +255,8 @@ pub async fn spawn(
 /// `kefu worker NAME`: one worker alone. The read models it reads are kept by a server on the
 /// same PostgreSQL store; it follows their checkpoints by polling the catalog.
 pub async fn run(store: &StoreArgs, name: WorkerName, tuning: &WorkerArgs) -> Result<()> {
-    let log = Arc::new(store.open().await?);
-    if !matches!(*log, AnyLog::Postgres(_))
+    let log = Arc::new(Faulty::new(store.open().await?, Faults::new("store")));
+    if !matches!(log.inner(), AnyLog::Postgres(_))
         && matches!(
             name,
             WorkerName::Assigner
@@ -230,7 +289,19 @@ pub async fn run(store: &StoreArgs, name: WorkerName, tuning: &WorkerArgs) -> Re
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     });
-    let tasks = spawn(&[name], tuning, log, read, models, positions, stop).await?;
+    let tasks = spawn(
+        &[name],
+        tuning,
+        log,
+        ReadSide {
+            store: read,
+            models,
+            positions,
+        },
+        Faults::new("order gateway"),
+        stop,
+    )
+    .await?;
     let _ = tokio::signal::ctrl_c().await;
     tracing::info!("stopping");
     let _ = stop_tx.send(true);

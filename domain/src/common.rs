@@ -38,6 +38,9 @@ pub enum Channel {
     Pc,
     /// The phone voice menu.
     Ivr,
+    /// kefu's own probes asking the bot known questions (`workers/src/probes.rs`): never
+    /// counted in statistics, never routed to a human.
+    Probe,
 }
 
 /// An amount of money in minor units (fen for CNY), so sums are exact.

@@ -107,6 +107,11 @@ uuid_id!(
     SwitchBoardId
 );
 uuid_id!(
+    /// One scheduled run of the probes (`probe::ProbeRunId::for_slot` derives it from the
+    /// schedule slot, so two probe workers name the same run).
+    ProbeRunId
+);
+uuid_id!(
     /// One message in a conversation. Chosen by the sender's client, so a retried send is
     /// recognised and recorded once.
     MessageId

@@ -19,6 +19,7 @@
 //! | [`ticket`] | `ticket-<id>` | 工单: status machine, fields, comments, escalation, merge |
 //! | [`knowledge`] | `knowledge-<id>` | FAQ entries the bot answers with |
 //! | [`switches`] | `switches-<id>` | the degradation switches (one switchboard) |
+//! | [`probe`] | `probe-<run id>` | one scheduled run of the probes: questions asked, how many the bot answered right |
 //!
 //! ## Time and ids come in with the command
 //!
@@ -80,6 +81,7 @@ pub mod decider;
 pub mod error;
 pub mod ids;
 pub mod knowledge;
+pub mod probe;
 pub mod queue;
 pub mod schema;
 pub mod switches;

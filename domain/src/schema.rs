@@ -7,6 +7,7 @@ use crate::conversation::ConversationEvent;
 use crate::customer::CustomerEvent;
 use crate::decider::{DomainEvent, EventSchema, canonical_json};
 use crate::knowledge::KnowledgeEvent;
+use crate::probe::ProbeEvent;
 use crate::queue::QueueEvent;
 use crate::switches::SwitchEvent;
 use crate::ticket::TicketEvent;
@@ -21,6 +22,7 @@ pub fn event_schemas() -> Vec<EventSchema> {
         TicketEvent::json_schemas(),
         KnowledgeEvent::json_schemas(),
         SwitchEvent::json_schemas(),
+        ProbeEvent::json_schemas(),
     ]
     .concat()
 }

@@ -31,10 +31,22 @@ pub enum Switch {
     Ranker,
     /// Emotion recognition: no assessments, no mood-driven hand-offs.
     Emotion,
+    /// Search indexing: the index stops at the flip and serves what it has (stale); switched
+    /// back on, it catches up from its checkpoint with nothing lost.
+    SearchIndexing,
+    /// The order-system gateway: triage predicts from the customer's words alone, with no
+    /// order prior.
+    OrderGateway,
 }
 
 impl Switch {
-    pub const ALL: [Switch; 3] = [Switch::Bot, Switch::Ranker, Switch::Emotion];
+    pub const ALL: [Switch; 5] = [
+        Switch::Bot,
+        Switch::Ranker,
+        Switch::Emotion,
+        Switch::SearchIndexing,
+        Switch::OrderGateway,
+    ];
 }
 
 /// Which switches are off.

@@ -15,6 +15,7 @@ use kefu_domain::conversation::{
 use kefu_domain::customer::{CustomerDecider, CustomerEvent};
 use kefu_domain::ids::{ConversationId, QueueId, TicketId};
 use kefu_domain::knowledge::{KnowledgeDecider, KnowledgeEvent};
+use kefu_domain::probe::{ProbeDecider, ProbeEvent};
 use kefu_domain::queue::{QueueDecider, QueueEvent};
 use kefu_domain::switches::{SwitchBoardDecider, SwitchEvent};
 use kefu_domain::ticket::{TicketDecider, TicketEvent};
@@ -64,6 +65,7 @@ fn each_stream_is_named_category_dash_id() {
         TicketDecider::stream_id(id.into()),
         KnowledgeDecider::stream_id(id.into()),
         SwitchBoardDecider::stream_id(id.into()),
+        ProbeDecider::stream_id(id.into()),
     ]
     .map(|s| s.split_once('-').map(|(c, _)| c.to_owned()).unwrap());
     assert_eq!(
@@ -75,7 +77,8 @@ fn each_stream_is_named_category_dash_id() {
             "agent",
             "ticket",
             "knowledge",
-            "switches"
+            "switches",
+            "probe"
         ]
         .map(String::from)
     );
@@ -91,6 +94,7 @@ fn event_type_names_are_unique_across_streams() {
         TicketEvent::EVENT_TYPES,
         KnowledgeEvent::EVENT_TYPES,
         SwitchEvent::EVENT_TYPES,
+        ProbeEvent::EVENT_TYPES,
     ]
     .concat();
     let unique: BTreeSet<_> = all.iter().collect();

@@ -12,6 +12,7 @@
 pub mod archive;
 mod error;
 mod event;
+pub mod faults;
 mod open;
 pub mod postgres;
 mod retry;

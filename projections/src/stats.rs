@@ -112,6 +112,11 @@ impl Projection for StatsProjection {
             _ => return Ok(()),
         };
         if let C::ConversationStarted(s) = event {
+            // kefu's own probes are not customers: no fact, so no figure counts them (and
+            // their later events find no fact to change).
+            if s.channel == kefu_domain::common::Channel::Probe {
+                return Ok(());
+            }
             return rows.put(FactRow {
                 conversation: e.entity().to_owned(),
                 customer: s.customer.to_string(),

@@ -62,3 +62,71 @@ async fn live_search_follows_the_log_and_survives_a_rebuild() {
     assert_eq!(index.count(DocKind::Conversation).unwrap(), 3);
     assert!(!home.dir(1).exists());
 }
+
+/// Search indexing switched off under traffic: the index stops at the flip and serves what
+/// it has (stale); switched back on, it catches up from its checkpoint with nothing lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_indexing_switched_off_serves_stale_and_catches_up() {
+    use kefu_domain::switches::{SWITCHBOARD, Switch, SwitchBoardDecider, SwitchCommand};
+    use kefu_eventlog::{Actor, ActorKind, Metadata};
+
+    let b = support::sqlite().await;
+    let dir = tempfile::tempdir().unwrap();
+    let home = SearchHome::new(dir.path().join("search"));
+    let live = LiveSearch::spawn(b.log.clone(), home.clone());
+    let mut s = Script::new(b.log.clone());
+    s.set_up().await;
+    s.handed_over().await;
+    live.wait_for(s.last).await;
+    let svc = s.svc.clone();
+    let flip = async |on: bool| {
+        let meta =
+            Metadata::for_request(Actor::new(ActorKind::System, "ops"), uuid::Uuid::now_v7());
+        svc.execute::<SwitchBoardDecider>(
+            SWITCHBOARD,
+            SwitchCommand::Set {
+                switch: Switch::SearchIndexing,
+                on,
+                reason: "drill".into(),
+                at: t(100),
+            },
+            &meta,
+        )
+        .await
+        .unwrap()
+        .appended
+        .unwrap()
+        .last_position
+    };
+    let off = flip(false).await;
+    s.waiting().await;
+    let seen = live.handle().wait_seen(s.last).await;
+    assert!(!seen.indexing && !live.handle().indexing());
+    let reader = live.reader().unwrap();
+    assert_eq!(hits_for(&reader, "退货申请"), 3, "what it had is served");
+    assert_eq!(
+        hits_for(&reader, "talk to a person"),
+        0,
+        "stale: X3 not indexed"
+    );
+    let on = flip(true).await;
+    live.wait_for(on).await;
+    assert!(live.handle().indexing());
+    let reader = live.reader().unwrap();
+    assert_eq!(hits_for(&reader, "talk to a person"), 2, "caught up");
+    assert_eq!(hits_for(&reader, "退货申请"), 3, "nothing doubled");
+    live.shutdown().await;
+    let index = SearchIndex::open(home.dir(1)).unwrap();
+    assert!(index.checkpoint() > Some(off));
+    assert_eq!(index.checkpoint(), b.log.head().await.unwrap());
+    drop(index);
+
+    // A server started while indexing is off stays paused, then catches up.
+    let off = flip(false).await;
+    let live = LiveSearch::spawn(b.log.clone(), home.clone());
+    let seen = live.handle().wait_seen(off).await;
+    assert!(!seen.indexing);
+    let on = flip(true).await;
+    live.wait_for(on).await;
+    live.shutdown().await;
+}

@@ -12,16 +12,27 @@
 //! reasons), so a new model can be compared on replayed history. Reacting twice is harmless:
 //! predicting again replaces a prediction with the same one, and a conversation already routed
 //! refuses a second route.
+//!
+//! The order prior comes from the order-system gateway ([`OrderGateway`]): the order as the
+//! shop knows it now, with its days in status and whether a refund is open. With the gateway
+//! switched off (`Switch::OrderGateway`) or failing, the router predicts from the words alone
+//! and routes on the order the conversation itself carries (its seller decides the team);
+//! the features say `order_gateway: switched_off | unavailable` and the routing reasons carry
+//! `order_gateway_switched_off` / `order_gateway_unavailable`, so degraded decisions can be
+//! told apart in the log. Probe conversations (`Channel::Probe`) ask the bot, not triage: the
+//! router leaves them alone, so a probe never reaches a human's queue.
 
 use kefu_bot::eval::{Labelled, parse_jsonl};
 use kefu_bot::intent::{IntentModel, IntentParams};
 use kefu_bot::scenario::{self, OrderFacts, Route};
 use kefu_domain::Decider;
+use kefu_domain::common::Channel;
 use kefu_domain::conversation::{
     Conversation, ConversationCommand as C, ConversationDecider, ConversationSnapshot, Features,
     RoutingReason,
 };
 use kefu_domain::ids::{QueueId, ScenarioCode};
+use kefu_domain::switches::Switch;
 use kefu_eventlog::{Actor, ActorKind, EventLog, Metadata, RecordedEvent};
 use kefu_projections::ReadModels;
 use kefu_projections::queues::QueueRow;
@@ -29,6 +40,7 @@ use uuid::Uuid;
 
 use crate::command::CommandError;
 use crate::desk::Desk;
+use crate::gateway::OrderGateway;
 use crate::runtime::{Reactor, WorkerError};
 
 pub const NAME: &str = "router";
@@ -40,21 +52,85 @@ const TRAINING: &str = include_str!("../../bot/data/intents-train.jsonl");
 pub struct Router<L> {
     desk: Desk<L>,
     models: ReadModels,
+    gateway: OrderGateway<L>,
     intents: IntentModel,
     actor: Actor,
 }
 
+/// Where the order facts of a prediction or route came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OrderSource {
+    /// The conversation names no order.
+    NoOrder,
+    Gateway,
+    SwitchedOff,
+    Unavailable,
+}
+
+impl OrderSource {
+    fn code(self) -> &'static str {
+        match self {
+            OrderSource::NoOrder => "no_order",
+            OrderSource::Gateway => "on",
+            OrderSource::SwitchedOff => "switched_off",
+            OrderSource::Unavailable => "unavailable",
+        }
+    }
+
+    /// The routing reason a degraded route carries.
+    fn reason(self) -> Option<RoutingReason> {
+        match self {
+            OrderSource::SwitchedOff | OrderSource::Unavailable => Some(RoutingReason::Other {
+                code: format!("order_gateway_{}", self.code()),
+            }),
+            OrderSource::NoOrder | OrderSource::Gateway => None,
+        }
+    }
+}
+
 impl<L: EventLog> Router<L> {
     /// Trains the text classifier (well under a second on the shipped examples).
-    pub fn new(desk: Desk<L>, models: ReadModels) -> Result<Self, WorkerError> {
+    pub fn new(
+        desk: Desk<L>,
+        models: ReadModels,
+        gateway: OrderGateway<L>,
+    ) -> Result<Self, WorkerError> {
         let examples: Vec<Labelled> = parse_jsonl(TRAINING).map_err(invalid)?;
         let intents = IntentModel::train(&examples, &IntentParams::default()).map_err(invalid)?;
         Ok(Router {
             desk,
             models,
+            gateway,
             intents,
             actor: Actor::new(ActorKind::System, NAME),
         })
+    }
+
+    /// The conversation's order as the gateway knows it now, or nothing when the gateway is
+    /// switched off or fails (the router then works without it).
+    async fn order(
+        &self,
+        conv: &Conversation,
+    ) -> Result<(Option<OrderFacts>, OrderSource), WorkerError> {
+        let Some(order) = &conv.order else {
+            return Ok((None, OrderSource::NoOrder));
+        };
+        if !self.desk.switchboard().await?.is_on(Switch::OrderGateway) {
+            return Ok((None, OrderSource::SwitchedOff));
+        }
+        match self
+            .gateway
+            .order(conv.customer, &order.order, self.desk.now())
+            .await
+        {
+            // The order was confirmed from the customer stream when the chat began; should
+            // the shop have lost it since, what the conversation carries still holds.
+            Ok(found) => Ok((found.or_else(|| facts(conv)), OrderSource::Gateway)),
+            Err(e) => {
+                tracing::warn!(conversation = %conv.id, error = %e, "no order context; triage goes on without it");
+                Ok((None, OrderSource::Unavailable))
+            }
+        }
     }
 
     async fn conversation(
@@ -76,8 +152,8 @@ impl<L: EventLog> Router<L> {
         text: Option<&str>,
         meta: &Metadata,
     ) -> Result<(), WorkerError> {
-        let order = facts(conv);
-        let prediction = match text {
+        let (order, source) = self.order(conv).await?;
+        let mut prediction = match text {
             None => scenario::prior(order.as_ref()),
             Some(t) => scenario::combine(
                 &self.intents.classify(t),
@@ -85,6 +161,9 @@ impl<L: EventLog> Router<L> {
                 order.as_ref(),
             ),
         };
+        prediction
+            .features
+            .insert("order_gateway".into(), serde_json::json!(source.code()));
         let command = C::PredictScenario {
             candidates: prediction.candidates,
             // Model versions are codes in the log (letters, digits and - _ . : /); the
@@ -111,7 +190,10 @@ impl<L: EventLog> Router<L> {
                     .or_else(|| s.candidates.first().map(|c| c.scenario.clone()))
             })
             .unwrap_or_else(|| ScenarioCode::new("other"));
-        let route = scenario::route(&scenario, facts(conv).as_ref());
+        // Without the gateway, the order the conversation carries still names the seller,
+        // whose team must answer.
+        let (order, source) = self.order(conv).await?;
+        let route = scenario::route(&scenario, order.or_else(|| facts(conv)).as_ref());
         let view = self.models.live(kefu_projections::queues::NAME).await?;
         let queues = view.queue_counts(0).await?;
         let rows: Vec<QueueRow> = queues.into_iter().map(|q| q.queue).collect();
@@ -123,6 +205,7 @@ impl<L: EventLog> Router<L> {
         if fallback {
             reasons.push(RoutingReason::Fallback);
         }
+        reasons.extend(source.reason());
         let features = Features::from([
             ("scenario".to_owned(), serde_json::json!(scenario.as_str())),
             (
@@ -141,6 +224,7 @@ impl<L: EventLog> Router<L> {
                 "queues_considered".to_owned(),
                 serde_json::json!(rows.len()),
             ),
+            ("order_gateway".to_owned(), serde_json::json!(source.code())),
         ]);
         settle(
             self.desk
@@ -157,7 +241,8 @@ impl<L: EventLog> Router<L> {
     }
 }
 
-/// The order facts the scenario model reads, from what the conversation knows of its order.
+/// The order facts of what the conversation itself knows of its order (as it stood when the
+/// chat began): enough to route by seller and category when the gateway is not there.
 fn facts(conv: &Conversation) -> Option<OrderFacts> {
     conv.order.as_ref().map(|o| OrderFacts {
         status: o.status,
@@ -239,6 +324,9 @@ impl<L: EventLog> Reactor for Router<L> {
             let Some(conv) = self.conversation(e).await? else {
                 continue;
             };
+            if conv.channel == Channel::Probe {
+                continue;
+            }
             let meta = Metadata::caused_by(self.actor.clone(), e);
             match e.event_type.as_str() {
                 "ConversationStarted" => self.predict(&conv, None, &meta).await?,

@@ -59,14 +59,63 @@ impl Default for Limits {
 
 /// What every resolver can reach.
 pub struct Api {
-    pub log: Arc<AnyLog>,
-    pub desk: Desk<AnyLog>,
+    pub log: Arc<ServerLog>,
+    pub desk: Desk<ServerLog>,
+    /// The drills' fault dials of this server.
+    pub faults: Drills,
+    /// How often the probes run (names the slots whose runs `probeRuns` reads).
+    pub probe_every: std::time::Duration,
     pub read: ReadModels,
     /// Where each live projection's next read starts.
     pub projections: watch::Receiver<Vec<(String, Position)>>,
     pub search: SearchHandle,
     pub hub: EventHub,
     pub limits: Limits,
+}
+
+/// The log as the server reaches it: through the store's fault dial.
+pub type ServerLog = kefu_eventlog::faults::Faulty<AnyLog>;
+
+/// This server's fault dials (drills; in memory, per process).
+#[derive(Clone)]
+pub struct Drills {
+    pub store: kefu_eventlog::faults::Faults,
+    pub gateway: kefu_eventlog::faults::Faults,
+}
+
+impl Drills {
+    pub fn new() -> Self {
+        Drills {
+            store: kefu_eventlog::faults::Faults::new("store"),
+            gateway: kefu_eventlog::faults::Faults::new("order gateway"),
+        }
+    }
+}
+
+impl Drills {
+    pub fn dial(&self, target: types::FaultTarget) -> &kefu_eventlog::faults::Faults {
+        match target {
+            types::FaultTarget::Store => &self.store,
+            types::FaultTarget::OrderGateway => &self.gateway,
+        }
+    }
+
+    pub fn state(&self, target: types::FaultTarget) -> types::FaultState {
+        let dial = self.dial(target);
+        let s = dial.settings();
+        types::FaultState {
+            target,
+            latency_ms: i32::try_from(s.latency.as_millis()).unwrap_or(i32::MAX),
+            error_rate: s.error_rate,
+            injected: dial.injected().to_string(),
+        }
+    }
+}
+
+impl Default for Drills {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Who is asking, and the ids their request stamps on every event it causes.

@@ -22,7 +22,8 @@ use uuid::Uuid;
 
 use super::access::{self, require};
 use super::types::{
-    AgentStatus, Channel, CloseReason, Receipt, Switch, TicketKind, TicketPriority, TicketStatus,
+    AgentStatus, Channel, CloseReason, FaultState, FaultTarget, Receipt, Switch, TicketKind,
+    TicketPriority, TicketStatus,
 };
 use super::{Api, ApiError, Caller, api, caller, uuid};
 use crate::auth::{Principal, Role};
@@ -112,6 +113,12 @@ impl Mutation {
         let (api, caller) = (api(ctx), caller(ctx)?);
         let p = require(caller, &[Role::Customer], "start a conversation")?;
         let customer = access::customer_id(p)?;
+        if channel == Channel::Probe {
+            return Err(ApiError::Validation(
+                "channel: PROBE is kefu's own probes' channel; use WEB, APP, PC or IVR".into(),
+            )
+            .into());
+        }
         let done = api
             .desk
             .start_conversation(
@@ -587,7 +594,31 @@ impl Mutation {
         Ok(receipt_of(caller, done))
     }
 
-    /// Turns a degradation switch off or back on (bot, ranker, emotion), for every server.
+    /// Sets a drill's faults on a dependency of this server (not the others): latency added
+    /// to every call and the share of calls that fail. Zero and zero turn the drill off.
+    async fn set_fault(
+        &self,
+        ctx: &Context<'_>,
+        target: FaultTarget,
+        latency_ms: i32,
+        error_rate: f64,
+    ) -> Result<FaultState> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        require(caller, &[Role::Admin], "inject faults")?;
+        let latency = u64::try_from(latency_ms)
+            .map_err(|_| ApiError::Validation(format!("latencyMs: {latency_ms} is negative")))?;
+        let dial = api.faults.dial(target);
+        dial.set(kefu_eventlog::faults::FaultSettings {
+            latency: std::time::Duration::from_millis(latency),
+            error_rate,
+        })
+        .map_err(|e| ApiError::Validation(e.to_string()))?;
+        tracing::warn!(?target, latency_ms, error_rate, by = %caller.principal.id, "drill faults set");
+        Ok(api.faults.state(target))
+    }
+
+    /// Turns a degradation switch off or back on (bot, ranker, emotion, search indexing, the
+    /// order gateway), for every server.
     async fn set_switch(
         &self,
         ctx: &Context<'_>,

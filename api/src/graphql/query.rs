@@ -13,8 +13,8 @@ use kefu_projections::tickets::TicketFilter;
 
 use super::access::{self, require};
 use super::types::{
-    AuditEntry, ConversationSummary, Event, Forecast, ForecastHour, Me, SearchHit, SearchResults,
-    SwitchState,
+    AuditEntry, ConversationSummary, Event, FaultState, FaultTarget, Forecast, ForecastHour, Me,
+    ProbeRunResult, SearchHit, SearchResults, SwitchState,
 };
 use super::{ApiError, api, caller, caught_up, search_caught_up, uuid};
 use crate::auth::Role;
@@ -513,6 +513,53 @@ impl Query {
             .map(|s| SwitchState {
                 switch: s.into(),
                 on: board.is_on(s),
+            })
+            .collect())
+    }
+
+    /// The drills' faults on this server's dependencies.
+    async fn faults(&self, ctx: &Context<'_>) -> Result<Vec<FaultState>> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        require(caller, &[Role::Admin], "see the drills' faults")?;
+        Ok([FaultTarget::Store, FaultTarget::OrderGateway]
+            .into_iter()
+            .map(|t| api.faults.state(t))
+            .collect())
+    }
+
+    /// The probe runs of the last `slots` schedule slots (1 to 100, default 7), newest
+    /// first; slots never probed are left out.
+    async fn probe_runs(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 7)] slots: i32,
+    ) -> Result<Vec<ProbeRunResult>> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        require(
+            caller,
+            &[Role::Admin, Role::Supervisor, Role::Analyst],
+            "see the probe runs",
+        )?;
+        let n = usize::try_from(slots)
+            .ok()
+            .filter(|n| (1..=100).contains(n))
+            .ok_or_else(|| ApiError::Validation(format!("slots: {slots} is not 1 to 100")))?;
+        let runs = kefu_workers::probes::recent_runs(&api.desk, api.probe_every, api.desk.now(), n)
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        Ok(runs
+            .into_iter()
+            .map(|r| ProbeRunResult {
+                run: r.run.to_string(),
+                slot: r.slot,
+                questions: i32::try_from(r.questions).unwrap_or(i32::MAX),
+                checked: r.completed.as_ref().map(|c| c.checked as i32),
+                passed: r.completed.as_ref().map(|c| c.passed as i32),
+                failures: async_graphql::Json(
+                    r.completed
+                        .map(|c| serde_json::json!(c.failures))
+                        .unwrap_or(serde_json::json!([])),
+                ),
             })
             .collect())
     }

@@ -26,6 +26,8 @@ pub enum Channel {
     App,
     Pc,
     Ivr,
+    /// kefu's own probes; customers cannot start conversations on it.
+    Probe,
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
@@ -243,6 +245,42 @@ pub enum Switch {
     Bot,
     Ranker,
     Emotion,
+    SearchIndexing,
+    OrderGateway,
+}
+
+/// A dependency a drill can inject faults into.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum FaultTarget {
+    /// The event log, as this server reaches it (every read and append).
+    Store,
+    /// The order-system gateway triage reads orders through.
+    OrderGateway,
+}
+
+/// The faults a dependency has injected into it on this server.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct FaultState {
+    pub target: FaultTarget,
+    /// Added to every call, in milliseconds.
+    pub latency_ms: i32,
+    /// The share of calls that fail, spread evenly (0.5: every second call).
+    pub error_rate: f64,
+    /// Calls failed on purpose since this server started.
+    pub injected: String,
+}
+
+/// One probe run: a schedule slot's questions to the bot and what came back.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct ProbeRunResult {
+    pub run: String,
+    pub slot: chrono::DateTime<chrono::Utc>,
+    pub questions: i32,
+    /// Null while the run is under way (or was abandoned).
+    pub checked: Option<i32>,
+    pub passed: Option<i32>,
+    /// The checks that failed: question, expected entry, conversation and what the bot did.
+    pub failures: async_graphql::Json<serde_json::Value>,
 }
 
 /// A degradation switch and where it stands.

@@ -8,11 +8,22 @@
 //!
 //! tantivy's work (tokenising, merging, committing) is blocking CPU and disk work, so it runs
 //! on tokio's blocking pool, the index moving in and out of each call.
+//!
+//! The `SearchIndexing` degradation switch is read from the log the index follows: the live
+//! index applies events up to and including the `SwitchFlipped` that turns it off, commits
+//! (its checkpoint stays just after the flip), and from there only reads on, looking for the
+//! flip that turns it back on, while searches are served from what it has (stale). At that
+//! flip it goes back to its checkpoint and applies everything since: nothing is lost. Where
+//! the switch stands is a function of the log position, so every server's index stops and
+//! resumes at the same events, and a server started while indexing is off stays paused. A
+//! rebuild (`kefu replay search`) is an admin's explicit act and indexes everything.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use kefu_eventlog::{EventLog, Position, RecordedEvent, Subscription};
+use kefu_domain::switches::{SWITCHBOARD, Switch, SwitchBoardDecider, SwitchEvent};
+use kefu_domain::{Decider, DomainEvent};
+use kefu_eventlog::{EventLog, Position, RecordedEvent, StreamId, Subscription, read_whole_stream};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -180,10 +191,21 @@ fn apply_all(index: &mut SearchIndex, events: &[RecordedEvent]) -> Result<(), Se
 /// Feeds `index` from its checkpoint to the log's head as of now, committing as it goes.
 pub async fn catch_up_search<L: EventLog>(
     log: &L,
+    index: SearchIndex,
+    progress: impl FnMut(&Progress),
+) -> Result<(SearchIndex, Progress), ProjectionError> {
+    catch_up_search_to(log, index, None, progress).await
+}
+
+/// Feeds `index` from its checkpoint to the log's head as of now, or to `bound` (inclusive)
+/// if that comes first.
+async fn catch_up_search_to<L: EventLog>(
+    log: &L,
     mut index: SearchIndex,
+    bound: Option<Position>,
     mut progress: impl FnMut(&Progress),
 ) -> Result<(SearchIndex, Progress), ProjectionError> {
-    let mut pages = ReadAhead::start(log, index.resume_from(), None, PAGE).await?;
+    let mut pages = ReadAhead::start(log, index.resume_from(), bound, PAGE).await?;
     let mut since_commit = 0;
     while !pages.is_done() {
         index = pages
@@ -245,6 +267,16 @@ pub struct LiveSearch {
 pub struct SearchHandle {
     reader: watch::Receiver<Option<SearchReader>>,
     position: watch::Receiver<Position>,
+    seen: watch::Receiver<Seen>,
+}
+
+/// How far the follower has read the log, indexed or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    /// The position after the last event read.
+    pub next: Position,
+    /// Whether indexing is switched on there.
+    pub indexing: bool,
 }
 
 impl SearchHandle {
@@ -258,6 +290,24 @@ impl SearchHandle {
         let mut rx = self.position.clone();
         let _ = rx.wait_for(|p| *p > position).await;
     }
+
+    /// Waits until the follower has read the event at `position` (indexed or, with indexing
+    /// switched off, passed over for now); says where it stands then.
+    pub async fn wait_seen(&self, position: Position) -> Seen {
+        let mut rx = self.seen.clone();
+        rx.wait_for(|s| s.next > position)
+            .await
+            .map(|s| *s)
+            .unwrap_or(Seen {
+                next: position,
+                indexing: true,
+            })
+    }
+
+    /// Whether indexing is switched on where the follower has read to.
+    pub fn indexing(&self) -> bool {
+        self.seen.borrow().indexing
+    }
 }
 
 impl LiveSearch {
@@ -265,19 +315,36 @@ impl LiveSearch {
         let (stop, stopped) = watch::channel(false);
         let (reader_tx, reader) = watch::channel(None);
         let (position_tx, position) = watch::channel(Position::START);
+        let (seen_tx, seen) = watch::channel(Seen {
+            next: Position::START,
+            indexing: true,
+        });
         let (reader_tx, position_tx) = (Arc::new(reader_tx), Arc::new(position_tx));
+        let seen_tx = Arc::new(seen_tx);
         let task = tokio::spawn(supervise("search", stopped.clone(), move || {
-            let (log, home, stopped, reader_tx, position_tx) = (
+            let (log, home, stopped, reader_tx, position_tx, seen_tx) = (
                 log.clone(),
                 home.clone(),
                 stopped.clone(),
                 reader_tx.clone(),
                 position_tx.clone(),
+                seen_tx.clone(),
             );
-            async move { follow(&log, &home, &stopped, &reader_tx, &position_tx).await }
+            async move {
+                let out = Outputs {
+                    reader: &reader_tx,
+                    position: &position_tx,
+                    seen: &seen_tx,
+                };
+                follow(&log, &home, &stopped, out).await
+            }
         }));
         LiveSearch {
-            handle: SearchHandle { reader, position },
+            handle: SearchHandle {
+                reader,
+                position,
+                seen,
+            },
             stop,
             task,
         }
@@ -303,21 +370,79 @@ impl LiveSearch {
     }
 }
 
+/// What the follower tells request handlers.
+struct Outputs<'a> {
+    reader: &'a watch::Sender<Option<SearchReader>>,
+    position: &'a watch::Sender<Position>,
+    seen: &'a watch::Sender<Seen>,
+}
+
+/// Whether `e` flips search indexing, and to where.
+fn indexing_flip(e: &RecordedEvent) -> Option<bool> {
+    if e.event_type != "SwitchFlipped"
+        || SwitchBoardDecider::id_of_stream(e.stream_id.as_str()).is_none()
+    {
+        return None;
+    }
+    match SwitchEvent::decode(&e.event_type, e.schema_version, e.payload.clone()) {
+        Ok(SwitchEvent::SwitchFlipped(f)) if f.switch == Switch::SearchIndexing => Some(f.on),
+        _ => None,
+    }
+}
+
+/// Where indexing stands just before `from` (on unless a flip below it says otherwise), and
+/// the first flip off at or after `from`.
+async fn indexing_at<L: EventLog>(
+    log: &L,
+    from: Position,
+) -> Result<(bool, Option<Position>), ProjectionError> {
+    let stream = StreamId::new(SwitchBoardDecider::stream_id(SWITCHBOARD))?;
+    let flips: Vec<(Position, bool)> = read_whole_stream(log, &stream)
+        .await?
+        .iter()
+        .filter_map(|e| indexing_flip(e).map(|on| (e.position, on)))
+        .collect();
+    let on = flips
+        .iter()
+        .rev()
+        .find(|(p, _)| *p < from)
+        .is_none_or(|(_, on)| *on);
+    let next_off = flips
+        .iter()
+        .find(|(p, on)| *p >= from && !on)
+        .map(|(p, _)| *p);
+    Ok((on, next_off))
+}
+
 async fn follow<L: EventLog>(
     log: &Arc<L>,
     home: &SearchHome,
     stopped: &watch::Receiver<bool>,
-    reader_tx: &watch::Sender<Option<SearchReader>>,
-    position_tx: &watch::Sender<Position>,
+    out: Outputs<'_>,
 ) -> Result<(), ProjectionError> {
     let home_ = home.clone();
     let (generation, index) = tokio::task::spawn_blocking(move || home_.open_live())
         .await
         .map_err(|e| ProjectionError::Bug(format!("search thread failed: {e}")))??;
-    reader_tx.send_replace(Some(index.reader()));
-    let (mut index, _) = catch_up_search(&**log, index, |_| {}).await?;
-    position_tx.send_replace(index.resume_from());
-    let mut sub = Subscription::new(log.clone(), index.resume_from()).with_page_size(PAGE);
+    out.reader.send_replace(Some(index.reader()));
+    let (on, next_off) = indexing_at(&**log, index.resume_from()).await?;
+    let (mut index, mut paused) = if on {
+        let (index, _) = catch_up_search_to(&**log, index, next_off, |_| {}).await?;
+        let stopped_at_flip = next_off.is_some_and(|p| index.resume_from() > p);
+        (index, stopped_at_flip)
+    } else {
+        (index, true)
+    };
+    if paused {
+        info!(checkpoint = ?index.checkpoint(), "search indexing is switched off; serving what the index has");
+    }
+    out.position.send_replace(index.resume_from());
+    out.seen.send_replace(Seen {
+        next: index.resume_from(),
+        indexing: !paused,
+    });
+    let resubscribe = |from: Position| Subscription::new(log.clone(), from).with_page_size(PAGE);
+    let mut sub = resubscribe(index.resume_from());
     let mut stopped = stopped.clone();
     loop {
         let batch = tokio::select! {
@@ -330,15 +455,55 @@ async fn follow<L: EventLog>(
                 generation: generation as i64,
             });
         }
-        let last = batch.last().map(|e| e.position);
-        let (next, _) = with_index(index, move |index| {
-            apply_all(index, &batch)?;
-            index.commit()
-        })
-        .await?;
-        index = next;
-        if let Some(last) = last {
-            position_tx.send_replace(last.next());
+        let Some(last) = batch.last().map(|e| e.position) else {
+            continue;
+        };
+        let rest = if paused {
+            batch
+        } else {
+            // Index up to and including a flip off; what follows waits for the flip on.
+            let cut = batch.iter().position(|e| indexing_flip(e) == Some(false));
+            let (apply, rest) = match cut {
+                Some(i) => {
+                    let mut apply = batch;
+                    let rest = apply.split_off(i + 1);
+                    (apply, rest)
+                }
+                None => (batch, Vec::new()),
+            };
+            let applied_to = apply.last().map(|e| e.position);
+            let (next, _) = with_index(index, move |index| {
+                apply_all(index, &apply)?;
+                index.commit()
+            })
+            .await?;
+            index = next;
+            if cut.is_some() {
+                paused = true;
+                info!(checkpoint = ?index.checkpoint(), "search indexing switched off; serving what the index has");
+            }
+            if let Some(p) = applied_to {
+                // Where it stands first, so a reader woken by the position sees both.
+                out.seen.send_modify(|s| {
+                    s.next = s.next.max(p.next());
+                    s.indexing = !paused;
+                });
+                out.position.send_replace(p.next());
+            }
+            rest
+        };
+        if paused && rest.iter().any(|e| indexing_flip(e) == Some(true)) {
+            // Back on: everything since the checkpoint, the flip included, comes again.
+            paused = false;
+            out.seen.send_modify(|s| s.indexing = true);
+            info!(from = ?index.resume_from(), "search indexing switched on; catching up");
+            sub = resubscribe(index.resume_from());
+            continue;
         }
+        // Only forward: after a flip on, the events since the checkpoint are read again.
+        out.seen.send_modify(|s| {
+            s.next = s.next.max(last.next());
+            s.indexing = !paused;
+        });
     }
 }

@@ -62,7 +62,7 @@ use tantivy::directory::MmapDirectory;
 use tantivy::{Index, IndexWriter, ReloadPolicy, TantivyDocument};
 
 pub use error::SearchError;
-pub use live::{LiveSearch, SearchHandle, SearchHome, catch_up_search, rebuild_search};
+pub use live::{LiveSearch, SearchHandle, SearchHome, Seen, catch_up_search, rebuild_search};
 pub use mask::{EMAIL_MASK, PHONE_MASK, mask};
 pub use query::{
     DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, MAX_QUERY_CHARS, SearchHit, SearchReader, SearchRequest,
