@@ -1132,6 +1132,8 @@ impl Decider for ConversationDecider {
                     });
                 }
                 match conv.survey {
+                    // A probe is the desk asking itself: nobody to survey, nothing to count.
+                    Survey::NotOffered if conv.channel == Channel::Probe => Ok(vec![]),
                     Survey::NotOffered => Ok(vec![SurveyOffered { at }.into()]),
                     Survey::Offered { .. } => Err(DomainError::SurveyAlreadyOffered {
                         conversation: conv.id,

@@ -745,6 +745,25 @@ fn a_survey_is_offered_only_after_close_and_only_once() {
 }
 
 #[test]
+fn a_probe_conversation_is_never_surveyed() {
+    let probe = Conv::new()
+        .given(C::Start {
+            conversation: CONVERSATION,
+            customer: customer(CustomerTier::Regular),
+            channel: Channel::Probe,
+            order: None,
+            bot_enabled: true,
+            at: t(0),
+        })
+        .given(C::Close {
+            by: Party::System,
+            reason: CloseReason::Resolved,
+            at: t(1),
+        });
+    assert_eq!(probe.when(C::OfferSurvey { at: t(2) }).unwrap(), vec![]);
+}
+
+#[test]
 fn a_survey_is_answered_once_with_one_to_five_stars() {
     assert_refused!(closed().when(answer(5)), E::SurveyNotOffered { .. });
     let offered = closed().given(C::OfferSurvey { at: t(11) });
