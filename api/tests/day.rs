@@ -995,8 +995,9 @@ async fn a_day_of_traffic_with_the_assigner_killed_and_restarted() {
 }
 
 impl Day {
-    /// Queues, agents online, and each customer's profile and order from the shop (kefu has
-    /// no order gateway yet: the test plays it, through the command service, as one would).
+    /// Queues, agents online, and each customer's profile and order from the shop: the test
+    /// plays the shop's order system, whose orders kefu mirrors into customer streams (where
+    /// the order gateway reads them), through the command service, as the sync would.
     async fn open_the_desk(&mut self, rng: &mut Rng) {
         for spec in &QUEUES {
             let done = self

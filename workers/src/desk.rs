@@ -1,7 +1,7 @@
 //! The desk: what people do at the help desk (a customer starts a chat, an agent accepts it,
 //! a supervisor routes it, an admin defines a queue), each as the commands it takes across
-//! streams. The GraphQL API calls these; the workers (issue 7) will call the same ones, so a
-//! rule that spans streams is written once.
+//! streams. The GraphQL API and the workers call the same ones, so a rule that spans
+//! streams is written once.
 //!
 //! Every operation reads the clock once per command, mints the ids it creates, and returns
 //! where its last event landed in the log ([`Done::position`]), so a client can wait for the
