@@ -710,3 +710,85 @@ async fn a_token_over_its_rate_is_refused() {
     let other = server.token("analyst", "bi-2", &[]);
     server.gql(&other, "query { me { role } }", json!({})).await;
 }
+
+/// A supervisor following their queues hears of an SLA breach: the sla worker escalates a chat
+/// that waited past its first-response target, and `queueChanges` delivers the breach and the
+/// escalation (both name the queue). Time is the drill clock's, moved by the test.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_hears_of_an_escalation() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = dir.path().join("clock");
+    let write = |at: &str| {
+        let next = clock.with_extension("next");
+        std::fs::write(&next, at).unwrap();
+        std::fs::rename(&next, &clock).unwrap();
+    };
+    write("2025-03-10T09:00:00Z");
+    let server = Server::start(
+        None,
+        &[
+            "--workers",
+            "sla",
+            "--sla-sweep-secs",
+            "1",
+            "--drill-clock-file",
+            clock.to_str().unwrap(),
+        ],
+    );
+    let admin = server.token("admin", "ops", &[]);
+    let q = server
+        .gql(
+            &admin,
+            "mutation { defineQueue(input: {name: \"售后 after-sales\", categories: [\"logistics\"], skills: [\"after-sales\"], firstResponseSecs: 60, resolutionSecs: 3600}) { id } }",
+            json!({}),
+        )
+        .await;
+    let queue = q["defineQueue"]["id"].as_str().unwrap().to_owned();
+    let supervisor = server.token("supervisor", "lead-1", &[&queue]);
+    let mut feed = server
+        .subscribe(
+            &supervisor,
+            "subscription { queueChanges { type stream payload } }",
+            json!({}),
+        )
+        .await;
+    let customer = server.token("customer", &Uuid::now_v7().to_string(), &[]);
+    let started = server
+        .gql(&customer, START, json!({ "channel": "APP" }))
+        .await;
+    let conversation = started["startConversation"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server
+        .gql(
+            &customer,
+            "mutation($c: String!) { requestHuman(conversationId: $c) { position } }",
+            json!({ "c": conversation }),
+        )
+        .await;
+    server
+        .gql(
+            &supervisor,
+            "mutation($c: String!, $q: String!) { routeConversation(conversationId: $c, queueId: $q) { position } }",
+            json!({ "c": conversation, "q": queue }),
+        )
+        .await;
+    until(&mut feed, "queueChanges", "ConversationQueued").await;
+    // Nobody takes it; two minutes pass.
+    write("2025-03-10T09:02:00Z");
+    let breach = until(&mut feed, "queueChanges", "SlaBreached").await;
+    assert_eq!(breach["payload"]["kind"], "first_response", "{breach}");
+    let escalated = until(&mut feed, "queueChanges", "ConversationEscalated").await;
+    assert_eq!(
+        escalated["stream"],
+        format!("conversation-{conversation}"),
+        "{escalated}"
+    );
+    assert_eq!(escalated["payload"]["queue"], queue.as_str(), "{escalated}");
+    assert_eq!(
+        escalated["payload"]["to_priority"].as_u64().unwrap() + 1,
+        escalated["payload"]["from_priority"].as_u64().unwrap(),
+        "{escalated}"
+    );
+}
