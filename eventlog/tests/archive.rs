@@ -547,89 +547,40 @@ async fn a_batch_from_before_the_registry_is_registered_by_recovery<S: Store>(st
     assert_eq!(snapshot(&*store.open().await, &correlations).await, before);
 }
 
-#[tokio::test]
-async fn sqlite_a_batch_from_before_the_registry_is_registered_by_recovery() {
-    a_batch_from_before_the_registry_is_registered_by_recovery(sqlite()).await;
+/// Each scenario on the embedded store and on PostgreSQL (a fresh schema, dropped after).
+macro_rules! on_both {
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::sqlite()).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(store) = super::postgres().await {
+                        let schema = store.schema.clone();
+                        super::$name(store).await;
+                        super::pg::drop_schema(&schema).await;
+                    }
+                }
+            )+
+        }
+    };
 }
 
-#[tokio::test]
-async fn postgres_a_batch_from_before_the_registry_is_registered_by_recovery() {
-    if let Some(store) = postgres().await {
-        let schema = store.schema.clone();
-        a_batch_from_before_the_registry_is_registered_by_recovery(store).await;
-        pg::drop_schema(&schema).await;
-    }
-}
-
-#[tokio::test]
-async fn sqlite_another_host_without_the_batch_fails_loudly() {
-    another_host_without_the_batch_fails_loudly(sqlite()).await;
-}
-
-#[tokio::test]
-async fn postgres_another_host_without_the_batch_fails_loudly() {
-    if let Some(store) = postgres().await {
-        let schema = store.schema.clone();
-        another_host_without_the_batch_fails_loudly(store).await;
-        pg::drop_schema(&schema).await;
-    }
-}
-
-#[tokio::test]
-async fn sqlite_archived_history_reads_like_the_hot_one() {
-    archived_history_reads_like_the_hot_one(sqlite()).await;
-}
-
-#[tokio::test]
-async fn sqlite_a_crash_at_any_step_loses_nothing() {
-    a_crash_at_any_step_loses_nothing(sqlite()).await;
-}
-
-#[tokio::test]
-async fn sqlite_a_damaged_file_is_named() {
-    a_damaged_file_is_named(sqlite()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_two_archivers_move_each_event_once() {
-    two_archivers_move_each_event_once(sqlite()).await;
-}
-
-#[tokio::test]
-async fn postgres_archived_history_reads_like_the_hot_one() {
-    if let Some(store) = postgres().await {
-        let schema = store.schema.clone();
-        archived_history_reads_like_the_hot_one(store).await;
-        pg::drop_schema(&schema).await;
-    }
-}
-
-#[tokio::test]
-async fn postgres_a_crash_at_any_step_loses_nothing() {
-    if let Some(store) = postgres().await {
-        let schema = store.schema.clone();
-        a_crash_at_any_step_loses_nothing(store).await;
-        pg::drop_schema(&schema).await;
-    }
-}
-
-#[tokio::test]
-async fn postgres_a_damaged_file_is_named() {
-    if let Some(store) = postgres().await {
-        let schema = store.schema.clone();
-        a_damaged_file_is_named(store).await;
-        pg::drop_schema(&schema).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_two_archivers_move_each_event_once() {
-    if let Some(store) = postgres().await {
-        let schema = store.schema.clone();
-        two_archivers_move_each_event_once(store).await;
-        pg::drop_schema(&schema).await;
-    }
-}
+on_both!(
+    archived_history_reads_like_the_hot_one,
+    a_crash_at_any_step_loses_nothing,
+    a_damaged_file_is_named,
+    two_archivers_move_each_event_once,
+    another_host_without_the_batch_fails_loudly,
+    a_batch_from_before_the_registry_is_registered_by_recovery,
+);
 
 #[tokio::test]
 async fn postgres_the_registry_migration_applies_to_a_v1_database() {
