@@ -547,6 +547,24 @@ impl View {
         })
         .await
     }
+
+    /// Every conversation `filter` admits, read page by page through [`Self::conversations`]:
+    /// what a sweep over the view (idle timeout, archiver) goes through.
+    pub async fn all_conversations(
+        &self,
+        filter: &ConversationFilter,
+    ) -> Result<Vec<ConversationRow>, ProjectionError> {
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.conversations(filter, after.as_deref(), 500).await?;
+            all.extend(page.items);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
 }
 
 impl View {

@@ -102,27 +102,19 @@ impl<L: EventLog + ArchiveStore> Archiver<L> {
             ..ConversationFilter::default()
         };
         let mut due = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let page = view.conversations(&filter, after.as_deref(), 500).await?;
-            for c in &page.items {
-                if c.closed_at.is_none_or(|at| at > cutoff) {
-                    continue;
-                }
-                let Ok(stream) = StreamId::of(ConversationEvent::CATEGORY, &c.id) else {
-                    continue;
-                };
-                // Everything but the last event the view has seen is archived already.
-                let archived = archive.last_version(&stream)?;
-                if archived.map_or(-1, |v| v as i64) >= c.version - 1 {
-                    continue;
-                }
-                due.push(stream);
+        for c in view.all_conversations(&filter).await? {
+            if c.closed_at.is_none_or(|at| at > cutoff) {
+                continue;
             }
-            match page.next {
-                Some(next) => after = Some(next),
-                None => break,
+            let Ok(stream) = StreamId::of(ConversationEvent::CATEGORY, &c.id) else {
+                continue;
+            };
+            // Everything but the last event the view has seen is archived already.
+            let archived = archive.last_version(&stream)?;
+            if archived.map_or(-1, |v| v as i64) >= c.version - 1 {
+                continue;
             }
+            due.push(stream);
         }
         let mut swept = Swept::default();
         for chunk in due.chunks(self.batch) {

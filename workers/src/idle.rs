@@ -63,20 +63,13 @@ impl<L: EventLog> IdleTimeout<L> {
                 status: Some(status.to_owned()),
                 ..ConversationFilter::default()
             };
-            let mut after: Option<String> = None;
-            loop {
-                let page = view.conversations(&filter, after.as_deref(), 500).await?;
-                idle.extend(
-                    page.items
-                        .iter()
-                        .filter(|c| c.last_activity_at <= cutoff)
-                        .map(|c| (c.id.clone(), c.position)),
-                );
-                match page.next {
-                    Some(next) => after = Some(next),
-                    None => break,
-                }
-            }
+            idle.extend(
+                view.all_conversations(&filter)
+                    .await?
+                    .into_iter()
+                    .filter(|c| c.last_activity_at <= cutoff)
+                    .map(|c| (c.id, c.position)),
+            );
         }
         let mut closed = 0;
         for (id, position) in idle {
