@@ -86,7 +86,7 @@ enum Command {
 
 #[derive(clap::Args)]
 struct TokenArgs {
-    /// customer, agent, supervisor, analyst, auditor or admin.
+    /// customer, agent, supervisor, analyst, auditor, admin or integration (the order system).
     #[arg(long)]
     role: String,
     /// The customer's or agent's UUID; a name for the other roles.

@@ -470,7 +470,7 @@ async fn refusals(
         // Customers: no admin work, no one else's conversation.
         (
             customer,
-            "mutation { defineQueue(input: {name: \"x\", firstResponseSecs: 1, resolutionSecs: 2}) { id } }",
+            "mutation { defineQueue(input: {name: \"x\", categories: [\"x\"], firstResponseSecs: 1, resolutionSecs: 2}) { id } }",
             json!({}),
             "FORBIDDEN",
         ),

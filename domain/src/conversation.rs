@@ -1135,9 +1135,9 @@ impl Decider for ConversationDecider {
                     // A probe is the desk asking itself: nobody to survey, nothing to count.
                     Survey::NotOffered if conv.channel == Channel::Probe => Ok(vec![]),
                     Survey::NotOffered => Ok(vec![SurveyOffered { at }.into()]),
-                    Survey::Offered { .. } => Err(DomainError::SurveyAlreadyOffered {
-                        conversation: conv.id,
-                    }),
+                    // The offer stands: asking again (an agent after the survey worker, or a
+                    // resent request) is a harmless retry, not a conflict.
+                    Survey::Offered { .. } => Ok(vec![]),
                     Survey::Answered { .. } => Err(DomainError::SurveyAlreadyAnswered {
                         conversation: conv.id,
                     }),

@@ -47,6 +47,24 @@ pub trait Decider {
     }
 }
 
+/// Decides `commands` as one decision: each against the state the events of the ones before
+/// it lead to. The answer is all their events, or the first refusal and none of them, so an
+/// operation that changes several things on one stream (a ticket's priority and its status)
+/// appends once or not at all.
+pub fn decide_all<D: Decider>(
+    state: &D::State,
+    commands: impl IntoIterator<Item = D::Command>,
+) -> Result<Vec<D::Event>, DomainError> {
+    let mut state = state.clone();
+    let mut events = Vec::new();
+    for command in commands {
+        let decided = D::decide(&state, command)?;
+        state = fold_from::<D>(state, &decided);
+        events.extend(decided);
+    }
+    Ok(events)
+}
+
 /// The state after `events`, starting from the stream's initial state.
 pub fn fold<'a, D: Decider>(events: impl IntoIterator<Item = &'a D::Event>) -> D::State
 where

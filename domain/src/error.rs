@@ -133,8 +133,6 @@ pub enum DomainError {
     },
     #[error("order placed at {placed_at} is outside the attribution window of this conversation")]
     OutsideAttributionWindow { placed_at: DateTime<Utc> },
-    #[error("a survey was already offered for conversation {conversation}")]
-    SurveyAlreadyOffered { conversation: ConversationId },
     #[error("no survey was offered for conversation {conversation}")]
     SurveyNotOffered { conversation: ConversationId },
     #[error("the survey of conversation {conversation} was already answered")]

@@ -136,12 +136,28 @@ impl<L: EventLog> CommandService<L> {
     where
         D::Command: Clone,
     {
+        self.execute_all::<D>(id, vec![command], metadata).await
+    }
+
+    /// Decides `commands` against the stream of `id` as one decision
+    /// ([`kefu_domain::decide_all`]) and appends all their events at once: either every
+    /// command holds and one append records them, or the first refusal is the answer and
+    /// nothing is written.
+    pub async fn execute_all<D: Decider>(
+        &self,
+        id: D::Id,
+        commands: Vec<D::Command>,
+        metadata: &Metadata,
+    ) -> Result<Executed<D>, CommandError>
+    where
+        D::Command: Clone,
+    {
         let stream = stream_of::<D>(id)?;
         let mut attempts = 0;
         loop {
             attempts += 1;
             let loaded = self.load::<D>(id).await?;
-            let events = D::decide(&loaded.state, command.clone())?;
+            let events = kefu_domain::decide_all::<D>(&loaded.state, commands.iter().cloned())?;
             if events.is_empty() {
                 return Ok(Executed {
                     events,

@@ -17,7 +17,7 @@ use kefu_domain::conversation::{
     CloseReason, ConversationCommand as C, ConversationDecider, ConversationEvent,
     ConversationSnapshot, Features, HandoffReason, RoutingReason, SlaKind, TransferTarget,
 };
-use kefu_domain::customer::{CustomerCommand, CustomerDecider, CustomerState, CustomerTier};
+use kefu_domain::customer::{CustomerCommand, CustomerDecider, CustomerState, CustomerTier, Order};
 use kefu_domain::ids::{
     AgentId, Category, ConversationId, CustomerId, KnowledgeEntryId, Locale, MessageId, OrderId,
     QueueId, ScenarioCode, Skill, TicketId,
@@ -154,7 +154,21 @@ impl<L: EventLog> Desk<L> {
     where
         D::Command: Clone,
     {
-        let executed = self.commands.execute::<D>(id, command, meta).await?;
+        self.run_all::<D>(reached, id, vec![command], meta).await
+    }
+
+    /// Several commands on one stream as one decision and one append (all or nothing).
+    async fn run_all<D: Decider>(
+        &self,
+        reached: &mut Reached,
+        id: D::Id,
+        commands: Vec<D::Command>,
+        meta: &Metadata,
+    ) -> Result<Executed<D>, CommandError>
+    where
+        D::Command: Clone,
+    {
+        let executed = self.commands.execute_all::<D>(id, commands, meta).await?;
         reached.saw(&executed);
         Ok(executed)
     }
@@ -234,6 +248,45 @@ impl<L: EventLog> Desk<L> {
     }
 
     // ---- customers and conversations ----
+
+    /// The order system records (or updates) a customer's profile.
+    pub async fn record_customer_profile(
+        &self,
+        customer: CustomerId,
+        tier: CustomerTier,
+        locale: Locale,
+        meta: &Metadata,
+    ) -> Result<Done<CustomerId>, CommandError> {
+        let mut reached = Reached::default();
+        let command = CustomerCommand::RecordProfile {
+            customer,
+            tier,
+            locale,
+            at: self.now(),
+        };
+        self.run::<CustomerDecider>(&mut reached, customer, command, meta)
+            .await?;
+        Ok(reached.done(customer))
+    }
+
+    /// The order system records its latest snapshot of one of `customer`'s orders (an upsert:
+    /// a resent or older snapshot records nothing; triage reads the orders from this stream).
+    pub async fn record_order(
+        &self,
+        customer: CustomerId,
+        order: Order,
+        meta: &Metadata,
+    ) -> Result<Done<OrderId>, CommandError> {
+        let mut reached = Reached::default();
+        let id = order.order.clone();
+        let command = CustomerCommand::ImportOrder {
+            order,
+            at: self.now(),
+        };
+        self.run::<CustomerDecider>(&mut reached, customer, command, meta)
+            .await?;
+        Ok(reached.done(id))
+    }
 
     /// Starts a conversation for `customer`. A customer kefu has not seen before gets a
     /// profile first (regular tier, `locale` or [`DEFAULT_LOCALE`]); the shop's gateway
@@ -339,20 +392,20 @@ impl<L: EventLog> Desk<L> {
     ) -> Result<Done<()>, CommandError> {
         let mut reached = Reached::default();
         let snapshot = self.queue(queue).await?;
+        let at = self.now();
         let route = C::Route {
             queue: snapshot.clone(),
             reasons,
             model_version: model_version.to_owned(),
             features,
-            at: self.now(),
+            at,
         };
-        self.run::<ConversationDecider>(&mut reached, conversation, route, meta)
-            .await?;
         let enqueue = C::Enqueue {
             queue: snapshot,
-            at: self.now(),
+            at,
         };
-        self.run::<ConversationDecider>(&mut reached, conversation, enqueue, meta)
+        // One append: a conversation is never left routed but not queued.
+        self.run_all::<ConversationDecider>(&mut reached, conversation, vec![route, enqueue], meta)
             .await?;
         Ok(reached.done(()))
     }
@@ -756,8 +809,9 @@ impl<L: EventLog> Desk<L> {
         Ok(reached.done(id))
     }
 
-    /// Changes a ticket's fields, status and assignee, each as its own command (so the
-    /// ticket's history records each change), in that order.
+    /// Changes a ticket's fields, assignee and status, each as its own command (so the
+    /// ticket's history records each change), in that order, decided as one: a refused
+    /// status change leaves the fields unchanged too.
     pub async fn update_ticket(
         &self,
         ticket: TicketId,
@@ -766,31 +820,27 @@ impl<L: EventLog> Desk<L> {
         meta: &Metadata,
     ) -> Result<Done<()>, CommandError> {
         let mut reached = Reached::default();
+        let at = self.now();
+        let mut commands = Vec::new();
         if update.edit != TicketEdit::default() {
-            let command = TicketCommand::Edit {
+            commands.push(TicketCommand::Edit {
                 edit: update.edit,
                 by: by.clone(),
-                at: self.now(),
-            };
-            self.run::<TicketDecider>(&mut reached, ticket, command, meta)
-                .await?;
+                at,
+            });
         }
         if let Some(assignee) = update.assignee {
-            let command = TicketCommand::Assign {
+            commands.push(TicketCommand::Assign {
                 assignee: self.agent(assignee).await?,
                 by: by.clone(),
-                at: self.now(),
-            };
-            self.run::<TicketDecider>(&mut reached, ticket, command, meta)
-                .await?;
+                at,
+            });
         }
         if let Some(to) = update.status {
-            let command = TicketCommand::ChangeStatus {
-                to,
-                by: by.clone(),
-                at: self.now(),
-            };
-            self.run::<TicketDecider>(&mut reached, ticket, command, meta)
+            commands.push(TicketCommand::ChangeStatus { to, by, at });
+        }
+        if !commands.is_empty() {
+            self.run_all::<TicketDecider>(&mut reached, ticket, commands, meta)
                 .await?;
         }
         Ok(reached.done(()))
@@ -886,6 +936,7 @@ impl<L: EventLog> Desk<L> {
         Ok(reached.done(agent))
     }
 
+    /// Changes an agent's skills and seats as one decision (both or neither).
     pub async fn change_agent(
         &self,
         agent: AgentId,
@@ -894,20 +945,16 @@ impl<L: EventLog> Desk<L> {
         meta: &Metadata,
     ) -> Result<Done<()>, CommandError> {
         let mut reached = Reached::default();
+        let at = self.now();
+        let mut commands = Vec::new();
         if let Some(skills) = skills {
-            let command = AgentCommand::ChangeSkills {
-                skills,
-                at: self.now(),
-            };
-            self.run::<AgentDecider>(&mut reached, agent, command, meta)
-                .await?;
+            commands.push(AgentCommand::ChangeSkills { skills, at });
         }
         if let Some(max_concurrent) = max_concurrent {
-            let command = AgentCommand::ChangeCapacity {
-                max_concurrent,
-                at: self.now(),
-            };
-            self.run::<AgentDecider>(&mut reached, agent, command, meta)
+            commands.push(AgentCommand::ChangeCapacity { max_concurrent, at });
+        }
+        if !commands.is_empty() {
+            self.run_all::<AgentDecider>(&mut reached, agent, commands, meta)
                 .await?;
         }
         Ok(reached.done(()))

@@ -81,7 +81,7 @@ pub(crate) async fn conversation(
             conv.handling.agent() == Some(me) || serves_queue_of(api, me, &conv).await?
         }
         Role::Supervisor => queue_of(&conv).is_some_and(|q| p.queues.contains(&q.to_string())),
-        Role::Analyst | Role::Auditor | Role::Admin => false,
+        Role::Analyst | Role::Auditor | Role::Admin | Role::Integration => false,
     };
     if allowed { Ok(conv) } else { Err(not_found()) }
 }

@@ -9,6 +9,7 @@
 
 mod access;
 mod error;
+mod integration;
 mod mutation;
 mod query;
 mod subscription;
@@ -135,7 +136,7 @@ impl Caller {
             Role::Customer => Actor::new(ActorKind::Customer, p.id.clone()),
             Role::Agent => Actor::new(ActorKind::Agent, p.id.clone()),
             Role::Supervisor => Actor::new(ActorKind::Agent, format!("supervisor:{}", p.id)),
-            Role::Analyst | Role::Auditor | Role::Admin => {
+            Role::Analyst | Role::Auditor | Role::Admin | Role::Integration => {
                 Actor::new(ActorKind::System, format!("{}:{}", p.role, p.id))
             }
         };

@@ -8,8 +8,8 @@ use async_graphql::{Context, InputObject, Object, Result};
 use kefu_domain::common::{BusinessLine, Party};
 use kefu_domain::conversation::{HandoffReason, RoutingReason};
 use kefu_domain::ids::{
-    AgentId, Category, ConversationId, KnowledgeEntryId, Locale, MerchantId, MessageId, OrderId,
-    QueueId, ScenarioCode, Skill, TicketId,
+    AgentId, Category, ConversationId, CustomerId, KnowledgeEntryId, Locale, MerchantId, MessageId,
+    OrderId, QueueId, ScenarioCode, Skill, TicketId,
 };
 use kefu_domain::knowledge::KnowledgeEdit;
 use kefu_domain::queue::{OpeningHours, SlaTargets};
@@ -21,6 +21,7 @@ use kefu_workers::desk::{
 use uuid::Uuid;
 
 use super::access::{self, require};
+use super::integration::{CustomerTier, OrderInput};
 use super::types::{
     AgentStatus, Channel, CloseReason, FaultState, FaultTarget, Receipt, Switch, TicketKind,
     TicketPriority, TicketStatus,
@@ -74,7 +75,7 @@ pub struct QueueInput {
     pub name: String,
     /// The merchant whose own team runs the queue; absent for the self-operated business.
     pub merchant: Option<String>,
-    #[graphql(default)]
+    /// The order categories it serves: at least one.
     pub categories: Vec<String>,
     #[graphql(default)]
     pub skills: Vec<String>,
@@ -800,5 +801,48 @@ impl Mutation {
             .await
             .map_err(ApiError::from)?;
         Ok(receipt_of(caller, done))
+    }
+
+    // ---- the shop's order system ----
+
+    /// The order system records a customer's profile (creates it, or records a changed tier
+    /// or locale). Returns the customer id.
+    async fn record_customer_profile(
+        &self,
+        ctx: &Context<'_>,
+        customer_id: String,
+        tier: CustomerTier,
+        locale: String,
+    ) -> Result<Receipt> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        require(caller, &[Role::Integration], "record customer profiles")?;
+        let customer = CustomerId::from_uuid(uuid("customerId", &customer_id)?);
+        let done = api
+            .desk
+            .record_customer_profile(
+                customer,
+                tier.into(),
+                Locale::new(locale),
+                &caller.metadata(),
+            )
+            .await
+            .map_err(ApiError::from)?;
+        Ok(receipt(caller, done))
+    }
+
+    /// The order system records its latest snapshot of an order (an upsert: a resent or
+    /// older snapshot records nothing; an order moving backwards is refused). The customer's
+    /// profile must be recorded first. Returns the order id.
+    async fn record_order(&self, ctx: &Context<'_>, input: OrderInput) -> Result<Receipt> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        require(caller, &[Role::Integration], "record orders")?;
+        let customer = CustomerId::from_uuid(uuid("customerId", &input.customer_id)?);
+        let order = input.into_order()?;
+        let done = api
+            .desk
+            .record_order(customer, order, &caller.metadata())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(receipt(caller, done))
     }
 }

@@ -732,15 +732,18 @@ fn answer(score: u8) -> C {
 }
 
 #[test]
-fn a_survey_is_offered_only_after_close_and_only_once() {
+fn a_survey_is_offered_only_after_close_and_only_once_asking_again_is_harmless() {
     assert_refused!(
         with_agent().when(C::OfferSurvey { at: t(5) }),
         E::ConversationNotClosed { .. }
     );
     let offered = closed().given(C::OfferSurvey { at: t(11) });
+    // Asking again finds the offer standing: nothing new is recorded, and nothing refused.
+    assert_eq!(offered.when(C::OfferSurvey { at: t(12) }).unwrap(), vec![]);
+    let answered = offered.given(answer(5));
     assert_refused!(
-        offered.when(C::OfferSurvey { at: t(12) }),
-        E::SurveyAlreadyOffered { .. }
+        answered.when(C::OfferSurvey { at: t(13) }),
+        E::SurveyAlreadyAnswered { .. }
     );
 }
 

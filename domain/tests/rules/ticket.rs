@@ -364,3 +364,59 @@ fn a_ticket_from_a_conversation_belongs_to_its_customer_and_inherits_its_order()
         E::AlreadyExists { .. }
     );
 }
+
+// ---- several changes as one decision ----
+
+fn priority(to: TicketPriority) -> C {
+    C::Edit {
+        edit: kefu_domain::ticket::TicketEdit {
+            priority: Some(to),
+            ..Default::default()
+        },
+        by: Party::Agent { agent: AGENT },
+        at: t(2),
+    }
+}
+
+#[test]
+fn several_changes_decide_as_one_each_seeing_the_ones_before() {
+    // Assigning opens a new ticket, so solving it in the same decision is allowed.
+    let events = kefu_domain::decide_all::<TicketDecider>(
+        &by_agent().state(),
+        [
+            C::Assign {
+                assignee: agent(AGENT),
+                by: Party::Agent { agent: AGENT },
+                at: t(1),
+            },
+            status(TicketStatus::Solved),
+        ],
+    )
+    .unwrap();
+    assert!(matches!(events.last(), Some(Ev::TicketStatusChanged(_))));
+    // Alone, the same status change is refused: a new ticket is not being worked on.
+    assert_refused!(
+        by_agent().when(status(TicketStatus::Solved)),
+        E::InvalidTransition { .. }
+    );
+}
+
+#[test]
+fn a_refusal_anywhere_refuses_the_whole_decision() {
+    let solved = at_status(TicketStatus::Solved);
+    let decided = kefu_domain::decide_all::<TicketDecider>(
+        &solved.state(),
+        [priority(TicketPriority::Urgent), status(TicketStatus::New)],
+    );
+    assert!(
+        matches!(decided, Err(E::InvalidTransition { .. })),
+        "{decided:?}"
+    );
+    // The priority change alone would have been recorded.
+    assert!(
+        !solved
+            .when(priority(TicketPriority::Urgent))
+            .unwrap()
+            .is_empty()
+    );
+}
