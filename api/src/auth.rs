@@ -34,16 +34,19 @@ pub enum Role {
     Auditor,
     /// Queues, agents, the knowledge base and switches.
     Admin,
+    /// The order system's feed: records orders and customer profiles, nothing else.
+    Integration,
 }
 
 impl Role {
-    pub const ALL: [Role; 6] = [
+    pub const ALL: [Role; 7] = [
         Role::Customer,
         Role::Agent,
         Role::Supervisor,
         Role::Analyst,
         Role::Auditor,
         Role::Admin,
+        Role::Integration,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,6 +57,7 @@ impl Role {
             Role::Analyst => "analyst",
             Role::Auditor => "auditor",
             Role::Admin => "admin",
+            Role::Integration => "integration",
         }
     }
 }
@@ -73,7 +77,7 @@ impl FromStr for Role {
             .find(|r| r.as_str() == s)
             .ok_or_else(|| {
                 AuthError::BadClaims(format!(
-                    "unknown role {s:?}: use customer, agent, supervisor, analyst, auditor or admin"
+                    "unknown role {s:?}: use customer, agent, supervisor, analyst, auditor, admin or integration"
                 ))
             })
     }

@@ -4,12 +4,12 @@
 //! position to wait for, so a client reads its own writes; subscriptions follow the log.
 //!
 //! Start at [`Api`] (what every resolver can reach) and [`Caller`] (who is asking, and the
-//! correlation id their request stamps on every event). Access rules live in `access.rs`,
+//! correlation id their request stamps on every event). Access rules live in `policy.rs`,
 //! error codes in `error.rs`.
 
-mod access;
 mod error;
 mod mutation;
+mod policy;
 mod query;
 mod subscription;
 mod types;
@@ -135,7 +135,7 @@ impl Caller {
             Role::Customer => Actor::new(ActorKind::Customer, p.id.clone()),
             Role::Agent => Actor::new(ActorKind::Agent, p.id.clone()),
             Role::Supervisor => Actor::new(ActorKind::Agent, format!("supervisor:{}", p.id)),
-            Role::Analyst | Role::Auditor | Role::Admin => {
+            Role::Analyst | Role::Auditor | Role::Admin | Role::Integration => {
                 Actor::new(ActorKind::System, format!("{}:{}", p.role, p.id))
             }
         };
@@ -149,6 +149,7 @@ pub fn schema(api: Arc<Api>) -> KefuSchema {
     let limits = api.limits.clone();
     Schema::build(Query, Mutation, Subscription)
         .data(api)
+        .extension(policy::Enforce)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .finish()
