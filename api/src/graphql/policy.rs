@@ -375,6 +375,12 @@ impl Extension for EnforceRequest {
                 if let Err(e) = verdict {
                     let mut error = async_graphql::Error::from(e).into_server_error(pos);
                     error.message.push_str("; nothing in this request was run");
+                    // Names the operation refused, so a client (and the role matrix) can
+                    // tell the policy's refusal from a resolver's.
+                    error
+                        .extensions
+                        .get_or_insert_with(Default::default)
+                        .set("field", format!("{}.{field}", root.as_str()));
                     refused.push(error);
                 }
             }
