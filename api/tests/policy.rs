@@ -517,22 +517,56 @@ async fn scopes(server: &Server, desk: &Desk) {
         .as_str()
         .unwrap()
         .to_owned();
-    let ticket = server
+    let opened = server
         .gql(
             t("agent"),
-            "mutation($c: String!) { openTicket(input: {customer: $c, kind: COMPLAINT, subject: \"s\", description: \"d\"}) { id } }",
+            "mutation($c: String!) { openTicket(input: {customer: $c, kind: COMPLAINT, subject: \"s\", description: \"d\"}) { id position } }",
             json!({ "c": customer }),
         )
-        .await["openTicket"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .await["openTicket"]
+        .clone();
+    let ticket = opened["id"].as_str().unwrap().to_owned();
+    let opened_at = opened["position"].clone();
     let see = "query($t: String!) { ticket(id: $t) }";
     server.gql(t("customer"), see, json!({ "t": ticket })).await;
     let (code, _) = server
         .gql_error(t("other customer"), see, json!({ "t": ticket }))
         .await;
     assert_eq!(code, "NOT_FOUND");
+    // Agents see the tickets assigned to or opened by them, supervisors those of the agents
+    // serving their queues; outside that, a ticket is as unknown, to read, list or change.
+    for who in ["agent", "supervisor", "admin"] {
+        server.gql(t(who), see, json!({ "t": ticket })).await;
+    }
+    let before = head(server).await;
+    for who in ["agent b", "supervisor b"] {
+        let (code, _) = server.gql_error(t(who), see, json!({ "t": ticket })).await;
+        assert_eq!(code, "NOT_FOUND", "{who}");
+        let (code, _) = server
+            .gql_error(
+                t(who),
+                "mutation($t: String!) { updateTicket(ticketId: $t, priority: HIGH) { position } }",
+                json!({ "t": ticket }),
+            )
+            .await;
+        assert_eq!(code, "NOT_FOUND", "{who}");
+    }
+    assert_eq!(head(server).await, before, "a refused ticket change wrote");
+    let list = "query($p: String) { tickets(atLeast: $p) { edges { cursor } } }";
+    for (who, sees) in [
+        ("agent", true),
+        ("supervisor", true),
+        ("agent b", false),
+        ("supervisor b", false),
+        ("other customer", false),
+        ("customer", true),
+    ] {
+        let listed = server
+            .gql(t(who), list, json!({ "p": opened_at }))
+            .await
+            .to_string();
+        assert_eq!(listed.contains(&ticket), sees, "{who}: {listed}");
+    }
 
     // One refused field refuses the whole request, through aliases and fragments.
     let before = head(server).await;

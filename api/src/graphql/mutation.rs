@@ -455,6 +455,7 @@ impl Mutation {
         let (api, caller) = (api(ctx), caller(ctx)?);
         let p = require(caller, Root::Mutation, "updateTicket")?;
         let ticket = TicketId::from_uuid(uuid("ticketId", &ticket_id)?);
+        policy::ticket(api, caller, ticket).await?;
         let update = TicketUpdate {
             edit: TicketEdit {
                 kind: kind.map(Into::into),
@@ -486,6 +487,7 @@ impl Mutation {
         let p = require(caller, Root::Mutation, "commentTicket")?;
         check_text(api, "body", &body)?;
         let ticket = TicketId::from_uuid(uuid("ticketId", &ticket_id)?);
+        policy::ticket(api, caller, ticket).await?;
         let done = api
             .desk
             .comment_ticket(ticket, party(p)?, body, public, &caller.metadata())

@@ -28,9 +28,11 @@ use async_graphql::parser::types::{
 use async_graphql::{Pos, Request, ServerError, ServerResult, ValidationResult, Variables};
 use kefu_domain::agent::{Agent, AgentDecider, AgentState};
 use kefu_domain::conversation::{Conversation, ConversationSnapshot, Handling};
-use kefu_domain::ids::{AgentId, ConversationId, CustomerId, QueueId};
+use kefu_domain::ids::{AgentId, ConversationId, CustomerId, QueueId, TicketId};
 use kefu_domain::queue::{QueueDecider, QueueState, can_serve};
+use kefu_domain::ticket::{Ticket, TicketDecider, TicketSource, TicketState};
 use kefu_projections::search::SearchScope;
+use kefu_projections::tickets::TicketFilter;
 use uuid::Uuid;
 
 use super::{Api, ApiError, Caller};
@@ -628,6 +630,71 @@ pub(crate) async fn manage_agent(
         _ => Err(ApiError::Forbidden(format!(
             "a {} may not act on agent {agent}",
             p.role
+        ))),
+    }
+}
+
+/// Whose tickets a caller may see and edit: customers their own; agents those assigned to
+/// them or opened by them; supervisors those assigned to or opened by an agent serving one of
+/// their queues; admins all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TicketScope {
+    All,
+    Customer(CustomerId),
+    Agents(Vec<AgentId>),
+}
+
+pub(crate) async fn ticket_scope(api: &Api, caller: &Caller) -> Result<TicketScope, ApiError> {
+    let p = &caller.principal;
+    Ok(match p.role {
+        Role::Admin => TicketScope::All,
+        Role::Customer => TicketScope::Customer(customer_id(p)?),
+        Role::Agent => TicketScope::Agents(vec![agent_id(p)?]),
+        Role::Supervisor => TicketScope::Agents(agents_serving(api, &token_queues(p)).await?),
+        Role::Analyst | Role::Auditor | Role::Integration => TicketScope::Agents(Vec::new()),
+    })
+}
+
+impl TicketScope {
+    /// Narrows a ticket listing to the scope (inside the query, so pages hold only what the
+    /// caller may see).
+    pub(crate) fn narrow(&self, filter: &mut TicketFilter) {
+        match self {
+            TicketScope::All => {}
+            TicketScope::Customer(c) => filter.customer = Some(c.to_string()),
+            TicketScope::Agents(agents) => {
+                filter.agents = Some(agents.iter().map(|a| a.to_string()).collect());
+            }
+        }
+    }
+
+    fn admits(&self, ticket: &Ticket) -> bool {
+        match self {
+            TicketScope::All => true,
+            TicketScope::Customer(c) => ticket.customer == *c,
+            TicketScope::Agents(agents) => {
+                let opener = match &ticket.source {
+                    TicketSource::Agent { agent } => Some(*agent),
+                    TicketSource::Conversation { .. } => None,
+                };
+                ticket
+                    .assignee
+                    .iter()
+                    .chain(opener.iter())
+                    .any(|a| agents.contains(a))
+            }
+        }
+    }
+}
+
+/// Loads a ticket the caller may see (from its stream), or answers `NOT_FOUND` as for an
+/// unknown one.
+pub(crate) async fn ticket(api: &Api, caller: &Caller, id: TicketId) -> Result<Ticket, ApiError> {
+    let scope = ticket_scope(api, caller).await?;
+    match api.desk.commands().load::<TicketDecider>(id).await?.state {
+        TicketState::Opened(t) if scope.admits(&t) => Ok(t),
+        _ => Err(ApiError::NotFound(format!(
+            "no ticket {id} that you may see"
         ))),
     }
 }

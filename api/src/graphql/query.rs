@@ -4,7 +4,7 @@
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, Json, Object, Result};
 use chrono::{DateTime, Duration, Utc};
-use kefu_domain::ids::{AgentId, ConversationId, QueueId};
+use kefu_domain::ids::{AgentId, ConversationId, QueueId, TicketId};
 use kefu_eventlog::{EventLog, StreamId};
 use kefu_projections::conversations::ConversationFilter;
 use kefu_projections::search::{ConversationStatus, DocKind, DocStatus, SearchRequest};
@@ -188,15 +188,13 @@ impl Query {
         at_least: Option<String>,
     ) -> Result<Connection<String, Json<serde_json::Value>>> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        let p = require(caller, Root::Query, "tickets")?;
+        require(caller, Root::Query, "tickets")?;
         let mut filter = TicketFilter {
             status,
             assignee,
             ..TicketFilter::default()
         };
-        if p.role == Role::Customer {
-            filter.customer = Some(policy::customer_id(p)?.to_string());
-        }
+        policy::ticket_scope(api, caller).await?.narrow(&mut filter);
         let limit = page_size(first)?;
         caught_up(api, at_least.as_deref()).await?;
         let view = api.read.live("tickets").await.map_err(ApiError::from)?;
@@ -220,8 +218,8 @@ impl Query {
         at_least: Option<String>,
     ) -> Result<Json<serde_json::Value>> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        let p = require(caller, Root::Query, "ticket")?;
-        uuid("id", &id)?;
+        require(caller, Root::Query, "ticket")?;
+        policy::ticket(api, caller, TicketId::from_uuid(uuid("id", &id)?)).await?;
         caught_up(api, at_least.as_deref()).await?;
         let view = api.read.live("tickets").await.map_err(ApiError::from)?;
         let not_found = || ApiError::NotFound(format!("no ticket {id} that you may see"));
@@ -230,10 +228,6 @@ impl Query {
             .await
             .map_err(ApiError::from)?
             .ok_or_else(not_found)?;
-        if p.role == Role::Customer && ticket.ticket.customer != policy::customer_id(p)?.to_string()
-        {
-            return Err(not_found().into());
-        }
         Ok(json(&ticket))
     }
 

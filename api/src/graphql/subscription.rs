@@ -106,6 +106,9 @@ const ACCESS_CHANGING: [&str; 7] = [
     "ConversationReopened",
 ];
 
+/// The ticket events after which its assignee (and so who may see it) can differ.
+const TICKET_ACCESS_CHANGING: [&str; 3] = ["TicketFieldChanged", "TicketEscalated", "TicketMerged"];
+
 /// The events of one conversation the caller may see, of the types `keep` takes (told whether
 /// the caller is the help desk rather than the customer), for as long as they may see it.
 async fn conversation_feed(
@@ -229,24 +232,49 @@ impl Subscription {
         ))
     }
 
-    /// Changes to tickets: one ticket, or all of them.
+    /// Changes to tickets: one ticket the caller may see, for as long as they may (its
+    /// assignment re-checked as it changes); admins may follow all of them.
     async fn ticket_updates(
         &self,
         ctx: &Context<'_>,
         ticket_id: Option<String>,
     ) -> Result<impl Stream<Item = Result<Event>>> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        require(caller, Root::Subscription, "ticketUpdates")?;
+        let p = require(caller, Root::Subscription, "ticketUpdates")?;
         let only = ticket_id
-            .map(|t| uuid("ticketId", &t).map(|u| format!("ticket-{}", TicketId::from_uuid(u))))
+            .map(|t| uuid("ticketId", &t).map(TicketId::from_uuid))
             .transpose()?;
+        let watch = match only {
+            Some(id) => {
+                policy::ticket(api, caller, id).await?;
+                let (api, caller, stream) = (api.clone(), caller.clone(), format!("ticket-{id}"));
+                Some(Watch {
+                    changes: Box::new(move |e: &RecordedEvent| {
+                        e.stream_id.as_str() == stream
+                            && TICKET_ACCESS_CHANGING.contains(&e.event_type.as_str())
+                    }),
+                    recheck: Box::new(move || {
+                        let (api, caller) = (api.clone(), caller.clone());
+                        Box::pin(async move { policy::ticket(&api, &caller, id).await.map(|_| ()) })
+                    }),
+                })
+            }
+            None if p.role == Role::Admin => None,
+            None => {
+                return Err(ApiError::Validation(
+                    "ticketId: name the ticket to follow (only admins follow all of them)".into(),
+                )
+                .into());
+            }
+        };
+        let only = only.map(|id| format!("ticket-{id}"));
         Ok(filtered(
             api.hub.subscribe(),
             move |e| match &only {
                 Some(stream) => e.stream_id.as_str() == stream,
                 None => e.stream_id.as_str().starts_with("ticket-"),
             },
-            None,
+            watch,
         ))
     }
 }
