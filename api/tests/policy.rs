@@ -635,4 +635,25 @@ async fn scopes(server: &Server, desk: &Desk) {
     server.gql(t("agent a2"), read, json!({ "c": c })).await;
     let (code, _) = server.gql_error(t("agent"), read, json!({ "c": c })).await;
     assert_eq!(code, "NOT_FOUND");
+
+    // An agent following queue a stops hearing of it when they no longer serve it.
+    let mut queue_feed = server
+        .subscribe(
+            t("agent"),
+            "subscription($q: [String!]) { queueChanges(queues: $q) { type } }",
+            json!({ "q": [desk.queue_a] }),
+        )
+        .await;
+    server
+        .gql(
+            t("admin"),
+            "mutation($a: String!) { changeAgent(agentId: $a, skills: [\"b\"]) { position } }",
+            json!({ "a": desk.agent_a.to_string() }),
+        )
+        .await;
+    let ended = queue_feed.next().await;
+    assert_eq!(
+        ended["errors"][0]["extensions"]["code"], "FORBIDDEN",
+        "{ended}"
+    );
 }

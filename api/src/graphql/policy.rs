@@ -488,6 +488,26 @@ pub(crate) async fn serves(api: &Api, agent: &Agent, queue: QueueId) -> Result<b
     )
 }
 
+/// Checks that an agent serves every one of `queues`; the refusal names the first that they
+/// do not (unknown, retired, or needing skills they lack).
+pub(crate) async fn serves_all(
+    api: &Api,
+    agent: AgentId,
+    queues: &[QueueId],
+) -> Result<(), ApiError> {
+    let Some(agent) = registered_agent(api, agent).await? else {
+        return Err(ApiError::Forbidden("you are not a registered agent".into()));
+    };
+    for q in queues {
+        if !serves(api, &agent, *q).await? {
+            return Err(ApiError::Forbidden(format!(
+                "queue {q} is not a queue you serve (unknown, retired, or needs skills you lack)"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The queues an agent serves, among those the read model lists (each checked against its
 /// stream).
 async fn served_queues(api: &Api, agent: AgentId) -> Result<Vec<QueueId>, ApiError> {

@@ -9,7 +9,10 @@ use async_graphql::{Context, Result, Subscription as SubscriptionRoot};
 use futures_util::Stream;
 use futures_util::future::BoxFuture;
 use futures_util::stream::unfold;
+use kefu_domain::Decider;
+use kefu_domain::agent::AgentDecider;
 use kefu_domain::ids::{ConversationId, QueueId, TicketId};
+use kefu_domain::queue::QueueDecider;
 use kefu_eventlog::RecordedEvent;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -109,6 +112,14 @@ const ACCESS_CHANGING: [&str; 7] = [
 /// The ticket events after which its assignee (and so who may see it) can differ.
 const TICKET_ACCESS_CHANGING: [&str; 3] = ["TicketFieldChanged", "TicketEscalated", "TicketMerged"];
 
+/// The agent and queue events after which an agent may no longer serve a queue.
+const QUEUE_ACCESS_CHANGING: [&str; 4] = [
+    "AgentSkillsChanged",
+    "AgentRetired",
+    "QueueChanged",
+    "QueueRetired",
+];
+
 /// The events of one conversation the caller may see, of the types `keep` takes (told whether
 /// the caller is the help desk rather than the customer), for as long as they may see it.
 async fn conversation_feed(
@@ -194,41 +205,44 @@ impl Subscription {
                 );
             }
         };
-        if p.role == Role::Supervisor {
+        let watch = if p.role == Role::Supervisor {
             if let Some(q) = asked.iter().find(|q| !p.queues.contains(*q)) {
                 return Err(
                     ApiError::Forbidden(format!("queue {q} is not one of your queues")).into(),
                 );
             }
+            None
         } else {
-            let agent = api
-                .desk
-                .commands()
-                .load::<kefu_domain::agent::AgentDecider>(policy::agent_id(p)?)
-                .await
-                .map_err(ApiError::from)?
-                .state;
-            let kefu_domain::agent::AgentState::Registered(agent) = agent else {
-                return Err(ApiError::Forbidden("you are not a registered agent".into()).into());
-            };
-            for q in &asked {
-                let id = QueueId::from_uuid(uuid("queues", q)?);
-                let serves = policy::serves(api, &agent, id).await?;
-                if !serves {
-                    return Err(ApiError::Forbidden(format!(
-                        "queue {q} is not a queue you serve (unknown, retired, or needs skills you lack)"
-                    ))
-                    .into());
-                }
-            }
-        }
+            let me = policy::agent_id(p)?;
+            let queues = asked
+                .iter()
+                .map(|q| uuid("queues", q).map(QueueId::from_uuid))
+                .collect::<Result<Vec<_>, _>>()?;
+            policy::serves_all(api, me, &queues).await?;
+            // Access ends when the agent's skills or a followed queue change so that the agent
+            // no longer serves it (or either is retired); only those events re-check.
+            let mut watched: BTreeSet<String> =
+                queues.iter().map(|q| QueueDecider::stream_id(*q)).collect();
+            watched.insert(AgentDecider::stream_id(me));
+            let api = api.clone();
+            Some(Watch {
+                changes: Box::new(move |e: &RecordedEvent| {
+                    watched.contains(e.stream_id.as_str())
+                        && QUEUE_ACCESS_CHANGING.contains(&e.event_type.as_str())
+                }),
+                recheck: Box::new(move || {
+                    let (api, queues) = (api.clone(), queues.clone());
+                    Box::pin(async move { policy::serves_all(&api, me, &queues).await })
+                }),
+            })
+        };
         Ok(filtered(
             api.hub.subscribe(),
             move |e| {
                 e.stream_id.as_str().starts_with("conversation-")
                     && queue_of(e).is_some_and(|q| asked.contains(q))
             },
-            None,
+            watch,
         ))
     }
 
