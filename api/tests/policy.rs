@@ -328,10 +328,25 @@ fn policy_refusal(answer: &Value) -> Option<&Value> {
         .find(|e| !e["extensions"]["field"].is_null())
 }
 
+const SERVE: [&str; 4] = ["--workers", "none", "--rate-limit", "0"];
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_role_times_every_operation() {
-    let server = Server::start(None, &["--workers", "none", "--rate-limit", "0"]);
-    let desk = desk(&server).await;
+    matrix(&Server::start(None, &SERVE)).await;
+}
+
+/// The same on PostgreSQL, whose SQL the scoped listings also run on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_role_times_every_operation_on_postgres() {
+    let Some((schema, url)) = server::postgres_store().await else {
+        return;
+    };
+    matrix(&Server::start(Some(&url), &SERVE)).await;
+    kefu_eventlog::testing::drop_schema(&schema).await;
+}
+
+async fn matrix(server: &Server) {
+    let desk = desk(server).await;
     let expected: HashMap<&str, Vec<&str>> = EXPECTED
         .iter()
         .map(|(op, roles)| (*op, roles.split(' ').collect()))
@@ -363,7 +378,7 @@ async fn every_role_times_every_operation() {
             .iter()
             .partition(|o| !expected[format!("{}.{}", o.root, o.field).as_str()].contains(&role));
         // Refused cells first, with the log head read around them: none of them writes.
-        let before = head(&server).await;
+        let before = head(server).await;
         for op in refused {
             let (status, _, answer) = server
                 .gql_full(Some(token), &[], &op.document, json!({}))
@@ -379,7 +394,7 @@ async fn every_role_times_every_operation() {
             assert!(answer["data"].is_null(), "{answer}");
             cells += 1;
         }
-        assert_eq!(head(&server).await, before, "a refused {role} cell wrote");
+        assert_eq!(head(server).await, before, "a refused {role} cell wrote");
         for op in allowed {
             let (status, _, answer) = server
                 .gql_full(Some(token), &[], &op.document, json!({}))
@@ -402,7 +417,7 @@ async fn every_role_times_every_operation() {
     let admin = &desk.tokens["admin"];
     let forged = format!("{}x", &admin[..admin.len() - 1]);
     let expired = expired_token();
-    let before = head(&server).await;
+    let before = head(server).await;
     for (who, token) in [
         ("no token", None),
         ("a forged token", Some(forged.as_str())),
@@ -418,16 +433,16 @@ async fn every_role_times_every_operation() {
             cells += 1;
         }
     }
-    assert_eq!(head(&server).await, before, "an unauthenticated cell wrote");
+    assert_eq!(head(server).await, before, "an unauthenticated cell wrote");
     assert_eq!(cells, operations.len() * (roles.len() + 3));
-    scopes(&server, &desk).await;
+    scopes(server, &desk).await;
 }
 
 /// The scope cells, on the same desk.
 async fn scopes(server: &Server, desk: &Desk) {
     let t = |who: &str| desk.tokens[who].as_str();
     let c = desk.conversation.as_str();
-    let read = "query($c: String!) { conversation(id: $c) }";
+    let read = "query($c: String!, $p: String) { conversation(id: $c, atLeast: $p) }";
     // Everything so far is in the read models and the index before they are read.
     let at = head(server).await.to_string();
 
@@ -436,12 +451,16 @@ async fn scopes(server: &Server, desk: &Desk) {
         .gql_error(t("agent b"), read, json!({ "c": c }))
         .await;
     assert_eq!(code, "NOT_FOUND");
-    server.gql(t("agent"), read, json!({ "c": c })).await;
+    server
+        .gql(t("agent"), read, json!({ "c": c, "p": at }))
+        .await;
     let (code, _) = server
         .gql_error(t("supervisor b"), read, json!({ "c": c }))
         .await;
     assert_eq!(code, "NOT_FOUND");
-    server.gql(t("supervisor"), read, json!({ "c": c })).await;
+    server
+        .gql(t("supervisor"), read, json!({ "c": c, "p": at }))
+        .await;
 
     // ...nor see queue a in the queues, nor find the conversation by search, totals included.
     let list = "query($p: String) { queues(atLeast: $p) }";
@@ -527,26 +546,36 @@ async fn scopes(server: &Server, desk: &Desk) {
         .clone();
     let ticket = opened["id"].as_str().unwrap().to_owned();
     let opened_at = opened["position"].clone();
-    let see = "query($t: String!) { ticket(id: $t) }";
-    server.gql(t("customer"), see, json!({ "t": ticket })).await;
+    let see = "query($t: String!, $p: String) { ticket(id: $t, atLeast: $p) }";
+    server
+        .gql(t("customer"), see, json!({ "t": ticket, "p": opened_at }))
+        .await;
     let (code, _) = server
-        .gql_error(t("other customer"), see, json!({ "t": ticket }))
+        .gql_error(
+            t("other customer"),
+            see,
+            json!({ "t": ticket, "p": opened_at }),
+        )
         .await;
     assert_eq!(code, "NOT_FOUND");
     // Agents see the tickets assigned to or opened by them, supervisors those of the agents
     // serving their queues; outside that, a ticket is as unknown, to read, list or change.
     for who in ["agent", "supervisor", "admin"] {
-        server.gql(t(who), see, json!({ "t": ticket })).await;
+        server
+            .gql(t(who), see, json!({ "t": ticket, "p": opened_at }))
+            .await;
     }
     let before = head(server).await;
     for who in ["agent b", "supervisor b"] {
-        let (code, _) = server.gql_error(t(who), see, json!({ "t": ticket })).await;
+        let (code, _) = server
+            .gql_error(t(who), see, json!({ "t": ticket, "p": opened_at }))
+            .await;
         assert_eq!(code, "NOT_FOUND", "{who}");
         let (code, _) = server
             .gql_error(
                 t(who),
                 "mutation($t: String!) { updateTicket(ticketId: $t, priority: HIGH) { position } }",
-                json!({ "t": ticket }),
+                json!({ "t": ticket, "p": opened_at }),
             )
             .await;
         assert_eq!(code, "NOT_FOUND", "{who}");
@@ -632,7 +661,10 @@ async fn scopes(server: &Server, desk: &Desk) {
         "{last}"
     );
     // The agent who has it now reads it; the one who gave it away no longer does.
-    server.gql(t("agent a2"), read, json!({ "c": c })).await;
+    let now = head(server).await.to_string();
+    server
+        .gql(t("agent a2"), read, json!({ "c": c, "p": now }))
+        .await;
     let (code, _) = server.gql_error(t("agent"), read, json!({ "c": c })).await;
     assert_eq!(code, "NOT_FOUND");
 
