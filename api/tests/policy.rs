@@ -198,11 +198,7 @@ async fn head(server: &Server) -> u64 {
 /// other database activity moves, so there the checks compare nothing (the decisions
 /// themselves are still asserted).
 async fn written(server: &Server, exact: bool) -> u64 {
-    if exact {
-        head(server).await
-    } else {
-        0
-    }
+    if exact { head(server).await } else { 0 }
 }
 
 /// A correctly signed token that expired an hour ago.
