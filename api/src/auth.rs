@@ -34,7 +34,7 @@ pub enum Role {
     Auditor,
     /// Queues, agents, the knowledge base and switches.
     Admin,
-    /// The shop's order system: records customer profiles and orders, nothing else.
+    /// The order system's feed: records orders and customer profiles, nothing else.
     Integration,
 }
 

@@ -147,6 +147,13 @@ impl SlaTargets {
     }
 }
 
+/// Whether an agent with skills `has` may serve work that needs `needs`: they must have every
+/// skill it names. The one rule for "an agent serves this queue": the assigner, the read
+/// models and the API's access policy all ask it, over skill codes as each of them stores them.
+pub fn can_serve<S: Ord>(needs: &BTreeSet<S>, has: &BTreeSet<S>) -> bool {
+    needs.is_subset(has)
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Queue {
     pub id: QueueId,

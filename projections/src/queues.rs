@@ -302,6 +302,11 @@ impl View {
             .collect())
     }
 
+    /// Every queue defined, retired ones too.
+    pub async fn queues(&self) -> Result<Vec<QueueRow>, ProjectionError> {
+        self.select::<QueueRow>("ORDER BY id", vec![]).await
+    }
+
     pub async fn agents(&self) -> Result<Vec<AgentRow>, ProjectionError> {
         self.select::<AgentRow>("ORDER BY name, id", vec![]).await
     }
@@ -367,7 +372,7 @@ impl View {
                 let needs = skills_of(&queue.skills);
                 let able: Vec<&AgentRow> = agents
                     .iter()
-                    .filter(|a| needs.is_subset(&skills_of(&a.skills)))
+                    .filter(|a| kefu_domain::queue::can_serve(&needs, &skills_of(&a.skills)))
                     .collect();
                 QueueCounts {
                     waiting: count(&waiting, &queue.id, 1).unwrap_or(0),

@@ -225,6 +225,8 @@ pub struct TicketFilter {
     pub customer: Option<String>,
     pub priority: Option<String>,
     pub conversation: Option<String>,
+    /// Only tickets assigned to or opened by one of these agents (an access scope).
+    pub agents: Option<Vec<String>>,
 }
 
 impl View {
@@ -255,6 +257,7 @@ impl View {
         query.eq("customer", &filter.customer);
         query.eq("priority", &filter.priority);
         query.eq("conversation", &filter.conversation);
+        query.any_in(&["assignee", "opened_by_agent"], &filter.agents);
         self.newest_first(query, "opened_at", after, limit, |t: &TicketRow| {
             (t.opened_at, t.id.clone())
         })

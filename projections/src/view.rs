@@ -162,6 +162,27 @@ impl Listing {
         }
     }
 
+    /// Rows where any of `cols` holds one of `values` (none when `values` is empty).
+    pub(crate) fn any_in(&mut self, cols: &[&str], values: &Option<Vec<String>>) {
+        let Some(values) = values else {
+            return;
+        };
+        if values.is_empty() {
+            self.cond.push("1 = 0".into());
+            return;
+        }
+        let mut any = Vec::new();
+        for col in cols {
+            let mut slots = Vec::new();
+            for v in values {
+                self.params.push(v.clone().into());
+                slots.push(format!("${}", self.params.len()));
+            }
+            any.push(format!("{col} IN ({})", slots.join(", ")));
+        }
+        self.cond.push(format!("({})", any.join(" OR ")));
+    }
+
     pub(crate) fn cmp(&mut self, col: &str, op: &str, v: Option<i64>) {
         if let Some(v) = v {
             self.params.push(v.into());

@@ -27,7 +27,7 @@ use kefu_domain::ticket::{
 use kefu_eventlog::{Actor, Metadata, Position, RecordedEvent, StreamId};
 use kefu_projections::search::{
     ConversationStatus, DocKind, EMAIL_MASK, MAX_LIMIT, PHONE_MASK, SearchError, SearchHit,
-    SearchIndex, SearchRequest, SpeakerKind,
+    SearchIndex, SearchRequest, SearchScope, SpeakerKind,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -1045,4 +1045,38 @@ fn a_reader_handle_sees_each_commit_from_another_thread() {
     assert_eq!(found(&reader), 0, "nothing committed yet");
     index.commit().unwrap();
     assert_eq!(found(&reader), 2, "the message and its conversation");
+}
+
+#[test]
+fn a_scope_filters_inside_the_query_so_totals_and_pages_count_only_what_it_lets_through() {
+    let index = index_of(&two_conversations().events);
+    let within = |queues: Vec<QueueId>, agents: Vec<AgentId>| {
+        SearchRequest::new("快递").scope(SearchScope::Within {
+            queues,
+            waiting_only: false,
+            agents,
+            ticket_assignees: Vec::new(),
+        })
+    };
+    // The delivery queue's: m3, m4, m5 and C1. C2 is the refund queue's; m1, m2 and m11 were
+    // written before a queue had them.
+    let delivery = index
+        .search(&within(vec![Q_DELIVERY], vec![]).page(100, 0))
+        .unwrap();
+    assert_eq!(delivery.total, 4, "{delivery:?}");
+    assert!(delivery.hits.iter().all(|h| h.queue == Some(Q_DELIVERY)));
+    let first = index
+        .search(&within(vec![Q_DELIVERY], vec![]).page(1, 0))
+        .unwrap();
+    assert_eq!((first.total, first.hits.len()), (4, 1));
+    // Bob's: m5, which he wrote, and C1 and C2, which he holds.
+    let bobs = index
+        .search(&within(vec![], vec![BOB]).page(100, 0))
+        .unwrap();
+    assert_eq!(bobs.total, 3, "{bobs:?}");
+    // An empty scope finds the knowledge base only (none here), and says so in the total.
+    let nothing = index.search(&within(vec![], vec![])).unwrap();
+    assert_eq!((nothing.total, nothing.hits.len()), (0, 0));
+    // Without a scope, everything: six messages and two conversations.
+    assert_eq!(index.search(&SearchRequest::new("快递")).unwrap().total, 8);
 }

@@ -85,7 +85,7 @@ pub fn plan(waiting: &[WaitingEntry], agents: &[AgentRow]) -> Vec<Match> {
         // one who came online first), then the id for a stable order.
         let best = seats
             .iter_mut()
-            .filter(|s| s.free > 0 && needs.is_subset(&s.skills))
+            .filter(|s| s.free > 0 && kefu_domain::queue::can_serve(&needs, &s.skills))
             .min_by(|a, b| {
                 (a.held, a.row.status_since, &a.row.id).cmp(&(
                     b.held,

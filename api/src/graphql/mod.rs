@@ -4,13 +4,13 @@
 //! position to wait for, so a client reads its own writes; subscriptions follow the log.
 //!
 //! Start at [`Api`] (what every resolver can reach) and [`Caller`] (who is asking, and the
-//! correlation id their request stamps on every event). Access rules live in `access.rs`,
+//! correlation id their request stamps on every event). Access rules live in `policy.rs`,
 //! error codes in `error.rs`.
 
-mod access;
 mod error;
 mod integration;
 mod mutation;
+mod policy;
 mod query;
 mod subscription;
 mod types;
@@ -150,6 +150,7 @@ pub fn schema(api: Arc<Api>) -> KefuSchema {
     let limits = api.limits.clone();
     Schema::build(Query, Mutation, Subscription)
         .data(api)
+        .extension(policy::Enforce)
         .limit_depth(limits.max_depth)
         .limit_complexity(limits.max_complexity)
         .finish()

@@ -20,8 +20,8 @@ use kefu_workers::desk::{
 };
 use uuid::Uuid;
 
-use super::access::{self, require};
 use super::integration::{CustomerTier, OrderInput};
+use super::policy::{self, Root, require};
 use super::types::{
     AgentStatus, Channel, CloseReason, FaultState, FaultTarget, Receipt, Switch, TicketKind,
     TicketPriority, TicketStatus,
@@ -52,7 +52,7 @@ fn party(p: &Principal) -> Result<Party, ApiError> {
     Ok(match p.role {
         Role::Customer => Party::Customer,
         Role::Agent => Party::Agent {
-            agent: access::agent_id(p)?,
+            agent: policy::agent_id(p)?,
         },
         _ => Party::System,
     })
@@ -112,8 +112,8 @@ impl Mutation {
         locale: Option<String>,
     ) -> Result<Receipt> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        let p = require(caller, &[Role::Customer], "start a conversation")?;
-        let customer = access::customer_id(p)?;
+        let p = require(caller, Root::Mutation, "startConversation")?;
+        let customer = policy::customer_id(p)?;
         if channel == Channel::Probe {
             return Err(ApiError::Validation(
                 "channel: PROBE is kefu's own probes' channel; use WEB, APP, PC or IVR".into(),
@@ -150,14 +150,14 @@ impl Mutation {
         message_id: Option<String>,
     ) -> Result<Receipt> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        let p = require(caller, &[Role::Customer, Role::Agent], "send messages")?;
+        let p = require(caller, Root::Mutation, "sendMessage")?;
         check_text(api, "text", &text)?;
         let conversation = ConversationId::from_uuid(uuid("conversationId", &conversation_id)?);
         let message = match message_id {
             Some(m) => MessageId::from_uuid(uuid("messageId", &m)?),
             None => MessageId::from_uuid(Uuid::now_v7()),
         };
-        access::conversation(api, caller, conversation).await?;
+        policy::conversation(api, caller, conversation).await?;
         let meta = caller.metadata();
         let done = if p.role == Role::Customer {
             api.desk
@@ -165,7 +165,7 @@ impl Mutation {
                 .await
         } else {
             api.desk
-                .agent_message(conversation, access::agent_id(p)?, message, text, &meta)
+                .agent_message(conversation, policy::agent_id(p)?, message, text, &meta)
                 .await
         }
         .map_err(ApiError::from)?;
@@ -180,9 +180,9 @@ impl Mutation {
         scenario: String,
     ) -> Result<Receipt> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        require(caller, &[Role::Customer], "confirm a scenario")?;
+        require(caller, Root::Mutation, "confirmScenario")?;
         let conversation = ConversationId::from_uuid(uuid("conversationId", &conversation_id)?);
-        access::conversation(api, caller, conversation).await?;
+        policy::conversation(api, caller, conversation).await?;
         let done = api
             .desk
             .settle_scenario(
@@ -198,9 +198,9 @@ impl Mutation {
     /// The customer asks for a human (转人工).
     async fn request_human(&self, ctx: &Context<'_>, conversation_id: String) -> Result<Receipt> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        require(caller, &[Role::Customer], "ask for a human")?;
+        require(caller, Root::Mutation, "requestHuman")?;
         let conversation = ConversationId::from_uuid(uuid("conversationId", &conversation_id)?);
-        access::conversation(api, caller, conversation).await?;
+        policy::conversation(api, caller, conversation).await?;
         let done = api
             .desk
             .hand_off(
@@ -221,13 +221,9 @@ impl Mutation {
         queue_id: String,
     ) -> Result<Receipt> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        require(
-            caller,
-            &[Role::Supervisor, Role::Admin],
-            "route conversations",
-        )?;
+        require(caller, Root::Mutation, "routeConversation")?;
         let queue = QueueId::from_uuid(uuid("queueId", &queue_id)?);
-        access::require_queue(caller, queue)?;
+        policy::require_queue(caller, queue)?;
         let conversation = ConversationId::from_uuid(uuid("conversationId", &conversation_id)?);
         let reasons = vec![RoutingReason::Other {
             code: format!("manual:{}", caller.principal.role),
@@ -254,12 +250,12 @@ impl Mutation {
         conversation_id: String,
     ) -> Result<Receipt> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        let p = require(caller, &[Role::Agent], "accept conversations")?;
+        let p = require(caller, Root::Mutation, "acceptConversation")?;
         let conversation = ConversationId::from_uuid(uuid("conversationId", &conversation_id)?);
-        access::conversation(api, caller, conversation).await?;
+        policy::conversation(api, caller, conversation).await?;
         let done = api
             .desk
-            .assign(conversation, access::agent_id(p)?, &caller.metadata())
+            .assign(conversation, policy::agent_id(p)?, &caller.metadata())
             .await
             .map_err(ApiError::from)?;
         Ok(receipt_of(caller, done))
@@ -273,9 +269,9 @@ impl Mutation {
         agent_id: String,
     ) -> Result<Receipt> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        require(caller, &[Role::Supervisor], "assign conversations")?;
+        require(caller, Root::Mutation, "assignConversation")?;
         let conversation = ConversationId::from_uuid(uuid("conversationId", &conversation_id)?);
-        access::conversation(api, caller, conversation).await?;
+        policy::conversation(api, caller, conversation).await?;
         let agent = AgentId::from_uuid(uuid("agentId", &agent_id)?);
         let done = api
             .desk
@@ -295,7 +291,7 @@ impl Mutation {
         reason: String,
     ) -> Result<Receipt> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        let p = require(caller, &[Role::Agent], "transfer conversations")?;
+        let p = require(caller, Root::Mutation, "transferConversation")?;
         let conversation = ConversationId::from_uuid(uuid("conversationId", &conversation_id)?);
         let to = match (to_agent, to_queue) {
             (Some(a), None) => Transfer::ToAgent(AgentId::from_uuid(uuid("toAgent", &a)?)),
@@ -306,12 +302,12 @@ impl Mutation {
                 );
             }
         };
-        access::conversation(api, caller, conversation).await?;
+        policy::conversation(api, caller, conversation).await?;
         let done = api
             .desk
             .transfer(
                 conversation,
-                access::agent_id(p)?,
+                policy::agent_id(p)?,
                 to,
                 reason,
                 &caller.metadata(),
@@ -329,13 +325,13 @@ impl Mutation {
         text: String,
     ) -> Result<Receipt> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        let p = require(caller, &[Role::Agent], "add notes")?;
+        let p = require(caller, Root::Mutation, "addNote")?;
         check_text(api, "text", &text)?;
         let conversation = ConversationId::from_uuid(uuid("conversationId", &conversation_id)?);
-        access::conversation(api, caller, conversation).await?;
+        policy::conversation(api, caller, conversation).await?;
         let done = api
             .desk
-            .add_note(conversation, access::agent_id(p)?, text, &caller.metadata())
+            .add_note(conversation, policy::agent_id(p)?, text, &caller.metadata())
             .await
             .map_err(ApiError::from)?;
         Ok(receipt_of(caller, done))
@@ -349,13 +345,9 @@ impl Mutation {
         #[graphql(default_with = "CloseReason::Resolved")] reason: CloseReason,
     ) -> Result<Receipt> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        let p = require(
-            caller,
-            &[Role::Customer, Role::Agent],
-            "close conversations",
-        )?;
+        let p = require(caller, Root::Mutation, "closeConversation")?;
         let conversation = ConversationId::from_uuid(uuid("conversationId", &conversation_id)?);
-        access::conversation(api, caller, conversation).await?;
+        policy::conversation(api, caller, conversation).await?;
         let done = api
             .desk
             .close(conversation, party(p)?, reason.into(), &caller.metadata())
@@ -370,13 +362,9 @@ impl Mutation {
         conversation_id: String,
     ) -> Result<Receipt> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        let p = require(
-            caller,
-            &[Role::Customer, Role::Agent],
-            "reopen conversations",
-        )?;
+        let p = require(caller, Root::Mutation, "reopenConversation")?;
         let conversation = ConversationId::from_uuid(uuid("conversationId", &conversation_id)?);
-        access::conversation(api, caller, conversation).await?;
+        policy::conversation(api, caller, conversation).await?;
         let done = api
             .desk
             .reopen(conversation, party(p)?, &caller.metadata())
@@ -388,9 +376,9 @@ impl Mutation {
     /// The agent who closed a conversation offers the satisfaction survey.
     async fn offer_survey(&self, ctx: &Context<'_>, conversation_id: String) -> Result<Receipt> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        require(caller, &[Role::Agent], "offer surveys")?;
+        require(caller, Root::Mutation, "offerSurvey")?;
         let conversation = ConversationId::from_uuid(uuid("conversationId", &conversation_id)?);
-        access::conversation(api, caller, conversation).await?;
+        policy::conversation(api, caller, conversation).await?;
         let done = api
             .desk
             .offer_survey(conversation, &caller.metadata())
@@ -408,14 +396,14 @@ impl Mutation {
         comment: Option<String>,
     ) -> Result<Receipt> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        require(caller, &[Role::Customer], "answer surveys")?;
+        require(caller, Root::Mutation, "answerSurvey")?;
         if let Some(c) = &comment {
             check_text(api, "comment", c)?;
         }
         let score = u8::try_from(score)
             .map_err(|_| ApiError::Validation(format!("score: {score} is not 1 to 5")))?;
         let conversation = ConversationId::from_uuid(uuid("conversationId", &conversation_id)?);
-        access::conversation(api, caller, conversation).await?;
+        policy::conversation(api, caller, conversation).await?;
         let done = api
             .desk
             .answer_survey(conversation, score, comment, &caller.metadata())
@@ -428,11 +416,11 @@ impl Mutation {
 
     async fn open_ticket(&self, ctx: &Context<'_>, input: TicketInput) -> Result<Receipt> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        let p = require(caller, &[Role::Agent], "open tickets")?;
+        let p = require(caller, Root::Mutation, "openTicket")?;
         let conversation = match &input.conversation_id {
             Some(c) => {
                 let id = ConversationId::from_uuid(uuid("conversationId", c)?);
-                access::conversation(api, caller, id).await?;
+                policy::conversation(api, caller, id).await?;
                 Some(id)
             }
             None => None,
@@ -448,7 +436,7 @@ impl Mutation {
         };
         let done = api
             .desk
-            .open_ticket(ticket, Some(access::agent_id(p)?), &caller.metadata())
+            .open_ticket(ticket, Some(policy::agent_id(p)?), &caller.metadata())
             .await
             .map_err(ApiError::from)?;
         Ok(receipt(caller, done))
@@ -466,8 +454,9 @@ impl Mutation {
         assignee: Option<String>,
     ) -> Result<Receipt> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        let p = require(caller, &[Role::Agent, Role::Supervisor], "update tickets")?;
+        let p = require(caller, Root::Mutation, "updateTicket")?;
         let ticket = TicketId::from_uuid(uuid("ticketId", &ticket_id)?);
+        policy::ticket(api, caller, ticket).await?;
         let update = TicketUpdate {
             edit: TicketEdit {
                 kind: kind.map(Into::into),
@@ -496,13 +485,10 @@ impl Mutation {
         #[graphql(default)] public: bool,
     ) -> Result<Receipt> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        let p = require(
-            caller,
-            &[Role::Agent, Role::Supervisor],
-            "comment on tickets",
-        )?;
+        let p = require(caller, Root::Mutation, "commentTicket")?;
         check_text(api, "body", &body)?;
         let ticket = TicketId::from_uuid(uuid("ticketId", &ticket_id)?);
+        policy::ticket(api, caller, ticket).await?;
         let done = api
             .desk
             .comment_ticket(ticket, party(p)?, body, public, &caller.metadata())
@@ -515,7 +501,7 @@ impl Mutation {
 
     async fn define_queue(&self, ctx: &Context<'_>, input: QueueInput) -> Result<Receipt> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        require(caller, &[Role::Admin], "define queues")?;
+        require(caller, Root::Mutation, "defineQueue")?;
         let priority = u8::try_from(input.priority).map_err(|_| {
             ApiError::Validation(format!("priority: {} is not 0 to 255", input.priority))
         })?;
@@ -558,7 +544,7 @@ impl Mutation {
         resolution_secs: Option<i32>,
     ) -> Result<Receipt> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        require(caller, &[Role::Admin], "change queues")?;
+        require(caller, Root::Mutation, "changeQueue")?;
         let queue = QueueId::from_uuid(uuid("queueId", &queue_id)?);
         let sla = match (first_response_secs, resolution_secs) {
             (None, None) => None,
@@ -605,7 +591,7 @@ impl Mutation {
         error_rate: f64,
     ) -> Result<FaultState> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        require(caller, &[Role::Admin], "inject faults")?;
+        require(caller, Root::Mutation, "setFault")?;
         let latency = u64::try_from(latency_ms)
             .map_err(|_| ApiError::Validation(format!("latencyMs: {latency_ms} is negative")))?;
         let dial = api.faults.dial(target);
@@ -628,7 +614,7 @@ impl Mutation {
         reason: String,
     ) -> Result<Receipt> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        require(caller, &[Role::Admin], "flip switches")?;
+        require(caller, Root::Mutation, "setSwitch")?;
         let done = api
             .desk
             .set_switch(switch.into(), on, reason, &caller.metadata())
@@ -644,7 +630,7 @@ impl Mutation {
         reason: String,
     ) -> Result<Receipt> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        require(caller, &[Role::Admin], "retire queues")?;
+        require(caller, Root::Mutation, "retireQueue")?;
         let queue = QueueId::from_uuid(uuid("queueId", &queue_id)?);
         let done = api
             .desk
@@ -664,7 +650,7 @@ impl Mutation {
         max_concurrent: i32,
     ) -> Result<Receipt> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        require(caller, &[Role::Admin], "register agents")?;
+        require(caller, Root::Mutation, "registerAgent")?;
         let agent = match agent_id {
             Some(a) => AgentId::from_uuid(uuid("agentId", &a)?),
             None => AgentId::from_uuid(Uuid::now_v7()),
@@ -693,8 +679,9 @@ impl Mutation {
         max_concurrent: Option<i32>,
     ) -> Result<Receipt> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        require(caller, &[Role::Admin, Role::Supervisor], "change agents")?;
+        require(caller, Root::Mutation, "changeAgent")?;
         let agent = AgentId::from_uuid(uuid("agentId", &agent_id)?);
+        policy::manage_agent(api, caller, agent).await?;
         let done = api
             .desk
             .change_agent(
@@ -718,12 +705,9 @@ impl Mutation {
         agent_id: Option<String>,
     ) -> Result<Receipt> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        let p = require(
-            caller,
-            &[Role::Agent, Role::Supervisor, Role::Admin],
-            "set agent status",
-        )?;
-        let agent = access::target_agent(p, agent_id.as_deref(), "set the status")?;
+        let p = require(caller, Root::Mutation, "setAgentStatus")?;
+        let agent = policy::target_agent(p, agent_id.as_deref(), "set the status")?;
+        policy::manage_agent(api, caller, agent).await?;
         let done = api
             .desk
             .set_agent_status(agent, status.into(), &caller.metadata())
@@ -742,7 +726,7 @@ impl Mutation {
         locale: String,
     ) -> Result<Receipt> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        require(caller, &[Role::Admin], "edit the knowledge base")?;
+        require(caller, Root::Mutation, "createKnowledgeEntry")?;
         let entry = KnowledgeEntryId::from_uuid(Uuid::now_v7());
         let new = NewEntry {
             question,
@@ -769,7 +753,7 @@ impl Mutation {
         category: Option<String>,
     ) -> Result<Receipt> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        require(caller, &[Role::Admin], "edit the knowledge base")?;
+        require(caller, Root::Mutation, "editKnowledgeEntry")?;
         let entry = KnowledgeEntryId::from_uuid(uuid("entryId", &entry_id)?);
         let edit = KnowledgeEdit {
             question,
@@ -793,7 +777,7 @@ impl Mutation {
         reason: String,
     ) -> Result<Receipt> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        require(caller, &[Role::Admin], "edit the knowledge base")?;
+        require(caller, Root::Mutation, "retireKnowledgeEntry")?;
         let entry = KnowledgeEntryId::from_uuid(uuid("entryId", &entry_id)?);
         let done = api
             .desk
@@ -815,7 +799,7 @@ impl Mutation {
         locale: String,
     ) -> Result<Receipt> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        require(caller, &[Role::Integration], "record customer profiles")?;
+        require(caller, Root::Mutation, "recordCustomerProfile")?;
         let customer = CustomerId::from_uuid(uuid("customerId", &customer_id)?);
         let done = api
             .desk
@@ -835,7 +819,7 @@ impl Mutation {
     /// profile must be recorded first. Returns the order id.
     async fn record_order(&self, ctx: &Context<'_>, input: OrderInput) -> Result<Receipt> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        require(caller, &[Role::Integration], "record orders")?;
+        require(caller, Root::Mutation, "recordOrder")?;
         let customer = CustomerId::from_uuid(uuid("customerId", &input.customer_id)?);
         let order = input.into_order()?;
         let done = api

@@ -4,14 +4,14 @@
 use async_graphql::connection::{Connection, Edge};
 use async_graphql::{Context, Json, Object, Result};
 use chrono::{DateTime, Duration, Utc};
-use kefu_domain::ids::{AgentId, ConversationId, QueueId};
+use kefu_domain::ids::{AgentId, ConversationId, QueueId, TicketId};
 use kefu_eventlog::{EventLog, StreamId};
 use kefu_projections::conversations::ConversationFilter;
 use kefu_projections::search::{ConversationStatus, DocKind, DocStatus, SearchRequest};
 use kefu_projections::stats::{StatsFilter, StatsGroup};
 use kefu_projections::tickets::TicketFilter;
 
-use super::access::{self, require};
+use super::policy::{self, Root, require};
 use super::types::{
     AuditEntry, ConversationSummary, Event, FaultState, FaultTarget, Forecast, ForecastHour, Me,
     ProbeRunResult, SearchHit, SearchResults, SwitchState,
@@ -59,7 +59,7 @@ impl Query {
     ) -> Result<Json<serde_json::Value>> {
         let (api, caller) = (api(ctx), caller(ctx)?);
         let conversation = ConversationId::from_uuid(uuid("id", &id)?);
-        access::conversation(api, caller, conversation).await?;
+        policy::conversation(api, caller, conversation).await?;
         caught_up(api, at_least.as_deref()).await?;
         let view = api
             .read
@@ -91,11 +91,7 @@ impl Query {
         at_least: Option<String>,
     ) -> Result<Connection<String, ConversationSummary>> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        let p = require(
-            caller,
-            &[Role::Customer, Role::Agent, Role::Supervisor],
-            "list conversations",
-        )?;
+        let p = require(caller, Root::Query, "conversations")?;
         let mut filter = ConversationFilter {
             status,
             queue,
@@ -104,9 +100,9 @@ impl Query {
             ..ConversationFilter::default()
         };
         match p.role {
-            Role::Customer => filter.customer = Some(access::customer_id(p)?.to_string()),
-            Role::Agent => filter.agent = Some(access::agent_id(p)?.to_string()),
-            _ => access::supervisor_names_a_queue(caller, filter.queue.as_deref(), "lists")?,
+            Role::Customer => filter.customer = Some(policy::customer_id(p)?.to_string()),
+            Role::Agent => filter.agent = Some(policy::agent_id(p)?.to_string()),
+            _ => policy::supervisor_names_a_queue(caller, filter.queue.as_deref(), "lists")?,
         }
         let limit = page_size(first)?;
         caught_up(api, at_least.as_deref()).await?;
@@ -143,19 +139,18 @@ impl Query {
         at_least: Option<String>,
     ) -> Result<Json<serde_json::Value>> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        require(
-            caller,
-            &[Role::Agent, Role::Supervisor, Role::Analyst, Role::Admin],
-            "see the queues",
-        )?;
+        require(caller, Root::Query, "queues")?;
         caught_up(api, at_least.as_deref()).await?;
         let view = api.read.live("queues").await.map_err(ApiError::from)?;
         let now = api.desk.now().timestamp_millis();
-        let counts = view.queue_counts(now).await.map_err(ApiError::from)?;
-        let waiting = view
+        let scope = policy::queue_scope(api, caller).await?;
+        let mut counts = view.queue_counts(now).await.map_err(ApiError::from)?;
+        counts.retain(|c| scope.admits(&c.queue.id));
+        let mut waiting = view
             .waiting(queue.as_deref(), now)
             .await
             .map_err(ApiError::from)?;
+        waiting.retain(|w| scope.admits(&w.entry.queue));
         Ok(Json(
             serde_json::json!({ "queues": counts, "waiting": waiting }),
         ))
@@ -169,12 +164,9 @@ impl Query {
         at_least: Option<String>,
     ) -> Result<Json<serde_json::Value>> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        let p = require(
-            caller,
-            &[Role::Agent, Role::Supervisor, Role::Admin],
-            "see a workbench",
-        )?;
-        let agent = access::target_agent(p, agent.as_deref(), "see the workbench")?;
+        let p = require(caller, Root::Query, "workbench")?;
+        let agent = policy::target_agent(p, agent.as_deref(), "see the workbench")?;
+        policy::manage_agent(api, caller, agent).await?;
         caught_up(api, at_least.as_deref()).await?;
         let view = api.read.live("queues").await.map_err(ApiError::from)?;
         let bench = view
@@ -196,19 +188,13 @@ impl Query {
         at_least: Option<String>,
     ) -> Result<Connection<String, Json<serde_json::Value>>> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        let p = require(
-            caller,
-            &[Role::Customer, Role::Agent, Role::Supervisor, Role::Admin],
-            "list tickets",
-        )?;
+        require(caller, Root::Query, "tickets")?;
         let mut filter = TicketFilter {
             status,
             assignee,
             ..TicketFilter::default()
         };
-        if p.role == Role::Customer {
-            filter.customer = Some(access::customer_id(p)?.to_string());
-        }
+        policy::ticket_scope(api, caller).await?.narrow(&mut filter);
         let limit = page_size(first)?;
         caught_up(api, at_least.as_deref()).await?;
         let view = api.read.live("tickets").await.map_err(ApiError::from)?;
@@ -232,12 +218,8 @@ impl Query {
         at_least: Option<String>,
     ) -> Result<Json<serde_json::Value>> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        let p = require(
-            caller,
-            &[Role::Customer, Role::Agent, Role::Supervisor, Role::Admin],
-            "see a ticket",
-        )?;
-        uuid("id", &id)?;
+        require(caller, Root::Query, "ticket")?;
+        policy::ticket(api, caller, TicketId::from_uuid(uuid("id", &id)?)).await?;
         caught_up(api, at_least.as_deref()).await?;
         let view = api.read.live("tickets").await.map_err(ApiError::from)?;
         let not_found = || ApiError::NotFound(format!("no ticket {id} that you may see"));
@@ -246,10 +228,6 @@ impl Query {
             .await
             .map_err(ApiError::from)?
             .ok_or_else(not_found)?;
-        if p.role == Role::Customer && ticket.ticket.customer != access::customer_id(p)?.to_string()
-        {
-            return Err(not_found().into());
-        }
         Ok(json(&ticket))
     }
 
@@ -275,12 +253,8 @@ impl Query {
         at_least: Option<String>,
     ) -> Result<Json<serde_json::Value>> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        require(
-            caller,
-            &[Role::Analyst, Role::Supervisor, Role::Admin],
-            "read statistics",
-        )?;
-        access::supervisor_names_a_queue(caller, queue.as_deref(), "reads")?;
+        require(caller, Root::Query, "stats")?;
+        policy::supervisor_names_a_queue(caller, queue.as_deref(), "reads")?;
         let offset = utc_offset_minutes.unwrap_or(480);
         if !(-14 * 60..=14 * 60).contains(&offset) {
             return Err(ApiError::Validation(format!(
@@ -330,16 +304,13 @@ impl Query {
         at_least: Option<String>,
     ) -> Result<SearchResults> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        require(
-            caller,
-            &[Role::Agent, Role::Supervisor, Role::Analyst, Role::Admin],
-            "search",
-        )?;
+        require(caller, Root::Query, "search")?;
         let mut request = SearchRequest::new(text).page(
             page_size(first)?,
             usize::try_from(offset.unwrap_or(0))
                 .map_err(|_| ApiError::Validation("offset: must not be negative".into()))?,
         );
+        request = request.scope(policy::search_scope(api, caller).await?);
         for k in kinds.unwrap_or_default() {
             let kind = DocKind::ALL
                 .into_iter()
@@ -421,12 +392,8 @@ impl Query {
     ) -> Result<Forecast> {
         use kefu_projections::forecast::{Staffing, agents_needed, fit};
         let (api, caller) = (api(ctx), caller(ctx)?);
-        require(
-            caller,
-            &[Role::Supervisor, Role::Analyst, Role::Admin],
-            "read forecasts",
-        )?;
-        access::supervisor_names_a_queue(caller, queue.as_deref(), "forecasts")?;
+        require(caller, Root::Query, "forecast")?;
+        policy::supervisor_names_a_queue(caller, queue.as_deref(), "forecasts")?;
         let bad = |m: String| -> async_graphql::Error { ApiError::Validation(m).into() };
         if !(1..=24 * 14).contains(&hours) {
             return Err(bad(format!("hours: {hours} is not 1 to 336")));
@@ -502,11 +469,7 @@ impl Query {
     /// The degradation switches.
     async fn switches(&self, ctx: &Context<'_>) -> Result<Vec<SwitchState>> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        require(
-            caller,
-            &[Role::Admin, Role::Supervisor, Role::Analyst, Role::Agent],
-            "see the switches",
-        )?;
+        require(caller, Root::Query, "switches")?;
         let board = api.desk.switchboard().await.map_err(ApiError::from)?;
         Ok(kefu_domain::switches::Switch::ALL
             .into_iter()
@@ -520,7 +483,7 @@ impl Query {
     /// The drills' faults on this server's dependencies.
     async fn faults(&self, ctx: &Context<'_>) -> Result<Vec<FaultState>> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        require(caller, &[Role::Admin], "see the drills' faults")?;
+        require(caller, Root::Query, "faults")?;
         Ok([FaultTarget::Store, FaultTarget::OrderGateway]
             .into_iter()
             .map(|t| api.faults.state(t))
@@ -535,11 +498,7 @@ impl Query {
         #[graphql(default = 7)] slots: i32,
     ) -> Result<Vec<ProbeRunResult>> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        require(
-            caller,
-            &[Role::Admin, Role::Supervisor, Role::Analyst],
-            "see the probe runs",
-        )?;
+        require(caller, Root::Query, "probeRuns")?;
         let n = usize::try_from(slots)
             .ok()
             .filter(|n| (1..=100).contains(n))
@@ -571,7 +530,7 @@ impl Query {
         correlation_id: String,
     ) -> Result<Vec<AuditEntry>> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        require(caller, &[Role::Auditor], "read the audit trail")?;
+        require(caller, Root::Query, "auditTrail")?;
         let id = uuid("correlationId", &correlation_id)?;
         let trail = kefu_projections::audit::audit_trail(&*api.log, id)
             .await
@@ -598,7 +557,7 @@ impl Query {
         first: Option<i32>,
     ) -> Result<Vec<Event>> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        require(caller, &[Role::Auditor], "read the event history")?;
+        require(caller, Root::Query, "streamEvents")?;
         let stream = StreamId::new(stream).map_err(ApiError::from)?;
         let from = u64::try_from(from_version.unwrap_or(0))
             .map_err(|_| ApiError::Validation("fromVersion: must not be negative".into()))?;

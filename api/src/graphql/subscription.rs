@@ -7,13 +7,16 @@ use std::sync::Arc;
 
 use async_graphql::{Context, Result, Subscription as SubscriptionRoot};
 use futures_util::Stream;
+use futures_util::future::BoxFuture;
 use futures_util::stream::unfold;
+use kefu_domain::Decider;
+use kefu_domain::agent::AgentDecider;
 use kefu_domain::ids::{ConversationId, QueueId, TicketId};
-use kefu_domain::queue::{QueueDecider, QueueState};
+use kefu_domain::queue::QueueDecider;
 use kefu_eventlog::RecordedEvent;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::access::{self, require};
+use super::policy::{self, Root, require};
 use super::types::Event;
 use super::{ApiError, api, caller, uuid};
 use crate::auth::Role;
@@ -41,17 +44,46 @@ const CUSTOMER_VISIBLE: [&str; 8] = [
     "SurveyAnswered",
 ];
 
-/// The hub's events that pass `keep`, as a stream of GraphQL results.
+/// Re-asks the policy whether the caller still has access; a refusal ends the subscription.
+type Recheck = Box<dyn Fn() -> BoxFuture<'static, Result<(), ApiError>> + Send + Sync>;
+
+/// Events after which access is re-checked, and how.
+struct Watch {
+    /// Whether an event may have changed the caller's access.
+    changes: Box<dyn Fn(&RecordedEvent) -> bool + Send + Sync>,
+    recheck: Recheck,
+}
+
+/// The hub's events that pass `keep`, as a stream of GraphQL results. With `watch`, every
+/// event that may change the caller's access is re-checked first (only those: a full check
+/// per event would fold a stream per delivery); when access has ended the subscription ends
+/// with a `FORBIDDEN` error and delivers nothing more.
 fn filtered(
     rx: tokio::sync::broadcast::Receiver<Arc<RecordedEvent>>,
     keep: impl Fn(&RecordedEvent) -> bool + Send + 'static,
+    watch: Option<Watch>,
 ) -> impl Stream<Item = Result<Event>> {
-    unfold(Some((rx, keep)), |state| async move {
-        let (mut rx, keep) = state?;
+    unfold(Some((rx, keep, watch)), |state| async move {
+        let (mut rx, keep, watch) = state?;
         loop {
             match rx.recv().await {
-                Ok(e) if keep(&e) => return Some((Ok(Event::from(&*e)), Some((rx, keep)))),
-                Ok(_) => continue,
+                Ok(e) => {
+                    if let Some(w) = &watch
+                        && (w.changes)(&e)
+                        && let Err(lost) = (w.recheck)().await
+                    {
+                        let error = match lost {
+                            ApiError::NotFound(m) | ApiError::Forbidden(m) => ApiError::Forbidden(
+                                format!("your access ended ({m}); this subscription is closed"),
+                            ),
+                            other => other,
+                        };
+                        return Some((Err(error.into()), None));
+                    }
+                    if keep(&e) {
+                        return Some((Ok(Event::from(&*e)), Some((rx, keep, watch))));
+                    }
+                }
                 Err(RecvError::Lagged(missed)) => {
                     let error = ApiError::Unavailable(format!(
                         "this subscription fell {missed} events behind and was ended; read what \
@@ -65,8 +97,31 @@ fn filtered(
     })
 }
 
+/// The conversation events after which who may see the conversation can differ: it is
+/// routed, queued, assigned, transferred, escalated or reopened.
+const ACCESS_CHANGING: [&str; 7] = [
+    "RoutingDecided",
+    "HandedToHuman",
+    "ConversationQueued",
+    "AgentAssigned",
+    "ConversationTransferred",
+    "ConversationEscalated",
+    "ConversationReopened",
+];
+
+/// The ticket events after which its assignee (and so who may see it) can differ.
+const TICKET_ACCESS_CHANGING: [&str; 3] = ["TicketFieldChanged", "TicketEscalated", "TicketMerged"];
+
+/// The agent and queue events after which an agent may no longer serve a queue.
+const QUEUE_ACCESS_CHANGING: [&str; 4] = [
+    "AgentSkillsChanged",
+    "AgentRetired",
+    "QueueChanged",
+    "QueueRetired",
+];
+
 /// The events of one conversation the caller may see, of the types `keep` takes (told whether
-/// the caller is the help desk rather than the customer).
+/// the caller is the help desk rather than the customer), for as long as they may see it.
 async fn conversation_feed(
     ctx: &Context<'_>,
     conversation_id: &str,
@@ -74,12 +129,27 @@ async fn conversation_feed(
 ) -> Result<impl Stream<Item = Result<Event>> + use<>> {
     let (api, caller) = (api(ctx), caller(ctx)?);
     let id = ConversationId::from_uuid(uuid("conversationId", conversation_id)?);
-    access::conversation(api, caller, id).await?;
+    policy::conversation(api, caller, id).await?;
     let stream = format!("conversation-{id}");
     let desk = caller.principal.role != Role::Customer;
-    Ok(filtered(api.hub.subscribe(), move |e| {
-        e.stream_id.as_str() == stream && keep(desk, e.event_type.as_str())
-    }))
+    // A customer's own conversation stays theirs; the help desk's access follows the chat.
+    let watch = desk.then(|| {
+        let (api, caller, stream) = (api.clone(), caller.clone(), stream.clone());
+        Watch {
+            changes: Box::new(move |e: &RecordedEvent| {
+                e.stream_id.as_str() == stream && ACCESS_CHANGING.contains(&e.event_type.as_str())
+            }),
+            recheck: Box::new(move || {
+                let (api, caller) = (api.clone(), caller.clone());
+                Box::pin(async move { policy::conversation(&api, &caller, id).await.map(|_| ()) })
+            }),
+        }
+    });
+    Ok(filtered(
+        api.hub.subscribe(),
+        move |e| e.stream_id.as_str() == stream && keep(desk, e.event_type.as_str()),
+        watch,
+    ))
 }
 
 fn queue_of(e: &RecordedEvent) -> Option<&str> {
@@ -122,7 +192,7 @@ impl Subscription {
         queues: Option<Vec<String>>,
     ) -> Result<impl Stream<Item = Result<Event>>> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        let p = require(caller, &[Role::Agent, Role::Supervisor], "follow queues")?;
+        let p = require(caller, Root::Subscription, "queueChanges")?;
         let asked: BTreeSet<String> = match queues {
             Some(q) => q
                 .iter()
@@ -135,65 +205,90 @@ impl Subscription {
                 );
             }
         };
-        if p.role == Role::Supervisor {
+        let watch = if p.role == Role::Supervisor {
             if let Some(q) = asked.iter().find(|q| !p.queues.contains(*q)) {
                 return Err(
                     ApiError::Forbidden(format!("queue {q} is not one of your queues")).into(),
                 );
             }
+            None
         } else {
-            let agent = api
-                .desk
-                .commands()
-                .load::<kefu_domain::agent::AgentDecider>(access::agent_id(p)?)
-                .await
-                .map_err(ApiError::from)?
-                .state;
-            let kefu_domain::agent::AgentState::Registered(agent) = agent else {
-                return Err(ApiError::Forbidden("you are not a registered agent".into()).into());
-            };
-            for q in &asked {
-                let id = QueueId::from_uuid(uuid("queues", q)?);
-                let state = api
-                    .desk
-                    .commands()
-                    .load::<QueueDecider>(id)
-                    .await
-                    .map_err(ApiError::from)?
-                    .state;
-                let serves = matches!(&state, QueueState::Active(queue) if queue.skills.is_subset(&agent.skills));
-                if !serves {
-                    return Err(ApiError::Forbidden(format!(
-                        "queue {q} is not a queue you serve (unknown, retired, or needs skills you lack)"
-                    ))
-                    .into());
-                }
-            }
-        }
-        Ok(filtered(api.hub.subscribe(), move |e| {
-            e.stream_id.as_str().starts_with("conversation-")
-                && queue_of(e).is_some_and(|q| asked.contains(q))
-        }))
+            let me = policy::agent_id(p)?;
+            let queues = asked
+                .iter()
+                .map(|q| uuid("queues", q).map(QueueId::from_uuid))
+                .collect::<Result<Vec<_>, _>>()?;
+            policy::serves_all(api, me, &queues).await?;
+            // Access ends when the agent's skills or a followed queue change so that the agent
+            // no longer serves it (or either is retired); only those events re-check.
+            let mut watched: BTreeSet<String> =
+                queues.iter().map(|q| QueueDecider::stream_id(*q)).collect();
+            watched.insert(AgentDecider::stream_id(me));
+            let api = api.clone();
+            Some(Watch {
+                changes: Box::new(move |e: &RecordedEvent| {
+                    watched.contains(e.stream_id.as_str())
+                        && QUEUE_ACCESS_CHANGING.contains(&e.event_type.as_str())
+                }),
+                recheck: Box::new(move || {
+                    let (api, queues) = (api.clone(), queues.clone());
+                    Box::pin(async move { policy::serves_all(&api, me, &queues).await })
+                }),
+            })
+        };
+        Ok(filtered(
+            api.hub.subscribe(),
+            move |e| {
+                e.stream_id.as_str().starts_with("conversation-")
+                    && queue_of(e).is_some_and(|q| asked.contains(q))
+            },
+            watch,
+        ))
     }
 
-    /// Changes to tickets: one ticket, or all of them.
+    /// Changes to tickets: one ticket the caller may see, for as long as they may (its
+    /// assignment re-checked as it changes); admins may follow all of them.
     async fn ticket_updates(
         &self,
         ctx: &Context<'_>,
         ticket_id: Option<String>,
     ) -> Result<impl Stream<Item = Result<Event>>> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        require(
-            caller,
-            &[Role::Agent, Role::Supervisor, Role::Admin],
-            "follow tickets",
-        )?;
+        let p = require(caller, Root::Subscription, "ticketUpdates")?;
         let only = ticket_id
-            .map(|t| uuid("ticketId", &t).map(|u| format!("ticket-{}", TicketId::from_uuid(u))))
+            .map(|t| uuid("ticketId", &t).map(TicketId::from_uuid))
             .transpose()?;
-        Ok(filtered(api.hub.subscribe(), move |e| match &only {
-            Some(stream) => e.stream_id.as_str() == stream,
-            None => e.stream_id.as_str().starts_with("ticket-"),
-        }))
+        let watch = match only {
+            Some(id) => {
+                policy::ticket(api, caller, id).await?;
+                let (api, caller, stream) = (api.clone(), caller.clone(), format!("ticket-{id}"));
+                Some(Watch {
+                    changes: Box::new(move |e: &RecordedEvent| {
+                        e.stream_id.as_str() == stream
+                            && TICKET_ACCESS_CHANGING.contains(&e.event_type.as_str())
+                    }),
+                    recheck: Box::new(move || {
+                        let (api, caller) = (api.clone(), caller.clone());
+                        Box::pin(async move { policy::ticket(&api, &caller, id).await.map(|_| ()) })
+                    }),
+                })
+            }
+            None if p.role == Role::Admin => None,
+            None => {
+                return Err(ApiError::Validation(
+                    "ticketId: name the ticket to follow (only admins follow all of them)".into(),
+                )
+                .into());
+            }
+        };
+        let only = only.map(|id| format!("ticket-{id}"));
+        Ok(filtered(
+            api.hub.subscribe(),
+            move |e| match &only {
+                Some(stream) => e.stream_id.as_str() == stream,
+                None => e.stream_id.as_str().starts_with("ticket-"),
+            },
+            watch,
+        ))
     }
 }

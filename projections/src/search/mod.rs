@@ -66,7 +66,7 @@ pub use live::{LiveSearch, SearchHandle, SearchHome, Seen, catch_up_search, rebu
 pub use mask::{EMAIL_MASK, PHONE_MASK, mask};
 pub use query::{
     DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, MAX_QUERY_CHARS, SearchHit, SearchReader, SearchRequest,
-    SearchResults, Snippet,
+    SearchResults, SearchScope, Snippet,
 };
 pub use record::{ConversationStatus, DocKind, DocStatus, SpeakerKind};
 

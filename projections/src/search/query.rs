@@ -62,6 +62,27 @@ pub struct SearchRequest {
     pub limit: usize,
     /// Hits to skip, up to [`MAX_OFFSET`].
     pub offset: usize,
+    /// What the caller may see; applied inside the query, so totals and pages count only
+    /// what passes.
+    pub scope: SearchScope,
+}
+
+/// The documents a caller may find. The knowledge base is open to every scope.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum SearchScope {
+    #[default]
+    Everything,
+    Within {
+        /// Conversations and their messages routed to these queues...
+        queues: Vec<QueueId>,
+        /// ...only while they wait in them (an agent sees the waiting chats they could take,
+        /// not what colleagues handled).
+        waiting_only: bool,
+        /// Conversations and messages these agents held or wrote.
+        agents: Vec<AgentId>,
+        /// Tickets assigned to these agents.
+        ticket_assignees: Vec<AgentId>,
+    },
 }
 
 impl Default for SearchRequest {
@@ -76,6 +97,7 @@ impl Default for SearchRequest {
             to: None,
             limit: DEFAULT_LIMIT,
             offset: 0,
+            scope: SearchScope::Everything,
         }
     }
 }
@@ -125,6 +147,11 @@ impl SearchRequest {
 
     pub fn before(mut self, to: DateTime<Utc>) -> Self {
         self.to = Some(to);
+        self
+    }
+
+    pub fn scope(mut self, scope: SearchScope) -> Self {
+        self.scope = scope;
         self
     }
 
@@ -306,6 +333,81 @@ fn term_query(field: Field, value: &str) -> Box<dyn Query> {
     ))
 }
 
+/// Any of `values` in `field`.
+fn any_of(field: Field, values: impl IntoIterator<Item = String>) -> Box<dyn Query> {
+    Box::new(BooleanQuery::new(
+        values
+            .into_iter()
+            .map(|v| (Occur::Should, term_query(field, &v)))
+            .collect(),
+    ))
+}
+
+/// The documents a scope lets through, as one query; None for [`SearchScope::Everything`].
+fn scope_query(fields: &Fields, scope: &SearchScope) -> Option<Box<dyn Query>> {
+    let SearchScope::Within {
+        queues,
+        waiting_only,
+        agents,
+        ticket_assignees,
+    } = scope
+    else {
+        return None;
+    };
+    let chats = || {
+        any_of(
+            fields.kind,
+            [DocKind::Message, DocKind::Conversation].map(|k| k.as_str().to_owned()),
+        )
+    };
+    let mut open: Vec<(Occur, Box<dyn Query>)> = vec![(
+        Occur::Should,
+        term_query(fields.kind, DocKind::Knowledge.as_str()),
+    )];
+    if !queues.is_empty() {
+        let mut of_queues: Vec<(Occur, Box<dyn Query>)> = vec![
+            (Occur::Must, chats()),
+            (
+                Occur::Must,
+                any_of(fields.queue, queues.iter().map(|q| q.to_string())),
+            ),
+        ];
+        if *waiting_only {
+            let queued = DocStatus::Conversation(super::ConversationStatus::Queued);
+            of_queues.push((Occur::Must, term_query(fields.status, queued.as_str())));
+        }
+        open.push((Occur::Should, Box::new(BooleanQuery::new(of_queues))));
+    }
+    if !agents.is_empty() {
+        open.push((
+            Occur::Should,
+            Box::new(BooleanQuery::new(vec![
+                (Occur::Must, chats()),
+                (
+                    Occur::Must,
+                    any_of(fields.agent, agents.iter().map(|a| a.to_string())),
+                ),
+            ])),
+        ));
+    }
+    if !ticket_assignees.is_empty() {
+        open.push((
+            Occur::Should,
+            Box::new(BooleanQuery::new(vec![
+                (
+                    Occur::Must,
+                    term_query(fields.kind, DocKind::Ticket.as_str()),
+                ),
+                (
+                    Occur::Must,
+                    any_of(fields.agent, ticket_assignees.iter().map(|a| a.to_string())),
+                ),
+            ])),
+        ));
+    }
+    Some(Box::new(BooleanQuery::new(open)))
+}
+
 /// The read side of a [`SearchIndex`]: cheap to clone, and usable from other threads while
 /// the index is being fed. It sees what was committed, from the moment the commit returns.
 #[derive(Clone)]
@@ -433,6 +535,9 @@ impl SearchReader {
                 .to
                 .map_or(Bound::Unbounded, |at| Bound::Excluded(bound(at)));
             clauses.push(filter(Box::new(RangeQuery::new(lower, upper))));
+        }
+        if let Some(scope) = scope_query(fields, &request.scope) {
+            clauses.push(filter(scope));
         }
         Some(Box::new(BooleanQuery::new(clauses)))
     }
