@@ -535,6 +535,18 @@ async fn scopes(server: &Server, desk: &Desk, exact: bool) {
         let (code, message) = server.gql_error(t("supervisor b"), query, vars).await;
         assert_eq!(code, "NOT_FOUND", "{query}: {message}");
     }
+    // Nor may they hand their agent another queue's skill.
+    let (code, message) = server
+        .gql_error(
+            t("supervisor"),
+            "mutation($a: String!) { changeAgent(agentId: $a, skills: [\"a\", \"b\"]) { position } }",
+            json!({ "a": a }),
+        )
+        .await;
+    assert!(
+        code == "FORBIDDEN" && message.contains("skills: "),
+        "{code}: {message}"
+    );
     assert_eq!(
         written(server, exact).await,
         before,

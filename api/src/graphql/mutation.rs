@@ -682,11 +682,16 @@ impl Mutation {
         require(caller, Root::Mutation, "changeAgent")?;
         let agent = AgentId::from_uuid(uuid("agentId", &agent_id)?);
         policy::manage_agent(api, caller, agent).await?;
+        let skills: Option<BTreeSet<Skill>> =
+            skills.map(|s| s.into_iter().map(Skill::new).collect());
+        if let Some(s) = &skills {
+            policy::skills_change(api, caller, agent, s).await?;
+        }
         let done = api
             .desk
             .change_agent(
                 agent,
-                skills.map(|s| s.into_iter().map(Skill::new).collect()),
+                skills,
                 max_concurrent
                     .map(|m| u32_of("maxConcurrent", m))
                     .transpose()?,

@@ -28,7 +28,7 @@ use async_graphql::parser::types::{
 use async_graphql::{Pos, Request, ServerError, ServerResult, ValidationResult, Variables};
 use kefu_domain::agent::{Agent, AgentDecider, AgentState};
 use kefu_domain::conversation::{Conversation, ConversationSnapshot, Handling};
-use kefu_domain::ids::{AgentId, ConversationId, CustomerId, QueueId, TicketId};
+use kefu_domain::ids::{AgentId, ConversationId, CustomerId, QueueId, Skill, TicketId};
 use kefu_domain::queue::{QueueDecider, QueueState, can_serve};
 use kefu_domain::ticket::{Ticket, TicketDecider, TicketSource, TicketState};
 use kefu_projections::search::SearchScope;
@@ -651,6 +651,43 @@ pub(crate) async fn manage_agent(
             "a {} may not act on agent {agent}",
             p.role
         ))),
+    }
+}
+
+/// A supervisor changes only the skills their queues need: adding another queue's skill
+/// would let them staff (or empty) queues that are not theirs. Other roles pass.
+pub(crate) async fn skills_change(
+    api: &Api,
+    caller: &Caller,
+    agent: AgentId,
+    skills: &BTreeSet<Skill>,
+) -> Result<(), ApiError> {
+    if caller.principal.role != Role::Supervisor {
+        return Ok(());
+    }
+    let Some(agent) = registered_agent(api, agent).await? else {
+        return Ok(());
+    };
+    let mut theirs = BTreeSet::new();
+    for q in token_queues(&caller.principal) {
+        if let QueueState::Active(queue) = api.desk.commands().load::<QueueDecider>(q).await?.state
+        {
+            theirs.extend(queue.skills);
+        }
+    }
+    let foreign: Vec<&str> = agent
+        .skills
+        .symmetric_difference(skills)
+        .filter(|s| !theirs.contains(*s))
+        .map(Skill::as_str)
+        .collect();
+    if foreign.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "skills: a supervisor adds or removes only the skills their queues need, not {}",
+            foreign.join(", ")
+        )))
     }
 }
 
