@@ -8,6 +8,7 @@
 //! error codes in `error.rs`.
 
 mod access;
+pub mod bounds;
 mod error;
 mod mutation;
 mod query;
