@@ -559,3 +559,41 @@ async fn graphiql_loads_nothing_from_elsewhere() {
         assert_eq!(status, 200, "{url} is served");
     }
 }
+
+/// A request that outlives `--request-timeout-secs` is answered TIMEOUT, coded, over HTTP and
+/// WebSocket alike. The store is made slower than the deadline with the drills' fault dial.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_past_its_deadline_is_answered_timeout() {
+    let server = Server::start(
+        None,
+        &[
+            "--workers",
+            "none",
+            "--rate-limit",
+            "0",
+            "--request-timeout-secs",
+            "1",
+        ],
+    );
+    let admin = server.token("admin", "ops", &[]);
+    let customer_id = Uuid::now_v7().to_string();
+    let customer = server.token("customer", &customer_id, &[]);
+    let fault = "mutation($ms: Int!) { setFault(target: STORE, latencyMs: $ms, errorRate: 0) { latencyMs } }";
+    server.gql(&admin, fault, json!({ "ms": 30_000 })).await;
+    let start = "mutation { startConversation(channel: WEB) { id } }";
+    let (status, _, answer) = server
+        .gql_full(Some(&customer), &[], start, json!({}))
+        .await;
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(
+        answer["errors"][0]["extensions"]["code"], "TIMEOUT",
+        "{answer}"
+    );
+    let mut ws = ws_connect(&server, &customer).await;
+    ws_subscribe(&mut ws, "slow", start, json!({})).await;
+    assert_eq!(ws_error_code(&mut ws, "slow").await, "TIMEOUT");
+    server.gql(&admin, fault, json!({ "ms": 0 })).await;
+    let (status, _, body) = server.http("GET", "/healthz", &[], "").await;
+    assert_eq!((status, body.as_str()), (200, "ok"));
+    server.gql(&customer, start, json!({})).await;
+}

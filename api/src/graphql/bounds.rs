@@ -25,8 +25,8 @@ use super::ApiError;
 pub struct Shape {
     /// Deepest selection nesting, fragments expanded.
     pub max_depth: usize,
-    /// Fields (each alias counts), fragment spreads, inline fragments and directives, with
-    /// every spread counted as often as it is expanded.
+    /// Fields (each alias counts), arguments, variable definitions, fragment spreads, inline
+    /// fragments and directives, with every spread counted as often as it is expanded.
     pub max_nodes: u64,
     /// Operations in one document.
     pub max_operations: usize,
@@ -159,7 +159,9 @@ impl<'a> Walker<'a> {
                     let child = self.selection_set(&f.node.selection_set.node)?;
                     out.top_fields = out.top_fields.saturating_add(1);
                     Summary {
-                        nodes: child.nodes.saturating_add(1),
+                        nodes: child
+                            .nodes
+                            .saturating_add(1 + f.node.arguments.len() as u64),
                         depth: child.depth + 1,
                         top_fields: 0,
                     }
@@ -229,7 +231,11 @@ pub fn check_shape(
     let mut total: u64 = 0;
     for (name, op) in &operations {
         let mut s = walker.selection_set(&op.node.selection_set.node)?;
-        s.nodes = s.nodes.saturating_add(op.node.directives.len() as u64);
+        let variables = op.node.variable_definitions.len() as u64;
+        s.nodes = s
+            .nodes
+            .saturating_add(op.node.directives.len() as u64)
+            .saturating_add(variables);
         total = total.saturating_add(s.nodes);
         if s.depth > shape.max_depth {
             return Err(invalid(format!(
@@ -261,7 +267,7 @@ pub fn check_shape(
     let nodes = total.max(unused);
     if nodes > shape.max_nodes {
         return Err(invalid(format!(
-            "the query expands to {} fields, fragments and directives (aliases and every use of a fragment count); the limit is {} (--max-query-nodes)",
+            "the query expands to {} fields, arguments, variables, fragments and directives (aliases and every use of a fragment count); the limit is {} (--max-query-nodes)",
             if nodes == u64::MAX {
                 "more than 2^64".to_owned()
             } else {
@@ -516,6 +522,14 @@ mod tests {
             .collect();
         let e = shape(&ops).unwrap_err();
         assert!(e.message().contains("operations"), "{e:?}");
+    }
+
+    #[test]
+    fn arguments_and_variables_are_counted() {
+        let args: String = (0..600).map(|i| format!("a{i}: 1, ")).collect();
+        assert!(shape(&format!("{{ f({args}) }}")).is_err());
+        let vars: String = (0..600).map(|i| format!("$v{i}: Int, ")).collect();
+        assert!(shape(&format!("query({vars}) {{ __typename }}")).is_err());
     }
 
     #[test]
