@@ -667,7 +667,8 @@ fn admit(
     let key = rate_key(who);
     app.rate.check(&key).map_err(rate_limited)?;
     let invalid = |e| Refusal::new(StatusCode::BAD_REQUEST, e);
-    bounds::check_nesting(&request.query, app.shape.max_nesting).map_err(invalid)?;
+    bounds::check_text(&request.query, app.shape.max_nesting, app.shape.max_tokens)
+        .map_err(invalid)?;
     let doc = async_graphql::parser::parse_query(&request.query)
         .map_err(|e| bad_request(format!("the query does not parse: {e}")))?;
     let admitted = bounds::check_shape(&doc, request.operation_name.as_deref(), &app.shape)

@@ -36,6 +36,9 @@ pub struct Shape {
     pub max_root_mutations: u64,
     /// Brackets (`{`, `[`, `(`) open at once in the text; the parser recurses on them.
     pub max_nesting: usize,
+    /// Tokens in the text (names, numbers, strings, punctuators), counted before parsing so
+    /// that the parser never works through more.
+    pub max_tokens: usize,
 }
 
 impl Default for Shape {
@@ -47,6 +50,7 @@ impl Default for Shape {
             max_fragments: 100,
             max_root_mutations: 10,
             max_nesting: 64,
+            max_tokens: 10_000,
         }
     }
 }
@@ -63,18 +67,32 @@ fn invalid(message: String) -> ApiError {
     ApiError::Validation(message)
 }
 
-/// Refuses a query text whose brackets nest deeper than `max` before the recursive parser
-/// sees it. Strings, block strings and comments are skipped; the scan is one pass.
-pub fn check_nesting(query: &str, max: usize) -> Result<(), ApiError> {
+/// Refuses a query text whose brackets nest deeper than `max_nesting`, or that holds more
+/// than `max_tokens` tokens, before the recursive parser sees it. One pass: strings, block
+/// strings and comments are skipped (a string is one token).
+pub fn check_text(query: &str, max_nesting: usize, max_tokens: usize) -> Result<(), ApiError> {
     let bytes = query.as_bytes();
-    let (mut depth, mut i) = (0usize, 0usize);
+    let (mut depth, mut tokens, mut i) = (0usize, 0usize, 0usize);
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
     while i < bytes.len() {
-        match bytes[i] {
-            b'#' => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
+        let b = bytes[i];
+        if b.is_ascii_whitespace() || b == b',' {
+            i += 1;
+            continue;
+        }
+        if b == b'#' {
+            while i < bytes.len() && bytes[i] != b'\n' {
+                i += 1;
             }
+            continue;
+        }
+        tokens += 1;
+        if tokens > max_tokens {
+            return Err(invalid(format!(
+                "the query has more than {max_tokens} tokens"
+            )));
+        }
+        match b {
             b'"' if bytes[i..].starts_with(b"\"\"\"") => {
                 i += 3;
                 while i < bytes.len() && !bytes[i..].starts_with(b"\"\"\"") {
@@ -84,26 +102,39 @@ pub fn check_nesting(query: &str, max: usize) -> Result<(), ApiError> {
                         1
                     };
                 }
-                i += 2;
+                i += 3;
             }
             b'"' => {
                 i += 1;
                 while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
                     i += if bytes[i] == b'\\' { 2 } else { 1 };
                 }
+                i += 1;
             }
             b'{' | b'[' | b'(' => {
                 depth += 1;
-                if depth > max {
+                if depth > max_nesting {
                     return Err(invalid(format!(
-                        "the query nests brackets more than {max} deep"
+                        "the query nests brackets more than {max_nesting} deep"
                     )));
                 }
+                i += 1;
             }
-            b'}' | b']' | b')' => depth = depth.saturating_sub(1),
-            _ => {}
+            b'}' | b']' | b')' => {
+                depth = depth.saturating_sub(1);
+                i += 1;
+            }
+            b'.' if bytes[i..].starts_with(b"...") => i += 3,
+            // Names and numbers (with their signs, points and exponents): one token each.
+            _ if word(b) || b == b'-' => {
+                i += 1;
+                while i < bytes.len() && (word(bytes[i]) || matches!(bytes[i], b'.' | b'+' | b'-'))
+                {
+                    i += 1;
+                }
+            }
+            _ => i += 1,
         }
-        i += 1;
     }
     Ok(())
 }
@@ -467,7 +498,8 @@ mod tests {
     use async_graphql::parser::parse_query;
 
     fn shape(query: &str) -> Result<Admitted, ApiError> {
-        check_nesting(query, Shape::default().max_nesting)?;
+        let d = Shape::default();
+        check_text(query, d.max_nesting, d.max_tokens)?;
         let doc = parse_query(query).map_err(|e| invalid(e.to_string()))?;
         check_shape(&doc, None, &Shape::default())
     }
@@ -512,6 +544,21 @@ mod tests {
     }
 
     #[test]
+    fn tokens_are_counted_before_parsing() {
+        let q = format!("{{ {} }}", "a ".repeat(10_001));
+        let e = shape(&q).unwrap_err();
+        assert!(e.message().contains("10000 tokens"), "{e:?}");
+        // A string is one token however long; `...` is one; a comment is none.
+        let q = format!(
+            "{{ f(a: \"{}\") ...F }} # {}",
+            "x y ".repeat(20_000),
+            "z ".repeat(20_000)
+        );
+        assert!(check_text(&q, 64, 10).is_ok());
+        assert!(check_text(&q, 64, 9).is_err());
+    }
+
+    #[test]
     fn aliases_directives_and_operations_are_counted() {
         let aliases: String = (0..600).map(|i| format!("a{i}: __typename ")).collect();
         assert!(shape(&format!("{{ {aliases} }}")).is_err());
@@ -551,7 +598,7 @@ mod tests {
         assert!(e.message().contains("nests brackets"), "{e:?}");
         // Brackets in strings and comments do not count.
         let q = format!("{{ f(a: \"{}\") }} # {}", "[".repeat(100), "{".repeat(100));
-        assert!(check_nesting(&q, 64).is_ok());
+        assert!(check_text(&q, 64, 100).is_ok());
     }
 
     fn args(query: &str, variables: serde_json::Value) -> Result<(), ApiError> {
