@@ -352,6 +352,22 @@ fn router(app: App) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
+        .fallback(|uri: axum::http::Uri| async move {
+            refused(
+                StatusCode::NOT_FOUND,
+                ApiError::NotFound(format!("kefu serves no {}", uri.path())),
+                None,
+            )
+        })
+        .method_not_allowed_fallback(
+            |method: axum::http::Method, uri: axum::http::Uri| async move {
+                refused(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    ApiError::Validation(format!("{method} is not served at {}", uri.path())),
+                    None,
+                )
+            },
+        )
         .layer(axum::middleware::from_fn(move |req, next| {
             limit_body(max_body_bytes, req, next)
         }))
@@ -876,9 +892,28 @@ impl async_graphql::Executor for Guarded {
 async fn graphql_ws(
     State(app): State<App>,
     headers: HeaderMap,
-    protocol: GraphQLProtocol,
-    upgrade: WebSocketUpgrade,
+    protocol: Result<GraphQLProtocol, StatusCode>,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
+    let (protocol, upgrade) = match (protocol, upgrade) {
+        (Ok(p), Ok(u)) => (p, u),
+        (_, Err(e)) => {
+            return refused(
+                e.status(),
+                ApiError::Validation(format!("not a WebSocket upgrade: {}", e.body_text())),
+                None,
+            );
+        }
+        (Err(_), _) => {
+            return refused(
+                StatusCode::BAD_REQUEST,
+                ApiError::Validation(
+                    "Sec-WebSocket-Protocol must be graphql-transport-ws or graphql-ws".into(),
+                ),
+                None,
+            );
+        }
+    };
     // Browsers cannot set headers on a WebSocket: the token may come in `connection_init`
     // instead ({"Authorization": "Bearer …"}).
     let from_header = headers

@@ -312,6 +312,16 @@ async fn hostile_http_requests_are_coded_and_write_nothing() {
         )
         .await;
     assert_eq!(answer["errors"][0]["extensions"]["code"], "VALIDATION");
+    // Paths, methods and upgrades the server does not serve are coded too.
+    for (method, path, status) in [
+        ("GET", "/nope", 404),
+        ("PUT", "/graphql", 405),
+        ("GET", "/graphql/ws", 400),
+    ] {
+        let (got, _, answer) = server.http(method, path, &[], "").await;
+        assert_eq!(got, status, "{method} {path}: {answer}");
+        assert!(!code(&answer).is_empty());
+    }
     // /metrics is not for everyone.
     let (status, _, answer) = server.http("GET", "/metrics", &[], "").await;
     assert_eq!((status, code(&answer).as_str()), (401, "UNAUTHENTICATED"));
