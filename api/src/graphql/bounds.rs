@@ -39,6 +39,8 @@ pub struct Shape {
     /// Tokens in the text (names, numbers, strings, punctuators), counted before parsing so
     /// that the parser never works through more.
     pub max_tokens: usize,
+    /// Bytes of query text; data belongs in variables, which are JSON and cheap to read.
+    pub max_query_bytes: usize,
 }
 
 impl Default for Shape {
@@ -51,6 +53,7 @@ impl Default for Shape {
             max_root_mutations: 10,
             max_nesting: 64,
             max_tokens: 10_000,
+            max_query_bytes: 32 * 1024,
         }
     }
 }
@@ -72,6 +75,13 @@ fn invalid(message: String) -> ApiError {
 /// strings and comments are skipped (a string is one token).
 pub fn check_text(query: &str, max_nesting: usize, max_tokens: usize) -> Result<(), ApiError> {
     let bytes = query.as_bytes();
+    let max_bytes = Shape::default().max_query_bytes;
+    if bytes.len() > max_bytes {
+        return Err(invalid(format!(
+            "the query text is {} bytes; the limit is {max_bytes} (pass large values as variables)",
+            bytes.len()
+        )));
+    }
     let (mut depth, mut tokens, mut i) = (0usize, 0usize, 0usize);
     let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
     while i < bytes.len() {
@@ -546,13 +556,17 @@ mod tests {
     #[test]
     fn tokens_are_counted_before_parsing() {
         let q = format!("{{ {} }}", "a ".repeat(10_001));
+        assert!(
+            shape(&format!("{{ f(a: \"{}\") }}", "x".repeat(40_000))).is_err(),
+            "text size"
+        );
         let e = shape(&q).unwrap_err();
         assert!(e.message().contains("10000 tokens"), "{e:?}");
         // A string is one token however long; `...` is one; a comment is none.
         let q = format!(
             "{{ f(a: \"{}\") ...F }} # {}",
-            "x y ".repeat(20_000),
-            "z ".repeat(20_000)
+            "x y ".repeat(3_000),
+            "z ".repeat(3_000)
         );
         assert!(check_text(&q, 64, 10).is_ok());
         assert!(check_text(&q, 64, 9).is_err());
@@ -593,7 +607,7 @@ mod tests {
 
     #[test]
     fn deep_brackets_are_refused_before_parsing() {
-        let deep = format!("{{ f(a: {}1{}) }}", "[".repeat(10_000), "]".repeat(10_000));
+        let deep = format!("{{ f(a: {}1{}) }}", "[".repeat(1_000), "]".repeat(1_000));
         let e = shape(&deep).unwrap_err();
         assert!(e.message().contains("nests brackets"), "{e:?}");
         // Brackets in strings and comments do not count.
