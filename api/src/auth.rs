@@ -172,6 +172,16 @@ impl Tokens {
     }
 
     pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Principal, AuthError> {
+        self.verify_until(token, now).map(|(p, _)| p)
+    }
+
+    /// [`Tokens::verify`], and when the token expires: a connection that outlives its
+    /// request (a WebSocket) stops serving then.
+    pub fn verify_until(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(Principal, DateTime<Utc>), AuthError> {
         let token = token.trim();
         let mut parts = token.split('.');
         let (Some(header), Some(claims), Some(signature), None) =
@@ -201,11 +211,12 @@ impl Tokens {
         if claims.sub.trim().is_empty() {
             return Err(AuthError::BadClaims("sub is empty".into()));
         }
-        Ok(Principal {
+        let principal = Principal {
             role: claims.role.parse()?,
             id: claims.sub,
             queues: claims.queues.into_iter().collect(),
-        })
+        };
+        Ok((principal, expires))
     }
 }
 

@@ -221,6 +221,13 @@ impl RateLimiter {
 
     /// Takes one request from `key`'s bucket, or says how long until one is there.
     pub fn check(&self, key: &str) -> Result<(), Duration> {
+        self.check_n(key, 1)
+    }
+
+    /// Takes `n` requests at once (a mutation's root fields), or none and says how long
+    /// until there are `n`.
+    pub fn check_n(&self, key: &str, n: u64) -> Result<(), Duration> {
+        let n = n as f64;
         if self.per_sec == 0.0 {
             return Ok(());
         }
@@ -234,11 +241,11 @@ impl RateLimiter {
         let (tokens, at) = buckets.entry(key.to_owned()).or_insert((self.burst, now));
         *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * self.per_sec).min(self.burst);
         *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
+        if *tokens >= n {
+            *tokens -= n;
             Ok(())
         } else {
-            Err(Duration::from_secs_f64((1.0 - *tokens) / self.per_sec))
+            Err(Duration::from_secs_f64((n - *tokens) / self.per_sec))
         }
     }
 }
@@ -257,6 +264,10 @@ mod tests {
         assert!(limiter.check("agent:a").is_err());
         assert!(limiter.check("agent:b").is_ok(), "buckets are per token");
         assert!(RateLimiter::new(0.0, 1).check("x").is_ok());
+        let limiter = RateLimiter::new(1e-6, 10);
+        assert!(limiter.check_n("agent:a", 8).is_ok());
+        assert!(limiter.check_n("agent:a", 3).is_err(), "all or nothing");
+        assert!(limiter.check_n("agent:a", 2).is_ok());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The read side from the command line: `kefu replay` (blue-green and as-of rebuilds, with a
 //! progress bar), `kefu projections` (generations and checkpoints), and `kefu query` (what
-//! the read models say, as JSON lines, for analysts and auditors).
+//! the read models say, as JSON lines, for analysts and auditors, contact and card numbers
+//! masked).
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration as StdDuration, Instant};
@@ -237,10 +238,29 @@ fn print_page<T: Serialize>(out: &mut impl Write, page: &Page<T>) -> Result<()> 
     Ok(())
 }
 
+/// One JSON line, with phone, e-mail, ID-card and bank card numbers in every string masked
+/// as the search index masks them: what `kefu query` prints lands in terminals, tickets and
+/// chat logs.
 fn print_json(out: &mut impl Write, v: &impl Serialize) -> Result<()> {
-    serde_json::to_writer(&mut *out, v)?;
+    let mut value = serde_json::to_value(v)?;
+    mask_strings(&mut value);
+    serde_json::to_writer(&mut *out, &value)?;
     writeln!(out)?;
     Ok(())
+}
+
+fn mask_strings(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => {
+            if let std::borrow::Cow::Owned(masked) = kefu_projections::search::mask(s) {
+                *s = masked;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(mask_strings),
+        Value::Object(fields) => fields.values_mut().for_each(mask_strings),
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
 }
 
 pub async fn replay(store: &StoreArgs, args: ReplayArgs) -> Result<()> {

@@ -1,27 +1,35 @@
-//! `kefu serve`: the HTTP server. GraphQL over HTTP (`POST /graphql`) and WebSocket
-//! (`/graphql/ws`, graphql-transport-ws), GraphiQL at `/`, `/healthz`, `/readyz` and
-//! `/metrics`, with the read models, the search index and the event hub kept current in the
-//! background.
+//! `kefu serve`: the HTTP server. GraphQL over HTTP (`POST /graphql`, queries also by GET)
+//! and WebSocket (`/graphql/ws`, graphql-transport-ws), GraphiQL at `/graphiql`, `/healthz`,
+//! `/readyz` and `/metrics`, with the read models, the search index and the event hub kept
+//! current in the background.
 //!
-//! Every request gets a correlation id (from `X-Correlation-Id`, else from the W3C
-//! `traceparent` trace id, else a new one), returned in `X-Correlation-Id` and stamped on
-//! every event the request causes.
+//! This file is the request boundary: every request is read here (our own body handling, so
+//! every refusal is a GraphQL error with `extensions.code`), admitted (`admit`: rate limit,
+//! then `graphql::bounds` on the parsed document) and run under `--request-timeout-secs`,
+//! over HTTP and WebSocket alike.
+//!
+//! Every request gets a correlation id, returned in `X-Correlation-Id` and stamped on every
+//! event the request causes: an admin's `X-Correlation-Id` (else `traceparent` trace id) is
+//! taken; anyone else gets a new one, their header kept as the trace id.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use async_graphql::http::GraphiQLSource;
+use std::sync::OnceLock;
+
+use async_graphql::parser::types::OperationType;
 use async_graphql::{Data, ServerError};
-use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
-use axum::extract::{DefaultBodyLimit, State, WebSocketUpgrade};
+use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use axum::extract::{State, WebSocketUpgrade};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use clap::Args;
+use futures_util::stream::{self, BoxStream, StreamExt};
 use kefu_eventlog::faults::{FaultSettings, Faulty};
 use kefu_eventlog::{EventLog, Position};
 use kefu_projections::search::LiveSearch;
@@ -30,8 +38,9 @@ use kefu_workers::{CommandService, Desk};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::auth::{self, AuthError, Principal, Tokens};
+use crate::auth::{self, AuthError, Principal, Role, Tokens};
 use crate::config::StoreArgs;
+use crate::graphql::bounds::{self, Admitted, Shape};
 use crate::graphql::{self, Api, ApiError, Caller, Drills, KefuSchema, Limits};
 use crate::hub::EventHub;
 use crate::metrics::{Metrics, RateLimiter};
@@ -64,6 +73,21 @@ pub struct ServeArgs {
     /// Most complex query accepted (async-graphql's count of fields, lists weighted).
     #[arg(long, env = "KEFU_MAX_QUERY_COMPLEXITY", default_value_t = 1000)]
     pub max_query_complexity: usize,
+    /// Most fields, fragment spreads and directives in one request, every alias and every
+    /// use of a fragment counted (checked before anything expands them).
+    #[arg(long, env = "KEFU_MAX_QUERY_NODES", default_value_t = 500)]
+    pub max_query_nodes: u64,
+    /// Most root fields of one mutation request; each counts against the rate limit.
+    #[arg(long, env = "KEFU_MAX_ROOT_MUTATIONS", default_value_t = 10)]
+    pub max_root_mutations: u64,
+    /// Longest a request may take, body and execution, in seconds; then it is answered
+    /// TIMEOUT.
+    #[arg(long, env = "KEFU_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+    /// A bearer token Prometheus may scrape `/metrics` with (besides admin and analyst
+    /// tokens). At least 32 bytes.
+    #[arg(long, env = "KEFU_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
     /// The workers to run inside the server: bot, router, assigner, surveys, idle, sla,
     /// survey-reminders, archiver, probes (comma-separated), or none.
     #[arg(
@@ -175,6 +199,10 @@ struct App {
     rate: Arc<RateLimiter>,
     metrics: Arc<Metrics>,
     max_read_lag: usize,
+    shape: Shape,
+    timeout: Duration,
+    max_body_bytes: usize,
+    metrics_token: Option<String>,
 }
 
 pub async fn run(store: &StoreArgs, args: ServeArgs) -> Result<()> {
@@ -227,7 +255,24 @@ pub async fn run(store: &StoreArgs, args: ServeArgs) -> Result<()> {
         rate: Arc::new(RateLimiter::new(args.rate_limit, args.rate_burst)),
         metrics,
         max_read_lag: args.max_read_lag,
+        shape: Shape {
+            max_depth: args.max_query_depth,
+            max_nodes: args.max_query_nodes,
+            max_root_mutations: args.max_root_mutations,
+            ..Shape::default()
+        },
+        timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
+        max_body_bytes: args.max_body_bytes,
+        metrics_token: args.metrics_token.clone(),
     };
+    if let Some(t) = &app.metrics_token
+        && t.len() < auth::MIN_SECRET_BYTES
+    {
+        anyhow::bail!(
+            "--metrics-token must be at least {} bytes",
+            auth::MIN_SECRET_BYTES
+        );
+    }
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -236,7 +281,11 @@ pub async fn run(store: &StoreArgs, args: ServeArgs) -> Result<()> {
         .local_addr()
         .context("the listener has no address")?;
     tracing::info!(listen = %local, "kefu is serving");
-    let served = axum::serve(listener, router(app, args.max_body_bytes))
+    tracing::info!(
+        "GraphiQL: http://{local}/graphiql ; GraphQL: http://{local}/graphql ; a development token: `{}`",
+        token_command(store, &args.secret)
+    );
+    let served = axum::serve(listener, router(app))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("the HTTP server failed");
@@ -291,24 +340,42 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: draining in-flight requests");
 }
 
-fn router(app: App, max_body_bytes: usize) -> Router {
+fn router(app: App) -> Router {
+    let max_body_bytes = app.max_body_bytes;
     Router::new()
-        .route("/", get(graphiql))
-        .route("/graphql", get(graphiql).post(graphql_http))
+        // Until the web desk exists, the root is the API explorer.
+        .route("/", get(|| async { Redirect::to("/graphiql") }))
+        .route("/graphiql", get(graphiql))
+        .route("/graphiql/{asset}", get(graphiql_asset))
+        .route("/graphql", get(graphql_get).post(graphql_post))
         .route("/graphql/ws", get(graphql_ws))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
+        .fallback(|uri: axum::http::Uri| async move {
+            refused(
+                StatusCode::NOT_FOUND,
+                ApiError::NotFound(format!("kefu serves no {}", uri.path())),
+                None,
+            )
+        })
+        .method_not_allowed_fallback(
+            |method: axum::http::Method, uri: axum::http::Uri| async move {
+                refused(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    ApiError::Validation(format!("{method} is not served at {}", uri.path())),
+                    None,
+                )
+            },
+        )
         .layer(axum::middleware::from_fn(move |req, next| {
             limit_body(max_body_bytes, req, next)
         }))
-        .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(app)
 }
 
-/// Refuses bodies over `max` bytes: at once when `Content-Length` says so, else when the
-/// streamed body passes the limit (the GraphQL extractor reads the raw body stream, which
-/// axum's `DefaultBodyLimit` does not cover).
+/// Refuses bodies over `max` bytes at once when `Content-Length` says so; bodies without
+/// one are cut off at `max` while they are read (`read_body`).
 async fn limit_body(
     max: usize,
     req: axum::extract::Request,
@@ -328,24 +395,44 @@ async fn limit_body(
             None,
         );
     }
-    let (parts, body) = req.into_parts();
-    let body = axum::body::Body::new(http_body_util::Limited::new(body, max));
-    next.run(axum::extract::Request::from_parts(parts, body))
-        .await
+    next.run(req).await
 }
 
-async fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .subscription_endpoint("/graphql/ws")
-            .title("kefu")
-            .finish(),
-    )
+async fn graphiql() -> Html<&'static str> {
+    Html(crate::graphiql::PAGE)
 }
 
-/// The request's correlation id and W3C trace id, from its headers.
-fn correlation(headers: &HeaderMap) -> Result<(Uuid, Option<String>), ApiError> {
+async fn graphiql_asset(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
+    match crate::graphiql::asset(&name) {
+        Some((content_type, body)) => (
+            [
+                (header::CONTENT_TYPE, content_type),
+                (header::CONTENT_ENCODING, "gzip"),
+                (header::CACHE_CONTROL, "public, max-age=86400"),
+            ],
+            body,
+        )
+            .into_response(),
+        None => refused(
+            StatusCode::NOT_FOUND,
+            ApiError::NotFound(format!("no GraphiQL asset {name:?}")),
+            None,
+        ),
+    }
+}
+
+/// Whether a role's `X-Correlation-Id` is taken as the request's correlation id. A caller
+/// who may choose it can put their events into another request's audit trail, so only
+/// admins and the order system (relaying its own ids, so its records and kefu's share one
+/// trail) may; everyone else's header is kept as the trace id, and the correlation id is new.
+fn trusts_correlation(role: Role) -> bool {
+    matches!(role, Role::Admin | Role::Integration)
+}
+
+/// The request's correlation id and W3C trace id, from its headers: a trusted caller's
+/// `X-Correlation-Id` or `traceparent` trace id names the correlation; anyone else's are
+/// kept as the trace id only.
+fn correlation(headers: &HeaderMap, trusted: bool) -> Result<(Uuid, Option<String>), ApiError> {
     let trace = match headers.get("traceparent").map(|v| v.to_str()) {
         None => None,
         Some(Ok(tp)) => Some(trace_id(tp).ok_or_else(|| {
@@ -357,12 +444,20 @@ fn correlation(headers: &HeaderMap) -> Result<(Uuid, Option<String>), ApiError> 
             return Err(ApiError::Validation("traceparent is not ASCII".into()));
         }
     };
-    if let Some(v) = headers.get("x-correlation-id") {
-        let raw = v.to_str().unwrap_or_default();
-        let id = raw
-            .trim()
-            .parse::<Uuid>()
-            .map_err(|_| ApiError::Validation(format!("X-Correlation-Id {raw:?} is not a UUID")))?;
+    let claimed = match headers.get("x-correlation-id") {
+        None => None,
+        Some(v) => {
+            let raw = v.to_str().unwrap_or_default();
+            Some(raw.trim().parse::<Uuid>().map_err(|_| {
+                ApiError::Validation(format!("X-Correlation-Id {raw:?} is not a UUID"))
+            })?)
+        }
+    };
+    if !trusted {
+        let trace = trace.or_else(|| claimed.map(|c| c.simple().to_string()));
+        return Ok((Uuid::now_v7(), trace));
+    }
+    if let Some(id) = claimed {
         return Ok((id, trace));
     }
     let id = match &trace {
@@ -391,23 +486,29 @@ fn trace_id(traceparent: &str) -> Option<String> {
     }
 }
 
-fn principal(tokens: &Tokens, header: Option<&str>) -> Result<Principal, AuthError> {
-    tokens.verify(auth::bearer(header)?, Utc::now())
+fn principal(
+    tokens: &Tokens,
+    header: Option<&str>,
+) -> Result<(Principal, DateTime<Utc>), AuthError> {
+    tokens.verify_until(auth::bearer(header)?, Utc::now())
 }
 
 /// A GraphQL error response with an HTTP status, for requests refused before execution.
 fn refused(status: StatusCode, error: ApiError, correlation: Option<Uuid>) -> Response {
-    let code = error.code();
-    let mut server_error = ServerError::new(error.message(), None);
-    let mut ext = async_graphql::ErrorExtensionValues::default();
-    ext.set("code", code.as_str());
-    server_error.extensions = Some(ext);
-    let body = async_graphql::Response::from_errors(vec![server_error]);
+    let body = async_graphql::Response::from_errors(vec![coded(error)]);
     let mut response = (status, Json(body)).into_response();
     if let Some(id) = correlation {
         set_correlation(&mut response, id);
     }
     response
+}
+
+fn coded(error: ApiError) -> ServerError {
+    let mut server_error = ServerError::new(error.message(), None);
+    let mut ext = async_graphql::ErrorExtensionValues::default();
+    ext.set("code", error.code().as_str());
+    server_error.extensions = Some(ext);
+    server_error
 }
 
 fn set_correlation(response: &mut Response, id: Uuid) {
@@ -416,63 +517,284 @@ fn set_correlation(response: &mut Response, id: Uuid) {
     }
 }
 
-async fn graphql_http(
+/// A request refused at the boundary: its status and error (and when to retry, for the
+/// rate limit).
+struct Refusal {
+    status: StatusCode,
+    error: ApiError,
+    retry_after: Option<Duration>,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, error: ApiError) -> Self {
+        Refusal {
+            status,
+            error,
+            retry_after: None,
+        }
+    }
+
+    fn into_response(self, correlation: Option<Uuid>) -> Response {
+        let mut response = refused(self.status, self.error, correlation);
+        if let Some(after) = self.retry_after
+            && let Ok(v) = HeaderValue::from_str(&after.as_secs().max(1).to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        response
+    }
+}
+
+fn bad_request(message: String) -> Refusal {
+    Refusal::new(StatusCode::BAD_REQUEST, ApiError::Validation(message))
+}
+
+/// Reads a POST body into one GraphQL request. async-graphql-axum's extractor answers a
+/// bare-text 400 on any of these; here each gets a coded error naming what was wrong.
+async fn read_body(
+    headers: &HeaderMap,
+    body: axum::body::Body,
+    max: usize,
+) -> Result<async_graphql::Request, Refusal> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("(not ASCII)"));
+    let json = content_type
+        .and_then(|c| c.split(';').next())
+        .is_some_and(|c| c.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Err(Refusal::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Validation(format!(
+                "Content-Type is {}; send application/json",
+                content_type.map_or("missing".to_owned(), |c| format!("{c:?}"))
+            )),
+        ));
+    }
+    let bytes = axum::body::to_bytes(body, max).await.map_err(|e| {
+        let too_long = std::error::Error::source(&e)
+            .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_long {
+            Refusal::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ApiError::Validation(format!(
+                    "the request body is over {max} bytes (--max-body-bytes)"
+                )),
+            )
+        } else {
+            bad_request(format!("the request body could not be read: {e}"))
+        }
+    })?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(bad_request(
+            "the request body is empty; send {\"query\": \"…\", \"variables\": {…}}".into(),
+        ));
+    }
+    let text = std::str::from_utf8(&bytes).map_err(|e| {
+        bad_request(format!(
+            "the request body is not UTF-8 (bad byte at offset {})",
+            e.valid_up_to()
+        ))
+    })?;
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| bad_request(format!("the request body is not JSON: {e}")))?;
+    request_of(value)
+}
+
+/// One GraphQL request from its JSON object. Batches (arrays) are refused: each operation is
+/// its own request, with its own deadline, rate-limit cost and answer.
+fn request_of(value: serde_json::Value) -> Result<async_graphql::Request, Refusal> {
+    match &value {
+        serde_json::Value::Object(fields) => {
+            match fields.get("query") {
+                Some(serde_json::Value::String(_)) => {}
+                Some(_) => return Err(bad_request("query: must be a string".into())),
+                None => return Err(bad_request("query: missing".into())),
+            }
+            if let Some(v) = fields.get("variables")
+                && !(v.is_object() || v.is_null())
+            {
+                return Err(bad_request("variables: must be a JSON object".into()));
+            }
+        }
+        serde_json::Value::Array(_) => {
+            return Err(bad_request(
+                "batched requests are not supported: send one operation per request".into(),
+            ));
+        }
+        _ => {
+            return Err(bad_request(
+                "the request body must be a JSON object {\"query\": …}".into(),
+            ));
+        }
+    }
+    serde_json::from_value(value)
+        .map_err(|e| bad_request(format!("the request body is not a GraphQL request: {e}")))
+}
+
+/// Who is calling over HTTP, and the ids their request stamps; or why not, with a fresh
+/// correlation id for the answer.
+fn http_caller(app: &App, headers: &HeaderMap) -> Result<Caller, (Refusal, Uuid)> {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let (principal, _) = principal(&app.tokens, authorization).map_err(|e| {
+        (
+            Refusal::new(
+                StatusCode::UNAUTHORIZED,
+                ApiError::Unauthenticated(e.to_string()),
+            ),
+            Uuid::now_v7(),
+        )
+    })?;
+    let (correlation, trace) = correlation(headers, trusts_correlation(principal.role))
+        .map_err(|e| (Refusal::new(StatusCode::BAD_REQUEST, e), Uuid::now_v7()))?;
+    Ok(Caller {
+        principal,
+        correlation,
+        trace,
+    })
+}
+
+fn rate_key(p: &Principal) -> String {
+    format!("{}:{}", p.role, p.id)
+}
+
+fn rate_limited(retry_after: Duration) -> Refusal {
+    Refusal {
+        status: StatusCode::TOO_MANY_REQUESTS,
+        error: ApiError::RateLimited(format!(
+            "too many requests for this token; try again in {:.1} s",
+            retry_after.as_secs_f64()
+        )),
+        retry_after: Some(retry_after),
+    }
+}
+
+/// The boundary's checks on a request, in order of cost: one token of the caller's rate,
+/// the text's bracket nesting, the parse, the shape with fragments counted but not
+/// expanded, the arguments, then one more token per root mutation field after the first.
+/// The parsed document is handed to async-graphql, which does not parse it again.
+fn admit(
+    app: &App,
+    who: &Principal,
+    request: &mut async_graphql::Request,
+) -> Result<Admitted, Refusal> {
+    let key = rate_key(who);
+    app.rate.check(&key).map_err(rate_limited)?;
+    let invalid = |e| Refusal::new(StatusCode::BAD_REQUEST, e);
+    bounds::check_text(&request.query, app.shape.max_nesting, app.shape.max_tokens)
+        .map_err(invalid)?;
+    let doc = async_graphql::parser::parse_query(&request.query)
+        .map_err(|e| bad_request(format!("the query does not parse: {e}")))?;
+    let admitted = bounds::check_shape(&doc, request.operation_name.as_deref(), &app.shape)
+        .and_then(|a| bounds::check_arguments(&doc, &request.variables).map(|()| a))
+        .map_err(invalid)?;
+    if admitted.root_mutations > 1 {
+        app.rate
+            .check_n(&key, admitted.root_mutations - 1)
+            .map_err(rate_limited)?;
+    }
+    request.set_parsed_query(doc);
+    Ok(admitted)
+}
+
+async fn graphql_post(
     State(app): State<App>,
     headers: HeaderMap,
-    request: GraphQLRequest,
+    request: axum::extract::Request,
+) -> Response {
+    let read = read_body(&headers, request.into_body(), app.max_body_bytes);
+    answer(&app, &headers, true, read).await
+}
+
+/// GET /graphql?query=…&variables=…&operationName=…: queries only (a link or a prefetch
+/// must not write); without a query string, the explorer.
+async fn graphql_get(State(app): State<App>, headers: HeaderMap, uri: axum::http::Uri) -> Response {
+    let Some(query) = uri.query().filter(|q| !q.is_empty()) else {
+        return Redirect::to("/graphiql").into_response();
+    };
+    let read = std::future::ready(query_string_request(query));
+    answer(&app, &headers, false, read).await
+}
+
+fn query_string_request(query: &str) -> Result<async_graphql::Request, Refusal> {
+    let params: Vec<(String, String)> = serde_urlencoded::from_str(query)
+        .map_err(|e| bad_request(format!("the query string is not URL-encoded: {e}")))?;
+    let mut object = serde_json::Map::new();
+    for (k, v) in params {
+        let value = match k.as_str() {
+            "variables" | "extensions" => {
+                serde_json::from_str(&v).map_err(|e| bad_request(format!("{k}: not JSON: {e}")))?
+            }
+            _ => serde_json::Value::String(v),
+        };
+        object.insert(k, value);
+    }
+    request_of(serde_json::Value::Object(object))
+}
+
+/// Reads, admits and runs one HTTP request under the deadline, and counts it.
+async fn answer(
+    app: &App,
+    headers: &HeaderMap,
+    mutations: bool,
+    read: impl Future<Output = Result<async_graphql::Request, Refusal>>,
 ) -> Response {
     let started = Instant::now();
-    let response = execute(&app, &headers, request).await;
+    let response =
+        match tokio::time::timeout(app.timeout, run_http(app, headers, mutations, read)).await {
+            Ok(r) => r,
+            Err(_) => refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                timed_out(app.timeout),
+                None,
+            ),
+        };
     app.metrics
         .record_request(response.status().is_success(), started.elapsed());
     response
 }
 
-async fn execute(app: &App, headers: &HeaderMap, request: GraphQLRequest) -> Response {
-    let (correlation, trace) = match correlation(headers) {
+fn timed_out(limit: Duration) -> ApiError {
+    ApiError::Timeout(format!(
+        "the request took longer than {} s (--request-timeout-secs); a mutation's outcome is unknown: read it back",
+        limit.as_secs()
+    ))
+}
+
+async fn run_http(
+    app: &App,
+    headers: &HeaderMap,
+    mutations: bool,
+    read: impl Future<Output = Result<async_graphql::Request, Refusal>>,
+) -> Response {
+    let caller = match http_caller(app, headers) {
         Ok(c) => c,
-        Err(e) => return refused(StatusCode::BAD_REQUEST, e, None),
+        Err((refusal, id)) => return refusal.into_response(Some(id)),
     };
-    let authorization = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let principal = match principal(&app.tokens, authorization) {
-        Ok(p) => p,
-        Err(e) => {
+    let correlation = caller.correlation;
+    let mut request = match read.await {
+        Ok(r) => r,
+        Err(refusal) => return refusal.into_response(Some(correlation)),
+    };
+    match admit(app, &caller.principal, &mut request) {
+        Ok(a) if a.kind == OperationType::Mutation && !mutations => {
             return refused(
-                StatusCode::UNAUTHORIZED,
-                ApiError::Unauthenticated(e.to_string()),
+                StatusCode::METHOD_NOT_ALLOWED,
+                ApiError::Validation("a mutation is sent with POST, not GET".into()),
                 Some(correlation),
             );
         }
-    };
-    if let Err(retry_after) = app
-        .rate
-        .check(&format!("{}:{}", principal.role, principal.id))
-    {
-        let mut response = refused(
-            StatusCode::TOO_MANY_REQUESTS,
-            ApiError::RateLimited(format!(
-                "too many requests for this token; try again in {:.1} s",
-                retry_after.as_secs_f64()
-            )),
-            Some(correlation),
-        );
-        if let Ok(v) = HeaderValue::from_str(&retry_after.as_secs().max(1).to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        return response;
+        Ok(_) => {}
+        Err(refusal) => return refusal.into_response(Some(correlation)),
     }
-    let caller = Caller {
-        principal,
-        correlation,
-        trace,
-    };
     let span = tracing::info_span!("graphql", %correlation, role = %caller.principal.role);
-    let _enter = span.enter();
-    let request = request.into_inner().data(caller);
-    drop(_enter);
-    let mut result = app.schema.execute(request).await;
+    let request = request.data(caller);
+    let mut result = {
+        use tracing::Instrument;
+        app.schema.execute(request).instrument(span).await
+    };
     graphql::code_unmarked(&mut result.errors);
     if result.is_err() {
         tracing::debug!(%correlation, errors = ?result.errors, "request answered with errors");
@@ -482,15 +804,115 @@ async fn execute(app: &App, headers: &HeaderMap, request: GraphQLRequest) -> Res
     response
 }
 
+/// What a WebSocket connection learns at `connection_init`: who is calling, until when.
+#[derive(Clone)]
+struct Session {
+    caller: Caller,
+    expires: DateTime<Utc>,
+}
+
+/// The schema as one WebSocket connection reaches it: every operation passes the same
+/// boundary as an HTTP request (rate limit, shape, arguments), queries and mutations run
+/// under the deadline, errors are coded, and nothing runs past the token's expiry (a new
+/// operation is refused, a running subscription ends with an UNAUTHENTICATED error).
+#[derive(Clone)]
+struct Guarded {
+    app: App,
+    session: Arc<OnceLock<Session>>,
+}
+
+fn error_response(e: ApiError) -> async_graphql::Response {
+    async_graphql::Response::from_errors(vec![coded(e)])
+}
+
+fn expired(at: DateTime<Utc>) -> ApiError {
+    ApiError::Unauthenticated(format!(
+        "token expired at {at}; connect again with a fresh token"
+    ))
+}
+
+impl async_graphql::Executor for Guarded {
+    fn execute(
+        &self,
+        request: async_graphql::Request,
+    ) -> impl Future<Output = async_graphql::Response> + Send {
+        let mut stream = self.execute_stream(request, None);
+        async move { stream.next().await.unwrap_or_default() }
+    }
+
+    fn execute_stream(
+        &self,
+        mut request: async_graphql::Request,
+        _: Option<Arc<Data>>,
+    ) -> BoxStream<'static, async_graphql::Response> {
+        let fail = |e| stream::once(std::future::ready(error_response(e))).boxed();
+        let Some(session) = self.session.get().cloned() else {
+            return fail(ApiError::Unauthenticated(
+                "send connection_init with a token first".into(),
+            ));
+        };
+        let now = Utc::now();
+        if session.expires <= now {
+            return fail(expired(session.expires));
+        }
+        let admitted = match admit(&self.app, &session.caller.principal, &mut request) {
+            Ok(a) => a,
+            Err(refusal) => return fail(refusal.error),
+        };
+        let schema = self.app.schema.clone();
+        let request = request.data(session.caller.clone());
+        let coded_unmarked = |mut r: async_graphql::Response| {
+            graphql::code_unmarked(&mut r.errors);
+            r
+        };
+        if admitted.kind != OperationType::Subscription {
+            let limit = self.app.timeout;
+            return stream::once(async move {
+                match tokio::time::timeout(limit, schema.execute(request)).await {
+                    Ok(r) => coded_unmarked(r),
+                    Err(_) => error_response(timed_out(limit)),
+                }
+            })
+            .boxed();
+        }
+        let events = schema.execute_stream(request);
+        let left = (session.expires - now).to_std().unwrap_or_default();
+        let deadline = Box::pin(tokio::time::sleep(left));
+        stream::unfold(Some((events, deadline)), move |state| async move {
+            let (mut events, mut deadline) = state?;
+            tokio::select! {
+                next = events.next() => next.map(|r| (coded_unmarked(r), Some((events, deadline)))),
+                () = &mut deadline => Some((error_response(expired(session.expires)), None)),
+            }
+        })
+        .boxed()
+    }
+}
+
 async fn graphql_ws(
     State(app): State<App>,
     headers: HeaderMap,
-    protocol: GraphQLProtocol,
-    upgrade: WebSocketUpgrade,
+    protocol: Result<GraphQLProtocol, StatusCode>,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
-    let (correlation, trace) = match correlation(&headers) {
-        Ok(c) => c,
-        Err(e) => return refused(StatusCode::BAD_REQUEST, e, None),
+    let (protocol, upgrade) = match (protocol, upgrade) {
+        (Ok(p), Ok(u)) => (p, u),
+        (_, Err(e)) => {
+            return refused(
+                e.status(),
+                ApiError::Validation(format!("not a WebSocket upgrade: {}", e.body_text())),
+                None,
+            );
+        }
+        (Err(_), _) => {
+            return refused(
+                StatusCode::BAD_REQUEST,
+                ApiError::Validation(
+                    "Sec-WebSocket-Protocol must be graphql-transport-ws or graphql-ws".into(),
+                ),
+                None,
+            );
+        }
     };
     // Browsers cannot set headers on a WebSocket: the token may come in `connection_init`
     // instead ({"Authorization": "Bearer …"}).
@@ -498,14 +920,24 @@ async fn graphql_ws(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(|h| principal(&app.tokens, Some(h)));
-    let schema = app.schema.clone();
+    let session = Arc::new(OnceLock::new());
+    let executor = Guarded {
+        app: app.clone(),
+        session: session.clone(),
+    };
     let tokens = app.tokens.clone();
+    // A message over the body limit closes the connection (1009, message too big).
     upgrade
+        .max_message_size(app.max_body_bytes)
+        .max_frame_size(app.max_body_bytes)
         .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
         .on_upgrade(move |socket| async move {
-            GraphQLWebSocket::new(socket, schema, protocol)
+            GraphQLWebSocket::new(socket, executor, protocol)
                 .on_connection_init(move |payload| async move {
-                    let principal = match from_header {
+                    let unauthenticated = |e: AuthError| {
+                        async_graphql::Error::from(ApiError::Unauthenticated(e.to_string()))
+                    };
+                    let (principal, expires) = match from_header {
                         Some(p) => p,
                         None => {
                             let value = ["Authorization", "authorization", "token"]
@@ -521,16 +953,18 @@ async fn graphql_ws(
                             principal(&tokens, value.as_deref())
                         }
                     }
-                    .map_err(|e| {
-                        async_graphql::Error::from(ApiError::Unauthenticated(e.to_string()))
-                    })?;
-                    let mut data = Data::default();
-                    data.insert(Caller {
-                        principal,
-                        correlation,
-                        trace,
+                    .map_err(unauthenticated)?;
+                    let (correlation, trace) =
+                        correlation(&headers, trusts_correlation(principal.role))?;
+                    let _ = session.set(Session {
+                        caller: Caller {
+                            principal,
+                            correlation,
+                            trace,
+                        },
+                        expires,
                     });
-                    Ok(data)
+                    Ok(Data::default())
                 })
                 .serve()
                 .await
@@ -578,8 +1012,11 @@ async fn ready(State(app): State<App>) -> (StatusCode, String) {
 }
 
 /// Prometheus text format.
-async fn metrics(State(app): State<App>) -> impl IntoResponse {
+async fn metrics(State(app): State<App>, headers: HeaderMap) -> Response {
     const LAG_CAP: usize = 10_000;
+    if let Err(refusal) = metrics_access(&app, &headers) {
+        return refusal.into_response(None);
+    }
     let lags = lags(&app, LAG_CAP).await.unwrap_or_default();
     let head = app
         .api
@@ -597,7 +1034,60 @@ async fn metrics(State(app): State<App>) -> impl IntoResponse {
         Err(_) => Vec::new(),
     };
     let body = app.metrics.render(&lags, LAG_CAP, head, &queues);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+/// `/metrics` names queues and the log head: it answers the scrape token
+/// (`--metrics-token`) and admin and analyst tokens only.
+fn metrics_access(app: &App, headers: &HeaderMap) -> Result<(), Refusal> {
+    let unauthenticated = |e: AuthError| {
+        Refusal::new(
+            StatusCode::UNAUTHORIZED,
+            ApiError::Unauthenticated(e.to_string()),
+        )
+    };
+    let raw = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let token = auth::bearer(raw).map_err(unauthenticated)?;
+    if let Some(expected) = &app.metrics_token
+        && same_secret(token.as_bytes(), expected.as_bytes())
+    {
+        return Ok(());
+    }
+    let who = app
+        .tokens
+        .verify(token, Utc::now())
+        .map_err(unauthenticated)?;
+    if matches!(who.role, Role::Admin | Role::Analyst) {
+        Ok(())
+    } else {
+        Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            ApiError::Forbidden(format!(
+                "a {} may not read /metrics; use an admin or analyst token or --metrics-token",
+                who.role
+            )),
+        ))
+    }
+}
+
+/// Compares in time that depends on the length only, not on where the bytes differ.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The command that mints a development token for this server's secret.
+fn token_command(store: &StoreArgs, secret: &SecretArgs) -> String {
+    let mut command = String::new();
+    if secret.token_secret.is_some() {
+        command.push_str("KEFU_TOKEN_SECRET=<the same secret> ");
+    }
+    command.push_str("kefu token --role admin --id dev");
+    if store.data_dir != std::path::Path::new("data") {
+        command.push_str(&format!(" --data-dir {}", store.data_dir.display()));
+    }
+    command
 }
 
 #[cfg(test)]
@@ -611,7 +1101,7 @@ mod tests {
             "traceparent",
             HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
         );
-        let (id, trace) = correlation(&headers).unwrap();
+        let (id, trace) = correlation(&headers, true).unwrap();
         assert_eq!(trace.as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
         assert_eq!(id.simple().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
 
@@ -620,20 +1110,28 @@ mod tests {
             HeaderValue::from_static("0192e0a0-0000-7000-8000-000000000042"),
         );
         assert_eq!(
-            correlation(&headers).unwrap().0.to_string(),
+            correlation(&headers, true).unwrap().0.to_string(),
             "0192e0a0-0000-7000-8000-000000000042"
         );
+        // An untrusted caller's header is kept as the trace, and the correlation is new.
+        let (id, trace) = correlation(&headers, false).unwrap();
+        assert_ne!(id.to_string(), "0192e0a0-0000-7000-8000-000000000042");
+        assert_eq!(trace.as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+        headers.remove("traceparent");
+        let (id, trace) = correlation(&headers, false).unwrap();
+        assert_ne!(id.to_string(), "0192e0a0-0000-7000-8000-000000000042");
+        assert_eq!(trace.as_deref(), Some("0192e0a0000070008000000000000042"));
     }
 
     #[test]
     fn malformed_tracing_headers_are_named() {
         let mut headers = HeaderMap::new();
         headers.insert("traceparent", HeaderValue::from_static("00-zz-01"));
-        let e = correlation(&headers).unwrap_err();
+        let e = correlation(&headers, true).unwrap_err();
         assert!(e.message().contains("traceparent"), "{e:?}");
         let mut headers = HeaderMap::new();
         headers.insert("x-correlation-id", HeaderValue::from_static("nope"));
-        let e = correlation(&headers).unwrap_err();
+        let e = correlation(&headers, true).unwrap_err();
         assert!(e.message().contains("X-Correlation-Id"), "{e:?}");
         // All-zero trace ids are invalid by the W3C spec.
         assert_eq!(

@@ -111,26 +111,28 @@ async fn scripted_day(server: &Server, workers: bool) {
         )
         .await;
 
-    // A request carrying its own correlation id, for the auditor later.
-    let request_id = Uuid::now_v7();
+    // A customer's request carrying a correlation id of their choosing: a customer may not
+    // pick the trail their events join, so the server names a new one and says which.
+    let claimed = Uuid::now_v7();
     let (status, headers, sent) = server
         .gql_full(
             Some(&customer_token),
-            &[("X-Correlation-Id", &request_id.to_string())],
+            &[("X-Correlation-Id", &claimed.to_string())],
             SEND,
             json!({ "c": conversation, "t": "运费是怎么收取的？" }),
         )
         .await;
     assert_eq!(status, 200, "{sent}");
+    let request_id: Uuid = sent["data"]["sendMessage"]["correlationId"]
+        .as_str()
+        .and_then(|c| c.parse().ok())
+        .expect("a correlation id");
+    assert_ne!(request_id, claimed, "the customer's id is not taken");
     assert!(
         headers
             .iter()
             .any(|(k, v)| k == "x-correlation-id" && *v == request_id.to_string()),
         "the correlation id comes back: {headers:?}"
-    );
-    assert_eq!(
-        sent["data"]["sendMessage"]["correlationId"],
-        request_id.to_string()
     );
     let turn = turns.next().await;
     assert_eq!(
@@ -666,6 +668,11 @@ async fn probes_and_metrics(server: &Server) {
     let (status, _, body) = server.http("GET", "/readyz", &[], "").await;
     assert_eq!(status, 200, "{body}");
     let (status, _, body) = server.http("GET", "/metrics", &[], "").await;
+    assert_eq!(status, 401, "/metrics wants a token: {body}");
+    let analyst = format!("Bearer {}", server.token("analyst", "bi", &[]));
+    let (status, _, body) = server
+        .http("GET", "/metrics", &[("Authorization", &analyst)], "")
+        .await;
     assert_eq!(status, 200);
     for metric in [
         "kefu_graphql_requests_total{outcome=\"ok\"}",
@@ -676,9 +683,12 @@ async fn probes_and_metrics(server: &Server) {
     ] {
         assert!(body.contains(metric), "{metric} missing from:\n{body}");
     }
-    let (status, _, body) = server.http("GET", "/", &[], "").await;
+    let (status, headers, _) = server.http("GET", "/", &[], "").await;
+    assert_eq!(status, 303);
+    assert!(headers.contains(&("location".into(), "/graphiql".into())));
+    let (status, _, body) = server.http("GET", "/graphiql", &[], "").await;
     assert_eq!(status, 200);
-    assert!(body.contains("graphiql"), "GraphiQL is served at /");
+    assert!(body.contains("graphiql"), "GraphiQL is served at /graphiql");
     // A body over the limit (256 KiB by default) is refused before it is read.
     let huge = format!("{{\"query\": \"{}\"}}", "x".repeat(300 * 1024));
     let (status, _, _) = server

@@ -50,7 +50,7 @@ fn replay_then_query_live_and_as_of() {
         "CustomerTurnRecorded",
         serde_json::json!({
             "message": "0190f1c2-0000-7000-8000-0000000000d1",
-            "text": "我的快递到哪了",
+            "text": "我的快递到哪了，身份证 11010519491231002X",
             "at": "2026-11-20T06:01:00Z"
         }),
     );
@@ -113,9 +113,13 @@ fn replay_then_query_live_and_as_of() {
     assert_eq!(stats[0]["resolution_secs"], 180.0);
     let conversation = lines(&kefu(d, &["query", "conversation", CONVERSATION]));
     assert_eq!(conversation[0]["conversation"]["status"], "closed");
+    // What `kefu query` prints is masked as search is: the ID-card number is not shown.
     assert_eq!(
         conversation[0]["transcript"][0]["turn"]["text"],
-        "我的快递到哪了"
+        format!(
+            "我的快递到哪了，身份证 {}",
+            kefu_projections::search::ID_CARD_MASK
+        )
     );
 
     // As of the first event: the conversation had only started.

@@ -16,6 +16,7 @@ pub enum Code {
     Validation,
     RateLimited,
     Unavailable,
+    Timeout,
 }
 
 impl Code {
@@ -28,6 +29,7 @@ impl Code {
             Code::Validation => "VALIDATION",
             Code::RateLimited => "RATE_LIMITED",
             Code::Unavailable => "UNAVAILABLE",
+            Code::Timeout => "TIMEOUT",
         }
     }
 }
@@ -43,6 +45,8 @@ pub enum ApiError {
     Validation(String),
     RateLimited(String),
     Unavailable(String),
+    /// The request ran past `--request-timeout-secs`; a mutation's outcome is unknown.
+    Timeout(String),
 }
 
 impl ApiError {
@@ -54,7 +58,8 @@ impl ApiError {
             | ApiError::Conflict(m)
             | ApiError::Validation(m)
             | ApiError::RateLimited(m)
-            | ApiError::Unavailable(m) => m,
+            | ApiError::Unavailable(m)
+            | ApiError::Timeout(m) => m,
         }
     }
 
@@ -67,6 +72,7 @@ impl ApiError {
             ApiError::Validation(_) => Code::Validation,
             ApiError::RateLimited(_) => Code::RateLimited,
             ApiError::Unavailable(_) => Code::Unavailable,
+            ApiError::Timeout(_) => Code::Timeout,
         }
     }
 }

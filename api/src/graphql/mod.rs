@@ -7,6 +7,7 @@
 //! correlation id their request stamps on every event). Access rules live in `policy.rs`,
 //! error codes in `error.rs`.
 
+pub mod bounds;
 mod error;
 mod integration;
 mod mutation;

@@ -15,11 +15,19 @@
 //! - landlines with an area code: `0xx` or `0xxx` followed by a space or `-`, or in
 //!   parentheses, then 7 or 8 digits (`010-12345678`, `(0755)1234567`);
 //!
-//! all → [`PHONE_MASK`]. A number only counts when it does not sit inside a longer run of
-//! letters and digits, so order numbers, tracking numbers and amounts (which are long digit
-//! runs without a `+`, area code or separator pattern) are kept: agents search for those.
-//! A bare 7+ digit run without any of these shapes is not masked, because it cannot be told
-//! from an order number.
+//! all → [`PHONE_MASK`];
+//! - resident ID-card numbers: 18 digits (the last may be `X`) or the old 15, shaped as
+//!   area code, a birth date (`YYYYMMDD`, 19xx or 20xx; `YYMMDD` in the old ones) and a
+//!   sequence → [`ID_CARD_MASK`];
+//! - bank card numbers: 13 to 19 digits, in one run or in groups split by single spaces or
+//!   dashes, that pass the Luhn check → [`CARD_MASK`].
+//!
+//! A number only counts when it does not sit inside a longer run of letters and digits, so
+//! order numbers, tracking numbers and amounts (which are long digit runs without a `+`,
+//! area code, birth date, Luhn digit or separator pattern) are kept: agents search for
+//! those. A bare digit run without any of these shapes is not masked, because it cannot be
+//! told from an order number (one in ten long order numbers passes Luhn by chance and is
+//! masked as a card: the price of not showing card numbers).
 //!
 //! **Why a fixed mask without letters or digits** rather than `138****5678` or
 //! `z***@example.com`: retrieval ORs the query's words, so every word a partial mask keeps
@@ -36,6 +44,10 @@ use regex::Regex;
 pub const PHONE_MASK: &str = "***-****-****";
 /// What an e-mail address is replaced with.
 pub const EMAIL_MASK: &str = "***@***";
+/// What an ID-card number is replaced with.
+pub const ID_CARD_MASK: &str = "******-********-****";
+/// What a bank card number is replaced with.
+pub const CARD_MASK: &str = "****-****-****-****";
 
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
@@ -50,32 +62,81 @@ static PHONE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&format!("{mobile}|{international}|{landline}")).expect("phone pattern compiles")
 });
 
-/// `text` with e-mail addresses and phone numbers replaced by their masks.
+static ID_CARD: LazyLock<Regex> = LazyLock::new(|| {
+    let (month, day) = ("(?:0[1-9]|1[0-2])", "(?:0[1-9]|[12][0-9]|3[01])");
+    let new = format!("[1-9][0-9]{{5}}(?:19|20)[0-9]{{2}}{month}{day}[0-9]{{3}}[0-9Xx]");
+    let old = format!("[1-9][0-9]{{5}}[0-9]{{2}}{month}{day}[0-9]{{3}}");
+    Regex::new(&format!("{new}|{old}")).expect("ID-card pattern compiles")
+});
+
+static CARD: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new("[0-9](?:[ -]?[0-9]){12,18}").expect("card pattern compiles"));
+
+/// `text` with e-mail addresses, phone numbers, ID-card and bank card numbers replaced by
+/// their masks.
 pub fn mask(text: &str) -> Cow<'_, str> {
     // Addresses first: a QQ mail address is often a phone number followed by `@qq.com`, and
     // it should go as one address rather than leave `@qq.com` behind.
-    let text = EMAIL.replace_all(text, EMAIL_MASK);
-    match mask_phones(&text) {
-        Cow::Borrowed(_) => text,
-        Cow::Owned(masked) => Cow::Owned(masked),
+    let mut text = EMAIL.replace_all(text, EMAIL_MASK);
+    for (pattern, is_one, mask) in [
+        (&*PHONE, any as fn(&str) -> bool, PHONE_MASK),
+        (&*ID_CARD, any, ID_CARD_MASK),
+        (&*CARD, luhn, CARD_MASK),
+    ] {
+        if let Cow::Owned(masked) = mask_matches(&text, pattern, is_one, mask) {
+            text = Cow::Owned(masked);
+        }
     }
+    text
 }
 
-fn mask_phones(text: &str) -> Cow<'_, str> {
+fn any(_: &str) -> bool {
+    true
+}
+
+/// The Luhn check of a card number's digits (separators skipped).
+fn luhn(number: &str) -> bool {
+    let digits = number
+        .bytes()
+        .rev()
+        .filter(u8::is_ascii_digit)
+        .map(|b| u32::from(b - b'0'));
+    let sum: u32 = digits
+        .enumerate()
+        .map(|(i, d)| {
+            if i % 2 == 1 {
+                if d * 2 > 9 { d * 2 - 9 } else { d * 2 }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum.is_multiple_of(10)
+}
+
+/// `text` with every match of `pattern` that `is_one` accepts, and that does not sit inside
+/// a longer run of letters or digits, replaced by `mask`.
+fn mask_matches<'t>(
+    text: &'t str,
+    pattern: &Regex,
+    is_one: fn(&str) -> bool,
+    mask: &str,
+) -> Cow<'t, str> {
     let mut out = String::new();
     let mut copied = 0;
-    for found in PHONE.find_iter(text) {
+    for found in pattern.find_iter(text) {
         let before = text[..found.start()].chars().next_back();
         let after = text[found.end()..].chars().next();
         // Inside a longer run of letters or digits it is part of something else (an order
-        // number, a serial), not a phone number.
+        // number, a serial), not a phone, ID or card number.
         if before.is_some_and(|c| c.is_ascii_alphanumeric())
             || after.is_some_and(|c| c.is_ascii_alphanumeric())
+            || !is_one(found.as_str())
         {
             continue;
         }
         out.push_str(&text[copied..found.start()]);
-        out.push_str(PHONE_MASK);
+        out.push_str(mask);
         copied = found.end();
     }
     if copied == 0 {
@@ -132,6 +193,44 @@ mod tests {
             format!("邮箱 {EMAIL_MASK} 收")
         );
         assert_eq!(masked("13812345678@qq.com"), EMAIL_MASK);
+    }
+
+    #[test]
+    fn id_card_numbers_new_and_old() {
+        for raw in [
+            "11010519491231002X",
+            "110105194912310021",
+            "440524198001010014",
+        ] {
+            assert_eq!(
+                masked(&format!("身份证{raw}。")),
+                format!("身份证{ID_CARD_MASK}。")
+            );
+        }
+        assert_eq!(
+            masked("旧证 110105491231002 号"),
+            format!("旧证 {ID_CARD_MASK} 号")
+        );
+        // An 18-digit run whose "birth date" is no date is an order number.
+        assert_eq!(masked("订单 202401151234567890"), "订单 202401151234567890");
+    }
+
+    #[test]
+    fn bank_card_numbers_that_pass_luhn() {
+        for raw in [
+            "4111111111111111",
+            "4111 1111 1111 1111",
+            "6222-0212-3456-7890-128",
+            "378282246310005",
+        ] {
+            assert_eq!(
+                masked(&format!("卡号{raw}谢谢")),
+                format!("卡号{CARD_MASK}谢谢"),
+                "{raw}"
+            );
+        }
+        // The same digits with a wrong check digit are kept.
+        assert_eq!(masked("单号 4111111111111112"), "单号 4111111111111112");
     }
 
     #[test]
