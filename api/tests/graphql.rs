@@ -211,7 +211,7 @@ async fn scripted_day(server: &Server, workers: bool) {
         let bench = server
             .gql(
                 &agent_token,
-                "query($p: String) { workbench(atLeast: $p) }",
+                "query($p: String) { workbench(atLeast: $p) { chats { conversation } } }",
                 json!({ "p": assigned["position"] }),
             )
             .await;
@@ -224,16 +224,34 @@ async fn scripted_day(server: &Server, workers: bool) {
         let queues = server
             .gql(
                 &agent_token,
-                "query($p: String) { queues(atLeast: $p) }",
+                "query($p: String) { queues(atLeast: $p) { uuid waiting { conversation placeInLine } } }",
                 json!({ "p": routed_at }),
             )
             .await;
-        let waiting = queues["queues"]["waiting"].as_array().unwrap();
-        assert!(
-            waiting
-                .iter()
-                .any(|w| w["entry"]["conversation"] == conversation.as_str()),
+        let ours = queues["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["uuid"] == queue.as_str())
+            .unwrap_or_else(|| panic!("the queue is listed: {queues}"));
+        assert_eq!(
+            ours["waiting"],
+            json!([{ "conversation": conversation, "placeInLine": 1 }]),
             "the conversation waits in the queue: {queues}"
+        );
+        // Its customer sees their place in line; the agent online has free seats, so no wait
+        // is expected.
+        let line = server
+            .gql(
+                &customer_token,
+                "query($c: String!) { myConversation(id: $c) { status placeInLine expectedWaitSecs } }",
+                json!({ "c": conversation }),
+            )
+            .await;
+        assert_eq!(
+            line["myConversation"],
+            json!({ "status": "QUEUED", "placeInLine": 1, "expectedWaitSecs": 0 }),
+            "{line}"
         );
         server
             .gql(
@@ -287,28 +305,39 @@ async fn scripted_day(server: &Server, workers: bool) {
     let view = server
         .gql(
             &customer_token,
-            "query($c: String!, $p: String) { conversation(id: $c, atLeast: $p) }",
+            "query($c: String!, $p: String) { myConversation(id: $c, atLeast: $p) { turns { speaker text } } }",
             json!({ "c": conversation, "p": last }),
         )
         .await;
-    let text = view.to_string();
-    assert!(text.contains("运费是怎么收取的"), "{text}");
-    assert!(text.contains("马上为您查询物流"), "{text}");
+    let turns = &view["myConversation"]["turns"];
+    assert_eq!(
+        turns[0],
+        json!({ "speaker": "CUSTOMER", "text": "运费是怎么收取的？" }),
+        "{view}"
+    );
+    assert!(
+        turns
+            .as_array()
+            .unwrap()
+            .contains(&json!({ "speaker": "AGENT", "text": "您好，我是小王，马上为您查询物流" })),
+        "{view}"
+    );
     let mine = server
         .gql(
             &customer_token,
-            "query($p: String) { conversations(atLeast: $p) { edges { node { id status surveyScore } } } }",
+            "query($p: String) { myConversations(atLeast: $p) { totalCount edges { node { uuid status survey { score } } } } }",
             json!({ "p": last }),
         )
         .await;
+    assert_eq!(mine["myConversations"]["totalCount"], 1, "{mine}");
     assert_eq!(
-        mine["conversations"]["edges"][0]["node"],
-        json!({ "id": conversation, "status": "closed", "surveyScore": 5 })
+        mine["myConversations"]["edges"][0]["node"],
+        json!({ "uuid": conversation, "status": "CLOSED", "survey": { "score": 5 } })
     );
     let stats = server
         .gql(
             &analyst,
-            "query($p: String) { stats(group: \"queue\", atLeast: $p) }",
+            "query($p: String) { stats(group: \"queue\", atLeast: $p) { key conversations closed handedOff surveysAnswered satisfied csat firstResponseSecs } }",
             json!({ "p": last }),
         )
         .await;
@@ -323,8 +352,8 @@ async fn scripted_day(server: &Server, workers: bool) {
         (
             &row["conversations"],
             &row["closed"],
-            &row["handed_off"],
-            &row["surveys_answered"],
+            &row["handedOff"],
+            &row["surveysAnswered"],
             &row["satisfied"],
             &row["csat"]
         ),
@@ -338,7 +367,7 @@ async fn scripted_day(server: &Server, workers: bool) {
         ),
         "{row}"
     );
-    assert!(row["first_response_secs"].is_number(), "{row}");
+    assert!(row["firstResponseSecs"].is_number(), "{row}");
     let forecast = server
         .gql(
             &analyst,
@@ -482,13 +511,32 @@ async fn refusals(
         ),
         (
             &stranger,
-            "query($c: String!) { conversation(id: $c) }",
+            "query($c: String!) { myConversation(id: $c) { uuid } }",
             json!({ "c": conversation }),
             "NOT_FOUND",
         ),
         (
+            &stranger,
+            "query($c: ID!) { node(id: $c) { id } }",
+            json!({ "c": format!("Conversation:{conversation}") }),
+            "NOT_FOUND",
+        ),
+        // The desk's views are not the customer's.
+        (
             customer,
-            "query { stats(group: \"day\") }",
+            "query($c: String!) { conversation(id: $c) { uuid } }",
+            json!({ "c": conversation }),
+            "FORBIDDEN",
+        ),
+        (
+            customer,
+            "query { tickets { totalCount } }",
+            json!({}),
+            "FORBIDDEN",
+        ),
+        (
+            customer,
+            "query { stats(group: \"day\") { key } }",
             json!({}),
             "FORBIDDEN",
         ),
@@ -531,7 +579,7 @@ async fn refusals(
         ),
         (
             agent,
-            "query($a: String) { workbench(agent: $a) }",
+            "query($a: String) { workbench(agent: $a) { freeSeats } }",
             json!({ "a": Uuid::now_v7().to_string() }),
             "FORBIDDEN",
         ),

@@ -121,8 +121,11 @@ fn decode<T: DeserializeOwned>(what: &str, code: &str) -> Result<T, ApiError> {
 
 /// A JSON text column, read back.
 fn from_json<T: DeserializeOwned>(what: &str, text: &str) -> Result<T, ApiError> {
-    serde_json::from_str(text)
-        .map_err(|e| bug(format!("the read model's {what} is not what it should be: {e}")))
+    serde_json::from_str(text).map_err(|e| {
+        bug(format!(
+            "the read model's {what} is not what it should be: {e}"
+        ))
+    })
 }
 
 fn time(ms: i64) -> DateTime<Utc> {
@@ -525,7 +528,10 @@ impl Stream {
             .transcript
             .into_iter()
             .map(|t| {
-                let emotion = emotions.iter().find(|e| e.message == t.turn.message).cloned();
+                let emotion = emotions
+                    .iter()
+                    .find(|e| e.message == t.turn.message)
+                    .cloned();
                 Ok(Turn {
                     emotion,
                     ..turn(t.turn)?
@@ -978,10 +984,18 @@ pub fn expected_wait_secs(place: i32, free_seats: i64, seats: i64, handling: f64
         return None;
     }
     let ahead = (i64::from(place) - free_seats).max(0) as f64;
-    Some((ahead * handling / seats as f64).ceil().min(f64::from(i32::MAX)) as i32)
+    Some(
+        (ahead * handling / seats as f64)
+            .ceil()
+            .min(f64::from(i32::MAX)) as i32,
+    )
 }
 
-async fn load_place(ctx: &Context<'_>, id: &str, queue: &str) -> Result<Option<PlaceInLine>, ApiError> {
+async fn load_place(
+    ctx: &Context<'_>,
+    id: &str,
+    queue: &str,
+) -> Result<Option<PlaceInLine>, ApiError> {
     let api = api(ctx);
     let queues = api.read.live("queues").await?;
     let now = api.desk.now();
@@ -1077,9 +1091,12 @@ impl CustomerConversation {
         let load = async {
             let api = api(ctx);
             let view = api.read.live("conversations").await?;
-            let found = view.conversation(&*api.log, &self.uuid).await?.ok_or_else(|| {
-                ApiError::NotFound(format!("no conversation {} in the read model", self.uuid))
-            })?;
+            let found = view
+                .conversation(&*api.log, &self.uuid)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::NotFound(format!("no conversation {} in the read model", self.uuid))
+                })?;
             customer_turns(found.transcript.into_iter().map(|t| t.turn))
         };
         Ok(self.turns.get(load).await?.as_ref().clone())
@@ -1382,28 +1399,58 @@ fn ticket_change(h: &TicketHistoryRow) -> Result<TicketChange, ApiError> {
             let (field, before, after) = match f.change {
                 FieldChange::Kind { before, after } => (
                     TicketField::Kind,
-                    TicketValue { kind: Some(before.into()), ..v() },
-                    TicketValue { kind: Some(after.into()), ..v() },
+                    TicketValue {
+                        kind: Some(before.into()),
+                        ..v()
+                    },
+                    TicketValue {
+                        kind: Some(after.into()),
+                        ..v()
+                    },
                 ),
                 FieldChange::Priority { before, after } => (
                     TicketField::Priority,
-                    TicketValue { priority: Some(before.into()), ..v() },
-                    TicketValue { priority: Some(after.into()), ..v() },
+                    TicketValue {
+                        priority: Some(before.into()),
+                        ..v()
+                    },
+                    TicketValue {
+                        priority: Some(after.into()),
+                        ..v()
+                    },
                 ),
                 FieldChange::Subject { before, after } => (
                     TicketField::Subject,
-                    TicketValue { subject: Some(before), ..v() },
-                    TicketValue { subject: Some(after), ..v() },
+                    TicketValue {
+                        subject: Some(before),
+                        ..v()
+                    },
+                    TicketValue {
+                        subject: Some(after),
+                        ..v()
+                    },
                 ),
                 FieldChange::Order { before, after } => (
                     TicketField::Order,
-                    TicketValue { order: before.map(|o| o.to_string()), ..v() },
-                    TicketValue { order: after.map(|o| o.to_string()), ..v() },
+                    TicketValue {
+                        order: before.map(|o| o.to_string()),
+                        ..v()
+                    },
+                    TicketValue {
+                        order: after.map(|o| o.to_string()),
+                        ..v()
+                    },
                 ),
                 FieldChange::Assignee { before, after } => (
                     TicketField::Assignee,
-                    TicketValue { assignee: before.map(|a| a.to_string()), ..v() },
-                    TicketValue { assignee: after.map(|a| a.to_string()), ..v() },
+                    TicketValue {
+                        assignee: before.map(|a| a.to_string()),
+                        ..v()
+                    },
+                    TicketValue {
+                        assignee: after.map(|a| a.to_string()),
+                        ..v()
+                    },
                 ),
             };
             (c.field, c.before, c.after) = (Some(field), Some(before), Some(after));
@@ -1432,10 +1479,14 @@ fn ticket_change(h: &TicketHistoryRow) -> Result<TicketChange, ApiError> {
                 escalation_level: Some(i32::from(x.level)),
                 ..TicketValue::default()
             });
-            c.before = h.before.as_deref().and_then(|b| b.parse().ok()).map(|l| TicketValue {
-                escalation_level: Some(l),
-                ..TicketValue::default()
-            });
+            c.before = h
+                .before
+                .as_deref()
+                .and_then(|b| b.parse().ok())
+                .map(|l| TicketValue {
+                    escalation_level: Some(l),
+                    ..TicketValue::default()
+                });
             c.reason = Some(x.reason);
         }
         T::TicketMerged(m) => {
@@ -1494,7 +1545,11 @@ impl Ticket {
     }
 
     pub fn of_view(v: TicketView) -> Result<Self, ApiError> {
-        let history = v.history.iter().map(ticket_change).collect::<Result<_, _>>()?;
+        let history = v
+            .history
+            .iter()
+            .map(ticket_change)
+            .collect::<Result<_, _>>()?;
         Self::build(v.ticket, Lazy::ready(history))
     }
 
@@ -1732,7 +1787,12 @@ impl From<kefu_domain::probe::ProbeCheck> for ProbeFailure {
     fn from(c: kefu_domain::probe::ProbeCheck) -> Self {
         use kefu_domain::probe::ProbeReply as R;
         let (reply, answered, candidates, message) = match c.reply {
-            R::Answered { entry } => (ProbeReplyKind::Answered, Some(entry.to_string()), vec![], None),
+            R::Answered { entry } => (
+                ProbeReplyKind::Answered,
+                Some(entry.to_string()),
+                vec![],
+                None,
+            ),
             R::NotAnswered { candidates } => (
                 ProbeReplyKind::NotAnswered,
                 None,
