@@ -1842,4 +1842,83 @@ mod tests {
         // No one online to serve it: unknown, not zero.
         assert_eq!(expected_wait_secs(1, 0, 0, 600.0), None);
     }
+
+    /// The customer's types, and every type they lead to, have no field that could carry
+    /// internal notes, private comments, triage, routing or emotion data, and lead to none
+    /// of the desk's types: adding such a field to a customer type fails here.
+    #[test]
+    fn customer_views_cannot_carry_desk_data() {
+        use async_graphql::parser::types::{BaseType, Type, TypeKind, TypeSystemDefinition};
+        use std::collections::{BTreeMap, BTreeSet};
+
+        let doc = async_graphql::parser::parse_schema(super::super::sdl()).unwrap();
+        let mut types: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+        for def in doc.definitions {
+            let TypeSystemDefinition::Type(t) = def else {
+                continue;
+            };
+            let fields = match &t.node.kind {
+                TypeKind::Object(o) => &o.fields,
+                TypeKind::Interface(i) => &i.fields,
+                _ => continue,
+            };
+            fn named(t: &Type) -> String {
+                match &t.base {
+                    BaseType::Named(n) => n.to_string(),
+                    BaseType::List(inner) => named(inner),
+                }
+            }
+            types.insert(
+                t.node.name.node.to_string(),
+                fields
+                    .iter()
+                    .map(|f| (f.node.name.node.to_string(), named(&f.node.ty.node)))
+                    .collect(),
+            );
+        }
+        let roots = ["CustomerConversation", "CustomerTicket"];
+        let mut reached: BTreeSet<String> = BTreeSet::new();
+        let mut todo: Vec<String> = roots.iter().map(|r| r.to_string()).collect();
+        while let Some(t) = todo.pop() {
+            if !reached.insert(t.clone()) {
+                continue;
+            }
+            for (_, ty) in types.get(&t).into_iter().flatten() {
+                if types.contains_key(ty) {
+                    todo.push(ty.clone());
+                }
+            }
+        }
+        assert!(reached.contains("CustomerTurn") && reached.contains("PublicComment"));
+        let desk = [
+            "Conversation",
+            "Turn",
+            "EmotionReading",
+            "TimelineItem",
+            "RoutingDecision",
+            "ScenarioPrediction",
+            "Ticket",
+            "TicketChange",
+            "TicketComment",
+            "Party",
+            "Agent",
+            "Queue",
+        ];
+        for t in desk {
+            assert!(!reached.contains(t), "a customer's view leads to {t}");
+        }
+        let words = [
+            "internal", "note", "emotion", "scenario", "routing", "handoff", "assignee", "public",
+            "history", "agent", "queue", "priority", "sla",
+        ];
+        for t in &reached {
+            for (field, _) in &types[t] {
+                let lower = field.to_lowercase();
+                assert!(
+                    !words.iter().any(|w| lower.contains(w)),
+                    "{t}.{field} may carry the desk's data"
+                );
+            }
+        }
+    }
 }
