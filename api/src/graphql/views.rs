@@ -12,8 +12,6 @@
 //! Read models keep codes (`with_agent`) and JSON lists in text columns; this module turns
 //! them into enums and lists, so no JSON travels inside a string.
 
-use std::sync::Arc;
-
 use async_graphql::{ComplexObject, Context, Enum, ID, Interface, Result, SimpleObject};
 use chrono::{DateTime, Utc};
 use kefu_domain::common::Party as DomainParty;
@@ -138,25 +136,22 @@ fn int(n: i64) -> i32 {
 
 /// Runs `load` once per object, on the first field that needs it: listing nodes read their
 /// transcript or history only when a query asks for it.
-struct Lazy<V>(OnceCell<Arc<V>>);
+struct Lazy<V>(OnceCell<V>);
 
 impl<V> Lazy<V> {
     fn ready(v: V) -> Self {
-        Lazy(OnceCell::new_with(Some(Arc::new(v))))
+        Lazy(OnceCell::new_with(Some(v)))
     }
 
     fn empty() -> Self {
         Lazy(OnceCell::new())
     }
 
-    async fn get<F>(&self, load: F) -> Result<Arc<V>, ApiError>
+    async fn get<F>(&self, load: F) -> Result<&V, ApiError>
     where
         F: Future<Output = Result<V, ApiError>>,
     {
-        self.0
-            .get_or_try_init(|| async { load.await.map(Arc::new) })
-            .await
-            .cloned()
+        self.0.get_or_try_init(|| load).await
     }
 }
 
@@ -847,7 +842,7 @@ impl Conversation {
         })
     }
 
-    async fn stream(&self, ctx: &Context<'_>) -> Result<Arc<Stream>, ApiError> {
+    async fn stream(&self, ctx: &Context<'_>) -> Result<&Stream, ApiError> {
         self.stream.get(load_stream(ctx, &self.uuid)).await
     }
 }
@@ -855,19 +850,19 @@ impl Conversation {
 #[ComplexObject]
 impl Conversation {
     /// Every turn and internal note, in order, with the emotion assessed for customer turns.
-    async fn turns(&self, ctx: &Context<'_>) -> Result<Vec<Turn>> {
-        Ok(self.stream(ctx).await?.turns.clone())
+    async fn turns(&self, ctx: &Context<'_>) -> Result<&[Turn]> {
+        Ok(&self.stream(ctx).await?.turns)
     }
 
     /// The emotion assessed for each customer turn, in order.
-    async fn emotions(&self, ctx: &Context<'_>) -> Result<Vec<EmotionReading>> {
-        Ok(self.stream(ctx).await?.emotions.clone())
+    async fn emotions(&self, ctx: &Context<'_>) -> Result<&[EmotionReading]> {
+        Ok(&self.stream(ctx).await?.emotions)
     }
 
     /// Everything else that happened: triage, routing, hand-off, queueing, assignment,
     /// transfers, SLA, close, survey.
-    async fn timeline(&self, ctx: &Context<'_>) -> Result<Vec<TimelineItem>> {
-        Ok(self.stream(ctx).await?.timeline.clone())
+    async fn timeline(&self, ctx: &Context<'_>) -> Result<&[TimelineItem]> {
+        Ok(&self.stream(ctx).await?.timeline)
     }
 }
 
@@ -1065,7 +1060,6 @@ impl CustomerConversation {
             .line
             .get(load_place(ctx, &self.uuid, queue))
             .await?
-            .as_ref()
             .clone())
     }
 }
@@ -1087,7 +1081,7 @@ fn customer_turns(turns: impl Iterator<Item = TurnRow>) -> Result<Vec<CustomerTu
 #[ComplexObject]
 impl CustomerConversation {
     /// The turns of the customer, the bot and agents, in order.
-    async fn turns(&self, ctx: &Context<'_>) -> Result<Vec<CustomerTurn>> {
+    async fn turns(&self, ctx: &Context<'_>) -> Result<&[CustomerTurn]> {
         let load = async {
             let api = api(ctx);
             let view = api.read.live("conversations").await?;
@@ -1099,7 +1093,7 @@ impl CustomerConversation {
                 })?;
             customer_turns(found.transcript.into_iter().map(|t| t.turn))
         };
-        Ok(self.turns.get(load).await?.as_ref().clone())
+        Ok(self.turns.get(load).await?)
     }
 
     /// While queued: how many conversations are served before this one, plus one (1 is
@@ -1578,16 +1572,16 @@ impl Ticket {
         })
     }
 
-    async fn changes(&self, ctx: &Context<'_>) -> Result<Arc<Vec<TicketChange>>, ApiError> {
-        self.history.get(load_history(ctx, &self.uuid)).await
+    async fn changes(&self, ctx: &Context<'_>) -> Result<&[TicketChange], ApiError> {
+        Ok(self.history.get(load_history(ctx, &self.uuid)).await?)
     }
 }
 
 #[ComplexObject]
 impl Ticket {
     /// Every change, oldest first.
-    async fn history(&self, ctx: &Context<'_>) -> Result<Vec<TicketChange>> {
-        Ok(self.changes(ctx).await?.as_ref().clone())
+    async fn history(&self, ctx: &Context<'_>) -> Result<&[TicketChange]> {
+        Ok(self.changes(ctx).await?)
     }
 
     /// Every comment, public and private, oldest first.
@@ -1679,7 +1673,7 @@ impl CustomerTicket {
 #[ComplexObject]
 impl CustomerTicket {
     /// The public comments, oldest first.
-    async fn comments(&self, ctx: &Context<'_>) -> Result<Vec<PublicComment>> {
+    async fn comments(&self, ctx: &Context<'_>) -> Result<&[PublicComment]> {
         let load = async {
             let view = api(ctx).read.live("tickets").await?;
             let found = view.ticket(&self.uuid).await?.ok_or_else(|| {
@@ -1687,7 +1681,7 @@ impl CustomerTicket {
             })?;
             public_comments(&found.history)
         };
-        Ok(self.comments.get(load).await?.as_ref().clone())
+        Ok(self.comments.get(load).await?)
     }
 }
 
