@@ -1401,7 +1401,7 @@ impl Day {
             .server
             .gql(
                 &self.admin,
-                "query($p: String) { stats(group: \"total\", atLeast: $p) }",
+                "query($p: String) { stats(group: \"total\", atLeast: $p) { conversations closed containedByBot handedOff surveysOffered surveysAnswered } }",
                 json!({ "p": at }),
             )
             .await;
@@ -1409,10 +1409,10 @@ impl Day {
         let expect = json!({
             "conversations": chats.len(),
             "closed": chats.len(),
-            "contained_by_bot": contained,
-            "handed_off": handoffs.len(),
-            "surveys_offered": chats.len(),
-            "surveys_answered": answered,
+            "containedByBot": contained,
+            "handedOff": handoffs.len(),
+            "surveysOffered": chats.len(),
+            "surveysAnswered": answered,
         });
         for (k, v) in expect.as_object().unwrap() {
             assert_eq!(&row[k], v, "stats {k}: {row}");
@@ -1421,23 +1421,29 @@ impl Day {
             .server
             .gql(
                 &self.admin,
-                "query($p: String) { queues(atLeast: $p) }",
+                "query($p: String) { queues(atLeast: $p) { waitingCount waiting { conversation } } }",
                 json!({ "p": at }),
             )
             .await;
-        assert_eq!(queues["queues"]["waiting"], json!([]), "{queues}");
+        for queue in queues["queues"].as_array().unwrap() {
+            assert_eq!(
+                (&queue["waitingCount"], &queue["waiting"]),
+                (&json!(0), &json!([])),
+                "{queues}"
+            );
+        }
         for agent in &self.agents {
             let bench = self
                 .server
                 .gql(
                     &agent.token,
-                    "query($p: String) { workbench(atLeast: $p) }",
+                    "query($p: String) { workbench(atLeast: $p) { chats { conversation } freeSeats } }",
                     json!({ "p": at }),
                 )
                 .await;
             assert_eq!(bench["workbench"]["chats"], json!([]), "{bench}");
             assert_eq!(
-                bench["workbench"]["free_seats"],
+                bench["workbench"]["freeSeats"],
                 json!(agent.spec.seats),
                 "{bench}"
             );

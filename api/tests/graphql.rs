@@ -213,7 +213,7 @@ async fn scripted_day(server: &Server, workers: bool) {
         let bench = server
             .gql(
                 &agent_token,
-                "query($p: String) { workbench(atLeast: $p) }",
+                "query($p: String) { workbench(atLeast: $p) { chats { conversation } } }",
                 json!({ "p": assigned["position"] }),
             )
             .await;
@@ -226,16 +226,34 @@ async fn scripted_day(server: &Server, workers: bool) {
         let queues = server
             .gql(
                 &agent_token,
-                "query($p: String) { queues(atLeast: $p) }",
+                "query($p: String) { queues(atLeast: $p) { uuid waiting { conversation placeInLine } } }",
                 json!({ "p": routed_at }),
             )
             .await;
-        let waiting = queues["queues"]["waiting"].as_array().unwrap();
-        assert!(
-            waiting
-                .iter()
-                .any(|w| w["entry"]["conversation"] == conversation.as_str()),
+        let ours = queues["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["uuid"] == queue.as_str())
+            .unwrap_or_else(|| panic!("the queue is listed: {queues}"));
+        assert_eq!(
+            ours["waiting"],
+            json!([{ "conversation": conversation, "placeInLine": 1 }]),
             "the conversation waits in the queue: {queues}"
+        );
+        // Its customer sees their place in line; the agent online has free seats, so no wait
+        // is expected.
+        let line = server
+            .gql(
+                &customer_token,
+                "query($c: String!) { myConversation(id: $c) { status placeInLine expectedWaitSecs } }",
+                json!({ "c": conversation }),
+            )
+            .await;
+        assert_eq!(
+            line["myConversation"],
+            json!({ "status": "QUEUED", "placeInLine": 1, "expectedWaitSecs": 0 }),
+            "{line}"
         );
         server
             .gql(
@@ -289,28 +307,39 @@ async fn scripted_day(server: &Server, workers: bool) {
     let view = server
         .gql(
             &customer_token,
-            "query($c: String!, $p: String) { conversation(id: $c, atLeast: $p) }",
+            "query($c: String!, $p: String) { myConversation(id: $c, atLeast: $p) { turns { speaker text } } }",
             json!({ "c": conversation, "p": last }),
         )
         .await;
-    let text = view.to_string();
-    assert!(text.contains("运费是怎么收取的"), "{text}");
-    assert!(text.contains("马上为您查询物流"), "{text}");
+    let turns = &view["myConversation"]["turns"];
+    assert_eq!(
+        turns[0],
+        json!({ "speaker": "CUSTOMER", "text": "运费是怎么收取的？" }),
+        "{view}"
+    );
+    assert!(
+        turns
+            .as_array()
+            .unwrap()
+            .contains(&json!({ "speaker": "AGENT", "text": "您好，我是小王，马上为您查询物流" })),
+        "{view}"
+    );
     let mine = server
         .gql(
             &customer_token,
-            "query($p: String) { conversations(atLeast: $p) { edges { node { id status surveyScore } } } }",
+            "query($p: String) { myConversations(atLeast: $p) { totalCount edges { node { uuid status survey { score } } } } }",
             json!({ "p": last }),
         )
         .await;
+    assert_eq!(mine["myConversations"]["totalCount"], 1, "{mine}");
     assert_eq!(
-        mine["conversations"]["edges"][0]["node"],
-        json!({ "id": conversation, "status": "closed", "surveyScore": 5 })
+        mine["myConversations"]["edges"][0]["node"],
+        json!({ "uuid": conversation, "status": "CLOSED", "survey": { "score": 5 } })
     );
     let stats = server
         .gql(
             &analyst,
-            "query($p: String) { stats(group: \"queue\", atLeast: $p) }",
+            "query($p: String) { stats(group: \"queue\", atLeast: $p) { key conversations closed handedOff surveysAnswered satisfied csat firstResponseSecs } }",
             json!({ "p": last }),
         )
         .await;
@@ -325,8 +354,8 @@ async fn scripted_day(server: &Server, workers: bool) {
         (
             &row["conversations"],
             &row["closed"],
-            &row["handed_off"],
-            &row["surveys_answered"],
+            &row["handedOff"],
+            &row["surveysAnswered"],
             &row["satisfied"],
             &row["csat"]
         ),
@@ -340,7 +369,7 @@ async fn scripted_day(server: &Server, workers: bool) {
         ),
         "{row}"
     );
-    assert!(row["first_response_secs"].is_number(), "{row}");
+    assert!(row["firstResponseSecs"].is_number(), "{row}");
     let forecast = server
         .gql(
             &analyst,
@@ -484,13 +513,32 @@ async fn refusals(
         ),
         (
             &stranger,
-            "query($c: String!) { conversation(id: $c) }",
+            "query($c: String!) { myConversation(id: $c) { uuid } }",
             json!({ "c": conversation }),
             "NOT_FOUND",
         ),
         (
+            &stranger,
+            "query($c: ID!) { node(id: $c) { id } }",
+            json!({ "c": format!("Conversation:{conversation}") }),
+            "NOT_FOUND",
+        ),
+        // The desk's views are not the customer's.
+        (
             customer,
-            "query { stats(group: \"day\") }",
+            "query($c: String!) { conversation(id: $c) { uuid } }",
+            json!({ "c": conversation }),
+            "FORBIDDEN",
+        ),
+        (
+            customer,
+            "query { tickets { totalCount } }",
+            json!({}),
+            "FORBIDDEN",
+        ),
+        (
+            customer,
+            "query { stats(group: \"day\") { key } }",
             json!({}),
             "FORBIDDEN",
         ),
@@ -533,7 +581,7 @@ async fn refusals(
         ),
         (
             agent,
-            "query($a: String) { workbench(agent: $a) }",
+            "query($a: String) { workbench(agent: $a) { freeSeats } }",
             json!({ "a": Uuid::now_v7().to_string() }),
             "FORBIDDEN",
         ),
@@ -577,7 +625,7 @@ async fn refusals(
         ),
         (
             customer,
-            "query { conversations(first: 1000) { edges { cursor } } }",
+            "query { myConversations(first: 1000) { edges { cursor } } }",
             json!({}),
             "VALIDATION",
         ),
@@ -800,5 +848,304 @@ async fn a_supervisor_hears_of_an_escalation() {
         escalated["payload"]["to_priority"].as_u64().unwrap() + 1,
         escalated["payload"]["from_priority"].as_u64().unwrap(),
         "{escalated}"
+    );
+}
+
+/// Each audience reads its own typed view: the desk sees internal notes, triage, routing and
+/// private ticket comments; the customer's view of the same conversation and ticket carries
+/// none of them, and shows their place in line and expected wait while queued. `node(id:)`
+/// answers each with their view; listings count their nodes.
+#[tokio::test]
+async fn customers_and_the_desk_read_different_views() {
+    let server = Server::start(None, &["--workers", "none"]);
+    let (customer, agent) = (Uuid::now_v7(), Uuid::now_v7());
+    let admin = server.token("admin", "ops", &[]);
+    let queue = server
+        .gql(
+            &admin,
+            "mutation { defineQueue(input: {name: \"售后\", categories: [\"logistics\"], skills: [\"after-sales\"], firstResponseSecs: 60, resolutionSecs: 3600}) { id } }",
+            json!({}),
+        )
+        .await["defineQueue"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server
+        .gql(
+            &admin,
+            "mutation($a: String!) { registerAgent(agentId: $a, name: \"小王\", skills: [\"after-sales\"], maxConcurrent: 2) { id } }",
+            json!({ "a": agent.to_string() }),
+        )
+        .await;
+    let customer_token = server.token("customer", &customer.to_string(), &[]);
+    let agent_token = server.token("agent", &agent.to_string(), &[]);
+    let supervisor = server.token("supervisor", "lead", &[&queue]);
+    let conversation = server
+        .gql(&customer_token, START, json!({ "channel": "WEB" }))
+        .await["startConversation"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let c = json!({ "c": conversation });
+    server
+        .gql(
+            &customer_token,
+            SEND,
+            json!({ "c": conversation, "t": "快递丢了" }),
+        )
+        .await;
+    server
+        .gql(
+            &customer_token,
+            "mutation($c: String!) { requestHuman(conversationId: $c) { position } }",
+            c.clone(),
+        )
+        .await;
+    let routed = server
+        .gql(
+            &supervisor,
+            "mutation($c: String!, $q: String!) { routeConversation(conversationId: $c, queueId: $q) { position } }",
+            json!({ "c": conversation, "q": queue }),
+        )
+        .await;
+    let line = "query($c: String!, $p: String) { myConversation(id: $c, atLeast: $p) { status placeInLine expectedWaitSecs } }";
+    // Queued with no agent online: first in line, and no wait can be promised.
+    let waiting = server
+        .gql(
+            &customer_token,
+            line,
+            json!({ "c": conversation, "p": position(&routed["routeConversation"]) }),
+        )
+        .await;
+    assert_eq!(
+        waiting["myConversation"],
+        json!({ "status": "QUEUED", "placeInLine": 1, "expectedWaitSecs": null }),
+        "{waiting}"
+    );
+    let online = server
+        .gql(
+            &agent_token,
+            "mutation { setAgentStatus(status: ONLINE) { position } }",
+            json!({}),
+        )
+        .await;
+    let waiting = server
+        .gql(
+            &customer_token,
+            line,
+            json!({ "c": conversation, "p": position(&online["setAgentStatus"]) }),
+        )
+        .await;
+    assert_eq!(
+        waiting["myConversation"],
+        json!({ "status": "QUEUED", "placeInLine": 1, "expectedWaitSecs": 0 }),
+        "an agent with a free seat is online: {waiting}"
+    );
+    server
+        .gql(
+            &agent_token,
+            "mutation($c: String!) { acceptConversation(conversationId: $c) { position } }",
+            c.clone(),
+        )
+        .await;
+    server
+        .gql(
+            &agent_token,
+            "mutation($c: String!) { addNote(conversationId: $c, text: \"内部：疑似刷单\") { position } }",
+            c.clone(),
+        )
+        .await;
+    let replied = server
+        .gql(
+            &agent_token,
+            SEND,
+            json!({ "c": conversation, "t": "已为您补发" }),
+        )
+        .await;
+    let at = position(&replied["sendMessage"]);
+
+    // The desk: the note, the hand-off and the routing decision, typed.
+    let desk = server
+        .gql(
+            &agent_token,
+            "query($c: String!, $p: String) { conversation(id: $c, atLeast: $p) { id status handoffReason turns { speaker text internal } timeline { kind handoffReason routing { queue reasons { kind } } } } }",
+            json!({ "c": conversation, "p": at }),
+        )
+        .await["conversation"]
+        .clone();
+    assert_eq!(desk["id"], format!("Conversation:{conversation}"));
+    assert_eq!(desk["status"], "WITH_AGENT");
+    assert_eq!(desk["handoffReason"], "CUSTOMER_ASKED");
+    assert!(
+        desk["turns"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({ "speaker": "AGENT", "text": "内部：疑似刷单", "internal": true })),
+        "{desk}"
+    );
+    let timeline = desk["timeline"].as_array().unwrap();
+    assert!(
+        timeline
+            .iter()
+            .any(|t| t["kind"] == "ROUTING_DECIDED" && t["routing"]["queue"] == queue.as_str()),
+        "{desk}"
+    );
+    assert!(
+        timeline
+            .iter()
+            .any(|t| t["kind"] == "HANDED_TO_HUMAN" && t["handoffReason"] == "CUSTOMER_ASKED"),
+        "{desk}"
+    );
+
+    // The customer: their turns and the agent's reply, never the note.
+    let mine = server
+        .gql(
+            &customer_token,
+            "query($c: String!) { myConversation(id: $c) { status placeInLine turns { speaker text } } }",
+            c.clone(),
+        )
+        .await;
+    assert_eq!(
+        mine["myConversation"],
+        json!({
+            "status": "WITH_AGENT",
+            "placeInLine": null,
+            "turns": [
+                { "speaker": "CUSTOMER", "text": "快递丢了" },
+                { "speaker": "AGENT", "text": "已为您补发" },
+            ],
+        }),
+        "{mine}"
+    );
+
+    // node(id:) answers each audience with its own view of the same global id.
+    let node = "query($id: ID!) { node(id: $id) { __typename id } }";
+    let global = format!("Conversation:{conversation}");
+    for (token, typename) in [
+        (&agent_token, "Conversation"),
+        (&customer_token, "CustomerConversation"),
+    ] {
+        let found = server.gql(token, node, json!({ "id": global })).await;
+        assert_eq!(
+            found["node"],
+            json!({ "__typename": typename, "id": global }),
+            "{found}"
+        );
+    }
+    let me = server
+        .gql(
+            &agent_token,
+            node,
+            json!({ "id": format!("Agent:{agent}") }),
+        )
+        .await;
+    assert_eq!(me["node"]["__typename"], "Agent", "{me}");
+    let (code, _) = server
+        .gql_error(
+            &agent_token,
+            node,
+            json!({ "id": format!("Agent:{}", Uuid::now_v7()) }),
+        )
+        .await;
+    assert_eq!(code, "NOT_FOUND", "another agent is not the agent's to see");
+
+    // A ticket with a public and a private comment, and a priority change.
+    let ticket = server
+        .gql(
+            &agent_token,
+            "mutation($cu: String!, $c: String!) { openTicket(input: {customer: $cu, conversationId: $c, kind: DELIVERY, subject: \"补发\", description: \"快递丢失\"}) { id } }",
+            json!({ "cu": customer.to_string(), "c": conversation }),
+        )
+        .await["openTicket"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let comment = "mutation($t: String!, $b: String!, $p: Boolean!) { commentTicket(ticketId: $t, body: $b, public: $p) { position } }";
+    server
+        .gql(
+            &agent_token,
+            comment,
+            json!({ "t": ticket, "b": "补发单已提交", "p": true }),
+        )
+        .await;
+    server
+        .gql(
+            &agent_token,
+            comment,
+            json!({ "t": ticket, "b": "客户历史投诉多，注意", "p": false }),
+        )
+        .await;
+    let changed = server
+        .gql(
+            &agent_token,
+            "mutation($t: String!) { updateTicket(ticketId: $t, priority: HIGH) { position } }",
+            json!({ "t": ticket }),
+        )
+        .await;
+    let at = position(&changed["updateTicket"]);
+    let desk = server
+        .gql(
+            &agent_token,
+            "query($t: String!, $p: String) { ticket(id: $t, atLeast: $p) { priority comments { body public } history { kind field before { priority } after { priority } } } }",
+            json!({ "t": ticket, "p": at }),
+        )
+        .await["ticket"]
+        .clone();
+    assert_eq!(desk["priority"], "HIGH");
+    assert_eq!(
+        desk["comments"],
+        json!([
+            { "body": "补发单已提交", "public": true },
+            { "body": "客户历史投诉多，注意", "public": false },
+        ])
+    );
+    assert!(
+        desk["history"].as_array().unwrap().contains(&json!({
+            "kind": "FIELD_CHANGED",
+            "field": "PRIORITY",
+            "before": { "priority": "NORMAL" },
+            "after": { "priority": "HIGH" },
+        })),
+        "{desk}"
+    );
+    let mine = server
+        .gql(
+            &customer_token,
+            "query($t: String!) { myTicket(id: $t) { status comments { author body } } }",
+            json!({ "t": ticket }),
+        )
+        .await;
+    assert_eq!(
+        mine["myTicket"],
+        json!({ "status": "NEW", "comments": [{ "author": "AGENT", "body": "补发单已提交" }] }),
+        "{mine}"
+    );
+
+    // Listings count their nodes, whatever the page.
+    let listed = server
+        .gql(
+            &customer_token,
+            "query { myTickets(first: 1) { totalCount edges { node { uuid } } } myConversations(first: 1) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        listed,
+        json!({
+            "myTickets": { "totalCount": 1, "edges": [{ "node": { "uuid": ticket } }] },
+            "myConversations": { "totalCount": 1 },
+        })
+    );
+    let desk_list = server
+        .gql(
+            &agent_token,
+            "query { conversations(first: 1) { totalCount edges { node { uuid turnCount } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        desk_list["conversations"],
+        json!({ "totalCount": 1, "edges": [{ "node": { "uuid": conversation, "turnCount": 2 } }] }),
+        "{desk_list}"
     );
 }

@@ -376,6 +376,10 @@ pub struct TimelineEntry {
     pub kind: String,
     pub detail: String,
     pub at: i64,
+    /// The event itself, for readers that show it field by field (the API's typed views);
+    /// `detail` is the same event as JSON.
+    #[serde(skip)]
+    pub event: E,
 }
 
 /// A turn with the emotion assessed for it, if any.
@@ -466,6 +470,7 @@ impl ConversationView {
                     detail: json(&other),
                     at: ms(event_at(&other)),
                     kind: e.event_type,
+                    event: other,
                 }),
             }
         }
@@ -497,6 +502,20 @@ pub struct ConversationFilter {
     pub from: Option<i64>,
     /// Started before, milliseconds.
     pub to: Option<i64>,
+}
+
+impl ConversationFilter {
+    fn listing(&self) -> Listing {
+        let mut query = Listing::default();
+        query.eq("status", &self.status);
+        query.eq("queue", &self.queue);
+        query.eq("agent", &self.agent);
+        query.eq("customer", &self.customer);
+        query.eq("channel", &self.channel);
+        query.cmp("started_at", ">=", self.from);
+        query.cmp("started_at", "<", self.to);
+        query
+    }
 }
 
 impl View {
@@ -534,18 +553,22 @@ impl View {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Page<ConversationRow>, ProjectionError> {
-        let mut query = Listing::default();
-        query.eq("status", &filter.status);
-        query.eq("queue", &filter.queue);
-        query.eq("agent", &filter.agent);
-        query.eq("customer", &filter.customer);
-        query.eq("channel", &filter.channel);
-        query.cmp("started_at", ">=", filter.from);
-        query.cmp("started_at", "<", filter.to);
-        self.newest_first(query, "started_at", after, limit, |c: &ConversationRow| {
-            (c.started_at, c.id.clone())
-        })
+        self.newest_first(
+            filter.listing(),
+            "started_at",
+            after,
+            limit,
+            |c: &ConversationRow| (c.started_at, c.id.clone()),
+        )
         .await
+    }
+
+    /// How many conversations `filter` admits (a listing's total, whatever page is read).
+    pub async fn count_conversations(
+        &self,
+        filter: &ConversationFilter,
+    ) -> Result<i64, ProjectionError> {
+        self.count::<ConversationRow>(filter.listing()).await
     }
 
     /// Every conversation `filter` admits, read page by page through [`Self::conversations`]:

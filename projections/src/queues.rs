@@ -255,6 +255,8 @@ pub struct QueueCounts {
     pub agents_online: i64,
     /// Free seats among those agents.
     pub free_seats: i64,
+    /// All their seats (each agent's concurrency), busy or free.
+    pub seats: i64,
 }
 
 /// An agent's desk: who they are, the chats they hold and how many more they can take.
@@ -384,6 +386,7 @@ impl View {
                         .iter()
                         .map(|a| (a.max_concurrent - a.active).max(0))
                         .sum(),
+                    seats: able.iter().map(|a| a.max_concurrent).sum(),
                     queue,
                 }
             })

@@ -251,16 +251,31 @@ impl View {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Page<TicketRow>, ProjectionError> {
-        let mut query = Listing::default();
-        query.eq("status", &filter.status);
-        query.eq("assignee", &filter.assignee);
-        query.eq("customer", &filter.customer);
-        query.eq("priority", &filter.priority);
-        query.eq("conversation", &filter.conversation);
-        query.any_in(&["assignee", "opened_by_agent"], &filter.agents);
-        self.newest_first(query, "opened_at", after, limit, |t: &TicketRow| {
-            (t.opened_at, t.id.clone())
-        })
+        self.newest_first(
+            filter.listing(),
+            "opened_at",
+            after,
+            limit,
+            |t: &TicketRow| (t.opened_at, t.id.clone()),
+        )
         .await
+    }
+
+    /// How many tickets `filter` admits (a listing's total, whatever page is read).
+    pub async fn count_tickets(&self, filter: &TicketFilter) -> Result<i64, ProjectionError> {
+        self.count::<TicketRow>(filter.listing()).await
+    }
+}
+
+impl TicketFilter {
+    fn listing(&self) -> Listing {
+        let mut query = Listing::default();
+        query.eq("status", &self.status);
+        query.eq("assignee", &self.assignee);
+        query.eq("customer", &self.customer);
+        query.eq("priority", &self.priority);
+        query.eq("conversation", &self.conversation);
+        query.any_in(&["assignee", "opened_by_agent"], &self.agents);
+        query
     }
 }

@@ -228,6 +228,20 @@ impl View {
         });
         Ok(Page { items: rows, next })
     }
+
+    /// How many rows of `R` the listing's conditions admit.
+    pub(crate) async fn count<R: Record>(&self, q: Listing) -> Result<i64, ProjectionError> {
+        let sql = format!(
+            "SELECT CAST(COUNT(*) AS BIGINT) FROM {} {}",
+            self.table::<R>(),
+            where_clause(&q.cond)
+        );
+        let rows = self.rows(&sql, q.params).await?;
+        rows.first()
+            .and_then(|r| r.first())
+            .and_then(Val::as_i64)
+            .ok_or_else(|| ProjectionError::Bug(format!("no count from {sql}")))
+    }
 }
 
 /// A page of a listing and the cursor for the next one.

@@ -12,15 +12,6 @@ use kefu_domain::ids::{Category, MerchantId, OrderId};
 use super::ApiError;
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-#[graphql(remote = "kefu_domain::customer::CustomerTier")]
-pub enum CustomerTier {
-    Regular,
-    /// Paying membership (JD PLUS).
-    Plus,
-    Vip,
-}
-
-#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 #[graphql(remote = "kefu_domain::customer::OrderStatus")]
 pub enum OrderStatus {
     Paid,

@@ -13,8 +13,11 @@ mod integration;
 mod mutation;
 mod policy;
 mod query;
+#[cfg(test)]
+mod schema_check;
 mod subscription;
 mod types;
+mod views;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -172,10 +175,11 @@ pub(crate) fn caller<'a>(ctx: &Context<'a>) -> Result<&'a Caller, ApiError> {
     ))
 }
 
-/// Reads an id argument.
+/// Reads an id argument: a UUID, or the global id of a view (`Conversation:<uuid>`).
 pub(crate) fn uuid(field: &str, raw: &str) -> Result<Uuid, ApiError> {
-    raw.trim()
-        .parse()
+    let raw = raw.trim();
+    let bare = raw.split_once(':').map_or(raw, |(_, id)| id);
+    bare.parse()
         .map_err(|_| ApiError::Validation(format!("{field}: {raw:?} is not a UUID")))
 }
 
@@ -235,6 +239,13 @@ mod tests {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/schema.graphql");
         let sdl = super::sdl();
         if std::env::var_os("KEFU_BLESS").is_some() {
+            let stored = std::fs::read_to_string(path).unwrap_or_default();
+            let undeclared = undeclared_breaks(&stored, &sdl);
+            assert!(
+                undeclared.is_empty(),
+                "not blessed: breaking changes not declared in schemas/breaking-changes.md:\n{}",
+                undeclared.join("\n")
+            );
             std::fs::write(path, &sdl).expect("write schemas/schema.graphql");
             return;
         }
@@ -243,6 +254,36 @@ mod tests {
             stored == sdl,
             "schemas/schema.graphql is stale: regenerate it with \
              `KEFU_BLESS=1 cargo test -p kefu-api schema_file` and commit it"
+        );
+    }
+
+    /// The breaking changes from `stored` to `sdl` that `schemas/breaking-changes.md` does not
+    /// declare.
+    fn undeclared_breaks(stored: &str, sdl: &str) -> Vec<String> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../schemas/breaking-changes.md"
+        );
+        let declarations = std::fs::read_to_string(path).unwrap_or_default();
+        if stored.is_empty() {
+            return Vec::new();
+        }
+        super::schema_check::undeclared(stored, sdl, &declarations)
+            .expect("schemas/schema.graphql and this code's schema parse")
+    }
+
+    /// A frontend's saved queries must not break silently: every breaking change between the
+    /// committed schema and this code's is declared, with its reason.
+    #[test]
+    fn schema_changes_are_declared() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/schema.graphql");
+        let stored = std::fs::read_to_string(path).expect("read schemas/schema.graphql");
+        let undeclared = undeclared_breaks(&stored, &super::sdl());
+        assert!(
+            undeclared.is_empty(),
+            "breaking changes to the schema not declared in schemas/breaking-changes.md \
+             (add `- `Name`: reason` lines, or make the change additive):\n{}",
+            undeclared.join("\n")
         );
     }
 }

@@ -20,12 +20,13 @@ use kefu_workers::desk::{
 };
 use uuid::Uuid;
 
-use super::integration::{CustomerTier, OrderInput};
+use super::integration::OrderInput;
 use super::policy::{self, Root, require};
 use super::types::{
     AgentStatus, Channel, CloseReason, FaultState, FaultTarget, Receipt, Switch, TicketKind,
     TicketPriority, TicketStatus,
 };
+use super::views::CustomerTier;
 use super::{Api, ApiError, Caller, api, caller, uuid};
 use crate::auth::{Principal, Role};
 

@@ -2,7 +2,7 @@
 //! projection takes `atLeast` (a position a mutation returned) and waits for it.
 
 use async_graphql::connection::{Connection, Edge};
-use async_graphql::{Context, Json, Object, Result};
+use async_graphql::{Context, ID, Object, Result};
 use chrono::{DateTime, Duration, Utc};
 use kefu_domain::ids::{AgentId, ConversationId, QueueId, TicketId};
 use kefu_eventlog::{EventLog, StreamId};
@@ -13,8 +13,12 @@ use kefu_projections::tickets::TicketFilter;
 
 use super::policy::{self, Root, require};
 use super::types::{
-    AuditEntry, ConversationSummary, Event, FaultState, FaultTarget, Forecast, ForecastHour, Me,
-    ProbeRunResult, SearchHit, SearchResults, SwitchState,
+    AuditEntry, Event, FaultState, FaultTarget, Forecast, ForecastHour, Me, ProbeRunResult,
+    SearchHit, SearchResults, SwitchState,
+};
+use super::views::{
+    self, Conversation, CustomerConversation, CustomerTicket, Node, NodeKind, Queue, StatisticsRow,
+    Ticket, Total, Workbench,
 };
 use super::{ApiError, api, caller, caught_up, search_caught_up, uuid};
 use crate::auth::Role;
@@ -34,8 +38,47 @@ fn page_size(first: Option<i32>) -> Result<usize, ApiError> {
     }
 }
 
-fn json<T: serde::Serialize>(v: &T) -> Json<serde_json::Value> {
-    Json(serde_json::to_value(v).unwrap_or_default())
+/// A page of rows as a Relay connection with its total, each edge's cursor from its row
+/// (the last one's is the page's own, which the view pages by).
+fn connection<R, N>(
+    after: bool,
+    page: kefu_projections::view::Page<R>,
+    total: i64,
+    cursor_of: impl Fn(&R) -> String,
+    node: impl Fn(R) -> Result<N, ApiError>,
+) -> Result<Connection<String, N, Total>, ApiError>
+where
+    N: async_graphql::OutputType,
+{
+    let mut connection = Connection::with_additional_fields(
+        after,
+        page.next.is_some(),
+        Total { total_count: total },
+    );
+    let last = page.items.len().saturating_sub(1);
+    for (i, row) in page.items.into_iter().enumerate() {
+        let cursor = match &page.next {
+            Some(next) if i == last => next.clone(),
+            _ => cursor_of(&row),
+        };
+        connection.edges.push(Edge::new(cursor, node(row)?));
+    }
+    Ok(connection)
+}
+
+/// The caller may not see what a global id names: NOT_FOUND, as for an unknown id, so that
+/// ids cannot be probed.
+fn hidden(e: async_graphql::Error, id: &ID) -> async_graphql::Error {
+    let forbidden = e
+        .extensions
+        .as_ref()
+        .and_then(|x| x.get("code"))
+        .is_some_and(|c| *c == async_graphql::Value::from("FORBIDDEN"));
+    if forbidden {
+        ApiError::NotFound(format!("no {} that you may see", id.as_str())).into()
+    } else {
+        e
+    }
 }
 
 #[Object]
@@ -50,13 +93,52 @@ impl Query {
         })
     }
 
-    /// One conversation: its transcript, emotions, triage and routing.
+    /// Anything with a global id (`<Type>:<uuid>`: Conversation, Ticket, Queue, Agent), as the
+    /// typed field for it answers the caller: a customer gets their own view
+    /// (`CustomerConversation`, `CustomerTicket`). What the caller may not see is NOT_FOUND.
+    async fn node(&self, ctx: &Context<'_>, id: ID) -> Result<Node> {
+        let (kind, bare) = views::parse_global_id(&id)?;
+        let customer = caller(ctx)?.principal.role == Role::Customer;
+        let not_found = || ApiError::NotFound(format!("no {} that you may see", id.as_str()));
+        let found = match kind {
+            NodeKind::Conversation if customer => self
+                .my_conversation(ctx, bare, None)
+                .await
+                .map(|c| Node::CustomerConversation(Box::new(c))),
+            NodeKind::Conversation => self
+                .conversation(ctx, bare, None)
+                .await
+                .map(|c| Node::Conversation(Box::new(c))),
+            NodeKind::Ticket if customer => self
+                .my_ticket(ctx, bare, None)
+                .await
+                .map(|t| Node::CustomerTicket(Box::new(t))),
+            NodeKind::Ticket => self
+                .ticket(ctx, bare, None)
+                .await
+                .map(|t| Node::Ticket(Box::new(t))),
+            NodeKind::Queue => self.queues(ctx, Some(bare), None).await.and_then(|qs| {
+                qs.into_iter()
+                    .next()
+                    .map(|q| Node::Queue(Box::new(q)))
+                    .ok_or_else(|| not_found().into())
+            }),
+            NodeKind::Agent => self
+                .workbench(ctx, Some(bare), None)
+                .await
+                .map(|w| Node::Agent(Box::new(w.agent))),
+        };
+        found.map_err(|e| hidden(e, &id))
+    }
+
+    /// One conversation as the desk sees it: transcript with internal notes, emotions,
+    /// triage, routing. Customers read `myConversation`.
     async fn conversation(
         &self,
         ctx: &Context<'_>,
         id: String,
         at_least: Option<String>,
-    ) -> Result<Json<serde_json::Value>> {
+    ) -> Result<Conversation> {
         let (api, caller) = (api(ctx), caller(ctx)?);
         let conversation = ConversationId::from_uuid(uuid("id", &id)?);
         policy::conversation(api, caller, conversation).await?;
@@ -73,11 +155,78 @@ impl Query {
             .ok_or_else(|| {
                 ApiError::NotFound(format!("no conversation {id} in the read model yet"))
             })?;
-        Ok(json(&found))
+        Ok(Conversation::of_view(found)?)
     }
 
-    /// Conversations, newest first, as a Relay connection. Customers see their own; agents
-    /// those assigned to them; supervisors those of one of their queues (`queue` required).
+    /// One of the caller's own conversations, as a customer sees it: no internal notes, no
+    /// triage, routing or emotion data; their place in line and expected wait while queued.
+    async fn my_conversation(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        at_least: Option<String>,
+    ) -> Result<CustomerConversation> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        require(caller, Root::Query, "myConversation")?;
+        let conversation = ConversationId::from_uuid(uuid("id", &id)?);
+        policy::conversation(api, caller, conversation).await?;
+        caught_up(api, at_least.as_deref()).await?;
+        let view = api
+            .read
+            .live("conversations")
+            .await
+            .map_err(ApiError::from)?;
+        let found = view
+            .conversation(&*api.log, &conversation.to_string())
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| {
+                ApiError::NotFound(format!("no conversation {id} in the read model yet"))
+            })?;
+        Ok(CustomerConversation::of_view(found)?)
+    }
+
+    /// The caller's own conversations, newest first, as their customer sees them.
+    async fn my_conversations(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        at_least: Option<String>,
+    ) -> Result<Connection<String, CustomerConversation, Total>> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        let p = require(caller, Root::Query, "myConversations")?;
+        let filter = ConversationFilter {
+            customer: Some(policy::customer_id(p)?.to_string()),
+            ..ConversationFilter::default()
+        };
+        let limit = page_size(first)?;
+        caught_up(api, at_least.as_deref()).await?;
+        let view = api
+            .read
+            .live("conversations")
+            .await
+            .map_err(ApiError::from)?;
+        let page = view
+            .conversations(&filter, after.as_deref(), limit)
+            .await
+            .map_err(ApiError::from)?;
+        let total = view
+            .count_conversations(&filter)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(connection(
+            after.is_some(),
+            page,
+            total,
+            cursor_of,
+            CustomerConversation::of_row,
+        )?)
+    }
+
+    /// Conversations, newest first, as a Relay connection: agents see those assigned to them;
+    /// supervisors those of one of their queues (`queue` required). Customers read
+    /// `myConversations`.
     #[allow(clippy::too_many_arguments)]
     async fn conversations(
         &self,
@@ -89,7 +238,7 @@ impl Query {
         agent: Option<String>,
         customer: Option<String>,
         at_least: Option<String>,
-    ) -> Result<Connection<String, ConversationSummary>> {
+    ) -> Result<Connection<String, Conversation, Total>> {
         let (api, caller) = (api(ctx), caller(ctx)?);
         let p = require(caller, Root::Query, "conversations")?;
         let mut filter = ConversationFilter {
@@ -115,29 +264,26 @@ impl Query {
             .conversations(&filter, after.as_deref(), limit)
             .await
             .map_err(ApiError::from)?;
-        let mut connection = Connection::new(after.is_some(), page.next.is_some());
-        let last = page.items.len().saturating_sub(1);
-        for (i, row) in page.items.into_iter().enumerate() {
-            // The listing's cursor is the last row's; earlier rows get theirs from their keys.
-            let cursor = if i == last {
-                page.next.clone().unwrap_or_else(|| cursor_of(&row))
-            } else {
-                cursor_of(&row)
-            };
-            connection
-                .edges
-                .push(Edge::new(cursor, ConversationSummary::from(row)));
-        }
-        Ok(connection)
+        let total = view
+            .count_conversations(&filter)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(connection(
+            after.is_some(),
+            page,
+            total,
+            cursor_of,
+            Conversation::of_row,
+        )?)
     }
 
-    /// Live counts and waiting lists of every queue.
+    /// Every queue (or the one `queue` names) with its live figures and waiting list.
     async fn queues(
         &self,
         ctx: &Context<'_>,
         queue: Option<String>,
         at_least: Option<String>,
-    ) -> Result<Json<serde_json::Value>> {
+    ) -> Result<Vec<Queue>> {
         let (api, caller) = (api(ctx), caller(ctx)?);
         require(caller, Root::Query, "queues")?;
         caught_up(api, at_least.as_deref()).await?;
@@ -151,9 +297,11 @@ impl Query {
             .await
             .map_err(ApiError::from)?;
         waiting.retain(|w| scope.admits(&w.entry.queue));
-        Ok(Json(
-            serde_json::json!({ "queues": counts, "waiting": waiting }),
-        ))
+        Ok(counts
+            .into_iter()
+            .filter(|c| queue.as_ref().is_none_or(|q| *q == c.queue.id))
+            .map(|c| Queue::of(c, &waiting))
+            .collect::<Result<_, _>>()?)
     }
 
     /// An agent's chats and free seats. Agents see their own.
@@ -162,7 +310,7 @@ impl Query {
         ctx: &Context<'_>,
         agent: Option<String>,
         at_least: Option<String>,
-    ) -> Result<Json<serde_json::Value>> {
+    ) -> Result<Workbench> {
         let (api, caller) = (api(ctx), caller(ctx)?);
         let p = require(caller, Root::Query, "workbench")?;
         let agent = policy::target_agent(p, agent.as_deref(), "see the workbench")?;
@@ -174,10 +322,10 @@ impl Query {
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound(format!("no agent {agent}")))?;
-        Ok(json(&bench))
+        Ok(Workbench::of(bench)?)
     }
 
-    /// Tickets, newest first. Customers see their own.
+    /// Tickets, newest first, as the desk sees them. Customers read `myTickets`.
     async fn tickets(
         &self,
         ctx: &Context<'_>,
@@ -186,7 +334,7 @@ impl Query {
         status: Option<String>,
         assignee: Option<String>,
         at_least: Option<String>,
-    ) -> Result<Connection<String, Json<serde_json::Value>>> {
+    ) -> Result<Connection<String, Ticket, Total>> {
         let (api, caller) = (api(ctx), caller(ctx)?);
         require(caller, Root::Query, "tickets")?;
         let mut filter = TicketFilter {
@@ -202,21 +350,55 @@ impl Query {
             .tickets(&filter, after.as_deref(), limit)
             .await
             .map_err(ApiError::from)?;
-        let mut connection = Connection::new(after.is_some(), page.next.is_some());
-        for row in page.items {
-            let cursor = format!("{}:{}", row.opened_at, row.id);
-            connection.edges.push(Edge::new(cursor, json(&row)));
-        }
-        Ok(connection)
+        let total = view.count_tickets(&filter).await.map_err(ApiError::from)?;
+        Ok(connection(
+            after.is_some(),
+            page,
+            total,
+            ticket_cursor,
+            Ticket::of_row,
+        )?)
     }
 
-    /// One ticket and the history of every field.
+    /// The caller's own tickets, newest first, as their customer sees them.
+    async fn my_tickets(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        at_least: Option<String>,
+    ) -> Result<Connection<String, CustomerTicket, Total>> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        let p = require(caller, Root::Query, "myTickets")?;
+        let filter = TicketFilter {
+            customer: Some(policy::customer_id(p)?.to_string()),
+            ..TicketFilter::default()
+        };
+        let limit = page_size(first)?;
+        caught_up(api, at_least.as_deref()).await?;
+        let view = api.read.live("tickets").await.map_err(ApiError::from)?;
+        let page = view
+            .tickets(&filter, after.as_deref(), limit)
+            .await
+            .map_err(ApiError::from)?;
+        let total = view.count_tickets(&filter).await.map_err(ApiError::from)?;
+        Ok(connection(
+            after.is_some(),
+            page,
+            total,
+            ticket_cursor,
+            CustomerTicket::of_row,
+        )?)
+    }
+
+    /// One ticket and the history of every field, as the desk sees it. Customers read
+    /// `myTicket`.
     async fn ticket(
         &self,
         ctx: &Context<'_>,
         id: String,
         at_least: Option<String>,
-    ) -> Result<Json<serde_json::Value>> {
+    ) -> Result<Ticket> {
         let (api, caller) = (api(ctx), caller(ctx)?);
         require(caller, Root::Query, "ticket")?;
         policy::ticket(api, caller, TicketId::from_uuid(uuid("id", &id)?)).await?;
@@ -228,7 +410,28 @@ impl Query {
             .await
             .map_err(ApiError::from)?
             .ok_or_else(not_found)?;
-        Ok(json(&ticket))
+        Ok(Ticket::of_view(ticket)?)
+    }
+
+    /// One of the caller's own tickets, as a customer sees it: public comments only.
+    async fn my_ticket(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        at_least: Option<String>,
+    ) -> Result<CustomerTicket> {
+        let (api, caller) = (api(ctx), caller(ctx)?);
+        require(caller, Root::Query, "myTicket")?;
+        policy::ticket(api, caller, TicketId::from_uuid(uuid("id", &id)?)).await?;
+        caught_up(api, at_least.as_deref()).await?;
+        let view = api.read.live("tickets").await.map_err(ApiError::from)?;
+        let not_found = || ApiError::NotFound(format!("no ticket {id} that you may see"));
+        let ticket = view
+            .ticket(&id)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(not_found)?;
+        Ok(CustomerTicket::of_view(ticket)?)
     }
 
     /// Service and satisfaction statistics. `group`: day, hour, queue, agent, handled_by,
@@ -251,7 +454,7 @@ impl Query {
         utc_offset_minutes: Option<i32>,
         generation: Option<i64>,
         at_least: Option<String>,
-    ) -> Result<Json<serde_json::Value>> {
+    ) -> Result<Vec<StatisticsRow>> {
         let (api, caller) = (api(ctx), caller(ctx)?);
         require(caller, Root::Query, "stats")?;
         policy::supervisor_names_a_queue(caller, queue.as_deref(), "reads")?;
@@ -283,7 +486,7 @@ impl Query {
             .stats(&filter, group, Duration::minutes(i64::from(offset)))
             .await
             .map_err(ApiError::from)?;
-        Ok(json(&rows))
+        Ok(rows.into_iter().map(StatisticsRow::from).collect())
     }
 
     /// Full-text search over messages, conversations, tickets and the knowledge base
@@ -514,11 +717,10 @@ impl Query {
                 questions: i32::try_from(r.questions).unwrap_or(i32::MAX),
                 checked: r.completed.as_ref().map(|c| c.checked as i32),
                 passed: r.completed.as_ref().map(|c| c.passed as i32),
-                failures: async_graphql::Json(
-                    r.completed
-                        .map(|c| serde_json::json!(c.failures))
-                        .unwrap_or(serde_json::json!([])),
-                ),
+                failures: r
+                    .completed
+                    .map(|c| c.failures.into_iter().map(Into::into).collect())
+                    .unwrap_or_default(),
             })
             .collect())
     }
@@ -573,4 +775,9 @@ impl Query {
 /// A listing cursor in the form the views page by (`<started_at ms>:<id>`).
 fn cursor_of(row: &kefu_projections::conversations::ConversationRow) -> String {
     format!("{}:{}", row.started_at, row.id)
+}
+
+/// The same for tickets (`<opened_at ms>:<id>`).
+fn ticket_cursor(row: &kefu_projections::tickets::TicketRow) -> String {
+    format!("{}:{}", row.opened_at, row.id)
 }

@@ -1,11 +1,10 @@
 //! The schema's object, input and enum types. Domain enums are mirrored with `remote`, so the
-//! GraphQL names stay stable while conversions are generated. Read-model rows the schema does
-//! not model field by field travel as `detail: JSON`.
+//! GraphQL names stay stable while conversions are generated. The read side's views are in
+//! `views.rs`.
 
 use async_graphql::{Enum, Json, SimpleObject};
 use chrono::{DateTime, Utc};
 use kefu_eventlog::RecordedEvent;
-use kefu_projections::conversations::ConversationRow;
 
 /// What a mutation did.
 #[derive(SimpleObject, Debug, Clone)]
@@ -77,57 +76,6 @@ pub enum TicketStatus {
     Pending,
     Solved,
     Closed,
-}
-
-/// A conversation as the conversation view has it.
-#[derive(SimpleObject, Debug, Clone)]
-pub struct ConversationSummary {
-    pub id: String,
-    pub customer: String,
-    pub channel: String,
-    /// bot, awaiting_human, queued, with_agent or closed.
-    pub status: String,
-    pub queue: Option<String>,
-    pub agent: Option<String>,
-    pub started_at: DateTime<Utc>,
-    pub closed_at: Option<DateTime<Utc>>,
-    pub last_activity_at: DateTime<Utc>,
-    pub turns: i64,
-    pub emotion_label: Option<String>,
-    pub emotion_trend: Option<String>,
-    pub scenario_predicted: Option<String>,
-    pub scenario_settled: Option<String>,
-    pub survey_score: Option<i64>,
-    /// Every column of the row.
-    pub detail: Json<serde_json::Value>,
-}
-
-fn time(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or_default()
-}
-
-impl From<ConversationRow> for ConversationSummary {
-    fn from(r: ConversationRow) -> Self {
-        let detail = serde_json::to_value(&r).unwrap_or_default();
-        ConversationSummary {
-            started_at: time(r.started_at),
-            closed_at: r.closed_at.map(time),
-            last_activity_at: time(r.last_activity_at),
-            id: r.id,
-            customer: r.customer,
-            channel: r.channel,
-            status: r.status,
-            queue: r.queue,
-            agent: r.agent,
-            turns: r.turns,
-            emotion_label: r.emotion_label,
-            emotion_trend: r.emotion_trend,
-            scenario_predicted: r.scenario_predicted,
-            scenario_settled: r.scenario_settled,
-            survey_score: r.survey_score,
-            detail: Json(detail),
-        }
-    }
 }
 
 /// Who wrote an event.
@@ -280,7 +228,7 @@ pub struct ProbeRunResult {
     pub checked: Option<i32>,
     pub passed: Option<i32>,
     /// The checks that failed: question, expected entry, conversation and what the bot did.
-    pub failures: async_graphql::Json<serde_json::Value>,
+    pub failures: Vec<super::views::ProbeFailure>,
 }
 
 /// A degradation switch and where it stands.
