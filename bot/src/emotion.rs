@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::text::{fold_width, is_cjk};
 
 /// Recorded with every assessment (`EmotionAssessed::model_version`).
-pub const MODEL_VERSION: &str = "emotion-lexicon-1";
+pub const MODEL_VERSION: &str = "emotion-lexicon-2";
 
 const LEXICON_EN: &str = include_str!("../lexicon/emotion-en.tsv");
 const LEXICON_ZH: &str = include_str!("../lexicon/emotion-zh.tsv");
@@ -103,6 +103,8 @@ enum Unit {
     Intensifier(f64),
     /// "but", 但是: what follows counts more.
     Contrast,
+    /// Clause punctuation (，。！？；): a negator or intensifier governs no further.
+    Boundary,
     Other,
 }
 
@@ -212,6 +214,11 @@ fn units(text: &str) -> Vec<Unit> {
             i += 1;
             continue;
         }
+        if is_clause_end(c) {
+            out.push(Known(Unit::Boundary));
+            i += 1;
+            continue;
+        }
         if c.is_ascii_punctuation() {
             // Punctuation ends a phrase.
             out.push(EnWord(String::new()));
@@ -292,6 +299,28 @@ fn units(text: &str) -> Vec<Unit> {
     units
 }
 
+/// Punctuation that ends a clause (full-width forms are folded before this is asked). 没人接，
+/// 气死我了: the 没 is about nobody answering, not about being furious.
+fn is_clause_end(c: char) -> bool {
+    matches!(
+        c,
+        ',' | '.'
+            | ';'
+            | ':'
+            | '!'
+            | '?'
+            | '\n'
+            | '，'
+            | '。'
+            | '；'
+            | '：'
+            | '、'
+            | '…'
+            | '～'
+            | '~'
+    )
+}
+
 enum Piece {
     EnWord(String),
     Known(Unit),
@@ -359,6 +388,10 @@ pub fn assess(text: &str) -> Assessment {
                     Tag::Joy => 4,
                 };
                 tags[slot] += v.abs();
+                negation = None;
+                intensity = None;
+            }
+            Unit::Boundary => {
                 negation = None;
                 intensity = None;
             }
@@ -504,7 +537,15 @@ pub struct ReplyStrategy {
     pub trend: EmotionTrend,
 }
 
-/// Sustained anger is the last two turns angry, or three negative turns getting worse.
+/// At or below this polarity one angry turn is enough to hand over: a customer this furious
+/// (insults, "worst service ever", a row of ！！！ over a grievance) is not calmed by an FAQ
+/// answer, while a merely annoyed one ("I'm really annoyed", "the parcel is late!!!") gets
+/// one answer first.
+pub const STRONG_ANGER: f64 = -0.85;
+
+/// Hand over on strong anger in one turn ([`STRONG_ANGER`]), the last two turns angry, or
+/// three negative turns getting worse. Only a turn with a mood gets words of comfort: a
+/// neutral question ("how do I change my address") is answered as it stands.
 pub fn strategy(history: &[Assessment], locale: &str) -> ReplyStrategy {
     let polarities: Vec<f64> = history.iter().map(|a| a.polarity).collect();
     let trend = trend(&polarities);
@@ -526,7 +567,9 @@ pub fn strategy(history: &[Assessment], locale: &str) -> ReplyStrategy {
         .rev()
         .take_while(|a| a.mood.domain_label().is_negative())
         .count();
-    let handoff = angry_streak >= 2 || (negative_streak >= 3 && trend == EmotionTrend::Worsening);
+    let furious = last.mood == Mood::Angry && last.polarity <= STRONG_ANGER;
+    let handoff =
+        furious || angry_streak >= 2 || (negative_streak >= 3 && trend == EmotionTrend::Worsening);
     let zh = locale.starts_with("zh");
     let soothing = match last.mood {
         Mood::Angry => Some(if zh {
@@ -562,6 +605,7 @@ pub fn strategy(history: &[Assessment], locale: &str) -> ReplyStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::text;
 
     fn p(text: &str) -> f64 {
         assess(text).polarity
@@ -625,11 +669,89 @@ mod tests {
             polarity: 0.0,
             mood: Mood::Neutral,
         };
-        assert!(!strategy(&[calm, angry], "en").handoff);
+        let annoyed = Assessment {
+            polarity: -0.7,
+            mood: Mood::Angry,
+        };
+        assert!(!strategy(&[calm, annoyed], "en").handoff);
+        assert!(strategy(&[calm, annoyed, annoyed], "en").handoff);
+        assert!(strategy(&[calm, angry], "en").handoff, "one furious turn");
         let s = strategy(&[calm, angry, angry], "zh-CN");
         assert!(s.handoff);
         assert!(s.soothing.is_some() && s.priority_bump > 0);
         assert!(!strategy(&[calm], "en").handoff);
+    }
+
+    /// The negation in 没人接 ends at the comma: 气死我了 stays furious, and one such turn hands
+    /// over.
+    #[test]
+    fn negation_stops_at_clause_punctuation() {
+        let line = "你们这什么破服务！！！快递一个星期了还没到，打客服电话也没人接，气死我了！！！";
+        let a = assess(line);
+        assert_eq!(a.mood, Mood::Angry, "{a:?}");
+        assert!(a.polarity <= STRONG_ANGER, "{a:?}");
+        assert!(strategy(&[a], "zh").handoff);
+        assert!(
+            p("没人接，气死我了") < p("气死我了") * 0.5,
+            "not flipped, not dampened"
+        );
+        assert!(p("not bad") > 0.0 && p("not, bad") < 0.0);
+        assert!(p("没有，很满意") > 0.0);
+    }
+
+    #[test]
+    fn one_furious_turn_hands_over_and_an_annoyed_one_does_not() {
+        for line in [
+            "你们太垃圾了，再也不买了！",
+            "WORST SERVICE EVER",
+            "This is ridiculous, I've waited two weeks!!!",
+        ] {
+            let a = assess(line);
+            assert!(strategy(&[a], "en").handoff, "{line}: {a:?}");
+        }
+        for line in [
+            "I'm really annoyed",
+            "the parcel is late!!!",
+            "快递怎么还没到",
+            "有点慢",
+        ] {
+            let a = assess(line);
+            assert!(!strategy(&[a], "en").handoff, "{line}: {a:?}");
+        }
+    }
+
+    /// Comfort is for a mood: a plain question about an address, a refund's timing or an
+    /// order placed wrongly is answered as it stands, in either language.
+    #[test]
+    fn neutral_questions_get_no_comfort_and_moods_get_their_own() {
+        for line in [
+            "我想修改收货地址",
+            "地址填错了，能改吗",
+            "怎么修改收货地址？",
+            "退款多久到账",
+            "下单后多久发货",
+            "数量买错了",
+            "How do I change my delivery address?",
+            "I typed the wrong address, can I change it?",
+        ] {
+            let a = assess(line);
+            let s = strategy(&[a], text::guess_locale(line));
+            assert_eq!(
+                (a.mood, &s.soothing),
+                (Mood::Neutral, &None),
+                "{line}: {a:?}"
+            );
+        }
+        let anxious = strategy(&[assess("怎么还没发货？？")], "zh");
+        assert_eq!(
+            anxious.soothing.as_deref(),
+            Some("请您别着急，我来帮您查一下。")
+        );
+        let sad = strategy(&[assess("东西坏了，有点失望")], "zh");
+        assert_eq!(
+            sad.soothing.as_deref(),
+            Some("很抱歉让您失望了，我们一定尽力帮您解决。")
+        );
     }
 
     proptest::proptest! {

@@ -10,6 +10,7 @@
 //! - [`emotion`]: polarity, mood, trend and reply strategy.
 //! - [`intent`], [`scenario`]: the text intent classifier, the order-context prior, their
 //!   combination, and routing.
+//! - [`transfer`]: a typed request for a person or to complain.
 //! - [`reply`]: one customer turn through the bot (answer, emotion, strategy).
 //! - [`eval`]: the evaluation metrics and runners behind `kefu eval`.
 
@@ -25,6 +26,7 @@ pub mod retrieval;
 pub mod scenario;
 pub mod synonyms;
 pub mod text;
+pub mod transfer;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BotError {
