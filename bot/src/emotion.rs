@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::text::{fold_width, is_cjk};
 
 /// Recorded with every assessment (`EmotionAssessed::model_version`).
-pub const MODEL_VERSION: &str = "emotion-lexicon-2";
+pub const MODEL_VERSION: &str = "emotion-lexicon-2:polarity-zh-1";
 
 const LEXICON_EN: &str = include_str!("../lexicon/emotion-en.tsv");
 const LEXICON_ZH: &str = include_str!("../lexicon/emotion-zh.tsv");
@@ -399,6 +399,7 @@ pub fn assess(text: &str) -> Assessment {
         }
     }
 
+    total += learned(text);
     let cues = Cues::of(text);
     if total != 0.0 {
         let questions = if cues.questions >= 2 {
@@ -428,6 +429,45 @@ pub fn assess(text: &str) -> Assessment {
         polarity,
         mood: mood(polarity, &tags),
     }
+}
+
+/// How much the learned Chinese model's log-odds count beside the lexicon's valences: one
+/// confident review (log-odds about ±3) weighs like one strong sentiment word.
+const LEARNED_WEIGHT: f64 = 0.8;
+/// Shorter chat lines are the lexicon's: the model learned from sentences, and on a handful of
+/// characters its log-odds rest on one or two of them.
+const LEARNED_MIN_CHARS: usize = 9;
+/// Log-odds this close to even say nothing.
+const LEARNED_DEAD_ZONE: f64 = 0.5;
+
+/// The learned model's say ([`crate::polarity`]), for Chinese statements only: it learned from
+/// reviews, which state opinions, so a question ("退款多久到账？", "能改地址吗") is left to the
+/// lexicon, which keeps a plain question neutral.
+fn learned(text: &str) -> f64 {
+    if text.chars().filter(|c| is_cjk(*c)).count() < LEARNED_MIN_CHARS || is_question(text) {
+        return 0.0;
+    }
+    let z = crate::polarity::PolarityModel::shipped().logit(text);
+    LEARNED_WEIGHT * z.signum() * (z.abs() - LEARNED_DEAD_ZONE).max(0.0)
+}
+
+/// A question by its mark or its question words.
+fn is_question(text: &str) -> bool {
+    let t = text.trim_end_matches(|c: char| !c.is_alphanumeric() && c != '?' && c != '？');
+    t.ends_with(['?', '？', '吗', '呢', '么'])
+        || [
+            "怎么",
+            "如何",
+            "多久",
+            "什么时候",
+            "能不能",
+            "可不可以",
+            "是否",
+            "哪里",
+            "几天",
+        ]
+        .iter()
+        .any(|w| text.contains(w))
 }
 
 /// Maps an unbounded sum of valences into [-1, 1]; about ±0.7 for one strong word.
