@@ -103,6 +103,74 @@ fn a_bad_line_names_its_number_and_nothing_is_written() {
     assert!(lines(&kefu(d, &["log", "tail"])).is_empty());
 }
 
+/// A real shop's KB: categories in Chinese, and a busy question asked 120 ways. What is still
+/// refused (over 1000 paraphrases, a category with a line break) is named with its line and
+/// field, and nothing is written.
+#[test]
+fn a_real_shops_kb_with_chinese_categories_and_many_paraphrases_imports() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let file = d.join("kb.jsonl");
+    let entry = |id: &str, category: &str, paraphrases: usize| {
+        serde_json::json!({
+            "id": id,
+            "question": "退款多久能到账？",
+            "paraphrases": (1..=paraphrases)
+                .map(|n| format!("钱多久退回来（问法{n}）"))
+                .collect::<Vec<_>>(),
+            "answer": "审核通过后1-3个工作日原路退回。",
+            "category": category,
+            "locale": "zh-CN",
+        })
+        .to_string()
+    };
+    let kb = [
+        entry("zh-refund-001", "售后服务", 120),
+        entry("zh-refund-002", "退换货/退款", 3),
+        entry("zh-refund-003", "配送·物流", 0),
+    ]
+    .join("\n");
+    std::fs::write(&file, &kb).unwrap();
+    let imported = last_json(&kefu(d, &["kb", "import", file.to_str().unwrap()]));
+    assert_eq!(imported["created"], 3, "{imported}");
+    let events = lines(&kefu(d, &["log", "tail"]));
+    let categories: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["payload"]["category"].as_str())
+        .collect();
+    assert_eq!(categories, ["售后服务", "退换货/退款", "配送·物流"]);
+    let paraphrases = events
+        .iter()
+        .find_map(|e| e["payload"]["paraphrases"].as_array())
+        .unwrap();
+    assert_eq!(paraphrases.len(), 120);
+
+    let refused = d.join("refused.jsonl");
+    std::fs::write(
+        &refused,
+        [
+            entry("zh-refund-101", "售后服务", 1001),
+            entry("zh-refund-102", "售后\n服务", 1),
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let out = kefu(d, &["kb", "import", refused.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "line 1: invalid paraphrases: 1001 given; at most 1000 per entry",
+        "line 2: invalid category",
+    ] {
+        assert!(stderr.contains(expected), "{expected}: {stderr}");
+    }
+    assert_eq!(
+        lines(&kefu(d, &["log", "tail"])).len(),
+        events.len(),
+        "nothing written"
+    );
+}
+
 #[test]
 fn evaluations_print_their_figures_last() {
     let dir = tempfile::tempdir().unwrap();

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::text::{fold_width, is_cjk};
 
 /// Recorded with every assessment (`EmotionAssessed::model_version`).
-pub const MODEL_VERSION: &str = "emotion-lexicon-1";
+pub const MODEL_VERSION: &str = "emotion-lexicon-2:polarity-zh-1";
 
 const LEXICON_EN: &str = include_str!("../lexicon/emotion-en.tsv");
 const LEXICON_ZH: &str = include_str!("../lexicon/emotion-zh.tsv");
@@ -103,6 +103,8 @@ enum Unit {
     Intensifier(f64),
     /// "but", 但是: what follows counts more.
     Contrast,
+    /// Clause punctuation (，。！？；): a negator or intensifier governs no further.
+    Boundary,
     Other,
 }
 
@@ -212,6 +214,11 @@ fn units(text: &str) -> Vec<Unit> {
             i += 1;
             continue;
         }
+        if is_clause_end(c) {
+            out.push(Known(Unit::Boundary));
+            i += 1;
+            continue;
+        }
         if c.is_ascii_punctuation() {
             // Punctuation ends a phrase.
             out.push(EnWord(String::new()));
@@ -292,6 +299,28 @@ fn units(text: &str) -> Vec<Unit> {
     units
 }
 
+/// Punctuation that ends a clause (full-width forms are folded before this is asked). 没人接，
+/// 气死我了: the 没 is about nobody answering, not about being furious.
+fn is_clause_end(c: char) -> bool {
+    matches!(
+        c,
+        ',' | '.'
+            | ';'
+            | ':'
+            | '!'
+            | '?'
+            | '\n'
+            | '，'
+            | '。'
+            | '；'
+            | '：'
+            | '、'
+            | '…'
+            | '～'
+            | '~'
+    )
+}
+
 enum Piece {
     EnWord(String),
     Known(Unit),
@@ -362,10 +391,15 @@ pub fn assess(text: &str) -> Assessment {
                 negation = None;
                 intensity = None;
             }
+            Unit::Boundary => {
+                negation = None;
+                intensity = None;
+            }
             Unit::Other => {}
         }
     }
 
+    total += learned(text);
     let cues = Cues::of(text);
     if total != 0.0 {
         let questions = if cues.questions >= 2 {
@@ -395,6 +429,45 @@ pub fn assess(text: &str) -> Assessment {
         polarity,
         mood: mood(polarity, &tags),
     }
+}
+
+/// How much the learned Chinese model's log-odds count beside the lexicon's valences: one
+/// confident review (log-odds about ±3) weighs like one strong sentiment word.
+const LEARNED_WEIGHT: f64 = 0.8;
+/// Shorter chat lines are the lexicon's: the model learned from sentences, and on a handful of
+/// characters its log-odds rest on one or two of them.
+const LEARNED_MIN_CHARS: usize = 9;
+/// Log-odds this close to even say nothing.
+const LEARNED_DEAD_ZONE: f64 = 0.5;
+
+/// The learned model's say ([`crate::polarity`]), for Chinese statements only: it learned from
+/// reviews, which state opinions, so a question ("退款多久到账？", "能改地址吗") is left to the
+/// lexicon, which keeps a plain question neutral.
+fn learned(text: &str) -> f64 {
+    if text.chars().filter(|c| is_cjk(*c)).count() < LEARNED_MIN_CHARS || is_question(text) {
+        return 0.0;
+    }
+    let z = crate::polarity::PolarityModel::shipped().logit(text);
+    LEARNED_WEIGHT * z.signum() * (z.abs() - LEARNED_DEAD_ZONE).max(0.0)
+}
+
+/// A question by its mark or its question words.
+fn is_question(text: &str) -> bool {
+    let t = text.trim_end_matches(|c: char| !c.is_alphanumeric() && c != '?' && c != '？');
+    t.ends_with(['?', '？', '吗', '呢', '么'])
+        || [
+            "怎么",
+            "如何",
+            "多久",
+            "什么时候",
+            "能不能",
+            "可不可以",
+            "是否",
+            "哪里",
+            "几天",
+        ]
+        .iter()
+        .any(|w| text.contains(w))
 }
 
 /// Maps an unbounded sum of valences into [-1, 1]; about ±0.7 for one strong word.
@@ -504,7 +577,15 @@ pub struct ReplyStrategy {
     pub trend: EmotionTrend,
 }
 
-/// Sustained anger is the last two turns angry, or three negative turns getting worse.
+/// At or below this polarity one angry turn is enough to hand over: a customer this furious
+/// (insults, "worst service ever", a row of ！！！ over a grievance) is not calmed by an FAQ
+/// answer, while a merely annoyed one ("I'm really annoyed", "the parcel is late!!!") gets
+/// one answer first.
+pub const STRONG_ANGER: f64 = -0.85;
+
+/// Hand over on strong anger in one turn ([`STRONG_ANGER`]), the last two turns angry, or
+/// three negative turns getting worse. Only a turn with a mood gets words of comfort: a
+/// neutral question ("how do I change my address") is answered as it stands.
 pub fn strategy(history: &[Assessment], locale: &str) -> ReplyStrategy {
     let polarities: Vec<f64> = history.iter().map(|a| a.polarity).collect();
     let trend = trend(&polarities);
@@ -526,7 +607,9 @@ pub fn strategy(history: &[Assessment], locale: &str) -> ReplyStrategy {
         .rev()
         .take_while(|a| a.mood.domain_label().is_negative())
         .count();
-    let handoff = angry_streak >= 2 || (negative_streak >= 3 && trend == EmotionTrend::Worsening);
+    let furious = last.mood == Mood::Angry && last.polarity <= STRONG_ANGER;
+    let handoff =
+        furious || angry_streak >= 2 || (negative_streak >= 3 && trend == EmotionTrend::Worsening);
     let zh = locale.starts_with("zh");
     let soothing = match last.mood {
         Mood::Angry => Some(if zh {
@@ -562,6 +645,7 @@ pub fn strategy(history: &[Assessment], locale: &str) -> ReplyStrategy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::text;
 
     fn p(text: &str) -> f64 {
         assess(text).polarity
@@ -625,11 +709,89 @@ mod tests {
             polarity: 0.0,
             mood: Mood::Neutral,
         };
-        assert!(!strategy(&[calm, angry], "en").handoff);
+        let annoyed = Assessment {
+            polarity: -0.7,
+            mood: Mood::Angry,
+        };
+        assert!(!strategy(&[calm, annoyed], "en").handoff);
+        assert!(strategy(&[calm, annoyed, annoyed], "en").handoff);
+        assert!(strategy(&[calm, angry], "en").handoff, "one furious turn");
         let s = strategy(&[calm, angry, angry], "zh-CN");
         assert!(s.handoff);
         assert!(s.soothing.is_some() && s.priority_bump > 0);
         assert!(!strategy(&[calm], "en").handoff);
+    }
+
+    /// The negation in 没人接 ends at the comma: 气死我了 stays furious, and one such turn hands
+    /// over.
+    #[test]
+    fn negation_stops_at_clause_punctuation() {
+        let line = "你们这什么破服务！！！快递一个星期了还没到，打客服电话也没人接，气死我了！！！";
+        let a = assess(line);
+        assert_eq!(a.mood, Mood::Angry, "{a:?}");
+        assert!(a.polarity <= STRONG_ANGER, "{a:?}");
+        assert!(strategy(&[a], "zh").handoff);
+        assert!(
+            p("没人接，气死我了") < p("气死我了") * 0.5,
+            "not flipped, not dampened"
+        );
+        assert!(p("not bad") > 0.0 && p("not, bad") < 0.0);
+        assert!(p("没有，很满意") > 0.0);
+    }
+
+    #[test]
+    fn one_furious_turn_hands_over_and_an_annoyed_one_does_not() {
+        for line in [
+            "你们太垃圾了，再也不买了！",
+            "WORST SERVICE EVER",
+            "This is ridiculous, I've waited two weeks!!!",
+        ] {
+            let a = assess(line);
+            assert!(strategy(&[a], "en").handoff, "{line}: {a:?}");
+        }
+        for line in [
+            "I'm really annoyed",
+            "the parcel is late!!!",
+            "快递怎么还没到",
+            "有点慢",
+        ] {
+            let a = assess(line);
+            assert!(!strategy(&[a], "en").handoff, "{line}: {a:?}");
+        }
+    }
+
+    /// Comfort is for a mood: a plain question about an address, a refund's timing or an
+    /// order placed wrongly is answered as it stands, in either language.
+    #[test]
+    fn neutral_questions_get_no_comfort_and_moods_get_their_own() {
+        for line in [
+            "我想修改收货地址",
+            "地址填错了，能改吗",
+            "怎么修改收货地址？",
+            "退款多久到账",
+            "下单后多久发货",
+            "数量买错了",
+            "How do I change my delivery address?",
+            "I typed the wrong address, can I change it?",
+        ] {
+            let a = assess(line);
+            let s = strategy(&[a], text::guess_locale(line));
+            assert_eq!(
+                (a.mood, &s.soothing),
+                (Mood::Neutral, &None),
+                "{line}: {a:?}"
+            );
+        }
+        let anxious = strategy(&[assess("怎么还没发货？？")], "zh");
+        assert_eq!(
+            anxious.soothing.as_deref(),
+            Some("请您别着急，我来帮您查一下。")
+        );
+        let sad = strategy(&[assess("东西坏了，有点失望")], "zh");
+        assert_eq!(
+            sad.soothing.as_deref(),
+            Some("很抱歉让您失望了，我们一定尽力帮您解决。")
+        );
     }
 
     proptest::proptest! {

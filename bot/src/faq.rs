@@ -664,6 +664,12 @@ impl FaqAnswer {
     }
 }
 
+/// A query this much like a KB text (1 - edit distance / length, over the compact forms) is
+/// that text: one slip in ten characters.
+const NEAR_EXACT_SIMILARITY: f64 = 0.9;
+/// Shorter queries ("退款", "refund") match a KB text by chance, not by asking it.
+const NEAR_EXACT_MIN_CHARS: usize = 4;
+
 /// The KB with its ranking model and thresholds: what answers a question.
 pub struct Faq {
     pub engine: Engine,
@@ -699,7 +705,32 @@ impl Faq {
         prior: Option<&CategoryPrior>,
     ) -> Result<FaqAnswer, BotError> {
         let candidates = self.engine.candidates(query, prior)?;
-        Ok(self.rank(candidates))
+        let mut answer = self.rank(candidates);
+        if answer.decision != Decision::Answer
+            && let Some(top) = answer.ranked.first()
+            && self.near_exact(query, top.entry)
+        {
+            answer.decision = Decision::Answer;
+        }
+        Ok(answer)
+    }
+
+    /// Whether `query` is, but for case, punctuation, spacing and a typo or two, the question
+    /// or a paraphrase of `entry`: the customer asked what the KB holds, so a list of choices
+    /// would only make them pick what they already wrote.
+    fn near_exact(&self, query: &str, entry: KnowledgeEntryId) -> bool {
+        let q: Vec<char> = compact(query).chars().collect();
+        if q.len() < NEAR_EXACT_MIN_CHARS {
+            return false;
+        }
+        let Some(e) = self.engine.entries().iter().find(|e| e.id == entry) else {
+            return false;
+        };
+        e.texts().any(|t| {
+            let t: Vec<char> = compact(t).chars().collect();
+            t.len().abs_diff(q.len()) * 10 <= q.len()
+                && edit_similarity(&q, &t) >= NEAR_EXACT_SIMILARITY
+        })
     }
 
     pub fn rank(&self, candidates: Vec<Candidate>) -> FaqAnswer {

@@ -7,9 +7,11 @@
 //!   synonyms.
 //! - [`retrieval`], [`faq`], [`ranker`]: BM25 candidates, ranking features, the learned
 //!   re-ranker with its calibrated confidence, and the answer / clarify / hand-off decision.
-//! - [`emotion`]: polarity, mood, trend and reply strategy.
+//! - [`emotion`], [`polarity`]: polarity (lexicon rules and a model learned from labelled
+//!   Chinese sentences), mood, trend and reply strategy.
 //! - [`intent`], [`scenario`]: the text intent classifier, the order-context prior, their
 //!   combination, and routing.
+//! - [`transfer`]: a typed request for a person or to complain.
 //! - [`reply`]: one customer turn through the bot (answer, emotion, strategy).
 //! - [`eval`]: the evaluation metrics and runners behind `kefu eval`.
 
@@ -19,12 +21,14 @@ pub mod faq;
 pub mod intent;
 pub mod kb;
 pub mod nb;
+pub mod polarity;
 pub mod ranker;
 pub mod reply;
 pub mod retrieval;
 pub mod scenario;
 pub mod synonyms;
 pub mod text;
+pub mod transfer;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BotError {

@@ -8,14 +8,18 @@ use serde::{Deserialize, Serialize};
 use crate::BotError;
 use crate::emotion::{self, Assessment, ReplyStrategy};
 use crate::faq::{CategoryPrior, Decision, Faq, FaqAnswer};
+use crate::transfer::{self, Request};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reply {
     pub answer: FaqAnswer,
     pub emotion: Assessment,
     pub strategy: ReplyStrategy,
-    /// Sustained anger hands over whatever the answer; otherwise a low confidence does.
+    /// A typed request for a person (or to complain) hands over first; then anger, whatever
+    /// the answer; otherwise a low confidence does.
     pub handoff: Option<HandoffReason>,
+    /// What the customer asked for in so many words, if they asked for a person.
+    pub request: Option<Request>,
 }
 
 /// `history`: the conversation's earlier assessments, oldest first.
@@ -31,7 +35,10 @@ pub fn reply(
     let mut turns = history.to_vec();
     turns.push(emotion);
     let strategy = emotion::strategy(&turns, locale);
-    let handoff = if strategy.handoff {
+    let request = transfer::request(text);
+    let handoff = if request.is_some() {
+        Some(HandoffReason::CustomerAsked)
+    } else if strategy.handoff {
         Some(HandoffReason::NegativeEmotion)
     } else if answer.decision == Decision::Handoff {
         Some(HandoffReason::LowConfidence)
@@ -43,5 +50,6 @@ pub fn reply(
         emotion,
         strategy,
         handoff,
+        request,
     })
 }

@@ -64,6 +64,30 @@ fn a_question_from_the_kb_is_answered_with_its_entry() {
     }
 }
 
+/// Every question and paraphrase of the KB, asked as written or with a slip of case,
+/// punctuation or one letter, is answered when its entry comes first: no list of choices when
+/// the customer typed what the KB holds.
+#[test]
+fn a_near_exact_match_of_a_kb_text_is_answered() {
+    let faq = faq();
+    let mut asked = 0;
+    for e in entries().iter().take(60) {
+        for text in e.texts() {
+            for query in [text.to_owned(), format!("{}!", text.to_uppercase())] {
+                let a = faq.answer(&query, None).unwrap();
+                if a.top().is_some_and(|t| t.entry == e.id) && query.chars().count() >= 4 {
+                    asked += 1;
+                    assert_eq!(a.decision, Decision::Answer, "{query}: {}", a.confidence);
+                }
+            }
+        }
+    }
+    assert!(asked > 300, "{asked}");
+    let a = faq.answer("How long does a refund tkae", None).unwrap();
+    assert_eq!(a.top().unwrap().external_id, "en-refunds-001");
+    assert_eq!(a.decision, Decision::Answer, "one slip: {}", a.confidence);
+}
+
 #[test]
 fn confidence_orders_decisions_and_nonsense_is_not_answered() {
     let faq = faq();

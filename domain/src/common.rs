@@ -116,6 +116,37 @@ pub(crate) fn require_code(field: &'static str, value: &str) -> Result<(), Domai
     Ok(())
 }
 
+/// A name a person chose and reads (a knowledge-base category such as 售后服务 or
+/// "Returns & refunds"): 1 to 64 characters of any script, no control characters, no
+/// whitespace at either end or in runs, and none of the characters that break a path or a
+/// label (`"` `\\` `<` `>`).
+pub(crate) fn require_name(field: &'static str, value: &str) -> Result<(), DomainError> {
+    let chars = value.chars().count();
+    if chars == 0 || chars > 64 {
+        return Err(DomainError::invalid(
+            field,
+            "must be 1 to 64 characters long",
+        ));
+    }
+    if value.trim() != value || value.contains("  ") {
+        return Err(DomainError::invalid(
+            field,
+            format!("{value:?} must not begin or end with spaces or hold a run of them"),
+        ));
+    }
+    if let Some(bad) = value.chars().find(|c| {
+        c.is_control() || (c.is_whitespace() && *c != ' ') || matches!(c, '"' | '\\' | '<' | '>')
+    }) {
+        return Err(DomainError::invalid(
+            field,
+            format!(
+                "{value:?} holds {bad:?}, which a name may not hold (control characters, tabs, line breaks, \" \\ < >)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn require_codes<'a>(
     field: &'static str,
     values: impl IntoIterator<Item = &'a str>,

@@ -7,15 +7,21 @@ use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::common::{MAX_LABEL_CHARS, MAX_TEXT_CHARS, require_code, require_locale, require_text};
+use crate::common::{MAX_LABEL_CHARS, MAX_TEXT_CHARS, require_locale, require_name, require_text};
 use crate::decider::{Decider, domain_events};
 use crate::error::DomainError;
 use crate::ids::{Category, KnowledgeEntryId, Locale};
 
 /// Longest question or paraphrase, in characters.
 pub const MAX_QUESTION_CHARS: usize = 500;
-/// Most paraphrases one entry may carry; more is a sign two entries were merged by mistake.
-pub const MAX_PARAPHRASES: usize = 50;
+/// Most paraphrases one entry may carry. A real shop's KB collects the ways customers asked
+/// over years (a few hundred for its busiest questions); beyond this an entry is a dump of
+/// chat logs, not paraphrases.
+pub const MAX_PARAPHRASES: usize = 1_000;
+/// Most characters all of an entry's paraphrases may hold together: at 4 bytes a character at
+/// worst, with the question and the answer, an entry's event stays well inside the log's
+/// default payload limit of 1 MiB.
+pub const MAX_PARAPHRASE_CHARS: usize = 150_000;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct KnowledgeEntry {
@@ -186,7 +192,7 @@ impl Decider for KnowledgeDecider {
                 require_text("question", &question, MAX_QUESTION_CHARS)?;
                 validate_paraphrases(&question, &paraphrases)?;
                 require_text("answer", &answer, MAX_TEXT_CHARS)?;
-                require_code("category", category.as_str())?;
+                require_name("category", category.as_str())?;
                 require_locale(&locale)?;
                 Ok(vec![
                     KnowledgeEntryCreated {
@@ -222,7 +228,7 @@ impl Decider for KnowledgeDecider {
                     require_text("answer", answer, MAX_TEXT_CHARS)?;
                 }
                 if let Some(category) = &edited.category {
-                    require_code("category", category.as_str())?;
+                    require_name("category", category.as_str())?;
                 }
                 if let Some(locale) = &edited.locale {
                     require_locale(locale)?;
@@ -301,7 +307,17 @@ fn validate_paraphrases(question: &str, paraphrases: &[String]) -> Result<(), Do
     if paraphrases.len() > MAX_PARAPHRASES {
         return Err(DomainError::invalid(
             "paraphrases",
-            format!("at most {MAX_PARAPHRASES} per entry"),
+            format!(
+                "{} given; at most {MAX_PARAPHRASES} per entry",
+                paraphrases.len()
+            ),
+        ));
+    }
+    let chars: usize = paraphrases.iter().map(|p| p.chars().count()).sum();
+    if chars > MAX_PARAPHRASE_CHARS {
+        return Err(DomainError::invalid(
+            "paraphrases",
+            format!("hold {chars} characters together; the limit is {MAX_PARAPHRASE_CHARS}"),
         ));
     }
     let mut seen = BTreeSet::new();

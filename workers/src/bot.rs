@@ -4,7 +4,10 @@
 //! For each `CustomerTurnRecorded` of a conversation still with the bot it records, in order:
 //! the turn's emotion (`AssessEmotion`), the bot's reply (`RecordBotTurn`: an answer, the top
 //! three to choose from, or a word that a human is coming) and, when needed, the hand-off
-//! (`HandOff`: low confidence or sustained anger). The reply's message id is derived from the
+//! (`HandOff`: low confidence or anger). A typed request for a person or to complain ("转人工",
+//! "I want a human", "我要投诉": `kefu_bot::transfer`) skips the FAQ: the reply says a person
+//! is coming and the hand-off's reason is `customer_asked` (the router then sends a complaint
+//! to the complaints team). The reply's message id is derived from the
 //! customer's (`reply_id`), so reacting twice to one turn records one reply: a second
 //! instance, or a replay after a crash, finds it recorded.
 //!
@@ -17,6 +20,7 @@ use std::collections::BTreeMap;
 use kefu_bot::emotion::{self, Assessment};
 use kefu_bot::faq::{Decision, Entry, Faq, FaqAnswer, Thresholds};
 use kefu_bot::kb;
+use kefu_bot::transfer::{self, Request};
 use kefu_domain::conversation::{
     AnswerCandidate, BotAnswerInput, ConversationCommand as C, ConversationDecider, HandoffReason,
 };
@@ -170,6 +174,23 @@ impl<L: EventLog> BotWorker<L> {
             // No moods: no soothing, no mood-driven hand-off.
             emotion::strategy(&[], self.locale_of(text))
         };
+        if let Some(request) = transfer::request(text) {
+            let reply = C::RecordBotTurn {
+                message: reply_id(message),
+                text: transfer_reply(request, self.locale_of(text)).to_owned(),
+                answer: None,
+                candidates: vec![],
+                at: self.desk_now(),
+            };
+            if self.run(conversation, reply, &meta).await? {
+                let command = C::HandOff {
+                    reason: HandoffReason::CustomerAsked,
+                    at: self.desk_now(),
+                };
+                self.run(conversation, command, &meta).await?;
+            }
+            return Ok(());
+        }
         let ranked = board.is_on(Switch::Ranker);
         let answer = match self.faq()? {
             Some(faq) => Some(
@@ -379,6 +400,19 @@ fn retrieval_order(faq: &Faq, text: &str) -> Result<FaqAnswer, kefu_bot::BotErro
         decision: Decision::Clarify,
         model_version: "retrieval-order".to_owned(),
     })
+}
+
+/// What the bot says when the customer asked for a person: no comfort words and no FAQ, only
+/// that the person is coming.
+fn transfer_reply(request: Request, locale: &str) -> &'static str {
+    match (request, locale == "zh") {
+        (Request::Human, true) => "好的，正在为您转接人工客服，请稍等。",
+        (Request::Human, false) => "Of course; I'm connecting you with a colleague now.",
+        (Request::Complaint, true) => "好的，正在为您转接投诉专员，请稍等。",
+        (Request::Complaint, false) => {
+            "Of course; I'm connecting you with our complaints team now."
+        }
+    }
 }
 
 struct Reply {

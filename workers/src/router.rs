@@ -5,6 +5,8 @@
 //!   customer types (`PredictScenario`).
 //! - The first `CustomerTurnRecorded`: that prior combined with the text intent classifier.
 //! - `HandedToHuman`: the settled (or else the top) scenario and the order pick a route
+//!   (a customer who typed that they want to complain, "我要投诉", goes to the complaints
+//!   team whatever was predicted: the routing reasons carry `customer_asked_complaint`)
 //!   (business line, category, service type; `kefu_bot::scenario::route`), and [`pick_queue`]
 //!   the queue that serves it; `Desk::route` records the decision and queues the conversation.
 //!
@@ -25,6 +27,7 @@
 use kefu_bot::eval::{Labelled, parse_jsonl};
 use kefu_bot::intent::{IntentModel, IntentParams};
 use kefu_bot::scenario::{self, OrderFacts, Route};
+use kefu_bot::transfer::{self, Request};
 use kefu_domain::Decider;
 use kefu_domain::common::Channel;
 use kefu_domain::conversation::{
@@ -33,7 +36,7 @@ use kefu_domain::conversation::{
 };
 use kefu_domain::ids::{QueueId, ScenarioCode};
 use kefu_domain::switches::Switch;
-use kefu_eventlog::{Actor, ActorKind, EventLog, Metadata, RecordedEvent};
+use kefu_eventlog::{Actor, ActorKind, EventLog, Metadata, RecordedEvent, read_whole_stream};
 use kefu_projections::ReadModels;
 use kefu_projections::queues::QueueRow;
 use uuid::Uuid;
@@ -44,6 +47,9 @@ use crate::gateway::OrderGateway;
 use crate::runtime::{Reactor, WorkerError};
 
 pub const NAME: &str = "router";
+
+/// The scenario of a complaint (`kefu_bot::scenario`), which routes to the complaints team.
+const COMPLAINT: &str = "complaint";
 
 /// The labelled first messages the text classifier learns from (written for kefu; see
 /// `bot/data/README.md`).
@@ -180,16 +186,38 @@ impl<L: EventLog> Router<L> {
         )
     }
 
-    async fn route(&self, conv: &Conversation, meta: &Metadata) -> Result<(), WorkerError> {
-        let scenario = conv
-            .scenario
-            .as_ref()
-            .and_then(|s| {
-                s.settled
-                    .clone()
-                    .or_else(|| s.candidates.first().map(|c| c.scenario.clone()))
-            })
-            .unwrap_or_else(|| ScenarioCode::new("other"));
+    /// Whether the hand-off `e` came from the customer asking to complain in their latest turn.
+    async fn asked_to_complain(&self, e: &RecordedEvent) -> Result<bool, WorkerError> {
+        if e.payload["reason"].as_str() != Some("customer_asked") {
+            return Ok(false);
+        }
+        let events = read_whole_stream(&**self.desk.commands().log(), &e.stream_id).await?;
+        Ok(events
+            .iter()
+            .rev()
+            .filter(|x| x.version < e.version)
+            .find(|x| x.event_type == "CustomerTurnRecorded")
+            .and_then(|x| x.payload["text"].as_str())
+            .and_then(transfer::request)
+            == Some(Request::Complaint))
+    }
+
+    async fn route(
+        &self,
+        conv: &Conversation,
+        complaint: bool,
+        meta: &Metadata,
+    ) -> Result<(), WorkerError> {
+        let predicted = conv.scenario.as_ref().and_then(|s| {
+            s.settled
+                .clone()
+                .or_else(|| s.candidates.first().map(|c| c.scenario.clone()))
+        });
+        let scenario = if complaint {
+            ScenarioCode::new(COMPLAINT)
+        } else {
+            predicted.unwrap_or_else(|| ScenarioCode::new("other"))
+        };
         // Without the gateway, the order the conversation carries still names the seller,
         // whose team must answer.
         let (order, source) = self.order(conv).await?;
@@ -202,6 +230,11 @@ impl<L: EventLog> Router<L> {
             return Ok(());
         };
         let mut reasons = route.reasons.clone();
+        if complaint {
+            reasons.push(RoutingReason::Other {
+                code: "customer_asked_complaint".into(),
+            });
+        }
         if fallback {
             reasons.push(RoutingReason::Fallback);
         }
@@ -344,7 +377,10 @@ impl<L: EventLog> Reactor for Router<L> {
                         self.predict(&conv, Some(text), &meta).await?;
                     }
                 }
-                _ => self.route(&conv, &meta).await?,
+                _ => {
+                    let complaint = self.asked_to_complain(e).await?;
+                    self.route(&conv, complaint, &meta).await?
+                }
             }
         }
         Ok(())

@@ -418,6 +418,174 @@ async fn two_bots_answer_a_turn_once() {
     w.projections.shutdown().await;
 }
 
+/// A typed request for a person hands over at once with reason `customer_asked`, whatever the
+/// FAQ would have offered and even on the conversation's first turn; "我要投诉" said later in
+/// a conversation about a parcel goes to the complaints team, not the logistics one. One
+/// furious turn hands over too (negative emotion); a neutral question is answered with no
+/// words of comfort.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customers_who_ask_for_a_person_get_one_and_complaints_reach_the_complaints_team() {
+    use kefu_eventlog::{StreamId, read_whole_stream};
+    use kefu_workers::bot::{BotWorker, seed_demo_kb};
+    use kefu_workers::gateway::OrderGateway;
+    use kefu_workers::router::Router;
+    use kefu_workers::runtime::Reactor;
+
+    let w = world().await;
+    seed_demo_kb(&w.desk, 0).await.unwrap();
+    let queue = async |name: &str, skill: &str| {
+        w.desk
+            .define_queue(
+                QueueDefinition {
+                    name: name.into(),
+                    business_line: BusinessLine::SelfOperated,
+                    categories: BTreeSet::from([Category::new("phones")]),
+                    skills: BTreeSet::from([Skill::new(skill)]),
+                    priority: 3,
+                    sla: SlaTargets {
+                        first_response_secs: 60,
+                        resolution_secs: 3600,
+                    },
+                    hours: OpeningHours::Always,
+                },
+                &meta(),
+            )
+            .await
+            .unwrap()
+            .value
+    };
+    let logistics = queue("物流", "logistics").await;
+    let complaints = queue("投诉", "complaints").await;
+    let (mut bot, _) = BotWorker::start(w.desk.clone(), Default::default())
+        .await
+        .unwrap();
+    let mut router = Router::new(
+        w.desk.clone(),
+        ReadModels::open(w.read.clone()).await.unwrap(),
+        OrderGateway::new(
+            w.desk.commands().clone(),
+            kefu_eventlog::faults::Faults::new("order gateway"),
+        ),
+    )
+    .unwrap();
+    // The customer writes each line in turn; the bot and the router react to what each wrote.
+    let talk =
+        async |bot: &mut BotWorker<SqliteLog>, router: &mut Router<SqliteLog>, lines: &[&str]| {
+            let c = new_conversation(&w).await;
+            for line in lines {
+                let before = w.log.head().await.unwrap().unwrap();
+                w.desk
+                    .customer_message(
+                        c,
+                        kefu_domain::ids::MessageId::from_uuid(Uuid::now_v7()),
+                        (*line).into(),
+                        &meta(),
+                    )
+                    .await
+                    .unwrap();
+                let turn = w.log.read_all(before.next(), 100).await.unwrap();
+                router.react(&turn).await.unwrap();
+                bot.react(&turn).await.unwrap();
+                let reaction = w
+                    .log
+                    .read_all(turn.last().unwrap().position.next(), 100)
+                    .await
+                    .unwrap();
+                caught_up(&w).await;
+                router.react(&reaction).await.unwrap();
+            }
+            let stream = StreamId::new(format!("conversation-{c}")).unwrap();
+            read_whole_stream(&*w.log, &stream).await.unwrap()
+        };
+    let handed = |events: &[RecordedEvent]| {
+        events
+            .iter()
+            .find(|e| e.event_type == "HandedToHuman")
+            .map(|e| e.payload["reason"].as_str().unwrap().to_owned())
+    };
+    let bot_said = |events: &[RecordedEvent]| {
+        events
+            .iter()
+            .filter(|e| e.event_type == "BotTurnRecorded")
+            .map(|e| e.payload["text"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+
+    for line in [
+        "转人工",
+        "人工客服",
+        "找真人",
+        "转人公！！",
+        "I want a human",
+        "let me talk to a real person",
+        "agent please",
+    ] {
+        let events = talk(&mut bot, &mut router, &[line]).await;
+        assert_eq!(handed(&events).as_deref(), Some("customer_asked"), "{line}");
+        let said = bot_said(&events);
+        assert_eq!(said.len(), 1, "{line}: {said:?}");
+        assert!(
+            !said[0].contains('1') && !said[0].contains("抱歉") && !said[0].contains("sorry"),
+            "no list of choices, no apology: {line}: {said:?}"
+        );
+    }
+
+    let events = talk(&mut bot, &mut router, &["我的快递到哪了", "我要投诉"]).await;
+    assert_eq!(handed(&events).as_deref(), Some("customer_asked"));
+    let queued = events
+        .iter()
+        .find(|e| e.event_type == "ConversationQueued")
+        .expect("routed");
+    assert_eq!(
+        queued.payload["queue"],
+        complaints.to_string(),
+        "{queued:?}"
+    );
+    let routed = events
+        .iter()
+        .find(|e| e.event_type == "RoutingDecided")
+        .expect("a routing decision");
+    assert!(
+        routed.payload["reasons"]
+            .to_string()
+            .contains("customer_asked_complaint"),
+        "{routed:?}"
+    );
+
+    let events = talk(&mut bot, &mut router, &["转人工"]).await;
+    let queued = events
+        .iter()
+        .find(|e| e.event_type == "ConversationQueued")
+        .expect("routed");
+    assert_ne!(
+        queued.payload["queue"],
+        complaints.to_string(),
+        "only a complaint goes there"
+    );
+
+    let events = talk(
+        &mut bot,
+        &mut router,
+        &["你们这什么破服务！！！快递一个星期了还没到，打客服电话也没人接，气死我了！！！"],
+    )
+    .await;
+    assert_eq!(
+        handed(&events).as_deref(),
+        Some("negative_emotion"),
+        "one furious turn"
+    );
+
+    let events = talk(&mut bot, &mut router, &["怎么修改收货地址？"]).await;
+    assert_eq!(handed(&events), None);
+    let said = bot_said(&events);
+    assert!(
+        !said[0].contains("抱歉") && !said[0].contains("别着急"),
+        "a neutral question gets no comfort: {said:?}"
+    );
+    let _ = logistics;
+    w.projections.shutdown().await;
+}
+
 /// An idle sweep closes what nobody has written in for the timeout (freeing the agent's
 /// seat), leaves what is fresh, and a second sweep closes nothing more. Time is the desk's
 /// clock, set ahead: nothing waits for time to pass.

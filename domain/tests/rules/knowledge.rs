@@ -49,6 +49,71 @@ fn paraphrases_may_not_repeat_the_question_or_each_other() {
     assert_refused!(created().when(create(&[])), E::AlreadyExists { .. });
 }
 
+fn create_in(category: &str, paraphrases: Vec<String>) -> C {
+    C::Create {
+        entry: ENTRY,
+        question: "退款多久到账？".into(),
+        paraphrases,
+        answer: "退款审核通过后1-3个工作日原路退回。".into(),
+        category: Category::from(category),
+        locale: Locale::from("zh-CN"),
+        at: t(0),
+    }
+}
+
+/// A real shop's KB: categories in the shop's language, and hundreds of ways customers asked
+/// its busiest question.
+#[test]
+fn categories_may_be_any_script_and_busy_questions_carry_hundreds_of_paraphrases() {
+    let asked: Vec<String> = (1..=300)
+        .map(|n| format!("第{n}种问法：钱什么时候退回来"))
+        .collect();
+    for category in [
+        "售后服务",
+        "退换货/退款",
+        "Returns & refunds",
+        "配送·物流",
+        "refunds",
+    ] {
+        Entry::new()
+            .when(create_in(category, asked.clone()))
+            .unwrap_or_else(|e| panic!("{category}: {e}"));
+    }
+    for category in [
+        "",
+        " 售后",
+        "售后\t服务",
+        "售后\n",
+        "售后  服务",
+        "a\"b",
+        &"类".repeat(65),
+    ] {
+        assert_refused!(
+            Entry::new().when(create_in(category, vec![])),
+            E::Validation {
+                field: "category",
+                ..
+            }
+        );
+    }
+    let too_many: Vec<String> = (0..=kefu_domain::knowledge::MAX_PARAPHRASES)
+        .map(|n| format!("问法{n}"))
+        .collect();
+    let refused = Entry::new()
+        .when(create_in("售后服务", too_many))
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("1001 given; at most 1000"), "{refused}");
+    let too_long: Vec<String> = (0..400)
+        .map(|n| format!("{n}{}", "长".repeat(400)))
+        .collect();
+    let refused = Entry::new()
+        .when(create_in("售后服务", too_long))
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("the limit is 150000"), "{refused}");
+}
+
 #[test]
 fn an_edit_bumps_the_revision_and_records_only_changes() {
     let events = created()
