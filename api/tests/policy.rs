@@ -102,16 +102,21 @@ struct Operation {
 /// The schema's named types, for building argument values and selections.
 type Types = HashMap<String, TypeKind>;
 
-/// A value for an argument of type `ty`: harmless where it is accepted (zero rates, a
-/// switch turned on, fresh ids that name nothing).
-fn literal(ty: &Type, types: &Types) -> String {
-    let BaseType::Named(name) = &ty.base else {
+/// A value for argument `name` of type `ty`, inside the range the request boundary allows
+/// (so each cell reaches the access check), and harmless where it is accepted (no added
+/// latency, no error rate, a switch turned on, fresh ids that name nothing).
+fn literal(name: &str, ty: &Type, types: &Types) -> String {
+    let BaseType::Named(ty_name) = &ty.base else {
         return "[]".into();
     };
-    match name.as_str() {
-        "String" | "ID" => format!("\"{}\"", Uuid::now_v7()),
-        "Int" => "0".into(),
-        "Float" => "0.0".into(),
+    match ty_name.as_str() {
+        // The short form: a UUID where one is read, and within every string limit.
+        "String" | "ID" => format!("\"{}\"", Uuid::now_v7().simple()),
+        "Int" if name == "latencyMs" => "0".into(),
+        "Int" => "1".into(),
+        "Float" if name == "errorRate" => "0.0".into(),
+        "Float" if name == "serviceLevel" => "0.5".into(),
+        "Float" => "1.0".into(),
         "Boolean" => "true".into(),
         "DateTime" => "\"2026-01-01T00:00:00Z\"".into(),
         other => match types.get(other) {
@@ -128,7 +133,13 @@ fn literal(ty: &Type, types: &Types) -> String {
 fn arguments(args: &[async_graphql::Positioned<InputValueDefinition>], types: &Types) -> String {
     args.iter()
         .filter(|a| !a.node.ty.node.nullable && a.node.default_value.is_none())
-        .map(|a| format!("{}: {}", a.node.name.node, literal(&a.node.ty.node, types)))
+        .map(|a| {
+            format!(
+                "{}: {}",
+                a.node.name.node,
+                literal(&a.node.name.node, &a.node.ty.node, types)
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -190,7 +201,10 @@ fn operations() -> Vec<Operation> {
 
 /// The log's head position, as `/metrics` reports it.
 async fn head(server: &Server) -> u64 {
-    let (status, _, body) = server.http("GET", "/metrics", &[], "").await;
+    let bearer = format!("Bearer {}", server.token("admin", "metrics", &[]));
+    let (status, _, body) = server
+        .http("GET", "/metrics", &[("Authorization", &bearer)], "")
+        .await;
     assert_eq!(status, 200, "{body}");
     body.lines()
         .find_map(|l| l.strip_prefix("kefu_log_head_position "))
@@ -463,7 +477,7 @@ async fn matrix(server: &Server, exact: bool) {
 async fn scopes(server: &Server, desk: &Desk, exact: bool) {
     let t = |who: &str| desk.tokens[who].as_str();
     let c = desk.conversation.as_str();
-    let read = "query($c: String!, $p: String) { conversation(id: $c, atLeast: $p) }";
+    let read = "query($c: String!, $p: String) { conversation(id: $c, atLeast: $p) { uuid } }";
     // Everything so far is in the read models and the index before they are read.
     let at = head(server).await.to_string();
 
@@ -484,7 +498,7 @@ async fn scopes(server: &Server, desk: &Desk, exact: bool) {
         .await;
 
     // ...nor see queue a in the queues, nor find the conversation by search, totals included.
-    let list = "query($p: String) { queues(atLeast: $p) }";
+    let list = "query($p: String) { queues(atLeast: $p) { uuid waiting { conversation } } }";
     let queues = server.gql(t("agent b"), list, json!({ "p": at })).await;
     let text = queues.to_string();
     assert!(
@@ -522,7 +536,7 @@ async fn scopes(server: &Server, desk: &Desk, exact: bool) {
     }
 
     // A supervisor acts only on the agents serving their queues.
-    let bench = "query($a: String) { workbench(agent: $a) }";
+    let bench = "query($a: String) { workbench(agent: $a) { freeSeats } }";
     let a = desk.agent_a.to_string();
     server.gql(t("supervisor"), bench, json!({ "a": a })).await;
     let before = written(server, exact).await;
@@ -583,14 +597,16 @@ async fn scopes(server: &Server, desk: &Desk, exact: bool) {
         .clone();
     let ticket = opened["id"].as_str().unwrap().to_owned();
     let opened_at = opened["position"].clone();
-    let see = "query($t: String!, $p: String) { ticket(id: $t, atLeast: $p) }";
+    let see = "query($t: String!, $p: String) { ticket(id: $t, atLeast: $p) { uuid } }";
+    // A customer reads their own view of it; another customer finds nothing.
+    let mine = "query($t: String!, $p: String) { myTicket(id: $t, atLeast: $p) { status } }";
     server
-        .gql(t("customer"), see, json!({ "t": ticket, "p": opened_at }))
+        .gql(t("customer"), mine, json!({ "t": ticket, "p": opened_at }))
         .await;
     let (code, _) = server
         .gql_error(
             t("other customer"),
-            see,
+            mine,
             json!({ "t": ticket, "p": opened_at }),
         )
         .await;
@@ -623,6 +639,7 @@ async fn scopes(server: &Server, desk: &Desk, exact: bool) {
         "a refused ticket change wrote"
     );
     let list = "query($p: String) { tickets(atLeast: $p) { edges { cursor } } }";
+    let my_list = "query($p: String) { myTickets(atLeast: $p) { edges { cursor } } }";
     for (who, sees) in [
         ("agent", true),
         ("supervisor", true),
@@ -631,8 +648,13 @@ async fn scopes(server: &Server, desk: &Desk, exact: bool) {
         ("other customer", false),
         ("customer", true),
     ] {
+        let query = if who.ends_with("customer") {
+            my_list
+        } else {
+            list
+        };
         let listed = server
-            .gql(t(who), list, json!({ "p": opened_at }))
+            .gql(t(who), query, json!({ "p": opened_at }))
             .await
             .to_string();
         assert_eq!(listed.contains(&ticket), sees, "{who}: {listed}");

@@ -766,13 +766,26 @@ impl TicketScope {
 
 /// Loads a ticket the caller may see (from its stream), or answers `NOT_FOUND` as for an
 /// unknown one.
+///
+/// An agent also reaches a ticket opened from a conversation they may see (the chat they
+/// hold, or one waiting in a queue they serve): the agent who opens a ticket from a chat
+/// works it, though the ticket does not record who opened it.
 pub(crate) async fn ticket(api: &Api, caller: &Caller, id: TicketId) -> Result<Ticket, ApiError> {
     let scope = ticket_scope(api, caller).await?;
+    let not_found = || ApiError::NotFound(format!("no ticket {id} that you may see"));
     match api.desk.commands().load::<TicketDecider>(id).await?.state {
         TicketState::Opened(t) if scope.admits(&t) => Ok(t),
-        _ => Err(ApiError::NotFound(format!(
-            "no ticket {id} that you may see"
-        ))),
+        TicketState::Opened(t) if caller.principal.role == Role::Agent => match t.source {
+            TicketSource::Conversation { conversation } => {
+                match self::conversation(api, caller, conversation).await {
+                    Ok(_) => Ok(t),
+                    Err(ApiError::NotFound(_)) => Err(not_found()),
+                    Err(e) => Err(e),
+                }
+            }
+            TicketSource::Agent { .. } => Err(not_found()),
+        },
+        _ => Err(not_found()),
     }
 }
 
