@@ -38,6 +38,30 @@ fn page_size(first: Option<i32>) -> Result<usize, ApiError> {
     }
 }
 
+/// One conversation the caller may see, read from the conversations view once it has
+/// reached `at_least`; each audience's type is built from it.
+async fn conversation_view(
+    api: &super::Api,
+    caller: &super::Caller,
+    id: &str,
+    at_least: Option<&str>,
+) -> Result<kefu_projections::conversations::ConversationView, ApiError> {
+    let conversation = ConversationId::from_uuid(uuid("id", id)?);
+    policy::conversation(api, caller, conversation).await?;
+    caught_up(api, at_least).await?;
+    let view = api
+        .read
+        .live("conversations")
+        .await
+        .map_err(ApiError::from)?;
+    let found = view
+        .conversation(&*api.log, &conversation.to_string())
+        .await
+        .map_err(ApiError::from)?
+        .ok_or_else(|| ApiError::NotFound(format!("no conversation {id} in the read model yet")))?;
+    Ok(found)
+}
+
 /// A page of rows as a Relay connection with its total, each edge's cursor from its row
 /// (the last one's is the page's own, which the view pages by).
 fn connection<R, N>(
@@ -140,21 +164,8 @@ impl Query {
         at_least: Option<String>,
     ) -> Result<Conversation> {
         let (api, caller) = (api(ctx), caller(ctx)?);
-        let conversation = ConversationId::from_uuid(uuid("id", &id)?);
-        policy::conversation(api, caller, conversation).await?;
-        caught_up(api, at_least.as_deref()).await?;
-        let view = api
-            .read
-            .live("conversations")
-            .await
-            .map_err(ApiError::from)?;
-        let found = view
-            .conversation(&*api.log, &conversation.to_string())
-            .await
-            .map_err(ApiError::from)?
-            .ok_or_else(|| {
-                ApiError::NotFound(format!("no conversation {id} in the read model yet"))
-            })?;
+        require(caller, Root::Query, "conversation")?;
+        let found = conversation_view(api, caller, &id, at_least.as_deref()).await?;
         Ok(Conversation::of_view(found)?)
     }
 
@@ -168,21 +179,7 @@ impl Query {
     ) -> Result<CustomerConversation> {
         let (api, caller) = (api(ctx), caller(ctx)?);
         require(caller, Root::Query, "myConversation")?;
-        let conversation = ConversationId::from_uuid(uuid("id", &id)?);
-        policy::conversation(api, caller, conversation).await?;
-        caught_up(api, at_least.as_deref()).await?;
-        let view = api
-            .read
-            .live("conversations")
-            .await
-            .map_err(ApiError::from)?;
-        let found = view
-            .conversation(&*api.log, &conversation.to_string())
-            .await
-            .map_err(ApiError::from)?
-            .ok_or_else(|| {
-                ApiError::NotFound(format!("no conversation {id} in the read model yet"))
-            })?;
+        let found = conversation_view(api, caller, &id, at_least.as_deref()).await?;
         Ok(CustomerConversation::of_view(found)?)
     }
 
