@@ -43,11 +43,20 @@ async fn a_refused_update_writes_nothing(server: &Server) {
     let opened = server
         .gql(
             &agent_token,
-            "mutation($c: String!) { openTicket(input: {customer: $c, kind: REFUND, subject: \"退款未到账\", description: \"七天了\"}) { id } }",
+            "mutation($c: String!) { openTicket(input: {customer: $c, kind: REFUND, subject: \"退款未到账\", description: \"七天了\"}) { id position } }",
             json!({ "c": Uuid::now_v7().to_string() }),
         )
         .await;
     let ticket = opened["openTicket"]["id"].as_str().unwrap().to_owned();
+    // Id arguments take the global id too.
+    let read = server
+        .gql(
+            &agent_token,
+            "query($t: String!, $p: String) { ticket(id: $t, atLeast: $p) { uuid } }",
+            json!({ "t": format!("Ticket:{ticket}"), "p": opened["openTicket"]["position"] }),
+        )
+        .await;
+    assert_eq!(read["ticket"]["uuid"], ticket.as_str(), "{read}");
     let update = "mutation($t: String!, $a: String, $p: TicketPriority, $s: TicketStatus) { updateTicket(ticketId: $t, assignee: $a, priority: $p, status: $s) { position } }";
     // Assigning and solving in one request: one decision, one append.
     let before = stream(server, &auditor, &format!("ticket-{ticket}"))

@@ -62,6 +62,25 @@ async fn conversation_view(
     Ok(found)
 }
 
+/// One ticket the caller may see, read from the tickets view once it has reached
+/// `at_least`; each audience's type is built from it. The view is asked by the ticket's
+/// bare id, so a global id (`Ticket:<uuid>`) finds it too.
+async fn ticket_view(
+    api: &super::Api,
+    caller: &super::Caller,
+    id: &str,
+    at_least: Option<&str>,
+) -> Result<kefu_projections::tickets::TicketView, ApiError> {
+    let ticket = TicketId::from_uuid(uuid("id", id)?);
+    policy::ticket(api, caller, ticket).await?;
+    caught_up(api, at_least).await?;
+    let view = api.read.live("tickets").await.map_err(ApiError::from)?;
+    view.ticket(&ticket.to_string())
+        .await
+        .map_err(ApiError::from)?
+        .ok_or_else(|| ApiError::NotFound(format!("no ticket {id} that you may see")))
+}
+
 /// A page of rows as a Relay connection with its total, each edge's cursor from its row
 /// (the last one's is the page's own, which the view pages by).
 fn connection<R, N>(
@@ -398,15 +417,7 @@ impl Query {
     ) -> Result<Ticket> {
         let (api, caller) = (api(ctx), caller(ctx)?);
         require(caller, Root::Query, "ticket")?;
-        policy::ticket(api, caller, TicketId::from_uuid(uuid("id", &id)?)).await?;
-        caught_up(api, at_least.as_deref()).await?;
-        let view = api.read.live("tickets").await.map_err(ApiError::from)?;
-        let not_found = || ApiError::NotFound(format!("no ticket {id} that you may see"));
-        let ticket = view
-            .ticket(&id)
-            .await
-            .map_err(ApiError::from)?
-            .ok_or_else(not_found)?;
+        let ticket = ticket_view(api, caller, &id, at_least.as_deref()).await?;
         Ok(Ticket::of_view(ticket)?)
     }
 
@@ -419,15 +430,7 @@ impl Query {
     ) -> Result<CustomerTicket> {
         let (api, caller) = (api(ctx), caller(ctx)?);
         require(caller, Root::Query, "myTicket")?;
-        policy::ticket(api, caller, TicketId::from_uuid(uuid("id", &id)?)).await?;
-        caught_up(api, at_least.as_deref()).await?;
-        let view = api.read.live("tickets").await.map_err(ApiError::from)?;
-        let not_found = || ApiError::NotFound(format!("no ticket {id} that you may see"));
-        let ticket = view
-            .ticket(&id)
-            .await
-            .map_err(ApiError::from)?
-            .ok_or_else(not_found)?;
+        let ticket = ticket_view(api, caller, &id, at_least.as_deref()).await?;
         Ok(CustomerTicket::of_view(ticket)?)
     }
 
