@@ -18,7 +18,9 @@ use kefu_domain::common::Party as DomainParty;
 use kefu_domain::conversation::{ConversationEvent as E, RoutingReason as DomainReason};
 use kefu_domain::ticket::{FieldChange, TicketEvent as T, TicketSource};
 use kefu_projections::ProjectionError;
-use kefu_projections::conversations::{ConversationRow, ConversationView, Turn as TurnRow};
+use kefu_projections::conversations::{
+    ConversationRow, ConversationView, Emotion, TimelineEntry, TranscriptTurn, Turn as TurnRow,
+};
 use kefu_projections::queues::{AgentRow, ChatRow, QueueCounts, WaitingEntry as WaitingRow};
 use kefu_projections::stats::StatsRow;
 use kefu_projections::tickets::{TicketHistoryRow, TicketRow, TicketView};
@@ -501,9 +503,13 @@ struct Stream {
 }
 
 impl Stream {
-    fn of(view: ConversationView) -> Result<Stream, ApiError> {
-        let emotions = view
-            .emotions
+    /// The typed parts of what a conversation view read from the stream.
+    fn of(
+        transcript: Vec<TranscriptTurn>,
+        emotions: Vec<Emotion>,
+        timeline: Vec<TimelineEntry>,
+    ) -> Result<Stream, ApiError> {
+        let emotions = emotions
             .into_iter()
             .map(|e| {
                 Ok(EmotionReading {
@@ -519,8 +525,7 @@ impl Stream {
                 })
             })
             .collect::<Result<Vec<_>, ApiError>>()?;
-        let turns = view
-            .transcript
+        let turns = transcript
             .into_iter()
             .map(|t| {
                 let emotion = emotions
@@ -533,8 +538,7 @@ impl Stream {
                 })
             })
             .collect::<Result<Vec<_>, ApiError>>()?;
-        let timeline = view
-            .timeline
+        let timeline = timeline
             .into_iter()
             .filter_map(|t| timeline_item(int(t.version), time(t.at), t.event))
             .collect();
@@ -749,7 +753,7 @@ async fn load_stream(ctx: &Context<'_>, id: &str) -> Result<Stream, ApiError> {
         .conversation(&*api.log, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no conversation {id} in the read model")))?;
-    Stream::of(found)
+    Stream::of(found.transcript, found.emotions, found.timeline)
 }
 
 impl Conversation {
@@ -759,9 +763,15 @@ impl Conversation {
     }
 
     /// The desk's view of one conversation read whole.
-    pub fn of_view(mut v: ConversationView) -> Result<Self, ApiError> {
-        let row = std::mem::replace(&mut v.conversation, empty_row());
-        Self::build(row, Lazy::ready(Stream::of(v)?))
+    pub fn of_view(v: ConversationView) -> Result<Self, ApiError> {
+        let ConversationView {
+            conversation,
+            transcript,
+            emotions,
+            timeline,
+        } = v;
+        let stream = Stream::of(transcript, emotions, timeline)?;
+        Self::build(conversation, Lazy::ready(stream))
     }
 
     fn build(r: ConversationRow, stream: Lazy<Stream>) -> Result<Self, ApiError> {
@@ -863,53 +873,6 @@ impl Conversation {
     /// transfers, SLA, close, survey.
     async fn timeline(&self, ctx: &Context<'_>) -> Result<&[TimelineItem]> {
         Ok(&self.stream(ctx).await?.timeline)
-    }
-}
-
-fn empty_row() -> ConversationRow {
-    ConversationRow {
-        id: String::new(),
-        customer: String::new(),
-        channel: String::new(),
-        locale: String::new(),
-        tier: String::new(),
-        order_id: None,
-        seller: None,
-        category: None,
-        status: String::new(),
-        queue: None,
-        agent: None,
-        bot_enabled: false,
-        started_at: 0,
-        closed_at: None,
-        close_reason: None,
-        closed_by: None,
-        last_activity_at: 0,
-        turns: 0,
-        emotion_score: None,
-        emotion_label: None,
-        emotion_trend: None,
-        scenario_predicted: None,
-        scenario_settled: None,
-        handoff_reason: None,
-        survey_score: None,
-        reopened: 0,
-        orders: 0,
-        priority: None,
-        queued_at: None,
-        queued_position: None,
-        first_response_due: None,
-        resolution_due: None,
-        responded: false,
-        first_response_warned: false,
-        first_response_breached: false,
-        resolution_warned: false,
-        resolution_breached: false,
-        survey_offered_at: None,
-        survey_offered_position: None,
-        survey_reminded: false,
-        version: 0,
-        position: 0,
     }
 }
 
@@ -1019,10 +982,9 @@ impl CustomerConversation {
         Self::build(r, Lazy::empty())
     }
 
-    pub fn of_view(mut v: ConversationView) -> Result<Self, ApiError> {
-        let row = std::mem::replace(&mut v.conversation, empty_row());
+    pub fn of_view(v: ConversationView) -> Result<Self, ApiError> {
         let turns = customer_turns(v.transcript.into_iter().map(|t| t.turn))?;
-        Self::build(row, Lazy::ready(turns))
+        Self::build(v.conversation, Lazy::ready(turns))
     }
 
     fn build(r: ConversationRow, turns: Lazy<Vec<CustomerTurn>>) -> Result<Self, ApiError> {
