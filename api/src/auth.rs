@@ -19,7 +19,20 @@ use sha2::Sha256;
 /// Shortest secret accepted: HS256 keys should be at least as long as the hash.
 pub const MIN_SECRET_BYTES: usize = 32;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// What a token lets its holder be.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    async_graphql::Enum,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Their own conversations only.

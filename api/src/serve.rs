@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use std::sync::OnceLock;
 
-use async_graphql::parser::types::OperationType;
+use async_graphql::parser::types::{ExecutableDocument, OperationType};
 use async_graphql::{Data, ServerError};
 use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
 use axum::extract::{State, WebSocketUpgrade};
@@ -41,6 +41,7 @@ use uuid::Uuid;
 use crate::auth::{self, AuthError, Principal, Role, Tokens};
 use crate::config::StoreArgs;
 use crate::graphql::bounds::{self, Admitted, Shape};
+use crate::graphql::policy;
 use crate::graphql::{self, Api, ApiError, Caller, Drills, KefuSchema, Limits};
 use crate::hub::EventHub;
 use crate::metrics::{Metrics, RateLimiter};
@@ -77,8 +78,10 @@ pub struct ServeArgs {
     /// use of a fragment counted (checked before anything expands them).
     #[arg(long, env = "KEFU_MAX_QUERY_NODES", default_value_t = 500)]
     pub max_query_nodes: u64,
-    /// Most root fields of one mutation request; each counts against the rate limit.
-    #[arg(long, env = "KEFU_MAX_ROOT_MUTATIONS", default_value_t = 10)]
+    /// Most root fields of one mutation request; each counts against the rate limit. One, so
+    /// that a refused request writes nothing; above one, a field refused does not undo the
+    /// fields before it.
+    #[arg(long, env = "KEFU_MAX_ROOT_MUTATIONS", default_value_t = 1)]
     pub max_root_mutations: u64,
     /// Longest a request may take, body and execution, in seconds; then it is answered
     /// TIMEOUT.
@@ -203,6 +206,48 @@ struct App {
     timeout: Duration,
     max_body_bytes: usize,
     metrics_token: Option<String>,
+    documents: Arc<Documents>,
+}
+
+/// Parsed query documents by their text. A frontend sends the same few queries over and
+/// over, and async-graphql's parser costs more than anything else at the boundary (a
+/// 1.2 KB query took about a tenth of a typed conversation read's time to parse).
+/// Bounded: only texts up to [`Documents::LONGEST`] are kept (a frontend's queries; a
+/// parsed document takes some ten times its text), and when full the cache starts again
+/// empty, so a client sending ever new texts costs a few megabytes at most.
+struct Documents {
+    parsed: std::sync::Mutex<std::collections::HashMap<String, ExecutableDocument>>,
+}
+
+impl Documents {
+    /// Most documents kept.
+    const CAPACITY: usize = 256;
+    /// Longest text kept, in bytes.
+    const LONGEST: usize = 4 * 1024;
+
+    fn new() -> Self {
+        Documents {
+            parsed: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    fn parse(&self, query: &str) -> Result<ExecutableDocument, Refusal> {
+        let lock = || self.parsed.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(doc) = lock().get(query) {
+            return Ok(doc.clone());
+        }
+        let doc = async_graphql::parser::parse_query(query)
+            .map_err(|e| bad_request(format!("the query does not parse: {e}")))?;
+        if query.len() > Self::LONGEST {
+            return Ok(doc);
+        }
+        let mut parsed = lock();
+        if parsed.len() >= Self::CAPACITY {
+            parsed.clear();
+        }
+        parsed.insert(query.to_owned(), doc.clone());
+        Ok(doc)
+    }
 }
 
 pub async fn run(store: &StoreArgs, args: ServeArgs) -> Result<()> {
@@ -264,6 +309,7 @@ pub async fn run(store: &StoreArgs, args: ServeArgs) -> Result<()> {
         timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
         max_body_bytes: args.max_body_bytes,
         metrics_token: args.metrics_token.clone(),
+        documents: Arc::new(Documents::new()),
     };
     if let Some(t) = &app.metrics_token
         && t.len() < auth::MIN_SECRET_BYTES
@@ -495,7 +541,11 @@ fn principal(
 
 /// A GraphQL error response with an HTTP status, for requests refused before execution.
 fn refused(status: StatusCode, error: ApiError, correlation: Option<Uuid>) -> Response {
-    let body = async_graphql::Response::from_errors(vec![coded(error)]);
+    answered(status, vec![coded(error)], correlation)
+}
+
+fn answered(status: StatusCode, errors: Vec<ServerError>, correlation: Option<Uuid>) -> Response {
+    let body = async_graphql::Response::from_errors(errors);
     let mut response = (status, Json(body)).into_response();
     if let Some(id) = correlation {
         set_correlation(&mut response, id);
@@ -517,11 +567,11 @@ fn set_correlation(response: &mut Response, id: Uuid) {
     }
 }
 
-/// A request refused at the boundary: its status and error (and when to retry, for the
-/// rate limit).
+/// A request refused at the boundary: its status and coded errors (and when to retry, for
+/// the rate limit).
 struct Refusal {
     status: StatusCode,
-    error: ApiError,
+    errors: Vec<ServerError>,
     retry_after: Option<Duration>,
 }
 
@@ -529,13 +579,13 @@ impl Refusal {
     fn new(status: StatusCode, error: ApiError) -> Self {
         Refusal {
             status,
-            error,
+            errors: vec![coded(error)],
             retry_after: None,
         }
     }
 
     fn into_response(self, correlation: Option<Uuid>) -> Response {
-        let mut response = refused(self.status, self.error, correlation);
+        let mut response = answered(self.status, self.errors, correlation);
         if let Some(after) = self.retry_after
             && let Ok(v) = HeaderValue::from_str(&after.as_secs().max(1).to_string())
         {
@@ -663,21 +713,28 @@ fn rate_key(p: &Principal) -> String {
 fn rate_limited(retry_after: Duration) -> Refusal {
     Refusal {
         status: StatusCode::TOO_MANY_REQUESTS,
-        error: ApiError::RateLimited(format!(
+        errors: vec![coded(ApiError::RateLimited(format!(
             "too many requests for this token; try again in {:.1} s",
             retry_after.as_secs_f64()
-        )),
+        )))],
         retry_after: Some(retry_after),
     }
 }
 
 /// The boundary's checks on a request, in order of cost: one token of the caller's rate,
 /// the text's bracket nesting, the parse, the shape with fragments counted but not
-/// expanded, the arguments, then one more token per root mutation field after the first.
-/// The parsed document is handed to async-graphql, which does not parse it again.
+/// expanded, the arguments, a mutation only where `mutations` (POST and WebSocket, not GET), the access policy's judgement of every root field (refused:
+/// FORBIDDEN, with nothing run), then one more token per root mutation field after the
+/// first. The parsed document is handed to async-graphql, which does not parse it again.
+///
+/// The policy is judged here rather than in an async-graphql extension because any
+/// extension sends every field of every response through async-graphql's slow path (a
+/// registry lookup and a boxed future per field): a typed conversation read took 1.7 times
+/// as long with one installed (BENCHMARKS.md).
 fn admit(
     app: &App,
     who: &Principal,
+    mutations: bool,
     request: &mut async_graphql::Request,
 ) -> Result<Admitted, Refusal> {
     let key = rate_key(who);
@@ -685,11 +742,21 @@ fn admit(
     let invalid = |e| Refusal::new(StatusCode::BAD_REQUEST, e);
     bounds::check_text(&request.query, app.shape.max_nesting, app.shape.max_tokens)
         .map_err(invalid)?;
-    let doc = async_graphql::parser::parse_query(&request.query)
-        .map_err(|e| bad_request(format!("the query does not parse: {e}")))?;
+    let doc = app.documents.parse(&request.query)?;
     let admitted = bounds::check_shape(&doc, request.operation_name.as_deref(), &app.shape)
         .and_then(|a| bounds::check_arguments(&doc, &request.variables).map(|()| a))
         .map_err(invalid)?;
+    if admitted.kind == OperationType::Mutation && !mutations {
+        return Err(Refusal::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Validation("a mutation is sent with POST, not GET".into()),
+        ));
+    }
+    policy::judge(&doc, request.operation_name.as_deref(), who.role).map_err(|errors| Refusal {
+        status: StatusCode::FORBIDDEN,
+        errors,
+        retry_after: None,
+    })?;
     if admitted.root_mutations > 1 {
         app.rate
             .check_n(&key, admitted.root_mutations - 1)
@@ -778,16 +845,8 @@ async fn run_http(
         Ok(r) => r,
         Err(refusal) => return refusal.into_response(Some(correlation)),
     };
-    match admit(app, &caller.principal, &mut request) {
-        Ok(a) if a.kind == OperationType::Mutation && !mutations => {
-            return refused(
-                StatusCode::METHOD_NOT_ALLOWED,
-                ApiError::Validation("a mutation is sent with POST, not GET".into()),
-                Some(correlation),
-            );
-        }
-        Ok(_) => {}
-        Err(refusal) => return refusal.into_response(Some(correlation)),
+    if let Err(refusal) = admit(app, &caller.principal, mutations, &mut request) {
+        return refusal.into_response(Some(correlation));
     }
     let span = tracing::info_span!("graphql", %correlation, role = %caller.principal.role);
     let request = request.data(caller);
@@ -855,9 +914,12 @@ impl async_graphql::Executor for Guarded {
         if session.expires <= now {
             return fail(expired(session.expires));
         }
-        let admitted = match admit(&self.app, &session.caller.principal, &mut request) {
+        let admitted = match admit(&self.app, &session.caller.principal, true, &mut request) {
             Ok(a) => a,
-            Err(refusal) => return fail(refusal.error),
+            Err(refusal) => {
+                let answer = async_graphql::Response::from_errors(refusal.errors);
+                return stream::once(std::future::ready(answer)).boxed();
+            }
         };
         let schema = self.app.schema.clone();
         let request = request.data(session.caller.clone());
@@ -993,9 +1055,18 @@ async fn lags(app: &App, cap: usize) -> Result<Vec<(String, usize)>, String> {
 
 /// Ready when the store answers and every projection is within `--max-read-lag` events of
 /// the log.
-async fn ready(State(app): State<App>) -> (StatusCode, String) {
+/// 200 `ready`, or 503 with a coded error body naming what is not ready (every non-2xx
+/// answer of the server has one).
+async fn ready(State(app): State<App>) -> Response {
+    let unavailable = |why: String| {
+        refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(why),
+            None,
+        )
+    };
     match lags(&app, app.max_read_lag).await {
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e),
+        Err(e) => unavailable(e),
         Ok(lags) => {
             let behind: Vec<String> = lags
                 .iter()
@@ -1003,9 +1074,9 @@ async fn ready(State(app): State<App>) -> (StatusCode, String) {
                 .map(|(name, n)| format!("{name} is {n}+ events behind"))
                 .collect();
             if behind.is_empty() {
-                (StatusCode::OK, "ready".into())
+                "ready".into_response()
             } else {
-                (StatusCode::SERVICE_UNAVAILABLE, behind.join("; "))
+                unavailable(behind.join("; "))
             }
         }
     }

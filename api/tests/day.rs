@@ -1401,7 +1401,7 @@ impl Day {
             .server
             .gql(
                 &self.admin,
-                "query($p: String) { stats(group: \"total\", atLeast: $p) { conversations closed containedByBot handedOff surveysOffered surveysAnswered } }",
+                "query($p: String) { stats(group: TOTAL, atLeast: $p) { conversations closed containedByBot handedOff surveysOffered surveysAnswered } }",
                 json!({ "p": at }),
             )
             .await;

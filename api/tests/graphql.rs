@@ -66,8 +66,15 @@ async fn scripted_day(server: &Server, workers: bool) {
     server
         .gql(
             &admin,
-            "mutation($a: String!, $q: String!) { changeAgent(agentId: $a, maxConcurrent: 4) { position } changeQueue(queueId: $q, priority: 3) { position } }",
-            json!({ "a": agent.to_string(), "q": queue }),
+            "mutation($a: String!) { changeAgent(agentId: $a, maxConcurrent: 4) { position } }",
+            json!({ "a": agent.to_string() }),
+        )
+        .await;
+    server
+        .gql(
+            &admin,
+            "mutation($q: String!) { changeQueue(queueId: $q, priority: 3) { position } }",
+            json!({ "q": queue }),
         )
         .await;
     let agent_token = server.token("agent", &agent.to_string(), &[]);
@@ -339,7 +346,7 @@ async fn scripted_day(server: &Server, workers: bool) {
     let stats = server
         .gql(
             &analyst,
-            "query($p: String) { stats(group: \"queue\", atLeast: $p) { key conversations closed handedOff surveysAnswered satisfied csat firstResponseSecs } }",
+            "query($p: String) { stats(group: QUEUE, atLeast: $p) { key conversations closed handedOff surveysAnswered satisfied csat firstResponseSecs } }",
             json!({ "p": last }),
         )
         .await;
@@ -387,16 +394,24 @@ async fn scripted_day(server: &Server, workers: bool) {
     let found = server
         .gql(
             &analyst,
-            "query($p: String) { search(text: \"运费 查询\", kinds: [\"message\"], atLeast: $p) { total hits { conversation snippet } } }",
+            "query($p: String) { search(text: \"运费 查询\", kinds: [MESSAGE], atLeast: $p) { totalCount edges { node { kind conversation snippet } } } }",
             json!({ "p": last }),
         )
         .await;
     assert!(
-        found["search"]["hits"]
+        found["search"]["edges"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|h| h["conversation"] == conversation.as_str()),
+            .all(|e| e["node"]["kind"] == "MESSAGE"),
+        "{found}"
+    );
+    assert!(
+        found["search"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["node"]["conversation"] == conversation.as_str()),
         "{found}"
     );
     let trail = server
@@ -538,7 +553,7 @@ async fn refusals(
         ),
         (
             customer,
-            "query { stats(group: \"day\") { key } }",
+            "query { stats(group: DAY) { key } }",
             json!({}),
             "FORBIDDEN",
         ),
@@ -606,7 +621,7 @@ async fn refusals(
         ),
         (
             auditor,
-            "query { search(text: \"快递\") { total } }",
+            "query { search(text: \"快递\") { totalCount } }",
             json!({}),
             "FORBIDDEN",
         ),

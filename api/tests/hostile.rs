@@ -209,7 +209,7 @@ async fn hostile_http_requests_are_coded_and_write_nothing() {
         ("fragment bomb", fragment_bomb(30), json!({})),
         ("fragment cycle", cycle.into(), json!({})),
         ("deep nesting", format!("{}{}", "{ me ".repeat(5000), "}".repeat(5000)), json!({})),
-        ("deep list literal", format!("{{ search(text: \"x\", kinds: {}\"a\"{}) {{ total }} }}", "[".repeat(5000), "]".repeat(5000)), json!({})),
+        ("deep list literal", format!("{{ search(text: \"x\", kinds: {}MESSAGE{}) {{ totalCount }} }}", "[".repeat(5000), "]".repeat(5000)), json!({})),
         ("5000 aliases", format!("{{ {aliases} }}"), json!({})),
         ("5000 directives", format!("{{ __typename {directives} }}"), json!({})),
         ("50 operations", operations, json!({})),
@@ -218,7 +218,7 @@ async fn hostile_http_requests_are_coded_and_write_nothing() {
         ("ahtSecs 1e300", "{ forecast(ahtSecs: 1e300) { hours { expected } } }".into(), json!({})),
         ("utcOffsetMinutes overflow", "query($o: Int!) { forecast(utcOffsetMinutes: $o) { hours { expected } } }".into(), json!({ "o": 2_147_483_647 })),
         ("first: 10^12", "{ conversations(first: 1000000000000) { edges { node { id } } } }".into(), json!({})),
-        ("negative offset", "{ search(text: \"x\", offset: -1) { total } }".into(), json!({})),
+        ("a search page of -1", "{ search(text: \"x\", first: -1) { totalCount } }".into(), json!({})),
         ("serviceLevel 1e308", "query($s: Float!) { forecast(serviceLevel: $s) { hours { expected } } }".into(), json!({ "s": 1e308 })),
         ("priority 2^31", "mutation { defineQueue(input: {name: \"q\", priority: 2147483647, firstResponseSecs: 60, resolutionSecs: 60}) { id } }".into(), json!({})),
         ("maxConcurrent -1", "mutation { registerAgent(name: \"n\", skills: [], maxConcurrent: -1) { id } }".into(), json!({})),
@@ -232,6 +232,16 @@ async fn hostile_http_requests_are_coded_and_write_nothing() {
         let (status, answer) = post(&server, &admin, json_type, &body).await;
         assert_eq!(status, 400, "{what}: {answer}");
         assert_eq!(code(&answer), "VALIDATION", "{what}: {answer}");
+    }
+    // Cursors are strings, read by the field that gave them: a forged one is named there.
+    for cursor in ["10001", "-1", "x", "18446744073709551616"] {
+        let query = format!("{{ search(text: \"x\", after: \"{cursor}\") {{ totalCount }} }}");
+        let (_, answer) = post(&server, &admin, json_type, &gql_body(&query, json!({}))).await;
+        assert_eq!(code(&answer), "VALIDATION", "cursor {cursor}: {answer}");
+        assert!(
+            answer.contains("after: "),
+            "the error names the argument: {answer}"
+        );
     }
 
     // The HTTP edges: no token, a forged one, an oversize body, GET for a mutation.
@@ -335,7 +345,7 @@ async fn hostile_http_requests_are_coded_and_write_nothing() {
     let (status, _, body) = server.http("GET", "/healthz", &[], "").await;
     assert_eq!((status, body.as_str()), (200, "ok"));
     let me = server.gql(&customer, "{ me { role } }", json!({})).await;
-    assert_eq!(me["me"]["role"], "customer", "{me}");
+    assert_eq!(me["me"]["role"], "CUSTOMER", "{me}");
     assert_eq!(
         log_head(&server, &admin).await,
         head,
@@ -350,6 +360,8 @@ async fn root_mutation_fields_count_against_the_rate() {
     let server = Server::start(
         None,
         &[
+            "--max-root-mutations",
+            "10",
             "--workers",
             "none",
             "--rate-limit",
@@ -536,7 +548,7 @@ async fn websocket_sessions_get_the_same_limits_and_end_with_their_token() {
     assert_eq!(ws_error_code(&mut ws, "after").await, "UNAUTHENTICATED");
 
     let me = server.gql(&customer, "{ me { role } }", json!({})).await;
-    assert_eq!(me["me"]["role"], "customer");
+    assert_eq!(me["me"]["role"], "CUSTOMER");
     assert_eq!(
         log_head(&server, &admin).await,
         head,
@@ -606,4 +618,58 @@ async fn a_request_past_its_deadline_is_answered_timeout() {
     let (status, _, body) = server.http("GET", "/healthz", &[], "").await;
     assert_eq!((status, body.as_str()), (200, "ok"));
     server.gql(&customer, start, json!({})).await;
+
+    // A store that fails every call: /readyz says so with a coded body, then recovers.
+    let failing = "mutation($r: Float!) { setFault(target: STORE, latencyMs: 0, errorRate: $r) { errorRate } }";
+    server.gql(&admin, failing, json!({ "r": 1.0 })).await;
+    let (status, _, body) = server.http("GET", "/readyz", &[], "").await;
+    assert_eq!(status, 503, "{body}");
+    let answer: Value = serde_json::from_str(&body).expect("a GraphQL error body");
+    assert_eq!(
+        answer["errors"][0]["extensions"]["code"], "UNAVAILABLE",
+        "{body}"
+    );
+    assert!(
+        answer["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("event store"),
+        "{body}"
+    );
+    server.gql(&admin, failing, json!({ "r": 0.0 })).await;
+    let (status, _, body) = server.http("GET", "/readyz", &[], "").await;
+    assert_eq!((status, body.as_str()), (200, "ready"));
+}
+
+/// The start-up log tells a newcomer where GraphiQL is and a command that mints a token:
+/// the page answers at that address, and the command, run as printed, gives a token the
+/// server takes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_start_up_line_shows_the_way_in() {
+    let server = Server::start(None, &["--workers", "none"]);
+    let welcome = &server.welcome;
+    let page = format!("http://{}/graphiql", server.addr);
+    assert!(welcome.contains(&page), "{welcome}");
+    let (status, _, html) = server.http("GET", "/graphiql", &[], "").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("graphiql"), "{html}");
+    let command = welcome
+        .split('`')
+        .nth(1)
+        .unwrap_or_else(|| panic!("no command in {welcome}"));
+    // The test server's secret comes from the environment, which the line says to repeat.
+    let command = command
+        .strip_prefix("KEFU_TOKEN_SECRET=<the same secret> ")
+        .unwrap_or_else(|| panic!("the line should say the secret is needed: {command}"));
+    let mut words = command.split_whitespace();
+    assert_eq!(words.next(), Some("kefu"), "{command}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kefu"))
+        .args(words)
+        .env("KEFU_TOKEN_SECRET", server::SECRET)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{command}: {out:?}");
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let me = server.gql(&token, "{ me { role id } }", json!({})).await;
+    assert_eq!(me["me"], json!({ "role": "ADMIN", "id": "dev" }), "{me}");
 }

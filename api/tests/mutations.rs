@@ -340,7 +340,63 @@ async fn a_queue_serves_named_categories(server: &Server) {
     assert!(message.contains("categor"), "{message}");
 }
 
+/// A request is one decision: a mutation that names a second root field is refused before
+/// anything runs, so an allowed field cannot be written beside a refused one.
+async fn a_second_mutation_field_is_refused_whole(server: &Server) {
+    let auditor = server.token("auditor", "audit", &[]);
+    let customer = Uuid::now_v7();
+    let token = server.token("customer", &customer.to_string(), &[]);
+    let started = server
+        .gql(
+            &token,
+            "mutation { startConversation(channel: WEB) { id } }",
+            json!({}),
+        )
+        .await;
+    let conversation = started["startConversation"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let stream_name = format!("conversation-{conversation}");
+    let before = stream(server, &auditor, &stream_name).await;
+    let (status, _, answer) = server
+        .gql_full(
+            Some(&token),
+            &[],
+            "mutation($c: String!, $d: String!) { mine: sendMessage(conversationId: $c, text: \"还在吗\") { position } theirs: closeConversation(conversationId: $d) { position } }",
+            json!({ "c": conversation, "d": Uuid::now_v7().to_string() }),
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(
+        answer["errors"][0]["extensions"]["code"], "VALIDATION",
+        "{answer}"
+    );
+    assert!(
+        answer["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--max-root-mutations"),
+        "the error names the limit: {answer}"
+    );
+    assert_eq!(
+        types(&stream(server, &auditor, &stream_name).await),
+        types(&before),
+        "the allowed field was not written either"
+    );
+    // Alone, the allowed field runs.
+    let sent = server
+        .gql(
+            &token,
+            "mutation($c: String!) { sendMessage(conversationId: $c, text: \"还在吗\") { position } }",
+            json!({ "c": conversation }),
+        )
+        .await;
+    assert!(sent["sendMessage"]["position"].is_string(), "{sent}");
+}
+
 async fn all(server: &Server) {
+    a_second_mutation_field_is_refused_whole(server).await;
     a_refused_update_writes_nothing(server).await;
     asking_again_for_a_survey_is_not_a_conflict(server).await;
     a_queue_serves_named_categories(server).await;

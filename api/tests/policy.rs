@@ -355,7 +355,16 @@ fn policy_refusal(answer: &Value) -> Option<&Value> {
         .find(|e| !e["extensions"]["field"].is_null())
 }
 
-const SERVE: [&str; 4] = ["--workers", "none", "--rate-limit", "0"];
+/// Two root fields per mutation, above the default of one, so that the policy's judgement of
+/// a whole mutation request is tested too.
+const SERVE: [&str; 6] = [
+    "--workers",
+    "none",
+    "--rate-limit",
+    "0",
+    "--max-root-mutations",
+    "2",
+];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_role_times_every_operation() {
@@ -512,25 +521,25 @@ async fn scopes(server: &Server, desk: &Desk, exact: bool) {
         "{text}"
     );
     let search = format!(
-        "query {{ search(text: \"{}\", atLeast: \"{at}\") {{ total hits {{ conversation }} }} }}",
+        "query {{ search(text: \"{}\", atLeast: \"{at}\") {{ totalCount edges {{ node {{ conversation }} }} }} }}",
         desk.word
     );
     // The analyst sees everything: the index has the conversation.
     let all = server.gql(t("analyst"), &search, json!({})).await;
-    assert!(all["search"]["total"].as_i64().unwrap() > 0, "{all}");
+    assert!(all["search"]["totalCount"].as_i64().unwrap() > 0, "{all}");
     for who in ["agent b", "supervisor b"] {
         let found = server.gql(t(who), &search, json!({})).await;
-        assert_eq!(found["search"]["total"], 0, "{who}: {found}");
-        assert_eq!(found["search"]["hits"], json!([]), "{who}: {found}");
+        assert_eq!(found["search"]["totalCount"], 0, "{who}: {found}");
+        assert_eq!(found["search"]["edges"], json!([]), "{who}: {found}");
     }
     for who in ["agent", "supervisor"] {
         let found = server.gql(t(who), &search, json!({})).await;
         assert!(
-            found["search"]["hits"]
+            found["search"]["edges"]
                 .as_array()
                 .unwrap()
                 .iter()
-                .any(|h| h["conversation"] == c),
+                .any(|e| e["node"]["conversation"] == c),
             "{who}: {found}"
         );
     }
@@ -663,6 +672,7 @@ async fn scopes(server: &Server, desk: &Desk, exact: bool) {
     // One refused field refuses the whole request, through aliases and fragments.
     let before = written(server, exact).await;
     for query in [
+        "query($c: String!) { myConversation(id: $c) { status } ...S } fragment S on Query { ... on Query { figures: stats(group: TOTAL) { conversations } } }",
         "mutation($c: String!) { sendMessage(conversationId: $c, text: \"hi\") { id } setSwitch(switch: BOT, on: true, reason: \"r\") { position } }",
         "mutation($c: String!) { ok: sendMessage(conversationId: $c, text: \"hi\") { id } ...M } fragment M on Mutation { ... on Mutation { off: setSwitch(switch: BOT, on: true, reason: \"r\") { position } } }",
     ] {

@@ -528,6 +528,18 @@ impl View {
         log: &L,
         id: &str,
     ) -> Result<Option<ConversationView>, ProjectionError> {
+        self.conversation_from(log, id, Vec::new()).await
+    }
+
+    /// [`Self::conversation`] from the stream's events as a caller already read them (from
+    /// version 0, at any time): the prefix the summary row applied is used, and the stream
+    /// is read again only when they stop short of it.
+    pub async fn conversation_from<L: EventLog>(
+        &self,
+        log: &L,
+        id: &str,
+        mut events: Vec<RecordedEvent>,
+    ) -> Result<Option<ConversationView>, ProjectionError> {
         let Some(conversation) = self
             .select::<ConversationRow>("WHERE id = $1", vec![id.into()])
             .await?
@@ -541,8 +553,13 @@ impl View {
                 conversation.version
             ))
         })?;
-        let stream = StreamId::of(E::CATEGORY, id)?;
-        let events = read_stream_through(log, &stream, Some(through)).await?;
+        events.retain(|e| e.version <= through);
+        let whole = events.first().is_none_or(|e| e.version == 0)
+            && events.last().is_some_and(|e| e.version == through);
+        if !whole {
+            let stream = StreamId::of(E::CATEGORY, id)?;
+            events = read_stream_through(log, &stream, Some(through)).await?;
+        }
         Ok(Some(ConversationView::from_stream(conversation, events)))
     }
 

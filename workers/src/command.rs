@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use kefu_domain::{Decider, DomainError, DomainEvent};
 use kefu_eventlog::{
-    Appended, EventLog, ExpectedVersion, LogError, Metadata, NewEvent, StreamId, read_whole_stream,
+    Appended, EventLog, ExpectedVersion, LogError, Metadata, NewEvent, RecordedEvent, StreamId,
+    read_whole_stream,
 };
 use tracing::{debug, warn};
 
@@ -74,6 +75,30 @@ pub struct Loaded<D: Decider> {
     pub version: Option<u64>,
 }
 
+impl<D: Decider> Loaded<D> {
+    /// The fold one stored event further (its payload given apart, so the caller chooses
+    /// whether to keep the event).
+    fn evolve(
+        self,
+        stream: &StreamId,
+        e: &RecordedEvent,
+        payload: serde_json::Value,
+    ) -> Result<Self, CommandError> {
+        let event =
+            D::Event::decode(&e.event_type, e.schema_version, payload).map_err(|source| {
+                CommandError::Load {
+                    stream: stream.to_string(),
+                    version: e.version,
+                    source,
+                }
+            })?;
+        Ok(Loaded {
+            state: D::evolve(self.state, &event),
+            version: Some(e.version),
+        })
+    }
+}
+
 pub struct CommandService<L> {
     log: Arc<L>,
     max_attempts: u32,
@@ -109,21 +134,34 @@ impl<L: EventLog> CommandService<L> {
     pub async fn load<D: Decider>(&self, id: D::Id) -> Result<Loaded<D>, CommandError> {
         let stream = stream_of::<D>(id)?;
         let stored = read_whole_stream(&*self.log, &stream).await?;
-        let mut state = D::initial_state();
-        let mut version = None;
-        for e in stored {
-            let event =
-                D::Event::decode(&e.event_type, e.schema_version, e.payload).map_err(|source| {
-                    CommandError::Load {
-                        stream: stream.to_string(),
-                        version: e.version,
-                        source,
-                    }
-                })?;
-            state = D::evolve(state, &event);
-            version = Some(e.version);
+        let mut loaded = Loaded::<D> {
+            state: D::initial_state(),
+            version: None,
+        };
+        for mut e in stored {
+            let payload = std::mem::take(&mut e.payload);
+            loaded = loaded.evolve(&stream, &e, payload)?;
         }
-        Ok(Loaded { state, version })
+        Ok(loaded)
+    }
+
+    /// Folds the stream of `id` and hands back the events it read too, for a reader that
+    /// both decides on the state and shows the events (the desk's conversation read), so that
+    /// it reads the stream once.
+    pub async fn load_with_events<D: Decider>(
+        &self,
+        id: D::Id,
+    ) -> Result<(Loaded<D>, Vec<RecordedEvent>), CommandError> {
+        let stream = stream_of::<D>(id)?;
+        let stored = read_whole_stream(&*self.log, &stream).await?;
+        let mut loaded = Loaded::<D> {
+            state: D::initial_state(),
+            version: None,
+        };
+        for e in &stored {
+            loaded = loaded.evolve(&stream, e, e.payload.clone())?;
+        }
+        Ok((loaded, stored))
     }
 
     /// Decides `command` against the stream of `id` and appends the result.

@@ -32,7 +32,7 @@ use kefu_domain::ticket::{
     TicketStatus,
 };
 use kefu_domain::{Decider, DomainError};
-use kefu_eventlog::{EventLog, Metadata, Position};
+use kefu_eventlog::{EventLog, Metadata, Position, RecordedEvent};
 use uuid::Uuid;
 
 use crate::command::{CommandError, CommandService, Executed};
@@ -217,6 +217,19 @@ impl<L: EventLog> Desk<L> {
             .await?
             .state
             .snapshot(id))
+    }
+
+    /// The conversation's state and the events it was folded from (see
+    /// [`CommandService::load_with_events`]).
+    pub async fn conversation_with_events(
+        &self,
+        id: ConversationId,
+    ) -> Result<(ConversationSnapshot, Vec<RecordedEvent>), CommandError> {
+        let (loaded, events) = self
+            .commands
+            .load_with_events::<ConversationDecider>(id)
+            .await?;
+        Ok((loaded.state.snapshot(id), events))
     }
 
     // ---- switches ----

@@ -33,6 +33,8 @@ pub struct Shape {
     /// Fragment definitions in one document.
     pub max_fragments: usize,
     /// Root fields of a mutation: each is one decision and counts against the rate limit.
+    /// One by default, so that a refused request has written nothing: with more, each field
+    /// runs on its own and a refusal does not undo the fields before it.
     pub max_root_mutations: u64,
     /// Brackets (`{`, `[`, `(`) open at once in the text; the parser recurses on them.
     pub max_nesting: usize,
@@ -50,7 +52,7 @@ impl Default for Shape {
             max_nodes: 500,
             max_operations: 10,
             max_fragments: 100,
-            max_root_mutations: 10,
+            max_root_mutations: 1,
             max_nesting: 64,
             max_tokens: 10_000,
             max_query_bytes: 32 * 1024,
@@ -324,7 +326,7 @@ pub fn check_shape(
     });
     if admitted.root_mutations > shape.max_root_mutations {
         return Err(invalid(format!(
-            "the mutation has {} root fields; the limit is {} per request (--max-root-mutations)",
+            "the mutation has {} root fields; the limit is {} per request (--max-root-mutations), so that a refused request writes nothing: send each change in a request of its own",
             admitted.root_mutations, shape.max_root_mutations
         )));
     }

@@ -2,7 +2,7 @@
 //! schema against every role) and what each may see (the scope functions below). It is the
 //! only place that decides access:
 //!
-//! - before a request runs, [`Enforce`] checks every root field it selects (through aliases,
+//! - before a request runs, [`judge`] checks every root field it selects (through aliases,
 //!   fragment spreads and inline fragments) against the table, so a request is allowed or
 //!   refused whole and a refused one runs nothing;
 //! - resolvers ask the same table again ([`require`]) and then the scope of what they read or
@@ -16,21 +16,17 @@
 //! be probed; a role refused an operation outright gets `FORBIDDEN`.
 
 use std::collections::{BTreeSet, HashSet};
-use std::sync::{Arc, Mutex};
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest,
-    NextValidation,
-};
 use async_graphql::parser::types::{
     DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet,
 };
-use async_graphql::{Pos, Request, ServerError, ServerResult, ValidationResult, Variables};
+use async_graphql::{Pos, ServerError};
 use kefu_domain::agent::{Agent, AgentDecider, AgentState};
 use kefu_domain::conversation::{Conversation, ConversationSnapshot, Handling};
 use kefu_domain::ids::{AgentId, ConversationId, CustomerId, QueueId, Skill, TicketId};
 use kefu_domain::queue::{QueueDecider, QueueState, can_serve};
 use kefu_domain::ticket::{Ticket, TicketDecider, TicketSource, TicketState};
+use kefu_eventlog::RecordedEvent;
 use kefu_projections::search::SearchScope;
 use kefu_projections::tickets::TicketFilter;
 use uuid::Uuid;
@@ -279,7 +275,7 @@ pub fn decide(role: Role, root: Root, field: &str) -> Result<(), ApiError> {
 }
 
 /// A resolver's own check against the table (the request was checked whole already; this
-/// keeps a resolver safe on any schema built without [`Enforce`]).
+/// keeps a resolver safe wherever the schema runs without the boundary's [`judge`]).
 pub(crate) fn require<'c>(
     caller: &'c Caller,
     root: Root,
@@ -337,93 +333,44 @@ fn root_fields(
     Some((root, out))
 }
 
-/// The request-wide decision: installed on the schema, it refuses a request before anything
-/// runs when any root field it selects is not allowed to the caller's role. Fields under
-/// `@skip`/`@include` count too: a request is judged by everything it names.
-pub struct Enforce;
-
-impl ExtensionFactory for Enforce {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(EnforceRequest::default())
-    }
-}
-
-#[derive(Default)]
-struct EnforceRequest {
-    operation: Mutex<Option<String>>,
-    refusal: Mutex<Option<Vec<ServerError>>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // Nothing panics while holding these; a poisoned lock still holds a usable value.
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for EnforceRequest {
-    async fn prepare_request(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        request: Request,
-        next: NextPrepareRequest<'_>,
-    ) -> ServerResult<Request> {
-        *lock(&self.operation) = request.operation_name.clone();
-        next.run(ctx, request).await
-    }
-
-    async fn parse_query(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        query: &str,
-        variables: &Variables,
-        next: NextParseQuery<'_>,
-    ) -> ServerResult<ExecutableDocument> {
-        let doc = next.run(ctx, query, variables).await?;
-        let operation = lock(&self.operation).clone();
-        if let Some((root, fields)) = root_fields(&doc, operation.as_deref()) {
-            let role = ctx.data_opt::<Caller>().map(|c| c.principal.role);
-            let mut refused = Vec::new();
-            let mut judged = HashSet::new();
-            for (field, pos) in fields {
-                if !judged.insert(field.clone()) {
-                    continue;
-                }
-                let verdict = match role {
-                    Some(role) => decide(role, root, &field),
-                    None => Err(ApiError::Unauthenticated(
-                        "no bearer token: send `Authorization: Bearer <token>`".into(),
-                    )),
-                };
-                if let Err(e) = verdict {
-                    let mut error = async_graphql::Error::from(e).into_server_error(pos);
-                    error.message.push_str("; nothing in this request was run");
-                    // Names the operation refused, so a client (and the role matrix) can
-                    // tell the policy's refusal from a resolver's.
-                    error
-                        .extensions
-                        .get_or_insert_with(Default::default)
-                        .set("field", format!("{}.{field}", root.as_str()));
-                    refused.push(error);
-                }
-            }
-            if !refused.is_empty() {
-                *lock(&self.refusal) = Some(refused);
-            }
+/// The request-wide decision, taken by the boundary (`serve::admit`, HTTP and WebSocket
+/// alike) before anything runs: when any root field the request selects is not allowed to
+/// the caller's role, the request is refused whole, one FORBIDDEN error per field. Fields
+/// under `@skip`/`@include` count too: a request is judged by everything it names.
+///
+/// A name the table does not know is left to async-graphql's validation, which answers that
+/// the schema has no such field; a root field the schema has and the table lacks is refused
+/// by its resolver's [`require`] (and fails the role matrix, `api/tests/policy.rs`).
+pub fn judge(
+    doc: &ExecutableDocument,
+    operation: Option<&str>,
+    role: Role,
+) -> Result<(), Vec<ServerError>> {
+    let Some((root, fields)) = root_fields(doc, operation) else {
+        return Ok(());
+    };
+    let mut refused = Vec::new();
+    let mut judged = HashSet::new();
+    for (field, pos) in fields {
+        if !judged.insert(field.clone()) || rule_of(root, &field).is_none() {
+            continue;
         }
-        Ok(doc)
-    }
-
-    async fn validation(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextValidation<'_>,
-    ) -> Result<ValidationResult, Vec<ServerError>> {
-        // A request that is not valid GraphQL is told so first; a valid one is then judged.
-        let valid = next.run(ctx).await?;
-        match lock(&self.refusal).take() {
-            Some(refused) => Err(refused),
-            None => Ok(valid),
+        if let Err(e) = decide(role, root, &field) {
+            let mut error = async_graphql::Error::from(e).into_server_error(pos);
+            error.message.push_str("; nothing in this request was run");
+            // Names the operation refused, so a client (and the role matrix) can tell the
+            // policy's refusal from a resolver's.
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("field", format!("{}.{field}", root.as_str()));
+            refused.push(error);
         }
+    }
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(refused)
     }
 }
 
@@ -461,8 +408,29 @@ pub(crate) async fn conversation(
     caller: &Caller,
     id: ConversationId,
 ) -> Result<Box<Conversation>, ApiError> {
+    may_see_conversation(api, caller, id, api.desk.conversation(id).await?).await
+}
+
+/// [`conversation`], keeping the events the decision was folded from, for a read that
+/// shows them: the stream is read once.
+pub(crate) async fn conversation_events(
+    api: &Api,
+    caller: &Caller,
+    id: ConversationId,
+) -> Result<Vec<RecordedEvent>, ApiError> {
+    let (snapshot, events) = api.desk.conversation_with_events(id).await?;
+    may_see_conversation(api, caller, id, snapshot).await?;
+    Ok(events)
+}
+
+async fn may_see_conversation(
+    api: &Api,
+    caller: &Caller,
+    id: ConversationId,
+    snapshot: ConversationSnapshot,
+) -> Result<Box<Conversation>, ApiError> {
     let not_found = || ApiError::NotFound(format!("no conversation {id} that you may see"));
-    let ConversationSnapshot::Known(conv) = api.desk.conversation(id).await? else {
+    let ConversationSnapshot::Known(conv) = snapshot else {
         return Err(not_found());
     };
     let p = &caller.principal;

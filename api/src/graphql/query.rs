@@ -7,14 +7,14 @@ use chrono::{DateTime, Duration, Utc};
 use kefu_domain::ids::{AgentId, ConversationId, QueueId, TicketId};
 use kefu_eventlog::{EventLog, StreamId};
 use kefu_projections::conversations::ConversationFilter;
-use kefu_projections::search::{ConversationStatus, DocKind, DocStatus, SearchRequest};
-use kefu_projections::stats::{StatsFilter, StatsGroup};
+use kefu_projections::search::{DocStatus, MAX_OFFSET as MAX_SEARCH_OFFSET, SearchRequest};
+use kefu_projections::stats::StatsFilter;
 use kefu_projections::tickets::TicketFilter;
 
 use super::policy::{self, Root, require};
 use super::types::{
     AuditEntry, Event, FaultState, FaultTarget, Forecast, ForecastHour, Me, ProbeRunResult,
-    SearchHit, SearchResults, SwitchState,
+    SearchHit, SearchKind, StatsGroup, SwitchState,
 };
 use super::views::{
     self, Conversation, CustomerConversation, CustomerTicket, Node, NodeKind, Queue, StatisticsRow,
@@ -47,7 +47,7 @@ async fn conversation_view(
     at_least: Option<&str>,
 ) -> Result<kefu_projections::conversations::ConversationView, ApiError> {
     let conversation = ConversationId::from_uuid(uuid("id", id)?);
-    policy::conversation(api, caller, conversation).await?;
+    let events = policy::conversation_events(api, caller, conversation).await?;
     caught_up(api, at_least).await?;
     let view = api
         .read
@@ -55,7 +55,7 @@ async fn conversation_view(
         .await
         .map_err(ApiError::from)?;
     let found = view
-        .conversation(&*api.log, &conversation.to_string())
+        .conversation_from(&*api.log, &conversation.to_string(), events)
         .await
         .map_err(ApiError::from)?
         .ok_or_else(|| ApiError::NotFound(format!("no conversation {id} in the read model yet")))?;
@@ -130,7 +130,7 @@ impl Query {
     async fn me(&self, ctx: &Context<'_>) -> Result<Me> {
         let p = &caller(ctx)?.principal;
         Ok(Me {
-            role: p.role.to_string(),
+            role: p.role,
             id: p.id.clone(),
             queues: p.queues.iter().cloned().collect(),
         })
@@ -434,14 +434,14 @@ impl Query {
         Ok(CustomerTicket::of_view(ticket)?)
     }
 
-    /// Service and satisfaction statistics. `group`: day, hour, queue, agent, handled_by,
-    /// scenario, channel, business_line or handoff_reason. `generation` reads an as-of build
+    /// Service and satisfaction statistics, one row per value of `group`. `generation` reads
+    /// an as-of build
     /// (`kefu replay --as-of`).
     #[allow(clippy::too_many_arguments)]
     async fn stats(
         &self,
         ctx: &Context<'_>,
-        group: String,
+        group: StatsGroup,
         queue: Option<String>,
         agent: Option<String>,
         handled_by: Option<String>,
@@ -465,7 +465,7 @@ impl Query {
             ))
             .into());
         }
-        let group = StatsGroup::parse(&group).map_err(ApiError::from)?;
+        let group = kefu_projections::stats::StatsGroup::from(group);
         let filter = StatsFilter {
             queue,
             agent,
@@ -490,40 +490,42 @@ impl Query {
     }
 
     /// Full-text search over messages, conversations, tickets and the knowledge base
-    /// (Chinese and English). `kinds`: message, conversation, ticket, knowledge.
+    /// (Chinese and English), best first. Only what the caller may see is searched, so
+    /// `totalCount` counts nothing else. A cursor is where the next page starts.
     #[allow(clippy::too_many_arguments)]
     async fn search(
         &self,
         ctx: &Context<'_>,
         text: String,
-        kinds: Option<Vec<String>>,
+        kinds: Option<Vec<SearchKind>>,
         queue: Option<String>,
         agent: Option<String>,
-        status: Option<String>,
+        status: Option<views::ConversationStatus>,
         from: Option<DateTime<Utc>>,
         to: Option<DateTime<Utc>>,
         first: Option<i32>,
-        offset: Option<i32>,
+        after: Option<String>,
         at_least: Option<String>,
-    ) -> Result<SearchResults> {
+    ) -> Result<Connection<String, SearchHit, Total>> {
         let (api, caller) = (api(ctx), caller(ctx)?);
         require(caller, Root::Query, "search")?;
-        let mut request = SearchRequest::new(text).page(
-            page_size(first)?,
-            usize::try_from(offset.unwrap_or(0))
-                .map_err(|_| ApiError::Validation("offset: must not be negative".into()))?,
-        );
-        request = request.scope(policy::search_scope(api, caller).await?);
-        for k in kinds.unwrap_or_default() {
-            let kind = DocKind::ALL
-                .into_iter()
-                .find(|d| d.as_str() == k)
+        let start = match after.as_deref() {
+            None => 0,
+            Some(cursor) => cursor
+                .parse::<usize>()
+                .ok()
+                .filter(|&n| n <= MAX_SEARCH_OFFSET)
                 .ok_or_else(|| {
                     ApiError::Validation(format!(
-                        "kinds: {k:?} is not one of message, conversation, ticket, knowledge"
+                        "after: {cursor:?} is not a cursor this search gave (at most \
+                         {MAX_SEARCH_OFFSET} hits are paged through)"
                     ))
-                })?;
-            request = request.kind(kind);
+                })?,
+        };
+        let mut request = SearchRequest::new(text).page(page_size(first)?, start);
+        request = request.scope(policy::search_scope(api, caller).await?);
+        for kind in kinds.unwrap_or_default() {
+            request = request.kind(kind.into());
         }
         if let Some(q) = queue {
             request = request.queue(QueueId::from_uuid(uuid("queue", &q)?));
@@ -532,15 +534,7 @@ impl Query {
             request = request.agent(AgentId::from_uuid(uuid("agent", &a)?));
         }
         if let Some(s) = status {
-            let status = ConversationStatus::ALL
-                .into_iter()
-                .find(|c| c.as_str() == s)
-                .ok_or_else(|| {
-                    ApiError::Validation(format!(
-                        "status: {s:?} is not one of bot, awaiting_human, queued, with_agent, closed"
-                    ))
-                })?;
-            request = request.status(DocStatus::Conversation(status));
+            request = request.status(DocStatus::Conversation(s.into()));
         }
         // The request's fields are public; its builder has no `until` alone.
         request.from = from;
@@ -553,13 +547,19 @@ impl Query {
             .await
             .map_err(|e| ApiError::Unavailable(format!("search failed: {e}")))?
             .map_err(ApiError::from)?;
-        Ok(SearchResults {
-            total: i64::try_from(results.total).unwrap_or(i64::MAX),
-            hits: results
-                .hits
-                .into_iter()
-                .map(|h| SearchHit {
-                    kind: h.kind.as_str().to_owned(),
+        let end = start + results.hits.len();
+        let page = kefu_projections::view::Page {
+            items: results.hits.into_iter().enumerate().collect(),
+            next: (end < results.total).then(|| end.to_string()),
+        };
+        Ok(connection(
+            start > 0,
+            page,
+            i64::try_from(results.total).unwrap_or(i64::MAX),
+            |(i, _)| (start + i + 1).to_string(),
+            |(_, h)| {
+                Ok(SearchHit {
+                    kind: h.kind.into(),
                     conversation: h.conversation.map(|c| c.to_string()),
                     message: h.message.map(|m| m.to_string()),
                     ticket: h.ticket.map(|t| t.to_string()),
@@ -568,12 +568,19 @@ impl Query {
                     time: h.time,
                     queue: h.queue.map(|q| q.to_string()),
                     agent: h.agent.map(|a| a.to_string()),
-                    status: h.status.map(|s| s.as_str().to_owned()),
+                    conversation_status: match h.status {
+                        Some(DocStatus::Conversation(c)) => Some(c.into()),
+                        _ => None,
+                    },
+                    ticket_status: match h.status {
+                        Some(DocStatus::Ticket(t)) => Some(t.into()),
+                        _ => None,
+                    },
                     internal: h.internal,
                     snippet: h.snippet.to_html(),
                 })
-                .collect(),
-        })
+            },
+        )?)
     }
 
     /// Hourly conversation volume forecast for a queue (or all arrivals), from the last

@@ -133,11 +133,44 @@ pub struct AuditEntry {
     pub event: Event,
 }
 
+/// What a search hit is.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "kefu_projections::search::DocKind")]
+pub enum SearchKind {
+    /// One turn of a conversation or an internal note.
+    Message,
+    /// A whole conversation.
+    Conversation,
+    Ticket,
+    /// A knowledge-base (FAQ) entry.
+    Knowledge,
+}
+
+/// How statistics are grouped: one row per value.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "kefu_projections::stats::StatsGroup")]
+pub enum StatsGroup {
+    /// One row over everything that matches.
+    Total,
+    /// Local calendar days (`utcOffsetMinutes`).
+    Day,
+    /// Local hours (`utcOffsetMinutes`).
+    Hour,
+    Queue,
+    /// The conversation's agent.
+    Agent,
+    /// `bot` or `human`.
+    HandledBy,
+    Scenario,
+    Channel,
+    BusinessLine,
+    HandoffReason,
+}
+
 /// One search hit.
 #[derive(SimpleObject, Debug, Clone)]
 pub struct SearchHit {
-    /// message, conversation, ticket or knowledge.
-    pub kind: String,
+    pub kind: SearchKind,
     pub conversation: Option<String>,
     pub message: Option<String>,
     pub ticket: Option<String>,
@@ -146,22 +179,19 @@ pub struct SearchHit {
     pub time: DateTime<Utc>,
     pub queue: Option<String>,
     pub agent: Option<String>,
-    pub status: Option<String>,
+    /// A conversation's or message's conversation status, as last indexed.
+    pub conversation_status: Option<super::views::ConversationStatus>,
+    /// A ticket's status, as last indexed.
+    pub ticket_status: Option<TicketStatus>,
     pub internal: bool,
     /// The best passage, with matches wrapped in `<b>…</b>` (text HTML-escaped).
     pub snippet: String,
 }
 
-#[derive(SimpleObject, Debug, Clone)]
-pub struct SearchResults {
-    pub total: i64,
-    pub hits: Vec<SearchHit>,
-}
-
 /// The caller, as their token says.
 #[derive(SimpleObject, Debug, Clone)]
 pub struct Me {
-    pub role: String,
+    pub role: crate::auth::Role,
     pub id: String,
     pub queues: Vec<String>,
 }

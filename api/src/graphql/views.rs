@@ -161,6 +161,7 @@ impl<V> Lazy<V> {
 
 /// Where a conversation stands.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+#[graphql(remote = "kefu_projections::search::ConversationStatus")]
 pub enum ConversationStatus {
     /// The bot is answering.
     Bot,

@@ -38,6 +38,8 @@ pub async fn postgres_store() -> Option<(String, String)> {
 pub struct Server {
     child: Child,
     pub addr: String,
+    /// The start-up line that tells a newcomer where GraphiQL is and how to get a token.
+    pub welcome: String,
     dir: tempfile::TempDir,
 }
 
@@ -72,15 +74,19 @@ impl Server {
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let mut sent = false;
+            let (mut addr, mut sent) = (None, false);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if !sent && let Some(at) = line.find("listen=") {
-                    let addr = line[at + 7..]
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or("")
-                        .to_owned();
-                    let _ = tx.send(Ok(addr));
+                if addr.is_none()
+                    && let Some(at) = line.find("listen=")
+                {
+                    addr = line[at + 7..].split_whitespace().next().map(str::to_owned);
+                }
+                // The welcome line is logged right after the address.
+                if !sent
+                    && line.contains("GraphiQL:")
+                    && let Some(addr) = addr.clone()
+                {
+                    let _ = tx.send(Ok((addr, line.clone())));
                     sent = true;
                 }
                 if line.contains("ERROR") || line.starts_with("error:") {
@@ -88,12 +94,17 @@ impl Server {
                 }
             }
         });
-        let addr = match rx.recv_timeout(HANG) {
-            Ok(Ok(addr)) => addr,
+        let (addr, welcome) = match rx.recv_timeout(HANG) {
+            Ok(Ok(started)) => started,
             Ok(Err(line)) => panic!("kefu serve failed: {line}"),
             Err(_) => panic!("kefu serve did not start"),
         };
-        Server { child, addr, dir }
+        Server {
+            child,
+            addr,
+            welcome,
+            dir,
+        }
     }
 
     pub fn token(&self, role: &str, id: &str, queues: &[&str]) -> String {
