@@ -407,7 +407,7 @@ async fn matrix(server: &Server, exact: bool) {
         "admin",
         "integration",
     ];
-    let mut cells = 0;
+    let (mut cells, mut ws_cells) = (0, 0);
     for role in roles {
         let token = &desk.tokens[role];
         let (refused, allowed): (Vec<&Operation>, Vec<&Operation>) = operations
@@ -415,7 +415,7 @@ async fn matrix(server: &Server, exact: bool) {
             .partition(|o| !expected[format!("{}.{}", o.root, o.field).as_str()].contains(&role));
         // Refused cells first, with the log head read around them: none of them writes.
         let before = written(server, exact).await;
-        for op in refused {
+        for op in &refused {
             let (status, _, answer) = server
                 .gql_full(Some(token), &[], &op.document, json!({}))
                 .await;
@@ -428,7 +428,28 @@ async fn matrix(server: &Server, exact: bool) {
                 "{answer}"
             );
             assert!(answer["data"].is_null(), "{answer}");
+            assert_eq!(status, 403, "{answer}");
             cells += 1;
+        }
+        // The same cells over WebSocket, where every operation passes the same boundary.
+        for op in &refused {
+            let mut ws = server.subscribe(token, &op.document, json!({})).await;
+            let m = ws.next().await;
+            let answer = if m["type"] == "error" {
+                json!({ "errors": m["payload"] })
+            } else {
+                m.clone()
+            };
+            let error = policy_refusal(&answer).unwrap_or_else(|| {
+                panic!("a {role} ran {} over WebSocket: {m}", op.document)
+            });
+            assert_eq!(error["extensions"]["code"], "FORBIDDEN", "{m}");
+            assert_eq!(
+                error["extensions"]["field"],
+                format!("{}.{}", op.root, op.field),
+                "{m}"
+            );
+            ws_cells += 1;
         }
         assert_eq!(
             written(server, exact).await,
@@ -479,6 +500,7 @@ async fn matrix(server: &Server, exact: bool) {
         "an unauthenticated cell wrote"
     );
     assert_eq!(cells, operations.len() * (roles.len() + 3));
+    assert!(ws_cells > operations.len(), "{ws_cells} refused cells over WebSocket");
     scopes(server, &desk, exact).await;
 }
 
