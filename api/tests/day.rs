@@ -1421,11 +1421,11 @@ impl Day {
             .server
             .gql(
                 &self.admin,
-                "query($p: String) { queues(atLeast: $p) { waitingCount waiting { conversation } } }",
+                "query($p: String) { queues(atLeast: $p) { nodes { waitingCount waiting { conversation } } } }",
                 json!({ "p": at }),
             )
             .await;
-        for queue in queues["queues"].as_array().unwrap() {
+        for queue in queues["queues"]["nodes"].as_array().unwrap() {
             assert_eq!(
                 (&queue["waitingCount"], &queue["waiting"]),
                 (&json!(0), &json!([])),

@@ -233,11 +233,11 @@ async fn scripted_day(server: &Server, workers: bool) {
         let queues = server
             .gql(
                 &agent_token,
-                "query($p: String) { queues(atLeast: $p) { uuid waiting { conversation placeInLine } } }",
+                "query($p: String) { queues(atLeast: $p) { totalCount nodes { uuid waiting { conversation placeInLine } } } }",
                 json!({ "p": routed_at }),
             )
             .await;
-        let ours = queues["queues"]
+        let ours = queues["queues"]["nodes"]
             .as_array()
             .unwrap()
             .iter()

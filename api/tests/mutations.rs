@@ -340,6 +340,51 @@ async fn a_queue_serves_named_categories(server: &Server) {
     assert!(message.contains("categor"), "{message}");
 }
 
+/// `queues` is a Relay connection: pages follow each other without a gap or a repeat, the
+/// total counts every queue, and a cursor it never gave is refused by name.
+async fn queues_page_by_cursor(server: &Server) {
+    let admin = server.token("admin", "ops", &[]);
+    let mut at = String::new();
+    for i in 0..3 {
+        let defined = server
+            .gql(
+                &admin,
+                "mutation($n: String!) { defineQueue(input: {name: $n, categories: [\"logistics\"], firstResponseSecs: 60, resolutionSecs: 3600}) { id position } }",
+                json!({ "n": format!("分页 {i} {}", Uuid::now_v7()) }),
+            )
+            .await;
+        at = defined["defineQueue"]["position"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    }
+    let page = "query($p: String, $after: String) { queues(first: 2, after: $after, atLeast: $p) { totalCount pageInfo { hasNextPage endCursor } nodes { uuid } } }";
+    let mut seen = Vec::new();
+    let mut after = Value::Null;
+    let total = loop {
+        let answer = server
+            .gql(&admin, page, json!({ "p": at, "after": after }))
+            .await;
+        let queues = &answer["queues"];
+        let nodes = queues["nodes"].as_array().unwrap();
+        assert!(nodes.len() <= 2, "{answer}");
+        seen.extend(nodes.iter().map(|n| n["uuid"].as_str().unwrap().to_owned()));
+        if queues["pageInfo"]["hasNextPage"] != true {
+            break queues["totalCount"].as_i64().unwrap();
+        }
+        after = queues["pageInfo"]["endCursor"].clone();
+    };
+    assert!(total >= 3, "{total}");
+    assert_eq!(seen.len() as i64, total, "every queue once: {seen:?}");
+    let unique: std::collections::HashSet<_> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "no queue twice: {seen:?}");
+    let (code, message) = server
+        .gql_error(&admin, page, json!({ "p": at, "after": "no-such-queue" }))
+        .await;
+    assert_eq!(code, "VALIDATION", "{message}");
+    assert!(message.contains("after"), "{message}");
+}
+
 /// A request is one decision: a mutation that names a second root field is refused before
 /// anything runs, so an allowed field cannot be written beside a refused one.
 async fn a_second_mutation_field_is_refused_whole(server: &Server) {
@@ -396,6 +441,7 @@ async fn a_second_mutation_field_is_refused_whole(server: &Server) {
 }
 
 async fn all(server: &Server) {
+    queues_page_by_cursor(server).await;
     a_second_mutation_field_is_refused_whole(server).await;
     a_refused_update_writes_nothing(server).await;
     asking_again_for_a_survey_is_not_a_conflict(server).await;

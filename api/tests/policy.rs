@@ -440,9 +440,8 @@ async fn matrix(server: &Server, exact: bool) {
             } else {
                 m.clone()
             };
-            let error = policy_refusal(&answer).unwrap_or_else(|| {
-                panic!("a {role} ran {} over WebSocket: {m}", op.document)
-            });
+            let error = policy_refusal(&answer)
+                .unwrap_or_else(|| panic!("a {role} ran {} over WebSocket: {m}", op.document));
             assert_eq!(error["extensions"]["code"], "FORBIDDEN", "{m}");
             assert_eq!(
                 error["extensions"]["field"],
@@ -500,7 +499,10 @@ async fn matrix(server: &Server, exact: bool) {
         "an unauthenticated cell wrote"
     );
     assert_eq!(cells, operations.len() * (roles.len() + 3));
-    assert!(ws_cells > operations.len(), "{ws_cells} refused cells over WebSocket");
+    assert!(
+        ws_cells > operations.len(),
+        "{ws_cells} refused cells over WebSocket"
+    );
     scopes(server, &desk, exact).await;
 }
 
@@ -529,7 +531,7 @@ async fn scopes(server: &Server, desk: &Desk, exact: bool) {
         .await;
 
     // ...nor see queue a in the queues, nor find the conversation by search, totals included.
-    let list = "query($p: String) { queues(atLeast: $p) { uuid waiting { conversation } } }";
+    let list = "query($p: String) { queues(atLeast: $p) { totalCount nodes { uuid waiting { conversation } } } }";
     let queues = server.gql(t("agent b"), list, json!({ "p": at })).await;
     let text = queues.to_string();
     assert!(

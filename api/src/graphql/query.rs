@@ -160,12 +160,16 @@ impl Query {
                 .ticket(ctx, bare, None)
                 .await
                 .map(|t| Node::Ticket(Box::new(t))),
-            NodeKind::Queue => self.queues(ctx, Some(bare), None).await.and_then(|qs| {
-                qs.into_iter()
-                    .next()
-                    .map(|q| Node::Queue(Box::new(q)))
-                    .ok_or_else(|| not_found().into())
-            }),
+            NodeKind::Queue => self
+                .queues(ctx, Some(bare), None, None, None)
+                .await
+                .and_then(|qs| {
+                    qs.edges
+                        .into_iter()
+                        .next()
+                        .map(|q| Node::Queue(Box::new(q.node)))
+                        .ok_or_else(|| not_found().into())
+                }),
             NodeKind::Agent => self
                 .workbench(ctx, Some(bare), None)
                 .await
@@ -293,13 +297,16 @@ impl Query {
         )?)
     }
 
-    /// Every queue (or the one `queue` names) with its live figures and waiting list.
+    /// The queues the caller may see (or the one `queue` names), by priority then name,
+    /// with their live figures and waiting lists. A cursor is a queue's id.
     async fn queues(
         &self,
         ctx: &Context<'_>,
         queue: Option<String>,
+        first: Option<i32>,
+        after: Option<String>,
         at_least: Option<String>,
-    ) -> Result<Vec<Queue>> {
+    ) -> Result<Connection<String, Queue, Total>> {
         let (api, caller) = (api(ctx), caller(ctx)?);
         require(caller, Root::Query, "queues")?;
         caught_up(api, at_least.as_deref()).await?;
@@ -313,11 +320,38 @@ impl Query {
             .await
             .map_err(ApiError::from)?;
         waiting.retain(|w| scope.admits(&w.entry.queue));
-        Ok(counts
-            .into_iter()
-            .filter(|c| queue.as_ref().is_none_or(|q| *q == c.queue.id))
-            .map(|c| Queue::of(c, &waiting))
-            .collect::<Result<_, _>>()?)
+        counts.retain(|c| queue.as_ref().is_none_or(|q| *q == c.queue.id));
+        let total = i64::try_from(counts.len()).unwrap_or(i64::MAX);
+        let start = match after.as_deref() {
+            None => 0,
+            Some(cursor) => {
+                counts
+                    .iter()
+                    .position(|c| c.queue.id == cursor)
+                    .ok_or_else(|| {
+                        ApiError::Validation(format!(
+                            "after: {cursor:?} is not a queue of this listing"
+                        ))
+                    })?
+                    + 1
+            }
+        };
+        let size = page_size(first)?;
+        let more = counts.len() > start + size;
+        let items: Vec<_> = counts.into_iter().skip(start).take(size).collect();
+        let page = kefu_projections::view::Page {
+            next: more
+                .then(|| items.last().map(|c| c.queue.id.clone()))
+                .flatten(),
+            items,
+        };
+        Ok(connection(
+            start > 0,
+            page,
+            total,
+            |c| c.queue.id.clone(),
+            |c| Queue::of(c, &waiting),
+        )?)
     }
 
     /// An agent's chats and free seats. Agents see their own.
