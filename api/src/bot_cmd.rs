@@ -29,6 +29,8 @@ pub enum EvalCommand {
         train: PathBuf,
         #[arg(long)]
         test: PathBuf,
+        #[command(flatten)]
+        out: PredictionsArg,
     },
     /// Build the bot on a KB and ask it every query ({"text","answer_id"}): P@1, MRR@10, and
     /// the shares answered, clarified and handed over.
@@ -42,13 +44,36 @@ pub enum EvalCommand {
         model: Option<PathBuf>,
         #[command(flatten)]
         thresholds: ThresholdArgs,
+        #[command(flatten)]
+        out: PredictionsArg,
     },
     /// Polarity sign accuracy and F1, label accuracy and F1, and correlation with the gold
     /// score ({"text","polarity"} and/or {"text","label"}).
     Emotion {
         #[arg(long)]
         test: PathBuf,
+        #[command(flatten)]
+        out: PredictionsArg,
     },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PredictionsArg {
+    /// Also write one JSON line per example to this file: {"text","gold","prediction","score"}
+    /// (and for the FAQ "decision" and "gold_rank", for emotion "gold_polarity"), to score
+    /// kefu with other tools.
+    #[arg(long, value_name = "FILE")]
+    pub predictions: Option<PathBuf>,
+}
+
+impl PredictionsArg {
+    fn write(&self, predictions: &[eval::Prediction]) -> Result<()> {
+        let Some(path) = &self.predictions else {
+            return Ok(());
+        };
+        std::fs::write(path, eval::predictions_jsonl(predictions))
+            .with_context(|| format!("cannot write {}", path.display()))
+    }
 }
 
 /// The bot's decision thresholds (configuration: flags or environment).
@@ -126,10 +151,11 @@ fn print_last<T: Serialize>(summary: &str, figures: &T) -> Result<()> {
 
 pub fn eval(cmd: EvalCommand) -> Result<()> {
     match cmd {
-        EvalCommand::Intents { train, test } => {
+        EvalCommand::Intents { train, test, out } => {
             let train: Vec<Labelled> = jsonl(&train)?;
             let test: Vec<Labelled> = jsonl(&test)?;
             let r = eval::eval_intents(&train, &test)?;
+            out.write(&r.predictions)?;
             print_last(
                 &format!(
                     "intents: {} test examples, accuracy {:.4}, macro-F1 {:.4}",
@@ -143,11 +169,13 @@ pub fn eval(cmd: EvalCommand) -> Result<()> {
             queries,
             model,
             thresholds,
+            out,
         } => {
             let entries: Vec<Entry> = kb_file(&kb)?.iter().map(Entry::from).collect();
             let queries: Vec<FaqQuery> = jsonl(&queries)?;
             let model = model.map(|m| load_model(&m)).transpose()?;
             let r = eval::eval_faq(entries, &queries, model, thresholds.thresholds())?;
+            out.write(&r.predictions)?;
             let o = &r.overall;
             print_last(
                 &format!(
@@ -157,9 +185,10 @@ pub fn eval(cmd: EvalCommand) -> Result<()> {
                 &r,
             )
         }
-        EvalCommand::Emotion { test } => {
+        EvalCommand::Emotion { test, out } => {
             let test: Vec<EmotionExample> = jsonl(&test)?;
             let r = eval::eval_emotion(&test)?;
+            out.write(&r.predictions)?;
             let o = &r.overall;
             print_last(
                 &format!(

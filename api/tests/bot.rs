@@ -234,9 +234,16 @@ fn evaluations_print_their_figures_last() {
             &queries,
             "--model",
             model.to_str().unwrap(),
+            "--predictions",
+            d.join("faq.jsonl").to_str().unwrap(),
         ],
     ));
     assert_eq!(r["p_at_1"], 1.0, "{r}");
+    let faq: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("faq.jsonl")).unwrap()).unwrap();
+    assert_eq!(faq["gold"], "zh-shipping-001");
+    assert_eq!(faq["prediction"], "zh-shipping-001");
+    assert_eq!(faq["gold_rank"], 0);
     assert_eq!(r["model_version"], trained["version"]);
 
     let emotion = write(
@@ -244,9 +251,33 @@ fn evaluations_print_their_figures_last() {
         r#"{"text":"terrible service!!!","label":"angry"}
 {"text":"thanks, very helpful","polarity":0.8}"#,
     );
-    let r = last_json(&kefu(d, &["eval", "emotion", "--test", &emotion]));
+    let predictions = d.join("predictions.jsonl");
+    let r = last_json(&kefu(
+        d,
+        &[
+            "eval",
+            "emotion",
+            "--test",
+            &emotion,
+            "--predictions",
+            predictions.to_str().unwrap(),
+        ],
+    ));
     assert_eq!(r["examples"], 2);
     assert_eq!(r["sign_accuracy"], 1.0, "{r}");
+    let written: Vec<serde_json::Value> = std::fs::read_to_string(&predictions)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(written.len(), 2);
+    assert_eq!(written[0]["text"], "terrible service!!!");
+    assert_eq!(written[0]["gold"], "angry");
+    assert_eq!(written[0]["prediction"], "angry");
+    assert!(written[0]["score"].as_f64().unwrap() < -0.1);
+    assert_eq!(written[1]["gold"], serde_json::Value::Null);
+    assert_eq!(written[1]["gold_polarity"], 0.8);
+    assert!(written[1]["score"].as_f64().unwrap() > 0.1);
 
     let bad = write("bad.jsonl", "{\"text\":\"x\"}\n");
     let out = kefu(d, &["eval", "emotion", "--test", &bad]);

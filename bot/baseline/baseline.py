@@ -5,7 +5,8 @@
   + logistic regression, trained on intents-train, scored on intents-test;
 - FAQ matching: the same pipeline trained to map every KB question and paraphrase to its
   entry id, scored on faq-queries (P@1, MRR@10);
-- English polarity: VADER (vaderSentiment), compound score, on emotion-en-test.
+- English polarity: VADER (vaderSentiment), compound score, on emotion-en-test (chat lines) and
+  emotion-en-reviews (product-review lines written and labelled by hand for kefu).
 
 Signs use the same rule as `kefu eval emotion`: above 0.1 positive, below -0.1 negative, else
 neutral (VADER's own convention is +-0.05; both are printed).
@@ -83,17 +84,22 @@ def sign(x, band):
     return 1 if x > band else (-1 if x < -band else 0)
 
 
-def vader():
-    test = jsonl(DATA / "emotion-en-test.jsonl")
+def vader(name):
+    test = jsonl(DATA / name)
     analyzer = SentimentIntensityAnalyzer()
     scores = [analyzer.polarity_scores(t["text"])["compound"] for t in test]
     gold = [t["polarity"] for t in test]
     out = {"correlation": round(float(np.corrcoef(gold, scores)[0, 1]), 4)}
-    for band, name in [(0.1, ""), (0.05, "_vader_band")]:
+    for band, suffix in [(0.1, ""), (0.05, "_vader_band")]:
         g = [sign(x, 0.1) for x in gold]
         p = [sign(x, band) for x in scores]
-        out["sign_accuracy" + name] = round(accuracy_score(g, p), 4)
-        out["sign_macro_f1" + name] = round(float(f1_score(g, p, average="macro")), 4)
+        out["sign_accuracy" + suffix] = round(accuracy_score(g, p), 4)
+        out["sign_macro_f1" + suffix] = round(float(f1_score(g, p, average="macro")), 4)
+        # Over the lines whose gold is positive or negative, the mean F1 of those two signs
+        # (a neutral guess is a miss): kefu's sign_f1_non_neutral.
+        kept = [(a, b) for a, b in zip(g, p) if a != 0]
+        out["sign_f1_non_neutral" + suffix] = round(float(f1_score(
+            [a for a, _ in kept], [b for _, b in kept], labels=[-1, 1], average="macro")), 4)
     return out
 
 
@@ -112,7 +118,9 @@ def main():
                  "--test", d + "intents-test.jsonl")
     k_faq = kefu("eval", "faq", "--kb", d + "demo-kb.jsonl", "--queries", d + "faq-queries.jsonl")
     k_emo = kefu("eval", "emotion", "--test", d + "emotion-en-test.jsonl")
-    b_int, b_faq, b_emo = intents(), faq(), vader()
+    k_rev = kefu("eval", "emotion", "--test", d + "emotion-en-reviews.jsonl")
+    b_int, b_faq = intents(), faq()
+    b_emo, b_rev = vader("emotion-en-test.jsonl"), vader("emotion-en-reviews.jsonl")
     rows = [
         ("intents accuracy", b_int["accuracy"], k_int["accuracy"]),
         ("intents macro-F1", b_int["macro_f1"], k_int["macro_f1"]),
@@ -121,15 +129,19 @@ def main():
         ("en polarity sign accuracy", b_emo["sign_accuracy"], k_emo["sign_accuracy"]),
         ("en polarity sign macro-F1", b_emo["sign_macro_f1"], k_emo["sign_macro_f1"]),
         ("en polarity correlation", b_emo["correlation"], k_emo.get("correlation")),
+        ("en chat sign F1 non-neutral", b_emo["sign_f1_non_neutral"], k_emo["sign_f1_non_neutral"]),
+        ("en reviews correlation", b_rev["correlation"], k_rev.get("correlation")),
+        ("en reviews sign accuracy", b_rev["sign_accuracy"], k_rev["sign_accuracy"]),
+        ("en reviews sign F1 non-neutral", b_rev["sign_f1_non_neutral"], k_rev["sign_f1_non_neutral"]),
     ]
-    print(f"{'figure':<28}{'baseline':>10}{'kefu':>10}")
+    print(f"{'figure':<32}{'baseline':>10}{'kefu':>10}")
     for name, b, k in rows:
-        print(f"{name:<28}{b:>10.4f}{k:>10.4f}")
+        print(f"{name:<32}{b:>10.4f}{k:>10.4f}")
     print(f"(VADER with its own +-0.05 band: sign accuracy {b_emo['sign_accuracy_vader_band']}, "
           f"sign macro-F1 {b_emo['sign_macro_f1_vader_band']})")
     print(json.dumps({
-        "baseline": {"intents": b_int, "faq": b_faq, "emotion_en": b_emo},
-        "kefu": {"intents": k_int, "faq": k_faq, "emotion_en": k_emo},
+        "baseline": {"intents": b_int, "faq": b_faq, "emotion_en": b_emo, "reviews_en": b_rev},
+        "kefu": {"intents": k_int, "faq": k_faq, "emotion_en": k_emo, "reviews_en": k_rev},
     }, ensure_ascii=False))
     return 0
 

@@ -48,6 +48,39 @@ pub struct EmotionExample {
     pub label: Option<String>,
 }
 
+/// One example as kefu saw it, for `kefu eval … --predictions FILE` (one JSON line each), so
+/// anyone can score kefu with their own tools.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prediction {
+    pub text: String,
+    /// The gold label (intent, KB entry id, mood); `None` for an emotion line with only a score.
+    pub gold: Option<String>,
+    /// kefu's label (best intent, top KB entry, mood); `None` when the bot found no entry.
+    pub prediction: Option<String>,
+    /// kefu's score for its prediction: the intent's probability, the FAQ's calibrated
+    /// confidence, the emotion's polarity in [-1, 1].
+    pub score: f64,
+    /// The gold polarity of an emotion line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gold_polarity: Option<f64>,
+    /// What the bot did with a FAQ query (answer, clarify, handoff).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
+    /// Where the gold entry is in the FAQ's ranking (0 = top); `None` when it is not there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gold_rank: Option<usize>,
+}
+
+/// Predictions as JSON Lines.
+pub fn predictions_jsonl(predictions: &[Prediction]) -> String {
+    let mut out = String::new();
+    for p in predictions {
+        out.push_str(&serde_json::to_string(p).expect("a prediction serialises"));
+        out.push('\n');
+    }
+    out
+}
+
 pub fn accuracy<T: PartialEq>(gold: &[T], predicted: &[T]) -> f64 {
     if gold.is_empty() {
         return 0.0;
@@ -60,11 +93,17 @@ pub fn accuracy<T: PartialEq>(gold: &[T], predicted: &[T]) -> f64 {
 /// (a class never predicted and never true does not count; one never predicted counts 0).
 pub fn macro_f1<T: Ord + Clone>(gold: &[T], predicted: &[T]) -> f64 {
     let classes: BTreeSet<T> = gold.iter().chain(predicted).cloned().collect();
+    mean_f1_over(gold, predicted, &classes)
+}
+
+/// The mean of the per-class F1 over `classes` only: a prediction of another class is a miss
+/// for the gold class and a false alarm for none of them.
+pub fn mean_f1_over<T: Ord>(gold: &[T], predicted: &[T], classes: &BTreeSet<T>) -> f64 {
     if classes.is_empty() {
         return 0.0;
     }
     let mut sum = 0.0;
-    for c in &classes {
+    for c in classes {
         let tp = gold
             .iter()
             .zip(predicted)
@@ -145,16 +184,30 @@ pub struct IntentReport {
     pub macro_f1: f64,
     pub by_locale: BTreeMap<String, ClassificationFigures>,
     pub model_version: String,
+    #[serde(skip)]
+    pub predictions: Vec<Prediction>,
 }
 
 /// Trains on `train`, classifies `test`.
 pub fn eval_intents(train: &[Labelled], test: &[Labelled]) -> Result<IntentReport, BotError> {
     let model = IntentModel::train(train, &IntentParams::default())?;
     let gold: Vec<String> = test.iter().map(|t| t.label.clone()).collect();
-    let predicted: Vec<String> = test
-        .iter()
-        .map(|t| model.classify(&t.text).best().to_owned())
-        .collect();
+    let mut predicted = Vec::with_capacity(test.len());
+    let mut predictions = Vec::with_capacity(test.len());
+    for t in test {
+        let scores = model.classify(&t.text);
+        let best = scores.best().to_owned();
+        predictions.push(Prediction {
+            text: t.text.clone(),
+            gold: Some(t.label.clone()),
+            prediction: Some(best.clone()),
+            score: scores.probability(&best),
+            gold_polarity: None,
+            decision: None,
+            gold_rank: None,
+        });
+        predicted.push(best);
+    }
     let overall = figures(&gold, &predicted);
     Ok(IntentReport {
         task: "intents",
@@ -164,6 +217,7 @@ pub fn eval_intents(train: &[Labelled], test: &[Labelled]) -> Result<IntentRepor
         macro_f1: overall.macro_f1,
         by_locale: by_locale(test.iter().map(|t| t.text.as_str()), &gold, &predicted),
         model_version: model.version().to_owned(),
+        predictions,
     })
 }
 
@@ -206,6 +260,8 @@ pub struct FaqReport {
     pub by_locale: BTreeMap<String, FaqFigures>,
     pub thresholds: Thresholds,
     pub model_version: String,
+    #[serde(skip)]
+    pub predictions: Vec<Prediction>,
 }
 
 struct FaqOutcome {
@@ -264,14 +320,25 @@ pub fn eval_faq(
     }
     let faq = Faq::new(kb, model, thresholds)?;
     let mut outcomes = Vec::with_capacity(queries.len());
+    let mut predictions = Vec::with_capacity(queries.len());
     for q in queries {
         let answer = faq.answer(&q.text, None)?;
+        let rank = answer
+            .ranked
+            .iter()
+            .position(|r| r.external_id == q.answer_id);
+        predictions.push(Prediction {
+            text: q.text.clone(),
+            gold: Some(q.answer_id.clone()),
+            prediction: answer.top().map(|r| r.external_id.clone()),
+            score: answer.confidence,
+            gold_polarity: None,
+            decision: Some(answer.decision),
+            gold_rank: rank,
+        });
         outcomes.push(FaqOutcome {
             locale: guess_locale(&q.text).to_owned(),
-            rank: answer
-                .ranked
-                .iter()
-                .position(|r| r.external_id == q.answer_id),
+            rank,
             decision: answer.decision,
         });
     }
@@ -289,6 +356,7 @@ pub fn eval_faq(
             .collect(),
         thresholds,
         model_version: faq.ranker.version.clone(),
+        predictions,
     })
 }
 
@@ -317,6 +385,9 @@ pub struct EmotionFigures {
     /// Three-way sign (negative, neutral, positive).
     pub sign_accuracy: f64,
     pub sign_macro_f1: f64,
+    /// Over the examples whose gold is positive or negative: the mean F1 of those two signs
+    /// (a neutral prediction is a miss), as the baselines report it.
+    pub sign_f1_non_neutral: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub label_accuracy: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -333,6 +404,8 @@ pub struct EmotionReport {
     pub overall: EmotionFigures,
     pub by_locale: BTreeMap<String, EmotionFigures>,
     pub model_version: &'static str,
+    #[serde(skip)]
+    pub predictions: Vec<Prediction>,
 }
 
 pub fn eval_emotion(test: &[EmotionExample]) -> Result<EmotionReport, BotError> {
@@ -381,11 +454,18 @@ pub fn eval_emotion(test: &[EmotionExample]) -> Result<EmotionReport, BotError> 
             .filter_map(|r| r.1.map(|g| (g, r.3.polarity)))
             .collect();
         let (lg, lp): (Vec<Mood>, Vec<Mood>) = labelled.into_iter().unzip();
+        let (ng, np): (Vec<i8>, Vec<i8>) = gold_sign
+            .iter()
+            .zip(&our_sign)
+            .filter(|(g, _)| **g != 0)
+            .map(|(g, p)| (*g, *p))
+            .unzip();
         let (sg, sp): (Vec<f64>, Vec<f64>) = scored.into_iter().unzip();
         EmotionFigures {
             examples: rows.len(),
             sign_accuracy: round(accuracy(&gold_sign, &our_sign)),
             sign_macro_f1: round(macro_f1(&gold_sign, &our_sign)),
+            sign_f1_non_neutral: round(mean_f1_over(&ng, &np, &BTreeSet::from([-1, 1]))),
             label_accuracy: (!lg.is_empty()).then(|| round(accuracy(&lg, &lp))),
             label_macro_f1: (!lg.is_empty()).then(|| round(macro_f1(&lg, &lp))),
             correlation: pearson(&sg, &sp).map(round),
@@ -396,11 +476,25 @@ pub fn eval_emotion(test: &[EmotionExample]) -> Result<EmotionReport, BotError> 
     for r in &rows {
         locales.entry(r.0.to_owned()).or_default().push(r);
     }
+    let predictions = test
+        .iter()
+        .zip(&rows)
+        .map(|(ex, r)| Prediction {
+            text: ex.text.clone(),
+            gold: r.2.map(|m| m.as_str().to_owned()),
+            prediction: Some(r.3.mood.as_str().to_owned()),
+            score: r.3.polarity,
+            gold_polarity: r.1,
+            decision: None,
+            gold_rank: None,
+        })
+        .collect();
     Ok(EmotionReport {
         task: "emotion",
         overall: figures(&all),
         by_locale: locales.into_iter().map(|(k, v)| (k, figures(&v))).collect(),
         model_version: emotion::MODEL_VERSION,
+        predictions,
     })
 }
 
@@ -444,6 +538,94 @@ mod tests {
         assert_eq!(r.overall.sign_accuracy, 1.0);
         assert_eq!(r.overall.label_accuracy, Some(1.0));
         assert!(r.overall.correlation.unwrap() > 0.9);
+    }
+
+    #[test]
+    fn sign_f1_over_non_neutral_gold_counts_a_neutral_guess_as_a_miss() {
+        let gold = [1, 1, -1, -1];
+        let pred = [1, 0, -1, 1];
+        // +1: tp 1, fp 1, fn 1 -> 1/2; -1: tp 1, fp 0, fn 1 -> 2/3.
+        let expected = (0.5 + 2.0 / 3.0) / 2.0;
+        let f = mean_f1_over(&gold, &pred, &BTreeSet::from([-1, 1]));
+        assert!((f - expected).abs() < 1e-12, "{f}");
+    }
+
+    /// The predictions file says, line for line, what the figures were computed from: scoring
+    /// it again gives the report's figures.
+    #[test]
+    fn predictions_agree_with_the_figures() {
+        let test: Vec<EmotionExample> = parse_jsonl(
+            r#"{"text":"Thank you, great help!","polarity":0.8,"label":"satisfied"}
+{"text":"This is terrible, I am furious!!!","polarity":-0.9}
+{"text":"How do I change my address?","label":"neutral"}
+{"text":"快递怎么还没到？？？","polarity":-0.4,"label":"anxious"}"#,
+        )
+        .unwrap();
+        let r = eval_emotion(&test).unwrap();
+        let lines: Vec<Prediction> = parse_jsonl(&predictions_jsonl(&r.predictions)).unwrap();
+        assert_eq!(lines.len(), test.len());
+        for (p, ex) in lines.iter().zip(&test) {
+            assert_eq!(p.text, ex.text);
+            assert_eq!(p.gold, ex.label);
+            assert_eq!(p.gold_polarity, ex.polarity);
+            let a = emotion::assess(&ex.text);
+            assert_eq!(p.prediction.as_deref(), Some(a.mood.as_str()));
+            assert!((p.score - a.polarity).abs() < 1e-12);
+        }
+        let scored: Vec<(f64, f64)> = lines
+            .iter()
+            .filter_map(|p| p.gold_polarity.map(|g| (g, p.score)))
+            .collect();
+        let (g, s): (Vec<f64>, Vec<f64>) = scored.into_iter().unzip();
+        assert_eq!(pearson(&g, &s).map(round), r.overall.correlation);
+        let labelled: Vec<(&str, &str)> = lines
+            .iter()
+            .filter_map(|p| Some((p.gold.as_deref()?, p.prediction.as_deref()?)))
+            .collect();
+        let right = labelled.iter().filter(|(g, p)| g == p).count() as f64;
+        assert_eq!(
+            Some(round(right / labelled.len() as f64)),
+            r.overall.label_accuracy
+        );
+    }
+
+    #[test]
+    fn intent_and_faq_predictions_name_gold_and_guess() {
+        let train: Vec<Labelled> = parse_jsonl(
+            r#"{"text":"where is my parcel","label":"parcel"}
+{"text":"快递到哪了","label":"parcel"}
+{"text":"I want my money back","label":"refund"}
+{"text":"退款什么时候到","label":"refund"}"#,
+        )
+        .unwrap();
+        let test = vec![Labelled {
+            text: "where is my package".into(),
+            label: "parcel".into(),
+        }];
+        let r = eval_intents(&train, &test).unwrap();
+        let p = &r.predictions[0];
+        assert_eq!(p.gold.as_deref(), Some("parcel"));
+        let best = p.prediction.as_deref().unwrap();
+        assert!(["parcel", "refund"].contains(&best), "{p:?}");
+        assert!(p.score >= 0.5 && p.score <= 1.0, "{p:?}");
+        assert_eq!(r.accuracy, if best == "parcel" { 1.0 } else { 0.0 });
+
+        let kb: Vec<Entry> = crate::kb::parse(crate::kb::DEMO_KB)
+            .unwrap()
+            .iter()
+            .map(Entry::from)
+            .collect();
+        let queries = vec![FaqQuery {
+            text: "运费是怎么收取的？".into(),
+            answer_id: "zh-shipping-001".into(),
+        }];
+        let r = eval_faq(kb, &queries, None, Thresholds::default()).unwrap();
+        let p = &r.predictions[0];
+        assert_eq!(p.gold.as_deref(), Some("zh-shipping-001"));
+        assert_eq!(p.prediction.as_deref(), Some("zh-shipping-001"));
+        assert_eq!(p.gold_rank, Some(0));
+        assert!(p.decision.is_some());
+        assert!((0.0..=1.0).contains(&p.score));
     }
 
     #[test]

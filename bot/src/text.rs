@@ -19,16 +19,20 @@ use tantivy_jieba::JiebaTokenizer;
 /// searches for; tantivy also refuses terms over 64 KiB.
 const MAX_TOKEN_BYTES: usize = 64;
 
-/// jieba (search mode), punctuation and whitespace dropped, lower-cased.
+/// jieba (search mode), punctuation and whitespace dropped, lower-cased, English words stemmed
+/// ([`stem`]).
 ///
 /// jieba search mode also offers the dictionary words inside longer ones (`北京大学` gives
 /// `北京`, `大学` and `北京大学`), so a customer who writes a shorter or longer form of a word
 /// still meets it. Punctuation and whitespace come out of jieba as tokens too; they are
-/// dropped, because a `，` shared by two texts says nothing about their meaning.
+/// dropped, because a `，` shared by two texts says nothing about their meaning. Stemming is
+/// part of the analyzer, not a step after it, so the conversation search index
+/// (`projections/src/search/`) finds "refunded" for "refunds" exactly as FAQ retrieval does.
 pub fn analyzer() -> TextAnalyzer {
     TextAnalyzer::builder(JiebaTokenizer::new())
-        .filter(WordsOnly)
+        .filter(WORDS_ONLY)
         .filter(LowerCaser)
+        .filter(STEMMED)
         .filter(RemoveLongFilter::limit(MAX_TOKEN_BYTES))
         .build()
 }
@@ -37,8 +41,9 @@ thread_local! {
     static ANALYZER: RefCell<TextAnalyzer> = RefCell::new(analyzer());
 }
 
-/// The distinct analyzer tokens of `text`, in first-seen order (no stemming).
-pub fn raw_terms(text: &str) -> Vec<String> {
+/// The distinct terms of `text` for retrieval and ranking: analyzer tokens (English ones
+/// stemmed), in first-seen order.
+pub fn terms(text: &str) -> Vec<String> {
     ANALYZER.with(|a| {
         let mut a = a.borrow_mut();
         let mut seen = BTreeSet::new();
@@ -51,17 +56,6 @@ pub fn raw_terms(text: &str) -> Vec<String> {
         }
         terms
     })
-}
-
-/// The distinct terms of `text` for retrieval and ranking: analyzer tokens, English ones
-/// stemmed, in first-seen order.
-pub fn terms(text: &str) -> Vec<String> {
-    let mut seen = BTreeSet::new();
-    raw_terms(text)
-        .into_iter()
-        .map(|t| stem(&t))
-        .filter(|t| seen.insert(t.clone()))
-        .collect()
 }
 
 const STOPWORDS: &str = include_str!("../lexicon/stopwords.txt");
@@ -280,41 +274,61 @@ pub fn edit_similarity(a: &[char], b: &[char]) -> f64 {
     1.0 - levenshtein(a, b) as f64 / longest as f64
 }
 
+/// A token filter by a plain function over each token: it may rewrite the token, and drops it
+/// by returning false.
+#[derive(Clone, Copy)]
+pub struct TokenEdit(pub fn(&mut Token) -> bool);
+
 /// Drops tokens without a letter or digit in them (punctuation, whitespace, symbols).
-#[derive(Clone, Copy, Debug)]
-pub struct WordsOnly;
+pub const WORDS_ONLY: TokenEdit = TokenEdit(|t| t.text.chars().any(char::is_alphanumeric));
 
-impl TokenFilter for WordsOnly {
-    type Tokenizer<T: Tokenizer> = WordsOnlyTokenizer<T>;
-
-    fn transform<T: Tokenizer>(self, inner: T) -> WordsOnlyTokenizer<T> {
-        WordsOnlyTokenizer { inner }
+/// Puts every token through [`stem`] (which leaves all but plain lower-case English words
+/// alone).
+pub const STEMMED: TokenEdit = TokenEdit(|t| {
+    let stemmed = stem(&t.text);
+    if stemmed != t.text {
+        t.text = stemmed;
     }
-}
+    true
+});
 
-#[derive(Clone)]
-pub struct WordsOnlyTokenizer<T> {
-    inner: T,
-}
+impl TokenFilter for TokenEdit {
+    type Tokenizer<T: Tokenizer> = TokenEditTokenizer<T>;
 
-impl<T: Tokenizer> Tokenizer for WordsOnlyTokenizer<T> {
-    type TokenStream<'a> = WordsOnlyStream<T::TokenStream<'a>>;
-
-    fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
-        WordsOnlyStream {
-            inner: self.inner.token_stream(text),
+    fn transform<T: Tokenizer>(self, inner: T) -> TokenEditTokenizer<T> {
+        TokenEditTokenizer {
+            inner,
+            edit: self.0,
         }
     }
 }
 
-pub struct WordsOnlyStream<S> {
-    inner: S,
+#[derive(Clone)]
+pub struct TokenEditTokenizer<T> {
+    inner: T,
+    edit: fn(&mut Token) -> bool,
 }
 
-impl<S: TokenStream> TokenStream for WordsOnlyStream<S> {
+impl<T: Tokenizer> Tokenizer for TokenEditTokenizer<T> {
+    type TokenStream<'a> = TokenEditStream<T::TokenStream<'a>>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
+        TokenEditStream {
+            inner: self.inner.token_stream(text),
+            edit: self.edit,
+        }
+    }
+}
+
+pub struct TokenEditStream<S> {
+    inner: S,
+    edit: fn(&mut Token) -> bool,
+}
+
+impl<S: TokenStream> TokenStream for TokenEditStream<S> {
     fn advance(&mut self) -> bool {
         while self.inner.advance() {
-            if self.inner.token().text.chars().any(char::is_alphanumeric) {
+            if (self.edit)(self.inner.token_mut()) {
                 return true;
             }
         }

@@ -285,6 +285,51 @@ fn english_words_are_found_whatever_their_case() {
 }
 
 #[test]
+fn english_word_forms_find_each_other() {
+    let mut s = Script::default();
+    s.start(C1, CUSTOMER, 0);
+    s.customer_says(C1, m(1), "I was refunded twice", 1);
+    s.customer_says(C1, m(2), "Two refunds are missing", 2);
+    s.customer_says(C1, m(3), "Where is my parcel?", 3);
+    let index = index_of(&s.events);
+
+    for query in ["refund", "refunds", "REFUNDED", "refunding"] {
+        let hits = search(&index, SearchRequest::new(query).kind(DocKind::Message));
+        let found: BTreeSet<MessageId> = messages(&hits).into_iter().collect();
+        assert_eq!(found, BTreeSet::from([m(1), m(2)]), "query {query:?}");
+    }
+}
+
+/// A query of several Chinese words ranks the documents that hold them all first: a long
+/// message asking for the special VAT invoice comes before short ones that say only some of
+/// its words (增值税发票, 专用发票) or only 发票, however often.
+#[test]
+fn documents_with_all_the_words_of_a_chinese_query_come_first() {
+    let mut s = Script::default();
+    s.start(C1, CUSTOMER, 0);
+    s.customer_says(C1, m(1), "发票发票发票，我的发票呢", 1);
+    s.customer_says(C1, m(2), "增值税发票", 2);
+    s.customer_says(C1, m(3), "专用发票", 3);
+    s.customer_says(
+        C1,
+        m(4),
+        "您好，我们公司上个月在贵店采购了一批办公用品，现在财务那边要求补开增值税专用发票，请问需要提供哪些资料",
+        4,
+    );
+    s.customer_says(C1, m(5), "电子发票在哪里下载", 5);
+    let index = index_of(&s.events);
+
+    let hits = search(
+        &index,
+        SearchRequest::new("增值税专用发票").kind(DocKind::Message),
+    );
+
+    let ranked = messages(&hits);
+    assert_eq!(ranked.len(), 5, "every message says 发票: {ranked:?}");
+    assert_eq!(ranked[0], m(4), "{ranked:?}");
+}
+
+#[test]
 fn the_snippet_highlights_the_matched_words() {
     let mut s = Script::default();
     s.start(C1, CUSTOMER, 0);

@@ -5,7 +5,10 @@
 //! and a customer who wrote `我的快递三天了还没有到` would not be found. Instead the query text
 //! goes through the same analyzer as the documents, and each of its terms becomes a `SHOULD`
 //! term query on the text fields: a document matches on any shared word and ranks (BM25) by
-//! how many, how rare and how often. Filters are `MUST` clauses that do not score.
+//! how many, how rare and how often. A query of several words adds one more `SHOULD` clause
+//! that only a document holding all of them matches, boosted, so that such documents come
+//! first: 增值税专用发票 ranks the messages about that invoice above every message that only
+//! says 发票. Filters are `MUST` clauses that do not score.
 
 use std::ops::{Bound, Range};
 
@@ -37,6 +40,9 @@ pub const MAX_QUERY_CHARS: usize = 500;
 
 /// A match in a ticket's subject or an FAQ's question says more than one in a long body.
 const TITLE_BOOST: f32 = 2.0;
+/// How much the all-words clause adds, as a multiple of those words' own scores: enough that
+/// a document with every word outranks one repeating the commonest of them.
+const ALL_WORDS_BOOST: f32 = 3.0;
 /// How much text a snippet shows, in bytes (tantivy counts bytes): about 80 Chinese
 /// characters or 240 Latin ones.
 const SNIPPET_BYTES: usize = 240;
@@ -479,21 +485,35 @@ impl SearchReader {
         let fields = &self.fields;
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         if !terms.is_empty() {
-            let mut words: Vec<(Occur, Box<dyn Query>)> = Vec::with_capacity(terms.len() * 2);
+            let mut words: Vec<(Occur, Box<dyn Query>)> = Vec::with_capacity(terms.len() * 2 + 1);
+            let mut all_words: Vec<(Occur, Box<dyn Query>)> = Vec::with_capacity(terms.len());
             for term in terms {
-                let in_title = TermQuery::new(
-                    Term::from_field_text(fields.title, term),
-                    IndexRecordOption::WithFreqs,
-                );
-                let in_body = TermQuery::new(
-                    Term::from_field_text(fields.body, term),
-                    IndexRecordOption::WithFreqs,
-                );
+                let word = |field: Field| -> Box<dyn Query> {
+                    Box::new(TermQuery::new(
+                        Term::from_field_text(field, term),
+                        IndexRecordOption::WithFreqs,
+                    ))
+                };
+                let in_title: Box<dyn Query> =
+                    Box::new(BoostQuery::new(word(fields.title), TITLE_BOOST));
+                words.push((Occur::Should, in_title.box_clone()));
+                words.push((Occur::Should, word(fields.body)));
+                all_words.push((
+                    Occur::Must,
+                    Box::new(BooleanQuery::new(vec![
+                        (Occur::Should, in_title),
+                        (Occur::Should, word(fields.body)),
+                    ])),
+                ));
+            }
+            if terms.len() > 1 {
                 words.push((
                     Occur::Should,
-                    Box::new(BoostQuery::new(Box::new(in_title), TITLE_BOOST)),
+                    Box::new(BoostQuery::new(
+                        Box::new(BooleanQuery::new(all_words)),
+                        ALL_WORDS_BOOST,
+                    )),
                 ));
-                words.push((Occur::Should, Box::new(in_body)));
             }
             // Inside a query with MUST clauses, SHOULD clauses are optional; nested as one
             // MUST clause, at least one word has to match.
