@@ -101,10 +101,26 @@ impl SearchHome {
         Ok(out)
     }
 
-    /// Opens the live generation for feeding, creating generation 1 on first start.
+    /// Opens the live generation for feeding, creating generation 1 on first start. A live
+    /// generation this version cannot read (an older format or analyzer, after an upgrade)
+    /// is left on disk and a new one, empty, takes its place, to be filled from position 0:
+    /// the index is a read model, and the log has everything it held.
     pub fn open_live(&self) -> Result<(u64, SearchIndex), SearchError> {
         match self.live()? {
-            Some(g) => Ok((g, SearchIndex::open(self.dir(g))?)),
+            Some(g) => match SearchIndex::open(self.dir(g)) {
+                Ok(index) => Ok((g, index)),
+                Err(SearchError::Incompatible { path, reason }) => {
+                    tracing::warn!(
+                        path = %path.display(),
+                        %reason,
+                        "the search index was built by another version of kefu; building it again from the log"
+                    );
+                    let (next, index) = self.create_next()?;
+                    self.point_at(next)?;
+                    Ok((next, index))
+                }
+                Err(e) => Err(e),
+            },
             None => {
                 let index = SearchIndex::recreate(self.dir(1))?;
                 self.point_at(1)?;
@@ -505,5 +521,36 @@ async fn follow<L: EventLog>(
             s.next = s.next.max(last.next());
             s.indexing = !paused;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// After an upgrade that changes the index format, the live generation is not opened as
+    /// if it were readable: a new, empty one takes its place, to be filled from the log.
+    #[test]
+    fn an_index_of_another_format_is_replaced_by_an_empty_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = SearchHome::new(dir.path().join("search"));
+        let (first, index) = home.open_live().unwrap();
+        drop(index);
+        // What an older kefu committed: the same layout with format 1.
+        let old = tantivy::Index::open_in_dir(home.dir(first)).unwrap();
+        let mut writer: tantivy::IndexWriter = old.writer_with_num_threads(1, 15_000_000).unwrap();
+        let mut prepared = writer.prepare_commit().unwrap();
+        prepared.set_payload(r#"{"format":1,"position":null}"#);
+        prepared.commit().unwrap();
+        drop(writer);
+
+        let (live, _index) = home.open_live().unwrap();
+        assert_eq!(live, first + 1, "a new generation");
+        assert_eq!(home.live().unwrap(), Some(live), "and it is the live one");
+        assert!(
+            home.dir(first).exists(),
+            "the old one is left for the operator"
+        );
+        assert_ne!(crate::search::FORMAT, 1);
     }
 }

@@ -84,9 +84,11 @@ pub fn terms(text: &str) -> Vec<String> {
 /// projection is fed one event at a time, and the machine it runs on is shared).
 const WRITER_MEMORY_BYTES: usize = 32 * 1024 * 1024;
 
-/// The layout of stored records and of the commit payload. Bump it when either changes in a
-/// way old indexes cannot be read with: they are then refused with a request to rebuild.
-const FORMAT: u32 = 1;
+/// The layout of stored records and of the commit payload, and the analyzer's terms. Bump it
+/// when any changes in a way old indexes cannot be read with: they are then refused as
+/// incompatible, and `kefu serve` builds the index again from the log (2: English words
+/// stemmed, the analyzer `kefu_zh_en_stem`).
+pub(crate) const FORMAT: u32 = 2;
 
 /// Stored as tantivy's commit payload, so it is written in the same atomic step as the
 /// documents it describes.
