@@ -606,7 +606,14 @@ mod tests {
         let e = shape(&q).unwrap_err();
         assert!(e.message().contains("12 root fields"), "{e:?}");
         let q = "mutation { a: requestHuman(conversationId: \"x\") { position } b: requestHuman(conversationId: \"y\") { position } }";
-        assert_eq!(shape(q).unwrap().root_mutations, 2);
+        let e = shape(q).unwrap_err();
+        assert!(e.message().contains("limit is 1"), "one by default: {e:?}");
+        let ten = Shape {
+            max_root_mutations: 10,
+            ..Shape::default()
+        };
+        let doc = parse_query(q).unwrap();
+        assert_eq!(check_shape(&doc, None, &ten).unwrap().root_mutations, 2);
     }
 
     #[test]
