@@ -76,6 +76,14 @@ pub struct Loaded<D: Decider> {
 }
 
 impl<D: Decider> Loaded<D> {
+    /// A stream with no events yet.
+    fn empty() -> Self {
+        Loaded {
+            state: D::initial_state(),
+            version: None,
+        }
+    }
+
     /// The fold one stored event further (its payload given apart, so the caller chooses
     /// whether to keep the event).
     fn evolve(
@@ -134,10 +142,7 @@ impl<L: EventLog> CommandService<L> {
     pub async fn load<D: Decider>(&self, id: D::Id) -> Result<Loaded<D>, CommandError> {
         let stream = stream_of::<D>(id)?;
         let stored = read_whole_stream(&*self.log, &stream).await?;
-        let mut loaded = Loaded::<D> {
-            state: D::initial_state(),
-            version: None,
-        };
+        let mut loaded = Loaded::<D>::empty();
         for mut e in stored {
             let payload = std::mem::take(&mut e.payload);
             loaded = loaded.evolve(&stream, &e, payload)?;
@@ -154,10 +159,7 @@ impl<L: EventLog> CommandService<L> {
     ) -> Result<(Loaded<D>, Vec<RecordedEvent>), CommandError> {
         let stream = stream_of::<D>(id)?;
         let stored = read_whole_stream(&*self.log, &stream).await?;
-        let mut loaded = Loaded::<D> {
-            state: D::initial_state(),
-            version: None,
-        };
+        let mut loaded = Loaded::<D>::empty();
         for e in &stored {
             loaded = loaded.evolve(&stream, e, e.payload.clone())?;
         }
