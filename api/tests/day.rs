@@ -717,12 +717,17 @@ impl Day {
             .await;
         }
         self.clock.advance_minutes(1);
-        let server = &self.server;
-        join_all(
-            held.iter()
-                .map(|(chat, n)| server.gql(&self.agents[*n].token, CLOSE, json!({ "c": chat }))),
-        )
-        .await;
+        // One close at a time, each read by the assigner before the next is sent: which agent
+        // gets a freed seat must not depend on whether the assigner happened to read two
+        // concurrent closes in one batch or in two (the fairness check once failed on that).
+        for (chat, n) in &held {
+            self.server
+                .gql(&self.agents[*n].token, CLOSE, json!({ "c": chat }))
+                .await;
+            if self.assigner.is_some() {
+                self.settle(&["assigner"]).await;
+            }
+        }
         held.len()
     }
 

@@ -409,6 +409,15 @@ pub struct EmotionReport {
 }
 
 pub fn eval_emotion(test: &[EmotionExample]) -> Result<EmotionReport, BotError> {
+    eval_emotion_with(test, &emotion::Learned::shipped())
+}
+
+/// [`eval_emotion`] with other learned models or another blend (what the training example
+/// compares candidates by).
+pub fn eval_emotion_with(
+    test: &[EmotionExample],
+    learned: &emotion::Learned,
+) -> Result<EmotionReport, BotError> {
     let mut rows = Vec::with_capacity(test.len());
     for (i, ex) in test.iter().enumerate() {
         let gold_label = match &ex.label {
@@ -434,7 +443,7 @@ pub fn eval_emotion(test: &[EmotionExample]) -> Result<EmotionReport, BotError> 
                 message: format!("polarity {p} is outside [-1, 1]"),
             });
         }
-        let a = emotion::assess(&ex.text);
+        let a = emotion::assess_with(&ex.text, learned);
         rows.push((guess_locale(&ex.text), ex.polarity, gold_label, a));
     }
     let figures = |rows: &[&(&str, Option<f64>, Option<Mood>, emotion::Assessment)]| {
