@@ -57,6 +57,12 @@ pub enum WorkerName {
 pub struct WorkerArgs {
     #[command(flatten)]
     pub bot: crate::bot_cmd::ThresholdArgs,
+    /// Customer questions labelled with the entry that answers them ({"text","answer_id"} a
+    /// line): the bot fits its confidence on them (those whose entry is in the KB) each time
+    /// it builds its model, instead of on the KB's own paraphrases, so the answer threshold
+    /// holds on real questions. Choose the threshold with them too (BENCHMARKS.md).
+    #[arg(long, env = "KEFU_BOT_CALIBRATION")]
+    pub bot_calibration: Option<std::path::PathBuf>,
     /// Close a conversation nobody has written in for this long, in seconds (at least 60).
     #[arg(long, env = "KEFU_IDLE_TIMEOUT_SECS", default_value_t = 1800)]
     pub idle_timeout_secs: u32,
@@ -159,6 +165,9 @@ pub async fn spawn(
                 if seeded > 0 {
                     tracing::info!(entries = seeded, "seeded the demo knowledge base");
                     (worker, read_to) = BotWorker::start(desk.clone(), thresholds).await?;
+                }
+                if let Some(path) = &tuning.bot_calibration {
+                    worker = worker.with_calibration(calibration_questions(path)?);
                 }
                 tracing::info!(
                     entries = worker.entries(),
@@ -310,4 +319,21 @@ pub async fn run(store: &StoreArgs, name: WorkerName, tuning: &WorkerArgs) -> Re
     }
     poller.abort();
     Ok(())
+}
+
+/// `--bot-calibration`: read and checked at start, so a bad file stops the server with its
+/// line named rather than leaving the bot on another confidence than the one asked for.
+fn calibration_questions(path: &std::path::Path) -> Result<Vec<(String, String)>> {
+    use anyhow::Context;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("--bot-calibration {}", path.display()))?;
+    let questions: Vec<kefu_bot::eval::FaqQuery> = kefu_bot::eval::parse_jsonl(&text)
+        .with_context(|| format!("--bot-calibration {}", path.display()))?;
+    if questions.is_empty() {
+        anyhow::bail!("--bot-calibration {}: no questions", path.display());
+    }
+    Ok(questions
+        .into_iter()
+        .map(|q| (q.text, q.answer_id))
+        .collect())
 }

@@ -223,6 +223,50 @@ fn evaluations_print_their_figures_last() {
             .unwrap()
             .starts_with("pairwise-lr-")
     );
+    // The confidence fitted on labelled questions is another model; a label the KB does not
+    // hold is refused with its file and line, and no model is written.
+    let calibrated_model = d.join("calibrated.json");
+    let calibrated = last_json(&kefu(
+        d,
+        &[
+            "train",
+            "ranker",
+            "--kb",
+            &kb,
+            "--out",
+            calibrated_model.to_str().unwrap(),
+            "--calibrate",
+            &queries,
+        ],
+    ));
+    assert_ne!(calibrated["version"], trained["version"]);
+    let bad = write(
+        "bad-labels.jsonl",
+        r#"{"text":"运费是怎么收取的？","answer_id":"zh-shipping-001"}
+{"text":"满多少包邮","answer_id":"zh-nothing-999"}"#,
+    );
+    let refused = kefu(
+        d,
+        &[
+            "train",
+            "ranker",
+            "--kb",
+            &kb,
+            "--out",
+            d.join("never.json").to_str().unwrap(),
+            "--calibrate",
+            &bad,
+        ],
+    );
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("bad-labels.jsonl")
+            && stderr.contains("line 2")
+            && stderr.contains("zh-nothing-999"),
+        "{stderr}"
+    );
+    assert!(!d.join("never.json").exists());
     let r = last_json(&kefu(
         d,
         &[

@@ -117,3 +117,72 @@ fn sustained_anger_hands_over_whatever_the_answer() {
     let calm = reply(&faq, "How much is shipping?", &[], "en", None).unwrap();
     assert_ne!(calm.handoff, Some(HandoffReason::NegativeEmotion));
 }
+
+fn refs(qs: &[(String, String)]) -> Vec<(&str, &str)> {
+    qs.iter().map(|(t, i)| (t.as_str(), i.as_str())).collect()
+}
+
+/// The demo KB's questions asked as they stand, each labelled with `label(its entry)`.
+fn kb_questions(label: impl Fn(usize) -> usize) -> Vec<(String, String)> {
+    let entries = entries();
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let q = e.texts().next().unwrap().to_owned();
+            (q, entries[label(i) % entries.len()].external_id.clone())
+        })
+        .collect()
+}
+
+#[test]
+fn the_confidence_can_be_fitted_on_labelled_questions() {
+    let right = kb_questions(|i| i);
+    let wrong = kb_questions(|i| i + 1);
+    let base = faq();
+    let confidence = |faq: &Faq| -> f64 {
+        right
+            .iter()
+            .map(|(q, _)| faq.answer(q, None).unwrap().confidence)
+            .sum::<f64>()
+            / right.len() as f64
+    };
+
+    // Told the ranking is right on (nearly) every question, the bot grows surer of such
+    // rankings; told it is wrong on every one, it stops trusting them.
+    let mut trusting = faq();
+    let ranked_right = trusting.calibrate(&refs(&right)).unwrap();
+    assert!(
+        ranked_right * 10 >= right.len() * 9,
+        "{ranked_right} of {}",
+        right.len()
+    );
+    let mut doubting = faq();
+    assert!(doubting.calibrate(&refs(&wrong)).unwrap() * 10 <= wrong.len());
+    let (b, t, d) = (
+        confidence(&base),
+        confidence(&trusting),
+        confidence(&doubting),
+    );
+    assert!(
+        t > b && t > 0.8,
+        "fitted on right rankings {t}, on paraphrases {b}"
+    );
+    assert!(d < 0.2, "fitted on wrong rankings {d}");
+    assert_ne!(
+        trusting.ranker.version, base.ranker.version,
+        "a refit is another model"
+    );
+    assert_ne!(trusting.ranker.version, doubting.ranker.version);
+
+    // A label the KB does not hold names its line, and nothing changes.
+    let mut bad = right.clone();
+    bad[3].1 = "no-such-entry".into();
+    let mut unchanged = faq();
+    let err = unchanged.calibrate(&refs(&bad)).unwrap_err().to_string();
+    assert!(
+        err.contains("line 4") && err.contains("no-such-entry"),
+        "{err}"
+    );
+    assert_eq!(unchanged.ranker, base.ranker);
+}

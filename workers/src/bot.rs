@@ -62,6 +62,9 @@ pub struct BotWorker<L> {
     kb: BTreeMap<KnowledgeEntryId, KnowledgeEntry>,
     /// Built from `kb` when first needed after a change.
     faq: Option<Faq>,
+    /// Labelled customer questions (text, the answering entry's external id) the confidence
+    /// is fitted on whenever `faq` is built; empty: the ranker's own fit on paraphrases.
+    calibration: Vec<(String, String)>,
 }
 
 impl<L: EventLog> BotWorker<L> {
@@ -77,6 +80,7 @@ impl<L: EventLog> BotWorker<L> {
             thresholds,
             kb: BTreeMap::new(),
             faq: None,
+            calibration: Vec::new(),
         };
         let log = worker.desk.commands().log().clone();
         let mut from = Position::START;
@@ -117,11 +121,52 @@ impl<L: EventLog> BotWorker<L> {
         Ok(())
     }
 
+    /// Fits the confidence on labelled customer questions rather than on the KB's paraphrases
+    /// (`Faq::calibrate`), each time the model is built: the questions whose entry is not (or
+    /// no longer) in the KB are left out.
+    pub fn with_calibration(mut self, questions: Vec<(String, String)>) -> Self {
+        self.calibration = questions;
+        self.faq = None;
+        self
+    }
+
     fn faq(&mut self) -> Result<Option<&Faq>, WorkerError> {
         if self.faq.is_none() && !self.kb.is_empty() {
             let entries: Vec<Entry> = self.kb.values().map(Entry::from).collect();
             match Faq::new(entries, None, self.thresholds) {
-                Ok(faq) => self.faq = Some(faq),
+                Ok(mut faq) => {
+                    if !self.calibration.is_empty() {
+                        // The log knows an entry by its id; a KB file's entry by the id it
+                        // had there (`kb import` derives the one from the other).
+                        let held =
+                            |id: &str| faq.engine.entries().iter().any(|e| e.external_id == id);
+                        let labels: Vec<(&str, String)> = self
+                            .calibration
+                            .iter()
+                            .filter_map(|(t, label)| {
+                                let imported = kefu_bot::kb::entry_id(label).to_string();
+                                [label.clone(), imported]
+                                    .into_iter()
+                                    .find(|id| held(id))
+                                    .map(|id| (t.as_str(), id))
+                            })
+                            .collect();
+                        let known: Vec<(&str, &str)> =
+                            labels.iter().map(|(t, id)| (*t, id.as_str())).collect();
+                        match faq.calibrate(&known) {
+                            Ok(right) => tracing::info!(
+                                questions = known.len(),
+                                ranked_right = right,
+                                "the bot's confidence is fitted on labelled questions"
+                            ),
+                            Err(e) => tracing::warn!(
+                                error = %e,
+                                "cannot fit the bot's confidence on the labelled questions; it stays fitted on the KB's paraphrases"
+                            ),
+                        }
+                    }
+                    self.faq = Some(faq)
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot build the bot's FAQ model; handing customers to humans");
                     return Ok(None);

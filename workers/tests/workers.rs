@@ -418,6 +418,67 @@ async fn two_bots_answer_a_turn_once() {
     w.projections.shutdown().await;
 }
 
+/// A bot given labelled customer questions fits its confidence on them: told its ranking is
+/// wrong on each of the KB's own questions (each labelled with the next entry), it stops
+/// trusting its rankings and answers fewer of the questions customers write than the bot
+/// fitted on the KB's paraphrases (near-exact matches it still answers).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bot_fitted_on_labelled_questions_answers_by_that_fit() {
+    use kefu_workers::bot::{BotWorker, seed_demo_kb};
+    use kefu_workers::runtime::Reactor;
+
+    let w = world().await;
+    seed_demo_kb(&w.desk, 0).await.unwrap();
+    let kb = kefu_bot::kb::parse(kefu_bot::kb::DEMO_KB).unwrap();
+    let labelled: Vec<(String, String)> = kb
+        .iter()
+        .zip(kb.iter().cycle().skip(1))
+        .map(|(e, next)| (e.question.clone(), next.id.clone()))
+        .collect();
+    let asked: Vec<String> = include_str!("../../bot/data/faq-queries.jsonl")
+        .lines()
+        .take(120)
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let (mut plain, _) = BotWorker::start(w.desk.clone(), Default::default())
+        .await
+        .unwrap();
+    let (fitted, _) = BotWorker::start(w.desk.clone(), Default::default())
+        .await
+        .unwrap();
+    let mut fitted = fitted.with_calibration(labelled);
+    let mut answered = Vec::new();
+    for bot in [&mut plain, &mut fitted] {
+        let mut n = 0;
+        for question in &asked {
+            let (c, turn) = customer_writes(&w, question).await;
+            bot.react(&turn).await.unwrap();
+            let stream = kefu_eventlog::StreamId::new(format!("conversation-{c}")).unwrap();
+            let events = kefu_eventlog::read_whole_stream(&*w.log, &stream)
+                .await
+                .unwrap();
+            n +=
+                usize::from(events.iter().any(|e| {
+                    e.event_type == "BotTurnRecorded" && e.payload.get("answer").is_some()
+                }));
+        }
+        answered.push(n);
+    }
+    assert!(
+        answered[1] < answered[0],
+        "answered of {}: fitted on labelled questions {}, on paraphrases {}",
+        asked.len(),
+        answered[1],
+        answered[0]
+    );
+    w.projections.shutdown().await;
+}
+
 /// A typed request for a person hands over at once with reason `customer_asked`, whatever the
 /// FAQ would have offered and even on the conversation's first turn; "我要投诉" said later in
 /// a conversation about a parcel goes to the complaints team, not the logistics one. One
