@@ -156,11 +156,14 @@ impl<L: EventLog> BotWorker<L> {
                         match faq.calibrate(&known) {
                             Ok(right) => tracing::info!(
                                 questions = known.len(),
+                                left_out = self.calibration.len() - known.len(),
                                 ranked_right = right,
                                 "the bot's confidence is fitted on labelled questions"
                             ),
                             Err(e) => tracing::warn!(
                                 error = %e,
+                                questions = self.calibration.len(),
+                                in_the_kb = known.len(),
                                 "cannot fit the bot's confidence on the labelled questions; it stays fitted on the KB's paraphrases"
                             ),
                         }
