@@ -46,6 +46,7 @@ on_both!(
     as_of_builds_stop_at_their_bound,
     bad_queries_are_refused_by_name,
     a_generation_built_by_an_older_kefu_is_refused_by_name,
+    figures_are_timed_per_queueing_and_hand_offs_counted_per_event,
 );
 
 async fn build_all(b: &Backend) -> ReadModels {
@@ -740,4 +741,92 @@ async fn a_generation_built_by_an_older_kefu_is_refused_by_name(b: Backend) {
         before,
         "a rebuild gives the rows back"
     );
+}
+
+/// A conversation left unanswered, reopened a day later and answered then counts two
+/// queueings: one never answered, one answered in four minutes (not a day); the median and
+/// 90th percentile are exact over the durations; hand-offs count events, each under its own
+/// reason, beside conversations by their first reason; queues and agents carry their names;
+/// weeks and months group the days.
+async fn figures_are_timed_per_queueing_and_hand_offs_counted_per_event(b: Backend) {
+    let mut script = Script::new(b.log.clone());
+    script.all().await;
+    script.reopened_next_day().await;
+    let models = build_all(&b).await;
+    let stats = models.live("stats").await.unwrap();
+    let of = async |group: StatsGroup| {
+        stats
+            .stats(&StatsFilter::default(), group, Duration::hours(8))
+            .await
+            .unwrap()
+    };
+    let all = &of(StatsGroup::Total).await[0];
+    // X2 (queued 06:12, taken 06:14, answered 06:15), X3 (waiting), X4 (waited and left; the
+    // next day queued 06:26, taken 06:28, answered 06:30).
+    assert_eq!((all.queueings, all.first_responses, all.waits), (4, 2, 2));
+    assert_eq!(all.first_response_secs, Some(210.0), "3 and 4 minutes");
+    assert_eq!(all.first_response_median_secs, Some(180.0));
+    assert_eq!(all.first_response_p90_secs, Some(240.0));
+    assert_eq!(
+        (all.wait_secs, all.wait_median_secs, all.wait_p90_secs),
+        (Some(120.0), Some(120.0), Some(120.0))
+    );
+    // Reopened, X4 is no longer closed: X1 in 3 minutes, X2 in 10.
+    assert_eq!(all.closed, 2);
+    assert_eq!(
+        (
+            all.resolution_secs,
+            all.resolution_median_secs,
+            all.resolution_p90_secs
+        ),
+        (Some(390.0), Some(180.0), Some(600.0))
+    );
+    assert_eq!((all.handed_off, all.handoffs), (3, 4));
+
+    let by_reason: Vec<(Option<String>, i64, i64)> = of(StatsGroup::HandoffReason)
+        .await
+        .into_iter()
+        .map(|r| (r.key, r.conversations, r.handoffs))
+        .collect();
+    assert_eq!(
+        by_reason,
+        vec![
+            (None, 1, 0),
+            (Some("customer_asked".into()), 2, 2),
+            (Some("negative_emotion".into()), 1, 2),
+        ],
+        "conversations by their first reason, hand-offs each by its own"
+    );
+
+    let by_queue = of(StatsGroup::Queue).await;
+    let own = by_queue
+        .iter()
+        .find(|r| r.key.as_deref() == Some(&*Q_SELF.to_string()))
+        .unwrap();
+    assert_eq!(own.name.as_deref(), Some("After-sales, self-operated"));
+    assert_eq!(own.queueings, 4);
+    let by_agent = of(StatsGroup::Agent).await;
+    let li = by_agent
+        .iter()
+        .find(|r| r.key.as_deref() == Some(&*A1.to_string()))
+        .unwrap();
+    assert_eq!(li.name.as_deref(), Some("Li Wei"));
+    assert_eq!(
+        (li.first_responses, li.first_response_secs),
+        (2, Some(210.0)),
+        "A1 took both answered queueings"
+    );
+
+    let weeks: Vec<(Option<String>, i64)> = of(StatsGroup::Week)
+        .await
+        .into_iter()
+        .map(|r| (r.key, r.conversations))
+        .collect();
+    assert_eq!(weeks, vec![(Some("2026-W47".into()), 4)]);
+    let months: Vec<(Option<String>, i64, i64)> = of(StatsGroup::Month)
+        .await
+        .into_iter()
+        .map(|r| (r.key, r.conversations, r.first_responses))
+        .collect();
+    assert_eq!(months, vec![(Some("2026-11".into()), 4, 2)]);
 }

@@ -154,6 +154,10 @@ pub enum StatsGroup {
     Total,
     /// Local calendar days (`utcOffsetMinutes`).
     Day,
+    /// Local ISO weeks, Monday to Sunday (`2026-W48`).
+    Week,
+    /// Local calendar months (`2026-11`).
+    Month,
     /// Local hours (`utcOffsetMinutes`).
     Hour,
     Queue,

@@ -1653,14 +1653,22 @@ impl CustomerTicket {
 /// The figures for one group of conversations.
 #[derive(SimpleObject, Debug, Clone)]
 pub struct StatisticsRow {
-    /// The group's value (a date `2026-11-20`, an hour `2026-11-20T14`, a queue id, …); null
-    /// for conversations without one (no agent, no scenario).
+    /// The group's value (a date `2026-11-20`, a week `2026-W47`, a month `2026-11`, an hour
+    /// `2026-11-20T14`, a queue id, …); null for conversations without one (no agent, no
+    /// scenario).
     pub key: Option<String>,
+    /// The queue's or agent's name, when grouped by queue or agent.
+    pub name: Option<String>,
     pub conversations: i32,
     pub closed: i32,
     /// Closed without ever reaching a human.
     pub contained_by_bot: i32,
+    /// Conversations handed to a human at least once (grouped by hand-off reason: by the
+    /// conversation's first reason).
     pub handed_off: i32,
+    /// Hand-off events: a conversation handed over twice counts twice (grouped by hand-off
+    /// reason: the hand-offs with that reason).
+    pub handoffs: i32,
     pub surveys_offered: i32,
     pub surveys_answered: i32,
     /// Answers with 4 or 5 stars.
@@ -1675,10 +1683,28 @@ pub struct StatisticsRow {
     /// Share of answers with 4 or 5 stars.
     pub csat: Option<f64>,
     pub mean_score: Option<f64>,
-    /// From first joining a queue to the first agent reply, seconds.
+    /// Times conversations joined a queue (a reopened or transferred conversation queues
+    /// again).
+    pub queueings: i32,
+    /// Queueings with an agent reply after them: what the first-response figures cover.
+    pub first_responses: i32,
+    /// From each queueing to the first agent reply after it, seconds (mean).
     pub first_response_secs: Option<f64>,
-    /// From start to close, seconds.
+    /// Median of the same, nearest rank over the exact durations.
+    pub first_response_median_secs: Option<f64>,
+    /// 90th percentile of the same, nearest rank.
+    pub first_response_p90_secs: Option<f64>,
+    /// Queueings an agent took: what the wait figures cover.
+    pub waits: i32,
+    /// From each queueing to an agent taking it, seconds: mean, median, 90th percentile.
+    pub wait_secs: Option<f64>,
+    pub wait_median_secs: Option<f64>,
+    pub wait_p90_secs: Option<f64>,
+    /// From start to (last) close, seconds, over closed conversations: mean, median, 90th
+    /// percentile.
     pub resolution_secs: Option<f64>,
+    pub resolution_median_secs: Option<f64>,
+    pub resolution_p90_secs: Option<f64>,
     pub containment_rate: Option<f64>,
     pub scenario_match_rate: Option<f64>,
     /// Orders attributed per conversation.
@@ -1689,10 +1715,12 @@ impl From<StatsRow> for StatisticsRow {
     fn from(r: StatsRow) -> Self {
         StatisticsRow {
             key: r.key,
+            name: r.name,
             conversations: int(r.conversations),
             closed: int(r.closed),
             contained_by_bot: int(r.contained_by_bot),
             handed_off: int(r.handed_off),
+            handoffs: int(r.handoffs),
             surveys_offered: int(r.surveys_offered),
             surveys_answered: int(r.surveys_answered),
             satisfied: int(r.satisfied),
@@ -1704,8 +1732,18 @@ impl From<StatsRow> for StatisticsRow {
             response_rate: r.response_rate,
             csat: r.csat,
             mean_score: r.mean_score,
+            queueings: int(r.queueings),
+            first_responses: int(r.first_responses),
             first_response_secs: r.first_response_secs,
+            first_response_median_secs: r.first_response_median_secs,
+            first_response_p90_secs: r.first_response_p90_secs,
+            waits: int(r.waits),
+            wait_secs: r.wait_secs,
+            wait_median_secs: r.wait_median_secs,
+            wait_p90_secs: r.wait_p90_secs,
             resolution_secs: r.resolution_secs,
+            resolution_median_secs: r.resolution_median_secs,
+            resolution_p90_secs: r.resolution_p90_secs,
             containment_rate: r.containment_rate,
             scenario_match_rate: r.scenario_match_rate,
             conversion: r.conversion,

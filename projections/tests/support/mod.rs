@@ -569,6 +569,57 @@ impl<L: EventLog> Script<L> {
             .await;
     }
 
+    /// After [`Script::all`]: X4's customer gives up waiting and leaves; the next day they
+    /// reopen it, ask again, and A1 takes it and answers. Its first queueing was never
+    /// answered; the second was, two minutes after the agent took it.
+    pub async fn reopened_next_day(&mut self) {
+        self.conv(
+            X4,
+            Cmd::Close {
+                by: Party::Customer,
+                reason: CloseReason::CustomerLeft,
+                at: t(40),
+            },
+        )
+        .await;
+        self.conv(
+            X4,
+            Cmd::Reopen {
+                by: Party::Customer,
+                at: t(1465),
+            },
+        )
+        .await;
+        let message = self
+            .customer_turn(X4, "昨天等了半天没人理！！", t(1466))
+            .await;
+        self.conv(
+            X4,
+            Cmd::AssessEmotion {
+                message,
+                score: -0.8,
+                label: EmotionLabel::Angry,
+                model_version: "emo-1".into(),
+                at: t(1466),
+            },
+        )
+        .await;
+        self.hand_over(X4, HandoffReason::NegativeEmotion, t(1466))
+            .await;
+        self.assign(X4, A1, t(1468)).await;
+        let message = MessageId::from(self.fresh());
+        self.conv(
+            X4,
+            Cmd::RecordAgentTurn {
+                agent: A1,
+                message,
+                text: "您好，昨天让您久等了，我来处理。".into(),
+                at: t(1470),
+            },
+        )
+        .await;
+    }
+
     pub async fn all(&mut self) {
         self.set_up().await;
         self.contained().await;
