@@ -1211,7 +1211,33 @@ impl LiveProjections {
                 let catalog = Catalog::open(store.clone()).await?;
                 let mut members = Vec::new();
                 for p in make() {
-                    let g = catalog.attach_live(p.as_ref()).await?;
+                    let g = match catalog.attach_live(p.as_ref()).await {
+                        // Built by an older kefu (an upgrade added columns): what they hold
+                        // for the events already applied is only known by replaying them, so
+                        // a new generation is built from the log and swapped in, as `kefu
+                        // replay` would, instead of leaving the read model dead until someone
+                        // runs it.
+                        Err(ProjectionError::Outdated {
+                            projection,
+                            generation,
+                            reason,
+                            ..
+                        }) => {
+                            warn!(
+                                %projection,
+                                generation,
+                                %reason,
+                                "the live generation was built by an older kefu: rebuilding it from the log"
+                            );
+                            let again: Vec<Box<dyn Projection>> = make()
+                                .into_iter()
+                                .filter(|q| q.name() == p.name())
+                                .collect();
+                            rebuild(&*log, &store, again, Until::default(), |_| {}).await?;
+                            catalog.attach_live(p.as_ref()).await?
+                        }
+                        other => other?,
+                    };
                     members.push(Member::new(p, g));
                 }
                 let mut group = Group::new(store.clone(), members);
