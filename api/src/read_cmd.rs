@@ -17,7 +17,7 @@ use kefu_projections::search::{
 use kefu_projections::stats::{StatsFilter, StatsGroup};
 use kefu_projections::tickets::TicketFilter;
 use kefu_projections::view::Page;
-use kefu_projections::{Catalog, Progress, ReadModels, Until, View, rebuild};
+use kefu_projections::{Catalog, Clock, Progress, ReadModels, Until, View, rebuild};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -28,11 +28,16 @@ pub struct ReplayArgs {
     /// Projections to rebuild (queues, stats, conversations, tickets, search); all when none
     /// given.
     pub projections: Vec<String>,
-    /// Build as of this time (RFC 3339, e.g. 2026-11-20T14:00:00+08:00): events recorded
-    /// later are left out, and the copy is kept beside the live one for `kefu query
-    /// --generation N` instead of being swapped in.
-    #[arg(long, conflicts_with = "until_position")]
+    /// Build as of this time (RFC 3339, e.g. 2026-11-20T14:00:00+08:00): every event recorded
+    /// at or before it, none recorded later, and the copy is kept beside the live one for
+    /// `kefu query --generation N` instead of being swapped in.
+    #[arg(long, conflicts_with_all = ["until_position", "as_of_business"])]
     pub as_of: Option<String>,
+    /// Build as of this business time: every event that happened (its own `at`: the
+    /// customer wrote, the agent answered, the chat closed) at or before it, whenever it was
+    /// recorded. Kept beside the live copy likewise.
+    #[arg(long, conflicts_with = "until_position")]
+    pub as_of_business: Option<String>,
     /// Build up to and including this global position, kept beside the live copy likewise.
     #[arg(long)]
     pub until_position: Option<u64>,
@@ -264,13 +269,20 @@ fn mask_strings(value: &mut serde_json::Value) {
 }
 
 pub async fn replay(store: &StoreArgs, args: ReplayArgs) -> Result<()> {
-    let until = Until {
-        position: args.until_position.map(Position),
-        time: args
-            .as_of
-            .as_deref()
-            .map(|t| time("--as-of", t))
-            .transpose()?,
+    let until = match (&args.as_of, &args.as_of_business) {
+        (_, Some(t)) => Until {
+            time: Some(time("--as-of-business", t)?),
+            clock: Clock::Business,
+            ..Until::default()
+        },
+        (Some(t), None) => Until {
+            time: Some(time("--as-of", t)?),
+            ..Until::default()
+        },
+        (None, None) => Until {
+            position: args.until_position.map(Position),
+            ..Until::default()
+        },
     };
     let named_search = args.projections.iter().any(|p| p == "search");
     if named_search && until.is_bounded() {
@@ -319,6 +331,23 @@ pub async fn replay(store: &StoreArgs, args: ReplayArgs) -> Result<()> {
     let mut bar = Bar::new("replay");
     let (rebuilt, report) = rebuild(&log, &read, projections, until, |p| bar.draw(p)).await?;
     bar.finish(&report);
+    if until.is_bounded() && rebuilt.iter().all(|r| r.generation.events == 0) {
+        // An empty copy answers every question with zeros, as if nothing had happened: a
+        // bound before the first event (or a typo in it) is an error, and leaves nothing.
+        let catalog = Catalog::open(read.clone()).await?;
+        for r in &rebuilt {
+            let names = std::slice::from_ref(&r.generation.projection);
+            for p in kefu_projections::by_names(names)? {
+                catalog
+                    .drop_generation(p.as_ref(), r.generation.generation)
+                    .await?;
+            }
+        }
+        bail!(
+            "the bound selects no events ({}): nothing was kept",
+            bound_text(&until)
+        );
+    }
     for r in rebuilt {
         print_json(
             &mut out,
@@ -328,6 +357,7 @@ pub async fn replay(store: &StoreArgs, args: ReplayArgs) -> Result<()> {
                 "state": r.generation.state,
                 "events": r.generation.events,
                 "position": r.generation.position,
+                "until": r.generation.until,
                 "replaced": r.replaced,
                 "events_per_sec": report.events_per_sec().round(),
                 "seconds": report.elapsed.as_secs_f64(),
@@ -590,4 +620,17 @@ pub async fn query(store: &StoreArgs, which: Which, cmd: QueryCommand) -> Result
         }
     }
     Ok(())
+}
+
+/// A build's bound as an analyst gave it.
+fn bound_text(until: &Until) -> String {
+    match (until.position, until.time) {
+        (Some(p), _) => format!("up to position {}", p.0),
+        (None, Some(t)) => format!(
+            "{} time at or before {}",
+            until.clock.as_str(),
+            t.to_rfc3339()
+        ),
+        (None, None) => "no bound".into(),
+    }
 }

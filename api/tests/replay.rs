@@ -137,6 +137,40 @@ fn replay_then_query_live_and_as_of() {
     lines(&kefu(d, &["projections", "drop", "stats", &generation]));
     assert_eq!(lines(&kefu(d, &["projections", "list"])).len(), 4);
 
+    // As of 14:00:30 in Beijing by business time: the conversation had started (06:00 UTC)
+    // and nothing more, whenever those events were written.
+    let then = lines(&kefu(
+        d,
+        &[
+            "replay",
+            "stats",
+            "--as-of-business",
+            "2026-11-20T14:00:30+08:00",
+        ],
+    ));
+    assert_eq!(then[0]["until"]["clock"], "business", "{:?}", then[0]);
+    let generation = then[0]["generation"].as_i64().unwrap().to_string();
+    let old = lines(&kefu(d, &["query", "--generation", &generation, "stats"]));
+    assert_eq!(
+        (&old[0]["conversations"], &old[0]["closed"]),
+        (&1.into(), &0.into())
+    );
+    lines(&kefu(d, &["projections", "drop", "stats", &generation]));
+    // The same instant on the recorder's clock: these events were written today, so the
+    // bound selects nothing; that is an error, and no empty copy is kept.
+    let listed = lines(&kefu(d, &["projections", "list"])).len();
+    let out = kefu(
+        d,
+        &["replay", "stats", "--as-of", "2026-11-20T14:00:30+08:00"],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("selects no events") && err.contains("recorded time"),
+        "{err}"
+    );
+    assert_eq!(lines(&kefu(d, &["projections", "list"])).len(), listed);
+
     // The conversation as of its first event: started, nothing said yet, though its stream in
     // the log, where the transcript is read from, has gone on.
     let then = lines(&kefu(

@@ -29,7 +29,7 @@ pub mod view;
 
 pub use error::ProjectionError;
 pub use runner::{
-    Catalog, Decoded, Envelope, GenState, Generation, LiveProjections, Progress, Projection,
+    Catalog, Clock, Decoded, Envelope, GenState, Generation, LiveProjections, Progress, Projection,
     Rebuilt, Until, rebuild,
 };
 pub use sql::{ReadStore, ReadStoreConfig};

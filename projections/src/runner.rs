@@ -60,12 +60,19 @@ impl Decoded {
         Self::decode_payload(e, e.payload.clone())
     }
 
-    /// Decodes `e`, taking its payload instead of copying it (it is left `null`): the
-    /// payload's JSON tree is the largest thing an event carries, and copying it was a
-    /// measurable share of a rebuild.
+    /// Decodes `e`, taking its payload instead of copying it (it is left `null`, or holding
+    /// only its `at`, which [`Clock::Business`] reads): the payload's JSON tree is the largest
+    /// thing an event carries, and copying it was a measurable share of a rebuild.
     pub fn decode_taking(e: &mut RecordedEvent) -> Self {
-        let payload = std::mem::take(&mut e.payload);
-        Self::decode_payload(e, payload).unwrap_or_else(Self::unreadable)
+        let mut payload = std::mem::take(&mut e.payload);
+        let at = payload
+            .as_object_mut()
+            .and_then(|fields| fields.get("at").cloned());
+        let decoded = Self::decode_payload(e, payload).unwrap_or_else(Self::unreadable);
+        if let Some(at) = at {
+            e.payload = serde_json::json!({ "at": at });
+        }
+        decoded
     }
 
     fn unreadable(err: ProjectionError) -> Self {
@@ -142,18 +149,61 @@ pub trait Projection: Send + Sync + 'static {
     fn apply(&mut self, event: Envelope<'_>, rows: &mut RowSet) -> Result<(), ProjectionError>;
 }
 
-/// Where a build stops: at a position, at a time (the first event recorded after it is not
-/// applied), or never (following the log live).
+/// Where a build stops: at a position (every event up to it), at a time (every event whose
+/// time, by `clock`, is at or before it, wherever it lies in the log), or never (following the
+/// log live).
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
 pub struct Until {
     pub position: Option<Position>,
     pub time: Option<DateTime<Utc>>,
+    /// Which time `time` bounds.
+    pub clock: Clock,
+}
+
+/// The two times an event has.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Clock {
+    /// When the log recorded it. Not in log order: appends from several writers land in
+    /// commit order, their clocks a few milliseconds apart.
+    #[default]
+    Recorded,
+    /// When it happened in the business (the event's own `at`: when the customer wrote,
+    /// the agent answered, the chat closed), which is what "as of 12:00 on the 6th" means to
+    /// an analyst. An event without one falls back to its recorded time.
+    Business,
+}
+
+impl Clock {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Clock::Recorded => "recorded",
+            Clock::Business => "business",
+        }
+    }
+
+    /// The event's time on this clock.
+    pub fn of(self, e: &RecordedEvent) -> DateTime<Utc> {
+        match self {
+            Clock::Recorded => e.recorded_at,
+            Clock::Business => e
+                .payload
+                .get("at")
+                .and_then(serde_json::Value::as_str)
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map_or(e.recorded_at, |t| t.with_timezone(&Utc)),
+        }
+    }
 }
 
 impl Until {
+    /// Whether the event lies past the position bound: nothing after it is read.
+    fn past(&self, e: &RecordedEvent) -> bool {
+        self.position.is_some_and(|p| e.position > p)
+    }
+
     fn admits(&self, e: &RecordedEvent) -> bool {
-        self.position.is_none_or(|p| e.position <= p)
-            && self.time.is_none_or(|t| e.recorded_at <= t)
+        !self.past(e) && self.time.is_none_or(|t| self.clock.of(e) <= t)
     }
 
     pub fn is_bounded(&self) -> bool {
@@ -227,8 +277,8 @@ pub fn table_prefix(projection: &str, generation: i64) -> String {
     format!("{projection}_g{generation}_")
 }
 
-const CATALOG_COLUMNS: &str =
-    "projection, generation, state, position, events, until_position, until_time, updated_at";
+const CATALOG_COLUMNS: &str = "projection, generation, state, position, events, until_position, \
+     until_time, updated_at, until_clock";
 
 /// The generations of every projection in one store.
 #[derive(Clone)]
@@ -261,12 +311,38 @@ impl Catalog {
                 )])
                 .await;
             match created {
-                Ok(_) => return Ok(Catalog { store }),
+                Ok(_) => {
+                    Self::add_until_clock(&store).await?;
+                    return Ok(Catalog { store });
+                }
                 Err(e) if attempt < 3 => {
                     tracing::debug!(error = %e, "creating the projection catalog raced another process; again");
                 }
                 Err(e) => return Err(e.into()),
             }
+        }
+    }
+
+    /// Catalogs made before as-of builds could bound business time lack `until_clock` (read
+    /// as `recorded`, which is what they were built by).
+    async fn add_until_clock(store: &ReadStore) -> Result<(), ProjectionError> {
+        let probe = "SELECT until_clock FROM kefu_projections WHERE 1 = 0";
+        if store.query(probe, vec![]).await.is_ok() {
+            return Ok(());
+        }
+        let added = store
+            .transaction(vec![Stmt::new(
+                "ALTER TABLE kefu_projections ADD COLUMN until_clock TEXT",
+                vec![],
+            )])
+            .await;
+        // Another process may have added it first.
+        match added {
+            Ok(()) => Ok(()),
+            Err(e) => match store.query(probe, vec![]).await {
+                Ok(_) => Ok(()),
+                Err(_) => Err(e.into()),
+            },
         }
     }
 
@@ -380,7 +456,7 @@ impl Catalog {
         };
         let mut stmts = vec![Stmt::new(
             format!(
-                "INSERT INTO kefu_projections ({CATALOG_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                "INSERT INTO kefu_projections ({CATALOG_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
             ),
             vec![
                 generation.projection.clone().into(),
@@ -391,6 +467,7 @@ impl Catalog {
                 until.position.map(|p| p.0 as i64).into(),
                 until.time.map(|t| t.timestamp_millis()).into(),
                 generation.updated_at.timestamp_millis().into(),
+                until.clock.as_str().into(),
             ],
         )];
         // A live generation is queried from the start; one being built gets its secondary
@@ -551,6 +628,11 @@ fn generation_of(row: Vec<Val>) -> Result<Generation, ProjectionError> {
         .as_i64()
         .and_then(DateTime::<Utc>::from_timestamp_millis)
         .ok_or_else(bad)?;
+    let clock = match next()?.as_str() {
+        Some("business") => Clock::Business,
+        Some("recorded") | None => Clock::Recorded,
+        Some(_) => return Err(bad()),
+    };
     Ok(Generation {
         projection,
         generation,
@@ -560,6 +642,7 @@ fn generation_of(row: Vec<Val>) -> Result<Generation, ProjectionError> {
         until: Until {
             position: until_position,
             time: until_time,
+            clock,
         },
         updated_at,
     })
@@ -632,9 +715,15 @@ impl Member {
             if event.position < from {
                 continue;
             }
-            if !until.admits(event) {
+            if until.past(event) {
                 self.done = true;
                 break;
+            }
+            // A time bound is not a place in the log: an event recorded (or, in business
+            // time, happening) before it can come after one that does not, so the whole log
+            // is read and each event judged.
+            if !until.admits(event) {
+                continue;
             }
             todo.push(Envelope { event, decoded });
         }

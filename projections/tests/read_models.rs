@@ -547,7 +547,7 @@ async fn as_of_builds_stop_at_their_bound(b: Backend) {
         kefu_projections::by_names(&["stats".into()]).unwrap(),
         Until {
             position: Some(after_first),
-            time: None,
+            ..Until::default()
         },
         |_| {},
     )
@@ -578,8 +578,8 @@ async fn as_of_builds_stop_at_their_bound(b: Backend) {
         &b.store,
         kefu_projections::by_names(&["stats".into()]).unwrap(),
         Until {
-            position: None,
             time: Some(chrono::Utc::now() - Duration::days(1)),
+            ..Until::default()
         },
         |_| {},
     )
@@ -611,7 +611,7 @@ async fn as_of_builds_stop_at_their_bound(b: Backend) {
         kefu_projections::by_names(&["conversations".into()]).unwrap(),
         Until {
             position: Some(assessed),
-            time: None,
+            ..Until::default()
         },
         |_| {},
     )
@@ -836,4 +836,104 @@ async fn figures_are_timed_per_queueing_and_hand_offs_counted_per_event(b: Backe
         .map(|r| (r.key, r.conversations, r.first_responses))
         .collect();
     assert_eq!(months, vec![(Some("2026-11".into()), 4, 2)]);
+}
+
+/// "As of T" is every event recorded at or before T, though the log's order is not the
+/// order of its recorded times (writers' clocks and commits interleave by milliseconds); and
+/// an analyst's "as of 14:12 business time" is every event that happened by then, whenever it
+/// was written. The catalog says which clock a generation was bounded by.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn as_of_a_time_admits_exactly_the_events_of_that_time_on_either_clock() {
+    use kefu_eventlog::sqlite::{SqliteConfig, SqliteLog};
+    use kefu_projections::Clock;
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("kefu.db");
+    let log = std::sync::Arc::new(SqliteLog::open(SqliteConfig::new(&db)).await.unwrap());
+    Script::new(log.clone()).all().await;
+    let store = kefu_projections::ReadStore::open_sqlite(&dir.path().join("read.db")).unwrap();
+    // Recorded times one millisecond apart in log order, then two neighbours of event k
+    // swapped across the cutoff: k - 1 recorded just after it, k + 1 just before.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let base: i64 = 1_800_000_000_000_000;
+    conn.execute(
+        "UPDATE events SET recorded_at = ?1 + position * 1000",
+        [base],
+    )
+    .unwrap();
+    let events = log.read_all(Position::START, 10_000).await.unwrap();
+    let k = events[events.len() / 2].position.0 as i64;
+    let cutoff_micros = base + k * 1000;
+    conn.execute(
+        "UPDATE events SET recorded_at = ?1 + 1 WHERE position = ?2",
+        [cutoff_micros, k - 1],
+    )
+    .unwrap();
+    conn.execute(
+        "UPDATE events SET recorded_at = ?1 - 1 WHERE position = ?2",
+        [cutoff_micros, k + 1],
+    )
+    .unwrap();
+    drop(conn);
+    let cutoff = chrono::DateTime::from_timestamp_micros(cutoff_micros).unwrap();
+    let events = log.read_all(Position::START, 10_000).await.unwrap();
+    let count = |clock: Clock, at: chrono::DateTime<chrono::Utc>| {
+        events.iter().filter(|e| clock.of(e) <= at).count() as i64
+    };
+    assert_eq!(
+        count(Clock::Recorded, cutoff),
+        k,
+        "positions 1..=k, less k - 1, plus k + 1"
+    );
+
+    let built = |until: Until| {
+        let (log, store) = (log.clone(), store.clone());
+        async move {
+            let (built, _) = rebuild(
+                &*log,
+                &store,
+                kefu_projections::by_names(&["stats".into()]).unwrap(),
+                until,
+                |_| {},
+            )
+            .await
+            .unwrap();
+            built.into_iter().next().unwrap().generation
+        }
+    };
+    let recorded = built(Until {
+        time: Some(cutoff),
+        ..Until::default()
+    })
+    .await;
+    assert_eq!(
+        recorded.events,
+        count(Clock::Recorded, cutoff),
+        "every event recorded at or before the cutoff, none after"
+    );
+
+    // Business time: 14:12 in Beijing, two minutes after X2 started; X3 and X4 came later.
+    let business = built(Until {
+        time: Some(t(12)),
+        clock: Clock::Business,
+        ..Until::default()
+    })
+    .await;
+    assert_eq!(business.events, count(Clock::Business, t(12)));
+    assert_eq!(business.until.clock, Clock::Business);
+    let catalog = Catalog::open(store.clone()).await.unwrap();
+    let stored = catalog.get("stats", business.generation).await.unwrap();
+    assert_eq!(stored.until, business.until, "the catalog says which clock");
+    let models = ReadModels::open(store.clone()).await.unwrap();
+    let figures = models
+        .generation("stats", business.generation)
+        .await
+        .unwrap()
+        .stats(&StatsFilter::default(), StatsGroup::Total, Duration::zero())
+        .await
+        .unwrap();
+    assert_eq!(
+        figures[0].conversations, 2,
+        "X1 and X2 had started by 14:12"
+    );
 }
