@@ -27,7 +27,7 @@ use tracing::{info, warn};
 
 use crate::error::ProjectionError;
 use crate::rows::{KeyRequests, RowSet};
-use crate::sql::{ReadStore, Stmt, StoreError, TableDef, Val};
+use crate::sql::{ColType, ReadStore, Stmt, StoreError, TableDef, Val};
 
 /// Events per transaction while catching up.
 pub const DEFAULT_BATCH: usize = 1000;
@@ -144,6 +144,13 @@ pub trait Projection: Send + Sync + 'static {
     fn former_tables(&self) -> &'static [&'static str] {
         &[]
     }
+    /// Id columns whose names one of this projection's tables holds, for the analysts' views:
+    /// (column, the table of names, its key column). A view of a table with such a column
+    /// also shows `<column>_name`.
+    fn names(&self) -> &'static [(&'static str, &'static str, &'static str)] {
+        &[]
+    }
+
     /// Names the rows `apply` will read for this event.
     fn prefetch(&self, event: Envelope<'_>, want: &mut KeyRequests);
     fn apply(&mut self, event: Envelope<'_>, rows: &mut RowSet) -> Result<(), ProjectionError>;
@@ -409,10 +416,15 @@ impl Catalog {
             // A build of an older kefu may lack tables added since; creating is idempotent.
             self.ensure_tables(p, &live).await?;
             self.check_columns(p, &live).await?;
+            // And its views, or views of fewer columns.
+            self.refresh_views(p, &live).await?;
             return Ok(live);
         }
         match self.create(p, GenState::Live, Until::default()).await {
-            Ok(g) => Ok(g),
+            Ok(g) => {
+                self.refresh_views(p, &g).await?;
+                Ok(g)
+            }
             // Another process created it first.
             Err(ProjectionError::Store(StoreError::Backend { .. })) => self
                 .live(p.name())
@@ -514,6 +526,44 @@ impl Catalog {
         Ok(())
     }
 
+    /// Points the analysts' views of `p` at generation `g`: one view per table, named
+    /// `<projection>_<table>` (`stats_facts`), which a saved BI question can rely on across
+    /// replays, with times as timestamps (RFC 3339 text on SQLite), booleans as booleans
+    /// (0 or 1 on SQLite, which has none) and names beside the ids [`Projection::names`]
+    /// names. PostgreSQL replaces each view in place, so views an analyst built on them
+    /// survive; only a change of a column's type needs the view dropped first, which such a
+    /// dependent view refuses, by name.
+    pub async fn refresh_views(
+        &self,
+        p: &dyn Projection,
+        g: &Generation,
+    ) -> Result<(), ProjectionError> {
+        let pg = self.store.is_postgres();
+        for def in p.tables() {
+            let view = format!("{}_{}", p.name(), def.name);
+            let select = view_select(p, g, def, pg);
+            if pg {
+                let replaced = self
+                    .store
+                    .transaction(vec![Stmt::new(
+                        format!("CREATE OR REPLACE VIEW {view} AS {select}"),
+                        vec![],
+                    )])
+                    .await;
+                if replaced.is_ok() {
+                    continue;
+                }
+            }
+            self.store
+                .transaction(vec![
+                    Stmt::new(format!("DROP VIEW IF EXISTS {view}"), vec![]),
+                    Stmt::new(format!("CREATE VIEW {view} AS {select}"), vec![]),
+                ])
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Makes `generation` the live one and drops the generation it replaces.
     pub async fn swap(
         &self,
@@ -542,6 +592,9 @@ impl Catalog {
                     ),
                 ),
             ])
+            .await?;
+        // Before the old tables go: on PostgreSQL a view still reading them would refuse it.
+        self.refresh_views(p, &self.get(p.name(), generation).await?)
             .await?;
         if let Some(old) = &old {
             self.drop_generation(p, old.generation).await?;
@@ -594,6 +647,46 @@ impl Catalog {
         self.store.transaction(stmts).await?;
         Ok(())
     }
+}
+
+/// A column holding milliseconds since the epoch, by kefu's naming of them.
+fn is_time(column: &str) -> bool {
+    column == "at"
+        || column == "since"
+        || column.ends_with("_at")
+        || column.ends_with("_since")
+        || column.ends_with("_due")
+}
+
+/// The `SELECT` of one table's analysts' view (see [`Catalog::refresh_views`]).
+fn view_select(p: &dyn Projection, g: &Generation, def: &TableDef, pg: bool) -> String {
+    let tables = p.tables();
+    let mut cols = Vec::new();
+    for (i, (name, ty, _)) in def.columns.iter().enumerate() {
+        let c = format!("t.{name}");
+        let expr = if def.bools[i] {
+            if pg { format!("({c} <> 0)") } else { c }
+        } else if *ty == ColType::Int && is_time(name) {
+            if pg {
+                format!("to_timestamp({c} / 1000.0)")
+            } else {
+                format!("strftime('%Y-%m-%dT%H:%M:%fZ', {c} / 1000.0, 'unixepoch')")
+            }
+        } else {
+            c
+        };
+        cols.push(format!("{expr} AS {name}"));
+        if let Some((_, table, key)) = p.names().iter().find(|(col, _, _)| col == name)
+            && let Some(names) = tables.iter().find(|d| d.name == *table)
+            && names.name != def.name
+        {
+            cols.push(format!(
+                "(SELECT n.name FROM {} n WHERE n.{key} = t.{name}) AS {name}_name",
+                g.table(names)
+            ));
+        }
+    }
+    format!("SELECT {} FROM {} t", cols.join(", "), g.table(def))
 }
 
 fn create_statements(p: &dyn Projection, g: &Generation, indexes: bool) -> Vec<Stmt> {

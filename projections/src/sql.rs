@@ -147,6 +147,8 @@ impl ColType {
 pub trait Column: Sized {
     const TYPE: ColType;
     const NULLABLE: bool = false;
+    /// Stored as 0 or 1; shown as a boolean by the analysts' views.
+    const IS_BOOL: bool = false;
     fn to_val(&self) -> Val;
     fn from_val(v: Val) -> Result<Self, String>;
     /// Like `to_val`, without copying what it owns.
@@ -179,6 +181,7 @@ impl Column for f64 {
 
 impl Column for bool {
     const TYPE: ColType = ColType::Int;
+    const IS_BOOL: bool = true;
     fn to_val(&self) -> Val {
         Val::Int(i64::from(*self))
     }
@@ -206,6 +209,7 @@ impl Column for String {
 impl<T: Column> Column for Option<T> {
     const TYPE: ColType = T::TYPE;
     const NULLABLE: bool = true;
+    const IS_BOOL: bool = T::IS_BOOL;
     fn to_val(&self) -> Val {
         self.as_ref().map_or(Val::Null, Column::to_val)
     }
@@ -226,6 +230,8 @@ impl<T: Column> Column for Option<T> {
 pub struct TableDef {
     pub name: &'static str,
     pub columns: &'static [(&'static str, ColType, bool)],
+    /// Per column, whether it holds a boolean (as 0 or 1).
+    pub bools: &'static [bool],
     /// How many leading columns form the primary key.
     pub key_len: usize,
     /// Secondary indexes, each a list of columns.
@@ -311,6 +317,7 @@ macro_rules! record {
                     <$ty as $crate::sql::Column>::TYPE,
                     <$ty as $crate::sql::Column>::NULLABLE,
                 ) ),+ ],
+                bools: &[ $( <$ty as $crate::sql::Column>::IS_BOOL ),+ ],
                 key_len: $key_len,
                 indexes: &[ $( $( &[ $( $icol ),+ ] ),* )? ],
             };

@@ -160,6 +160,13 @@ impl Projection for StatsProjection {
         ]
     }
 
+    fn names(&self) -> &'static [(&'static str, &'static str, &'static str)] {
+        &[
+            ("queue", "queue_lines", "queue"),
+            ("agent", "agent_names", "agent"),
+        ]
+    }
+
     fn prefetch(&self, e: Envelope<'_>, want: &mut KeyRequests) {
         let event = match e.decoded {
             Decoded::Conversation(event) => event,
