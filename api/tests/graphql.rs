@@ -414,6 +414,31 @@ async fn scripted_day(server: &Server, workers: bool) {
             .any(|e| e["node"]["conversation"] == conversation.as_str()),
         "{found}"
     );
+    // One hit a page, by the cursors the connection gives: every hit once, then no next page.
+    let (mut after, mut paged) = (serde_json::Value::Null, Vec::new());
+    loop {
+        let page = server
+            .gql(
+                &analyst,
+                "query($p: String, $a: String) { search(text: \"运费 查询\", kinds: [MESSAGE], first: 1, after: $a, atLeast: $p) { totalCount pageInfo { hasNextPage endCursor } edges { cursor node { message } } } }",
+                json!({ "p": last, "a": after }),
+            )
+            .await;
+        let search = &page["search"];
+        let edges = search["edges"].as_array().unwrap();
+        assert_eq!(edges.len(), 1, "{page}");
+        assert_eq!(edges[0]["cursor"], search["pageInfo"]["endCursor"]);
+        paged.push(edges[0]["node"]["message"].clone());
+        if search["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        after = search["pageInfo"]["endCursor"].clone();
+    }
+    assert_eq!(
+        paged.len(),
+        found["search"]["totalCount"].as_u64().unwrap() as usize,
+        "{paged:?}"
+    );
     let trail = server
         .gql(
             &auditor,

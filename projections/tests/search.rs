@@ -26,8 +26,8 @@ use kefu_domain::ticket::{
 };
 use kefu_eventlog::{Actor, Metadata, Position, RecordedEvent, StreamId};
 use kefu_projections::search::{
-    ConversationStatus, DocKind, EMAIL_MASK, MAX_LIMIT, PHONE_MASK, SearchError, SearchHit,
-    SearchIndex, SearchRequest, SearchScope, SpeakerKind,
+    ConversationStatus, DocKind, EMAIL_MASK, MAX_LIMIT, PHONE_MASK, SearchCursor, SearchError,
+    SearchHit, SearchIndex, SearchRequest, SearchScope, SpeakerKind,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -1124,4 +1124,68 @@ fn a_scope_filters_inside_the_query_so_totals_and_pages_count_only_what_it_lets_
     assert_eq!((nothing.total, nothing.hits.len()), (0, 0));
     // Without a scope, everything: six messages and two conversations.
     assert_eq!(index.search(&SearchRequest::new("快递")).unwrap().total, 8);
+}
+
+/// Cursors page on where offsets stop (10,000): every hit once, in order (relevance, newest
+/// first, then document id), though 40 documents at a time tie on both score and time, with
+/// text and without; the first pages match the offset pages; a cursor from elsewhere is
+/// refused by name.
+#[test]
+fn cursors_page_past_ten_thousand_hits_with_ties_kept_in_order() {
+    let mut s = Script::default();
+    let per_conversation = 50u128;
+    let mut n = 0u128;
+    for c in 0..201u128 {
+        let conversation = ConversationId::from_uuid(id(0x10_0000 + c));
+        s.start(conversation, CUSTOMER, 0);
+        for _ in 0..per_conversation {
+            n += 1;
+            // The same words and, forty at a time, the same minute: ties on score and time.
+            s.customer_says(conversation, m(n), "快递在哪", (n / 40) as i64);
+        }
+    }
+    let index = index_of(&s.events);
+    let total = n as usize;
+    assert!(total > 10_000);
+    for text in ["快递", ""] {
+        let request = || SearchRequest::new(text).kind(DocKind::Message).page(100, 0);
+        let mut seen: Vec<(DateTime<Utc>, MessageId)> = Vec::new();
+        let mut after: Option<SearchCursor> = None;
+        loop {
+            let mut r = request();
+            r.after = after.clone();
+            let page = index.search(&r).unwrap();
+            assert_eq!(page.total, total);
+            seen.extend(page.hits.iter().map(|h| (h.time, h.message.unwrap())));
+            let Some(last) = page.hits.last() else { break };
+            if !page.more {
+                break;
+            }
+            after = Some(SearchCursor::decode(&last.cursor).unwrap());
+        }
+        assert_eq!(seen.len(), total, "{text:?}: every hit once");
+        let distinct: BTreeSet<_> = seen.iter().map(|(_, m)| *m).collect();
+        assert_eq!(distinct.len(), total, "{text:?}: no hit twice");
+        assert!(
+            seen.windows(2).all(|w| w[0].0 > w[1].0
+                || (w[0].0 == w[1].0 && w[0].1.to_string() < w[1].1.to_string())),
+            "{text:?}: newest first, ties by id"
+        );
+        // Where offsets still reach, they give the same pages.
+        let by_offset = index.search(&request().page(100, 300)).unwrap();
+        let by_cursor: Vec<MessageId> = seen[300..400].iter().map(|(_, m)| *m).collect();
+        assert_eq!(messages(&by_offset.hits), by_cursor, "{text:?}");
+    }
+
+    let mut r = SearchRequest::new("快递");
+    r.after = Some(SearchCursor::decode("3f800000.1.message:x").unwrap());
+    r.offset = 20;
+    assert!(matches!(
+        index.search(&r),
+        Err(SearchError::CursorAndOffset)
+    ));
+    let err = SearchCursor::decode("not-a-cursor")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not-a-cursor"), "{err}");
 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use kefu_domain::ids::{AgentId, ConversationId, QueueId, TicketId};
 use kefu_eventlog::{EventLog, StreamId};
 use kefu_projections::conversations::ConversationFilter;
-use kefu_projections::search::{DocStatus, MAX_OFFSET as MAX_SEARCH_OFFSET, SearchRequest};
+use kefu_projections::search::{DocStatus, SearchCursor, SearchRequest};
 use kefu_projections::stats::StatsFilter;
 use kefu_projections::tickets::TicketFilter;
 
@@ -543,20 +543,14 @@ impl Query {
     ) -> Result<Connection<String, SearchHit, Total>> {
         let (api, caller) = (api(ctx), caller(ctx)?);
         require(caller, Root::Query, "search")?;
-        let start = match after.as_deref() {
-            None => 0,
-            Some(cursor) => cursor
-                .parse::<usize>()
-                .ok()
-                .filter(|&n| n <= MAX_SEARCH_OFFSET)
-                .ok_or_else(|| {
-                    ApiError::Validation(format!(
-                        "after: {cursor:?} is not a cursor this search gave (at most \
-                         {MAX_SEARCH_OFFSET} hits are paged through)"
-                    ))
-                })?,
-        };
-        let mut request = SearchRequest::new(text).page(page_size(first)?, start);
+        let after = after
+            .as_deref()
+            .map(SearchCursor::decode)
+            .transpose()
+            .map_err(|e| ApiError::Validation(format!("after: {e}")))?;
+        let paged = after.is_some();
+        let mut request = SearchRequest::new(text).page(page_size(first)?, 0);
+        request.after = after;
         request = request.scope(policy::search_scope(api, caller).await?);
         for kind in kinds.unwrap_or_default() {
             request = request.kind(kind.into());
@@ -581,17 +575,20 @@ impl Query {
             .await
             .map_err(|e| ApiError::Unavailable(format!("search failed: {e}")))?
             .map_err(ApiError::from)?;
-        let end = start + results.hits.len();
+        let next = results
+            .more
+            .then(|| results.hits.last().map(|h| h.cursor.clone()))
+            .flatten();
         let page = kefu_projections::view::Page {
-            items: results.hits.into_iter().enumerate().collect(),
-            next: (end < results.total).then(|| end.to_string()),
+            items: results.hits,
+            next,
         };
         Ok(connection(
-            start > 0,
+            paged,
             page,
             i64::try_from(results.total).unwrap_or(i64::MAX),
-            |(i, _)| (start + i + 1).to_string(),
-            |(_, h)| {
+            |h| h.cursor.clone(),
+            |h| {
                 Ok(SearchHit {
                     kind: h.kind.into(),
                     conversation: h.conversation.map(|c| c.to_string()),

@@ -46,6 +46,12 @@ pub enum SearchError {
     )]
     BadOffset { offset: usize, max: usize },
 
+    #[error("cursor {cursor:?} is not one this search gave out: {reason}")]
+    BadCursor { cursor: String, reason: String },
+
+    #[error("a page starts after a cursor or at an offset, not both")]
+    CursorAndOffset,
+
     #[error("bad date range: `from` ({from}) is after `to` ({to})")]
     BadDateRange {
         from: DateTime<Utc>,

@@ -65,8 +65,8 @@ pub use error::SearchError;
 pub use live::{LiveSearch, SearchHandle, SearchHome, Seen, catch_up_search, rebuild_search};
 pub use mask::{CARD_MASK, EMAIL_MASK, ID_CARD_MASK, PHONE_MASK, mask};
 pub use query::{
-    DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, MAX_QUERY_CHARS, SearchHit, SearchReader, SearchRequest,
-    SearchResults, SearchScope, Snippet,
+    DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET, MAX_QUERY_CHARS, SearchCursor, SearchHit, SearchReader,
+    SearchRequest, SearchResults, SearchScope, Snippet,
 };
 pub use record::{ConversationStatus, DocKind, DocStatus, SpeakerKind};
 

@@ -21,7 +21,7 @@ use tantivy::query::{
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::snippet::SnippetGenerator;
 use tantivy::tokenizer::TextAnalyzer;
-use tantivy::{DocAddress, IndexReader, Order, Searcher, TantivyDocument, Term};
+use tantivy::{DocAddress, IndexReader, Searcher, TantivyDocument, Term};
 
 use super::SearchError;
 use super::analyzer;
@@ -68,6 +68,9 @@ pub struct SearchRequest {
     pub limit: usize,
     /// Hits to skip, up to [`MAX_OFFSET`].
     pub offset: usize,
+    /// Start after this hit (its [`SearchHit::cursor`]) instead of at an offset: pages as deep
+    /// as the results go, each as cheap as the first.
+    pub after: Option<SearchCursor>,
     /// What the caller may see; applied inside the query, so totals and pages count only
     /// what passes.
     pub scope: SearchScope,
@@ -103,6 +106,7 @@ impl Default for SearchRequest {
             to: None,
             limit: DEFAULT_LIMIT,
             offset: 0,
+            after: None,
             scope: SearchScope::Everything,
         }
     }
@@ -182,6 +186,9 @@ impl SearchRequest {
                 limit: self.limit,
                 max: MAX_LIMIT,
             });
+        }
+        if self.after.is_some() && self.offset > 0 {
+            return Err(SearchError::CursorAndOffset);
         }
         if self.offset > MAX_OFFSET {
             return Err(SearchError::BadOffset {
@@ -301,6 +308,9 @@ pub struct SearchHit {
     pub entry: Option<KnowledgeEntryId>,
     /// BM25 relevance; None when the hits were listed newest first without a query text.
     pub score: Option<f32>,
+    /// Where this hit lies in the results (`SearchCursor::encode`): the next page starts
+    /// after it.
+    pub cursor: String,
     /// What the document is dated by (see [`DocKind`]).
     pub time: DateTime<Utc>,
     /// Who wrote a message.
@@ -319,12 +329,70 @@ pub struct SearchHit {
     pub snippet: Snippet,
 }
 
+/// A hit's place in the order results come in: relevance (0 when listing without words),
+/// then newest first, then document id. A cursor names the hit a page ends at; the next page
+/// starts after it. Between two pages the index may have changed: a cursor then still starts
+/// after the same place, which new documents may fill in before or after.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchCursor {
+    pub score: f32,
+    pub time_micros: i64,
+    pub doc_id: String,
+}
+
+impl SearchCursor {
+    /// Opaque to callers: `<score bits in hex>.<time>.<document id>`.
+    pub fn encode(&self) -> String {
+        format!(
+            "{:08x}.{}.{}",
+            self.score.to_bits(),
+            self.time_micros,
+            self.doc_id
+        )
+    }
+
+    pub fn decode(cursor: &str) -> Result<Self, SearchError> {
+        let bad = |reason: &str| SearchError::BadCursor {
+            cursor: cursor.chars().take(100).collect(),
+            reason: reason.into(),
+        };
+        let mut parts = cursor.splitn(3, '.');
+        let (Some(score), Some(time), Some(doc_id)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad("expected three parts"));
+        };
+        let score = u32::from_str_radix(score, 16)
+            .map(f32::from_bits)
+            .map_err(|_| bad("the score is not hexadecimal"))?;
+        if !score.is_finite() {
+            return Err(bad("the score is not a number"));
+        }
+        let time_micros = time.parse().map_err(|_| bad("the time is not a number"))?;
+        if doc_id.is_empty() {
+            return Err(bad("no document id"));
+        }
+        Ok(SearchCursor {
+            score,
+            time_micros,
+            doc_id: doc_id.to_owned(),
+        })
+    }
+
+    /// Whether a document at (`score`, `time_micros`) comes after the cursor or ties with
+    /// it (ties are settled by document id once the document is read).
+    fn admits(&self, score: f32, time_micros: i64) -> bool {
+        score < self.score || (score == self.score && time_micros <= self.time_micros)
+    }
+}
+
 /// A page of hits.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchResults {
     /// How many documents match in all, for paging.
     pub total: usize,
     pub hits: Vec<SearchHit>,
+    /// Whether hits follow this page (start the next one after the last hit's cursor).
+    pub more: bool,
 }
 
 fn filter(query: Box<dyn Query>) -> (Occur, Box<dyn Query>) {
@@ -447,37 +515,119 @@ impl SearchReader {
             return Ok(SearchResults {
                 total: 0,
                 hits: Vec::new(),
+                more: false,
             });
         };
         let searcher = self.reader.searcher();
-        let page = TopDocs::with_limit(request.limit).and_offset(request.offset);
-        let (total, found): (usize, Vec<(Option<f32>, DocAddress)>) = if terms.is_empty() {
-            let (total, docs) = searcher.search(
-                &query,
-                &(
-                    Count,
-                    page.order_by_fast_field::<tantivy::DateTime>(TIME_FIELD, Order::Desc),
-                ),
-            )?;
-            (total, docs.into_iter().map(|(_, a)| (None, a)).collect())
-        } else {
-            let (total, docs) = searcher.search(&query, &(Count, page.order_by_score()))?;
-            (total, docs.into_iter().map(|(s, a)| (Some(s), a)).collect())
-        };
+        let total = searcher.search(&query, &Count)?;
         let snippets = if terms.is_empty() {
             None
         } else {
             Some(Snippets::new(&searcher, &*query, &self.fields)?)
         };
-        let hits = found
-            .into_iter()
-            .map(|(score, address)| {
+        let scored = !terms.is_empty();
+        // Documents tied on (score, time) are ordered by id, which only the stored document
+        // holds: collect a few more than the page, and more again while a tie might run past
+        // what was collected.
+        let mut slack = 16;
+        let (hits, more) = loop {
+            let want = request.offset + request.limit + slack;
+            let after = request.after.clone();
+            let collector =
+                TopDocs::with_limit(want).tweak_score(move |segment: &tantivy::SegmentReader| {
+                    let times = segment.fast_fields().date(TIME_FIELD).ok();
+                    let after = after.clone();
+                    move |doc: tantivy::DocId, score: tantivy::Score| {
+                        let score = if scored { score } else { 0.0 };
+                        let time = times
+                            .as_ref()
+                            .and_then(|c| c.first(doc))
+                            .map_or(i64::MIN, |t| t.into_timestamp_micros());
+                        if after.as_ref().is_some_and(|a| !a.admits(score, time)) {
+                            return None;
+                        }
+                        Some((score, time))
+                    }
+                });
+            let found: Vec<(Option<(f32, i64)>, DocAddress)> =
+                searcher.search(&query, &collector)?;
+            let full = found.len() == want;
+            let mut keyed: Vec<((f32, i64), DocAddress)> = found
+                .into_iter()
+                .filter_map(|(k, a)| Some((k?, a)))
+                .collect();
+            let order = |a: &(f32, i64), b: &(f32, i64)| b.0.total_cmp(&a.0).then(b.1.cmp(&a.1));
+            keyed.sort_by(|a, b| order(&a.0, &b.0).then(a.1.cmp(&b.1)));
+            let read = |address: DocAddress| -> Result<(String, Record), SearchError> {
                 let doc: TantivyDocument = searcher.doc(address)?;
                 let record = Record::from_document(&doc, &self.fields)?;
-                hit(record, score, snippets.as_ref())
-            })
-            .collect::<Result<_, SearchError>>()?;
-        Ok(SearchResults { total, hits })
+                Ok((record.doc_id(), record))
+            };
+            // Ties with the cursor lead the list: those at or before its document id were on
+            // an earlier page.
+            let mut skip_tied = 0;
+            if let Some(a) = &request.after {
+                while let Some((key, address)) = keyed.get(skip_tied) {
+                    if *key != (a.score, a.time_micros) {
+                        break;
+                    }
+                    let (id, _) = read(*address)?;
+                    if id.as_str() > a.doc_id.as_str() {
+                        break;
+                    }
+                    skip_tied += 1;
+                }
+            }
+            let keyed = &keyed[skip_tied..];
+            let (first, end) = (request.offset, request.offset + request.limit);
+            if full && keyed.len() < end {
+                // The cursor's ties took what was collected; there may be more.
+                slack *= 4;
+                continue;
+            }
+            if keyed.len() <= first {
+                break (Vec::new(), false);
+            }
+            let last = end.min(keyed.len()) - 1;
+            // The page's edges may cut through documents tied on (score, time): read the whole
+            // tie at each edge and order it by id, so a page never depends on how tantivy
+            // happened to order equal keys.
+            if full && keyed.last().map(|k| k.0) == Some(keyed[last].0) {
+                slack *= 4;
+                continue;
+            }
+            let lo = keyed[..first]
+                .iter()
+                .rposition(|k| k.0 != keyed[first].0)
+                .map_or(0, |i| i + 1);
+            let hi = keyed[last..]
+                .iter()
+                .position(|k| k.0 != keyed[last].0)
+                .map_or(keyed.len(), |i| last + i);
+            let mut window = Vec::with_capacity(hi - lo);
+            for (key, address) in &keyed[lo..hi] {
+                let (id, record) = read(*address)?;
+                window.push((*key, id, record));
+            }
+            window.sort_by(|a, b| order(&a.0, &b.0).then_with(|| a.1.cmp(&b.1)));
+            let more = keyed.len() > end;
+            let hits = window
+                .into_iter()
+                .skip(first - lo)
+                .take(request.limit)
+                .map(|((score, time), doc_id, record)| {
+                    let cursor = SearchCursor {
+                        score,
+                        time_micros: time,
+                        doc_id,
+                    }
+                    .encode();
+                    hit(record, scored.then_some(score), cursor, snippets.as_ref())
+                })
+                .collect::<Result<Vec<_>, SearchError>>()?;
+            break (hits, more);
+        };
+        Ok(SearchResults { total, hits, more })
     }
 
     /// None when the filters exclude every kind of document.
@@ -599,6 +749,7 @@ impl Snippets {
 fn hit(
     record: Record,
     score: Option<f32>,
+    cursor: String,
     snippets: Option<&Snippets>,
 ) -> Result<SearchHit, SearchError> {
     let kind = record
@@ -617,6 +768,7 @@ fn hit(
         ticket: None,
         entry: None,
         score,
+        cursor,
         time: record.time(),
         speaker: None,
         internal: false,
