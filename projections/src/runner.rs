@@ -803,7 +803,6 @@ impl Progress {
             0.0
         }
     }
-
 }
 
 /// Several projections fed from one read of the log.

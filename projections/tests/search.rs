@@ -816,7 +816,10 @@ fn the_checkpoint_survives_a_reopen_and_uncommitted_work_does_not() {
     assert_eq!(index.resume_from(), committed.next());
     // What an operator's `kefu projections list` reads, from another process's reader.
     assert_eq!(
-        SearchIndex::open_reader(dir.path()).unwrap().committed().unwrap(),
+        SearchIndex::open_reader(dir.path())
+            .unwrap()
+            .committed()
+            .unwrap(),
         Some(kefu_projections::search::CommitPayload {
             format: kefu_projections::search::FORMAT,
             position: Some(committed),

@@ -337,7 +337,11 @@ pub async fn global_order_and_paging<L: EventLog>(log: &L) {
     assert!(all.windows(2).all(|w| w[0].position < w[1].position));
     // What a replay's progress is measured in, where the backend counts: events, however
     // sparse the positions.
-    if let Some(n) = log.count_through(all[all.len() - 1].position).await.unwrap() {
+    if let Some(n) = log
+        .count_through(all[all.len() - 1].position)
+        .await
+        .unwrap()
+    {
         assert_eq!(n, all.len() as u64, "every event through the head");
         for k in [0, all.len() / 3] {
             assert_eq!(
