@@ -34,7 +34,7 @@ impl Bar {
     }
 
     pub fn line(&self, p: &Progress) -> String {
-        let rate = format!("{:.0} events/s", events_per_sec(p.read, p.elapsed));
+        let rate = format!("{:.0} events/s", p.events_per_sec());
         let Some(total) = self.total.filter(|t| *t > 0) else {
             return format!("{}  {} events  {rate}", self.label, p.read);
         };
@@ -90,20 +90,11 @@ impl Bar {
     }
 }
 
-fn events_per_sec(events: u64, elapsed: Duration) -> f64 {
-    let secs = elapsed.as_secs_f64();
-    if secs > 0.0 {
-        events as f64 / secs
-    } else {
-        0.0
-    }
-}
-
 fn summary(label: &str, p: &Progress, applied: u64, what: &str) -> String {
     format!(
         "{label} done: {applied} events applied to {what} in {:.1} s ({:.0} events/s read)",
         p.elapsed.as_secs_f64(),
-        events_per_sec(p.read, p.elapsed),
+        p.events_per_sec(),
     )
 }
 

@@ -19,7 +19,7 @@ use kefu_projections::search::{
 use kefu_projections::stats::{StatsFilter, StatsGroup};
 use kefu_projections::tickets::TicketFilter;
 use kefu_projections::view::Page;
-use kefu_projections::{Catalog, Progress, ReadModels, ReadStore, Until, View, rebuild};
+use kefu_projections::{Catalog, ReadModels, ReadStore, Until, View, rebuild};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -318,7 +318,7 @@ pub async fn replay(store: &StoreArgs, args: ReplayArgs) -> Result<()> {
             "state": "live",
             "position": report.position,
             "replaced": replaced,
-            "events_per_sec": events_per_sec(&report).round(),
+            "events_per_sec": report.events_per_sec().round(),
             "seconds": report.elapsed.as_secs_f64(),
         }))?;
     }
@@ -342,7 +342,7 @@ pub async fn replay(store: &StoreArgs, args: ReplayArgs) -> Result<()> {
                 "events": r.generation.events,
                 "position": r.generation.position,
                 "replaced": r.replaced,
-                "events_per_sec": events_per_sec(&report).round(),
+                "events_per_sec": report.events_per_sec().round(),
                 "seconds": report.elapsed.as_secs_f64(),
             }))?;
         }
@@ -359,15 +359,6 @@ async fn events_through(log: &AnyLog, bound: Option<Position>) -> Result<Option<
     Ok(log.count_through(through).await?)
 }
 
-fn events_per_sec(p: &Progress) -> f64 {
-    let secs = p.elapsed.as_secs_f64();
-    if secs > 0.0 {
-        p.read as f64 / secs
-    } else {
-        0.0
-    }
-}
-
 /// One row of `kefu projections list`: a generation of a read model, or the search index.
 #[derive(Serialize)]
 struct Listed {
@@ -378,8 +369,10 @@ struct Listed {
     state: String,
     /// Where its next read starts: every event before it is applied.
     position: Position,
-    /// Events applied (read models); documents held (search index).
+    /// Events applied (read models).
     events: Option<i64>,
+    /// Documents held (the search index).
+    documents: Option<u64>,
     /// The search index's record format.
     format: Option<u32>,
     until: Option<Until>,
@@ -404,6 +397,7 @@ pub async fn projections(store: &StoreArgs, cmd: ProjectionsCommand) -> Result<(
                         state: g.state.as_str().to_owned(),
                         position: g.position,
                         events: Some(g.events),
+                        documents: None,
                         format: None,
                         until: Some(g.until),
                         updated_at: Some(g.updated_at),
@@ -464,12 +458,13 @@ fn search_listed(store: &StoreArgs) -> Result<Option<Listed>> {
     let Some(generation) = home.live()? else {
         return Ok(None);
     };
-    let row = |state: &str, position, events, format| Listed {
+    let row = |state: &str, position, documents, format| Listed {
         projection: "search".into(),
         generation: i64::try_from(generation).unwrap_or(i64::MAX),
         state: state.into(),
         position,
-        events,
+        events: None,
+        documents,
         format,
         until: None,
         updated_at: None,
@@ -498,12 +493,7 @@ fn search_listed(store: &StoreArgs) -> Result<Option<Listed>> {
     for kind in DocKind::ALL {
         documents += reader.count(kind)?;
     }
-    Ok(Some(row(
-        state,
-        next,
-        Some(i64::try_from(documents).unwrap_or(i64::MAX)),
-        format,
-    )))
+    Ok(Some(row(state, next, Some(documents), format)))
 }
 
 /// The read models a query reads, or an error naming where none were built. Nothing is

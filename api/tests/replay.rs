@@ -168,6 +168,7 @@ fn replay_then_query_live_and_as_of() {
         "{search}"
     );
     assert_eq!(search["format"], kefu_projections::search::FORMAT);
+    assert_eq!(search["documents"], 2, "the message and its conversation");
     lines(&kefu(d, &["projections", "drop", "stats", &generation]));
     assert_eq!(lines(&kefu(d, &["projections", "list"])).len(), 5);
 
