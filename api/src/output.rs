@@ -31,8 +31,9 @@ pub struct OutputArgs {
     /// How rows are printed: table, json, jsonl or csv.
     #[arg(long, value_enum, default_value_t = Format::Jsonl, global = true)]
     pub format: Format,
-    /// The time zone of every printed time (and of day and hour buckets and date-only
-    /// bounds), e.g. +08:00 or -05:00. Times are printed in UTC (`Z`) without it.
+    /// The time zone of every printed time, of date-only bounds and of statistics' day and
+    /// hour buckets, e.g. +08:00 or -05:00. Without it times are printed in UTC (`Z`), dates
+    /// are UTC's, and statistics' buckets and dates China's (+08:00).
     #[arg(long, global = true, allow_hyphen_values = true, value_parser = parse_offset)]
     pub utc_offset: Option<FixedOffset>,
 }
