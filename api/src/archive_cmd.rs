@@ -1,5 +1,7 @@
 //! `kefu archive …`: what the archive holds, and whether it is sound.
 
+use std::io::Write;
+
 use anyhow::{Context, Result};
 use clap::Subcommand;
 use kefu_eventlog::archive::{self, ArchiveStore};
@@ -20,7 +22,7 @@ pub enum ArchiveCommand {
 }
 
 pub async fn run(store: &StoreArgs, cmd: ArchiveCommand) -> Result<()> {
-    let log = store.open().await?;
+    let log = store.open_existing().await?;
     let archive = log
         .archive()
         .context("this store keeps no archive (KurrentDB keeps its own history)")?
@@ -33,7 +35,8 @@ pub async fn run(store: &StoreArgs, cmd: ArchiveCommand) -> Result<()> {
                     o.remove("correlations");
                     o.insert("pending".into(), pending.into());
                 }
-                println!("{line}");
+                // Not println!: a reader that stops early (`| head`) must not make it panic.
+                writeln!(std::io::stdout().lock(), "{line}")?;
             }
         }
         ArchiveCommand::Verify => {

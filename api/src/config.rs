@@ -1,8 +1,8 @@
 //! Where the store is, from flags and the environment.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use kefu_eventlog::{AnyLog, StoreConfig};
 use kefu_projections::search::SearchHome;
@@ -56,18 +56,12 @@ impl StoreArgs {
     fn hot_config(&self) -> Result<StoreConfig> {
         match &self.store_url() {
             Some(url) => StoreConfig::from_url(url).context("--store / KEFU_STORE / DATABASE_URL"),
-            None => {
-                std::fs::create_dir_all(&self.data_dir).with_context(|| {
-                    format!(
-                        "cannot create the data directory {}",
-                        self.data_dir.display()
-                    )
-                })?;
-                Ok(StoreConfig::embedded(&self.data_dir))
-            }
+            None => Ok(StoreConfig::embedded(&self.data_dir)),
         }
     }
 
+    /// Opens the store for a command that writes (or serves): a missing data directory or
+    /// PostgreSQL database is created.
     pub async fn open(&self) -> Result<AnyLog> {
         let config = self.config()?;
         let where_ = self.describe();
@@ -77,11 +71,60 @@ impl StoreArgs {
             kefu_eventlog::postgres::ensure_database(&pg.url)
                 .await
                 .with_context(|| format!("cannot reach or create the database ({where_})"))?;
+        } else if self.store_url().is_none() {
+            std::fs::create_dir_all(&self.data_dir).with_context(|| {
+                format!(
+                    "cannot create the data directory {}",
+                    self.data_dir.display()
+                )
+            })?;
         }
         config
             .open()
             .await
             .with_context(|| format!("cannot open the event store ({where_})"))
+    }
+
+    /// Opens the store for a command that only reads it, creating nothing: a missing data
+    /// directory, store file or PostgreSQL database is an error naming it. Created, a typo'd
+    /// name would answer "no data" and leave an empty store behind.
+    pub async fn open_existing(&self) -> Result<AnyLog> {
+        self.existing()
+            .await?
+            .open()
+            .await
+            .with_context(|| format!("cannot open the event store ({})", self.describe()))
+    }
+
+    /// The store's configuration, once it is known to exist (see `open_existing`).
+    pub async fn existing(&self) -> Result<StoreConfig> {
+        let config = self.config()?;
+        if let StoreConfig::Sqlite(sqlite) = &config {
+            self.file_must_exist(&sqlite.path, "event store")?;
+        }
+        if let StoreConfig::Postgres(pg) = &config {
+            database_must_exist(&pg.url, "--store / KEFU_STORE / DATABASE_URL").await?;
+        }
+        Ok(config)
+    }
+
+    fn file_must_exist(&self, path: &Path, what: &str) -> Result<()> {
+        if path.exists() {
+            return Ok(());
+        }
+        if path.starts_with(&self.data_dir) && !self.data_dir.exists() {
+            bail!(
+                "there is no data directory {}: give the one kefu keeps its data in \
+                 (--data-dir / KEFU_DATA_DIR), or the store (--store / KEFU_STORE); \
+                 this command only reads, and creates nothing",
+                self.data_dir.display()
+            );
+        }
+        bail!(
+            "there is no {what} at {}: this command only reads, and creates nothing \
+             (`kefu migrate` creates a store, `kefu serve` too)",
+            path.display()
+        )
     }
 
     /// Where read models live: `--read-store`, else the event store's PostgreSQL database,
@@ -113,6 +156,33 @@ impl StoreArgs {
         })
     }
 
+    /// The read models for a command that only reads them, creating nothing: None when none
+    /// were ever built here (no SQLite file); a missing PostgreSQL database is an error
+    /// naming it.
+    pub async fn open_read_store_existing(&self) -> Result<Option<ReadStore>> {
+        let config = self.read_store_config()?;
+        match &config {
+            ReadStoreConfig::Sqlite(path) if !path.exists() => return Ok(None),
+            ReadStoreConfig::Sqlite(_) => {}
+            ReadStoreConfig::Postgres { url, .. } => {
+                database_must_exist(url, "--read-store / KEFU_READ_STORE, or --store").await?;
+            }
+        }
+        ReadStore::open(&config)
+            .await
+            .map(Some)
+            .context("cannot open the read-model store")
+    }
+
+    /// Where the read models would be, for messages.
+    pub fn describe_read_store(&self) -> String {
+        match self.read_store_config() {
+            Ok(ReadStoreConfig::Sqlite(path)) => path.display().to_string(),
+            Ok(ReadStoreConfig::Postgres { url, .. }) => without_credentials(&url),
+            Err(e) => format!("{e:#}"),
+        }
+    }
+
     pub async fn open_read_store(&self) -> Result<ReadStore> {
         let config = self.read_store_config()?;
         if let ReadStoreConfig::Postgres { url, .. } = &config {
@@ -126,21 +196,44 @@ impl StoreArgs {
     }
 
     /// Where the search index keeps its generations: `<data dir>/search`.
+    pub fn search_dir(&self) -> PathBuf {
+        self.data_dir.join("search")
+    }
+
     pub fn search_home(&self) -> SearchHome {
-        SearchHome::new(self.data_dir.join("search"))
+        SearchHome::new(self.search_dir())
     }
 
     /// The store's location without credentials, for logs and errors.
     pub fn describe(&self) -> String {
         match &self.store_url() {
-            Some(url) => match url.split_once("://") {
-                Some((scheme, rest)) => {
-                    let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-                    format!("{scheme}://{host}")
-                }
-                None => url.clone(),
-            },
+            Some(url) => without_credentials(url),
             None => format!("embedded, {}", self.data_dir.join("kefu.db").display()),
         }
     }
+}
+
+/// A store URL without its user and password.
+fn without_credentials(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+            format!("{scheme}://{host}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+async fn database_must_exist(url: &str, flag: &str) -> Result<()> {
+    let where_ = without_credentials(url);
+    let exists = kefu_eventlog::postgres::database_exists(url)
+        .await
+        .with_context(|| format!("cannot reach PostgreSQL ({where_})"))?;
+    if !exists {
+        bail!(
+            "the PostgreSQL database of {where_} does not exist: check its name in {flag}; \
+             this command only reads, and creates nothing (`kefu migrate` creates it)"
+        );
+    }
+    Ok(())
 }

@@ -60,7 +60,12 @@ pub enum LogCommand {
 }
 
 pub async fn run(store: &StoreArgs, cmd: LogCommand) -> Result<()> {
-    let log = Arc::new(store.open().await?);
+    // Appending creates a store where there is none; reading one that is not there is a typo.
+    let log = Arc::new(if matches!(cmd, LogCommand::Append { .. }) {
+        store.open().await?
+    } else {
+        store.open_existing().await?
+    });
     let mut out = std::io::stdout().lock();
     match cmd {
         LogCommand::Append {

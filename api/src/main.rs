@@ -13,6 +13,8 @@ mod graphql;
 mod hub;
 mod log_cmd;
 mod metrics;
+mod output;
+mod progress;
 mod read_cmd;
 mod serve;
 mod worker_cmd;
@@ -67,10 +69,11 @@ enum Command {
     /// The read models' generations and checkpoints.
     #[command(subcommand)]
     Projections(read_cmd::ProjectionsCommand),
-    /// Ask the read models: queues, statistics, conversations, tickets, audit trails.
+    /// Ask the read models: queues, statistics, conversations, tickets, audit trails (as
+    /// JSON lines, JSON, CSV or a table: --format).
     Query {
         #[command(flatten)]
-        which: read_cmd::Which,
+        options: read_cmd::QueryOptions,
         #[command(subcommand)]
         query: read_cmd::QueryCommand,
     },
@@ -107,6 +110,8 @@ struct TokenArgs {
 async fn main() -> ExitCode {
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
+        // `kefu query … | head`: the reader has what it wanted.
+        Err(e) if output::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             // The chain of causes on one line; a backtrace is for bugs, not for bad input.
             eprintln!("error: {e:#}");
@@ -121,7 +126,7 @@ async fn run() -> Result<()> {
             tracing_subscriber::EnvFilter::try_from_env("KEFU_LOG")
                 .unwrap_or_else(|_| "info".into()),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(progress::LogWriter)
         // Colour codes only for a person at a terminal, not in log files or pipes.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -169,7 +174,7 @@ async fn run() -> Result<()> {
         Command::Archive(cmd) => archive_cmd::run(&cli.store, cmd).await,
         Command::Replay(args) => read_cmd::replay(&cli.store, args).await,
         Command::Projections(cmd) => read_cmd::projections(&cli.store, cmd).await,
-        Command::Query { which, query } => read_cmd::query(&cli.store, which, query).await,
+        Command::Query { options, query } => read_cmd::query(&cli.store, options, query).await,
         Command::Eval(cmd) => bot_cmd::eval(cmd),
         Command::Train(cmd) => bot_cmd::train(cmd),
         Command::Kb(cmd) => bot_cmd::kb(&cli.store, cmd).await,

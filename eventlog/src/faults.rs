@@ -220,6 +220,11 @@ impl<L: EventLog> EventLog for Faulty<L> {
         self.inner.head().await
     }
 
+    async fn count_through(&self, through: Position) -> Result<Option<u64>, LogError> {
+        self.gate().await?;
+        self.inner.count_through(through).await
+    }
+
     async fn read_correlation(
         &self,
         correlation_id: uuid::Uuid,

@@ -105,6 +105,18 @@ pub trait EventLog: Send + Sync + 'static {
     /// far a reader that starts now has to go (replay progress, projection lag).
     fn head(&self) -> impl Future<Output = Result<Option<Position>, LogError>> + Send;
 
+    /// How many events of the settled prefix lie at positions `<= through`, archived ones
+    /// included (an archived batch counts whole once its first position is `<= through`), or
+    /// None where the backend cannot count them cheaply: what a replay's progress is measured
+    /// in, as positions are far from dense on PostgreSQL (`xid << 16`).
+    fn count_through(
+        &self,
+        through: Position,
+    ) -> impl Future<Output = Result<Option<u64>, LogError>> + Send {
+        let _ = through;
+        std::future::ready(Ok(None))
+    }
+
     /// Every event that carries `correlation_id`, in position order: all one request set off.
     fn read_correlation(
         &self,

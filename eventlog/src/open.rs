@@ -172,6 +172,10 @@ impl EventLog for AnyLog {
         each_backend!(self, l => l.head().await)
     }
 
+    async fn count_through(&self, through: Position) -> Result<Option<u64>, LogError> {
+        each_backend!(self, l => l.count_through(through).await)
+    }
+
     async fn read_correlation(&self, correlation_id: Uuid) -> Result<Vec<RecordedEvent>, LogError> {
         each_backend!(self, l => l.read_correlation(correlation_id).await)
     }

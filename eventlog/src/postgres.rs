@@ -557,6 +557,25 @@ impl EventLog for PostgresLog {
         Ok(row.get::<_, Option<i64>>(0).map(|p| Position(from_i64(p))))
     }
 
+    async fn count_through(&self, through: Position) -> Result<Option<u64>, LogError> {
+        let client = self.client().await?;
+        // Hot events and archived ones (the registry's counts) in one snapshot, so a batch
+        // moving meanwhile is counted once.
+        let stmt = client
+            .prepare_cached(
+                "SELECT (SELECT count(*) FROM events WHERE position <= $1) \
+                 + (SELECT coalesce(sum(event_count), 0)::bigint FROM kefu_archive_batches \
+                    WHERE first_position <= $1)",
+            )
+            .await
+            .map_err(pg_err)?;
+        let row = client
+            .query_one(&stmt, &[&to_i64(through.0)])
+            .await
+            .map_err(pg_err)?;
+        Ok(Some(from_i64(row.get(0))))
+    }
+
     async fn read_correlation(&self, correlation_id: Uuid) -> Result<Vec<RecordedEvent>, LogError> {
         let (hot, seq) = self
             .query_events_and_seq(
@@ -965,17 +984,28 @@ async fn run_append(
     Ok(rows)
 }
 
+fn parse_url(url: &str) -> Result<tokio_postgres::Config, LogError> {
+    url.parse()
+        .map_err(|e| LogError::Config(format!("bad PostgreSQL URL: {e}")))
+}
+
+/// Whether the database named in `url` exists; a server that does not answer is an error.
+/// Commands that only read ask this instead of creating it.
+pub async fn database_exists(url: &str) -> Result<bool, LogError> {
+    match parse_url(url)?.connect(NoTls).await {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_db_error().is_some_and(|d| d.code().code() == "3D000") => Ok(false),
+        Err(e) => Err(pg_err(e)),
+    }
+}
+
 /// Creates the database named in `url` if the server has none by that name (connecting to the
 /// `postgres` maintenance database to do it). Safe to call from several processes at once.
 pub async fn ensure_database(url: &str) -> Result<(), LogError> {
-    let config: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e| LogError::Config(format!("bad PostgreSQL URL: {e}")))?;
-    match config.connect(NoTls).await {
-        Ok(_) => return Ok(()),
-        Err(e) if e.as_db_error().is_some_and(|d| d.code().code() == "3D000") => {}
-        Err(e) => return Err(pg_err(e)),
+    if database_exists(url).await? {
+        return Ok(());
     }
+    let config = parse_url(url)?;
     let name = config
         .get_dbname()
         .ok_or_else(|| LogError::Config("the PostgreSQL URL names no database".into()))?;
@@ -1130,18 +1160,18 @@ pub fn connect_pool(
     size: usize,
     application: &str,
 ) -> Result<Pool, LogError> {
-    let mut pg: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e| LogError::Config(format!("bad PostgreSQL URL: {e}")))?;
-    let mut options: Vec<String> = pg.get_options().map(str::to_owned).into_iter().collect();
+    let mut pg = parse_url(url)?;
+    // Statements run on every start (`CREATE … IF NOT EXISTS`) raise NOTICEs, which
+    // tokio-postgres logs as INFO lines on every command's stderr; warnings and errors still
+    // come through. The URL's own options follow, so they can ask for more.
+    let mut options = vec!["-c client_min_messages=warning".to_owned()];
+    options.extend(pg.get_options().map(str::to_owned));
     if let Some(schema) = schema {
         check_schema_name(schema)?;
         options.push(format!("-c search_path={schema}"));
     }
     options.extend(settings.iter().map(|s| format!("-c {s}")));
-    if !options.is_empty() {
-        pg.options(options.join(" "));
-    }
+    pg.options(options.join(" "));
     if pg.get_application_name().is_none() {
         pg.application_name(application);
     }

@@ -61,6 +61,11 @@ CREATE TABLE IF NOT EXISTS kefu_archive_batches (
 "#,
 ];
 
+/// Hot events and archived ones (the registry's counts) in one statement, so a batch moving
+/// meanwhile is counted once.
+const COUNT_THROUGH: &str = "SELECT (SELECT count(*) FROM events WHERE position <= ?1) \
+     + (SELECT coalesce(sum(event_count), 0) FROM kefu_archive_batches WHERE first_position <= ?1)";
+
 const COLUMNS: &str = "position, id, stream_id, version, event_type, schema_version, payload, \
     recorded_at, actor_kind, actor_id, correlation_id, causation_id, trace_id";
 
@@ -263,6 +268,17 @@ impl EventLog for SqliteLog {
             c.prepare_cached("SELECT MAX(position) FROM events")
                 .and_then(|mut s| s.query_row([], |r| r.get::<_, Option<i64>>(0)))
                 .map(|v| v.map(|p| Position(from_i64(p))))
+                .map_err(db_err)
+        })
+        .await
+    }
+
+    async fn count_through(&self, through: Position) -> Result<Option<u64>, LogError> {
+        let through = to_i64(through.0);
+        self.read(move |c| {
+            c.prepare_cached(COUNT_THROUGH)
+                .and_then(|mut s| s.query_row([through], |r| r.get::<_, i64>(0)))
+                .map(|n| Some(from_i64(n)))
                 .map_err(db_err)
         })
         .await

@@ -211,6 +211,13 @@ async fn archived_history_reads_like_the_hot_one<S: Store>(store: S) {
         .unwrap();
     assert_eq!(hot, 1);
     assert_eq!(snapshot(&*log, &correlations).await, before);
+    // A replay's progress counts archived events with the hot ones.
+    let head = before.0.last().expect("a history").position;
+    assert_eq!(
+        log.count_through(head).await.unwrap(),
+        Some(before.0.len() as u64),
+        "the hot and archived events, each once"
+    );
     // A fresh process sees the same (nothing cached).
     let other = store.open().await;
     assert_eq!(snapshot(&*other, &correlations).await, before);

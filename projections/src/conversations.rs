@@ -47,6 +47,7 @@ record! {
         pub closed_at: Option<i64>,
         pub close_reason: Option<String>,
         /// JSON of the party who closed it.
+        #[serde(serialize_with = "crate::view::as_json_opt")]
         pub closed_by: Option<String>,
         pub last_activity_at: i64,
         /// Customer, bot and agent turns (notes are not turns).
@@ -374,6 +375,7 @@ pub struct TimelineEntry {
     pub conversation: String,
     pub version: i64,
     pub kind: String,
+    #[serde(serialize_with = "crate::view::as_json")]
     pub detail: String,
     pub at: i64,
     /// The event itself, for readers that show it field by field (the API's typed views);

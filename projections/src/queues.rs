@@ -23,8 +23,10 @@ record! {
         pub name: String,
         pub business_line: String,
         /// JSON list.
+        #[serde(serialize_with = "crate::view::as_json")]
         pub categories: String,
         /// JSON list.
+        #[serde(serialize_with = "crate::view::as_json")]
         pub skills: String,
         pub priority: i64,
         pub first_response_secs: i64,
@@ -41,6 +43,7 @@ record! {
         /// 1 is served first.
         pub priority: i64,
         /// JSON list of the skills the agent must have.
+        #[serde(serialize_with = "crate::view::as_json")]
         pub skills: String,
         pub enqueued_at: i64,
         pub first_response_due: i64,
@@ -55,6 +58,7 @@ record! {
         pub id: String,
         pub name: String,
         /// JSON list.
+        #[serde(serialize_with = "crate::view::as_json")]
         pub skills: String,
         pub max_concurrent: i64,
         /// online, away or offline.

@@ -964,7 +964,9 @@ impl Faults {
 /// How a build is going.
 #[derive(Debug, Clone)]
 pub struct Progress {
-    /// Events read from the log so far.
+    /// Events read from the log so far, up to the target. How much is left is counted in
+    /// events too (`EventLog::count_through`): positions say little on PostgreSQL, where they
+    /// jump by transaction ids.
     pub read: u64,
     pub position: Position,
     /// Where the build stops (the log's head when it started, or the as-of bound).
@@ -982,26 +984,6 @@ impl Progress {
         } else {
             0.0
         }
-    }
-
-    /// Share of the position range covered, 0 to 1.
-    pub fn fraction(&self) -> f64 {
-        match self.target {
-            Some(t) if t > self.start => {
-                let done = self.position.0.saturating_sub(self.start.0) as f64;
-                (done / (t.0 - self.start.0) as f64).clamp(0.0, 1.0)
-            }
-            _ => 1.0,
-        }
-    }
-
-    /// Time left at the rate so far.
-    pub fn eta(&self) -> Option<Duration> {
-        let f = self.fraction();
-        if f <= 0.0 || f >= 1.0 {
-            return None;
-        }
-        Some(self.elapsed.mul_f64((1.0 - f) / f))
     }
 }
 
@@ -1230,9 +1212,9 @@ impl<'l, L: EventLog> ReadAhead<'l, L> {
             .last()
             .map(|e| e.position.next())
             .ok_or_else(|| ProjectionError::Bug("read past the end of a catch-up".into()))?;
-        self.report.read += page.len() as u64;
         let target = self.target;
-        let batch = page.into_iter().filter(|e| e.position <= target).collect();
+        let batch: Vec<RecordedEvent> = page.into_iter().filter(|e| e.position <= target).collect();
+        self.report.read += batch.len() as u64;
         let more = from <= target;
         let (log, size) = (self.log, self.size);
         let (next, done) = tokio::join!(

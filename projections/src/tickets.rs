@@ -49,11 +49,15 @@ record! {
         /// The field changed (`status` for status changes), if the event changes one.
         pub field: Option<String>,
         /// JSON values before and after.
+        #[serde(serialize_with = "crate::view::as_json_opt")]
         pub before: Option<String>,
+        #[serde(serialize_with = "crate::view::as_json_opt")]
         pub after: Option<String>,
         /// JSON of the party who made the change.
+        #[serde(serialize_with = "crate::view::as_json_opt")]
         pub by: Option<String>,
         /// The event as JSON (its `type` and fields, upcast to the current version).
+        #[serde(serialize_with = "crate::view::as_json")]
         pub detail: String,
         pub at: i64,
     }

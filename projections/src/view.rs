@@ -269,6 +269,22 @@ pub fn json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
 
+/// Serializes a TEXT column written by [`json`] as the value it holds (`serialize_with`), so
+/// a row read out (`kefu query`) carries a list as a list, never JSON inside a string.
+pub fn as_json<S: serde::Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| serde::ser::Error::custom(format!("a JSON column holds {text:?}: {e}")))?;
+    value.serialize(s)
+}
+
+/// [`as_json`] for a nullable column.
+pub fn as_json_opt<S: serde::Serializer>(text: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match text {
+        Some(t) => as_json(t, s),
+        None => s.serialize_none(),
+    }
+}
+
 pub fn seller(line: &BusinessLine) -> String {
     match line {
         BusinessLine::SelfOperated => "self_operated".into(),
@@ -302,4 +318,43 @@ pub(crate) fn parse_cursor(cursor: &str) -> Result<(i64, String), ProjectionErro
                 "cursor {cursor:?} is not one this listing returned"
             ))
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::queues::QueueRow;
+    use crate::tickets::TicketHistoryRow;
+
+    #[test]
+    fn json_columns_serialize_as_the_values_they_hold() {
+        let queue = QueueRow {
+            id: "q".into(),
+            name: "售后".into(),
+            business_line: "self_operated".into(),
+            categories: r#"["refund","delivery"]"#.into(),
+            skills: "[]".into(),
+            priority: 2,
+            first_response_secs: 60,
+            resolution_secs: 3600,
+            retired: false,
+        };
+        let v = serde_json::to_value(&queue).unwrap();
+        assert_eq!(v["categories"], serde_json::json!(["refund", "delivery"]));
+        assert_eq!(v["skills"], serde_json::json!([]));
+        let change = TicketHistoryRow {
+            ticket: "t".into(),
+            version: 1,
+            event_type: "TicketStatusChanged".into(),
+            field: Some("status".into()),
+            before: Some(r#""new""#.into()),
+            after: Some(r#""open""#.into()),
+            by: None,
+            detail: r#"{"type":"TicketStatusChanged"}"#.into(),
+            at: 0,
+        };
+        let v = serde_json::to_value(&change).unwrap();
+        assert_eq!(v["before"], "new");
+        assert_eq!(v["by"], serde_json::Value::Null);
+        assert_eq!(v["detail"]["type"], "TicketStatusChanged");
+    }
 }

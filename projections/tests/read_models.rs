@@ -542,7 +542,7 @@ async fn as_of_builds_stop_at_their_bound(b: Backend) {
     s.waiting().await;
     let models = build_all(&b).await;
 
-    let (built, _) = rebuild(
+    let (built, report) = rebuild(
         &*b.log,
         &b.store,
         kefu_projections::by_names(&["stats".into()]).unwrap(),
@@ -554,6 +554,11 @@ async fn as_of_builds_stop_at_their_bound(b: Backend) {
     )
     .await
     .unwrap();
+    assert_eq!(
+        Some(report.read),
+        b.log.count_through(after_first).await.unwrap(),
+        "events read up to the bound, not the page read past it"
+    );
     let g = &built[0].generation;
     assert_eq!(g.state, GenState::AsOf);
     assert_eq!(built[0].replaced, None);

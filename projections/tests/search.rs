@@ -814,6 +814,17 @@ fn the_checkpoint_survives_a_reopen_and_uncommitted_work_does_not() {
     let mut index = SearchIndex::open(dir.path()).unwrap();
     assert_eq!(index.checkpoint(), Some(committed));
     assert_eq!(index.resume_from(), committed.next());
+    // What an operator's `kefu projections list` reads, from another process's reader.
+    assert_eq!(
+        SearchIndex::open_reader(dir.path())
+            .unwrap()
+            .committed()
+            .unwrap(),
+        Some(kefu_projections::search::CommitPayload {
+            format: kefu_projections::search::FORMAT,
+            position: Some(committed),
+        })
+    );
     assert_eq!(index.count(DocKind::Message).unwrap(), messages_committed);
     assert_eq!(index.count(DocKind::Conversation).unwrap(), 1);
     assert!(search(&index, SearchRequest::new("退款")).is_empty());

@@ -466,6 +466,39 @@ fn causation_chains_resolve_within_their_correlation() {
     );
 }
 
+/// Business times obey causation: an effect never happens before what caused it (a seat
+/// taken before the queueing that called for it, a close before the event it reacts to).
+#[test]
+fn no_effect_is_dated_before_its_cause() {
+    for (appends, _) in [small(), medium()] {
+        let mut at: HashMap<Uuid, (&str, DateTime<Utc>)> = HashMap::new();
+        let mut checked = 0;
+        let mut late = Vec::new();
+        for (append, event) in events(appends) {
+            let m = &event.metadata;
+            let own = event.payload["at"].as_str().map(|_| at_of(event));
+            if let (Some((cause_type, cause_at)), Some(own)) = (at.get(&m.causation_id), own) {
+                checked += 1;
+                if own < *cause_at {
+                    late.push(format!(
+                        "{} in {} at {own} is caused by {cause_type} at {cause_at}",
+                        event.event_type, append.stream
+                    ));
+                }
+            }
+            // An event without a time of its own happens when its request arrives.
+            at.insert(event.id, (&event.event_type, own.unwrap_or(append.at)));
+        }
+        assert!(checked > 100, "only {checked} effects had a dated cause");
+        assert!(
+            late.is_empty(),
+            "{} effects before their causes, e.g.:\n{}",
+            late.len(),
+            late[..late.len().min(10)].join("\n")
+        );
+    }
+}
+
 #[test]
 fn reactions_are_made_by_the_workers_that_own_them() {
     let (appends, _) = medium();

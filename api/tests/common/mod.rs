@@ -3,27 +3,50 @@
 
 use std::process::{Command, Output};
 
-pub fn kefu(dir: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kefu"))
-        .args(args)
-        .env("KEFU_DATA_DIR", dir.join("data"))
+/// `kefu` with `dir/data` as its data directory and no store configured from outside.
+pub fn command(dir: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kefu"));
+    c.env("KEFU_DATA_DIR", dir.join("data"))
         .env_remove("KEFU_STORE")
         .env_remove("KEFU_READ_STORE")
-        .env("KEFU_LOG", "warn")
-        .output()
-        .expect("run kefu")
+        .env_remove("DATABASE_URL")
+        .env("KEFU_LOG", "warn");
+    c
+}
+
+pub fn kefu(dir: &std::path::Path, args: &[&str]) -> Output {
+    command(dir).args(args).output().expect("run kefu")
 }
 
 /// The JSON lines a successful run printed.
 pub fn lines(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8(stdout(out))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+/// What a successful run printed.
+pub fn stdout(out: &Output) -> Vec<u8> {
     assert!(
         out.status.success(),
         "kefu failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout.clone())
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect()
+    out.stdout.clone()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The error a failed run named.
+pub fn refusal(out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "kefu succeeded: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    stderr(out)
 }

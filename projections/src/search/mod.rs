@@ -88,15 +88,23 @@ const WRITER_MEMORY_BYTES: usize = 32 * 1024 * 1024;
 /// when any changes in a way old indexes cannot be read with: they are then refused as
 /// incompatible, and `kefu serve` builds the index again from the log (2: English words
 /// stemmed, the analyzer `kefu_zh_en_stem`).
-pub(crate) const FORMAT: u32 = 2;
+pub const FORMAT: u32 = 2;
 
 /// Stored as tantivy's commit payload, so it is written in the same atomic step as the
 /// documents it describes.
-#[derive(Debug, Serialize, Deserialize)]
-struct CommitPayload {
-    format: u32,
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CommitPayload {
+    /// The record format the index was written in ([`FORMAT`] for this version).
+    pub format: u32,
     /// The last event applied before this commit.
-    position: Option<Position>,
+    pub position: Option<Position>,
+}
+
+impl CommitPayload {
+    fn parse(payload: &str) -> Result<Self, String> {
+        serde_json::from_str(payload)
+            .map_err(|e| format!("its checkpoint {payload:?} does not parse: {e}"))
+    }
 }
 
 pub struct SearchIndex {
@@ -246,9 +254,7 @@ impl SearchIndex {
         };
         let committed = match index.load_metas()?.payload {
             Some(payload) => {
-                let payload: CommitPayload = serde_json::from_str(&payload).map_err(|e| {
-                    incompatible(format!("its checkpoint {payload:?} does not parse: {e}"))
-                })?;
+                let payload = CommitPayload::parse(&payload).map_err(incompatible)?;
                 if payload.format != FORMAT {
                     return Err(incompatible(format!(
                         "its record format is {}, this version reads {FORMAT}",

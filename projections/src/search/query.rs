@@ -498,6 +498,16 @@ impl std::fmt::Debug for SearchReader {
 }
 
 impl SearchReader {
+    /// What the last commit recorded (record format, checkpoint), for operators: None for an
+    /// index nothing was committed to.
+    pub fn committed(&self) -> Result<Option<super::CommitPayload>, SearchError> {
+        let metas = self.reader.searcher().index().load_metas()?;
+        metas
+            .payload
+            .map(|p| super::CommitPayload::parse(&p).map_err(SearchError::Corrupt))
+            .transpose()
+    }
+
     /// How many committed documents of `kind` the index holds.
     pub fn count(&self, kind: DocKind) -> Result<u64, SearchError> {
         let query = term_query(self.fields.kind, kind.as_str());

@@ -9,7 +9,8 @@
 //! Options: `--store URL` (a PostgreSQL URL or an SQLite path; required), `--events N`
 //! (about N events, default 1,000,000) or `--conversations N`, `--seed S` (default 1),
 //! `--days D` (override the period), `--concurrency C` (appends in flight, default 32).
-//! Write into an empty store: the plan creates every stream it writes to.
+//! Write into an empty store: the plan creates every stream it writes to. A PostgreSQL
+//! database that does not exist yet is created, as `kefu` creates it.
 
 use std::time::Instant;
 
@@ -80,6 +81,10 @@ async fn main() -> anyhow::Result<()> {
     let mut store = StoreConfig::from_url(&args.store)?;
     if let StoreConfig::Postgres(pg) = &mut store {
         pg.pool_size = args.concurrency.max(1);
+        // As `kefu` does: a demo database is one command, not a `createdb` first.
+        kefu_eventlog::postgres::ensure_database(&pg.url)
+            .await
+            .context("cannot reach or create the database")?;
     }
     let log = store.open().await.context("opening the store")?;
     let backend = log.backend();

@@ -85,6 +85,13 @@ impl Sink {
         uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid()
     }
 
+    /// The time `mint` put into `id`: an event's for an event id, the request's arrival for
+    /// a request id. None for an id minted elsewhere.
+    fn minted_at(id: Uuid) -> Option<DateTime<Utc>> {
+        let (secs, nanos) = id.get_timestamp()?.to_unix();
+        DateTime::from_timestamp(i64::try_from(secs).ok()?, nanos)
+    }
+
     /// Metadata of a new request by `actor`: the request is its own correlation and cause.
     /// Requests from the apps and the web carry a W3C trace id, as the gateway adds one.
     pub fn request(&mut self, actor: Actor, traced: bool) -> Metadata {
@@ -97,9 +104,9 @@ impl Sink {
         metadata
     }
 
-    /// Decides the command `build` makes for time `at` (or the stream's last time, if
-    /// later) against the stream's state; every event it decides is folded in and planned
-    /// with `metadata`. Returns one cause per event.
+    /// Decides the command `build` makes for time `at` (or the stream's last time, or the
+    /// time of the cause `metadata` names, if later) against the stream's state; every event
+    /// it decides is folded in and planned with `metadata`. Returns one cause per event.
     pub fn run<D: Decider>(
         &mut self,
         stream: &mut Stream<D>,
@@ -108,7 +115,12 @@ impl Sink {
         metadata: &Metadata,
         build: impl FnOnce(DateTime<Utc>) -> D::Command,
     ) -> Result<Vec<Cause>, HistoryError> {
-        let at = at.max(stream.last_at);
+        // Callers date a reaction from their own clock, which may not have reached a cause
+        // scheduled a moment ahead (a queueing after a routing delay): the cause's time, read
+        // from its id, keeps a seat from being taken before the queueing that asked for it.
+        let at = at
+            .max(stream.last_at)
+            .max(Self::minted_at(metadata.causation_id).unwrap_or(at));
         let events =
             D::decide(&stream.state, build(at)).map_err(|source| HistoryError::Refused {
                 stream: stream.name.to_string(),
