@@ -396,7 +396,11 @@ fn queries_print_jsonl_json_csv_or_a_table() {
     // The statistics too: every field of the row, however many it gets.
     let csv = text(&kefu(d, &["query", "stats", "--format", "csv"]));
     let rows: Vec<&str> = csv.split_terminator("\r\n").collect();
-    assert!(rows[0].starts_with("key,name,conversations,"), "{}", rows[0]);
+    assert!(
+        rows[0].starts_with("key,name,conversations,"),
+        "{}",
+        rows[0]
+    );
     assert_eq!(rows[0].split(',').count(), rows[1].split(',').count());
     assert!(rows[1].starts_with("all,,2,"), "{}", rows[1]);
 
