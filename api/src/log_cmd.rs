@@ -37,7 +37,8 @@ pub enum LogCommand {
         correlation: Option<Uuid>,
         #[arg(long, default_value_t = 1)]
         schema_version: u32,
-        /// The event's id; resending the same id is acknowledged without writing twice.
+        /// The event's id: resending the same event with it is acknowledged without writing
+        /// twice; another event (type or payload) under a stored id is refused.
         #[arg(long)]
         id: Option<Uuid>,
     },

@@ -65,7 +65,36 @@ fn bad_input_is_named_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     lines(&kefu(d, &["log", "append", "conversation-1", "A", "{}"]));
+    // Resending an id with the same event is acknowledged; with another payload it is not.
+    let id = "0190f1c2-0000-7000-8000-00000000e1d0";
+    let sent = [
+        "log",
+        "append",
+        "conversation-1",
+        "A",
+        r#"{"n": 1}"#,
+        "--id",
+        id,
+    ];
+    let first = lines(&kefu(d, &sent));
+    assert_eq!(
+        lines(&kefu(d, &sent)),
+        first,
+        "a retry gets the first answer"
+    );
     for (args, says) in [
+        (
+            vec![
+                "log",
+                "append",
+                "conversation-1",
+                "A",
+                r#"{"n": 2}"#,
+                "--id",
+                id,
+            ],
+            "same event",
+        ),
         (
             vec!["log", "append", "nodash", "A", "{}"],
             "invalid stream id",
@@ -121,5 +150,5 @@ fn bad_input_is_named_and_writes_nothing() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(says), "{args:?}: {err}");
     }
-    assert_eq!(lines(&kefu(d, &["log", "tail"])).len(), 1);
+    assert_eq!(lines(&kefu(d, &["log", "tail"])).len(), 2);
 }

@@ -330,6 +330,9 @@ impl KurrentLog {
                         stream: record.stream_id.clone(),
                         version: record.revision,
                         position: position_of(record)?,
+                        event: serde_json::from_slice(&record.data)
+                            .ok()
+                            .map(|p| (record.event_type.clone(), p)),
                     });
                 }
                 from = record.revision + 1;
@@ -347,6 +350,7 @@ impl KurrentLog {
         stream: &StreamId,
         expected: ExpectedVersion,
         ids: &[Uuid],
+        sent: &[(&str, &serde_json::Value)],
         actual: Option<u64>,
     ) -> Result<Appended, LogError> {
         let conflict = LogError::WrongExpectedVersion {
@@ -364,7 +368,7 @@ impl KurrentLog {
                 return Err(conflict);
             }
         };
-        match retry::judge(stream, expected, ids, &found, actual)? {
+        match retry::judge(stream, expected, ids, sent, &found, actual)? {
             Verdict::Fresh => Err(conflict),
             Verdict::Replay(appended) => Ok(appended),
         }
@@ -443,8 +447,12 @@ impl EventLog for KurrentLog {
                     es::CurrentRevision::Current(v) => Some(v),
                     es::CurrentRevision::NoStream => None,
                 };
+                let sent: Vec<(&str, &serde_json::Value)> = events
+                    .iter()
+                    .map(|e| (e.event_type.as_str(), &e.payload))
+                    .collect();
                 let appended = self
-                    .examine_conflict(stream, expected, &ids, actual)
+                    .examine_conflict(stream, expected, &ids, &sent, actual)
                     .await?;
                 crate::signal_appended(&self.signal, &appended);
                 return Ok(appended);

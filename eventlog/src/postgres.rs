@@ -65,6 +65,10 @@ const MIGRATION_LOCK: i64 = 0x6b65_6675_6d69_6772; // "kefumigr"
 const MIGRATIONS: &[(&str, &str)] = &[
     ("event log", include_str!("postgres_v1.sql")),
     ("archive registry", include_str!("postgres_v2.sql")),
+    (
+        "retries carry the same events",
+        include_str!("postgres_v3.sql"),
+    ),
 ];
 
 /// The common append in one statement, for a group of appends to distinct streams at once:

@@ -11,6 +11,9 @@ pub(crate) struct StoredAt {
     pub stream: String,
     pub version: u64,
     pub position: Position,
+    /// What is stored under the id, when the backend read it: a retry must carry the same
+    /// event, not merely the same id.
+    pub event: Option<(String, serde_json::Value)>,
 }
 
 /// What an append whose ids were looked up must do.
@@ -21,12 +24,13 @@ pub(crate) enum Verdict {
     Replay(Appended),
 }
 
-/// `found[i]` is where event `ids[i]` of the batch is stored, if it is. `current` is the
-/// stream's last version now.
+/// `found[i]` is where event `ids[i]` of the batch is stored, if it is; `sent[i]` is the type
+/// and payload the batch carries under it. `current` is the stream's last version now.
 pub(crate) fn judge(
     stream: &StreamId,
     expected: ExpectedVersion,
     ids: &[Uuid],
+    sent: &[(&str, &serde_json::Value)],
     found: &[Option<StoredAt>],
     current: Option<u64>,
 ) -> Result<Verdict, LogError> {
@@ -55,6 +59,21 @@ pub(crate) fn judge(
                 format!(
                     "stored in {} at version {}, not as event {} of this batch to {}",
                     s.stream, s.version, i, stream
+                ),
+            ));
+        }
+    }
+    for (i, s) in found.iter().flatten().enumerate() {
+        if let (Some((stored_type, stored_payload)), Some((sent_type, sent_payload))) =
+            (&s.event, sent.get(i))
+            && (stored_type != sent_type || stored_payload != *sent_payload)
+        {
+            return Err(duplicate(
+                ids[i],
+                format!(
+                    "stored in {} at version {} as another event ({stored_type}, or another \
+                     payload): a reused id must carry the same event",
+                    s.stream, s.version
                 ),
             ));
         }

@@ -471,16 +471,22 @@ fn append_tx(
     let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
     let found = {
         let mut lookup = tx
-            .prepare_cached("SELECT stream_id, version, position FROM events WHERE id = ?1")
+            .prepare_cached(
+                "SELECT stream_id, version, position, event_type, payload FROM events WHERE id = ?1",
+            )
             .map_err(db_err)?;
         ids.iter()
             .map(|id| {
                 lookup
                     .query_row(params![id.to_string()], |r| {
+                        let payload: String = r.get(4)?;
                         Ok(StoredAt {
                             stream: r.get(0)?,
                             version: from_i64(r.get(1)?),
                             position: Position(from_i64(r.get(2)?)),
+                            event: serde_json::from_str(&payload)
+                                .ok()
+                                .map(|p| (r.get::<_, String>(3).unwrap_or_default(), p)),
                         })
                     })
                     .optional()
@@ -488,7 +494,12 @@ fn append_tx(
             })
             .collect::<Result<Vec<_>, _>>()?
     };
-    if let Verdict::Replay(appended) = retry::judge(stream, expected, &ids, &found, current)? {
+    let sent: Vec<(&str, &serde_json::Value)> = events
+        .iter()
+        .map(|e| (e.event_type.as_str(), &e.payload))
+        .collect();
+    if let Verdict::Replay(appended) = retry::judge(stream, expected, &ids, &sent, &found, current)?
+    {
         return Ok(appended);
     }
     if !expected.admits(current) {

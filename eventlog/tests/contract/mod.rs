@@ -311,6 +311,28 @@ pub async fn idempotent_retry<L: EventLog>(log: &L) {
     reordered.swap(0, 1);
     let r = log.append(&s, ExpectedVersion::Any, reordered).await;
     assert!(matches!(r, Err(LogError::DuplicateEventId { .. })), "{r:?}");
+    // The same ids with another payload, or another type, are not a retry: refused, named.
+    let mut changed = batch.clone();
+    changed[1].payload = serde_json::json!({ "n": 1000 });
+    let r = log.append(&s, ExpectedVersion::NoStream, changed).await;
+    match &r {
+        Err(LogError::DuplicateEventId { id, detail }) => {
+            assert_eq!(*id, batch[1].id, "{detail}");
+            assert!(detail.contains("same event"), "{detail}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut retyped = batch.clone();
+    retyped[0].event_type = "SomethingElse".into();
+    let r = log.append(&s, ExpectedVersion::NoStream, retyped).await;
+    assert!(matches!(r, Err(LogError::DuplicateEventId { .. })), "{r:?}");
+    // The batch as first sent is still acknowledged.
+    assert_eq!(
+        log.append(&s, ExpectedVersion::NoStream, batch.clone())
+            .await
+            .unwrap(),
+        first
+    );
 
     assert_eq!(log.read_stream(&s, 0, 100).await.unwrap().len(), 5);
     assert_eq!(read_everything(log).await.len(), 5);
