@@ -597,6 +597,14 @@ async fn a_request_past_its_deadline_is_answered_timeout() {
             "1",
         ],
     );
+    // The faults below slow and fail the store the read models start from: let them start
+    // first, or /readyz would rightly say they have not.
+    let mut tries = 0;
+    while server.http("GET", "/readyz", &[], "").await.0 != 200 {
+        tries += 1;
+        assert!(tries < 600, "the read models never started");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let admin = server.token("admin", "ops", &[]);
     let customer_id = Uuid::now_v7().to_string();
     let customer = server.token("customer", &customer_id, &[]);
