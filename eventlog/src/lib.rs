@@ -10,6 +10,7 @@
 //! event on PostgreSQL.
 
 pub mod archive;
+mod backoff;
 mod error;
 mod event;
 pub mod faults;
@@ -28,6 +29,7 @@ use std::future::Future;
 use std::time::Duration;
 
 pub use archive::{Archive, ArchiveStore};
+pub use backoff::{BACKOFF_CAP, backoff};
 pub use error::LogError;
 pub use event::{
     Actor, ActorKind, Appended, ExpectedVersion, MAX_EVENT_TYPE_LEN, MAX_STREAM_ID_LEN, Metadata,

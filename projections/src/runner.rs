@@ -1309,8 +1309,8 @@ pub async fn rebuild<L: EventLog>(
 }
 
 /// Runs `run` until it returns or `stopped` turns true. A generation replaced by a rebuild
-/// (`Superseded`) is reattached at once; any other failure is logged and retried, backing off
-/// from 0.5 s to 30 s so a store that is down is not hammered.
+/// (`Superseded`) is reattached at once; any other failure is logged and retried after
+/// [`kefu_eventlog::backoff`] (at most 2 s, so recovery follows the store closely).
 pub(crate) async fn supervise<F, Fut>(
     what: &'static str,
     mut stopped: watch::Receiver<bool>,
@@ -1333,9 +1333,8 @@ pub(crate) async fn supervise<F, Fut>(
             Err(e) => {
                 failures += 1;
                 warn!(what, error = %e, failures, "failed; restarting");
-                let wait = Duration::from_millis(500 * 2u64.pow(failures.min(6)));
                 tokio::select! {
-                    _ = tokio::time::sleep(wait.min(Duration::from_secs(30))) => {}
+                    _ = tokio::time::sleep(kefu_eventlog::backoff(failures)) => {}
                     _ = stopped.wait_for(|s| *s) => break,
                 }
             }

@@ -256,7 +256,7 @@ async fn pause(
     stop: &mut watch::Receiver<bool>,
 ) -> bool {
     tracing::warn!(worker = name, %error, failures, "worker failed; trying again");
-    let wait = Duration::from_millis(250 * 2u64.pow(failures.min(7))).min(Duration::from_secs(30));
+    let wait = kefu_eventlog::backoff(failures);
     tokio::select! {
         _ = tokio::time::sleep(wait) => true,
         _ = async { stop.wait_for(|s| *s).await.is_ok() } => false,
