@@ -226,6 +226,32 @@ impl<L: EventLog> Reactor for Assigner<L> {
     /// One round after the last event of the batch that may have changed something. The
     /// first batch after a start runs a round whatever it holds, for what waited meanwhile.
     async fn react(&mut self, events: &[RecordedEvent]) -> Result<(), WorkerError> {
+        // A close names the seat it frees; the desk releases it right after the close, but
+        // that second append can be lost. Releasing is a no-op for a seat already free.
+        for e in events
+            .iter()
+            .filter(|e| e.event_type == "ConversationClosed")
+        {
+            let (Some(agent), Some(conversation)) = (
+                e.payload
+                    .get("released_agent")
+                    .and_then(|a| a.as_str())
+                    .and_then(|a| a.parse::<Uuid>().ok()),
+                <kefu_domain::conversation::ConversationDecider as kefu_domain::Decider>::id_of_stream(
+                    e.stream_id.as_str(),
+                ),
+            ) else {
+                continue;
+            };
+            let meta = kefu_eventlog::Metadata::caused_by(self.actor.clone(), e);
+            if self
+                .desk
+                .free_seat(AgentId::from_uuid(agent), conversation, &meta)
+                .await?
+            {
+                tracing::info!(%agent, %conversation, "freed a seat its close left held");
+            }
+        }
         let trigger = events
             .iter()
             .rev()

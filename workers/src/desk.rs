@@ -545,6 +545,27 @@ impl<L: EventLog> Desk<L> {
         Ok(freed)
     }
 
+    /// Frees `agent`'s seat for `conversation` if they still hold it (a no-op otherwise): what
+    /// the assigner does on every close it sees, caused by the close, so a seat whose release
+    /// was lost (the close landed, the release did not: an outage, a crash) is free at once
+    /// rather than at the next sweep.
+    pub async fn free_seat(
+        &self,
+        agent: AgentId,
+        conversation: ConversationId,
+        meta: &Metadata,
+    ) -> Result<bool, CommandError> {
+        let mut reached = Reached::default();
+        let release = AgentCommand::ReleaseChat {
+            conversation,
+            at: self.now(),
+        };
+        let executed = self
+            .run::<AgentDecider>(&mut reached, agent, release, meta)
+            .await?;
+        Ok(executed.appended.is_some())
+    }
+
     async fn release(
         &self,
         reached: &mut Reached,

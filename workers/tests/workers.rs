@@ -1128,6 +1128,61 @@ async fn a_seat_left_by_a_dead_assigner_is_freed_once_its_chat_is_elsewhere() {
     w.projections.shutdown().await;
 }
 
+/// A close whose seat release was lost (the close landed, the release did not) frees the seat
+/// as soon as the assigner sees the close, caused by it, not at the next sweep; seeing the
+/// close again frees nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_frees_its_seat_when_the_release_was_lost() {
+    use kefu_domain::conversation::ConversationCommand as Cmd;
+    use kefu_workers::runtime::Reactor;
+
+    let w = world().await;
+    let agents = busy_day(&w, 1, 1, 1).await;
+    let a = agents[0];
+    let events = everything(&w.log).await;
+    let queued = events
+        .iter()
+        .find(|e| e.event_type == "ConversationQueued")
+        .unwrap();
+    let chat = ConversationDecider::id_of_stream(queued.stream_id.as_str()).unwrap();
+    w.desk.assign(chat, a, &meta()).await.unwrap();
+    // The close alone, as when the desk's release after it failed.
+    let before = w.log.head().await.unwrap().unwrap();
+    w.desk
+        .commands()
+        .execute::<ConversationDecider>(
+            chat,
+            Cmd::Close {
+                by: Party::Agent { agent: a },
+                reason: CloseReason::Resolved,
+                at: w.desk.now(),
+            },
+            &meta(),
+        )
+        .await
+        .unwrap();
+    let models = ReadModels::open(w.read.clone()).await.unwrap();
+    let mut assigner = Assigner::new(w.desk.clone(), models, w.projections.positions());
+    assert_eq!(
+        assigner.seats_of(a).await.unwrap(),
+        1,
+        "held after the close"
+    );
+    let close = w.log.read_all(before.next(), 10).await.unwrap();
+    assert_eq!(close[0].event_type, "ConversationClosed");
+    assigner.react(&close).await.unwrap();
+    assert_eq!(assigner.seats_of(a).await.unwrap(), 0, "freed on the close");
+    assigner.react(&close).await.unwrap();
+    let events = everything(&w.log).await;
+    let released: Vec<_> = events
+        .iter()
+        .filter(|e| e.event_type == "AgentChatReleased")
+        .collect();
+    assert_eq!(released.len(), 1, "freed once");
+    assert_eq!(released[0].metadata.causation_id, close[0].id);
+    w.projections.shutdown().await;
+}
+
 /// The bot (and the router) running in the background over `w`'s log, with the demo KB.
 async fn bot_running(w: &World) -> (watch::Sender<bool>, Vec<tokio::task::JoinHandle<()>>) {
     use kefu_eventlog::faults::Faults;
