@@ -67,6 +67,7 @@ impl Metrics {
     pub fn render(
         &self,
         lags: &[(String, usize)],
+        workers: &[(String, usize)],
         lag_cap: usize,
         head: Option<u64>,
         queues: &[QueueCounts],
@@ -167,6 +168,15 @@ impl Metrics {
                 out,
                 "kefu_projection_lag_events{{projection=\"{name}\"}} {lag}"
             );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP kefu_worker_lag_events Events in the log a worker this server runs has not reacted to yet (counted up to {}).",
+            lag_cap + 1
+        );
+        let _ = writeln!(out, "# TYPE kefu_worker_lag_events gauge");
+        for (name, lag) in workers {
+            let _ = writeln!(out, "kefu_worker_lag_events{{worker=\"{name}\"}} {lag}");
         }
         let mut gauge = |name: &str, help: &str, value: fn(&QueueCounts) -> i64| {
             let _ = writeln!(out, "# HELP {name} {help}");
@@ -290,7 +300,7 @@ mod tests {
             ),
         };
         m.record_event(&event("CustomerTurnRecorded", serde_json::json!({})));
-        let text = m.render(&[], 10_000, None, &[]);
+        let text = m.render(&[], &[], 10_000, None, &[]);
         assert!(
             !text.contains("kefu_probe_last_run_pass_ratio"),
             "no run yet"
@@ -299,7 +309,13 @@ mod tests {
             "ProbeRunCompleted",
             serde_json::json!({"checked": 4, "passed": 3, "failures": [], "at": "2026-11-30T03:00:00Z"}),
         ));
-        let text = m.render(&[("queues".into(), 2)], 10_000, Some(42), &[]);
+        let text = m.render(
+            &[("queues".into(), 2)],
+            &[("bot".into(), 3)],
+            10_000,
+            Some(42),
+            &[],
+        );
         assert!(
             text.contains("kefu_graphql_requests_total{outcome=\"ok\"} 1"),
             "{text}"
@@ -307,6 +323,7 @@ mod tests {
         assert!(text.contains("kefu_graphql_request_duration_seconds_bucket{le=\"0.005\"} 1"));
         assert!(text.contains("kefu_graphql_request_duration_seconds_bucket{le=\"+Inf\"} 2"));
         assert!(text.contains("kefu_projection_lag_events{projection=\"queues\"} 2"));
+        assert!(text.contains("kefu_worker_lag_events{worker=\"bot\"} 3"));
         assert!(text.contains("kefu_events_appended_total 2"));
         assert!(text.contains("kefu_probe_checks_total{outcome=\"passed\"} 3"));
         assert!(text.contains("kefu_probe_checks_total{outcome=\"failed\"} 1"));

@@ -34,6 +34,7 @@ use kefu_eventlog::faults::{FaultSettings, Faulty};
 use kefu_eventlog::{EventLog, Position};
 use kefu_projections::search::LiveSearch;
 use kefu_projections::{LiveProjections, ReadModels};
+use kefu_workers::runtime::Checkpoints;
 use kefu_workers::{CommandService, Desk};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -202,6 +203,10 @@ struct App {
     rate: Arc<RateLimiter>,
     metrics: Arc<Metrics>,
     max_read_lag: usize,
+    /// The workers this server runs that follow the log, by checkpoint name: /readyz and
+    /// /metrics say how far behind each is.
+    followers: Vec<&'static str>,
+    checkpoints: Checkpoints,
     shape: Shape,
     timeout: Duration,
     max_body_bytes: usize,
@@ -262,8 +267,11 @@ pub async fn run(store: &StoreArgs, args: ServeArgs) -> Result<()> {
     let projections = LiveProjections::spawn(log.clone(), read, kefu_projections::all);
     let search = LiveSearch::spawn(log.clone(), store.search_home());
     let (stop, stopped) = watch::channel(false);
+    let names = worker_names(&args.workers)?;
+    let followers: Vec<&'static str> = names.iter().filter_map(|n| n.checkpoint()).collect();
+    let checkpoints = Checkpoints::open(read_for_workers.clone()).await?;
     let workers = worker_cmd::spawn(
-        &worker_names(&args.workers)?,
+        &names,
         &args.tuning,
         log.clone(),
         worker_cmd::ReadSide {
@@ -300,6 +308,8 @@ pub async fn run(store: &StoreArgs, args: ServeArgs) -> Result<()> {
         rate: Arc::new(RateLimiter::new(args.rate_limit, args.rate_burst)),
         metrics,
         max_read_lag: args.max_read_lag,
+        followers,
+        checkpoints,
         shape: Shape {
             max_depth: args.max_query_depth,
             max_nodes: args.max_query_nodes,
@@ -1053,8 +1063,33 @@ async fn lags(app: &App, cap: usize) -> Result<Vec<(String, usize)>, String> {
     Ok(out)
 }
 
-/// Ready when the store answers and every projection is within `--max-read-lag` events of
-/// the log.
+/// How far behind the log each worker this server runs is (up to `cap` + 1 events). A worker
+/// with no checkpoint yet has just started at the head, so is not behind.
+async fn worker_lags(app: &App, cap: usize) -> Result<Vec<(String, usize)>, String> {
+    let mut out = Vec::new();
+    for name in &app.followers {
+        let next = app
+            .checkpoints
+            .get(name)
+            .await
+            .map_err(|e| format!("worker checkpoints: {e}"))?;
+        let behind = match next {
+            None => 0,
+            Some(next) => app
+                .api
+                .log
+                .read_all(next, cap + 1)
+                .await
+                .map_err(|e| format!("event store: {e}"))?
+                .len(),
+        };
+        out.push(((*name).to_owned(), behind));
+    }
+    Ok(out)
+}
+
+/// Ready when the store answers and every projection, and every worker this server runs,
+/// is within `--max-read-lag` events of the log.
 /// 200 `ready`, or 503 with a coded error body naming what is not ready (every non-2xx
 /// answer of the server has one).
 async fn ready(State(app): State<App>) -> Response {
@@ -1065,13 +1100,25 @@ async fn ready(State(app): State<App>) -> Response {
             None,
         )
     };
-    match lags(&app, app.max_read_lag).await {
+    let both = async {
+        Ok::<_, String>((
+            lags(&app, app.max_read_lag).await?,
+            worker_lags(&app, app.max_read_lag).await?,
+        ))
+    };
+    match both.await {
         Err(e) => unavailable(e),
-        Ok(lags) => {
+        Ok((lags, workers)) => {
             let behind: Vec<String> = lags
                 .iter()
                 .filter(|(_, n)| *n > app.max_read_lag)
                 .map(|(name, n)| format!("{name} is {n}+ events behind"))
+                .chain(
+                    workers
+                        .iter()
+                        .filter(|(_, n)| *n > app.max_read_lag)
+                        .map(|(name, n)| format!("worker {name} is {n}+ events behind")),
+                )
                 .collect();
             if behind.is_empty() {
                 "ready".into_response()
@@ -1089,6 +1136,7 @@ async fn metrics(State(app): State<App>, headers: HeaderMap) -> Response {
         return refusal.into_response(None);
     }
     let lags = lags(&app, LAG_CAP).await.unwrap_or_default();
+    let workers = worker_lags(&app, LAG_CAP).await.unwrap_or_default();
     let head = app
         .api
         .log
@@ -1104,7 +1152,7 @@ async fn metrics(State(app): State<App>, headers: HeaderMap) -> Response {
             .unwrap_or_default(),
         Err(_) => Vec::new(),
     };
-    let body = app.metrics.render(&lags, LAG_CAP, head, &queues);
+    let body = app.metrics.render(&lags, &workers, LAG_CAP, head, &queues);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

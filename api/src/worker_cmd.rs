@@ -52,6 +52,24 @@ pub enum WorkerName {
     Probes,
 }
 
+impl WorkerName {
+    /// The checkpoint a worker that follows the log keeps (in `kefu_workers`), by which its
+    /// lag is measured; None for the workers that run on a schedule instead.
+    pub fn checkpoint(self) -> Option<&'static str> {
+        match self {
+            WorkerName::Bot => Some(kefu_workers::bot::NAME),
+            WorkerName::Router => Some(kefu_workers::router::NAME),
+            WorkerName::Assigner => Some(kefu_workers::assigner::NAME),
+            WorkerName::Surveys => Some(kefu_workers::surveys::NAME),
+            WorkerName::Idle
+            | WorkerName::Sla
+            | WorkerName::SurveyReminders
+            | WorkerName::Archiver
+            | WorkerName::Probes => None,
+        }
+    }
+}
+
 /// How the workers are tuned.
 #[derive(clap::Args, Debug, Clone)]
 pub struct WorkerArgs {

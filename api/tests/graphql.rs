@@ -768,6 +768,7 @@ async fn probes_and_metrics(server: &Server) {
         "kefu_events_appended_total",
         "kefu_projection_lag_events{projection=\"queues\"}",
         "kefu_queue_waiting{queue=",
+        "kefu_worker_lag_events{worker=\"bot\"}",
     ] {
         assert!(body.contains(metric), "{metric} missing from:\n{body}");
     }
