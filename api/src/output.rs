@@ -63,10 +63,7 @@ pub fn rfc3339(t: DateTime<Utc>, offset: Option<FixedOffset>) -> String {
 /// both are printed one way. `every_integer_column_is_a_time_or_not_by_name` (in
 /// `read_cmd.rs`) holds every read model's columns to this.
 pub fn is_time_field(name: &str) -> bool {
-    matches!(name, "at" | "time" | "since")
-        || name.ends_with("_at")
-        || name.ends_with("_due")
-        || name.ends_with("_since")
+    kefu_projections::sql::is_time_column(name)
 }
 
 /// A row as JSON with its fields in the order the row type declares them (`serde_json::Value`

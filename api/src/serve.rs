@@ -1051,16 +1051,21 @@ async fn lags(app: &App, cap: usize) -> Result<Vec<(String, usize)>, String> {
     }
     let mut out = Vec::new();
     for (name, next) in positions {
-        let behind = app
-            .api
-            .log
-            .read_all(next, cap + 1)
-            .await
-            .map_err(|e| format!("event store: {e}"))?
-            .len();
-        out.push((name, behind));
+        out.push((name, events_from(app, next, cap).await?));
     }
     Ok(out)
+}
+
+/// How many events the log holds from `next` on, counted up to `cap` + 1: a follower's lag
+/// (positions are transaction ids, not counts, so their difference means nothing).
+async fn events_from(app: &App, next: Position, cap: usize) -> Result<usize, String> {
+    Ok(app
+        .api
+        .log
+        .read_all(next, cap + 1)
+        .await
+        .map_err(|e| format!("event store: {e}"))?
+        .len())
 }
 
 /// How far behind the log each worker this server runs is (up to `cap` + 1 events). A worker
@@ -1075,13 +1080,7 @@ async fn worker_lags(app: &App, cap: usize) -> Result<Vec<(String, usize)>, Stri
             .map_err(|e| format!("worker checkpoints: {e}"))?;
         let behind = match next {
             None => 0,
-            Some(next) => app
-                .api
-                .log
-                .read_all(next, cap + 1)
-                .await
-                .map_err(|e| format!("event store: {e}"))?
-                .len(),
+            Some(next) => events_from(app, next, cap).await?,
         };
         out.push(((*name).to_owned(), behind));
     }

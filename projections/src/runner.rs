@@ -649,15 +649,6 @@ impl Catalog {
     }
 }
 
-/// A column holding milliseconds since the epoch, by kefu's naming of them.
-fn is_time(column: &str) -> bool {
-    column == "at"
-        || column == "since"
-        || column.ends_with("_at")
-        || column.ends_with("_since")
-        || column.ends_with("_due")
-}
-
 /// The `SELECT` of one table's analysts' view (see [`Catalog::refresh_views`]).
 fn view_select(p: &dyn Projection, g: &Generation, def: &TableDef, pg: bool) -> String {
     let tables = p.tables();
@@ -666,7 +657,7 @@ fn view_select(p: &dyn Projection, g: &Generation, def: &TableDef, pg: bool) -> 
         let c = format!("t.{name}");
         let expr = if def.bools[i] {
             if pg { format!("({c} <> 0)") } else { c }
-        } else if *ty == ColType::Int && is_time(name) {
+        } else if *ty == ColType::Int && crate::sql::is_time_column(name) {
             if pg {
                 format!("to_timestamp({c} / 1000.0)")
             } else {

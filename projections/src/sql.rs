@@ -143,6 +143,16 @@ impl ColType {
     }
 }
 
+/// Whether a column or field holds a time, by kefu's naming of them: `at`, `time`, `since`,
+/// `*_at`, `*_due`, `*_since` (read models keep times as epoch milliseconds). The analysts'
+/// views and `kefu query`'s output both go by it.
+pub fn is_time_column(name: &str) -> bool {
+    matches!(name, "at" | "time" | "since")
+        || name.ends_with("_at")
+        || name.ends_with("_due")
+        || name.ends_with("_since")
+}
+
 /// A Rust type that maps onto one column.
 pub trait Column: Sized {
     const TYPE: ColType;
