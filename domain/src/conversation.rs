@@ -19,7 +19,7 @@ use crate::common::{
     require_money, require_text, require_unit_interval,
 };
 use crate::customer::{CustomerSnapshot, CustomerTier, OrderStatus};
-use crate::decider::{Decider, domain_events};
+use crate::decider::{Decider, DomainEvent, domain_events};
 use crate::error::DomainError;
 use crate::ids::{
     AgentId, Category, ConversationId, CustomerId, KnowledgeEntryId, Locale, MessageId, OrderId,
@@ -893,6 +893,44 @@ domain_events! {
         SlaWarned = 1,
         SlaBreached = 1,
         ConversationEscalated = 1,
+    }
+    reactions keyed by reaction_key;
+}
+
+/// What the workers record at most once per cause in a conversation (see
+/// [`crate::already_reacted`]): one mood, one bot reply and one hand-off per customer turn,
+/// one prediction per start or first message, one routing (with its queueing) per hand-off,
+/// one assignment per queueing, one survey offer per close, one reminder per offer, one idle
+/// close per quiet spell, and one warning, breach and escalation per target per queueing.
+fn reaction_key(event: &ConversationEvent) -> Option<String> {
+    use ConversationEvent as E;
+    match event {
+        E::EmotionAssessed(_)
+        | E::BotTurnRecorded(_)
+        | E::HandedToHuman(_)
+        | E::ScenarioPredicted(_)
+        | E::RoutingDecided(_)
+        | E::ConversationQueued(_)
+        | E::AgentAssigned(_)
+        | E::SurveyOffered(_)
+        | E::SurveyReminded(_)
+        | E::ConversationIdleTimedOut(_) => Some(event.event_type().to_owned()),
+        E::SlaWarned(SlaWarned { kind, .. })
+        | E::SlaBreached(SlaBreached { kind, .. })
+        | E::ConversationEscalated(ConversationEscalated { kind, .. }) => {
+            Some(format!("{}/{}", event.event_type(), kind.as_str()))
+        }
+        E::ConversationStarted(_)
+        | E::CustomerTurnRecorded(_)
+        | E::ScenarioConfirmed(_)
+        | E::ScenarioCorrected(_)
+        | E::AgentTurnRecorded(_)
+        | E::ConversationTransferred(_)
+        | E::InternalNoteAdded(_)
+        | E::ConversationClosed(_)
+        | E::ConversationReopened(_)
+        | E::SurveyAnswered(_)
+        | E::OrderAttributed(_) => None,
     }
 }
 

@@ -65,6 +65,20 @@ pub fn decide_all<D: Decider>(
     Ok(events)
 }
 
+/// Whether a worker's reaction was recorded already: `recorded` holds the reaction keys of
+/// the events in the stream caused by the same event as `decided`. A reaction is appended
+/// whole (one batch), so one of its keys found means it happened; deciding it again after a
+/// crash, an outage or beside a second instance must then change nothing. The rule is kept
+/// to the event types a decider keys ([`DomainEvent::reaction_key`]): those whose state
+/// would accept the reaction twice (a second prediction, a second routing). Seats are not
+/// keyed: a seat taken, given back and taken again for one cause is three real changes.
+pub fn already_reacted<E: DomainEvent>(recorded: &[String], decided: &[E]) -> bool {
+    decided
+        .iter()
+        .filter_map(DomainEvent::reaction_key)
+        .any(|key| recorded.contains(&key))
+}
+
 /// The state after `events`, starting from the stream's initial state.
 pub fn fold<'a, D: Decider>(events: impl IntoIterator<Item = &'a D::Event>) -> D::State
 where
@@ -156,6 +170,13 @@ pub trait DomainEvent: Serialize + DeserializeOwned + Clone + PartialEq + Debug 
         Self::current_version(self.event_type()).unwrap_or(1)
     }
 
+    /// The key under which this event, appended as a worker's reaction to another event,
+    /// is recorded at most once per cause in its stream; `None` for events that are not
+    /// reactions or that the state already makes idempotent. See [`already_reacted`].
+    fn reaction_key(&self) -> Option<String> {
+        None
+    }
+
     fn encode(&self) -> Result<EncodedEvent, DomainError> {
         let event_type = self.event_type();
         let encoding = |reason: String| DomainError::Encoding { event_type, reason };
@@ -235,6 +256,7 @@ macro_rules! domain_events {
         $vis:vis enum $name:ident in $category:literal {
             $( $variant:ident = $version:literal ),+ $(,)?
         }
+        $( reactions keyed by $key:path; )?
     ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -279,6 +301,12 @@ macro_rules! domain_events {
                     _ => None,
                 }
             }
+
+            $(
+                fn reaction_key(&self) -> Option<String> {
+                    $key(self)
+                }
+            )?
 
             fn json_schemas() -> Vec<$crate::decider::EventSchema> {
                 vec![

@@ -88,5 +88,7 @@ pub mod switches;
 pub mod ticket;
 pub mod upcast;
 
-pub use decider::{Decider, DomainEvent, EncodedEvent, EventSchema, decide_all, fold, fold_from};
+pub use decider::{
+    Decider, DomainEvent, EncodedEvent, EventSchema, already_reacted, decide_all, fold, fold_from,
+};
 pub use error::DomainError;

@@ -52,7 +52,7 @@ where
         let result = D::decide(&self.state, command.clone());
         assert_eq!(
             result,
-            D::decide(&self.state, command),
+            D::decide(&self.state, command.clone()),
             "decide is not deterministic"
         );
         let events = result?;
@@ -61,7 +61,25 @@ where
             self.state = D::evolve(state, event);
         }
         self.history.extend(events.iter().cloned());
+        self.check_once_per_cause(&events, command);
         Ok(events)
+    }
+
+    /// A worker replaying its reaction (after a crash, or beside a second instance) decides
+    /// the same command again against the state its first events led to: that second
+    /// decision is refused, records nothing, or is recognised by its reaction keys as done,
+    /// so the command service appends it once.
+    fn check_once_per_cause(&self, first: &[D::Event], command: D::Command) {
+        let keys: Vec<String> = first.iter().filter_map(DomainEvent::reaction_key).collect();
+        if keys.is_empty() {
+            return;
+        }
+        if let Ok(again) = D::decide(&self.state, command) {
+            assert!(
+                again.is_empty() || kefu_domain::already_reacted(&keys, &again),
+                "a replayed reaction would be recorded twice: {first:?} then {again:?}"
+            );
+        }
     }
 
     /// Folding the events, after encoding and decoding them as the log does, gives back the

@@ -12,6 +12,11 @@
 //! not answer gives, so the command service's resends and the followers' retries are what
 //! the drill exercises. The dial is per process, in memory, on purpose: a fault set in the
 //! log could not be turned off through a failing log.
+//!
+//! A dial also has a crash point ([`Faults::die_after_appends`]): the `n`-th append from then
+//! on commits, and the process is as good as dead from that moment: that append's answer and
+//! every later call fail until [`Faults::revive`]. Tests use it to stop a worker between any
+//! two of its appends, the way `kill -9` would, and to check what a restart makes of it.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -66,6 +71,16 @@ struct Dial {
     permille: u64,
 }
 
+/// Where a dial's crash point stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum CrashPoint {
+    #[default]
+    Unset,
+    /// This many more appends commit; the last of them is the process's last act.
+    After(u64),
+    Dead,
+}
+
 /// One dependency's fault dial, shared by every clone.
 #[derive(Clone)]
 pub struct Faults {
@@ -74,6 +89,9 @@ pub struct Faults {
     /// Calls since the dial was last set.
     calls: Arc<AtomicU64>,
     injected: Arc<AtomicU64>,
+    crash: Arc<Mutex<CrashPoint>>,
+    /// Appends committed through the dial since the process started.
+    appends: Arc<AtomicU64>,
 }
 
 impl Faults {
@@ -87,7 +105,59 @@ impl Faults {
             })),
             calls: Arc::new(AtomicU64::new(0)),
             injected: Arc::new(AtomicU64::new(0)),
+            crash: Arc::new(Mutex::new(CrashPoint::Unset)),
+            appends: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Sets the crash point: the `n`-th append from now on (counting from 1) commits, then
+    /// it and every later call fail as if the process had died after the commit.
+    pub fn die_after_appends(&self, n: u64) {
+        *self.crash.lock().unwrap_or_else(|p| p.into_inner()) = if n == 0 {
+            CrashPoint::Dead
+        } else {
+            CrashPoint::After(n)
+        };
+    }
+
+    /// Clears the crash point: the restarted process.
+    pub fn revive(&self) {
+        *self.crash.lock().unwrap_or_else(|p| p.into_inner()) = CrashPoint::Unset;
+    }
+
+    /// Whether the crash point was reached.
+    pub fn is_dead(&self) -> bool {
+        *self.crash.lock().unwrap_or_else(|p| p.into_inner()) == CrashPoint::Dead
+    }
+
+    /// Appends committed through this dial since the process started.
+    pub fn appends(&self) -> u64 {
+        self.appends.load(Ordering::SeqCst)
+    }
+
+    /// Counts a committed append; whether it was the last act before the crash point.
+    fn committed(&self) -> bool {
+        self.appends.fetch_add(1, Ordering::SeqCst);
+        let mut crash = self.crash.lock().unwrap_or_else(|p| p.into_inner());
+        match *crash {
+            CrashPoint::After(1) => {
+                *crash = CrashPoint::Dead;
+                true
+            }
+            CrashPoint::After(n) => {
+                *crash = CrashPoint::After(n - 1);
+                false
+            }
+            CrashPoint::Unset | CrashPoint::Dead => false,
+        }
+    }
+
+    fn dead(&self) -> Option<InjectedFault> {
+        self.is_dead().then(|| InjectedFault {
+            dependency: self.dependency,
+            rate: 1.0,
+            call: self.calls.load(Ordering::SeqCst),
+        })
     }
 
     pub fn dependency(&self) -> &'static str {
@@ -120,6 +190,9 @@ impl Faults {
 
     /// Runs before each call: waits the added latency, then fails the call or lets it go.
     pub async fn before_call(&self) -> Result<(), InjectedFault> {
+        if let Some(dead) = self.dead() {
+            return Err(dead);
+        }
         let (settings, permille) = {
             let dial = self.dial.lock().unwrap_or_else(|p| p.into_inner());
             (dial.settings, dial.permille)
@@ -190,9 +263,20 @@ impl<L: EventLog> EventLog for Faulty<L> {
         hold: Duration,
     ) -> Result<Appended, LogError> {
         self.gate().await?;
-        self.inner
+        let appended = self
+            .inner
             .append_holding(stream, expected, events, hold)
-            .await
+            .await?;
+        if self.faults.committed() {
+            return Err(LogError::Unavailable {
+                backend: self.inner.backend(),
+                message: format!(
+                    "injected crash (drill): {} died after this append committed",
+                    self.faults.dependency
+                ),
+            });
+        }
+        Ok(appended)
     }
 
     async fn read_stream(
@@ -342,6 +426,49 @@ mod tests {
             .is_err()
         );
         assert_eq!(f.settings(), before);
+    }
+
+    /// The crash point: the n-th append commits and its answer is lost, like the process that
+    /// made it; nothing gets through until revived.
+    #[tokio::test]
+    async fn a_crash_point_lets_its_append_commit_and_stops_everything_after() {
+        use crate::sqlite::{SqliteConfig, SqliteLog};
+        use crate::{Actor, ActorKind, Metadata};
+        let dir = tempfile::tempdir().unwrap();
+        let faults = Faults::new("worker");
+        let log = Faulty::new(
+            SqliteLog::open(SqliteConfig::new(dir.path().join("kefu.db")))
+                .await
+                .unwrap(),
+            faults.clone(),
+        );
+        let stream = StreamId::new("crash-1").unwrap();
+        let event = || {
+            vec![NewEvent::new(
+                "Happened",
+                serde_json::json!({}),
+                Metadata::for_request(Actor::new(ActorKind::System, "test"), uuid::Uuid::now_v7()),
+            )]
+        };
+        faults.die_after_appends(2);
+        log.append(&stream, ExpectedVersion::Any, event())
+            .await
+            .unwrap();
+        assert!(!faults.is_dead());
+        let lost = log.append(&stream, ExpectedVersion::Any, event()).await;
+        assert!(
+            matches!(lost, Err(LogError::Unavailable { .. })),
+            "{lost:?}"
+        );
+        assert!(faults.is_dead());
+        assert!(log.read_stream(&stream, 0, 10).await.is_err(), "dead");
+        faults.revive();
+        assert_eq!(
+            log.read_stream(&stream, 0, 10).await.unwrap().len(),
+            2,
+            "the last append committed"
+        );
+        assert_eq!(faults.appends(), 2);
     }
 
     /// Latency is a tokio sleep: on a paused clock it shows as virtual time, not waiting.

@@ -134,6 +134,87 @@ pub trait EventLog: Send + Sync + 'static {
     fn poll_interval(&self) -> Duration;
 }
 
+/// A shared log is the log: so one store can be wrapped (a fault dial for the workers) while
+/// others (the projections) hold it unwrapped.
+impl<L: EventLog> EventLog for std::sync::Arc<L> {
+    fn backend(&self) -> &'static str {
+        (**self).backend()
+    }
+
+    fn limits(&self) -> &Limits {
+        (**self).limits()
+    }
+
+    fn append_holding(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        hold: Duration,
+    ) -> impl Future<Output = Result<Appended, LogError>> + Send {
+        (**self).append_holding(stream, expected, events, hold)
+    }
+
+    fn append(
+        &self,
+        stream: &StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> impl Future<Output = Result<Appended, LogError>> + Send {
+        (**self).append(stream, expected, events)
+    }
+
+    fn read_stream(
+        &self,
+        stream: &StreamId,
+        from: u64,
+        max: usize,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, LogError>> + Send {
+        (**self).read_stream(stream, from, max)
+    }
+
+    fn stream_version(
+        &self,
+        stream: &StreamId,
+    ) -> impl Future<Output = Result<Option<u64>, LogError>> + Send {
+        (**self).stream_version(stream)
+    }
+
+    fn read_all(
+        &self,
+        from: Position,
+        max: usize,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, LogError>> + Send {
+        (**self).read_all(from, max)
+    }
+
+    fn head(&self) -> impl Future<Output = Result<Option<Position>, LogError>> + Send {
+        (**self).head()
+    }
+
+    fn count_through(
+        &self,
+        through: Position,
+    ) -> impl Future<Output = Result<Option<u64>, LogError>> + Send {
+        (**self).count_through(through)
+    }
+
+    fn read_correlation(
+        &self,
+        correlation_id: uuid::Uuid,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, LogError>> + Send {
+        (**self).read_correlation(correlation_id)
+    }
+
+    fn appended_signal(&self) -> tokio::sync::watch::Receiver<Position> {
+        (**self).appended_signal()
+    }
+
+    fn poll_interval(&self) -> Duration {
+        (**self).poll_interval()
+    }
+}
+
 /// Reads a whole stream.
 pub async fn read_whole_stream<L: EventLog>(
     log: &L,

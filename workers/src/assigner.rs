@@ -186,8 +186,12 @@ impl<L: EventLog> Assigner<L> {
             let conversation = ConversationId::from_uuid(parse(&m.conversation)?);
             let agent = AgentId::from_uuid(parse(&m.agent)?);
             let meta = self.cause(m.queued_at).await?;
-            match self.desk.assign(conversation, agent, &meta).await {
-                Ok(_) => round.assigned.push((conversation, agent)),
+            match self.desk.assign_queued(conversation, agent, &meta).await {
+                Ok(done) => match done.value {
+                    Some(agent) => round.assigned.push((conversation, agent)),
+                    // Assigned or closed already: the read model was behind.
+                    None => round.refused += 1,
+                },
                 Err(CommandError::Rejected(e)) => {
                     tracing::debug!(%conversation, %agent, error = %e, "assignment refused; the next round will look again");
                     round.refused += 1;
@@ -261,7 +265,11 @@ impl<L: EventLog> Reactor for Assigner<L> {
             return Ok(());
         }
         self.started = true;
-        let round = self.round(trigger).await?;
+        // The first round after a start plans from a read model at least as far as this
+        // batch, so what was assigned before a crash is not matched again.
+        let round = self
+            .round(trigger.or(events.last().map(|e| e.position)))
+            .await?;
         if !round.assigned.is_empty() || round.refused > 0 {
             tracing::info!(
                 assigned = round.assigned.len(),

@@ -16,6 +16,7 @@ use kefu_eventlog::{
     read_whole_stream,
 };
 use tracing::{debug, warn};
+use uuid::Uuid;
 
 /// How many times a command is decided again after losing a race for its stream.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
@@ -85,12 +86,15 @@ impl<D: Decider> Loaded<D> {
     }
 
     /// The fold one stored event further (its payload given apart, so the caller chooses
-    /// whether to keep the event).
+    /// whether to keep the event). `reactions` collects the reaction keys of the events
+    /// caused by `cause`.
     fn evolve(
         self,
         stream: &StreamId,
         e: &RecordedEvent,
         payload: serde_json::Value,
+        cause: Option<Uuid>,
+        reactions: &mut Vec<String>,
     ) -> Result<Self, CommandError> {
         let event =
             D::Event::decode(&e.event_type, e.schema_version, payload).map_err(|source| {
@@ -100,6 +104,11 @@ impl<D: Decider> Loaded<D> {
                     source,
                 }
             })?;
+        if cause == Some(e.metadata.causation_id)
+            && let Some(key) = event.reaction_key()
+        {
+            reactions.push(key);
+        }
         Ok(Loaded {
             state: D::evolve(self.state, &event),
             version: Some(e.version),
@@ -140,14 +149,25 @@ impl<L: EventLog> CommandService<L> {
 
     /// Folds the stream of `id`.
     pub async fn load<D: Decider>(&self, id: D::Id) -> Result<Loaded<D>, CommandError> {
+        Ok(self.load_reacting::<D>(id, None).await?.0)
+    }
+
+    /// Folds the stream of `id`, and collects the reaction keys of its events caused by
+    /// `cause` (none without one).
+    async fn load_reacting<D: Decider>(
+        &self,
+        id: D::Id,
+        cause: Option<Uuid>,
+    ) -> Result<(Loaded<D>, Vec<String>), CommandError> {
         let stream = stream_of::<D>(id)?;
         let stored = read_whole_stream(&*self.log, &stream).await?;
         let mut loaded = Loaded::<D>::empty();
+        let mut reactions = Vec::new();
         for mut e in stored {
             let payload = std::mem::take(&mut e.payload);
-            loaded = loaded.evolve(&stream, &e, payload)?;
+            loaded = loaded.evolve(&stream, &e, payload, cause, &mut reactions)?;
         }
-        Ok(loaded)
+        Ok((loaded, reactions))
     }
 
     /// Folds the stream of `id` and hands back the events it read too, for a reader that
@@ -161,7 +181,7 @@ impl<L: EventLog> CommandService<L> {
         let stored = read_whole_stream(&*self.log, &stream).await?;
         let mut loaded = Loaded::<D>::empty();
         for e in &stored {
-            loaded = loaded.evolve(&stream, e, e.payload.clone())?;
+            loaded = loaded.evolve(&stream, e, e.payload.clone(), None, &mut Vec::new())?;
         }
         Ok((loaded, stored))
     }
@@ -183,6 +203,11 @@ impl<L: EventLog> CommandService<L> {
     /// ([`kefu_domain::decide_all`]) and appends all their events at once: either every
     /// command holds and one append records them, or the first refusal is the answer and
     /// nothing is written.
+    ///
+    /// A reaction (metadata caused by an event, not a request) whose events the stream
+    /// already holds for that cause is done: it answers success and appends nothing
+    /// ([`kefu_domain::already_reacted`]). That is what makes a worker restarted after a
+    /// crash, or a second instance, act once on each event.
     pub async fn execute_all<D: Decider>(
         &self,
         id: D::Id,
@@ -196,9 +221,16 @@ impl<L: EventLog> CommandService<L> {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let loaded = self.load::<D>(id).await?;
+            let (loaded, reactions) = self
+                .load_reacting::<D>(id, reaction_cause(metadata))
+                .await?;
             let events = kefu_domain::decide_all::<D>(&loaded.state, commands.iter().cloned())?;
-            if events.is_empty() {
+            let done = kefu_domain::already_reacted(&reactions, &events);
+            if done {
+                debug!(%stream, cause = %metadata.causation_id, "reaction recorded already");
+            }
+            if events.is_empty() || done {
+                let events = if done { Vec::new() } else { events };
                 return Ok(Executed {
                     events,
                     appended: None,
@@ -262,6 +294,12 @@ impl<L: EventLog> CommandService<L> {
             }
         }
     }
+}
+
+/// The event a command reacts to: its cause when that is an event, not the request itself
+/// (`Metadata::for_request` makes a request its own cause).
+fn reaction_cause(metadata: &Metadata) -> Option<Uuid> {
+    (metadata.causation_id != metadata.correlation_id).then_some(metadata.causation_id)
 }
 
 pub(crate) fn stream_of<D: Decider>(id: D::Id) -> Result<StreamId, LogError> {

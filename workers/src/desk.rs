@@ -457,6 +457,79 @@ impl<L: EventLog> Desk<L> {
         }
     }
 
+    /// The assigner's assignment of a queued conversation, as a reaction to its queueing
+    /// (`meta` caused by it), resumable from the log: a seat already taken for this cause and
+    /// not given back (an assigner that died between the seat and the assignment, or another
+    /// instance ahead of this one) is used rather than `planned`, so one queueing takes one
+    /// seat; and a conversation no longer queued (the read model the round planned from was
+    /// behind) is left alone before any seat is touched. The agent it went to, or `None`
+    /// when it no longer waits.
+    pub async fn assign_queued(
+        &self,
+        conversation: ConversationId,
+        planned: AgentId,
+        meta: &Metadata,
+    ) -> Result<Done<Option<AgentId>>, CommandError> {
+        match self.conversation(conversation).await? {
+            ConversationSnapshot::Known(c)
+                if !c.is_closed()
+                    && matches!(
+                        c.handling,
+                        kefu_domain::conversation::Handling::Queued { .. }
+                    ) => {}
+            _ => {
+                return Ok(Done {
+                    value: None,
+                    position: None,
+                });
+            }
+        }
+        let agent = self
+            .seat_taken_for(conversation, meta)
+            .await?
+            .unwrap_or(planned);
+        let done = self.assign(conversation, agent, meta).await?;
+        Ok(Done {
+            value: Some(agent),
+            position: done.position,
+        })
+    }
+
+    /// The agent holding a seat taken for `conversation` by a command caused as `meta` is,
+    /// and not given back since, read from the request's correlation (the audit trail's
+    /// index), which holds every reaction to it.
+    async fn seat_taken_for(
+        &self,
+        conversation: ConversationId,
+        meta: &Metadata,
+    ) -> Result<Option<AgentId>, CommandError> {
+        if meta.causation_id == meta.correlation_id {
+            return Ok(None);
+        }
+        let wanted = conversation.to_string();
+        let mut held: Vec<AgentId> = Vec::new();
+        for e in self
+            .commands
+            .log()
+            .read_correlation(meta.correlation_id)
+            .await?
+        {
+            let (Some(agent), true, true) = (
+                AgentDecider::id_of_stream(e.stream_id.as_str()),
+                e.metadata.causation_id == meta.causation_id,
+                e.payload.get("conversation").and_then(|c| c.as_str()) == Some(&wanted),
+            ) else {
+                continue;
+            };
+            match e.event_type.as_str() {
+                "AgentChatTaken" => held.push(agent),
+                "AgentChatReleased" => held.retain(|a| *a != agent),
+                _ => {}
+            }
+        }
+        Ok(held.last().copied())
+    }
+
     /// Gives back `agent`'s seat for `conversation` after a refused assignment or transfer,
     /// unless the conversation is with that agent after all: a concurrent assigner that
     /// matched the same pair took the same seat (taking it twice is one seat) and won, and

@@ -13,6 +13,7 @@ pub mod desk;
 pub mod gateway;
 pub mod idle;
 pub mod probes;
+pub mod reactions;
 pub mod router;
 pub mod runtime;
 pub mod sla;

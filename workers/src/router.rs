@@ -101,15 +101,24 @@ impl<L: EventLog> Router<L> {
         models: ReadModels,
         gateway: OrderGateway<L>,
     ) -> Result<Self, WorkerError> {
-        let examples: Vec<Labelled> = parse_jsonl(TRAINING).map_err(invalid)?;
-        let intents = IntentModel::train(&examples, &IntentParams::default()).map_err(invalid)?;
-        Ok(Router {
+        Ok(Self::with_intents(desk, models, gateway, intent_model()?))
+    }
+
+    /// A router with the intent classifier already trained (it is deterministic): what a
+    /// process that starts several routers, or restarts one, trains once.
+    pub fn with_intents(
+        desk: Desk<L>,
+        models: ReadModels,
+        gateway: OrderGateway<L>,
+        intents: IntentModel,
+    ) -> Self {
+        Router {
             desk,
             models,
             gateway,
             intents,
             actor: Actor::new(ActorKind::System, NAME),
-        })
+        }
     }
 
     /// The conversation's order as the gateway knows it now, or nothing when the gateway is
@@ -276,6 +285,12 @@ impl<L: EventLog> Router<L> {
 
 /// The order facts of what the conversation itself knows of its order (as it stood when the
 /// chat began): enough to route by seller and category when the gateway is not there.
+/// The router's text intent classifier, trained on `bot/data/intents-train.jsonl`.
+pub fn intent_model() -> Result<IntentModel, WorkerError> {
+    let examples: Vec<Labelled> = parse_jsonl(TRAINING).map_err(invalid)?;
+    IntentModel::train(&examples, &IntentParams::default()).map_err(invalid)
+}
+
 fn facts(conv: &Conversation) -> Option<OrderFacts> {
     conv.order.as_ref().map(|o| OrderFacts {
         status: o.status,

@@ -41,6 +41,8 @@ pub struct Server {
     /// The start-up line that tells a newcomer where GraphiQL is and how to get a token.
     pub welcome: String,
     dir: tempfile::TempDir,
+    store: Option<String>,
+    extra: Vec<String>,
 }
 
 impl Drop for Server {
@@ -55,56 +57,30 @@ impl Server {
     /// it to say where it listens.
     pub fn start(store: Option<&str>, extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_kefu"));
-        command
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(extra)
-            .env("KEFU_DATA_DIR", dir.path().join("data"))
-            .env("KEFU_TOKEN_SECRET", SECRET)
-            .env("KEFU_LOG", "info")
-            .env_remove("KEFU_READ_STORE")
-            .env_remove("DATABASE_URL")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        match store {
-            Some(s) => command.env("KEFU_STORE", s),
-            None => command.env_remove("KEFU_STORE"),
-        };
-        let mut child = command.spawn().expect("start kefu serve");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let (mut addr, mut sent) = (None, false);
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if addr.is_none()
-                    && let Some(at) = line.find("listen=")
-                {
-                    addr = line[at + 7..].split_whitespace().next().map(str::to_owned);
-                }
-                // The welcome line is logged right after the address.
-                if !sent
-                    && line.contains("GraphiQL:")
-                    && let Some(addr) = addr.clone()
-                {
-                    let _ = tx.send(Ok((addr, line.clone())));
-                    sent = true;
-                }
-                if line.contains("ERROR") || line.starts_with("error:") {
-                    let _ = tx.send(Err(line));
-                }
-            }
-        });
-        let (addr, welcome) = match rx.recv_timeout(HANG) {
-            Ok(Ok(started)) => started,
-            Ok(Err(line)) => panic!("kefu serve failed: {line}"),
-            Err(_) => panic!("kefu serve did not start"),
-        };
+        let extra: Vec<String> = extra.iter().map(|a| (*a).to_owned()).collect();
+        let (child, addr, welcome) = spawn(dir.path(), store, &extra);
         Server {
             child,
             addr,
             welcome,
             dir,
+            store: store.map(str::to_owned),
+            extra,
         }
+    }
+
+    /// SIGKILL (no shutdown, nothing flushed), then the same server started again on the same
+    /// data directory and store, on a new port.
+    pub fn kill_and_restart(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        let (child, addr, welcome) = spawn(self.dir.path(), self.store.as_deref(), &self.extra);
+        (self.child, self.addr, self.welcome) = (child, addr, welcome);
+    }
+
+    /// The data directory (`KEFU_DATA_DIR`): the embedded store lives there.
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
     }
 
     pub fn token(&self, role: &str, id: &str, queues: &[&str]) -> String {
@@ -134,41 +110,9 @@ impl Server {
         headers: &[(&str, &str)],
         body: &str,
     ) -> (u16, Vec<(String, String)>, String) {
-        let mut stream = TcpStream::connect(&self.addr).await.unwrap();
-        let mut request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
-            self.addr,
-            body.len()
-        );
-        for (k, v) in headers {
-            request.push_str(&format!("{k}: {v}\r\n"));
-        }
-        request.push_str("\r\n");
-        request.push_str(body);
-        stream.write_all(request.as_bytes()).await.unwrap();
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await.unwrap();
-        let raw = String::from_utf8(raw).expect("a UTF-8 response");
-        let (head, body) = raw.split_once("\r\n\r\n").expect("a response");
-        let mut lines = head.lines();
-        let status: u16 = lines
-            .next()
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|s| s.parse().ok())
-            .expect("a status line");
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-            .collect();
-        let chunked = headers
-            .iter()
-            .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
-        let body = if chunked {
-            dechunk(body)
-        } else {
-            body.to_owned()
-        };
-        (status, headers, body)
+        try_http(&self.addr, method, path, headers, body)
+            .await
+            .unwrap()
     }
 
     /// A GraphQL request; the HTTP status and the JSON answer.
@@ -234,6 +178,128 @@ impl Server {
         ws.send(Message::text(start.to_string())).await.unwrap();
         Subscription { ws }
     }
+}
+
+/// One HTTP/1.1 request to `addr`; the status, the headers (lower-cased names) and the body,
+/// or why there was no answer (a server killed mid-request, say).
+pub async fn try_http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<(u16, Vec<(String, String)>, String)> {
+    let mut stream = TcpStream::connect(addr).await?;
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        addr,
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).await?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await?;
+    let raw = String::from_utf8(raw).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| std::io::Error::other("the connection closed before a response"))?;
+    let mut lines = head.lines();
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other("no status line"))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+    let body = if chunked {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    Ok((status, headers, body))
+}
+
+/// A GraphQL request to `addr` that may fail: its `data`, or the reason (no connection, a
+/// status other than 200, or the errors it answered).
+pub async fn try_gql(
+    addr: &str,
+    token: &str,
+    query: &str,
+    variables: Value,
+) -> Result<Value, String> {
+    let bearer = format!("Bearer {token}");
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("Authorization", bearer.as_str()),
+    ];
+    let body = json!({ "query": query, "variables": variables }).to_string();
+    let (status, _, body) = try_http(addr, "POST", "/graphql", &headers, &body)
+        .await
+        .map_err(|e| e.to_string())?;
+    let answer: Value =
+        serde_json::from_str(&body).map_err(|e| format!("{status}: {e}: {body}"))?;
+    if status != 200 || answer.get("errors").is_some() {
+        return Err(format!("{status}: {answer}"));
+    }
+    Ok(answer["data"].clone())
+}
+
+/// Runs `kefu serve` in `dir` and waits for it to say where it listens.
+fn spawn(dir: &std::path::Path, store: Option<&str>, extra: &[String]) -> (Child, String, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kefu"));
+    command
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .env("KEFU_DATA_DIR", dir.join("data"))
+        .env("KEFU_TOKEN_SECRET", SECRET)
+        .env("KEFU_LOG", "info")
+        .env_remove("KEFU_READ_STORE")
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    match store {
+        Some(s) => command.env("KEFU_STORE", s),
+        None => command.env_remove("KEFU_STORE"),
+    };
+    let mut child = command.spawn().expect("start kefu serve");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut addr, mut sent) = (None, false);
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if addr.is_none()
+                && let Some(at) = line.find("listen=")
+            {
+                addr = line[at + 7..].split_whitespace().next().map(str::to_owned);
+            }
+            // The welcome line is logged right after the address.
+            if !sent
+                && line.contains("GraphiQL:")
+                && let Some(addr) = addr.clone()
+            {
+                let _ = tx.send(Ok((addr, line.clone())));
+                sent = true;
+            }
+            if line.contains("ERROR") || line.starts_with("error:") {
+                let _ = tx.send(Err(line));
+            }
+        }
+    });
+    let (addr, welcome) = match rx.recv_timeout(HANG) {
+        Ok(Ok(started)) => started,
+        Ok(Err(line)) => panic!("kefu serve failed: {line}"),
+        Err(_) => panic!("kefu serve did not start"),
+    };
+    (child, addr, welcome)
 }
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
