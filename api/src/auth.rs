@@ -106,6 +106,14 @@ pub struct Principal {
     pub queues: BTreeSet<String>,
 }
 
+impl Principal {
+    /// Who the token speaks for, as one string: the rate limit's bucket and the scope of the
+    /// caller's idempotency keys.
+    pub fn identity(&self) -> String {
+        format!("{}:{}", self.role, self.id)
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum AuthError {
     #[error("no bearer token: send `Authorization: Bearer <token>`")]

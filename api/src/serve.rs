@@ -107,6 +107,11 @@ pub struct ServeArgs {
     /// How long a query with `atLeast` waits for the read models, in seconds.
     #[arg(long, env = "KEFU_READ_WAIT_SECS", default_value_t = 10)]
     pub read_wait_secs: u64,
+    /// How long a mutation's idempotency key is kept, in hours: a resend with the same key
+    /// within it answers the first receipt; after it, the key is forgotten and runs again.
+    #[arg(long, env = "KEFU_IDEMPOTENCY_WINDOW_HOURS", default_value_t = 24,
+          value_parser = clap::value_parser!(u64).range(1..=24 * 366))]
+    pub idempotency_window_hours: u64,
     #[command(flatten)]
     pub faults: FaultArgs,
 }
@@ -270,6 +275,15 @@ pub async fn run(store: &StoreArgs, args: ServeArgs) -> Result<()> {
     let names = worker_names(&args.workers)?;
     let followers: Vec<&'static str> = names.iter().filter_map(|n| n.checkpoint()).collect();
     let checkpoints = Checkpoints::open(read_for_workers.clone()).await?;
+    // Beside the workers' checkpoints: the read-model store every server on this store
+    // shares, and survives restarts.
+    let keys = graphql::idempotency::Keys::open(
+        read_for_workers.clone(),
+        Duration::from_secs(args.idempotency_window_hours * 3600),
+        args.tuning.clock.clock()?,
+    )
+    .await
+    .context("the idempotency keys' table")?;
     let workers = worker_cmd::spawn(
         &names,
         &args.tuning,
@@ -300,6 +314,7 @@ pub async fn run(store: &StoreArgs, args: ServeArgs) -> Result<()> {
             read_wait: Duration::from_secs(args.read_wait_secs),
             max_message_chars: args.max_message_chars,
         },
+        keys,
     });
     let app = App {
         schema: graphql::schema(api.clone()),
@@ -716,10 +731,6 @@ fn http_caller(app: &App, headers: &HeaderMap) -> Result<Caller, (Refusal, Uuid)
     })
 }
 
-fn rate_key(p: &Principal) -> String {
-    format!("{}:{}", p.role, p.id)
-}
-
 fn rate_limited(retry_after: Duration) -> Refusal {
     Refusal {
         status: StatusCode::TOO_MANY_REQUESTS,
@@ -747,7 +758,7 @@ fn admit(
     mutations: bool,
     request: &mut async_graphql::Request,
 ) -> Result<Admitted, Refusal> {
-    let key = rate_key(who);
+    let key = who.identity();
     app.rate.check(&key).map_err(rate_limited)?;
     let invalid = |e| Refusal::new(StatusCode::BAD_REQUEST, e);
     bounds::check_text(&request.query, app.shape.max_nesting, app.shape.max_tokens)
@@ -869,7 +880,10 @@ async fn run_http(
         tracing::debug!(%correlation, errors = ?result.errors, "request answered with errors");
     }
     let mut response = GraphQLResponse::from(result).into_response();
-    set_correlation(&mut response, correlation);
+    // A mutation under an idempotency key has named its key's correlation id already.
+    if !response.headers().contains_key("x-correlation-id") {
+        set_correlation(&mut response, correlation);
+    }
     response
 }
 

@@ -152,3 +152,66 @@ fn bad_input_is_named_and_writes_nothing() {
     }
     assert_eq!(lines(&kefu(d, &["log", "tail"])).len(), 2);
 }
+
+/// `kefu log append --id` with an id already stored for another event: refused by name, a
+/// non-zero exit, nothing written; the same event again is acknowledged as the first.
+fn a_reused_event_id_is_refused(d: &std::path::Path, store: &[&str]) {
+    let run = |args: &[&str]| {
+        let mut all = store.to_vec();
+        all.extend_from_slice(args);
+        kefu(d, &all)
+    };
+    let id = uuid::Uuid::now_v7().to_string();
+    let append = |payload: &'static str| {
+        [
+            "log",
+            "append",
+            "conversation-reuse",
+            "A",
+            payload,
+            "--id",
+            id.as_str(),
+        ]
+    };
+    let first = lines(&run(&append(r#"{"n": 1}"#)));
+    assert_eq!(lines(&run(&append(r#"{"n": 1}"#))), first);
+    let err = common::refusal(&run(&append(r#"{"n": 2}"#)));
+    assert!(err.contains(&id) && err.contains("same event"), "{err}");
+    let err = common::refusal(&run(&[
+        "log",
+        "append",
+        "conversation-other",
+        "A",
+        r#"{"n": 1}"#,
+        "--id",
+        id.as_str(),
+    ]));
+    assert!(err.contains(&id), "{err}");
+    let stored = lines(&run(&["log", "tail"]));
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0]["payload"]["n"], 1);
+}
+
+#[test]
+fn a_reused_event_id_is_refused_on_the_embedded_store() {
+    let dir = tempfile::tempdir().unwrap();
+    a_reused_event_id_is_refused(dir.path(), &[]);
+}
+
+#[tokio::test]
+async fn a_reused_event_id_is_refused_on_postgres() {
+    use kefu_eventlog::testing;
+    if !testing::available().await {
+        return;
+    }
+    let schema = testing::fresh_schema();
+    testing::client()
+        .await
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .unwrap();
+    let url = format!("{}?options=-c%20search_path%3D{schema}", testing::url());
+    let dir = tempfile::tempdir().unwrap();
+    a_reused_event_id_is_refused(dir.path(), &["--store", &url]);
+    testing::drop_schema(&schema).await;
+}

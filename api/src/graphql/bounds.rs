@@ -374,6 +374,7 @@ pub fn argument_rule(field: &str, arg: &str) -> Option<Rule> {
         (_, "serviceLevel") => Float(0.001, 0.999),
         (_, "errorRate") => Float(0.0, 1.0),
         (_, "locale") => Chars(35),
+        (_, "idempotencyKey") => Chars(super::idempotency::MAX_KEY_CHARS),
         (_, "name" | "subject" | "reason" | "merchant") => {
             Chars(kefu_domain::common::MAX_LABEL_CHARS)
         }

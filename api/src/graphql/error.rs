@@ -17,6 +17,7 @@ pub enum Code {
     RateLimited,
     Unavailable,
     Timeout,
+    IdempotencyKeyReused,
 }
 
 impl Code {
@@ -30,6 +31,7 @@ impl Code {
             Code::RateLimited => "RATE_LIMITED",
             Code::Unavailable => "UNAVAILABLE",
             Code::Timeout => "TIMEOUT",
+            Code::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
         }
     }
 }
@@ -47,6 +49,8 @@ pub enum ApiError {
     Unavailable(String),
     /// The request ran past `--request-timeout-secs`; a mutation's outcome is unknown.
     Timeout(String),
+    /// An idempotency key sent again with another request.
+    KeyReused(String),
 }
 
 impl ApiError {
@@ -59,7 +63,8 @@ impl ApiError {
             | ApiError::Validation(m)
             | ApiError::RateLimited(m)
             | ApiError::Unavailable(m)
-            | ApiError::Timeout(m) => m,
+            | ApiError::Timeout(m)
+            | ApiError::KeyReused(m) => m,
         }
     }
 
@@ -73,6 +78,7 @@ impl ApiError {
             ApiError::RateLimited(_) => Code::RateLimited,
             ApiError::Unavailable(_) => Code::Unavailable,
             ApiError::Timeout(_) => Code::Timeout,
+            ApiError::KeyReused(_) => Code::IdempotencyKeyReused,
         }
     }
 }

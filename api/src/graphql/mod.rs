@@ -9,6 +9,7 @@
 
 pub mod bounds;
 mod error;
+pub mod idempotency;
 mod integration;
 mod mutation;
 pub(crate) mod policy;
@@ -76,6 +77,8 @@ pub struct Api {
     pub search: SearchHandle,
     pub hub: EventHub,
     pub limits: Limits,
+    /// The idempotency keys of mutations.
+    pub keys: idempotency::Keys,
 }
 
 /// The log as the server reaches it: through the store's fault dial.

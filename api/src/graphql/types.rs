@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use kefu_eventlog::RecordedEvent;
 
 /// What a mutation did.
-#[derive(SimpleObject, Debug, Clone)]
+#[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
 pub struct Receipt {
     /// The id of what the mutation created (conversation, message, ticket, queue, ...).
     pub id: Option<String>,

@@ -83,6 +83,66 @@ impl Server {
         self.dir.path().join("data")
     }
 
+    /// Stops this server and starts another on the same data directory and store, with
+    /// `extra` as its arguments.
+    pub fn restart(mut self, extra: &[&str]) -> Server {
+        self.extra = extra.iter().map(|a| (*a).to_owned()).collect();
+        self.kill_and_restart();
+        self
+    }
+
+    /// Every event the server's log holds once everything committed so far is readable, as
+    /// `kefu log tail` prints them (read apart from the server, so nothing it answers can hide
+    /// a write). PostgreSQL shows only a settled prefix (a transaction open anywhere in the
+    /// cluster holds it back), so a marker is appended after everything the caller waited
+    /// for and the log read until it shows: every earlier commit is then in it. Markers are
+    /// left out.
+    pub fn log_events(&self) -> Vec<Value> {
+        let marker = format!("marker-{}", uuid::Uuid::now_v7());
+        self.kefu(&["log", "append", &marker, "Marker", "{}"]);
+        let deadline = std::time::Instant::now() + HANG;
+        loop {
+            let events: Vec<Value> = String::from_utf8(self.kefu(&["log", "tail"]))
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str(l).expect("a JSON line"))
+                .collect();
+            if events.iter().any(|e| e["stream_id"] == marker.as_str()) {
+                return events
+                    .into_iter()
+                    .filter(|e| !e["stream_id"].as_str().unwrap().starts_with("marker-"))
+                    .collect();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{marker} never became readable"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Runs `kefu` on this server's store; what it printed.
+    fn kefu(&self, args: &[&str]) -> Vec<u8> {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_kefu"));
+        command
+            .args(args)
+            .env("KEFU_DATA_DIR", self.dir.path().join("data"))
+            .env("KEFU_LOG", "warn")
+            .env_remove("KEFU_READ_STORE")
+            .env_remove("DATABASE_URL");
+        match &self.store {
+            Some(s) => command.env("KEFU_STORE", s),
+            None => command.env_remove("KEFU_STORE"),
+        };
+        let out = command.output().expect("run kefu");
+        assert!(
+            out.status.success(),
+            "kefu {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+
     pub fn token(&self, role: &str, id: &str, queues: &[&str]) -> String {
         let mut args = vec!["token", "--role", role, "--id", id];
         for q in queues {
