@@ -10,6 +10,7 @@ mod clock;
 mod config;
 mod graphiql;
 mod graphql;
+mod health;
 mod hub;
 mod log_cmd;
 mod metrics;

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use kefu_domain::DomainEvent;
 use kefu_domain::probe::ProbeEvent;
-use kefu_eventlog::RecordedEvent;
+use kefu_eventlog::{LogProgress, RecordedEvent};
+use kefu_projections::Liveness;
 use kefu_projections::queues::QueueCounts;
 
 /// Upper bounds of the request-latency histogram, in seconds.
@@ -64,14 +65,15 @@ impl Metrics {
         }
     }
 
-    pub fn render(
-        &self,
-        lags: &[(String, usize)],
-        workers: &[(String, usize)],
-        lag_cap: usize,
-        head: Option<u64>,
-        queues: &[QueueCounts],
-    ) -> String {
+    pub fn render(&self, r: &Readings<'_>) -> String {
+        let Readings {
+            lags,
+            workers,
+            lag_cap,
+            head,
+            queues,
+            ..
+        } = *r;
         let mut out = String::new();
         let ok = self.ok.load(Ordering::Relaxed);
         let failed = self.failed.load(Ordering::Relaxed);
@@ -178,6 +180,57 @@ impl Metrics {
         for (name, lag) in workers {
             let _ = writeln!(out, "kefu_worker_lag_events{{worker=\"{name}\"}} {lag}");
         }
+        if let Some(p) = &r.log {
+            let mut one = |name: &str, help: &str, value: String| {
+                let _ = writeln!(out, "# HELP {name} {help}");
+                let _ = writeln!(out, "# TYPE {name} gauge");
+                let _ = writeln!(out, "{name} {value}");
+            };
+            let at = |pos: Option<kefu_eventlog::Position>| pos.map_or(0, |p| p.0).to_string();
+            one(
+                "kefu_log_settled_position",
+                "The last position followers can read (the settled prefix), as last sampled.",
+                at(p.settled),
+            );
+            one(
+                "kefu_log_committed_position",
+                "The last position committed, settled or not, as last sampled.",
+                at(p.committed),
+            );
+            one(
+                "kefu_log_unsettled_events",
+                "Committed events above the settled head: acknowledged, not yet readable by any follower.",
+                p.unsettled.to_string(),
+            );
+            one(
+                "kefu_log_stall_seconds",
+                "How long the settled head has stood still with committed events above it (0 when it moves or none wait).",
+                format!("{}", r.stall.as_secs_f64()),
+            );
+        }
+        for (name, l) in [("projections", &r.projections), ("search", &r.search)] {
+            let _ = writeln!(
+                out,
+                "# HELP kefu_{name}_up 1 while the {name} follower runs, 0 while it fails and is being retried."
+            );
+            let _ = writeln!(out, "# TYPE kefu_{name}_up gauge");
+            let _ = writeln!(out, "kefu_{name}_up {}", u8::from(l.failing.is_none()));
+            let _ = writeln!(
+                out,
+                "# HELP kefu_{name}_failures_total Failures of the {name} follower since this server started."
+            );
+            let _ = writeln!(out, "# TYPE kefu_{name}_failures_total counter");
+            let _ = writeln!(out, "kefu_{name}_failures_total {}", l.failures_total);
+        }
+        if let Some(lag) = r.search_lag {
+            let _ = writeln!(
+                out,
+                "# HELP kefu_search_lag_events Events in the log the search index has not read yet (counted up to {}).",
+                lag_cap + 1
+            );
+            let _ = writeln!(out, "# TYPE kefu_search_lag_events gauge");
+            let _ = writeln!(out, "kefu_search_lag_events {lag}");
+        }
         let mut gauge = |name: &str, help: &str, value: fn(&QueueCounts) -> i64| {
             let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} gauge");
@@ -203,6 +256,27 @@ impl Metrics {
         );
         out
     }
+}
+
+/// What one scrape reports besides the counters the server keeps itself.
+#[derive(Clone, Copy)]
+pub struct Readings<'a> {
+    /// Each projection's lag, in events (counted up to `lag_cap` + 1).
+    pub lags: &'a [(String, usize)],
+    /// Each log-following worker's lag.
+    pub workers: &'a [(String, usize)],
+    pub lag_cap: usize,
+    /// The settled head.
+    pub head: Option<u64>,
+    pub queues: &'a [QueueCounts],
+    /// The log's heads as last sampled (`health.rs`).
+    pub log: Option<&'a LogProgress>,
+    /// How long the settled head has stood still behind committed events.
+    pub stall: Duration,
+    pub projections: &'a Liveness,
+    pub search: &'a Liveness,
+    /// How many events the search index has still to read.
+    pub search_lag: Option<usize>,
 }
 
 /// A label value as Prometheus reads it.
@@ -300,7 +374,20 @@ mod tests {
             ),
         };
         m.record_event(&event("CustomerTurnRecorded", serde_json::json!({})));
-        let text = m.render(&[], &[], 10_000, None, &[]);
+        let idle = Liveness::default();
+        let quiet = Readings {
+            lags: &[],
+            workers: &[],
+            lag_cap: 10_000,
+            head: None,
+            queues: &[],
+            log: None,
+            stall: Duration::ZERO,
+            projections: &idle,
+            search: &idle,
+            search_lag: None,
+        };
+        let text = m.render(&quiet);
         assert!(
             !text.contains("kefu_probe_last_run_pass_ratio"),
             "no run yet"
@@ -309,13 +396,30 @@ mod tests {
             "ProbeRunCompleted",
             serde_json::json!({"checked": 4, "passed": 3, "failures": [], "at": "2026-11-30T03:00:00Z"}),
         ));
-        let text = m.render(
-            &[("queues".into(), 2)],
-            &[("bot".into(), 3)],
-            10_000,
-            Some(42),
-            &[],
-        );
+        let failing = Liveness {
+            failing: Some(kefu_projections::Failing {
+                since: chrono::Utc::now(),
+                error: "No space left on device".into(),
+                in_a_row: 2,
+            }),
+            failures_total: 5,
+        };
+        let heads = LogProgress {
+            settled: Some(kefu_eventlog::Position(42)),
+            committed: Some(kefu_eventlog::Position(99)),
+            unsettled: 7,
+            holder: None,
+        };
+        let text = m.render(&Readings {
+            lags: &[("queues".into(), 2)],
+            workers: &[("bot".into(), 3)],
+            head: Some(42),
+            log: Some(&heads),
+            stall: Duration::from_millis(12_500),
+            search: &failing,
+            search_lag: Some(11),
+            ..quiet
+        });
         assert!(
             text.contains("kefu_graphql_requests_total{outcome=\"ok\"} 1"),
             "{text}"
@@ -332,5 +436,18 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("kefu_log_head_position 42"));
+        for line in [
+            "kefu_log_settled_position 42",
+            "kefu_log_committed_position 99",
+            "kefu_log_unsettled_events 7",
+            "kefu_log_stall_seconds 12.5",
+            "kefu_projections_up 1",
+            "kefu_projections_failures_total 0",
+            "kefu_search_up 0",
+            "kefu_search_failures_total 5",
+            "kefu_search_lag_events 11",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in {text}");
+        }
     }
 }

@@ -33,7 +33,7 @@ use futures_util::stream::{self, BoxStream, StreamExt};
 use kefu_eventlog::faults::{FaultSettings, Faulty};
 use kefu_eventlog::{EventLog, Position};
 use kefu_projections::search::LiveSearch;
-use kefu_projections::{LiveProjections, ReadModels};
+use kefu_projections::{LiveProjections, Liveness, ReadModels};
 use kefu_workers::runtime::Checkpoints;
 use kefu_workers::{CommandService, Desk};
 use tokio::sync::watch;
@@ -44,8 +44,9 @@ use crate::config::StoreArgs;
 use crate::graphql::bounds::{self, Admitted, Shape};
 use crate::graphql::policy;
 use crate::graphql::{self, Api, ApiError, Caller, Drills, KefuSchema, Limits};
+use crate::health::{self, LogHealth};
 use crate::hub::EventHub;
-use crate::metrics::{Metrics, RateLimiter};
+use crate::metrics::{Metrics, RateLimiter, Readings};
 use crate::worker_cmd;
 
 #[derive(Args, Debug, Clone)]
@@ -57,9 +58,16 @@ pub struct ServeArgs {
     pub secret: SecretArgs,
     #[command(flatten)]
     pub tuning: worker_cmd::WorkerArgs,
-    /// /readyz answers 503 while any projection is more than this many events behind the log.
+    /// /readyz answers 503 while any projection, worker or the search index is more than
+    /// this many events behind the log.
     #[arg(long, env = "KEFU_MAX_READ_LAG", default_value_t = 1000)]
     pub max_read_lag: usize,
+    /// /readyz answers 503 once the log's settled head has stood still this many seconds
+    /// with committed events above it (a transaction held open in the database), or the read
+    /// models or the search index writer have kept failing this long.
+    #[arg(long, env = "KEFU_STALL_AFTER_SECS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub stall_after_secs: u64,
     /// Requests per second each token may make on average (0: no limit).
     #[arg(long, env = "KEFU_RATE_LIMIT", default_value_t = 50.0)]
     pub rate_limit: f64,
@@ -208,6 +216,10 @@ struct App {
     rate: Arc<RateLimiter>,
     metrics: Arc<Metrics>,
     max_read_lag: usize,
+    /// The log's heads, sampled once a second (`health.rs`).
+    log_health: watch::Receiver<LogHealth>,
+    stall_after: Duration,
+    projections_liveness: watch::Receiver<Liveness>,
     /// The workers this server runs that follow the log, by checkpoint name: /readyz and
     /// /metrics say how far behind each is.
     followers: Vec<&'static str>,
@@ -298,6 +310,7 @@ pub async fn run(store: &StoreArgs, args: ServeArgs) -> Result<()> {
     )
     .await?;
     let metrics = Arc::new(Metrics::default());
+    let log_health = health::spawn_sampler(log.clone(), stopped.clone());
     let hub = EventHub::spawn(log.clone(), stopped, metrics.clone());
     let api = Arc::new(Api {
         log: log.clone(),
@@ -323,6 +336,9 @@ pub async fn run(store: &StoreArgs, args: ServeArgs) -> Result<()> {
         rate: Arc::new(RateLimiter::new(args.rate_limit, args.rate_burst)),
         metrics,
         max_read_lag: args.max_read_lag,
+        log_health,
+        stall_after: Duration::from_secs(args.stall_after_secs),
+        projections_liveness: projections.liveness(),
         followers,
         checkpoints,
         shape: Shape {
@@ -1101,44 +1117,73 @@ async fn worker_lags(app: &App, cap: usize) -> Result<Vec<(String, usize)>, Stri
     Ok(out)
 }
 
-/// Ready when the store answers and every projection, and every worker this server runs,
-/// is within `--max-read-lag` events of the log.
-/// 200 `ready`, or 503 with a coded error body naming what is not ready (every non-2xx
-/// answer of the server has one).
-async fn ready(State(app): State<App>) -> Response {
-    let unavailable = |why: String| {
-        refused(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Unavailable(why),
-            None,
-        )
-    };
-    let both = async {
-        Ok::<_, String>((
-            lags(&app, app.max_read_lag).await?,
-            worker_lags(&app, app.max_read_lag).await?,
-        ))
-    };
-    match both.await {
-        Err(e) => unavailable(e),
-        Ok((lags, workers)) => {
-            let behind: Vec<String> = lags
-                .iter()
-                .filter(|(_, n)| *n > app.max_read_lag)
-                .map(|(name, n)| format!("{name} is {n}+ events behind"))
-                .chain(
-                    workers
-                        .iter()
-                        .filter(|(_, n)| *n > app.max_read_lag)
-                        .map(|(name, n)| format!("worker {name} is {n}+ events behind")),
-                )
-                .collect();
-            if behind.is_empty() {
-                "ready".into_response()
-            } else {
-                unavailable(behind.join("; "))
-            }
+/// What keeps this server from being ready, each said in full; empty when it is ready. Not
+/// ready: the log stalled (its settled head standing still behind committed events past
+/// `--stall-after-secs`), the read models or the search index writer failing that long, or
+/// any projection, worker or the search index more than `--max-read-lag` events behind.
+/// Err when the store cannot be asked.
+async fn not_ready(app: &App) -> Result<Vec<String>, String> {
+    let now = Utc::now();
+    let mut out = Vec::new();
+    if let Some(stall) = app.log_health.borrow().stall(now, app.stall_after) {
+        out.push(stall);
+    }
+    let search = app.api.search.writer();
+    let failing = [
+        ("the read models", app.projections_liveness.borrow().clone()),
+        ("the search index writer", search),
+    ];
+    for (what, liveness) in failing {
+        if let Some(f) = liveness.failing
+            && (now - f.since).to_std().unwrap_or_default() >= app.stall_after
+        {
+            out.push(format!(
+                "{what} has been failing since {} ({} failure(s) in a row, retried every few seconds): {}",
+                f.since.to_rfc3339(),
+                f.in_a_row,
+                f.error
+            ));
         }
+    }
+    let cap = app.max_read_lag;
+    for (name, n) in lags(app, cap).await? {
+        if n > cap {
+            out.push(format!("{name} is {n}+ events behind"));
+        }
+    }
+    for (name, n) in worker_lags(app, cap).await? {
+        if n > cap {
+            out.push(format!("worker {name} is {n}+ events behind"));
+        }
+    }
+    let search = search_lag(app, cap).await?;
+    if search > cap {
+        out.push(format!("the search index is {search}+ events behind"));
+    }
+    Ok(out)
+}
+
+/// How many events the search index has still to read (up to `cap` + 1): counted from where
+/// it has read to, so that switching indexing off (a degradation switch) is not a lag.
+async fn search_lag(app: &App, cap: usize) -> Result<usize, String> {
+    events_from(app, app.api.search.seen().next, cap).await
+}
+
+/// 200 `ready`, or 503 with a coded error body naming everything that is not ready (every
+/// non-2xx answer of the server has one); see [`not_ready`].
+async fn ready(State(app): State<App>) -> Response {
+    match not_ready(&app).await {
+        Ok(problems) if problems.is_empty() => "ready".into_response(),
+        Ok(problems) => refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(problems.join("; ")),
+            None,
+        ),
+        Err(e) => refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(e),
+            None,
+        ),
     }
 }
 
@@ -1165,7 +1210,20 @@ async fn metrics(State(app): State<App>, headers: HeaderMap) -> Response {
             .unwrap_or_default(),
         Err(_) => Vec::new(),
     };
-    let body = app.metrics.render(&lags, &workers, LAG_CAP, head, &queues);
+    let search_lag = search_lag(&app, LAG_CAP).await.ok();
+    let log = app.log_health.borrow().clone();
+    let body = app.metrics.render(&Readings {
+        lags: &lags,
+        workers: &workers,
+        lag_cap: LAG_CAP,
+        head,
+        queues: &queues,
+        log: log.progress.as_ref(),
+        stall: log.held_for(Utc::now()),
+        projections: &app.projections_liveness.borrow().clone(),
+        search: &app.api.search.writer(),
+        search_lag,
+    });
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

@@ -769,6 +769,10 @@ async fn probes_and_metrics(server: &Server) {
         "kefu_projection_lag_events{projection=\"queues\"}",
         "kefu_queue_waiting{queue=",
         "kefu_worker_lag_events{worker=\"bot\"}",
+        "kefu_search_up 1",
+        "kefu_projections_up 1",
+        "kefu_search_failures_total",
+        "kefu_search_lag_events",
     ] {
         assert!(body.contains(metric), "{metric} missing from:\n{body}");
     }

@@ -304,6 +304,11 @@ impl<L: EventLog> EventLog for Faulty<L> {
         self.inner.head().await
     }
 
+    async fn progress(&self) -> Result<crate::LogProgress, LogError> {
+        self.gate().await?;
+        self.inner.progress().await
+    }
+
     async fn count_through(&self, through: Position) -> Result<Option<u64>, LogError> {
         self.gate().await?;
         self.inner.count_through(through).await

@@ -16,6 +16,7 @@ mod event;
 pub mod faults;
 mod open;
 pub mod postgres;
+mod progress;
 mod retry;
 pub mod sqlite;
 mod subscription;
@@ -36,6 +37,7 @@ pub use event::{
     NewEvent, Position, RecordedEvent, StreamId,
 };
 pub use open::{AnyLog, StoreConfig};
+pub use progress::{Holder, LogProgress};
 pub use subscription::Subscription;
 pub use validate::{HARD_MAX_BATCH, Limits};
 
@@ -106,6 +108,14 @@ pub trait EventLog: Send + Sync + 'static {
     /// The position of the last event of the settled prefix, or None for an empty log: how
     /// far a reader that starts now has to go (replay progress, projection lag).
     fn head(&self) -> impl Future<Output = Result<Option<Position>, LogError>> + Send;
+
+    /// The settled head against the committed one, and who holds the settled head back: a
+    /// follower that is caught up with a settled head that does not move while committed
+    /// events pile up above it is stalled, not idle. Stores where every committed event is
+    /// readable at once (no settling rule) report both heads as [`EventLog::head`].
+    fn progress(&self) -> impl Future<Output = Result<LogProgress, LogError>> + Send {
+        async { Ok(LogProgress::settled_at(self.head().await?)) }
+    }
 
     /// How many events of the settled prefix lie at positions `<= through`, archived ones
     /// included (an archived batch counts whole once its first position is `<= through`), or
@@ -190,6 +200,10 @@ impl<L: EventLog> EventLog for std::sync::Arc<L> {
 
     fn head(&self) -> impl Future<Output = Result<Option<Position>, LogError>> + Send {
         (**self).head()
+    }
+
+    fn progress(&self) -> impl Future<Output = Result<LogProgress, LogError>> + Send {
+        (**self).progress()
     }
 
     fn count_through(

@@ -172,6 +172,10 @@ impl EventLog for AnyLog {
         each_backend!(self, l => l.head().await)
     }
 
+    async fn progress(&self) -> Result<crate::LogProgress, LogError> {
+        each_backend!(self, l => l.progress().await)
+    }
+
     async fn count_through(&self, through: Position) -> Result<Option<u64>, LogError> {
         each_backend!(self, l => l.count_through(through).await)
     }

@@ -561,6 +561,57 @@ impl EventLog for PostgresLog {
         Ok(row.get::<_, Option<i64>>(0).map(|p| Position(from_i64(p))))
     }
 
+    async fn progress(&self) -> Result<crate::LogProgress, LogError> {
+        let client = self.client().await?;
+        // One statement, so both heads and the count come from one snapshot. The count is
+        // bounded: past a million the figure no longer changes what anyone does.
+        let stmt = client
+            .prepare_cached(
+                "SELECT \
+                   (SELECT max(position) FROM events WHERE position < \
+                      (pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 16)), \
+                   (SELECT max(position) FROM events), \
+                   (SELECT count(*) FROM (SELECT 1 FROM events WHERE position >= \
+                      (pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 16) \
+                      LIMIT 1000000) AS unsettled)",
+            )
+            .await
+            .map_err(pg_err)?;
+        let row = client.query_one(&stmt, &[]).await.map_err(pg_err)?;
+        let position = |i: usize| row.get::<_, Option<i64>>(i).map(|p| Position(from_i64(p)));
+        let mut progress = crate::LogProgress {
+            settled: position(0),
+            committed: position(1),
+            unsettled: from_i64(row.get(2)),
+            holder: None,
+        };
+        if progress.held_back() {
+            // The oldest transaction that has an id is the one the snapshot's xmin names:
+            // every event above the settled head waits for it to end.
+            let stmt = client
+                .prepare_cached(
+                    "SELECT pid, datname::text, usename::text, application_name, state, xact_start \
+                     FROM pg_stat_activity WHERE backend_xid IS NOT NULL \
+                     ORDER BY age(backend_xid) DESC LIMIT 1",
+                )
+                .await
+                .map_err(pg_err)?;
+            progress.holder = client
+                .query_opt(&stmt, &[])
+                .await
+                .map_err(pg_err)?
+                .map(|r| crate::Holder {
+                    pid: r.get(0),
+                    database: r.get(1),
+                    user: r.get(2),
+                    application: r.get(3),
+                    state: r.get(4),
+                    transaction_start: r.get(5),
+                });
+        }
+        Ok(progress)
+    }
+
     async fn count_through(&self, through: Position) -> Result<Option<u64>, LogError> {
         let client = self.client().await?;
         // Hot events and archived ones (the registry's counts) in one snapshot, so a batch

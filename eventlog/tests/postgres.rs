@@ -124,6 +124,81 @@ async fn a_reader_never_passes_an_open_transaction() {
     h.cleanup().await;
 }
 
+/// A transaction held open elsewhere shows as committed events above the settled head, with
+/// the session that holds them named; once it ends, the two heads meet again.
+#[tokio::test]
+async fn progress_names_the_transaction_holding_the_settled_head() {
+    use contract::Harness;
+    let Some(h) = Postgres::fresh().await else {
+        return;
+    };
+    let log = h.log();
+    let before = log.progress().await.unwrap();
+    assert_eq!(before.committed, None, "a fresh schema: {before:?}");
+
+    let mut holder = pg::client().await;
+    let pid: i32 = holder
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let tx = holder.transaction().await.unwrap();
+    tx.batch_execute("SET LOCAL application_name = 'held-by-test'; SELECT pg_current_xact_id()")
+        .await
+        .unwrap();
+    let written = log
+        .append(
+            &contract::stream("conversation-behind"),
+            ExpectedVersion::NoStream,
+            contract::events(0..3),
+        )
+        .await
+        .unwrap();
+    // Other tests on this server hold transactions of their own for a moment; ours is held
+    // until the end, so it becomes the oldest.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let held = loop {
+        let p = log.progress().await.unwrap();
+        if p.holder.as_ref().is_some_and(|h| h.pid == pid) {
+            break p;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the holder never named: {p:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(held.committed, Some(written.last_position), "{held:?}");
+    assert!(
+        held.settled.is_none_or(|s| s < written.last_position),
+        "{held:?}"
+    );
+    assert_eq!(held.unsettled, 3, "{held:?}");
+    let named = held.holder.unwrap();
+    assert_eq!(named.application.as_deref(), Some("held-by-test"));
+    assert_eq!(named.state.as_deref(), Some("idle in transaction"));
+    assert!(named.transaction_start.is_some());
+    let shown = named.to_string();
+    assert!(
+        shown.contains(&format!("pid {pid}")) && shown.contains("idle in transaction"),
+        "{shown}"
+    );
+
+    tx.rollback().await.unwrap();
+    let settled = loop {
+        let p = log.progress().await.unwrap();
+        if !p.held_back() {
+            break p;
+        }
+        assert!(std::time::Instant::now() < deadline, "never settled: {p:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(settled.settled, Some(written.last_position));
+    assert_eq!(settled.committed, settled.settled);
+    assert_eq!(settled.holder, None);
+    h.cleanup().await;
+}
+
 /// Two processes starting at once must not both try to create the schema.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn migrations_are_safe_to_run_concurrently_and_twice() {

@@ -56,7 +56,12 @@ impl Server {
     /// Starts `kefu serve` on a free port with the embedded store (or `store`), and waits for
     /// it to say where it listens.
     pub fn start(store: Option<&str>, extra: &[&str]) -> Server {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), store, extra)
+    }
+
+    /// [`Server::start`] with a directory the test has prepared (its `data` is the data
+    /// directory).
+    pub fn start_in(dir: tempfile::TempDir, store: Option<&str>, extra: &[&str]) -> Server {
         let extra: Vec<String> = extra.iter().map(|a| (*a).to_owned()).collect();
         let (child, addr, welcome) = spawn(dir.path(), store, &extra);
         Server {

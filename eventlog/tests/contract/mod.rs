@@ -91,6 +91,36 @@ pub async fn read_settled<L: EventLog>(log: &L) -> Vec<RecordedEvent> {
 
 // ---------------------------------------------------------------------------------------------
 
+/// With nothing held open, the two heads are one, at the last event appended; never is the
+/// settled head past the committed one.
+pub async fn progress_heads_meet_when_nothing_is_held<L: EventLog>(log: &L) {
+    let empty = log.progress().await.expect("progress");
+    assert_eq!((empty.settled, empty.committed), (None, None), "{empty:?}");
+    let written = log
+        .append(
+            &stream("conversation-progress"),
+            ExpectedVersion::NoStream,
+            events(0..4),
+        )
+        .await
+        .expect("append");
+    // Settling may lag a moment behind other tests' transactions on a shared server.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let p = log.progress().await.expect("progress");
+        assert_eq!(p.committed, Some(written.last_position), "{p:?}");
+        assert!(p.settled <= p.committed, "{p:?}");
+        if !p.held_back() {
+            assert_eq!(p.settled, Some(written.last_position), "{p:?}");
+            assert_eq!(p.settled, log.head().await.expect("head"));
+            assert_eq!(p.holder, None);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never settled: {p:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 pub async fn append_and_read_back<L: EventLog>(log: &L) {
     let s = stream("conversation-read-back");
     let batch = events(0..3);
@@ -839,6 +869,9 @@ macro_rules! contract_suite {
         });
         $crate::contract_test!($harness, hot_stream_takes_every_any_append, |h| {
             $crate::contract::hot_stream_takes_every_any_append(h.log()).await
+        });
+        $crate::contract_test!($harness, progress_heads_meet_when_nothing_is_held, |h| {
+            $crate::contract::progress_heads_meet_when_nothing_is_held(&*h.log()).await
         });
         $crate::contract_test!($harness, idempotent_retry, |h| {
             $crate::contract::idempotent_retry(&*h.log()).await

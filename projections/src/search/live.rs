@@ -29,7 +29,7 @@ use tracing::{info, warn};
 
 use super::{SearchError, SearchIndex, SearchReader};
 use crate::error::ProjectionError;
-use crate::runner::{Progress, ReadAhead, supervise};
+use crate::runner::{Liveness, Progress, ReadAhead, supervise};
 
 /// Events applied between commits while catching up: a tantivy commit writes a segment, so
 /// committing every page would leave thousands of tiny segments to merge.
@@ -57,6 +57,21 @@ impl SearchHome {
             path: path.clone(),
             source,
         }
+    }
+
+    /// Whether a file can be written and synced here: what a failing index writer is checked
+    /// with, because tantivy reports a writer thread's failure only as "an index writer was
+    /// killed", which says nothing of a full disk or a directory turned read-only.
+    pub fn probe_writes(&self) -> Result<(), SearchError> {
+        use std::io::Write;
+        let probe = self.root.join(".write-probe");
+        let written = std::fs::File::create(&probe).and_then(|mut f| {
+            // A page and more, so a file system with a few bytes left still says it is full.
+            f.write_all(&[0u8; 16 * 1024])?;
+            f.sync_all()
+        });
+        let _ = std::fs::remove_file(&probe);
+        written.map_err(self.io(&self.root))
     }
 
     /// The live generation, if one was ever built.
@@ -284,6 +299,7 @@ pub struct SearchHandle {
     reader: watch::Receiver<Option<SearchReader>>,
     position: watch::Receiver<Position>,
     seen: watch::Receiver<Seen>,
+    writer: watch::Receiver<Liveness>,
 }
 
 /// How far the follower has read the log, indexed or not.
@@ -324,6 +340,18 @@ impl SearchHandle {
     pub fn indexing(&self) -> bool {
         self.seen.borrow().indexing
     }
+
+    /// Where the follower has read to, indexed or passed over while indexing is off: what
+    /// its lag is counted from.
+    pub fn seen(&self) -> Seen {
+        *self.seen.borrow()
+    }
+
+    /// Whether the index writer is running or failing (a full disk, a broken directory),
+    /// and how often it has failed.
+    pub fn writer(&self) -> Liveness {
+        self.writer.borrow().clone()
+    }
 }
 
 impl LiveSearch {
@@ -337,29 +365,57 @@ impl LiveSearch {
         });
         let (reader_tx, position_tx) = (Arc::new(reader_tx), Arc::new(position_tx));
         let seen_tx = Arc::new(seen_tx);
-        let task = tokio::spawn(supervise("search", stopped.clone(), move || {
-            let (log, home, stopped, reader_tx, position_tx, seen_tx) = (
-                log.clone(),
-                home.clone(),
-                stopped.clone(),
-                reader_tx.clone(),
-                position_tx.clone(),
-                seen_tx.clone(),
-            );
-            async move {
-                let out = Outputs {
-                    reader: &reader_tx,
-                    position: &position_tx,
-                    seen: &seen_tx,
-                };
-                follow(&log, &home, &stopped, out).await
-            }
-        }));
+        let (writer_tx, writer) = watch::channel(Liveness::default());
+        let writer_tx = Arc::new(writer_tx);
+        let supervised = writer_tx.clone();
+        let task = tokio::spawn(supervise(
+            "search",
+            stopped.clone(),
+            supervised,
+            move || {
+                let (log, home, stopped, reader_tx, position_tx, seen_tx, writer_tx) = (
+                    log.clone(),
+                    home.clone(),
+                    stopped.clone(),
+                    reader_tx.clone(),
+                    position_tx.clone(),
+                    seen_tx.clone(),
+                    writer_tx.clone(),
+                );
+                async move {
+                    let out = Outputs {
+                        reader: &reader_tx,
+                        position: &position_tx,
+                        seen: &seen_tx,
+                        writer: &writer_tx,
+                    };
+                    match follow(&log, &home, &stopped, out).await {
+                        // Say why the writer failed when the directory can: a full disk, a
+                        // read-only mount, lost permissions.
+                        Err(ProjectionError::Search(SearchError::Tantivy(e))) => {
+                            let home = home.clone();
+                            let probed = tokio::task::spawn_blocking(move || home.probe_writes())
+                                .await
+                                .unwrap_or(Ok(()));
+                            Err(match probed {
+                                Err(cause) => {
+                                    warn!(error = %e, "the search index writer failed");
+                                    cause.into()
+                                }
+                                Ok(()) => SearchError::Tantivy(e).into(),
+                            })
+                        }
+                        other => other,
+                    }
+                }
+            },
+        ));
         LiveSearch {
             handle: SearchHandle {
                 reader,
                 position,
                 seen,
+                writer,
             },
             stop,
             task,
@@ -391,6 +447,7 @@ struct Outputs<'a> {
     reader: &'a watch::Sender<Option<SearchReader>>,
     position: &'a watch::Sender<Position>,
     seen: &'a watch::Sender<Seen>,
+    writer: &'a watch::Sender<Liveness>,
 }
 
 /// Whether `e` flips search indexing, and to where.
@@ -457,6 +514,8 @@ async fn follow<L: EventLog>(
         next: index.resume_from(),
         indexing: !paused,
     });
+    // Opened and caught up (which commits): the writer works again.
+    Liveness::recovered(out.writer);
     let resubscribe = |from: Position| Subscription::new(log.clone(), from).with_page_size(PAGE);
     let mut sub = resubscribe(index.resume_from());
     let mut stopped = stopped.clone();
