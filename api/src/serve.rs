@@ -44,7 +44,7 @@ use crate::config::StoreArgs;
 use crate::graphql::bounds::{self, Admitted, Shape};
 use crate::graphql::policy;
 use crate::graphql::{self, Api, ApiError, Caller, Drills, KefuSchema, Limits};
-use crate::health::{self, LogHealth};
+use crate::health;
 use crate::hub::EventHub;
 use crate::metrics::{Metrics, RateLimiter, Readings};
 use crate::worker_cmd;
@@ -216,8 +216,6 @@ struct App {
     rate: Arc<RateLimiter>,
     metrics: Arc<Metrics>,
     max_read_lag: usize,
-    /// The log's heads, sampled once a second (`health.rs`).
-    log_health: watch::Receiver<LogHealth>,
     stall_after: Duration,
     projections_liveness: watch::Receiver<Liveness>,
     /// The workers this server runs that follow the log, by checkpoint name: /readyz and
@@ -328,6 +326,7 @@ pub async fn run(store: &StoreArgs, args: ServeArgs) -> Result<()> {
             max_message_chars: args.max_message_chars,
         },
         keys,
+        log_health,
     });
     let app = App {
         schema: graphql::schema(api.clone()),
@@ -336,7 +335,6 @@ pub async fn run(store: &StoreArgs, args: ServeArgs) -> Result<()> {
         rate: Arc::new(RateLimiter::new(args.rate_limit, args.rate_burst)),
         metrics,
         max_read_lag: args.max_read_lag,
-        log_health,
         stall_after: Duration::from_secs(args.stall_after_secs),
         projections_liveness: projections.liveness(),
         followers,
@@ -1125,7 +1123,7 @@ async fn worker_lags(app: &App, cap: usize) -> Result<Vec<(String, usize)>, Stri
 async fn not_ready(app: &App) -> Result<Vec<String>, String> {
     let now = Utc::now();
     let mut out = Vec::new();
-    if let Some(stall) = app.log_health.borrow().stall(now, app.stall_after) {
+    if let Some(stall) = app.api.log_health.borrow().stall(now, app.stall_after) {
         out.push(stall);
     }
     let search = app.api.search.writer();
@@ -1211,7 +1209,7 @@ async fn metrics(State(app): State<App>, headers: HeaderMap) -> Response {
         Err(_) => Vec::new(),
     };
     let search_lag = search_lag(&app, LAG_CAP).await.ok();
-    let log = app.log_health.borrow().clone();
+    let log = app.api.log_health.borrow().clone();
     let body = app.metrics.render(&Readings {
         lags: &lags,
         workers: &workers,

@@ -63,15 +63,16 @@ async fn start(server: &Server, customer: &str) -> String {
         .to_owned()
 }
 
-/// A customer's message: what makes the workers and projections write.
-async fn send(server: &Server, customer: &str, conversation: &str, text: &str) {
-    server
+/// A customer's message: what makes the workers and projections write. Its position.
+async fn send(server: &Server, customer: &str, conversation: &str, text: &str) -> String {
+    let sent = server
         .gql(
             customer,
-            "mutation($c: String!, $t: String!) { sendMessage(conversationId: $c, text: $t) { id } }",
+            "mutation($c: String!, $t: String!) { sendMessage(conversationId: $c, text: $t) { position } }",
             json!({ "c": conversation, "t": text }),
         )
         .await;
+    sent["sendMessage"]["position"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -79,7 +80,10 @@ async fn a_transaction_held_open_is_reported_as_a_stall_naming_its_session() {
     let Some((schema, url)) = server::postgres_store().await else {
         return;
     };
-    let server = Server::start(Some(&url), &["--stall-after-secs", "1"]);
+    let server = Server::start(
+        Some(&url),
+        &["--stall-after-secs", "1", "--read-wait-secs", "1"],
+    );
     let admin = server.token("admin", "ops", &[]);
     let customer = server.token("customer", &uuid::Uuid::now_v7().to_string(), &[]);
     until("ready", || async {
@@ -103,7 +107,7 @@ async fn a_transaction_held_open_is_reported_as_a_stall_naming_its_session() {
         .await
         .unwrap();
     // Writes go on (they are acknowledged) and wait above the settled head.
-    send(&server, &customer, &conversation, "运费是怎么收取的？").await;
+    let written = send(&server, &customer, &conversation, "运费是怎么收取的？").await;
 
     // Other tests' transactions on this server come and go; ours stays, so in the end it is
     // the one named.
@@ -124,6 +128,19 @@ async fn a_transaction_held_open_is_reported_as_a_stall_naming_its_session() {
     ] {
         assert!(why.contains(needle), "{needle} in {why}");
     }
+    // A client reading its own write is told why it waits in vain.
+    let (code, message) = server
+        .gql_error(
+            &admin,
+            "query($p: String) { search(text: \"运费\", atLeast: $p) { totalCount } }",
+            json!({ "p": written }),
+        )
+        .await;
+    assert_eq!(code, "UNAVAILABLE", "{message}");
+    assert!(
+        message.contains("has not reached position") && message.contains("the log is stalled"),
+        "{message}"
+    );
     let text = metrics(&server, &admin).await;
     let unsettled = metric(&text, "kefu_log_unsettled_events").expect(&text);
     assert!(unsettled >= 1.0, "the message waits: {text}");

@@ -79,6 +79,19 @@ pub struct Api {
     pub limits: Limits,
     /// The idempotency keys of mutations.
     pub keys: idempotency::Keys,
+    /// The log's heads as last sampled: what says why a read waited in vain.
+    pub log_health: watch::Receiver<crate::health::LogHealth>,
+}
+
+impl Api {
+    /// Why the read side may not have moved: the stall, when the log's settled head is held
+    /// back right now; empty otherwise.
+    fn stalled(&self) -> String {
+        self.log_health
+            .borrow()
+            .stall(chrono::Utc::now(), Duration::ZERO)
+            .map_or_else(String::new, |why| format!(": {why}"))
+    }
 }
 
 /// The log as the server reaches it: through the store's fault dial.
@@ -212,8 +225,9 @@ pub(crate) async fn caught_up(api: &Api, at_least: Option<&str>) -> Result<(), A
     match waited {
         Ok(Ok(_)) => Ok(()),
         _ => Err(ApiError::Unavailable(format!(
-            "the read models have not reached position {raw} within {} s; try again",
-            api.limits.read_wait.as_secs()
+            "the read models have not reached position {raw} within {} s; try again{}",
+            api.limits.read_wait.as_secs(),
+            api.stalled()
         ))),
     }
 }
@@ -228,8 +242,9 @@ pub(crate) async fn search_caught_up(api: &Api, at_least: Option<&str>) -> Resul
         .await
         .map_err(|_| {
             ApiError::Unavailable(format!(
-                "the search index has not reached position {raw} within {} s; try again",
-                api.limits.read_wait.as_secs()
+                "the search index has not reached position {raw} within {} s; try again{}",
+                api.limits.read_wait.as_secs(),
+                api.stalled()
             ))
         })
 }
