@@ -1,0 +1,621 @@
+//! An open-loop load of customers chatting with the bot through a real `kefu serve`, each
+//! customer's window subscribed to its conversation over the WebSocket as a chat widget is:
+//! the measure of issue 18.
+//!
+//! ```text
+//! cargo build --release --workspace --bins
+//! target/release/load_chat --kefu target/release/kefu --rate 18 --secs 60 --windows 600
+//! target/release/load_chat --kefu target/release/kefu --store postgres://postgres@127.0.0.1:5432/kefu_load ...
+//! ```
+//!
+//! It starts the server itself (a fresh data directory, or a fresh schema of the PostgreSQL
+//! database given with `--store`), with the demo knowledge base and no rate limit. Before the
+//! load, `--windows` idle windows are opened (a conversation each, subscribed and left open:
+//! the customers who are reading, not typing) and the server's memory is read before and
+//! after. Then chats arrive on a fixed schedule: turn `i` of the run is due at `i / rate`
+//! seconds, a chat is `--turns` turns `--gap-ms` apart, and its window closes when it ends.
+//! Open loop: a turn's send latency counts from when it was due, not from when it went out,
+//! so a server that falls behind shows it as queueing instead of slowing the load down.
+//!
+//! Reported: `sendMessage` latency, the time from `sendMessage` returning to the bot's reply
+//! arriving on the window (0 when the reply came first), replies that never came within
+//! `--reply-timeout-ms`, failures, and the CPU the server and this generator used over the
+//! load (both share the machine; so does PostgreSQL, which is not counted).
+//!
+//! Options: `--kefu PATH` (required), `--store URL` (default: the embedded store), `--rate R`
+//! turns/s (18), `--secs S` (60), `--windows N` (0), `--turns T` (3), `--gap-ms G` (4000),
+//! `--customers C` tokens shared by the chats (20), `--kb FILE` (bot/data/demo-kb.jsonl: the
+//! questions asked are its questions and paraphrases), `--reply-timeout-ms` (10000),
+//! `--json` (one JSON line instead of the table).
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+const SECRET: &str = "load_chat signs its customers' tokens with this, 32+ bytes";
+const START: &str = "mutation { startConversation(channel: WEB) { id } }";
+const SEND: &str =
+    "mutation($c: String!, $t: String!) { sendMessage(conversationId: $c, text: $t) { position } }";
+const WINDOW: &str =
+    "subscription($c: String!) { conversationEvents(conversationId: $c) { type } }";
+
+struct Args {
+    kefu: PathBuf,
+    store: Option<String>,
+    rate: f64,
+    secs: f64,
+    windows: usize,
+    turns: usize,
+    gap: Duration,
+    customers: usize,
+    kb: PathBuf,
+    reply_timeout: Duration,
+    json: bool,
+}
+
+fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Args> {
+    let mut a = Args {
+        kefu: PathBuf::new(),
+        store: None,
+        rate: 18.0,
+        secs: 60.0,
+        windows: 0,
+        turns: 3,
+        gap: Duration::from_millis(4000),
+        customers: 20,
+        kb: PathBuf::from("bot/data/demo-kb.jsonl"),
+        reply_timeout: Duration::from_millis(10_000),
+        json: false,
+    };
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--kefu" => a.kefu = value()?.into(),
+            "--store" => a.store = Some(value()?),
+            "--rate" => a.rate = value()?.parse().context("--rate")?,
+            "--secs" => a.secs = value()?.parse().context("--secs")?,
+            "--windows" => a.windows = value()?.parse().context("--windows")?,
+            "--turns" => a.turns = value()?.parse().context("--turns")?,
+            "--gap-ms" => a.gap = Duration::from_millis(value()?.parse().context("--gap-ms")?),
+            "--customers" => a.customers = value()?.parse().context("--customers")?,
+            "--kb" => a.kb = value()?.into(),
+            "--reply-timeout-ms" => {
+                a.reply_timeout =
+                    Duration::from_millis(value()?.parse().context("--reply-timeout-ms")?)
+            }
+            "--json" => a.json = true,
+            "-h" | "--help" => {
+                println!(
+                    "load_chat --kefu PATH [--store URL] [--rate R] [--secs S] [--windows N] [--turns T] [--gap-ms G] [--customers C] [--kb FILE] [--reply-timeout-ms MS] [--json]"
+                );
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?} (try --help)"),
+        }
+    }
+    if a.kefu.as_os_str().is_empty() {
+        bail!("--kefu PATH (the kefu binary to load) is required");
+    }
+    if !(a.rate > 0.0 && a.secs > 0.0 && a.turns > 0 && a.customers > 0) {
+        bail!("--rate, --secs, --turns and --customers must be positive");
+    }
+    Ok(a)
+}
+
+/// The server under load, killed when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+    dir: tempfile::TempDir,
+    store: Option<String>,
+    kefu: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start(kefu: &PathBuf, store: Option<&str>) -> anyhow::Result<Server> {
+        let dir = tempfile::tempdir()?;
+        let mut command = Command::new(kefu);
+        command
+            .args(["serve", "--listen", "127.0.0.1:0", "--rate-limit", "0"])
+            .env("KEFU_DATA_DIR", dir.path().join("data"))
+            .env("KEFU_TOKEN_SECRET", SECRET)
+            .env("KEFU_LOG", "warn,kefu=info")
+            .env_remove("KEFU_READ_STORE")
+            .env_remove("DATABASE_URL")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        match store {
+            Some(s) => command.env("KEFU_STORE", s),
+            None => command.env_remove("KEFU_STORE"),
+        };
+        let mut child = command.spawn().context("start kefu serve")?;
+        let stderr = child.stderr.take().context("kefu's stderr")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if !sent && let Some(at) = line.find("listen=") {
+                    let addr = line[at + 7..].split_whitespace().next().map(str::to_owned);
+                    let _ = tx.send(addr);
+                    sent = true;
+                }
+                if line.contains("ERROR") {
+                    eprintln!("kefu: {line}");
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(120))
+            .ok()
+            .flatten()
+            .context("kefu serve never said where it listens")?;
+        Ok(Server {
+            child,
+            addr,
+            dir,
+            store: store.map(str::to_owned),
+            kefu: kefu.clone(),
+        })
+    }
+
+    fn token(&self, id: &str) -> anyhow::Result<String> {
+        let mut command = Command::new(&self.kefu);
+        command
+            .args(["token", "--role", "customer", "--id", id])
+            .env("KEFU_TOKEN_SECRET", SECRET)
+            .env("KEFU_DATA_DIR", self.dir.path().join("data"));
+        if let Some(s) = &self.store {
+            command.env("KEFU_STORE", s);
+        }
+        let out = command.output()?;
+        if !out.status.success() {
+            bail!("kefu token: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+    }
+
+    /// User and system CPU seconds the server has used.
+    fn cpu(&self) -> f64 {
+        cpu_of(&format!("/proc/{}/stat", self.child.id()))
+    }
+
+    /// Resident memory, in bytes.
+    fn rss(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+            .unwrap_or(0)
+            * 1024
+    }
+}
+
+/// utime + stime of a `/proc/<pid>/stat`, in seconds (clock ticks of 1/100 s on Linux).
+fn cpu_of(stat: &str) -> f64 {
+    let text = std::fs::read_to_string(stat).unwrap_or_default();
+    // The command name may hold spaces: fields are counted after its closing parenthesis.
+    let after = text.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Keep-alive HTTP/1.1 connections to the server, as a browser keeps them.
+struct Http {
+    addr: String,
+    idle: Mutex<Vec<TcpStream>>,
+}
+
+impl Http {
+    async fn post(&self, token: &str, query: &str, variables: Value) -> anyhow::Result<Value> {
+        let body = json!({ "query": query, "variables": variables }).to_string();
+        let request = format!(
+            "POST /graphql HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        );
+        let pooled = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut conn = match pooled {
+            Some(c) => c,
+            None => TcpStream::connect(&self.addr).await?,
+        };
+        conn.set_nodelay(true)?;
+        conn.write_all(request.as_bytes()).await?;
+        let (status, body) = read_response(&mut conn).await?;
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(conn);
+        let answer: Value = serde_json::from_slice(&body)?;
+        if status != 200 || !answer["errors"].is_null() {
+            bail!("HTTP {status}: {answer}");
+        }
+        Ok(answer["data"].clone())
+    }
+}
+
+/// One response with a `Content-Length` body: its status and body.
+async fn read_response(conn: &mut TcpStream) -> anyhow::Result<(u16, Vec<u8>)> {
+    let mut buf = Vec::with_capacity(4096);
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = conn.read(&mut chunk).await?;
+        if n == 0 {
+            bail!("the server closed the connection");
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("no status line")?;
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .context("a response without Content-Length")?;
+    while buf.len() < head_end + length {
+        let n = conn.read(&mut chunk).await?;
+        if n == 0 {
+            bail!("the server closed the connection mid-body");
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Ok((status, buf[head_end..head_end + length].to_vec()))
+}
+
+/// A customer's window: the types of the events it is shown, as they arrive.
+struct Window {
+    events: mpsc::UnboundedReceiver<(String, Instant)>,
+    closer: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn open_window(addr: &str, token: &str, conversation: &str) -> anyhow::Result<Window> {
+    let mut request = format!("ws://{addr}/graphql/ws").into_client_request()?;
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", "graphql-transport-ws".parse()?);
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await?;
+    let init =
+        json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {token}")}});
+    ws.send(Message::text(init.to_string())).await?;
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) if t.contains("connection_ack") => break,
+            Some(Ok(Message::Text(t))) => bail!("the window was refused: {t}"),
+            Some(Ok(_)) => continue,
+            _ => bail!("the window closed before it was acknowledged"),
+        }
+    }
+    let start = json!({"id": "1", "type": "subscribe", "payload": {"query": WINDOW, "variables": {"c": conversation}}});
+    ws.send(Message::text(start.to_string())).await?;
+    let (tx, events) = mpsc::unbounded_channel();
+    let (closer, mut closed) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                m = ws.next() => match m {
+                    Some(Ok(Message::Text(t))) => {
+                        let at = Instant::now();
+                        if let Ok(v) = serde_json::from_str::<Value>(&t)
+                            && let Some(kind) = v["payload"]["data"]["conversationEvents"]["type"].as_str()
+                        {
+                            let _ = tx.send((kind.to_owned(), at));
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    _ => return,
+                },
+                _ = &mut closed => {
+                    let _ = ws.close(None).await;
+                    return;
+                }
+            }
+        }
+    });
+    Ok(Window { events, closer })
+}
+
+#[derive(Default)]
+struct Tally {
+    send_ms: Vec<f64>,
+    reply_ms: Vec<f64>,
+    no_reply: usize,
+    failed: usize,
+    errors: Vec<String>,
+}
+
+/// One chat: its window opens, its turns go out when due, each waits for the bot's reply.
+async fn chat(
+    http: Arc<Http>,
+    token: String,
+    lines: Arc<Vec<String>>,
+    due: Vec<Instant>,
+    first_line: usize,
+    reply_timeout: Duration,
+    tally: Arc<Mutex<Tally>>,
+) {
+    let fail = |why: String| {
+        let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
+        t.failed += 1;
+        if t.errors.len() < 5 {
+            t.errors.push(why);
+        }
+    };
+    let conversation = match http.post(&token, START, json!({})).await {
+        Ok(d) => d["startConversation"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        Err(e) => return fail(format!("startConversation: {e}")),
+    };
+    let mut window = match open_window(&http.addr, &token, &conversation).await {
+        Ok(w) => w,
+        Err(e) => return fail(format!("window: {e}")),
+    };
+    for (k, at) in due.into_iter().enumerate() {
+        tokio::time::sleep_until(at.into()).await;
+        let text = &lines[(first_line + k) % lines.len()];
+        let sent = http
+            .post(&token, SEND, json!({ "c": conversation, "t": text }))
+            .await;
+        let returned = Instant::now();
+        if let Err(e) = sent {
+            fail(format!("sendMessage: {e}"));
+            continue;
+        }
+        let send_ms = returned.duration_since(at).as_secs_f64() * 1e3;
+        // The reply to this turn is the first bot turn after this customer turn.
+        let reply = tokio::time::timeout(reply_timeout, async {
+            let mut seen_turn = false;
+            while let Some((kind, arrived)) = window.events.recv().await {
+                match kind.as_str() {
+                    "CustomerTurnRecorded" => seen_turn = true,
+                    "BotTurnRecorded" if seen_turn => return Some(arrived),
+                    _ => {}
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten();
+        let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
+        t.send_ms.push(send_ms);
+        match reply {
+            Some(arrived) => t
+                .reply_ms
+                .push(arrived.saturating_duration_since(returned).as_secs_f64() * 1e3),
+            None => t.no_reply += 1,
+        }
+    }
+    let _ = window.closer.send(());
+}
+
+/// A schema of its own in the database `url` names (created if missing), so every run
+/// starts from an empty log.
+async fn fresh_schema(url: &str) -> anyhow::Result<String> {
+    kefu_eventlog::postgres::ensure_database(url).await?;
+    let schema = format!("load_{}", uuid::Uuid::now_v7().simple());
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await?;
+    Ok(schema)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn questions(kb: &PathBuf) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(kb).with_context(|| format!("--kb {}", kb.display()))?;
+    let mut out = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let entry: Value = serde_json::from_str(line).context("a KB line")?;
+        if let Some(q) = entry["question"].as_str() {
+            out.push(q.to_owned());
+        }
+        for p in entry["paraphrases"].as_array().into_iter().flatten() {
+            out.extend(p.as_str().map(str::to_owned));
+        }
+    }
+    if out.is_empty() {
+        bail!("{} holds no questions", kb.display());
+    }
+    Ok(out)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = parse(std::env::args().skip(1))?;
+    let lines = Arc::new(questions(&args.kb)?);
+    let schema = match &args.store {
+        Some(url) if url.starts_with("postgres") => Some(fresh_schema(url).await?),
+        _ => None,
+    };
+    let store = match (&args.store, &schema) {
+        (Some(url), Some(schema)) => Some(format!(
+            "{url}{}options=-c%20search_path%3D{schema}",
+            if url.contains('?') { '&' } else { '?' }
+        )),
+        (store, _) => store.clone(),
+    };
+    let server = Server::start(&args.kefu, store.as_deref())?;
+    let http = Arc::new(Http {
+        addr: server.addr.clone(),
+        idle: Mutex::new(Vec::new()),
+    });
+    let tokens: Vec<String> = (0..args.customers)
+        .map(|_| server.token(&uuid::Uuid::now_v7().to_string()))
+        .collect::<anyhow::Result<_>>()?;
+    // Wait for the read side to be up, as a load balancer would.
+    let started = Instant::now();
+    loop {
+        let mut conn = TcpStream::connect(&server.addr).await?;
+        let request = format!("GET /readyz HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr);
+        conn.write_all(request.as_bytes()).await?;
+        if read_response(&mut conn).await?.0 == 200 {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(300) {
+            bail!("kefu serve was never ready");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let rss_before = server.rss();
+    let mut idle = Vec::new();
+    for i in 0..args.windows {
+        let token = &tokens[i % tokens.len()];
+        let id = http.post(token, START, json!({})).await?["startConversation"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        idle.push(open_window(&server.addr, token, &id).await?);
+    }
+    let rss_windows = server.rss();
+
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let total_turns = (args.rate * args.secs).round() as usize;
+    let chats = total_turns.div_ceil(args.turns);
+    // Chats open a second before their first turn, so a window is up when it is due.
+    let lead = Duration::from_secs(1);
+    let t0 = Instant::now() + lead;
+    let (server_cpu0, own_cpu0) = (server.cpu(), cpu_of("/proc/self/stat"));
+    let mut tasks = Vec::new();
+    for c in 0..chats {
+        // Chat c takes turns c*T .. c*T+T-1 of the schedule's first turns, then keeps its
+        // gap: turn i of the run is due at i / rate in aggregate.
+        let first = t0 + Duration::from_secs_f64((c * args.turns) as f64 / args.rate);
+        let due: Vec<Instant> = (0..args.turns)
+            .filter(|k| c * args.turns + k < total_turns)
+            .map(|k| first + args.gap * k as u32)
+            .collect();
+        let opens = first.checked_sub(lead).unwrap_or(first);
+        let (http, token, lines, tally) = (
+            http.clone(),
+            tokens[c % tokens.len()].clone(),
+            lines.clone(),
+            tally.clone(),
+        );
+        let reply_timeout = args.reply_timeout;
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep_until(opens.into()).await;
+            chat(http, token, lines, due, c * 7, reply_timeout, tally).await;
+        }));
+    }
+    for t in tasks {
+        t.await?;
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let (server_cpu, own_cpu) = (
+        server.cpu() - server_cpu0,
+        cpu_of("/proc/self/stat") - own_cpu0,
+    );
+    let rss_after = server.rss();
+    drop(idle);
+    drop(server);
+    if let (Some(url), Some(schema)) = (&args.store, &schema) {
+        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+        tokio::spawn(conn);
+        client
+            .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+            .await?;
+    }
+
+    let mut t = std::mem::take(&mut *tally.lock().unwrap_or_else(|p| p.into_inner()));
+    t.send_ms.sort_by(f64::total_cmp);
+    t.reply_ms.sort_by(f64::total_cmp);
+    let store = if args.store.is_some() {
+        "postgres"
+    } else {
+        "embedded"
+    };
+    let per_window = if args.windows > 0 {
+        rss_windows.saturating_sub(rss_before) as f64 / args.windows as f64 / 1024.0
+    } else {
+        0.0
+    };
+    let report = json!({
+        "store": store,
+        "rate": args.rate,
+        "secs": args.secs,
+        "windows": args.windows,
+        "turns": t.send_ms.len(),
+        "failed": t.failed,
+        "no_reply": t.no_reply,
+        "send_ms": { "p50": percentile(&t.send_ms, 50.0), "p90": percentile(&t.send_ms, 90.0), "p99": percentile(&t.send_ms, 99.0), "max": percentile(&t.send_ms, 100.0) },
+        "reply_ms": { "p50": percentile(&t.reply_ms, 50.0), "p90": percentile(&t.reply_ms, 90.0), "p99": percentile(&t.reply_ms, 99.0), "max": percentile(&t.reply_ms, 100.0) },
+        "server_cpu_share": server_cpu / wall,
+        "generator_cpu_share": own_cpu / wall,
+        "server_rss_mib": rss_after as f64 / (1024.0 * 1024.0),
+        "kib_per_idle_window": per_window,
+        "errors": t.errors,
+    });
+    if args.json {
+        println!("{report}");
+    } else {
+        println!(
+            "| store | turns/s | idle windows | turns | failed | no reply | send p50 / p99 / max ms | reply p50 / p99 / max ms | server CPU | generator CPU | KiB per idle window |"
+        );
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        println!(
+            "| {store} | {} | {} | {} | {} | {} | {:.1} / {:.1} / {:.1} | {:.1} / {:.1} / {:.1} | {:.0}% | {:.0}% | {:.1} |",
+            args.rate,
+            args.windows,
+            t.send_ms.len(),
+            t.failed,
+            t.no_reply,
+            percentile(&t.send_ms, 50.0),
+            percentile(&t.send_ms, 99.0),
+            percentile(&t.send_ms, 100.0),
+            percentile(&t.reply_ms, 50.0),
+            percentile(&t.reply_ms, 99.0),
+            percentile(&t.reply_ms, 100.0),
+            100.0 * server_cpu / wall,
+            100.0 * own_cpu / wall,
+            per_window,
+        );
+        for e in &t.errors {
+            eprintln!("error: {e}");
+        }
+    }
+    Ok(())
+}
