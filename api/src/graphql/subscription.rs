@@ -3,7 +3,6 @@
 //! gets an error naming the position to catch up from, and the stream ends.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use async_graphql::{Context, Result, Subscription as SubscriptionRoot};
 use futures_util::Stream;
@@ -14,12 +13,12 @@ use kefu_domain::agent::AgentDecider;
 use kefu_domain::ids::{ConversationId, QueueId, TicketId};
 use kefu_domain::queue::QueueDecider;
 use kefu_eventlog::RecordedEvent;
-use tokio::sync::broadcast::error::RecvError;
 
 use super::policy::{self, Root, require};
 use super::types::Event;
 use super::{ApiError, api, caller, uuid};
 use crate::auth::Role;
+use crate::hub::{Delivery, Feed, Interest};
 
 pub struct Subscription;
 
@@ -59,7 +58,7 @@ struct Watch {
 /// per event would fold a stream per delivery); when access has ended the subscription ends
 /// with a `FORBIDDEN` error and delivers nothing more.
 fn filtered(
-    rx: tokio::sync::broadcast::Receiver<Arc<RecordedEvent>>,
+    rx: Feed,
     keep: impl Fn(&RecordedEvent) -> bool + Send + 'static,
     watch: Option<Watch>,
 ) -> impl Stream<Item = Result<Event>> {
@@ -67,7 +66,7 @@ fn filtered(
         let (mut rx, keep, watch) = state?;
         loop {
             match rx.recv().await {
-                Ok(e) => {
+                Delivery::Event(e) => {
                     if let Some(w) = &watch
                         && (w.changes)(&e)
                         && let Err(lost) = (w.recheck)().await
@@ -84,14 +83,15 @@ fn filtered(
                         return Some((Ok(Event::from(&*e)), Some((rx, keep, watch))));
                     }
                 }
-                Err(RecvError::Lagged(missed)) => {
-                    let error = ApiError::Unavailable(format!(
-                        "this subscription fell {missed} events behind and was ended; read what \
-                         you missed with a query, then subscribe again"
-                    ));
+                Delivery::Lagged => {
+                    let error = ApiError::Unavailable(
+                        "this subscription fell too far behind and was ended; read what you \
+                         missed with a query, then subscribe again"
+                            .to_owned(),
+                    );
                     return Some((Err(error.into()), None));
                 }
-                Err(RecvError::Closed) => return None,
+                Delivery::Closed => return None,
             }
         }
     })
@@ -146,7 +146,7 @@ async fn conversation_feed(
         }
     });
     Ok(filtered(
-        api.hub.subscribe(),
+        api.hub.subscribe(&Interest::streams([stream.clone()])),
         move |e| e.stream_id.as_str() == stream && keep(desk, e.event_type.as_str()),
         watch,
     ))
@@ -205,6 +205,8 @@ impl Subscription {
                 );
             }
         };
+        // Conversations of any queue, and the agent's and queues' own streams for the watch.
+        let mut interest = Interest::default().and_category("conversation");
         let watch = if p.role == Role::Supervisor {
             if let Some(q) = asked.iter().find(|q| !p.queues.contains(*q)) {
                 return Err(
@@ -224,6 +226,7 @@ impl Subscription {
             let mut watched: BTreeSet<String> =
                 queues.iter().map(|q| QueueDecider::stream_id(*q)).collect();
             watched.insert(AgentDecider::stream_id(me));
+            interest.streams.extend(watched.iter().cloned());
             let api = api.clone();
             Some(Watch {
                 changes: Box::new(move |e: &RecordedEvent| {
@@ -237,7 +240,7 @@ impl Subscription {
             })
         };
         Ok(filtered(
-            api.hub.subscribe(),
+            api.hub.subscribe(&interest),
             move |e| {
                 e.stream_id.as_str().starts_with("conversation-")
                     && queue_of(e).is_some_and(|q| asked.contains(q))
@@ -282,8 +285,12 @@ impl Subscription {
             }
         };
         let only = only.map(|id| format!("ticket-{id}"));
+        let interest = match &only {
+            Some(stream) => Interest::streams([stream.clone()]),
+            None => Interest::default().and_category("ticket"),
+        };
         Ok(filtered(
-            api.hub.subscribe(),
+            api.hub.subscribe(&interest),
             move |e| match &only {
                 Some(stream) => e.stream_id.as_str() == stream,
                 None => e.stream_id.as_str().starts_with("ticket-"),
