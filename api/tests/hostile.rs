@@ -512,6 +512,15 @@ async fn websocket_sessions_get_the_same_limits_and_end_with_their_token() {
     )
     .await;
     assert_eq!(ws_error_code(&mut ws, "flood").await, "VALIDATION");
+    // A message far larger than the connection's read buffer (4 KiB) is read whole.
+    ws_subscribe(
+        &mut ws,
+        "large",
+        "subscription($c: String!) { conversationEvents(conversationId: $c) { type } }",
+        json!({ "c": "x".repeat(100 * 1024) }),
+    )
+    .await;
+    assert_eq!(ws_error_code(&mut ws, "large").await, "VALIDATION");
     ws_subscribe(&mut ws, "unknown", "{ noSuchField }", json!({})).await;
     assert_eq!(
         ws_error_code(&mut ws, "unknown").await,
