@@ -80,6 +80,11 @@ pub enum LogError {
     #[error("archive {path}: {reason}")]
     Archive { path: String, reason: String },
 
+    /// A file or directory of the store that cannot be opened or created, with the reason
+    /// (read-only, full, permission, missing directory) found by `storage::diagnose`.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageProblem),
+
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 

@@ -18,6 +18,7 @@ mod open;
 pub mod postgres;
 mod retry;
 pub mod sqlite;
+pub mod storage;
 mod subscription;
 pub mod testing;
 mod validate;
