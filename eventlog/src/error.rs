@@ -98,6 +98,13 @@ impl LogError {
         matches!(self, LogError::WrongExpectedVersion { .. })
     }
 
+    /// True when the store could not be reached or did not answer (a refused or dropped
+    /// connection, a server shutting down or starting up): waiting and trying again can
+    /// succeed. Bad configuration (a wrong URL, credentials or database name) is not this.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, LogError::Unavailable { .. })
+    }
+
     /// True when the request itself was wrong (retrying it unchanged cannot succeed).
     pub fn is_invalid_input(&self) -> bool {
         matches!(

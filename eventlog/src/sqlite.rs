@@ -639,7 +639,9 @@ impl RawRow {
 }
 
 fn connect(path: &Path, busy_timeout: Duration) -> Result<Connection, LogError> {
-    let conn = Connection::open(path).map_err(|e| LogError::Unavailable {
+    // Not `Unavailable`: a file that cannot be opened stays so until someone acts; waiting
+    // for it would hide the cause.
+    let conn = Connection::open(path).map_err(|e| LogError::Backend {
         backend: BACKEND,
         message: format!("cannot open {}: {e}", path.display()),
     })?;
