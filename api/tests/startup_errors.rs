@@ -207,6 +207,17 @@ fn a_data_directory_that_cannot_be_created_is_named() {
     ] {
         assert!(err.contains(&says), "should say {says:?}: {err}");
     }
+    // The default, `./data`, in a working directory that cannot take it.
+    let mut c = common::command(dir.path());
+    c.current_dir(&mount)
+        .env("KEFU_DATA_DIR", "data")
+        .arg("migrate");
+    let err = common::refusal(&finished(c));
+    let says = format!(
+        "the directory data does not exist and cannot be created: {} is on a read-only file system",
+        mount.display()
+    );
+    assert!(err.contains(&says), "should say {says:?}: {err}");
 }
 
 #[test]

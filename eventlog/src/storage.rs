@@ -122,7 +122,15 @@ pub fn diagnose(
         }))
     };
     if !dir.exists() {
-        let ancestor = dir.ancestors().skip(1).find(|a| a.exists())?.to_owned();
+        // A relative path ends in "": the working directory, named in full for the message.
+        let ancestor = dir
+            .ancestors()
+            .skip(1)
+            .map(|a| match a.as_os_str().is_empty() {
+                true => std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+                false => a.to_owned(),
+            })
+            .find(|a| a.exists())?;
         let cause = probe(&ancestor).err()?;
         return Some(problem(Some(dir), ancestor, cause));
     }
