@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use kefu_eventlog::storage::{self, Target};
 use kefu_eventlog::{AnyLog, StoreConfig};
 use kefu_projections::search::SearchHome;
 use kefu_projections::{ReadStore, ReadStoreConfig};
@@ -72,10 +73,12 @@ impl StoreArgs {
                 .await
                 .with_context(|| format!("cannot reach or create the database ({where_})"))?;
         } else if self.store_url().is_none() {
-            std::fs::create_dir_all(&self.data_dir).with_context(|| {
-                format!(
-                    "cannot create the data directory {}",
-                    self.data_dir.display()
+            std::fs::create_dir_all(&self.data_dir).map_err(|e| {
+                io_problem(
+                    &self.data_dir,
+                    Target::Dir,
+                    e,
+                    "cannot create the data directory",
                 )
             })?;
         }
@@ -210,6 +213,15 @@ impl StoreArgs {
             Some(url) => without_credentials(url),
             None => format!("embedded, {}", self.data_dir.join("kefu.db").display()),
         }
+    }
+}
+
+/// An I/O error on one of kefu's own files or directories, as the storage problem behind it
+/// (read-only, full, permission, missing directory) when there is one, else as `doing` it.
+pub fn io_problem(path: &Path, target: Target, e: std::io::Error, doing: &str) -> anyhow::Error {
+    match storage::diagnose(path, target, &e) {
+        Some(problem) => problem.into(),
+        None => anyhow::Error::new(e).context(format!("{doing} {}", path.display())),
     }
 }
 

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use kefu_eventlog::{
-    Actor, ActorKind, EventLog, ExpectedVersion, Metadata, NewEvent, Position, RecordedEvent,
-    StreamId, Subscription,
+    Actor, ActorKind, AnyLog, EventLog, ExpectedVersion, LogError, Metadata, NewEvent, Position,
+    RecordedEvent, StreamId, Subscription, backoff,
 };
+use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::config::StoreArgs;
@@ -61,6 +62,9 @@ pub enum LogCommand {
 }
 
 pub async fn run(store: &StoreArgs, cmd: LogCommand) -> Result<()> {
+    if let LogCommand::Tail { from, follow: true } = cmd {
+        return follow(store, Position(from)).await;
+    }
     // Appending creates a store where there is none; reading one that is not there is a typo.
     let log = Arc::new(if matches!(cmd, LogCommand::Append { .. }) {
         store.open().await?
@@ -107,10 +111,8 @@ pub async fn run(store: &StoreArgs, cmd: LogCommand) -> Result<()> {
                 print_all(&mut out, &page)?;
             }
         }
-        LogCommand::Tail {
-            from,
-            follow: false,
-        } => {
+        // `--follow` went to `follow` above.
+        LogCommand::Tail { from, .. } => {
             let mut from = Position(from);
             loop {
                 let page = log.read_all(from, PAGE).await?;
@@ -119,23 +121,91 @@ pub async fn run(store: &StoreArgs, cmd: LogCommand) -> Result<()> {
                 print_all(&mut out, &page)?;
             }
         }
-        LogCommand::Tail { from, follow: true } => {
-            let mut sub = Subscription::new(log.clone(), Position(from));
-            loop {
-                let e = sub.next().await?;
-                print_all(&mut out, std::slice::from_ref(&e))?;
-                // Someone is watching: every event as it comes, not when a buffer fills.
-                if sub.is_caught_up() {
-                    out.flush()?;
-                }
-            }
-        }
         LogCommand::Correlation { id } => {
             print_all(&mut out, &log.read_correlation(id).await?)?;
         }
     }
     out.flush()?;
     Ok(())
+}
+
+/// `kefu log tail --follow`: every event from `from` on, then each as it is appended, for
+/// as long as it runs. A store that goes away (a refused or dropped connection, a server
+/// restarting) is waited out, before the first event as after the thousandth: the follower
+/// says so on stderr, tries again on the workers' schedule (`kefu_eventlog::backoff`), and
+/// resumes after the last event it printed. The log's settled prefix (invariant 3) is what
+/// makes that exact: no event is lost, none printed twice, the order kept. Anything waiting
+/// cannot cure (a wrong URL, credentials or database name) ends it with the error.
+async fn follow(store: &StoreArgs, from: Position) -> Result<()> {
+    let log = Arc::new(open_waiting(store).await?);
+    let mut sub = Subscription::new(log.clone(), from);
+    let mut out = std::io::stdout().lock();
+    loop {
+        match sub.next().await {
+            Ok(e) => {
+                print_all(&mut out, std::slice::from_ref(&e))?;
+                // Someone is watching: every event as it comes, not when a buffer fills.
+                if sub.is_caught_up() {
+                    out.flush()?;
+                }
+            }
+            Err(e) if e.is_unavailable() => {
+                out.flush()?;
+                warn!(
+                    store = %store.describe(),
+                    error = %e,
+                    resume_at = %sub.position(),
+                    "the store went away; waiting for it"
+                );
+                wait_for(&*log).await?;
+                info!(store = %store.describe(), resume_at = %sub.position(), "the store is back; following it again");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Opens the store for reading, waiting for it while it cannot be reached.
+async fn open_waiting(store: &StoreArgs) -> Result<AnyLog> {
+    let mut failures = 0;
+    loop {
+        match store.open_existing().await {
+            Ok(log) => {
+                if failures > 0 {
+                    info!(store = %store.describe(), "the store is up; following it");
+                }
+                return Ok(log);
+            }
+            Err(e) if is_outage(&e) => {
+                failures += 1;
+                if failures == 1 {
+                    warn!(store = %store.describe(), error = %format!("{e:#}"), "the store is unavailable; waiting for it");
+                }
+                tokio::time::sleep(backoff(failures)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Returns once the store answers again; an error that is no outage ends the wait.
+async fn wait_for(log: &impl EventLog) -> Result<(), LogError> {
+    let mut failures = 1;
+    loop {
+        tokio::time::sleep(backoff(failures)).await;
+        match log.head().await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.is_unavailable() => failures += 1,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn is_outage(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<LogError>()
+            .is_some_and(LogError::is_unavailable)
+    })
 }
 
 fn parse_actor(raw: &str) -> Result<Actor> {

@@ -31,6 +31,7 @@ use chrono::{DateTime, Utc};
 use clap::Args;
 use futures_util::stream::{self, BoxStream, StreamExt};
 use kefu_eventlog::faults::{FaultSettings, Faulty};
+use kefu_eventlog::storage::Target;
 use kefu_eventlog::{EventLog, Position};
 use kefu_projections::search::LiveSearch;
 use kefu_projections::{LiveProjections, Liveness, ReadModels};
@@ -187,7 +188,8 @@ fn local_secret(path: &std::path::Path) -> Result<Vec<u8>> {
         return Ok(existing);
     }
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| crate::config::io_problem(dir, Target::Dir, e, "cannot create"))?;
     }
     let secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
     let mut options = std::fs::OpenOptions::new();
@@ -196,14 +198,27 @@ fn local_secret(path: &std::path::Path) -> Result<Vec<u8>> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     match options.open(path) {
         Ok(mut f) => {
-            std::io::Write::write_all(&mut f, secret.as_bytes())
-                .with_context(|| format!("cannot write {}", path.display()))?;
+            if let Err(e) = std::io::Write::write_all(&mut f, secret.as_bytes()) {
+                // An empty secret left behind would be read, and refused, on every start.
+                let _ = std::fs::remove_file(path);
+                return Err(crate::config::io_problem(
+                    path,
+                    Target::File,
+                    e,
+                    "cannot write",
+                ));
+            }
             tracing::info!(path = %path.display(), "made a token secret for development");
             Ok(secret.into_bytes())
         }
         // Another process made it first.
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(std::fs::read(path)?),
-        Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+        Err(e) => Err(crate::config::io_problem(
+            path,
+            Target::File,
+            e,
+            "cannot create",
+        )),
     }
 }
 
@@ -280,6 +295,11 @@ pub async fn run(store: &StoreArgs, args: ServeArgs) -> Result<()> {
     // Read models follow the log in the background, apart from the write path.
     let read_for_workers = read.clone();
     let projections = LiveProjections::spawn(log.clone(), read, kefu_projections::all);
+    // The index is fed in the background; a directory it cannot write is said now, once.
+    store
+        .search_home()
+        .prepare()
+        .context("cannot keep the search index")?;
     let search = LiveSearch::spawn(log.clone(), store.search_home());
     let (stop, stopped) = watch::channel(false);
     let names = worker_names(&args.workers)?;

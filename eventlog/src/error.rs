@@ -80,6 +80,11 @@ pub enum LogError {
     #[error("archive {path}: {reason}")]
     Archive { path: String, reason: String },
 
+    /// A file or directory of the store that cannot be opened or created, with the reason
+    /// (read-only, full, permission, missing directory) found by `storage::diagnose`.
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageProblem),
+
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
 
@@ -91,6 +96,13 @@ impl LogError {
     /// True for optimistic-concurrency conflicts: the caller should reload and decide again.
     pub fn is_conflict(&self) -> bool {
         matches!(self, LogError::WrongExpectedVersion { .. })
+    }
+
+    /// True when the store could not be reached or did not answer (a refused or dropped
+    /// connection, a server shutting down or starting up): waiting and trying again can
+    /// succeed. Bad configuration (a wrong URL, credentials or database name) is not this.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, LogError::Unavailable { .. })
     }
 
     /// True when the request itself was wrong (retrying it unchanged cannot succeed).

@@ -19,6 +19,7 @@ pub mod postgres;
 mod progress;
 mod retry;
 pub mod sqlite;
+pub mod storage;
 mod subscription;
 pub mod testing;
 mod validate;

@@ -810,13 +810,7 @@ impl Drop for SessionLock {
 async fn client(pool: &Pool) -> Result<deadpool_postgres::Object, LogError> {
     pool.get().await.map_err(|e| match e {
         // Name the server's reason (no such database, role refused, ...), not just "db error".
-        deadpool_postgres::PoolError::Backend(e) => match e.as_db_error() {
-            Some(db) => LogError::Unavailable {
-                backend: BACKEND,
-                message: format!("{} ({})", db.message(), db.code().code()),
-            },
-            None => pg_err(e),
-        },
+        deadpool_postgres::PoolError::Backend(e) => pg_err(e),
         e => LogError::Unavailable {
             backend: BACKEND,
             message: e.to_string(),
@@ -1189,19 +1183,37 @@ fn append_err(e: AppendFailure, stream: &StreamId, expected: ExpectedVersion) ->
     pg_err(e)
 }
 
+/// A failure without the server's answer (refused, dropped, timed out) or with one saying it
+/// cannot serve now is `Unavailable`: worth waiting out. Any other answer (wrong password, no
+/// such database, a failed statement) is `Backend`, naming the server's reason rather than
+/// tokio-postgres's bare "db error".
 fn pg_err(e: tokio_postgres::Error) -> LogError {
-    if e.as_db_error().is_none() || e.is_closed() {
-        LogError::Unavailable {
-            backend: BACKEND,
-            message: e.to_string(),
-        }
-    } else {
-        let db = e.as_db_error().expect("checked");
-        LogError::Backend {
+    match e.as_db_error() {
+        Some(db) if !e.is_closed() && !is_outage(db.code().code()) => LogError::Backend {
             backend: BACKEND,
             message: format!("{} ({})", db.message(), db.code().code()),
-        }
+        },
+        Some(db) => LogError::Unavailable {
+            backend: BACKEND,
+            message: format!("{} ({})", db.message(), db.code().code()),
+        },
+        // tokio-postgres's own words ("error connecting to server") leave out the reason
+        // ("Connection refused"), which is in the source.
+        None => LogError::Unavailable {
+            backend: BACKEND,
+            message: match std::error::Error::source(&e) {
+                Some(cause) => format!("{e}: {cause}"),
+                None => e.to_string(),
+            },
+        },
     }
+}
+
+/// SQLSTATEs of a server that is going away or not yet back: class 08 (connection
+/// exception), 57P01-57P03 (shut down by an administrator, after a crash, or not accepting
+/// connections yet), and 53300 (no connection slot free).
+fn is_outage(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
 }
 
 /// A connection pool for `url` with `schema` (checked, not created) as the search path,
@@ -1257,5 +1269,21 @@ fn check_schema_name(schema: &str) -> Result<(), LogError> {
         Err(LogError::Config(format!(
             "schema name {schema:?} must be 1-63 lower-case ASCII letters, digits or '_', not starting with a digit"
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_outage;
+
+    #[test]
+    fn a_server_going_away_is_an_outage_and_a_refusal_is_not() {
+        for code in ["08001", "08006", "57P01", "57P02", "57P03", "53300"] {
+            assert!(is_outage(code), "{code}");
+        }
+        // Wrong password, no such role, no such database, no such table, unique violation.
+        for code in ["28P01", "28000", "3D000", "42P01", "23505"] {
+            assert!(!is_outage(code), "{code}");
+        }
     }
 }

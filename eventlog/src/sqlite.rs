@@ -19,6 +19,7 @@ use crate::archive::{
     RegistryCache, StreamRange,
 };
 use crate::retry::{self, StoredAt, Verdict};
+use crate::storage::{self, Target};
 use crate::{
     Actor, Appended, EventLog, ExpectedVersion, Limits, LogError, Metadata, NewEvent, Position,
     RecordedEvent, StreamId, from_i64, to_i64,
@@ -109,14 +110,19 @@ impl SqliteLog {
         config.limits.checked()?;
         let cfg = config.clone();
         let writer = blocking(move || {
-            if let Some(dir) = cfg.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    LogError::Config(format!("cannot create {}: {e}", dir.display()))
-                })?;
-            }
-            let mut conn = connect(&cfg.path, cfg.busy_timeout)?;
-            migrate(&mut conn)?;
-            Ok(conn)
+            let opened = (|| -> Result<Connection, LogError> {
+                if let Some(dir) = cfg.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        LogError::Config(format!("cannot create {}: {e}", dir.display()))
+                    })?;
+                }
+                let mut conn = connect(&cfg.path, cfg.busy_timeout)?;
+                migrate(&mut conn)?;
+                Ok(conn)
+            })();
+            // SQLite's words ("unable to open database file", "disk is full") name neither
+            // the path nor the reason; the directory can tell.
+            opened.map_err(|e| storage::explain(&cfg.path, Target::File, e))
         })
         .await?;
         let (signal, _) = watch::channel(Position::START);
@@ -633,7 +639,9 @@ impl RawRow {
 }
 
 fn connect(path: &Path, busy_timeout: Duration) -> Result<Connection, LogError> {
-    let conn = Connection::open(path).map_err(|e| LogError::Unavailable {
+    // Not `Unavailable`: a file that cannot be opened stays so until someone acts; waiting
+    // for it would hide the cause.
+    let conn = Connection::open(path).map_err(|e| LogError::Backend {
         backend: BACKEND,
         message: format!("cannot open {}: {e}", path.display()),
     })?;

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use deadpool_postgres::Pool;
+use kefu_eventlog::storage::{self, Target};
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
 /// One SQL value, as both engines store it.
@@ -376,6 +377,8 @@ pub enum StoreError {
     Guard { what: String },
     #[error("read-model store configuration: {0}")]
     Config(String),
+    #[error(transparent)]
+    Storage(#[from] kefu_eventlog::storage::StorageProblem),
 }
 
 impl StoreError {
@@ -455,17 +458,23 @@ impl ReadStore {
     }
 
     pub fn open_sqlite(path: &Path) -> Result<Self, StoreError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::Config(format!("cannot create {}: {e}", dir.display())))?;
-        }
-        let conn = rusqlite::Connection::open(path).map_err(StoreError::sqlite)?;
-        // Read models are rebuilt from the log, and each commit carries its checkpoint, so a
-        // commit lost in a power cut is replayed, never half-applied: NORMAL is enough.
-        conn.execute_batch(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000;",
-        )
-        .map_err(StoreError::sqlite)?;
+        let opened = (|| -> Result<rusqlite::Connection, StoreError> {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    StoreError::Config(format!("cannot create {}: {e}", dir.display()))
+                })?;
+            }
+            let conn = rusqlite::Connection::open(path).map_err(StoreError::sqlite)?;
+            // Read models are rebuilt from the log, and each commit carries its checkpoint, so
+            // a commit lost in a power cut is replayed, never half-applied: NORMAL is enough.
+            conn.execute_batch(
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000;",
+            )
+            .map_err(StoreError::sqlite)?;
+            Ok(conn)
+        })();
+        // SQLite's words name neither the path nor the reason; the directory can tell.
+        let conn = opened.map_err(|e| storage::explain(path, Target::File, e))?;
         Ok(ReadStore::Sqlite(Arc::new(Mutex::new(conn))))
     }
 

@@ -5,7 +5,18 @@ use std::process::{Command, Output};
 
 /// `kefu` with `dir/data` as its data directory and no store configured from outside.
 pub fn command(dir: &std::path::Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_kefu"));
+    configured(Command::new(env!("CARGO_BIN_EXE_kefu")), dir)
+}
+
+/// `kefu` as another user (`setpriv` options, e.g. `--reuid=65534`), configured as by
+/// [`command`].
+pub fn command_as(setpriv: &[&str], dir: &std::path::Path) -> Command {
+    let mut c = Command::new("setpriv");
+    c.args(setpriv).arg(env!("CARGO_BIN_EXE_kefu"));
+    configured(c, dir)
+}
+
+fn configured(mut c: Command, dir: &std::path::Path) -> Command {
     c.env("KEFU_DATA_DIR", dir.join("data"))
         .env_remove("KEFU_STORE")
         .env_remove("KEFU_READ_STORE")

@@ -80,6 +80,9 @@ pub enum SearchError {
         source: std::io::Error,
     },
 
+    #[error(transparent)]
+    Storage(#[from] kefu_eventlog::storage::StorageProblem),
+
     #[error("search index: {0}")]
     Tantivy(#[from] tantivy::TantivyError),
 }

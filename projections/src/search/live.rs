@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use kefu_domain::switches::{SWITCHBOARD, Switch, SwitchBoardDecider, SwitchEvent};
 use kefu_domain::{Decider, DomainEvent};
+use kefu_eventlog::storage::{self, Target};
 use kefu_eventlog::{EventLog, Position, RecordedEvent, StreamId, Subscription, read_whole_stream};
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -164,11 +165,21 @@ impl SearchHome {
     }
 
     fn point_at(&self, generation: u64) -> Result<(), SearchError> {
-        std::fs::create_dir_all(&self.root).map_err(self.io(&self.root))?;
-        let tmp = self.root.join("CURRENT.tmp");
-        std::fs::write(&tmp, format!("g{generation}\n")).map_err(self.io(&tmp))?;
-        let current = self.root.join("CURRENT");
-        std::fs::rename(&tmp, &current).map_err(self.io(&current))
+        let written = (|| -> Result<(), SearchError> {
+            std::fs::create_dir_all(&self.root).map_err(self.io(&self.root))?;
+            let tmp = self.root.join("CURRENT.tmp");
+            std::fs::write(&tmp, format!("g{generation}\n")).map_err(self.io(&tmp))?;
+            let current = self.root.join("CURRENT");
+            std::fs::rename(&tmp, &current).map_err(self.io(&current))
+        })();
+        written.map_err(|e| storage::explain(&self.root, Target::Dir, e))
+    }
+
+    /// Creates the directory if it is missing and proves it takes writes, so a server whose
+    /// index cannot be kept refuses to start, naming the path and the reason, instead of
+    /// starting with a search that fails in the background.
+    pub fn prepare(&self) -> Result<(), SearchError> {
+        Ok(storage::ensure_writable(&self.root)?)
     }
 
     /// Makes `generation` the live one and removes the one it replaces.

@@ -57,6 +57,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use kefu_eventlog::Position;
+use kefu_eventlog::storage::{self, Target};
 use serde::{Deserialize, Serialize};
 use tantivy::directory::MmapDirectory;
 use tantivy::{Index, IndexWriter, ReloadPolicy, TantivyDocument};
@@ -140,6 +141,11 @@ impl SearchIndex {
     /// (tantivy's writer lock).
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, SearchError> {
         let dir = dir.as_ref();
+        // tantivy's errors name neither the path nor the reason; the directory can tell.
+        Self::open_in(dir).map_err(|e| storage::explain(dir, Target::Dir, e))
+    }
+
+    fn open_in(dir: &Path) -> Result<Self, SearchError> {
         std::fs::create_dir_all(dir).map_err(|source| SearchError::Io {
             path: dir.to_owned(),
             source,
