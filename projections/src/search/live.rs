@@ -61,21 +61,6 @@ impl SearchHome {
         }
     }
 
-    /// Whether a file can be written and synced here: what a failing index writer is checked
-    /// with, because tantivy reports a writer thread's failure only as "an index writer was
-    /// killed", which says nothing of a full disk or a directory turned read-only.
-    pub fn probe_writes(&self) -> Result<(), SearchError> {
-        use std::io::Write;
-        let probe = self.root.join(".write-probe");
-        let written = std::fs::File::create(&probe).and_then(|mut f| {
-            // A page and more, so a file system with a few bytes left still says it is full.
-            f.write_all(&[0u8; 16 * 1024])?;
-            f.sync_all()
-        });
-        let _ = std::fs::remove_file(&probe);
-        written.map_err(self.io(&self.root))
-    }
-
     /// The live generation, if one was ever built.
     pub fn live(&self) -> Result<Option<u64>, SearchError> {
         let current = self.root.join("CURRENT");
@@ -404,18 +389,19 @@ impl LiveSearch {
                     match follow(&log, &home, &stopped, out).await {
                         // Say why the writer failed when the directory can: a full disk, a
                         // read-only mount, lost permissions.
-                        Err(ProjectionError::Search(SearchError::Tantivy(e))) => {
-                            let home = home.clone();
-                            let probed = tokio::task::spawn_blocking(move || home.probe_writes())
-                                .await
-                                .unwrap_or(Ok(()));
-                            Err(match probed {
-                                Err(cause) => {
-                                    warn!(error = %e, "the search index writer failed");
-                                    cause.into()
-                                }
-                                Ok(()) => SearchError::Tantivy(e).into(),
+                        // (tantivy says only "an index writer was killed" when its thread
+                        // hits a full disk).
+                        Err(ProjectionError::Search(e @ SearchError::Tantivy(_))) => {
+                            warn!(error = %e, "the search index writer failed");
+                            let root = home.root.clone();
+                            let explained = tokio::task::spawn_blocking(move || {
+                                storage::explain(&root, Target::Dir, e)
                             })
+                            .await
+                            .map_err(|j| {
+                                ProjectionError::Bug(format!("search probe failed: {j}"))
+                            })?;
+                            Err(explained.into())
                         }
                         other => other,
                     }
