@@ -264,7 +264,10 @@ async fn a_search_writer_stopped_by_a_full_disk_is_reported_then_recovers() {
     })
     .await;
     eprintln!("/readyz with the disk full: {why}");
-    assert!(why.contains("no space left on device") && why.contains("ENOSPC"), "says why: {why}");
+    assert!(
+        why.contains("no space left on device") && why.contains("ENOSPC"),
+        "says why: {why}"
+    );
     let text = metrics(&server, &admin).await;
     assert_eq!(metric(&text, "kefu_search_up"), Some(0.0), "{text}");
     assert!(metric(&text, "kefu_search_failures_total").expect(&text) >= 1.0);
