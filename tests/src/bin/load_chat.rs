@@ -17,10 +17,12 @@
 //! Open loop: a turn's send latency counts from when it was due, not from when it went out,
 //! so a server that falls behind shows it as queueing instead of slowing the load down.
 //!
-//! Reported: `sendMessage` latency, the time from `sendMessage` returning to the bot's reply
-//! arriving on the window (0 when the reply came first), replies that never came within
+//! Reported: `sendMessage` latency, the time from `sendMessage` returning to the bot's answer
+//! arriving on the window (its reply, or its hand-off to a person, which ends the chat's bot
+//! part; 0 when the answer came first), answers that never came within
 //! `--reply-timeout-ms`, failures, and the CPU the server and this generator used over the
-//! load (both share the machine; so does PostgreSQL, which is not counted).
+//! load (both share the machine; so does PostgreSQL, which is not counted). Turns due in the
+//! first `--warmup-secs` (5) go out and are not counted.
 //!
 //! Options: `--kefu PATH` (required), `--store URL` (default: the embedded store), `--rate R`
 //! turns/s (18), `--secs S` (60), `--windows N` (0), `--turns T` (3), `--gap-ms G` (4000),
@@ -61,6 +63,7 @@ struct Args {
     customers: usize,
     kb: PathBuf,
     reply_timeout: Duration,
+    warmup: Duration,
     json: bool,
 }
 
@@ -76,6 +79,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Args> {
         customers: 20,
         kb: PathBuf::from("bot/data/demo-kb.jsonl"),
         reply_timeout: Duration::from_millis(10_000),
+        warmup: Duration::from_secs(5),
         json: false,
     };
     while let Some(flag) = args.next() {
@@ -93,6 +97,9 @@ fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Args> {
             "--reply-timeout-ms" => {
                 a.reply_timeout =
                     Duration::from_millis(value()?.parse().context("--reply-timeout-ms")?)
+            }
+            "--warmup-secs" => {
+                a.warmup = Duration::from_secs_f64(value()?.parse().context("--warmup-secs")?)
             }
             "--json" => a.json = true,
             "-h" | "--help" => {
@@ -352,6 +359,7 @@ struct Tally {
     send_ms: Vec<f64>,
     reply_ms: Vec<f64>,
     no_reply: usize,
+    handed_over: usize,
     failed: usize,
     errors: Vec<String>,
 }
@@ -364,6 +372,7 @@ async fn chat(
     due: Vec<Instant>,
     first_line: usize,
     reply_timeout: Duration,
+    measured_from: Instant,
     tally: Arc<Mutex<Tally>>,
 ) {
     let fail = |why: String| {
@@ -396,13 +405,14 @@ async fn chat(
             continue;
         }
         let send_ms = returned.duration_since(at).as_secs_f64() * 1e3;
-        // The reply to this turn is the first bot turn after this customer turn.
+        // The bot's answer to this turn is its first reply or hand-off after the turn.
         let reply = tokio::time::timeout(reply_timeout, async {
             let mut seen_turn = false;
             while let Some((kind, arrived)) = window.events.recv().await {
                 match kind.as_str() {
                     "CustomerTurnRecorded" => seen_turn = true,
-                    "BotTurnRecorded" if seen_turn => return Some(arrived),
+                    "BotTurnRecorded" if seen_turn => return Some((arrived, false)),
+                    "HandedToHuman" if seen_turn => return Some((arrived, true)),
                     _ => {}
                 }
             }
@@ -411,13 +421,25 @@ async fn chat(
         .await
         .ok()
         .flatten();
+        let counted = at >= measured_from;
         let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
-        t.send_ms.push(send_ms);
+        if counted {
+            t.send_ms.push(send_ms);
+        }
         match reply {
-            Some(arrived) => t
-                .reply_ms
-                .push(arrived.saturating_duration_since(returned).as_secs_f64() * 1e3),
-            None => t.no_reply += 1,
+            Some((arrived, handed_over)) => {
+                if counted {
+                    t.reply_ms
+                        .push(arrived.saturating_duration_since(returned).as_secs_f64() * 1e3);
+                }
+                if handed_over {
+                    // The customer now waits for a person: the chat's bot part is over.
+                    t.handed_over += 1;
+                    break;
+                }
+            }
+            None if counted => t.no_reply += 1,
+            None => {}
         }
     }
     let _ = window.closer.send(());
@@ -518,6 +540,8 @@ async fn main() -> anyhow::Result<()> {
     // Chats open a second before their first turn, so a window is up when it is due.
     let lead = Duration::from_secs(1);
     let t0 = Instant::now() + lead;
+    // Turns due in the warm-up go out like the others and are not counted.
+    let measured_from = t0 + args.warmup;
     let (server_cpu0, own_cpu0) = (server.cpu(), cpu_of("/proc/self/stat"));
     let mut tasks = Vec::new();
     for c in 0..chats {
@@ -538,7 +562,17 @@ async fn main() -> anyhow::Result<()> {
         let reply_timeout = args.reply_timeout;
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep_until(opens.into()).await;
-            chat(http, token, lines, due, c * 7, reply_timeout, tally).await;
+            chat(
+                http,
+                token,
+                lines,
+                due,
+                c * 7,
+                reply_timeout,
+                measured_from,
+                tally,
+            )
+            .await;
         }));
     }
     for t in tasks {
@@ -581,6 +615,7 @@ async fn main() -> anyhow::Result<()> {
         "turns": t.send_ms.len(),
         "failed": t.failed,
         "no_reply": t.no_reply,
+        "handed_over": t.handed_over,
         "send_ms": { "p50": percentile(&t.send_ms, 50.0), "p90": percentile(&t.send_ms, 90.0), "p99": percentile(&t.send_ms, 99.0), "max": percentile(&t.send_ms, 100.0) },
         "reply_ms": { "p50": percentile(&t.reply_ms, 50.0), "p90": percentile(&t.reply_ms, 90.0), "p99": percentile(&t.reply_ms, 99.0), "max": percentile(&t.reply_ms, 100.0) },
         "server_cpu_share": server_cpu / wall,
@@ -593,16 +628,17 @@ async fn main() -> anyhow::Result<()> {
         println!("{report}");
     } else {
         println!(
-            "| store | turns/s | idle windows | turns | failed | no reply | send p50 / p99 / max ms | reply p50 / p99 / max ms | server CPU | generator CPU | KiB per idle window |"
+            "| store | turns/s | idle windows | turns counted | failed | no reply | handed over | send p50 / p99 / max ms | reply p50 / p99 / max ms | server CPU | generator CPU | KiB per idle window |"
         );
-        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         println!(
-            "| {store} | {} | {} | {} | {} | {} | {:.1} / {:.1} / {:.1} | {:.1} / {:.1} / {:.1} | {:.0}% | {:.0}% | {:.1} |",
+            "| {store} | {} | {} | {} | {} | {} | {} | {:.1} / {:.1} / {:.1} | {:.1} / {:.1} / {:.1} | {:.0}% | {:.0}% | {:.1} |",
             args.rate,
             args.windows,
             t.send_ms.len(),
             t.failed,
             t.no_reply,
+            t.handed_over,
             percentile(&t.send_ms, 50.0),
             percentile(&t.send_ms, 99.0),
             percentile(&t.send_ms, 100.0),
