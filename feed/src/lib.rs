@@ -15,6 +15,7 @@ use kefu_domain::{DomainError, Event};
 use kefu_eventlog::{Metadata, Position, RecordedEvent, StreamId};
 use serde_json::Value;
 use thiserror::Error;
+use tracing::warn;
 use uuid::Uuid;
 
 /// A stored event that this build cannot read: an unknown type or a newer schema version in a
@@ -108,6 +109,28 @@ pub fn decode_payload(e: &RecordedEvent, payload: Value) -> Result<Event, Decode
     })
 }
 
+/// The typed event of `e`, or [`Event::Other`] (logged) when this build cannot read it: one
+/// bad event must not stop a read model, the search index or a worker behind it, so readers
+/// that follow the log pass over it the way they pass over a category they do not know.
+pub fn decode_or_other(e: &RecordedEvent) -> Event {
+    decode(e).unwrap_or_else(passed_over)
+}
+
+/// Like [`decode_or_other`], but takes `e`'s payload instead of copying it, leaving only what
+/// [`business_time`] reads (`null` when there is no `at`).
+pub fn decode_taking(e: &mut RecordedEvent) -> Event {
+    let payload = std::mem::take(&mut e.payload);
+    let at = business_time_only(&payload);
+    let event = decode_payload(e, payload).unwrap_or_else(passed_over);
+    e.payload = at;
+    event
+}
+
+fn passed_over(err: DecodeError) -> Event {
+    warn!(error = %err, "passing over an event this build cannot read");
+    Event::Other
+}
+
 /// When the event happened in the business: the payload's `at`, which every domain event
 /// has, read without decoding so that an event this build cannot type (another category, a
 /// newer version) still has one when it carries it.
@@ -121,7 +144,7 @@ pub fn business_time(payload: &Value) -> Option<DateTime<Utc>> {
 
 /// The payload reduced to what [`business_time`] reads, for a caller that took the payload
 /// to decode it and keeps the envelope.
-pub fn business_time_only(payload: &Value) -> Value {
+fn business_time_only(payload: &Value) -> Value {
     match payload.get("at") {
         Some(at) => serde_json::json!({ "at": at }),
         None => Value::Null,
@@ -228,6 +251,19 @@ mod tests {
                 assert!(message.contains(part), "{message:?} lacks {part:?}");
             }
         }
+    }
+
+    #[test]
+    fn an_event_that_cannot_be_read_is_passed_over_as_other_keeping_its_time() {
+        let mut e = recorded(
+            "conversation-0193a1f2-7c4e-7d2a-9b1e-3f5a6c7d8e9f",
+            "ConversationSung",
+            1,
+            json!({ "at": "2026-01-02T03:04:05Z", "song": "la" }),
+        );
+        assert_eq!(decode_or_other(&e), Event::Other);
+        assert_eq!(decode_taking(&mut e), Event::Other);
+        assert_eq!(e.payload, json!({ "at": "2026-01-02T03:04:05Z" }));
     }
 
     #[test]

@@ -199,7 +199,7 @@ async fn with_index<T: Send + 'static>(
 }
 
 /// Applies a batch, passing over events the index cannot take (see
-/// `Decoded::decode_or_skip` for why one bad event must not stop it).
+/// `kefu_feed::decode_or_other` for why one bad event must not stop it).
 fn apply_all(index: &mut SearchIndex, events: &[RecordedEvent]) -> Result<(), SearchError> {
     for e in events {
         if e.position < index.resume_from() {
