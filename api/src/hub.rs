@@ -21,6 +21,22 @@ use crate::metrics::Metrics;
 /// How many of its events a slow subscriber may fall behind before it is cut off.
 const BUFFER: usize = 1024;
 
+/// An event as the hub hands it to subscriptions: decoded once here for all of them, and
+/// kept as stored too, since GraphQL's `Event` shows the payload as the log holds it.
+pub struct HubEvent {
+    pub recorded: RecordedEvent,
+    pub event: kefu_domain::Event,
+}
+
+impl From<RecordedEvent> for HubEvent {
+    fn from(recorded: RecordedEvent) -> Self {
+        HubEvent {
+            event: kefu_feed::decode_or_other(&recorded),
+            recorded,
+        }
+    }
+}
+
 /// What a subscription asks the hub for: whole streams, and whole categories.
 #[derive(Debug, Clone, Default)]
 pub struct Interest {
@@ -45,13 +61,13 @@ impl Interest {
 struct Subscriber {
     /// Taken out when it is cut off, so that its reader sees the channel close whichever of
     /// its routes the last event came by.
-    tx: Mutex<Option<mpsc::Sender<Arc<RecordedEvent>>>>,
+    tx: Mutex<Option<mpsc::Sender<Arc<HubEvent>>>>,
     lagged: Arc<AtomicBool>,
 }
 
 impl Subscriber {
     /// Hands `e` over; false when the subscriber is gone or has just been cut off.
-    fn offer(&self, e: &Arc<RecordedEvent>) -> bool {
+    fn offer(&self, e: &Arc<HubEvent>) -> bool {
         let mut tx = self.tx.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(sender) = tx.as_ref() else {
             return false;
@@ -91,9 +107,9 @@ struct Routes {
 
 impl Routes {
     /// Hands `e` to everyone who asked for it, dropping those gone or cut off.
-    fn deliver(&mut self, e: &Arc<RecordedEvent>) {
-        let stream = e.stream_id.as_str();
-        let category = e.stream_id.category();
+    fn deliver(&mut self, e: &Arc<HubEvent>) {
+        let stream = e.recorded.stream_id.as_str();
+        let category = e.recorded.stream_id.category();
         let mut seen: Vec<u64> = Vec::new();
         for (table, key) in [
             (&mut self.by_stream, stream),
@@ -156,7 +172,7 @@ pub struct EventHub {
 
 /// What a subscription's reader gets next.
 pub enum Delivery {
-    Event(Arc<RecordedEvent>),
+    Event(Arc<HubEvent>),
     /// It fell [`BUFFER`] events behind and was cut off.
     Lagged,
     /// The hub stopped.
@@ -165,7 +181,7 @@ pub enum Delivery {
 
 /// A subscription's end of the hub.
 pub struct Feed {
-    rx: mpsc::Receiver<Arc<RecordedEvent>>,
+    rx: mpsc::Receiver<Arc<HubEvent>>,
     lagged: Arc<AtomicBool>,
 }
 
@@ -223,10 +239,12 @@ impl EventHub {
                     batch = subscription.next_batch(256) => match batch {
                         Ok(events) => {
                             failures = 0;
-                            let events: Vec<Arc<RecordedEvent>> =
-                                events.into_iter().map(Arc::new).collect();
+                            let events: Vec<Arc<HubEvent>> = events
+                                .into_iter()
+                                .map(|e| Arc::new(HubEvent::from(e)))
+                                .collect();
                             for e in &events {
-                                metrics.record_event(e);
+                                metrics.record_event(&e.event);
                             }
                             let mut r = routes.routes();
                             for e in &events {
@@ -269,7 +287,7 @@ impl EventHub {
 
     #[cfg(test)]
     fn deliver(&self, e: RecordedEvent) {
-        self.routes().deliver(&Arc::new(e));
+        self.routes().deliver(&Arc::new(HubEvent::from(e)));
     }
 }
 
@@ -297,7 +315,7 @@ mod tests {
 
     fn next(feed: &mut Feed) -> Option<String> {
         match feed.rx.try_recv() {
-            Ok(e) => Some(e.stream_id.to_string()),
+            Ok(e) => Some(e.recorded.stream_id.to_string()),
             Err(_) => None,
         }
     }

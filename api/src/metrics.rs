@@ -7,9 +7,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use kefu_domain::DomainEvent;
+use kefu_domain::Event;
 use kefu_domain::probe::ProbeEvent;
-use kefu_eventlog::{LogProgress, RecordedEvent};
+use kefu_eventlog::LogProgress;
 use kefu_projections::Liveness;
 use kefu_projections::queues::QueueCounts;
 
@@ -49,12 +49,9 @@ impl Metrics {
 
     /// An event appended to the log (by this server or anyone else), as the hub saw it. A
     /// completed probe run (whichever server's probes ran it) counts its checks.
-    pub fn record_event(&self, e: &RecordedEvent) {
+    pub fn record_event(&self, e: &Event) {
         self.events.fetch_add(1, Ordering::Relaxed);
-        if e.event_type == "ProbeRunCompleted"
-            && let Ok(ProbeEvent::ProbeRunCompleted(c)) =
-                ProbeEvent::decode(&e.event_type, e.schema_version, e.payload.clone())
-        {
+        if let Event::Probe(ProbeEvent::ProbeRunCompleted(c)) = e {
             let passed = u64::from(c.passed);
             let failed = u64::from(c.checked.saturating_sub(c.passed));
             self.probes_passed.fetch_add(passed, Ordering::Relaxed);
@@ -359,7 +356,7 @@ mod tests {
         let m = Metrics::default();
         m.record_request(true, Duration::from_millis(3));
         m.record_request(false, Duration::from_secs(9));
-        let event = |event_type: &str, payload: serde_json::Value| RecordedEvent {
+        let event = |event_type: &str, payload: serde_json::Value| kefu_eventlog::RecordedEvent {
             id: uuid::Uuid::now_v7(),
             stream_id: kefu_eventlog::StreamId::new("probe-1").unwrap(),
             version: 0,
@@ -373,7 +370,10 @@ mod tests {
                 uuid::Uuid::now_v7(),
             ),
         };
-        m.record_event(&event("CustomerTurnRecorded", serde_json::json!({})));
+        m.record_event(&kefu_feed::decode_or_other(&event(
+            "CustomerTurnRecorded",
+            serde_json::json!({}),
+        )));
         let idle = Liveness::default();
         let quiet = Readings {
             lags: &[],
@@ -392,10 +392,10 @@ mod tests {
             !text.contains("kefu_probe_last_run_pass_ratio"),
             "no run yet"
         );
-        m.record_event(&event(
+        m.record_event(&kefu_feed::decode_or_other(&event(
             "ProbeRunCompleted",
             serde_json::json!({"checked": 4, "passed": 3, "failures": [], "at": "2026-11-30T03:00:00Z"}),
-        ));
+        )));
         let failing = Liveness {
             failing: Some(kefu_projections::Failing {
                 since: chrono::Utc::now(),

@@ -897,6 +897,36 @@ domain_events! {
     reactions keyed by reaction_key;
 }
 
+impl ConversationEvent {
+    /// The queue the event names: the one a conversation was routed to, queued in, assigned
+    /// from, or whose SLA it concerns. What a queue's followers are shown.
+    pub fn queue(&self) -> Option<QueueId> {
+        use ConversationEvent as E;
+        match self {
+            E::RoutingDecided(RoutingDecided { queue, .. })
+            | E::ConversationQueued(ConversationQueued { queue, .. })
+            | E::AgentAssigned(AgentAssigned { queue, .. })
+            | E::SlaWarned(SlaWarned { queue, .. })
+            | E::SlaBreached(SlaBreached { queue, .. })
+            | E::ConversationEscalated(ConversationEscalated { queue, .. }) => Some(*queue),
+            _ => None,
+        }
+    }
+
+    /// The message the event records or answers: a turn's own id, or the customer turn an
+    /// emotion assessment is about.
+    pub fn message(&self) -> Option<MessageId> {
+        use ConversationEvent as E;
+        match self {
+            E::CustomerTurnRecorded(CustomerTurnRecorded { message, .. })
+            | E::BotTurnRecorded(BotTurnRecorded { message, .. })
+            | E::EmotionAssessed(EmotionAssessed { message, .. })
+            | E::AgentTurnRecorded(AgentTurnRecorded { message, .. }) => Some(*message),
+            _ => None,
+        }
+    }
+}
+
 /// What the workers record at most once per cause in a conversation (see
 /// [`crate::already_reacted`]): one mood, one bot reply and one hand-off per customer turn,
 /// one prediction per start or first message, one routing (with its queueing) per hand-off,

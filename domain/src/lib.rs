@@ -58,7 +58,8 @@
 //! type name (e.g. `ConversationStarted`), the schema version new events are written with, and
 //! a JSON object payload without the type tag; [`DomainEvent::decode`] takes the three back
 //! and upcasts older versions first (see [`upcast`]: `SurveyAnswered` v1, a 0-10 score, reads
-//! as v2, 1-5 stars).
+//! as v2, 1-5 stars). [`Event`] is any of them, decoded by its stream's category: how readers
+//! of the whole log see an event (`kefu-feed` pairs it with the log's envelope).
 //!
 //! ## JSON Schemas
 //!
@@ -79,6 +80,7 @@ pub mod conversation;
 pub mod customer;
 pub mod decider;
 pub mod error;
+pub mod event;
 pub mod ids;
 pub mod knowledge;
 pub mod probe;
@@ -92,3 +94,4 @@ pub use decider::{
     Decider, DomainEvent, EncodedEvent, EventSchema, already_reacted, decide_all, fold, fold_from,
 };
 pub use error::DomainError;
+pub use event::Event;

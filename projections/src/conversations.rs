@@ -20,7 +20,9 @@ use kefu_eventlog::{EventLog, RecordedEvent, StreamId, read_stream_through};
 use crate::error::ProjectionError;
 use crate::record;
 use crate::rows::{KeyRequests, RowSet};
-use crate::runner::{Decoded, Envelope, Projection};
+use kefu_domain::Event;
+
+use crate::runner::{Envelope, Projection};
 use crate::sql::{Record, TableDef, Val};
 use crate::view::{Listing, Page, View, code, json, ms};
 
@@ -109,7 +111,7 @@ impl Projection for ConversationsProjection {
 
     fn prefetch(&self, e: Envelope<'_>, want: &mut KeyRequests) {
         // A start makes the row; every later event reads it.
-        if let Decoded::Conversation(event) = e.decoded
+        if let Event::Conversation(event) = e.decoded
             && !matches!(event, E::ConversationStarted(_))
         {
             want.want::<ConversationRow>(e.entity());
@@ -117,7 +119,7 @@ impl Projection for ConversationsProjection {
     }
 
     fn apply(&mut self, e: Envelope<'_>, rows: &mut RowSet) -> Result<(), ProjectionError> {
-        let Decoded::Conversation(event) = e.decoded else {
+        let Event::Conversation(event) = e.decoded else {
             return Ok(());
         };
         let version = e.event.version as i64;
@@ -410,7 +412,7 @@ impl ConversationView {
         let mut emotions = Vec::new();
         let mut timeline = Vec::new();
         for mut e in events {
-            let Decoded::Conversation(event) = Decoded::decode_taking(&mut e) else {
+            let Event::Conversation(event) = kefu_feed::decode_taking(&mut e) else {
                 continue;
             };
             let version = e.version as i64;

@@ -10,18 +10,6 @@ pub enum ProjectionError {
     Log(#[from] LogError),
     #[error(transparent)]
     Search(#[from] crate::search::SearchError),
-    /// A stored event this build cannot read: the log and the build disagree (an unknown event
-    /// type, or a newer schema version). The projection stops rather than skip history.
-    #[error(
-        "cannot read {stream} version {version} ({event_type}) at position {position}: {reason}"
-    )]
-    Decode {
-        stream: String,
-        version: u64,
-        position: u64,
-        event_type: String,
-        reason: String,
-    },
     /// Another process rebuilt, swapped or advanced this generation: reload and go on from the
     /// stored checkpoint.
     #[error("projection {projection} generation {generation} was changed by another process")]

@@ -29,8 +29,8 @@ pub mod view;
 
 pub use error::ProjectionError;
 pub use runner::{
-    Catalog, Clock, Decoded, Envelope, Failing, GenState, Generation, LiveProjections, Liveness,
-    Progress, Projection, Rebuilt, Until, rebuild,
+    Catalog, Clock, Envelope, Failing, GenState, Generation, LiveProjections, Liveness, Progress,
+    Projection, Rebuilt, Until, rebuild,
 };
 pub use sql::{ReadStore, ReadStoreConfig};
 pub use view::{ReadModels, View};

@@ -11,7 +11,9 @@ use kefu_domain::queue::QueueEvent as Q;
 use crate::error::ProjectionError;
 use crate::record;
 use crate::rows::{KeyRequests, RowSet};
-use crate::runner::{Decoded, Envelope, Projection};
+use kefu_domain::Event;
+
+use crate::runner::{Envelope, Projection};
 use crate::sql::{Record, TableDef, Val};
 use crate::view::{View, code, json, ms, seller};
 
@@ -100,15 +102,11 @@ impl Projection for QueuesProjection {
 
     fn prefetch(&self, e: Envelope<'_>, want: &mut KeyRequests) {
         match e.decoded {
-            Decoded::Queue(Q::QueueDefined(_)) | Decoded::Agent(A::AgentRegistered(_)) => {}
-            Decoded::Queue(_) => want.want::<QueueRow>(e.entity()),
-            Decoded::Agent(_) => want.want::<AgentRow>(e.entity()),
-            Decoded::Conversation(C::ConversationTransferred(_)) => {
-                want.want::<ChatRow>(e.entity())
-            }
-            Decoded::Conversation(C::ConversationEscalated(_)) => {
-                want.want::<WaitingRow>(e.entity())
-            }
+            Event::Queue(Q::QueueDefined(_)) | Event::Agent(A::AgentRegistered(_)) => {}
+            Event::Queue(_) => want.want::<QueueRow>(e.entity()),
+            Event::Agent(_) => want.want::<AgentRow>(e.entity()),
+            Event::Conversation(C::ConversationTransferred(_)) => want.want::<ChatRow>(e.entity()),
+            Event::Conversation(C::ConversationEscalated(_)) => want.want::<WaitingRow>(e.entity()),
             _ => {}
         }
     }
@@ -116,7 +114,7 @@ impl Projection for QueuesProjection {
     fn apply(&mut self, e: Envelope<'_>, rows: &mut RowSet) -> Result<(), ProjectionError> {
         let key = vec![Val::Text(e.entity().to_owned())];
         match e.decoded {
-            Decoded::Queue(event) => {
+            Event::Queue(event) => {
                 if let Q::QueueDefined(d) = event {
                     return rows.put(QueueRow {
                         id: e.entity().to_owned(),
@@ -157,7 +155,7 @@ impl Projection for QueuesProjection {
                 }
                 rows.put(q)
             }
-            Decoded::Agent(event) => {
+            Event::Agent(event) => {
                 if let A::AgentRegistered(r) = event {
                     return rows.put(AgentRow {
                         id: e.entity().to_owned(),
@@ -190,7 +188,7 @@ impl Projection for QueuesProjection {
                 }
                 rows.put(a)
             }
-            Decoded::Conversation(event) => match event {
+            Event::Conversation(event) => match event {
                 C::ConversationQueued(q) => rows.put(WaitingRow {
                     conversation: e.entity().to_owned(),
                     queue: q.queue.to_string(),

@@ -14,13 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use kefu_domain::DomainEvent;
-use kefu_domain::agent::AgentEvent;
-use kefu_domain::conversation::ConversationEvent;
-use kefu_domain::customer::CustomerEvent;
-use kefu_domain::knowledge::KnowledgeEvent;
-use kefu_domain::queue::QueueEvent;
-use kefu_domain::ticket::TicketEvent;
+use kefu_domain::Event;
 use kefu_eventlog::{EventLog, Position, RecordedEvent, Subscription};
 use tokio::sync::watch;
 use tracing::{info, warn};
@@ -39,89 +33,13 @@ pub const ABANDONED_AFTER_MINUTES: i64 = 30;
 /// same hot rows fewer times.
 pub const REBUILD_BATCH: usize = 10_000;
 
-/// An event decoded once for every projection that reads it.
-#[derive(Debug, Clone)]
-pub enum Decoded {
-    Conversation(ConversationEvent),
-    Agent(AgentEvent),
-    Queue(QueueEvent),
-    Ticket(TicketEvent),
-    Knowledge(KnowledgeEvent),
-    Customer(CustomerEvent),
-    /// A category no projection reads.
-    Other,
-    /// An event of a domain category this build cannot read (written by hand with
-    /// `kefu log append`, or by a newer kefu). Projections pass over it; the runner logs it.
-    Unreadable(String),
-}
-
-impl Decoded {
-    pub fn decode(e: &RecordedEvent) -> Result<Self, ProjectionError> {
-        Self::decode_payload(e, e.payload.clone())
-    }
-
-    /// Decodes `e`, taking its payload instead of copying it (it is left `null`, or holding
-    /// only its `at`, which [`Clock::Business`] reads): the payload's JSON tree is the largest
-    /// thing an event carries, and copying it was a measurable share of a rebuild.
-    pub fn decode_taking(e: &mut RecordedEvent) -> Self {
-        let mut payload = std::mem::take(&mut e.payload);
-        let at = payload
-            .as_object_mut()
-            .and_then(|fields| fields.get("at").cloned());
-        let decoded = Self::decode_payload(e, payload).unwrap_or_else(Self::unreadable);
-        if let Some(at) = at {
-            e.payload = serde_json::json!({ "at": at });
-        }
-        decoded
-    }
-
-    fn unreadable(err: ProjectionError) -> Self {
-        warn!(error = %err, "passing over an event projections cannot read");
-        Decoded::Unreadable(err.to_string())
-    }
-
-    fn decode_payload(
-        e: &RecordedEvent,
-        payload: serde_json::Value,
-    ) -> Result<Self, ProjectionError> {
-        fn dec<E: DomainEvent>(
-            e: &RecordedEvent,
-            payload: serde_json::Value,
-        ) -> Result<E, ProjectionError> {
-            E::decode(&e.event_type, e.schema_version, payload).map_err(|err| {
-                ProjectionError::Decode {
-                    stream: e.stream_id.to_string(),
-                    version: e.version,
-                    position: e.position.0,
-                    event_type: e.event_type.clone(),
-                    reason: err.to_string(),
-                }
-            })
-        }
-        Ok(match e.stream_id.category() {
-            ConversationEvent::CATEGORY => Decoded::Conversation(dec(e, payload)?),
-            AgentEvent::CATEGORY => Decoded::Agent(dec(e, payload)?),
-            QueueEvent::CATEGORY => Decoded::Queue(dec(e, payload)?),
-            TicketEvent::CATEGORY => Decoded::Ticket(dec(e, payload)?),
-            KnowledgeEvent::CATEGORY => Decoded::Knowledge(dec(e, payload)?),
-            CustomerEvent::CATEGORY => Decoded::Customer(dec(e, payload)?),
-            _ => Decoded::Other,
-        })
-    }
-
-    /// Like [`Decoded::decode`], but an event that cannot be read becomes
-    /// [`Decoded::Unreadable`] instead of stopping every projection behind it: one bad event
-    /// must not freeze the agent desk. It is logged, and a rebuild passes over it the same way.
-    pub fn decode_or_skip(e: &RecordedEvent) -> Self {
-        Self::decode(e).unwrap_or_else(Self::unreadable)
-    }
-}
-
 /// What a projection sees of one event.
 #[derive(Clone, Copy)]
 pub struct Envelope<'a> {
+    /// The log's envelope; its payload was taken to decode it (see
+    /// [`kefu_feed::decode_taking`]).
     pub event: &'a RecordedEvent,
-    pub decoded: &'a Decoded,
+    pub decoded: &'a Event,
 }
 
 impl Envelope<'_> {
@@ -193,12 +111,7 @@ impl Clock {
     pub fn of(self, e: &RecordedEvent) -> DateTime<Utc> {
         match self {
             Clock::Recorded => e.recorded_at,
-            Clock::Business => e
-                .payload
-                .get("at")
-                .and_then(serde_json::Value::as_str)
-                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                .map_or(e.recorded_at, |t| t.with_timezone(&Utc)),
+            Clock::Business => kefu_feed::business_time(&e.payload).unwrap_or(e.recorded_at),
         }
     }
 }
@@ -781,7 +694,7 @@ impl Member {
     async fn apply_batch(
         &mut self,
         store: &ReadStore,
-        batch: &[(RecordedEvent, Decoded)],
+        batch: &[(RecordedEvent, Event)],
         faults: &Faults,
         overlap: bool,
     ) -> Result<(), ProjectionError> {
@@ -1035,11 +948,11 @@ impl Group {
         events: Vec<RecordedEvent>,
         overlap: bool,
     ) -> Result<(), ProjectionError> {
-        let batch: Arc<Vec<(RecordedEvent, Decoded)>> = Arc::new(
+        let batch: Arc<Vec<(RecordedEvent, Event)>> = Arc::new(
             events
                 .into_iter()
                 .map(|mut e| {
-                    let d = Decoded::decode_taking(&mut e);
+                    let d = kefu_feed::decode_taking(&mut e);
                     (e, d)
                 })
                 .collect(),

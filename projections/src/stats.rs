@@ -15,7 +15,9 @@ use kefu_domain::queue::QueueEvent as Q;
 use crate::error::ProjectionError;
 use crate::record;
 use crate::rows::{KeyRequests, RowSet};
-use crate::runner::{Decoded, Envelope, Projection};
+use kefu_domain::Event;
+
+use crate::runner::{Envelope, Projection};
 use crate::sql::{Record, TableDef, Val};
 use crate::view::{View, code, ms, seller, where_clause};
 
@@ -169,8 +171,8 @@ impl Projection for StatsProjection {
 
     fn prefetch(&self, e: Envelope<'_>, want: &mut KeyRequests) {
         let event = match e.decoded {
-            Decoded::Conversation(event) => event,
-            Decoded::Queue(Q::QueueChanged(c)) if c.name.is_some() => {
+            Event::Conversation(event) => event,
+            Event::Queue(Q::QueueChanged(c)) if c.name.is_some() => {
                 return want.want::<QueueLineRow>(e.entity());
             }
             _ => return,
@@ -199,14 +201,14 @@ impl Projection for StatsProjection {
 
     fn apply(&mut self, e: Envelope<'_>, rows: &mut RowSet) -> Result<(), ProjectionError> {
         let event = match e.decoded {
-            Decoded::Queue(Q::QueueDefined(d)) => {
+            Event::Queue(Q::QueueDefined(d)) => {
                 return rows.put(QueueLineRow {
                     queue: e.entity().to_owned(),
                     business_line: seller(&d.business_line),
                     name: d.name.clone(),
                 });
             }
-            Decoded::Queue(Q::QueueChanged(c)) => {
+            Event::Queue(Q::QueueChanged(c)) => {
                 if let Some(name) = &c.name
                     && let Some(q) =
                         rows.get_mut::<QueueLineRow>(&[Val::Text(e.entity().to_owned())])?
@@ -215,13 +217,13 @@ impl Projection for StatsProjection {
                 }
                 return Ok(());
             }
-            Decoded::Agent(A::AgentRegistered(r)) => {
+            Event::Agent(A::AgentRegistered(r)) => {
                 return rows.put(AgentNameRow {
                     agent: e.entity().to_owned(),
                     name: r.name.clone(),
                 });
             }
-            Decoded::Conversation(event) => event,
+            Event::Conversation(event) => event,
             _ => return Ok(()),
         };
         if let C::ConversationStarted(s) = event {

@@ -8,7 +8,9 @@ use serde_json::Value;
 use crate::error::ProjectionError;
 use crate::record;
 use crate::rows::{KeyRequests, RowSet};
-use crate::runner::{Decoded, Envelope, Projection};
+use kefu_domain::Event;
+
+use crate::runner::{Envelope, Projection};
 use crate::sql::{Record, TableDef, Val};
 use crate::view::{Listing, Page, View, code, json, ms};
 
@@ -76,13 +78,13 @@ impl Projection for TicketsProjection {
     }
 
     fn prefetch(&self, e: Envelope<'_>, want: &mut KeyRequests) {
-        if matches!(e.decoded, Decoded::Ticket(event) if !matches!(event, T::TicketOpened(_))) {
+        if matches!(e.decoded, Event::Ticket(event) if !matches!(event, T::TicketOpened(_))) {
             want.want::<TicketRow>(e.entity());
         }
     }
 
     fn apply(&mut self, e: Envelope<'_>, rows: &mut RowSet) -> Result<(), ProjectionError> {
-        let Decoded::Ticket(event) = e.decoded else {
+        let Event::Ticket(event) = e.decoded else {
             return Ok(());
         };
         let id = e.entity().to_owned();

@@ -15,7 +15,6 @@ use std::time::Instant;
 
 use kefu_eventlog::postgres::PostgresLog;
 use kefu_eventlog::{EventLog, Position};
-use kefu_projections::runner::Decoded;
 use kefu_projections::{ReadStore, Until, rebuild};
 use kefu_tests::bench::{history_log, sql, url};
 
@@ -33,7 +32,7 @@ async fn read_everything(log: &PostgresLog, decode: bool) -> (u64, f64) {
         n += page.len() as u64;
         if decode {
             for e in &page {
-                std::hint::black_box(Decoded::decode_or_skip(e));
+                std::hint::black_box(kefu_feed::decode_or_other(e));
             }
         }
     }

@@ -13,7 +13,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use kefu_domain::agent::AgentDecider;
+use kefu_domain::conversation::{ConversationClosed, ConversationDecider, ConversationEvent};
 use kefu_domain::ids::{AgentId, ConversationId};
+use kefu_domain::{Decider, Event};
 use kefu_eventlog::{Actor, ActorKind, EventLog, Metadata, Position, RecordedEvent};
 use kefu_projections::queues::{AgentRow, WaitingEntry};
 use kefu_projections::{ProjectionError, ReadModels};
@@ -232,27 +234,19 @@ impl<L: EventLog> Reactor for Assigner<L> {
     async fn react(&mut self, events: &[RecordedEvent]) -> Result<(), WorkerError> {
         // A close names the seat it frees; the desk releases it right after the close, but
         // that second append can be lost. Releasing is a no-op for a seat already free.
-        for e in events
-            .iter()
-            .filter(|e| e.event_type == "ConversationClosed")
-        {
-            let (Some(agent), Some(conversation)) = (
-                e.payload
-                    .get("released_agent")
-                    .and_then(|a| a.as_str())
-                    .and_then(|a| a.parse::<Uuid>().ok()),
-                <kefu_domain::conversation::ConversationDecider as kefu_domain::Decider>::id_of_stream(
-                    e.stream_id.as_str(),
-                ),
-            ) else {
+        for e in events {
+            let Event::Conversation(ConversationEvent::ConversationClosed(ConversationClosed {
+                released_agent: Some(agent),
+                ..
+            })) = kefu_feed::decode_or_other(e)
+            else {
+                continue;
+            };
+            let Some(conversation) = ConversationDecider::id_of_stream(e.stream_id.as_str()) else {
                 continue;
             };
             let meta = kefu_eventlog::Metadata::caused_by(self.actor.clone(), e);
-            if self
-                .desk
-                .free_seat(AgentId::from_uuid(agent), conversation, &meta)
-                .await?
-            {
+            if self.desk.free_seat(agent, conversation, &meta).await? {
                 tracing::info!(%agent, %conversation, "freed a seat its close left held");
             }
         }

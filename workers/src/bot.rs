@@ -22,12 +22,13 @@ use kefu_bot::faq::{Decision, Entry, Faq, FaqAnswer, Thresholds};
 use kefu_bot::kb;
 use kefu_bot::transfer::{self, Request};
 use kefu_domain::conversation::{
-    AnswerCandidate, BotAnswerInput, ConversationCommand as C, ConversationDecider, HandoffReason,
+    AnswerCandidate, BotAnswerInput, ConversationCommand as C, ConversationDecider,
+    ConversationEvent, CustomerTurnRecorded, HandoffReason,
 };
 use kefu_domain::ids::{ConversationId, KnowledgeEntryId, MessageId};
 use kefu_domain::knowledge::{KnowledgeDecider, KnowledgeEntry, KnowledgeState};
 use kefu_domain::switches::Switch;
-use kefu_domain::{Decider, DomainError};
+use kefu_domain::{Decider, DomainError, Event};
 use kefu_eventlog::{
     Actor, ActorKind, EventLog, Metadata, Position, RecordedEvent, StreamId, read_whole_stream,
 };
@@ -101,9 +102,8 @@ impl<L: EventLog> BotWorker<L> {
 
     /// Folds a knowledge-base event into the bot's copy of the knowledge base.
     async fn learn(&mut self, e: &RecordedEvent) -> Result<(), WorkerError> {
-        if !e.event_type.starts_with("KnowledgeEntry") {
-            return Ok(());
-        }
+        // Only the stream matters: the entry is loaded whole below, so the event is not decoded
+        // (this runs over the whole log at every start).
         let Some(id) = KnowledgeDecider::id_of_stream(e.stream_id.as_str()) else {
             return Ok(());
         };
@@ -180,19 +180,15 @@ impl<L: EventLog> BotWorker<L> {
     }
 
     /// Answers one customer turn.
-    async fn answer(&mut self, e: &RecordedEvent) -> Result<(), WorkerError> {
+    async fn answer(
+        &mut self,
+        e: &RecordedEvent,
+        turn: &CustomerTurnRecorded,
+    ) -> Result<(), WorkerError> {
         let Some(conversation) = ConversationDecider::id_of_stream(e.stream_id.as_str()) else {
             return Ok(());
         };
-        let (Some(message), Some(text)) = (
-            e.payload["message"]
-                .as_str()
-                .and_then(|m| m.parse::<Uuid>().ok()),
-            e.payload["text"].as_str(),
-        ) else {
-            return Ok(());
-        };
-        let message = MessageId::from_uuid(message);
+        let (message, text) = (turn.message, turn.text.as_str());
         let meta = Metadata::caused_by(self.actor.clone(), e);
         let board = self.desk.switchboard().await?;
         if !board.is_on(Switch::Bot) {
@@ -292,9 +288,13 @@ impl<L: EventLog> BotWorker<L> {
         let events = read_whole_stream(&**self.desk.commands().log(), stream).await?;
         Ok(events
             .iter()
-            .filter(|e| e.version <= version && e.event_type == "CustomerTurnRecorded")
-            .filter_map(|e| e.payload["text"].as_str())
-            .map(emotion::assess)
+            .filter(|e| e.version <= version)
+            .filter_map(|e| match kefu_feed::decode_or_other(e) {
+                Event::Conversation(ConversationEvent::CustomerTurnRecorded(turn)) => {
+                    Some(emotion::assess(&turn.text))
+                }
+                _ => None,
+            })
             .collect())
     }
 
@@ -476,10 +476,12 @@ impl<L: EventLog> Reactor for BotWorker<L> {
 
     async fn react(&mut self, events: &[RecordedEvent]) -> Result<(), WorkerError> {
         for e in events {
-            if e.event_type.starts_with("KnowledgeEntry") {
-                self.learn(e).await?;
-            } else if e.event_type == "CustomerTurnRecorded" {
-                self.answer(e).await?;
+            match kefu_feed::decode_or_other(e) {
+                Event::Knowledge(_) => self.learn(e).await?,
+                Event::Conversation(ConversationEvent::CustomerTurnRecorded(turn)) => {
+                    self.answer(e, &turn).await?
+                }
+                _ => {}
             }
         }
         Ok(())

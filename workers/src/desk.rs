@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use kefu_domain::agent::{AgentCommand, AgentDecider, AgentSnapshot, AgentStatus};
+use kefu_domain::agent::{AgentCommand, AgentDecider, AgentEvent, AgentSnapshot, AgentStatus};
 use kefu_domain::common::{BusinessLine, Channel, Party};
 use kefu_domain::conversation::{
     CloseReason, ConversationCommand as C, ConversationDecider, ConversationEvent,
@@ -31,7 +31,7 @@ use kefu_domain::ticket::{
     TicketCommand, TicketDecider, TicketEdit, TicketKind, TicketOrigin, TicketPriority,
     TicketStatus,
 };
-use kefu_domain::{Decider, DomainError};
+use kefu_domain::{Decider, DomainError, Event};
 use kefu_eventlog::{EventLog, Metadata, Position, RecordedEvent};
 use uuid::Uuid;
 
@@ -506,24 +506,28 @@ impl<L: EventLog> Desk<L> {
         if meta.causation_id == meta.correlation_id {
             return Ok(None);
         }
-        let wanted = conversation.to_string();
         let mut held: Vec<AgentId> = Vec::new();
-        for e in self
+        for mut e in self
             .commands
             .log()
             .read_correlation(meta.correlation_id)
             .await?
         {
-            let (Some(agent), true, true) = (
+            let (Some(agent), true) = (
                 AgentDecider::id_of_stream(e.stream_id.as_str()),
                 e.metadata.causation_id == meta.causation_id,
-                e.payload.get("conversation").and_then(|c| c.as_str()) == Some(&wanted),
             ) else {
                 continue;
             };
-            match e.event_type.as_str() {
-                "AgentChatTaken" => held.push(agent),
-                "AgentChatReleased" => held.retain(|a| *a != agent),
+            match kefu_feed::decode_taking(&mut e) {
+                Event::Agent(AgentEvent::AgentChatTaken(t)) if t.conversation == conversation => {
+                    held.push(agent)
+                }
+                Event::Agent(AgentEvent::AgentChatReleased(r))
+                    if r.conversation == conversation =>
+                {
+                    held.retain(|a| *a != agent)
+                }
                 _ => {}
             }
         }
@@ -567,12 +571,9 @@ impl<L: EventLog> Desk<L> {
         let agent_stream = crate::command::stream_of::<AgentDecider>(agent)?;
         let mut taken_at: std::collections::HashMap<ConversationId, Position> =
             std::collections::HashMap::new();
-        for e in kefu_eventlog::read_whole_stream(&**log, &agent_stream).await? {
-            if e.event_type == "AgentChatTaken"
-                && let Some(c) = e.payload.get("conversation").and_then(|c| c.as_str())
-                && let Ok(c) = c.parse::<Uuid>()
-            {
-                taken_at.insert(ConversationId::from_uuid(c), e.position);
+        for mut e in kefu_eventlog::read_whole_stream(&**log, &agent_stream).await? {
+            if let Event::Agent(AgentEvent::AgentChatTaken(t)) = kefu_feed::decode_taking(&mut e) {
+                taken_at.insert(t.conversation, e.position);
             }
         }
         let held = match self.commands.load::<AgentDecider>(agent).await?.state {

@@ -30,10 +30,11 @@ use kefu_domain::ids::{
 use kefu_domain::probe::{
     MAX_PROBES, ProbeCheck, ProbeCommand, ProbeDecider, ProbeEvent, ProbeReply, ProbeRunCompleted,
 };
-use kefu_domain::{Decider, DomainError, DomainEvent};
+use kefu_domain::{Decider, DomainError, Event};
 use kefu_eventlog::{
     Actor, ActorKind, EventLog, Metadata, Position, StreamId, Subscription, read_whole_stream,
 };
+use kefu_feed::TypedEvent;
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -347,7 +348,10 @@ impl<L: EventLog> Probes<L> {
             if e.stream_id.as_str() != stream {
                 continue;
             }
-            let Ok(event) = ConversationEvent::decode(&e.event_type, e.schema_version, e.payload)
+            let Ok(TypedEvent {
+                event: Event::Conversation(event),
+                ..
+            }) = TypedEvent::decode(e)
             else {
                 continue;
             };
@@ -394,8 +398,8 @@ pub async fn recent_runs<L: EventLog>(
         let stream = StreamId::new(ProbeDecider::stream_id(run))?;
         let mut view: Option<ProbeRunView> = None;
         for e in read_whole_stream(&**desk.commands().log(), &stream).await? {
-            match ProbeEvent::decode(&e.event_type, e.schema_version, e.payload) {
-                Ok(ProbeEvent::ProbeRunStarted(s)) => {
+            match TypedEvent::decode(e).map(|typed| typed.event) {
+                Ok(Event::Probe(ProbeEvent::ProbeRunStarted(s))) => {
                     view = Some(ProbeRunView {
                         run: s.run,
                         slot: s.slot,
@@ -403,16 +407,18 @@ pub async fn recent_runs<L: EventLog>(
                         completed: None,
                     });
                 }
-                Ok(ProbeEvent::ProbeRunCompleted(c)) => {
+                Ok(Event::Probe(ProbeEvent::ProbeRunCompleted(c))) => {
                     if let Some(v) = &mut view {
                         v.completed = Some(c);
                     }
                 }
+                // Another category in a probe stream cannot happen; nothing to show for it.
+                Ok(_) => {}
                 Err(error) => {
                     return Err(CommandError::Load {
                         stream: stream.to_string(),
-                        version: e.version,
-                        source: error,
+                        version: error.version,
+                        source: *error.reason,
                     }
                     .into());
                 }

@@ -5,8 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use kefu_domain::conversation::{ConversationDecider, ConversationEvent};
-use kefu_domain::{Decider, DomainEvent};
+use kefu_domain::agent::AgentEvent;
+use kefu_domain::conversation::ConversationDecider;
+use kefu_domain::{Decider, DomainEvent, Event};
 use kefu_eventlog::RecordedEvent;
 use uuid::Uuid;
 
@@ -33,18 +34,16 @@ pub fn is_reaction(e: &RecordedEvent) -> bool {
 pub fn repeated_reactions(events: &[RecordedEvent]) -> Vec<Repeated> {
     let mut seen: BTreeMap<(String, String, Uuid), usize> = BTreeMap::new();
     for e in events.iter().filter(|e| is_reaction(e)) {
-        let at = if ConversationDecider::id_of_stream(e.stream_id.as_str()).is_some() {
-            ConversationEvent::decode(&e.event_type, e.schema_version, e.payload.clone())
-                .ok()
-                .and_then(|event| event.reaction_key())
-                .map(|key| (e.stream_id.to_string(), key))
-        } else if e.event_type == "AgentChatTaken" {
+        let at = match kefu_feed::decode(e) {
+            Ok(Event::Conversation(event)) => event
+                .reaction_key()
+                .map(|key| (e.stream_id.to_string(), key)),
             // One seat per queueing, whichever agent's stream it was taken on.
-            e.payload["conversation"]
-                .as_str()
-                .map(|c| (format!("conversation-{c}"), e.event_type.clone()))
-        } else {
-            None
+            Ok(Event::Agent(AgentEvent::AgentChatTaken(taken))) => Some((
+                ConversationDecider::stream_id(taken.conversation),
+                e.event_type.clone(),
+            )),
+            _ => None,
         };
         if let Some((stream, key)) = at {
             *seen

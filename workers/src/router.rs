@@ -28,14 +28,14 @@ use kefu_bot::eval::{Labelled, parse_jsonl};
 use kefu_bot::intent::{IntentModel, IntentParams};
 use kefu_bot::scenario::{self, OrderFacts, Route};
 use kefu_bot::transfer::{self, Request};
-use kefu_domain::Decider;
 use kefu_domain::common::Channel;
 use kefu_domain::conversation::{
-    Conversation, ConversationCommand as C, ConversationDecider, ConversationSnapshot, Features,
-    RoutingReason,
+    Conversation, ConversationCommand as C, ConversationDecider, ConversationEvent,
+    ConversationSnapshot, Features, HandoffReason, RoutingReason,
 };
 use kefu_domain::ids::{QueueId, ScenarioCode};
 use kefu_domain::switches::Switch;
+use kefu_domain::{Decider, Event};
 use kefu_eventlog::{Actor, ActorKind, EventLog, Metadata, RecordedEvent, read_whole_stream};
 use kefu_projections::ReadModels;
 use kefu_projections::queues::QueueRow;
@@ -196,8 +196,12 @@ impl<L: EventLog> Router<L> {
     }
 
     /// Whether the hand-off `e` came from the customer asking to complain in their latest turn.
-    async fn asked_to_complain(&self, e: &RecordedEvent) -> Result<bool, WorkerError> {
-        if e.payload["reason"].as_str() != Some("customer_asked") {
+    async fn asked_to_complain(
+        &self,
+        e: &RecordedEvent,
+        reason: HandoffReason,
+    ) -> Result<bool, WorkerError> {
+        if reason != HandoffReason::CustomerAsked {
             return Ok(false);
         }
         let events = read_whole_stream(&**self.desk.commands().log(), &e.stream_id).await?;
@@ -205,9 +209,11 @@ impl<L: EventLog> Router<L> {
             .iter()
             .rev()
             .filter(|x| x.version < e.version)
-            .find(|x| x.event_type == "CustomerTurnRecorded")
-            .and_then(|x| x.payload["text"].as_str())
-            .and_then(transfer::request)
+            .find_map(|x| match kefu_feed::decode_or_other(x) {
+                Event::Conversation(ConversationEvent::CustomerTurnRecorded(turn)) => Some(turn),
+                _ => None,
+            })
+            .and_then(|turn| transfer::request(&turn.text))
             == Some(Request::Complaint))
     }
 
@@ -362,9 +368,14 @@ impl<L: EventLog> Reactor for Router<L> {
 
     async fn react(&mut self, events: &[RecordedEvent]) -> Result<(), WorkerError> {
         for e in events {
+            let Event::Conversation(event) = kefu_feed::decode_or_other(e) else {
+                continue;
+            };
             let wanted = matches!(
-                e.event_type.as_str(),
-                "ConversationStarted" | "CustomerTurnRecorded" | "HandedToHuman"
+                event,
+                ConversationEvent::ConversationStarted(_)
+                    | ConversationEvent::CustomerTurnRecorded(_)
+                    | ConversationEvent::HandedToHuman(_)
             );
             if !wanted {
                 continue;
@@ -376,26 +387,22 @@ impl<L: EventLog> Reactor for Router<L> {
                 continue;
             }
             let meta = Metadata::caused_by(self.actor.clone(), e);
-            match e.event_type.as_str() {
-                "ConversationStarted" => self.predict(&conv, None, &meta).await?,
-                "CustomerTurnRecorded" => {
+            match event {
+                ConversationEvent::CustomerTurnRecorded(turn) => {
                     // Only the first message refines the prediction; later ones are the
                     // conversation, not the request.
                     let first = conv.turns.iter().find(|t| {
                         matches!(t.speaker, kefu_domain::conversation::Speaker::Customer)
                     });
-                    let is_first = first.is_some_and(|t| {
-                        Some(t.message.to_string())
-                            == e.payload["message"].as_str().map(str::to_owned)
-                    });
-                    if is_first && let Some(text) = e.payload["text"].as_str() {
-                        self.predict(&conv, Some(text), &meta).await?;
+                    if first.is_some_and(|t| t.message == turn.message) {
+                        self.predict(&conv, Some(&turn.text), &meta).await?;
                     }
                 }
-                _ => {
-                    let complaint = self.asked_to_complain(e).await?;
+                ConversationEvent::HandedToHuman(handed) => {
+                    let complaint = self.asked_to_complain(e, handed.reason).await?;
                     self.route(&conv, complaint, &meta).await?
                 }
+                _ => self.predict(&conv, None, &meta).await?,
             }
         }
         Ok(())

@@ -6,9 +6,9 @@
 //! the domain against its stream (offered long enough ago, not answered, not reopened).
 
 use chrono::Duration;
-use kefu_domain::conversation::{ConversationDecider, MIN_SURVEY_REMINDER_SECS};
+use kefu_domain::conversation::{ConversationDecider, ConversationEvent, MIN_SURVEY_REMINDER_SECS};
 use kefu_domain::ids::ConversationId;
-use kefu_domain::{Decider, DomainError};
+use kefu_domain::{Decider, DomainError, Event};
 use kefu_eventlog::{Actor, ActorKind, EventLog, Metadata, RecordedEvent};
 use kefu_projections::ReadModels;
 use uuid::Uuid;
@@ -45,10 +45,12 @@ impl<L: EventLog> Reactor for SurveyOffers<L> {
     }
 
     async fn react(&mut self, events: &[RecordedEvent]) -> Result<(), WorkerError> {
-        for e in events
-            .iter()
-            .filter(|e| e.event_type == "ConversationClosed")
-        {
+        for e in events.iter().filter(|e| {
+            matches!(
+                kefu_feed::decode_or_other(e),
+                Event::Conversation(ConversationEvent::ConversationClosed(_))
+            )
+        }) {
             let Some(conversation) = ConversationDecider::id_of_stream(e.stream_id.as_str()) else {
                 continue;
             };

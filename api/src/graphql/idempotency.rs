@@ -210,8 +210,8 @@ pub enum IdOf {
     Nothing,
     /// The id of the decisive event's stream (what the mutation created).
     Stream,
-    /// A field of the decisive event's payload (a message's id).
-    Payload(&'static str),
+    /// The message the decisive event records.
+    Message,
     /// Known before the mutation ran (an order's id).
     Known(String),
 }
@@ -234,11 +234,12 @@ pub fn recover(effect: &Effect, correlation: Uuid, events: &[RecordedEvent]) -> 
     let id = match &effect.id {
         IdOf::Nothing => None,
         IdOf::Stream => Some(decisive.stream_id.entity_id().to_owned()),
-        IdOf::Payload(field) => decisive
-            .payload
-            .get(*field)
-            .and_then(serde_json::Value::as_str)
-            .map(str::to_owned),
+        IdOf::Message => match kefu_feed::decode(decisive) {
+            Ok(kefu_domain::Event::Conversation(event)) => {
+                event.message().map(|message| message.to_string())
+            }
+            _ => None,
+        },
         IdOf::Known(id) => Some(id.clone()),
     };
     Some(Receipt {

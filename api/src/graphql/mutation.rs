@@ -238,7 +238,7 @@ impl Mutation {
             idempotency_key,
             Effect {
                 category: CONVERSATION,
-                id: IdOf::Payload("message"),
+                id: IdOf::Message,
             },
             move |api, caller| async move {
                 let (api, caller) = (&*api, &caller);

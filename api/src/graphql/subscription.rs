@@ -8,17 +8,19 @@ use async_graphql::{Context, Result, Subscription as SubscriptionRoot};
 use futures_util::Stream;
 use futures_util::future::BoxFuture;
 use futures_util::stream::unfold;
-use kefu_domain::Decider;
 use kefu_domain::agent::AgentDecider;
+use kefu_domain::conversation::{ConversationDecider, ConversationEvent};
 use kefu_domain::ids::{ConversationId, QueueId, TicketId};
 use kefu_domain::queue::QueueDecider;
+use kefu_domain::ticket::{TicketDecider, TicketEvent};
+use kefu_domain::{Decider, DomainEvent as _, Event as Typed};
 use kefu_eventlog::RecordedEvent;
 
 use super::policy::{self, Root, require};
 use super::types::Event;
 use super::{ApiError, api, caller, uuid};
 use crate::auth::Role;
-use crate::hub::{Delivery, Feed, Interest};
+use crate::hub::{Delivery, Feed, HubEvent, Interest};
 
 pub struct Subscription;
 
@@ -59,7 +61,7 @@ struct Watch {
 /// with a `FORBIDDEN` error and delivers nothing more.
 fn filtered(
     rx: Feed,
-    keep: impl Fn(&RecordedEvent) -> bool + Send + 'static,
+    keep: impl Fn(&HubEvent) -> bool + Send + 'static,
     watch: Option<Watch>,
 ) -> impl Stream<Item = Result<Event>> {
     unfold(Some((rx, keep, watch)), |state| async move {
@@ -68,7 +70,7 @@ fn filtered(
             match rx.recv().await {
                 Delivery::Event(e) => {
                     if let Some(w) = &watch
-                        && (w.changes)(&e)
+                        && (w.changes)(&e.recorded)
                         && let Err(lost) = (w.recheck)().await
                     {
                         let error = match lost {
@@ -80,7 +82,7 @@ fn filtered(
                         return Some((Err(error.into()), None));
                     }
                     if keep(&e) {
-                        return Some((Ok(Event::from(&*e)), Some((rx, keep, watch))));
+                        return Some((Ok(Event::from(&e.recorded)), Some((rx, keep, watch))));
                     }
                 }
                 Delivery::Lagged => {
@@ -130,7 +132,7 @@ async fn conversation_feed(
     let (api, caller) = (api(ctx), caller(ctx)?);
     let id = ConversationId::from_uuid(uuid("conversationId", conversation_id)?);
     policy::conversation(api, caller, id).await?;
-    let stream = format!("conversation-{id}");
+    let stream = ConversationDecider::stream_id(id);
     let desk = caller.principal.role != Role::Customer;
     // A customer's own conversation stays theirs; the help desk's access follows the chat.
     let watch = desk.then(|| {
@@ -147,13 +149,11 @@ async fn conversation_feed(
     });
     Ok(filtered(
         api.hub.subscribe(&Interest::streams([stream.clone()])),
-        move |e| e.stream_id.as_str() == stream && keep(desk, e.event_type.as_str()),
+        move |e: &HubEvent| {
+            e.recorded.stream_id.as_str() == stream && keep(desk, e.recorded.event_type.as_str())
+        },
         watch,
     ))
-}
-
-fn queue_of(e: &RecordedEvent) -> Option<&str> {
-    e.payload.get("queue").and_then(|q| q.as_str())
 }
 
 #[SubscriptionRoot]
@@ -206,7 +206,7 @@ impl Subscription {
             }
         };
         // Conversations of any queue, and the agent's and queues' own streams for the watch.
-        let mut interest = Interest::default().and_category("conversation");
+        let mut interest = Interest::default().and_category(ConversationEvent::CATEGORY);
         let watch = if p.role == Role::Supervisor {
             if let Some(q) = asked.iter().find(|q| !p.queues.contains(*q)) {
                 return Err(
@@ -241,9 +241,9 @@ impl Subscription {
         };
         Ok(filtered(
             api.hub.subscribe(&interest),
-            move |e| {
-                e.stream_id.as_str().starts_with("conversation-")
-                    && queue_of(e).is_some_and(|q| asked.contains(q))
+            move |e: &HubEvent| match &e.event {
+                Typed::Conversation(c) => c.queue().is_some_and(|q| asked.contains(&q.to_string())),
+                _ => false,
             },
             watch,
         ))
@@ -264,7 +264,8 @@ impl Subscription {
         let watch = match only {
             Some(id) => {
                 policy::ticket(api, caller, id).await?;
-                let (api, caller, stream) = (api.clone(), caller.clone(), format!("ticket-{id}"));
+                let (api, caller, stream) =
+                    (api.clone(), caller.clone(), TicketDecider::stream_id(id));
                 Some(Watch {
                     changes: Box::new(move |e: &RecordedEvent| {
                         e.stream_id.as_str() == stream
@@ -284,16 +285,16 @@ impl Subscription {
                 .into());
             }
         };
-        let only = only.map(|id| format!("ticket-{id}"));
+        let only = only.map(TicketDecider::stream_id);
         let interest = match &only {
             Some(stream) => Interest::streams([stream.clone()]),
-            None => Interest::default().and_category("ticket"),
+            None => Interest::default().and_category(TicketEvent::CATEGORY),
         };
         Ok(filtered(
             api.hub.subscribe(&interest),
-            move |e| match &only {
-                Some(stream) => e.stream_id.as_str() == stream,
-                None => e.stream_id.as_str().starts_with("ticket-"),
+            move |e: &HubEvent| match &only {
+                Some(stream) => e.recorded.stream_id.as_str() == stream,
+                None => e.recorded.stream_id.category() == TicketEvent::CATEGORY,
             },
             watch,
         ))

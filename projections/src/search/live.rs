@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kefu_domain::switches::{SWITCHBOARD, Switch, SwitchBoardDecider, SwitchEvent};
-use kefu_domain::{Decider, DomainEvent};
+use kefu_domain::{Decider, Event};
 use kefu_eventlog::storage::{self, Target};
 use kefu_eventlog::{EventLog, Position, RecordedEvent, StreamId, Subscription, read_whole_stream};
 use tokio::sync::watch;
@@ -199,7 +199,7 @@ async fn with_index<T: Send + 'static>(
 }
 
 /// Applies a batch, passing over events the index cannot take (see
-/// `Decoded::decode_or_skip` for why one bad event must not stop it).
+/// `kefu_feed::decode_or_other` for why one bad event must not stop it).
 fn apply_all(index: &mut SearchIndex, events: &[RecordedEvent]) -> Result<(), SearchError> {
     for e in events {
         if e.position < index.resume_from() {
@@ -450,13 +450,13 @@ struct Outputs<'a> {
 
 /// Whether `e` flips search indexing, and to where.
 fn indexing_flip(e: &RecordedEvent) -> Option<bool> {
-    if e.event_type != "SwitchFlipped"
-        || SwitchBoardDecider::id_of_stream(e.stream_id.as_str()).is_none()
-    {
-        return None;
-    }
-    match SwitchEvent::decode(&e.event_type, e.schema_version, e.payload.clone()) {
-        Ok(SwitchEvent::SwitchFlipped(f)) if f.switch == Switch::SearchIndexing => Some(f.on),
+    SwitchBoardDecider::id_of_stream(e.stream_id.as_str())?;
+    match kefu_feed::decode(e) {
+        Ok(Event::Switches(SwitchEvent::SwitchFlipped(f)))
+            if f.switch == Switch::SearchIndexing =>
+        {
+            Some(f.on)
+        }
         _ => None,
     }
 }

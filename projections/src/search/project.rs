@@ -3,7 +3,7 @@
 use kefu_domain::conversation::{ConversationDecider, ConversationEvent, TransferredTo};
 use kefu_domain::knowledge::{KnowledgeDecider, KnowledgeEvent};
 use kefu_domain::ticket::{FieldChange, TicketDecider, TicketEvent, TicketSource, TicketStatus};
-use kefu_domain::{Decider, DomainEvent};
+use kefu_domain::{Decider, DomainEvent, Event};
 use kefu_eventlog::RecordedEvent;
 use tantivy::collector::TopDocs;
 use tantivy::query::TermQuery;
@@ -17,14 +17,13 @@ use super::record::{
 };
 use super::{SearchError, SearchIndex};
 
-fn decode<E: DomainEvent>(event: &RecordedEvent) -> Result<E, SearchError> {
-    E::decode(
-        &event.event_type,
-        event.schema_version,
-        event.payload.clone(),
-    )
-    .map_err(|e| decode_error(event, e.to_string()))
-}
+/// The categories the index covers. Events of the others only move the position on, and are
+/// not decoded: a rebuild of the index need not pay for them.
+const INDEXED: [&str; 3] = [
+    ConversationEvent::CATEGORY,
+    TicketEvent::CATEGORY,
+    KnowledgeEvent::CATEGORY,
+];
 
 fn decode_error(event: &RecordedEvent, reason: String) -> SearchError {
     SearchError::Decode {
@@ -67,20 +66,15 @@ impl SearchIndex {
     /// The effect is buffered until [`SearchIndex::commit`]. An event that does not decode is
     /// an error and leaves the index as it was before the event.
     pub fn apply(&mut self, event: &RecordedEvent) -> Result<(), SearchError> {
-        match event.stream_id.category() {
-            ConversationEvent::CATEGORY => {
-                let domain_event = decode::<ConversationEvent>(event)?;
-                self.apply_conversation(event, domain_event)?;
+        if INDEXED.contains(&event.stream_id.category()) {
+            match kefu_feed::decode(event)
+                .map_err(|err| decode_error(event, err.reason.to_string()))?
+            {
+                Event::Conversation(e) => self.apply_conversation(event, e)?,
+                Event::Ticket(e) => self.apply_ticket(event, e)?,
+                Event::Knowledge(e) => self.apply_knowledge(event, e)?,
+                _ => {}
             }
-            TicketEvent::CATEGORY => {
-                let domain_event = decode::<TicketEvent>(event)?;
-                self.apply_ticket(event, domain_event)?;
-            }
-            KnowledgeEvent::CATEGORY => {
-                let domain_event = decode::<KnowledgeEvent>(event)?;
-                self.apply_knowledge(event, domain_event)?;
-            }
-            _ => {}
         }
         if self.applied.is_none_or(|applied| event.position > applied) {
             self.applied = Some(event.position);
