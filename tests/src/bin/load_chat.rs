@@ -364,17 +364,26 @@ struct Tally {
     errors: Vec<String>,
 }
 
-/// One chat: its window opens, its turns go out when due, each waits for the bot's reply.
-async fn chat(
+/// What every chat shares.
+struct Run {
     http: Arc<Http>,
-    token: String,
     lines: Arc<Vec<String>>,
-    due: Vec<Instant>,
-    first_line: usize,
     reply_timeout: Duration,
+    /// Turns due before this are warm-up, not counted.
     measured_from: Instant,
     tally: Arc<Mutex<Tally>>,
-) {
+}
+
+/// One chat: its window opens, its turns go out when due, each waits for the bot's reply.
+async fn chat(run: Arc<Run>, token: String, due: Vec<Instant>, first_line: usize) {
+    let Run {
+        http,
+        lines,
+        reply_timeout,
+        measured_from,
+        tally,
+    } = &*run;
+    let (reply_timeout, measured_from) = (*reply_timeout, *measured_from);
     let fail = |why: String| {
         let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
         t.failed += 1;
@@ -534,14 +543,19 @@ async fn main() -> anyhow::Result<()> {
     }
     let rss_windows = server.rss();
 
-    let tally = Arc::new(Mutex::new(Tally::default()));
     let total_turns = (args.rate * args.secs).round() as usize;
     let chats = total_turns.div_ceil(args.turns);
     // Chats open a second before their first turn, so a window is up when it is due.
     let lead = Duration::from_secs(1);
     let t0 = Instant::now() + lead;
     // Turns due in the warm-up go out like the others and are not counted.
-    let measured_from = t0 + args.warmup;
+    let run = Arc::new(Run {
+        http: http.clone(),
+        lines: lines.clone(),
+        reply_timeout: args.reply_timeout,
+        measured_from: t0 + args.warmup,
+        tally: Arc::new(Mutex::new(Tally::default())),
+    });
     let (server_cpu0, own_cpu0) = (server.cpu(), cpu_of("/proc/self/stat"));
     let mut tasks = Vec::new();
     for c in 0..chats {
@@ -553,26 +567,10 @@ async fn main() -> anyhow::Result<()> {
             .map(|k| first + args.gap * k as u32)
             .collect();
         let opens = first.checked_sub(lead).unwrap_or(first);
-        let (http, token, lines, tally) = (
-            http.clone(),
-            tokens[c % tokens.len()].clone(),
-            lines.clone(),
-            tally.clone(),
-        );
-        let reply_timeout = args.reply_timeout;
+        let (run, token) = (run.clone(), tokens[c % tokens.len()].clone());
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep_until(opens.into()).await;
-            chat(
-                http,
-                token,
-                lines,
-                due,
-                c * 7,
-                reply_timeout,
-                measured_from,
-                tally,
-            )
-            .await;
+            chat(run, token, due, c * 7).await;
         }));
     }
     for t in tasks {
@@ -594,7 +592,7 @@ async fn main() -> anyhow::Result<()> {
             .await?;
     }
 
-    let mut t = std::mem::take(&mut *tally.lock().unwrap_or_else(|p| p.into_inner()));
+    let mut t = std::mem::take(&mut *run.tally.lock().unwrap_or_else(|p| p.into_inner()));
     t.send_ms.sort_by(f64::total_cmp);
     t.reply_ms.sort_by(f64::total_cmp);
     let store = if args.store.is_some() {
