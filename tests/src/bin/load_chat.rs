@@ -21,13 +21,15 @@
 //! arriving on the window (its reply, or its hand-off to a person, which ends the chat's bot
 //! part; 0 when the answer came first), answers that never came within
 //! `--reply-timeout-ms`, failures, and the CPU the server and this generator used over the
-//! load (both share the machine; so does PostgreSQL, which is not counted). Turns due in the
-//! first `--warmup-secs` (5) go out and are not counted.
+//! load (both share the machine; so does PostgreSQL, which is not counted). Before the
+//! clock starts, one chat is answered end to end (what the server does once, at its first
+//! turn, is not load); turns due in the first `--warmup-secs` go out and are not counted.
 //!
 //! Options: `--kefu PATH` (required), `--store URL` (default: the embedded store), `--rate R`
 //! turns/s (18), `--secs S` (60), `--windows N` (0), `--turns T` (3), `--gap-ms G` (4000),
 //! `--customers C` tokens shared by the chats (20), `--kb FILE` (bot/data/demo-kb.jsonl: the
 //! questions asked are its questions and paraphrases), `--reply-timeout-ms` (10000),
+//! `--warmup-secs` (5),
 //! `--json` (one JSON line instead of the table).
 
 use std::io::{BufRead, BufReader};
@@ -104,7 +106,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Args> {
             "--json" => a.json = true,
             "-h" | "--help" => {
                 println!(
-                    "load_chat --kefu PATH [--store URL] [--rate R] [--secs S] [--windows N] [--turns T] [--gap-ms G] [--customers C] [--kb FILE] [--reply-timeout-ms MS] [--json]"
+                    "load_chat --kefu PATH [--store URL] [--rate R] [--secs S] [--windows N] [--turns T] [--gap-ms G] [--customers C] [--kb FILE] [--reply-timeout-ms MS] [--warmup-secs W] [--json]"
                 );
                 std::process::exit(0);
             }
@@ -415,13 +417,17 @@ async fn chat(run: Arc<Run>, token: String, due: Vec<Instant>, first_line: usize
         }
         let send_ms = returned.duration_since(at).as_secs_f64() * 1e3;
         // The bot's answer to this turn is its first reply or hand-off after the turn.
+        let mut saw: Vec<String> = Vec::new();
         let reply = tokio::time::timeout(reply_timeout, async {
             let mut seen_turn = false;
             while let Some((kind, arrived)) = window.events.recv().await {
+                saw.push(kind.clone());
                 match kind.as_str() {
                     "CustomerTurnRecorded" => seen_turn = true,
-                    "BotTurnRecorded" if seen_turn => return Some((arrived, false)),
-                    "HandedToHuman" if seen_turn => return Some((arrived, true)),
+                    "BotTurnRecorded" if seen_turn => return Some((Some(arrived), false)),
+                    "HandedToHuman" if seen_turn => return Some((Some(arrived), true)),
+                    // A hand-off that followed the turn before: a person answers this one.
+                    "HandedToHuman" => return Some((None, true)),
                     _ => {}
                 }
             }
@@ -431,13 +437,20 @@ async fn chat(run: Arc<Run>, token: String, due: Vec<Instant>, first_line: usize
         .ok()
         .flatten();
         let counted = at >= measured_from;
+        if send_ms > 1000.0 {
+            let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
+            if t.errors.len() < 5 {
+                t.errors
+                    .push(format!("turn {k} ({text:?}) took {send_ms:.0} ms to send"));
+            }
+        }
         let mut t = tally.lock().unwrap_or_else(|p| p.into_inner());
         if counted {
             t.send_ms.push(send_ms);
         }
         match reply {
             Some((arrived, handed_over)) => {
-                if counted {
+                if counted && let Some(arrived) = arrived {
                     t.reply_ms
                         .push(arrived.saturating_duration_since(returned).as_secs_f64() * 1e3);
                 }
@@ -447,7 +460,15 @@ async fn chat(run: Arc<Run>, token: String, due: Vec<Instant>, first_line: usize
                     break;
                 }
             }
-            None if counted => t.no_reply += 1,
+            None if counted => {
+                t.no_reply += 1;
+                if t.errors.len() < 5 {
+                    t.errors.push(format!(
+                        "no answer to {text:?} within {} ms (sent in {send_ms:.0} ms; the window showed {saw:?})",
+                        reply_timeout.as_millis()
+                    ));
+                }
+            }
             None => {}
         }
     }
@@ -530,6 +551,30 @@ async fn main() -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // One chat answered end to end before the clock starts: what a server does once, at its
+    // first turn (the router's model, the bot's knowledge base), is not load.
+    let primed = Instant::now();
+    let token = &tokens[0];
+    let id = http.post(token, START, json!({})).await?["startConversation"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let mut window = open_window(&server.addr, token, &id).await?;
+    http.post(token, SEND, json!({ "c": id, "t": lines[0] }))
+        .await?;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(300), window.events.recv()).await {
+            Ok(Some((kind, _))) if kind == "BotTurnRecorded" || kind == "HandedToHuman" => break,
+            Ok(Some(_)) => continue,
+            _ => bail!("the first turn was never answered"),
+        }
+    }
+    let _ = window.closer.send(());
+    eprintln!(
+        "primed: the first turn answered in {:.1} s",
+        primed.elapsed().as_secs_f64()
+    );
 
     let rss_before = server.rss();
     let mut idle = Vec::new();
