@@ -390,6 +390,13 @@ pub async fn run(store: &StoreArgs, args: ServeArgs) -> Result<()> {
         "GraphiQL: http://{local}/graphiql ; GraphQL: http://{local}/graphql ; a development token: `{}`",
         token_command(store, &args.secret)
     );
+    // Small answers go out at once: with Nagle's algorithm a WebSocket frame written in two
+    // parts waited for the client's delayed ACK (about 40 ms).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let served = axum::serve(listener, router(app))
         .with_graceful_shutdown(shutdown_signal())
         .await

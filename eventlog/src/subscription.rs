@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::watch;
 
@@ -19,7 +20,12 @@ pub struct Subscription<L: EventLog> {
     signal: watch::Receiver<Position>,
     page: usize,
     caught_up: bool,
+    /// The last wait for an append of this process to settle (zero when none is awaited).
+    settling: Duration,
 }
+
+/// The first wait for an append of this process that is committed but not yet settled.
+const SETTLE_FIRST: Duration = Duration::from_millis(1);
 
 impl<L: EventLog> Subscription<L> {
     /// Delivers every event at a position `>= from`, then follows the log live.
@@ -32,6 +38,7 @@ impl<L: EventLog> Subscription<L> {
             signal,
             page: DEFAULT_PAGE,
             caught_up: false,
+            settling: Duration::ZERO,
         }
     }
 
@@ -65,12 +72,23 @@ impl<L: EventLog> Subscription<L> {
             }
             // Mark the signal seen before reading, so an append that lands after the read
             // wakes the wait below instead of being missed until the next poll.
-            self.signal.borrow_and_update();
+            let appended = *self.signal.borrow_and_update();
             if self.fill().await? {
+                self.settling = Duration::ZERO;
                 continue;
             }
             self.caught_up = true;
             let poll = self.log.poll_interval();
+            // An append of this process lies ahead and the read did not reach it: it is
+            // committed but not settled yet (on PostgreSQL a transaction that began before it,
+            // anywhere in the cluster, is still open; its end signals nothing here). Look
+            // again soon, doubling from a millisecond, instead of at the next poll.
+            let wait = if appended >= self.next {
+                self.settling = (self.settling * 2).clamp(SETTLE_FIRST, poll);
+                self.settling
+            } else {
+                poll
+            };
             tokio::select! {
                 changed = self.signal.changed() => {
                     if changed.is_err() {
@@ -78,7 +96,7 @@ impl<L: EventLog> Subscription<L> {
                         tokio::time::sleep(poll).await;
                     }
                 }
-                _ = tokio::time::sleep(poll) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
         }
     }

@@ -199,6 +199,48 @@ async fn progress_names_the_transaction_holding_the_settled_head() {
     h.cleanup().await;
 }
 
+/// An append this process made that waits behind a transaction held elsewhere reaches a
+/// subscription soon after that transaction ends, though its end signals nothing here and
+/// the poll is an hour away.
+#[tokio::test]
+async fn a_local_append_held_back_is_delivered_when_it_settles_without_waiting_for_the_poll() {
+    let Some(mut config) = pg::fresh_config().await else {
+        return;
+    };
+    let schema = config.schema.clone().unwrap();
+    config.poll_interval = std::time::Duration::from_secs(3600);
+    let log = Arc::new(PostgresLog::open(config).await.unwrap());
+    let holder = pg::client().await;
+    holder
+        .batch_execute("BEGIN; SELECT pg_current_xact_id()")
+        .await
+        .unwrap();
+    let written = log
+        .append(
+            &contract::stream("conversation-held"),
+            ExpectedVersion::NoStream,
+            contract::events(0..1),
+        )
+        .await
+        .unwrap();
+    let mut sub = kefu_eventlog::Subscription::new(log.clone(), Position::START);
+    let held = tokio::time::timeout(std::time::Duration::from_millis(200), sub.next()).await;
+    assert!(held.is_err(), "held back while the transaction is open");
+    let next = tokio::spawn(async move { sub.next().await.map(|e| e.position) });
+    // Give the subscription time to find the event unsettled again (the test passes either
+    // way once the fix is in; without it, this is what makes it hang on the poll).
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    let delivered = tokio::time::timeout(std::time::Duration::from_secs(60), next)
+        .await
+        .expect("delivered long before the hour's poll")
+        .unwrap()
+        .unwrap();
+    assert_eq!(delivered, written.last_position);
+    drop(log);
+    pg::drop_schema(&schema).await;
+}
+
 /// Two processes starting at once must not both try to create the schema.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn migrations_are_safe_to_run_concurrently_and_twice() {
