@@ -320,7 +320,7 @@ async fn killed_twice_under_load_on_the_embedded_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_twice_under_load_on_postgres() {
-    let Some((schema, url)) = server::postgres_store().await else {
+    let Some((schema, url)) = kefu_eventlog::testing::fresh_schema_url().await else {
         return;
     };
     chaos(Some(&url), async |_: &Server| {

@@ -201,16 +201,9 @@ fn a_reused_event_id_is_refused_on_the_embedded_store() {
 #[tokio::test]
 async fn a_reused_event_id_is_refused_on_postgres() {
     use kefu_eventlog::testing;
-    if !testing::available().await {
+    let Some((schema, url)) = testing::fresh_schema_url().await else {
         return;
-    }
-    let schema = testing::fresh_schema();
-    testing::client()
-        .await
-        .batch_execute(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .unwrap();
-    let url = format!("{}?options=-c%20search_path%3D{schema}", testing::url());
+    };
     let dir = tempfile::tempdir().unwrap();
     a_reused_event_id_is_refused(dir.path(), &["--store", &url]);
     testing::drop_schema(&schema).await;

@@ -924,7 +924,7 @@ fn first_response_breaches(ledger: &Ledger, chat: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_day_of_traffic_with_the_assigner_killed_and_restarted() {
-    let Some((schema, store_url)) = server::postgres_store().await else {
+    let Some((schema, store_url)) = kefu_eventlog::testing::fresh_schema_url().await else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

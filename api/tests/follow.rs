@@ -35,16 +35,7 @@ struct Store {
 
 impl Store {
     async fn new() -> Option<Store> {
-        if !testing::available().await {
-            return None;
-        }
-        let schema = testing::fresh_schema();
-        testing::client()
-            .await
-            .batch_execute(&format!("CREATE SCHEMA {schema}"))
-            .await
-            .unwrap();
-        let direct = format!("{}?options=-c%20search_path%3D{schema}", testing::url());
+        let (schema, direct) = testing::fresh_schema_url().await?;
         let proxy = Proxy::start(upstream(&direct)).await;
         let log = StoreConfig::from_url(&direct)
             .unwrap()
@@ -243,15 +234,7 @@ async fn a_follower_waits_out_an_outage_and_prints_every_event_once_in_order() {
         f.said("the store is back")
     });
     sent.extend(store.append(3).await);
-    // Everything before the marker has been printed by the time it is: nothing more can
-    // come, so the count below is final without waiting on a clock.
-    let marker = store.append(1).await;
-    follower.wait_for_event(&marker[0]);
-    sent.extend(marker);
-
-    assert_eq!(follower.ids(), sent, "every event exactly once, in order");
-    drop(follower);
-    store.drop_schema().await;
+    printed_exactly_once(follower, store, sent).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -271,10 +254,16 @@ async fn a_follower_started_while_the_store_is_down_waits_for_it() {
         f.said("the store is up")
     });
     sent.extend(store.append(2).await);
+    printed_exactly_once(follower, store, sent).await;
+}
+
+/// Asserts the follower printed `sent`, every event exactly once and in order. A marker is
+/// written and waited for first: everything before it has been printed by the time it is, so
+/// nothing more can come and the comparison is final without waiting on a clock.
+async fn printed_exactly_once(mut follower: Follower, store: Store, mut sent: Vec<String>) {
     let marker = store.append(1).await;
     follower.wait_for_event(&marker[0]);
     sent.extend(marker);
-
     assert_eq!(follower.ids(), sent, "every event exactly once, in order");
     drop(follower);
     store.drop_schema().await;

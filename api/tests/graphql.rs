@@ -729,7 +729,7 @@ async fn scripted_day_by_hand_on_the_embedded_store() {
 }
 
 async fn on_postgres(workers: bool) {
-    let Some((schema, url)) = server::postgres_store().await else {
+    let Some((schema, url)) = kefu_eventlog::testing::fresh_schema_url().await else {
         return;
     };
     {

@@ -4,11 +4,14 @@
 //! again, then catches up. Nothing waits for a duration: every wait is for a condition,
 //! bounded by `HANG`.
 
+#[path = "common/mounts.rs"]
+mod mounts;
 mod server;
 
 use std::future::Future;
 use std::time::Instant;
 
+use mounts::{Mount, fill, root};
 use serde_json::json;
 use server::{HANG, Server};
 
@@ -77,7 +80,7 @@ async fn send(server: &Server, customer: &str, conversation: &str, text: &str) -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transaction_held_open_is_reported_as_a_stall_naming_its_session() {
-    let Some((schema, url)) = server::postgres_store().await else {
+    let Some((schema, url)) = kefu_eventlog::testing::fresh_schema_url().await else {
         return;
     };
     let server = Server::start(
@@ -164,62 +167,6 @@ async fn a_transaction_held_open_is_reported_as_a_stall_naming_its_session() {
     kefu_eventlog::testing::drop_schema(&schema).await;
 }
 
-/// Root only (a tmpfs mount); CI runs as root.
-fn root() -> bool {
-    let out = std::process::Command::new("id").arg("-u").output().unwrap();
-    let root = String::from_utf8_lossy(&out.stdout).trim() == "0";
-    if !root {
-        assert!(
-            std::env::var("CI").map_or(true, |v| v != "true"),
-            "CI must run this test as root (it mounts a small tmpfs)"
-        );
-        eprintln!("skipped: mounting a tmpfs needs root");
-    }
-    root
-}
-
-/// A small tmpfs, unmounted when dropped.
-struct Mount(std::path::PathBuf);
-
-impl Mount {
-    fn tmpfs(at: &std::path::Path, size: &str) -> Mount {
-        std::fs::create_dir_all(at).unwrap();
-        let out = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(at)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "mount: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Mount(at.to_owned())
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
-}
-
-/// Fills the file system `file` is on until it refuses another byte.
-fn fill(file: &std::path::Path) {
-    use std::io::Write;
-    let mut f = std::fs::File::create(file).unwrap();
-    let chunk = vec![0u8; 4096];
-    loop {
-        if let Err(e) = f.write_all(&chunk).and_then(|()| f.sync_all()) {
-            assert_eq!(e.raw_os_error(), Some(28), "ENOSPC, not {e}");
-            return;
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_search_writer_stopped_by_a_full_disk_is_reported_then_recovers() {
     if !root() {
@@ -227,7 +174,7 @@ async fn a_search_writer_stopped_by_a_full_disk_is_reported_then_recovers() {
     }
     let dir = tempfile::tempdir().unwrap();
     let search = dir.path().join("data").join("search");
-    let _mount = Mount::tmpfs(&search, "8m");
+    let _mount = Mount::tmpfs(&search, "size=8m");
     let server = Server::start_in(dir, None, &["--stall-after-secs", "1"]);
     let admin = server.token("admin", "ops", &[]);
     let customer = server.token("customer", &uuid::Uuid::now_v7().to_string(), &[]);
@@ -256,7 +203,8 @@ async fn a_search_writer_stopped_by_a_full_disk_is_reported_then_recovers() {
     .await;
 
     let filler = search.join("filler");
-    fill(&filler);
+    let full = fill(&filler);
+    assert_eq!(full.raw_os_error(), Some(28), "ENOSPC, not {full}");
     send(&server, &customer, &conversation, "发票抬头写错了怎么办").await;
     let why = until("/readyz to name the failing search writer", || async {
         let (status, body) = ready(&server).await;

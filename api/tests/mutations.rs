@@ -456,7 +456,7 @@ async fn mutations_on_the_embedded_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mutations_on_postgres() {
-    let Some((schema, url)) = server::postgres_store().await else {
+    let Some((schema, url)) = kefu_eventlog::testing::fresh_schema_url().await else {
         return;
     };
     {

@@ -374,7 +374,7 @@ async fn every_role_times_every_operation() {
 /// The same on PostgreSQL, whose SQL the scoped listings also run on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_role_times_every_operation_on_postgres() {
-    let Some((schema, url)) = server::postgres_store().await else {
+    let Some((schema, url)) = kefu_eventlog::testing::fresh_schema_url().await else {
         return;
     };
     matrix(&Server::start(Some(&url), &SERVE), false).await;

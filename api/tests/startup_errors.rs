@@ -5,46 +5,17 @@
 //! root: they skip, saying so, without it (CI runs them as root).
 
 mod common;
+#[path = "common/mounts.rs"]
+mod mounts;
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use mounts::{Mount, fill, root};
+
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// A secret for `kefu serve`, so it does not need to write one into the data directory.
 const SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-
-fn root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let uid = std::fs::metadata("/proc/self").map(|m| m.uid());
-    if uid.as_ref().is_ok_and(|u| *u == 0) {
-        return true;
-    }
-    eprintln!("skipped: mounting test file systems needs root (running as uid {uid:?})");
-    false
-}
-
-/// A tmpfs mounted on a directory, unmounted when dropped.
-struct Mount(PathBuf);
-
-impl Mount {
-    fn tmpfs(dir: &Path, options: &str) -> Mount {
-        std::fs::create_dir_all(dir).unwrap();
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
-            .arg(dir)
-            .status()
-            .expect("run mount");
-        assert!(status.success(), "mount -o {options} {}", dir.display());
-        Mount(dir.to_owned())
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
 
 /// Runs `c` to its end, which must come (a server that started would not exit).
 fn finished(mut c: Command) -> Output {
@@ -176,12 +147,7 @@ fn a_full_data_directory_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let _mount = Mount::tmpfs(&data, "size=64k");
-    let mut filler = std::fs::File::create(data.join("filler")).unwrap();
-    let full = loop {
-        if let Err(e) = filler.write_all(&[7u8; 4096]) {
-            break e;
-        }
-    };
+    let full = fill(&data.join("filler"));
     assert_eq!(full.kind(), std::io::ErrorKind::StorageFull, "{full}");
     every_opener_names(dir.path(), &data, "no space left on device");
 }

@@ -41,6 +41,22 @@ pub fn fresh_schema() -> String {
     format!("t_{}", uuid::Uuid::now_v7().simple())
 }
 
+/// A fresh schema for a whole process under test (a server, a command) to keep its store in:
+/// its name and the store URL that points there, or None when the test must skip.
+pub async fn fresh_schema_url() -> Option<(String, String)> {
+    if !available().await {
+        return None;
+    }
+    let schema = fresh_schema();
+    client()
+        .await
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .expect("create a test schema");
+    let url = format!("{}?options=-c%20search_path%3D{schema}", url());
+    Some((schema, url))
+}
+
 /// A log configuration in a fresh schema, or None when the test must skip.
 pub async fn fresh_config() -> Option<PostgresConfig> {
     if !available().await {

@@ -18,23 +18,6 @@ pub const SECRET: &str = "kefu end-to-end tests use this secret, 32+ bytes";
 /// duration to pass, only for a condition.
 pub const HANG: Duration = Duration::from_secs(60);
 
-/// A fresh PostgreSQL schema for a server: its name and the store URL that points there, or
-/// None when the test must skip (see `kefu_eventlog::testing`).
-pub async fn postgres_store() -> Option<(String, String)> {
-    use kefu_eventlog::testing as pg;
-    if !pg::available().await {
-        return None;
-    }
-    let schema = pg::fresh_schema();
-    pg::client()
-        .await
-        .batch_execute(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .unwrap();
-    let url = format!("{}?options=-c%20search_path%3D{schema}", pg::url());
-    Some((schema, url))
-}
-
 pub struct Server {
     child: Child,
     pub addr: String,
