@@ -1,0 +1,223 @@
+// The customer's chat widget: start a chat (optionally about an order), talk to the bot,
+// ask for a person, wait in line, talk with the agent, rate the service.
+import { useEffect, useState } from "preact/hooks";
+import type { Client } from "../client";
+import {
+  AnswerSurvey,
+  ConversationEvents,
+  MyConversation,
+  type MyConversationResult,
+  MyConversations,
+  RequestHuman,
+  SendMessage,
+  StartConversation,
+} from "../gen/graphql";
+import { type Lang, closeReasonLabel, duration, fill, statusLabel, words } from "../i18n";
+import { describe, time, useEvery, useQuery, useSubscription } from "./live";
+
+type View = MyConversationResult["myConversation"];
+
+export function Chat(props: { client: Client; lang: Lang }) {
+  const { client, lang } = props;
+  const w = words[lang];
+  const [conversation, setConversation] = useState<string | null>(null);
+  const [resumed, setResumed] = useState(false);
+  const [error, setError] = useState("");
+
+  // A chat still open (or waiting for its rating) is resumed after a reload.
+  useEffect(() => {
+    client
+      .run(MyConversations, {})
+      .then((r) => {
+        const open = r.myConversations.nodes.find((c) => c.status !== "CLOSED");
+        if (open) setConversation(open.uuid);
+      })
+      .catch((e: unknown) => setError(describe(e)))
+      .finally(() => setResumed(true));
+  }, []);
+
+  if (!resumed) return null;
+  return (
+    <main class="widget card" data-testid="chat">
+      <h2>{w.chatTitle}</h2>
+      {error && <p class="error" role="alert">{error}</p>}
+      {conversation ? (
+        <Window client={client} lang={lang} id={conversation} onNew={() => setConversation(null)} />
+      ) : (
+        <Start client={client} lang={lang} onStarted={setConversation} onError={setError} />
+      )}
+    </main>
+  );
+}
+
+function Start(props: { client: Client; lang: Lang; onStarted: (id: string) => void; onError: (e: string) => void }) {
+  const w = words[props.lang];
+  const [order, setOrder] = useState(new URLSearchParams(location.search).get("order") ?? "");
+  const [busy, setBusy] = useState(false);
+  return (
+    <form
+      class="start"
+      onSubmit={(e) => {
+        e.preventDefault();
+        setBusy(true);
+        props.client
+          .run(StartConversation, {
+            channel: "WEB",
+            orderId: order.trim() || null,
+            locale: props.lang === "zh" ? "zh-CN" : "en",
+            key: crypto.randomUUID(),
+          })
+          .then((r) => props.onStarted(r.startConversation.id!))
+          .catch((err: unknown) => props.onError(describe(err)))
+          .finally(() => setBusy(false));
+      }}
+    >
+      <label>
+        {w.orderOptional}
+        <input name="order" value={order} onInput={(e) => setOrder((e.target as HTMLInputElement).value)} />
+      </label>
+      <button type="submit" class="primary" disabled={busy} data-testid="start">
+        {w.startChat}
+      </button>
+    </form>
+  );
+}
+
+function Window(props: { client: Client; lang: Lang; id: string; onNew: () => void }) {
+  const { client, lang, id } = props;
+  const w = words[lang];
+  const view = useQuery(client, MyConversation, { id }, [id]);
+  const [text, setText] = useState("");
+  const [error, setError] = useState("");
+  const live = useSubscription(client, ConversationEvents, { conversationId: id }, (d) => view.reload(d.conversationEvents.position), [id]);
+  const c = view.data?.myConversation;
+  // The place in line moves when conversations ahead are served, which are not events of
+  // this conversation; read it again while waiting.
+  useEvery(3000, () => c?.status === "QUEUED" && view.reload(), [c?.status]);
+
+  const act = (p: Promise<{ position?: string | null } | unknown>) =>
+    p.then(() => setError("")).catch((e: unknown) => setError(describe(e)));
+
+  const send = (e: Event) => {
+    e.preventDefault();
+    const t = text.trim();
+    if (!t) return;
+    setText("");
+    act(client.run(SendMessage, { conversationId: id, text: t, messageId: crypto.randomUUID() }).then((r) => view.reload(r.sendMessage.position)));
+  };
+
+  if (!c) return <p class="muted">{view.error || live || "…"}</p>;
+  const open = c.status !== "CLOSED";
+  return (
+    <div class="window">
+      <div class={`status status-${c.status.toLowerCase()}`} data-testid="chat-status" data-status={c.status}>
+        {statusLabel[lang][c.status]}
+        {c.status === "CLOSED" && c.closeReason && ` · ${closeReasonLabel[lang][c.closeReason]}`}
+      </div>
+      <Transcript lang={lang} turns={c.turns} />
+      <Waiting lang={lang} c={c} />
+      {(error || view.error || live) && <p class="error" role="alert">{error || view.error || live}</p>}
+      {open && (
+        <form class="compose" onSubmit={send}>
+          <input name="message" placeholder={w.typeMessage} value={text} onInput={(e) => setText((e.target as HTMLInputElement).value)} autocomplete="off" />
+          <button type="submit" class="primary" data-testid="send">
+            {w.send}
+          </button>
+          {c.status === "BOT" && (
+            <button type="button" data-testid="ask-human" onClick={() => act(client.run(RequestHuman, { conversationId: id }).then((r) => view.reload(r.requestHuman.position)))}>
+              {w.askHuman}
+            </button>
+          )}
+        </form>
+      )}
+      {!open && <Survey client={client} lang={lang} c={c} onNew={props.onNew} reload={view.reload} />}
+    </div>
+  );
+}
+
+function Transcript(props: { lang: Lang; turns: View["turns"] }) {
+  const w = words[props.lang];
+  const who = { CUSTOMER: w.you, BOT: w.bot, AGENT: w.agent };
+  return (
+    <ol class="transcript" data-testid="transcript">
+      {props.turns.map((t) => (
+        <li key={t.message} class={`turn turn-${t.speaker.toLowerCase()}`} data-speaker={t.speaker}>
+          <span class="meta">
+            {who[t.speaker]} · {time(t.at, props.lang)}
+          </span>
+          <span class="bubble">{t.text}</span>
+        </li>
+      ))}
+    </ol>
+  );
+}
+
+function Waiting(props: { lang: Lang; c: View }) {
+  const w = words[props.lang];
+  const { c } = props;
+  if (c.status === "AWAITING_HUMAN") return <p class="banner">{w.waitingForHuman}</p>;
+  if (c.status !== "QUEUED") return null;
+  return (
+    <p class="banner" data-testid="place-in-line">
+      {c.placeInLine != null && fill(w.placeInLine, { n: c.placeInLine })}
+      {" · "}
+      {c.expectedWaitSecs != null ? fill(w.expectedWait, { t: duration(props.lang, c.expectedWaitSecs) }) : w.noAgentOnline}
+    </p>
+  );
+}
+
+function Survey(props: { client: Client; lang: Lang; c: View; onNew: () => void; reload: (p?: string | null) => void }) {
+  const { client, lang, c } = props;
+  const w = words[lang];
+  const [score, setScore] = useState(0);
+  const [comment, setComment] = useState("");
+  const [error, setError] = useState("");
+  if (c.survey.score != null) {
+    return (
+      <div class="survey">
+        <p data-testid="survey-thanks">
+          {w.surveyThanks} {"★".repeat(c.survey.score)}
+        </p>
+        <button class="primary" onClick={props.onNew}>
+          {w.newChat}
+        </button>
+      </div>
+    );
+  }
+  if (!c.survey.offered) {
+    return (
+      <div class="survey">
+        <p>{w.closed}</p>
+        <button onClick={props.onNew}>{w.newChat}</button>
+      </div>
+    );
+  }
+  return (
+    <form
+      class="survey"
+      data-testid="survey"
+      onSubmit={(e) => {
+        e.preventDefault();
+        if (!score) return;
+        client
+          .run(AnswerSurvey, { conversationId: c.uuid, score, comment: comment.trim() || null })
+          .then((r) => props.reload(r.answerSurvey.position))
+          .catch((err: unknown) => setError(describe(err)));
+      }}
+    >
+      <p>{w.surveyAsk}</p>
+      <div class="stars" role="radiogroup">
+        {[1, 2, 3, 4, 5].map((n) => (
+          <button type="button" key={n} role="radio" aria-checked={score === n} class={n <= score ? "star on" : "star"} data-testid={`star-${n}`} onClick={() => setScore(n)}>
+            ★
+          </button>
+        ))}
+      </div>
+      <input name="comment" placeholder={w.surveyComment} value={comment} onInput={(e) => setComment((e.target as HTMLInputElement).value)} />
+      {error && <p class="error" role="alert">{error}</p>}
+      <button type="submit" class="primary" disabled={!score} data-testid="survey-submit">
+        {w.surveySubmit}
+      </button>
+    </form>
+  );
+}

@@ -1,0 +1,249 @@
+// The agent's workbench: status, the chats assigned to them (live), one chat's transcript
+// with notes, and beside it what the desk knows: order, triage, mood, the knowledge base.
+import { useState } from "preact/hooks";
+import type { Client } from "../client";
+import {
+  AddNote,
+  type AgentStatus,
+  CloseConversation,
+  ConversationEvents,
+  DeskConversation,
+  type DeskConversationResult,
+  KnowledgeSuggestions,
+  QueueChanges,
+  SendMessage,
+  SetAgentStatus,
+  Workbench as WorkbenchQuery,
+} from "../gen/graphql";
+import { type Lang, agentStatusLabel, emotionLabel, fill, handoffLabel, speakerLabel, statusLabel, trendLabel, words } from "../i18n";
+import { describe, time, useQuery, useSubscription } from "./live";
+
+type Conversation = DeskConversationResult["conversation"];
+
+export function Workbench(props: { client: Client; lang: Lang }) {
+  const { client, lang } = props;
+  const w = words[lang];
+  const bench = useQuery(client, WorkbenchQuery, {}, []);
+  const [selected, setSelected] = useState<string | null>(null);
+  const [error, setError] = useState("");
+  // Assignments arrive as queue changes; the workbench is read again at their position.
+  const live = useSubscription(client, QueueChanges, {}, (d) => bench.reload(d.queueChanges.position), []);
+  const b = bench.data?.workbench;
+
+  const setStatus = (status: AgentStatus) =>
+    client
+      .run(SetAgentStatus, { status })
+      .then((r) => bench.reload(r.setAgentStatus.position))
+      .catch((e: unknown) => setError(describe(e)));
+
+  return (
+    <main class="workbench">
+      <aside class="chats card">
+        <h2>{w.workbench}</h2>
+        {b && (
+          <div class="presence" data-testid="presence" data-status={b.agent.status}>
+            <span class={`dot dot-${b.agent.status.toLowerCase()}`} /> {b.agent.name} · {agentStatusLabel[lang][b.agent.status]}
+            <div class="segmented">
+              {(["ONLINE", "AWAY", "OFFLINE"] as const).map((s) => (
+                <button key={s} class={b.agent.status === s ? "on" : ""} data-testid={`status-${s.toLowerCase()}`} onClick={() => setStatus(s)}>
+                  {s === "ONLINE" ? w.online : s === "AWAY" ? w.away : w.offline}
+                </button>
+              ))}
+            </div>
+            <small class="muted">{fill(w.freeSeats, { n: b.freeSeats })}</small>
+          </div>
+        )}
+        {(error || bench.error || live) && <p class="error" role="alert">{error || bench.error || live}</p>}
+        <h3>{w.chats}</h3>
+        {b && b.chats.length === 0 && <p class="muted">{w.noChats}</p>}
+        <ul class="chat-list" data-testid="chat-list">
+          {b?.chats.map((c) => (
+            <li key={c.conversation}>
+              <button class={selected === c.conversation ? "chat-item on" : "chat-item"} data-conversation={c.conversation} onClick={() => setSelected(c.conversation)}>
+                <span>{c.conversation.slice(-8)}</span>
+                <small class="muted">
+                  {c.queue.slice(-6)} · {time(c.since, lang)}
+                </small>
+              </button>
+            </li>
+          ))}
+        </ul>
+      </aside>
+      {selected ? <ChatPane key={selected} client={client} lang={lang} id={selected} /> : <section class="card pane muted">{w.selectChat}</section>}
+    </main>
+  );
+}
+
+function ChatPane(props: { client: Client; lang: Lang; id: string }) {
+  const { client, lang, id } = props;
+  const w = words[lang];
+  const view = useQuery(client, DeskConversation, { id }, [id]);
+  const live = useSubscription(client, ConversationEvents, { conversationId: id }, (d) => view.reload(d.conversationEvents.position), [id]);
+  const [reply, setReply] = useState("");
+  const [note, setNote] = useState("");
+  const [error, setError] = useState("");
+  const c = view.data?.conversation;
+
+  const act = (p: Promise<string | null | undefined>) =>
+    p.then((position) => {
+      setError("");
+      view.reload(position);
+    }).catch((e: unknown) => setError(describe(e)));
+
+  if (!c) return <section class="card pane muted">{view.error || live || "…"}</section>;
+  const open = c.status !== "CLOSED";
+  return (
+    <>
+      <section class="card pane" data-testid="conversation" data-status={c.status}>
+        <header class="pane-head">
+          <strong>{c.uuid.slice(-8)}</strong>
+          <span class={`tag status-${c.status.toLowerCase()}`}>{statusLabel[lang][c.status]}</span>
+          {c.sla && (
+            <span class={c.sla.firstResponseBreached ? "tag bad" : c.sla.firstResponseWarned ? "tag warn" : "tag"}>
+              {c.sla.firstResponseBreached ? w.slaBreached : c.sla.firstResponseDue && !c.sla.responded ? fill(w.slaDue, { t: time(c.sla.firstResponseDue, lang) }) : "SLA ✓"}
+            </span>
+          )}
+          <span class="spacer" />
+          {open && (
+            <button data-testid="close" onClick={() => act(client.run(CloseConversation, { conversationId: id, reason: "RESOLVED" }).then((r) => r.closeConversation.position))}>
+              {w.closeChat}
+            </button>
+          )}
+        </header>
+        <ol class="transcript" data-testid="desk-transcript">
+          {c.turns.map((t) => (
+            <li key={t.message} class={t.internal ? "turn turn-note" : `turn turn-${t.speaker.toLowerCase()}`} data-speaker={t.speaker} data-internal={t.internal}>
+              <span class="meta">
+                {t.internal ? w.internal : speakerLabel[lang][t.speaker]} · {time(t.at, lang)}
+                {t.emotion && ` · ${emotionLabel[lang][t.emotion.label]}`}
+                {t.confidence != null && ` · ${Math.round(t.confidence * 100)}%`}
+              </span>
+              <span class="bubble">{t.text}</span>
+            </li>
+          ))}
+        </ol>
+        {(error || view.error || live) && <p class="error" role="alert">{error || view.error || live}</p>}
+        {open && (
+          <div class="composers">
+            <form
+              class="compose"
+              onSubmit={(e) => {
+                e.preventDefault();
+                const t = reply.trim();
+                if (!t) return;
+                setReply("");
+                act(client.run(SendMessage, { conversationId: id, text: t, messageId: crypto.randomUUID() }).then((r) => r.sendMessage.position));
+              }}
+            >
+              <input name="reply" placeholder={w.reply} value={reply} onInput={(e) => setReply((e.target as HTMLInputElement).value)} autocomplete="off" />
+              <button type="submit" class="primary" data-testid="send-reply">
+                {w.send}
+              </button>
+            </form>
+            <form
+              class="compose note"
+              onSubmit={(e) => {
+                e.preventDefault();
+                const t = note.trim();
+                if (!t) return;
+                setNote("");
+                act(client.run(AddNote, { conversationId: id, text: t }).then((r) => r.addNote.position));
+              }}
+            >
+              <input name="note" placeholder={w.note} value={note} onInput={(e) => setNote((e.target as HTMLInputElement).value)} autocomplete="off" />
+              <button type="submit" data-testid="add-note">
+                {w.addNote}
+              </button>
+            </form>
+          </div>
+        )}
+      </section>
+      <Context client={client} lang={lang} c={c} onUse={setReply} />
+    </>
+  );
+}
+
+/** What the desk knows about the chat: the order, triage's guess, the mood, and the
+ * knowledge base's entries for the customer's last message. */
+function Context(props: { client: Client; lang: Lang; c: Conversation; onUse: (text: string) => void }) {
+  const { client, lang, c } = props;
+  const w = words[lang];
+  const prediction = [...c.timeline].reverse().find((t) => t.kind === "SCENARIO_PREDICTED")?.scenario;
+  const last = [...c.turns].reverse().find((t) => t.speaker === "CUSTOMER" && !t.internal)?.text ?? "";
+  const suggestions = useQuery(client, KnowledgeSuggestions, last ? { text: last } : null, [last]);
+  return (
+    <aside class="card context" data-testid="context">
+      <h3>{w.customer}</h3>
+      <dl>
+        <dt>{w.tier}</dt>
+        <dd>{c.tier}</dd>
+        <dt>{w.channel}</dt>
+        <dd>{c.channel}</dd>
+      </dl>
+      <h3>{w.orderContext}</h3>
+      <dl data-testid="order">
+        <dt>{w.order}</dt>
+        <dd>{c.orderId ?? "—"}</dd>
+        <dt>{w.seller}</dt>
+        <dd>{c.seller ?? "—"}</dd>
+        <dt>{w.category}</dt>
+        <dd>{c.category ?? "—"}</dd>
+        <dt>{w.ordersAttributed}</dt>
+        <dd>{c.orders}</dd>
+      </dl>
+      <h3>{w.triage}</h3>
+      <dl data-testid="triage">
+        <dt>{w.scenario}</dt>
+        <dd>{c.scenarioSettled ?? c.scenarioPredicted ?? "—"}</dd>
+        {prediction?.candidates.slice(0, 3).map((s) => (
+          <dd key={s.scenario} class="candidate">
+            <span class="meter" style={{ width: `${Math.round(s.probability * 100)}%` }} />
+            {s.scenario} {Math.round(s.probability * 100)}%
+          </dd>
+        ))}
+        <dt>{w.handoff}</dt>
+        <dd>{c.handoffReason ? handoffLabel[lang][c.handoffReason] : "—"}</dd>
+      </dl>
+      <h3>{w.mood}</h3>
+      <div data-testid="mood">
+        {c.emotionLabel ? `${emotionLabel[lang][c.emotionLabel]}` : "—"}
+        {c.emotionTrend && ` · ${w.moodTrend}: ${trendLabel[lang][c.emotionTrend]}`}
+        <Sparkline values={c.emotions.map((e) => e.score)} />
+      </div>
+      <h3>{w.suggestions}</h3>
+      <ul class="suggestions" data-testid="suggestions">
+        {suggestions.data?.search.nodes.length === 0 && <li class="muted">{w.noSuggestions}</li>}
+        {suggestions.data?.search.nodes.map((s, i) => {
+          const plain = s.snippet.replace(/<\/?b>/g, "").replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, "&");
+          return (
+            <li key={s.entry ?? i}>
+              <span>{plain}</span>
+              <small class="muted">{s.score != null ? s.score.toFixed(2) : ""}</small>
+              <button onClick={() => props.onUse(plain)}>{w.useSuggestion}</button>
+            </li>
+          );
+        })}
+      </ul>
+    </aside>
+  );
+}
+
+/** The mood per customer turn, -1 (angry) to 1 (pleased). */
+function Sparkline(props: { values: number[] }) {
+  const v = props.values;
+  if (v.length === 0) return null;
+  const width = 160;
+  const height = 36;
+  const x = (i: number) => (v.length === 1 ? width / 2 : (i * width) / (v.length - 1));
+  const y = (s: number) => ((1 - s) / 2) * height;
+  const points = v.map((s, i) => `${x(i).toFixed(1)},${y(s).toFixed(1)}`).join(" ");
+  return (
+    <svg class="sparkline" viewBox={`0 0 ${width} ${height}`} width={width} height={height} role="img">
+      <line x1="0" x2={width} y1={height / 2} y2={height / 2} class="axis" />
+      <polyline points={points} />
+      {v.map((s, i) => (
+        <circle key={i} cx={x(i)} cy={y(s)} r="2.5" />
+      ))}
+    </svg>
+  );
+}
