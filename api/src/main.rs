@@ -8,6 +8,7 @@ mod auth;
 mod bot_cmd;
 mod clock;
 mod config;
+mod desk;
 mod graphiql;
 mod graphql;
 mod health;

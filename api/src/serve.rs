@@ -387,7 +387,7 @@ pub async fn run(store: &StoreArgs, args: ServeArgs) -> Result<()> {
         .context("the listener has no address")?;
     tracing::info!(listen = %local, "kefu is serving");
     tracing::info!(
-        "GraphiQL: http://{local}/graphiql ; GraphQL: http://{local}/graphql ; a development token: `{}`",
+        "The desk: http://{local}/ ; GraphiQL: http://{local}/graphiql ; GraphQL: http://{local}/graphql ; a development token: `{}`",
         token_command(store, &args.secret)
     );
     // Small answers go out at once: with Nagle's algorithm a WebSocket frame written in two
@@ -455,8 +455,8 @@ async fn shutdown_signal() {
 fn router(app: App) -> Router {
     let max_body_bytes = app.max_body_bytes;
     Router::new()
-        // Until the web desk exists, the root is the API explorer.
-        .route("/", get(|| async { Redirect::to("/graphiql") }))
+        .route("/", get(desk))
+        .route("/assets/{asset}", get(desk_asset))
         .route("/graphiql", get(graphiql))
         .route("/graphiql/{asset}", get(graphiql_asset))
         .route("/graphql", get(graphql_get).post(graphql_post))
@@ -508,6 +508,29 @@ async fn limit_body(
         );
     }
     next.run(req).await
+}
+
+async fn desk() -> Html<&'static str> {
+    Html(crate::desk::PAGE)
+}
+
+async fn desk_asset(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
+    match crate::desk::asset(&name) {
+        // Not cached for long: the names stay the same from one build to the next.
+        Some((content_type, body)) => (
+            [
+                (header::CONTENT_TYPE, content_type),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            body,
+        )
+            .into_response(),
+        None => refused(
+            StatusCode::NOT_FOUND,
+            ApiError::NotFound(format!("no desk asset {name:?}")),
+            None,
+        ),
+    }
 }
 
 async fn graphiql() -> Html<&'static str> {

@@ -776,9 +776,21 @@ async fn probes_and_metrics(server: &Server) {
     ] {
         assert!(body.contains(metric), "{metric} missing from:\n{body}");
     }
-    let (status, headers, _) = server.http("GET", "/", &[], "").await;
-    assert_eq!(status, 303);
-    assert!(headers.contains(&("location".into(), "/graphiql".into())));
+    // The desk at the root, its assets beside it, GraphiQL at /graphiql.
+    let (status, _, page) = server.http("GET", "/", &[], "").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("/assets/desk.js"),
+        "the desk is served at /: {page}"
+    );
+    let (status, headers, _) = server.http("GET", "/assets/desk.js", &[], "").await;
+    assert_eq!(status, 200);
+    assert!(
+        headers
+            .iter()
+            .any(|(k, v)| k == "content-type" && v.starts_with("text/javascript")),
+        "{headers:?}"
+    );
     let (status, _, body) = server.http("GET", "/graphiql", &[], "").await;
     assert_eq!(status, 200);
     assert!(body.contains("graphiql"), "GraphiQL is served at /graphiql");

@@ -78,6 +78,7 @@ const zh = {
   slaBreached: "首次响应已超时",
   // Supervisor dashboard.
   dashboard: "监控大屏",
+  allQueues: "全部队列",
   queues: "队列",
   waiting: "排队",
   withAgent: "服务中",
@@ -162,6 +163,7 @@ const en: typeof zh = {
   slaDue: "First response due {t}",
   slaBreached: "First response overdue",
   dashboard: "Dashboard",
+  allQueues: "All queues",
   queues: "Queues",
   waiting: "Waiting",
   withAgent: "With agent",

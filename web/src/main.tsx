@@ -89,13 +89,14 @@ function App() {
           </button>
         )}
       </header>
-      {session ? <Screen role={session.me.role} client={session.client} lang={lang} /> : token ? null : <SignIn lang={lang} error={error} onToken={(t) => { setError(""); setToken(t); }} />}
+      {session ? <Screen me={session.me} client={session.client} lang={lang} /> : token ? null : <SignIn lang={lang} error={error} onToken={(t) => { setError(""); setToken(t); }} />}
     </div>
   );
 }
 
-function Screen(props: { role: Role; client: Client; lang: Lang }) {
-  const { role, client, lang } = props;
+function Screen(props: { me: MeResult["me"]; client: Client; lang: Lang }) {
+  const { client, lang } = props;
+  const role: Role = props.me.role;
   switch (role) {
     case "CUSTOMER":
       return <Chat client={client} lang={lang} />;
@@ -104,7 +105,7 @@ function Screen(props: { role: Role; client: Client; lang: Lang }) {
     case "SUPERVISOR":
     case "ADMIN":
     case "ANALYST":
-      return <Dashboard client={client} lang={lang} role={role} />;
+      return <Dashboard client={client} lang={lang} role={role} queues={props.me.queues} />;
     default:
       return <p class="notice">{words[lang].roleNotServed + roleLabel[lang][role]}</p>;
   }

@@ -1,5 +1,5 @@
 // The supervisor's dashboard: the queues live, and today's service figures as charts.
-import { useRef } from "preact/hooks";
+import { useRef, useState } from "preact/hooks";
 import type { Client } from "../client";
 import { Dashboard as DashboardQuery, type DashboardResult, type HandoffReason, HandoffReasonValues, QueueChanges, Queues, type Role } from "../gen/graphql";
 import { type Lang, duration, handoffLabel, words } from "../i18n";
@@ -11,18 +11,22 @@ function startOfToday(): string {
   return d.toISOString();
 }
 
-export function Dashboard(props: { client: Client; lang: Lang; role: Role }) {
+export function Dashboard(props: { client: Client; lang: Lang; role: Role; queues: string[] }) {
   const { client, lang } = props;
   const w = words[lang];
+  // A supervisor's figures are per queue (one of those their token names); admins and
+  // analysts see the whole floor.
+  const [scope, setScope] = useState<string | null>(props.role === "SUPERVISOR" ? (props.queues[0] ?? null) : null);
   const queues = useQuery(client, Queues, {}, []);
-  const figures = useQuery(client, DashboardQuery, { from: startOfToday(), offset: -new Date().getTimezoneOffset() }, []);
+  const figures = useQuery(client, DashboardQuery, { from: startOfToday(), offset: -new Date().getTimezoneOffset(), queue: scope }, [scope]);
   // Statistics change with every conversation; at most one read a second keeps a busy
   // floor from turning each event into a query.
   const lastStats = useRef(0);
+  // Only supervisors may follow queues; admins' and analysts' figures follow the timer.
   const live = useSubscription(
     client,
     QueueChanges,
-    {},
+    props.role === "SUPERVISOR" ? {} : null,
     (d) => {
       queues.reload(d.queueChanges.position);
       if (Date.now() - lastStats.current > 1000) {
@@ -41,8 +45,24 @@ export function Dashboard(props: { client: Client; lang: Lang; role: Role }) {
   const q = queues.data?.queues.nodes ?? [];
   const f = figures.data;
   const total = f?.total[0];
+  const choices = props.role === "SUPERVISOR" ? q.filter((x) => props.queues.includes(x.uuid)) : q;
   return (
     <main class="dashboard">
+      <div class="scope">
+        <select
+          data-testid="scope"
+          value={scope ?? ""}
+          onChange={(e) => setScope((e.target as HTMLSelectElement).value || null)}
+        >
+          {props.role !== "SUPERVISOR" && <option value="">{w.allQueues}</option>}
+          {choices.map((x) => (
+            <option key={x.uuid} value={x.uuid}>
+              {x.name}
+            </option>
+          ))}
+        </select>
+        {figures.error && <span class="error">{figures.error}</span>}
+      </div>
       <section class="tiles">
         <Tile label={w.conversationsToday} value={total ? String(total.conversations) : "—"} testid="tile-conversations" />
         <Tile label={w.csatToday} value={total?.csat != null ? `${Math.round(total.csat * 100)}%` : "—"} sub={total ? `n=${total.surveysAnswered}` : ""} testid="tile-csat" />

@@ -11,6 +11,7 @@ import {
   type DeskConversationResult,
   KnowledgeSuggestions,
   QueueChanges,
+  Queues,
   SendMessage,
   SetAgentStatus,
   Workbench as WorkbenchQuery,
@@ -26,8 +27,11 @@ export function Workbench(props: { client: Client; lang: Lang }) {
   const bench = useQuery(client, WorkbenchQuery, {}, []);
   const [selected, setSelected] = useState<string | null>(null);
   const [error, setError] = useState("");
-  // Assignments arrive as queue changes; the workbench is read again at their position.
-  const live = useSubscription(client, QueueChanges, {}, (d) => bench.reload(d.queueChanges.position), []);
+  // Assignments arrive as changes of the queues the agent serves; the workbench is read
+  // again at their position.
+  const served = useQuery(client, Queues, {}, []);
+  const queueIds = served.data?.queues.nodes.map((q) => q.uuid) ?? null;
+  const live = useSubscription(client, QueueChanges, queueIds && { queues: queueIds }, (d) => bench.reload(d.queueChanges.position), [queueIds?.join()]);
   const b = bench.data?.workbench;
 
   const setStatus = (status: AgentStatus) =>
@@ -53,7 +57,7 @@ export function Workbench(props: { client: Client; lang: Lang }) {
             <small class="muted">{fill(w.freeSeats, { n: b.freeSeats })}</small>
           </div>
         )}
-        {(error || bench.error || live) && <p class="error" role="alert">{error || bench.error || live}</p>}
+        {(error || bench.error || served.error || live) && <p class="error" role="alert">{error || bench.error || served.error || live}</p>}
         <h3>{w.chats}</h3>
         {b && b.chats.length === 0 && <p class="muted">{w.noChats}</p>}
         <ul class="chat-list" data-testid="chat-list">
@@ -196,8 +200,7 @@ function Context(props: { client: Client; lang: Lang; c: Conversation; onUse: (t
         <dt>{w.scenario}</dt>
         <dd>{c.scenarioSettled ?? c.scenarioPredicted ?? "—"}</dd>
         {prediction?.candidates.slice(0, 3).map((s) => (
-          <dd key={s.scenario} class="candidate">
-            <span class="meter" style={{ width: `${Math.round(s.probability * 100)}%` }} />
+          <dd key={s.scenario} class="candidate" style={{ background: `linear-gradient(to right, #e6eefc ${Math.round(s.probability * 100)}%, transparent 0)` }}>
             {s.scenario} {Math.round(s.probability * 100)}%
           </dd>
         ))}
