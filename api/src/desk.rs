@@ -22,7 +22,7 @@ pub fn asset(name: &str) -> Option<(&'static str, &'static [u8])> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use sha2::{Digest, Sha256};
     use std::path::Path;
@@ -77,15 +77,21 @@ mod tests {
         );
     }
 
-    /// The page loads only the assets above, from this server.
-    #[test]
-    fn the_page_loads_only_its_own_assets() {
+    /// What a page's `src` and `href` attributes name.
+    pub(crate) fn references(page: &str) -> Vec<String> {
         let mut referenced = Vec::new();
         for attr in ["src=\"", "href=\""] {
-            for part in PAGE.split(attr).skip(1) {
+            for part in page.split(attr).skip(1) {
                 referenced.push(part.split('"').next().unwrap_or_default().to_owned());
             }
         }
+        referenced
+    }
+
+    /// The page loads only the assets above, from this server.
+    #[test]
+    fn the_page_loads_only_its_own_assets() {
+        let referenced = references(PAGE);
         assert!(!referenced.is_empty());
         for url in &referenced {
             let name = url

@@ -33,12 +33,7 @@ mod tests {
     /// The page references nothing but same-origin paths, and each is one of the assets.
     #[test]
     fn the_page_loads_only_its_own_assets() {
-        let mut referenced = Vec::new();
-        for attr in ["src=\"", "href=\""] {
-            for part in PAGE.split(attr).skip(1) {
-                referenced.push(part.split('"').next().unwrap_or_default().to_owned());
-            }
-        }
+        let referenced = crate::desk::tests::references(PAGE);
         assert_eq!(referenced.len(), 4, "{referenced:?}");
         for url in &referenced {
             let name = url

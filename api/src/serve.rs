@@ -515,22 +515,11 @@ async fn desk() -> Html<&'static str> {
 }
 
 async fn desk_asset(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
-    match crate::desk::asset(&name) {
-        // Not cached for long: the names stay the same from one build to the next.
-        Some((content_type, body)) => (
-            [
-                (header::CONTENT_TYPE, content_type),
-                (header::CACHE_CONTROL, "no-cache"),
-            ],
-            body,
-        )
-            .into_response(),
-        None => refused(
-            StatusCode::NOT_FOUND,
-            ApiError::NotFound(format!("no desk asset {name:?}")),
-            None,
-        ),
-    }
+    // Not cached for long: the desk's file names stay the same from one build to the next.
+    let headers = [(header::CACHE_CONTROL, "no-cache")];
+    embedded(crate::desk::asset(&name), headers, || {
+        format!("no desk asset {name:?}")
+    })
 }
 
 async fn graphiql() -> Html<&'static str> {
@@ -538,21 +527,27 @@ async fn graphiql() -> Html<&'static str> {
 }
 
 async fn graphiql_asset(axum::extract::Path(name): axum::extract::Path<String>) -> Response {
-    match crate::graphiql::asset(&name) {
-        Some((content_type, body)) => (
-            [
-                (header::CONTENT_TYPE, content_type),
-                (header::CONTENT_ENCODING, "gzip"),
-                (header::CACHE_CONTROL, "public, max-age=86400"),
-            ],
-            body,
-        )
-            .into_response(),
-        None => refused(
-            StatusCode::NOT_FOUND,
-            ApiError::NotFound(format!("no GraphiQL asset {name:?}")),
-            None,
-        ),
+    let headers = [
+        (header::CONTENT_ENCODING, "gzip"),
+        (header::CACHE_CONTROL, "public, max-age=86400"),
+    ];
+    embedded(crate::graphiql::asset(&name), headers, || {
+        format!("no GraphiQL asset {name:?}")
+    })
+}
+
+/// A file compiled into the binary (content type and bytes), with `headers`; 404 naming it
+/// when there is none by that name.
+fn embedded<const N: usize>(
+    found: Option<(&'static str, &'static [u8])>,
+    headers: [(header::HeaderName, &'static str); N],
+    missing: impl FnOnce() -> String,
+) -> Response {
+    match found {
+        Some((content_type, body)) => {
+            ([(header::CONTENT_TYPE, content_type)], headers, body).into_response()
+        }
+        None => refused(StatusCode::NOT_FOUND, ApiError::NotFound(missing()), None),
     }
 }
 

@@ -73,16 +73,22 @@ export function Workbench(props: { client: Client; lang: Lang }) {
           ))}
         </ul>
       </aside>
-      {selected ? <ChatPane key={selected} client={client} lang={lang} id={selected} /> : <section class="card pane muted">{w.selectChat}</section>}
+      {selected ? <ChatPane key={selected} client={client} lang={lang} id={selected} onChanged={bench.reload} /> : <section class="card pane muted">{w.selectChat}</section>}
     </main>
   );
 }
 
-function ChatPane(props: { client: Client; lang: Lang; id: string }) {
+function ChatPane(props: { client: Client; lang: Lang; id: string; onChanged: (position?: string | null) => void }) {
   const { client, lang, id } = props;
   const w = words[lang];
   const view = useQuery(client, DeskConversation, { id }, [id]);
-  const live = useSubscription(client, ConversationEvents, { conversationId: id }, (d) => view.reload(d.conversationEvents.position), [id]);
+  // A close or transfer frees the agent's seat without a queue change; the workbench is
+  // read again with the conversation.
+  const changed = (position?: string | null) => {
+    view.reload(position);
+    props.onChanged(position);
+  };
+  const live = useSubscription(client, ConversationEvents, { conversationId: id }, (d) => changed(d.conversationEvents.position), [id]);
   const [reply, setReply] = useState("");
   const [note, setNote] = useState("");
   const [error, setError] = useState("");
@@ -91,7 +97,7 @@ function ChatPane(props: { client: Client; lang: Lang; id: string }) {
   const act = (p: Promise<string | null | undefined>) =>
     p.then((position) => {
       setError("");
-      view.reload(position);
+      changed(position);
     }).catch((e: unknown) => setError(describe(e)));
 
   if (!c) return <section class="card pane muted">{view.error || live || "…"}</section>;
