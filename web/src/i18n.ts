@@ -9,6 +9,7 @@ import type {
   HandoffReason,
   Role,
   Speaker,
+  TicketKind,
 } from "./gen/graphql";
 
 export type Lang = "zh" | "en";
@@ -74,6 +75,9 @@ const zh = {
   useSuggestion: "引用",
   noSuggestions: "没有匹配的知识条目",
   selectChat: "选择左侧的会话",
+  openTicket: "创建工单",
+  ticketSubject: "工单标题…",
+  ticketOpened: "工单已创建：{id}",
   slaDue: "首次响应截止 {t}",
   slaBreached: "首次响应已超时",
   // Supervisor dashboard.
@@ -160,6 +164,9 @@ const en: typeof zh = {
   useSuggestion: "Use",
   noSuggestions: "No matching knowledge entry",
   selectChat: "Pick a chat on the left",
+  openTicket: "Open ticket",
+  ticketSubject: "Ticket subject…",
+  ticketOpened: "Ticket opened: {id}",
   slaDue: "First response due {t}",
   slaBreached: "First response overdue",
   dashboard: "Dashboard",
@@ -239,4 +246,9 @@ export const closeReasonLabel: Labels<CloseReason> = {
 export const roleLabel: Labels<Role> = {
   zh: { CUSTOMER: "客户", AGENT: "客服", SUPERVISOR: "主管", ANALYST: "分析师", AUDITOR: "审计", ADMIN: "管理员", INTEGRATION: "集成" },
   en: { CUSTOMER: "Customer", AGENT: "Agent", SUPERVISOR: "Supervisor", ANALYST: "Analyst", AUDITOR: "Auditor", ADMIN: "Admin", INTEGRATION: "Integration" },
+};
+
+export const ticketKindLabel: Labels<TicketKind> = {
+  zh: { REFUND: "退款", RETURN: "退货", DELIVERY: "物流", PRODUCT: "商品", BILLING: "账单", COMPLAINT: "投诉", OTHER: "其他" },
+  en: { REFUND: "Refund", RETURN: "Return", DELIVERY: "Delivery", PRODUCT: "Product", BILLING: "Billing", COMPLAINT: "Complaint", OTHER: "Other" },
 };

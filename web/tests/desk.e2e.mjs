@@ -46,6 +46,17 @@ async function gql(tok, query, variables = {}) {
   return body.data;
 }
 
+/** Asks `check` again until it answers something, for at most HANG. */
+async function until(check, what) {
+  const deadline = Date.now() + HANG;
+  for (;;) {
+    const found = await check();
+    if (found) return found;
+    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 // The shop's set-up, as an admin and the order system would do it through the API.
 const admin = token("admin", "ops");
 const queue = (
@@ -160,6 +171,18 @@ try {
   await agent.locator("[data-testid=suggestions] li").first().waitFor();
   await shot(agent, "06-workbench-chat-zh");
   await shot(customer, "07-chat-with-agent-zh");
+
+  // A ticket from the chat, for the refund that cannot be settled in it.
+  await agent.selectOption("select[name=kind]", "DELIVERY");
+  await agent.fill("input[name=ticket-subject]", "运费退还");
+  await agent.getByTestId("open-ticket").click();
+  await agent.getByTestId("ticket-opened").waitFor();
+  // The tickets read model follows the log; wait until it has the ticket.
+  const ticket = await until(async () => {
+    const nodes = (await gql(admin, `{ tickets(first: 5) { nodes { kind subject conversation orderId } } }`)).tickets.nodes;
+    return nodes.length > 0 ? nodes : null;
+  }, "the ticket in the tickets read model");
+  assert.deepEqual(ticket.map((t) => [t.kind, t.subject, t.orderId]), [["DELIVERY", "运费退还", orderId]], JSON.stringify(ticket));
 
   // Close; the survey worker offers the survey; the customer answers it.
   await agent.getByTestId("close").click();

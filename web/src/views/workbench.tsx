@@ -10,13 +10,16 @@ import {
   DeskConversation,
   type DeskConversationResult,
   KnowledgeSuggestions,
+  OpenTicket,
+  type TicketKind,
+  TicketKindValues,
   QueueChanges,
   Queues,
   SendMessage,
   SetAgentStatus,
   Workbench as WorkbenchQuery,
 } from "../gen/graphql";
-import { type Lang, agentStatusLabel, emotionLabel, fill, handoffLabel, speakerLabel, statusLabel, trendLabel, words } from "../i18n";
+import { type Lang, ticketKindLabel, agentStatusLabel, emotionLabel, fill, handoffLabel, speakerLabel, statusLabel, trendLabel, words } from "../i18n";
 import { describe, time, useQuery, useSubscription } from "./live";
 
 type Conversation = DeskConversationResult["conversation"];
@@ -167,6 +170,7 @@ function ChatPane(props: { client: Client; lang: Lang; id: string; onChanged: (p
             </form>
           </div>
         )}
+        <TicketForm client={client} lang={lang} c={c} />
       </section>
       <Context client={client} lang={lang} c={c} onUse={setReply} />
     </>
@@ -254,5 +258,51 @@ function Sparkline(props: { values: number[] }) {
         <circle key={i} cx={x(i)} cy={y(s)} r="2.5" />
       ))}
     </svg>
+  );
+}
+
+/** Opens a ticket from the chat, for what cannot be settled in it (a refund, a return). */
+function TicketForm(props: { client: Client; lang: Lang; c: Conversation }) {
+  const { client, lang, c } = props;
+  const w = words[lang];
+  const [kind, setKind] = useState<TicketKind>("OTHER");
+  const [subject, setSubject] = useState("");
+  const [opened, setOpened] = useState<string | null>(null);
+  const [error, setError] = useState("");
+  if (opened) {
+    return (
+      <p class="banner" data-testid="ticket-opened">
+        {fill(w.ticketOpened, { id: opened.slice(-8) })}
+      </p>
+    );
+  }
+  return (
+    <form
+      class="compose ticket"
+      onSubmit={(e) => {
+        e.preventDefault();
+        const t = subject.trim();
+        if (!t) return;
+        client
+          .run(OpenTicket, {
+            input: { customer: c.customer, conversationId: c.uuid, kind, subject: t, description: t, orderId: c.orderId },
+          })
+          .then((r) => setOpened(r.openTicket.id ?? ""))
+          .catch((err: unknown) => setError(describe(err)));
+      }}
+    >
+      <select name="kind" value={kind} onChange={(e) => setKind((e.target as HTMLSelectElement).value as TicketKind)}>
+        {TicketKindValues.map((k) => (
+          <option key={k} value={k}>
+            {ticketKindLabel[lang][k]}
+          </option>
+        ))}
+      </select>
+      <input name="ticket-subject" placeholder={w.ticketSubject} value={subject} onInput={(e) => setSubject((e.target as HTMLInputElement).value)} autocomplete="off" />
+      <button type="submit" data-testid="open-ticket">
+        {w.openTicket}
+      </button>
+      {error && <span class="error" role="alert">{error}</span>}
+    </form>
   );
 }
