@@ -1,5 +1,5 @@
 //! The desk in a browser (`web/`), end to end: `npm ci`, the desk's type check against
-//! `schemas/schema.graphql` (`npm run check`), then `web/tests/desk.e2e.mjs` drives Chromium
+//! `schemas/schema.graphql` (`npm run check`), the generator's tests (`npm test`), then `web/tests/desk.e2e.mjs` drives Chromium
 //! (a customer, an agent and a supervisor in their own browser contexts) against a real
 //! `kefu serve` serving the desk this binary embeds. Screenshots of each screen are left in
 //! `<target>/desk-screenshots`. Without node or Chromium it prints `skipped` and passes,
@@ -79,6 +79,12 @@ fn a_customer_and_an_agent_chat_in_the_browser() {
             .args(["run", "check"])
             .current_dir(&web)
             .output(),
+    );
+
+    // The generator's own tests: a schema that breaks the desk fails its build.
+    must(
+        "npm test (in web/)",
+        Command::new("npm").arg("test").current_dir(&web).output(),
     );
 
     let server = Server::start(None, &[]);

@@ -24,8 +24,10 @@ import {
 } from "graphql";
 
 const web = join(dirname(fileURLToPath(import.meta.url)), "..");
-const schemaPath = join(web, "..", "schemas", "schema.graphql");
+// Overridable so tests/gen-types.test.mjs can prove a breaking schema fails the build.
+const schemaPath = process.env.KEFU_SCHEMA ?? join(web, "..", "schemas", "schema.graphql");
 const operationsPath = join(web, "src", "operations.graphql");
+const outDir = process.env.KEFU_GEN_DIR ?? join(web, "src", "gen");
 
 const schema = buildSchema(readFileSync(schemaPath, "utf8"));
 const operationsText = readFileSync(operationsPath, "utf8");
@@ -187,6 +189,6 @@ for (const n of [...usedNamed].sort()) {
   if (!isScalarType(schema.getType(n)) && !isObjectType(schema.getType(n)) && !isInterfaceType(schema.getType(n))) emitNamed(n);
 }
 
-mkdirSync(join(web, "src", "gen"), { recursive: true });
-writeFileSync(join(web, "src", "gen", "graphql.ts"), [...out, ...named, "", ...opTypes].join("\n"));
+mkdirSync(outDir, { recursive: true });
+writeFileSync(join(outDir, "graphql.ts"), [...out, ...named, "", ...opTypes].join("\n"));
 console.log(`src/gen/graphql.ts: ${document.definitions.length} operations checked against schemas/schema.graphql`);
