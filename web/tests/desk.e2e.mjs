@@ -103,7 +103,8 @@ try {
   await first.context().close();
 
   const supervisor = await open(null, { width: 1400, height: 900 }, "zh");
-  await supervisor.goto(`${url}/?token=${token("supervisor", "lead-1", [queue])}&lang=zh`);
+  const lead = token("supervisor", "lead-1", [queue]);
+  await supervisor.goto(`${url}/?token=${lead}&lang=zh`);
   await supervisor.locator(`tr[data-queue="${queue}"]`).waitFor();
 
   const agent = await open(null, { width: 1440, height: 900 }, "zh");
@@ -183,6 +184,19 @@ try {
     return nodes.length > 0 ? nodes : null;
   }, "the ticket in the tickets read model");
   assert.deepEqual(ticket.map((t) => [t.kind, t.subject, t.orderId]), [["DELIVERY", "运费退还", orderId]], JSON.stringify(ticket));
+
+  // Back to the queue with a reason; the assigner seats it again with the only agent online.
+  const conversationId = await item.getAttribute("data-conversation");
+  await agent.fill("input[name=transfer-reason]", "请同组同事跟进");
+  await agent.getByTestId("transfer").click();
+  const transferred = await until(async () => {
+    const c = (await gql(lead, `query($c: String!) { conversation(id: $c) { status agent timeline { kind reason } } }`, { c: conversationId })).conversation;
+    return c.status === "WITH_AGENT" && c.timeline.some((t) => t.kind === "CONVERSATION_TRANSFERRED") ? c : null;
+  }, "the transfer, and the chat seated again");
+  assert.equal(transferred.agent, agentId);
+  assert.equal(transferred.timeline.find((t) => t.kind === "CONVERSATION_TRANSFERRED").reason, "请同组同事跟进");
+  await agent.locator("[data-testid=conversation][data-status=WITH_AGENT]").waitFor();
+  await customer.locator("[data-testid=chat-status][data-status=WITH_AGENT]").waitFor();
 
   // Close; the survey worker offers the survey; the customer answers it.
   await agent.getByTestId("close").click();

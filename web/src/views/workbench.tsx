@@ -17,6 +17,7 @@ import {
   Queues,
   SendMessage,
   SetAgentStatus,
+  TransferToQueue,
   Workbench as WorkbenchQuery,
 } from "../gen/graphql";
 import { type Lang, ticketKindLabel, agentStatusLabel, emotionLabel, fill, handoffLabel, speakerLabel, statusLabel, trendLabel, words } from "../i18n";
@@ -94,6 +95,7 @@ function ChatPane(props: { client: Client; lang: Lang; id: string; onChanged: (p
   const live = useSubscription(client, ConversationEvents, { conversationId: id }, (d) => changed(d.conversationEvents.position), [id]);
   const [reply, setReply] = useState("");
   const [note, setNote] = useState("");
+  const [transferReason, setTransferReason] = useState("");
   const [error, setError] = useState("");
   const c = view.data?.conversation;
 
@@ -168,6 +170,23 @@ function ChatPane(props: { client: Client; lang: Lang; id: string; onChanged: (p
                 {w.addNote}
               </button>
             </form>
+            {c.queue && (
+              <form
+                class="compose transfer"
+                onSubmit={(e) => {
+                  e.preventDefault();
+                  const r = transferReason.trim();
+                  if (!r || !c.queue) return;
+                  setTransferReason("");
+                  act(client.run(TransferToQueue, { conversationId: id, queue: c.queue, reason: r }).then((x) => x.transferConversation.position));
+                }}
+              >
+                <input name="transfer-reason" placeholder={w.transferReason} value={transferReason} onInput={(e) => setTransferReason((e.target as HTMLInputElement).value)} autocomplete="off" />
+                <button type="submit" data-testid="transfer">
+                  {w.transferToQueue}
+                </button>
+              </form>
+            )}
           </div>
         )}
         <TicketForm client={client} lang={lang} c={c} />
