@@ -117,11 +117,20 @@ try {
   await customer.getByTestId("start").click();
   await customer.locator("[data-testid=chat-status][data-status=BOT]").waitFor();
 
-  // The bot answers from the demo knowledge base the server seeded.
+  // Unsure, the bot offers choices from the demo knowledge base the server seeded; the
+  // customer picks one and gets its answer.
+  await customer.fill("input[name=message]", "发票");
+  await customer.getByTestId("send").click();
+  await customer.getByTestId("choice").filter({ hasText: "怎么开发票？" }).click();
+  await customer.locator("li[data-speaker=CUSTOMER]").filter({ hasText: "怎么开发票？" }).waitFor();
+  await customer.locator("li[data-speaker=BOT]").nth(1).waitFor();
+  const invoice = await customer.locator("li[data-speaker=BOT] .bubble").nth(1).innerText();
+  assert.ok(invoice.includes("发票") && !invoice.includes("\n1."), `the bot answers the chosen question: ${invoice}`);
+  // Sure, it answers outright.
   await customer.fill("input[name=message]", "运费是怎么收取的？");
   await customer.getByTestId("send").click();
-  await customer.locator("li[data-speaker=BOT]").first().waitFor();
-  const botText = await customer.locator("li[data-speaker=BOT] .bubble").first().innerText();
+  await customer.locator("li[data-speaker=BOT]").nth(2).waitFor();
+  const botText = await customer.locator("li[data-speaker=BOT] .bubble").nth(2).innerText();
   assert.ok(botText.includes("运费"), `the bot answers about shipping fees: ${botText}`);
   await shot(customer, "02-chat-bot-zh");
 
@@ -144,7 +153,7 @@ try {
   const item = agent.locator("[data-testid=chat-list] button").first();
   await item.waitFor();
   await item.click();
-  await agent.locator("[data-testid=desk-transcript] li[data-speaker=CUSTOMER]").first().waitFor();
+  await agent.locator("[data-testid=desk-transcript] li[data-speaker=CUSTOMER]").filter({ hasText: "运费是怎么收取的" }).waitFor();
   await agent.locator("[data-testid=order]").filter({ hasText: orderId }).waitFor();
   const triage = await agent.getByTestId("triage").innerText();
   assert.ok(triage.includes("客户要求"), `the hand-off reason is shown: ${triage}`);

@@ -13,7 +13,7 @@ import {
   StartConversation,
 } from "../gen/graphql";
 import { type Lang, closeReasonLabel, duration, fill, statusLabel, words } from "../i18n";
-import { describe, time, useEvery, useQuery, useSubscription } from "./live";
+import { describe, time, useEvery, useQuery, useScrollToEnd, useSubscription } from "./live";
 
 type View = MyConversationResult["myConversation"];
 
@@ -98,12 +98,14 @@ function Window(props: { client: Client; lang: Lang; id: string; onNew: () => vo
   const act = (p: Promise<{ position?: string | null } | unknown>) =>
     p.then(() => setError("")).catch((e: unknown) => setError(describe(e)));
 
+  const say = (t: string) =>
+    act(client.run(SendMessage, { conversationId: id, text: t, messageId: crypto.randomUUID() }).then((r) => view.reload(r.sendMessage.position)));
   const send = (e: Event) => {
     e.preventDefault();
     const t = text.trim();
     if (!t) return;
     setText("");
-    act(client.run(SendMessage, { conversationId: id, text: t, messageId: crypto.randomUUID() }).then((r) => view.reload(r.sendMessage.position)));
+    say(t);
   };
 
   if (!c) return <p class="muted">{view.error || live || "…"}</p>;
@@ -114,7 +116,7 @@ function Window(props: { client: Client; lang: Lang; id: string; onNew: () => vo
         {statusLabel[lang][c.status]}
         {c.status === "CLOSED" && c.closeReason && ` · ${closeReasonLabel[lang][c.closeReason]}`}
       </div>
-      <Transcript lang={lang} turns={c.turns} />
+      <Transcript lang={lang} turns={c.turns} onChoose={c.status === "BOT" ? (choice) => say(choice) : undefined} />
       <Waiting lang={lang} c={c} />
       {(error || view.error || live) && <p class="error" role="alert">{error || view.error || live}</p>}
       {open && (
@@ -135,19 +137,44 @@ function Window(props: { client: Client; lang: Lang; id: string; onNew: () => vo
   );
 }
 
-function Transcript(props: { lang: Lang; turns: View["turns"] }) {
+/** A bot turn that offers choices: its first line, then `1. …` lines, one per question the
+ * bot was unsure between (how kefu's bot words it when not confident enough to answer). */
+export function choices(text: string): { prompt: string; options: string[] } | null {
+  const [prompt, ...rest] = text.split("\n");
+  const options = rest.map((l) => /^\d+\.\s*(.+)$/.exec(l.trim())?.[1]).filter((o): o is string => !!o);
+  return options.length > 0 && options.length === rest.filter((l) => l.trim()).length ? { prompt, options } : null;
+}
+
+function Transcript(props: { lang: Lang; turns: View["turns"]; onChoose?: (choice: string) => void }) {
   const w = words[props.lang];
   const who = { CUSTOMER: w.you, BOT: w.bot, AGENT: w.agent };
+  const end = useScrollToEnd<HTMLOListElement>(props.turns.length);
   return (
-    <ol class="transcript" data-testid="transcript">
-      {props.turns.map((t) => (
-        <li key={t.message} class={`turn turn-${t.speaker.toLowerCase()}`} data-speaker={t.speaker}>
-          <span class="meta">
-            {who[t.speaker]} · {time(t.at, props.lang)}
-          </span>
-          <span class="bubble">{t.text}</span>
-        </li>
-      ))}
+    <ol class="transcript" data-testid="transcript" ref={end}>
+      {props.turns.map((t) => {
+        const offered = t.speaker === "BOT" ? choices(t.text) : null;
+        return (
+          <li key={t.message} class={`turn turn-${t.speaker.toLowerCase()}`} data-speaker={t.speaker}>
+            <span class="meta">
+              {who[t.speaker]} · {time(t.at, props.lang)}
+            </span>
+            {offered ? (
+              <span class="bubble">
+                {offered.prompt}
+                <span class="choices">
+                  {offered.options.map((o) => (
+                    <button key={o} class="choice" data-testid="choice" disabled={!props.onChoose} onClick={() => props.onChoose?.(o)}>
+                      {o}
+                    </button>
+                  ))}
+                </span>
+              </span>
+            ) : (
+              <span class="bubble">{t.text}</span>
+            )}
+          </li>
+        );
+      })}
     </ol>
   );
 }

@@ -76,6 +76,15 @@ export function useEvery(ms: number, tick: () => void, deps: unknown[]): void {
   }, deps);
 }
 
+/** Keeps a transcript scrolled to its newest turn as turns arrive. */
+export function useScrollToEnd<T extends HTMLElement>(count: number) {
+  const ref = useRef<T>(null);
+  useEffect(() => {
+    ref.current?.scrollTo({ top: ref.current.scrollHeight });
+  }, [count]);
+  return ref;
+}
+
 export function describe(e: unknown): string {
   if (e instanceof ApiError) return `${e.code}: ${e.message}`;
   return String(e);

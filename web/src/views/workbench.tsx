@@ -21,7 +21,7 @@ import {
   Workbench as WorkbenchQuery,
 } from "../gen/graphql";
 import { type Lang, ticketKindLabel, agentStatusLabel, emotionLabel, fill, handoffLabel, speakerLabel, statusLabel, trendLabel, words } from "../i18n";
-import { describe, time, useQuery, useSubscription } from "./live";
+import { describe, time, useQuery, useScrollToEnd, useSubscription } from "./live";
 
 type Conversation = DeskConversationResult["conversation"];
 
@@ -98,6 +98,7 @@ function ChatPane(props: { client: Client; lang: Lang; id: string; onChanged: (p
   const [transferReason, setTransferReason] = useState("");
   const [error, setError] = useState("");
   const c = view.data?.conversation;
+  const end = useScrollToEnd<HTMLOListElement>(c?.turns.length ?? 0);
 
   const act = (p: Promise<string | null | undefined>) =>
     p.then((position) => {
@@ -125,7 +126,7 @@ function ChatPane(props: { client: Client; lang: Lang; id: string; onChanged: (p
             </button>
           )}
         </header>
-        <ol class="transcript" data-testid="desk-transcript">
+        <ol class="transcript" data-testid="desk-transcript" ref={end}>
           {c.turns.map((t) => (
             <li key={t.message} class={t.internal ? "turn turn-note" : `turn turn-${t.speaker.toLowerCase()}`} data-speaker={t.speaker} data-internal={t.internal}>
               <span class="meta">
