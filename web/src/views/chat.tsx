@@ -13,6 +13,7 @@ import {
   StartConversation,
 } from "../gen/graphql";
 import { type Lang, closeReasonLabel, duration, fill, statusLabel, words } from "../i18n";
+import { Compose } from "./compose";
 import { describe, time, useEvery, useQuery, useScrollToEnd, useSubscription } from "./live";
 
 type View = MyConversationResult["myConversation"];
@@ -100,13 +101,6 @@ function Window(props: { client: Client; lang: Lang; id: string; onNew: () => vo
 
   const say = (t: string) =>
     act(client.run(SendMessage, { conversationId: id, text: t, messageId: crypto.randomUUID() }).then((r) => view.reload(r.sendMessage.position)));
-  const send = (e: Event) => {
-    e.preventDefault();
-    const t = text.trim();
-    if (!t) return;
-    setText("");
-    say(t);
-  };
 
   if (!c) return <p class="muted">{view.error || live || "…"}</p>;
   const open = c.status !== "CLOSED";
@@ -120,17 +114,13 @@ function Window(props: { client: Client; lang: Lang; id: string; onNew: () => vo
       <Waiting lang={lang} c={c} />
       {(error || view.error || live) && <p class="error" role="alert">{error || view.error || live}</p>}
       {open && (
-        <form class="compose" onSubmit={send}>
-          <input name="message" placeholder={w.typeMessage} value={text} onInput={(e) => setText((e.target as HTMLInputElement).value)} autocomplete="off" />
-          <button type="submit" class="primary" data-testid="send">
-            {w.send}
-          </button>
+        <Compose name="message" placeholder={w.typeMessage} label={w.send} testid="send" primary value={text} onInput={setText} onSend={say}>
           {c.status === "BOT" && (
             <button type="button" data-testid="ask-human" onClick={() => act(client.run(RequestHuman, { conversationId: id }).then((r) => view.reload(r.requestHuman.position)))}>
               {w.askHuman}
             </button>
           )}
-        </form>
+        </Compose>
       )}
       {!open && <Survey client={client} lang={lang} c={c} onNew={props.onNew} reload={view.reload} />}
     </div>

@@ -21,6 +21,7 @@ import {
   Workbench as WorkbenchQuery,
 } from "../gen/graphql";
 import { type Lang, ticketKindLabel, agentStatusLabel, emotionLabel, fill, handoffLabel, speakerLabel, statusLabel, trendLabel, words } from "../i18n";
+import { Compose } from "./compose";
 import { describe, time, useQuery, useScrollToEnd, useSubscription } from "./live";
 
 type Conversation = DeskConversationResult["conversation"];
@@ -141,52 +142,37 @@ function ChatPane(props: { client: Client; lang: Lang; id: string; onChanged: (p
         {(error || view.error || live) && <p class="error" role="alert">{error || view.error || live}</p>}
         {open && (
           <div class="composers">
-            <form
-              class="compose"
-              onSubmit={(e) => {
-                e.preventDefault();
-                const t = reply.trim();
-                if (!t) return;
-                setReply("");
-                act(client.run(SendMessage, { conversationId: id, text: t, messageId: crypto.randomUUID() }).then((r) => r.sendMessage.position));
-              }}
-            >
-              <input name="reply" placeholder={w.reply} value={reply} onInput={(e) => setReply((e.target as HTMLInputElement).value)} autocomplete="off" />
-              <button type="submit" class="primary" data-testid="send-reply">
-                {w.send}
-              </button>
-            </form>
-            <form
-              class="compose note"
-              onSubmit={(e) => {
-                e.preventDefault();
-                const t = note.trim();
-                if (!t) return;
-                setNote("");
-                act(client.run(AddNote, { conversationId: id, text: t }).then((r) => r.addNote.position));
-              }}
-            >
-              <input name="note" placeholder={w.note} value={note} onInput={(e) => setNote((e.target as HTMLInputElement).value)} autocomplete="off" />
-              <button type="submit" data-testid="add-note">
-                {w.addNote}
-              </button>
-            </form>
+            <Compose
+              name="reply"
+              placeholder={w.reply}
+              label={w.send}
+              testid="send-reply"
+              primary
+              value={reply}
+              onInput={setReply}
+              onSend={(t) => act(client.run(SendMessage, { conversationId: id, text: t, messageId: crypto.randomUUID() }).then((r) => r.sendMessage.position))}
+            />
+            <Compose
+              name="note"
+              kind="note"
+              placeholder={w.note}
+              label={w.addNote}
+              testid="add-note"
+              value={note}
+              onInput={setNote}
+              onSend={(t) => act(client.run(AddNote, { conversationId: id, text: t }).then((r) => r.addNote.position))}
+            />
             {c.queue && (
-              <form
-                class="compose transfer"
-                onSubmit={(e) => {
-                  e.preventDefault();
-                  const r = transferReason.trim();
-                  if (!r || !c.queue) return;
-                  setTransferReason("");
-                  act(client.run(TransferToQueue, { conversationId: id, queue: c.queue, reason: r }).then((x) => x.transferConversation.position));
-                }}
-              >
-                <input name="transfer-reason" placeholder={w.transferReason} value={transferReason} onInput={(e) => setTransferReason((e.target as HTMLInputElement).value)} autocomplete="off" />
-                <button type="submit" data-testid="transfer">
-                  {w.transferToQueue}
-                </button>
-              </form>
+              <Compose
+                name="transfer-reason"
+                kind="transfer"
+                placeholder={w.transferReason}
+                label={w.transferToQueue}
+                testid="transfer"
+                value={transferReason}
+                onInput={setTransferReason}
+                onSend={(reason) => act(client.run(TransferToQueue, { conversationId: id, queue: c.queue!, reason }).then((r) => r.transferConversation.position))}
+              />
             )}
           </div>
         )}
