@@ -1,9 +1,10 @@
 import { render } from "preact";
-import { useEffect, useMemo, useState } from "preact/hooks";
+import { useEffect, useState } from "preact/hooks";
 import { ApiError, Client } from "./client";
 import { Me, type MeResult, type Role } from "./gen/graphql";
 import { type Lang, roleLabel, words } from "./i18n";
 import { Chat } from "./views/chat";
+import { describe } from "./views/live";
 import { Workbench } from "./views/workbench";
 import { Dashboard } from "./views/dashboard";
 import "./desk.css";
@@ -58,7 +59,8 @@ function App() {
       .catch((e: unknown) => {
         localStorage.removeItem(TOKEN);
         setToken("");
-        setError(e instanceof ApiError && e.code === "UNAUTHENTICATED" ? w.badToken : `${w.badToken}: ${String(e)}`);
+        // A refused token says so; anything else (kefu unreachable) is shown as it came.
+        setError(e instanceof ApiError && e.code === "UNAUTHENTICATED" ? w.badToken : describe(e));
       });
     return () => client.close();
   }, [token]);
@@ -114,7 +116,6 @@ function Screen(props: { me: MeResult["me"]; client: Client; lang: Lang }) {
 function SignIn(props: { lang: Lang; error: string; onToken: (t: string) => void }) {
   const w = words[props.lang];
   const [value, setValue] = useState("");
-  const example = useMemo(() => "kefu token --role agent --id <agent uuid>", []);
   return (
     <form
       class="signin card"
@@ -125,7 +126,7 @@ function SignIn(props: { lang: Lang; error: string; onToken: (t: string) => void
     >
       <h1>{w.signInTitle}</h1>
       <p>{w.signInHelp}</p>
-      <pre>{example}</pre>
+      <pre>kefu token --role agent --id &lt;agent uuid&gt;</pre>
       <label>
         {w.token}
         <textarea name="token" rows={4} value={value} onInput={(e) => setValue((e.target as HTMLTextAreaElement).value)} />

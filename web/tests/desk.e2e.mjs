@@ -76,7 +76,7 @@ await gql(oms, `mutation($o: OrderInput!) { recordOrder(input: $o) { id } }`, {
 const browser = await chromium.launch({ executablePath: browserPath, args: ["--no-sandbox"] });
 let failed = false;
 try {
-  const open = async (tok, viewport, lang) => {
+  const open = async (viewport, lang) => {
     const context = await browser.newContext({ viewport, locale: lang === "zh" ? "zh-CN" : "en-US" });
     const page = await context.newPage();
     page.setDefaultTimeout(HANG);
@@ -93,7 +93,7 @@ try {
   const shot = (page, name) => page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
 
   // The first screen: sign in.
-  const first = await open(null, { width: 1280, height: 720 }, "zh");
+  const first = await open({ width: 1280, height: 720 }, "zh");
   await first.goto(url);
   await first.getByRole("button", { name: "登录" }).waitFor();
   await shot(first, "01-sign-in-zh");
@@ -102,17 +102,17 @@ try {
   await first.getByRole("alert").waitFor();
   await first.context().close();
 
-  const supervisor = await open(null, { width: 1400, height: 900 }, "zh");
+  const supervisor = await open({ width: 1400, height: 900 }, "zh");
   const lead = token("supervisor", "lead-1", [queue]);
   await supervisor.goto(`${url}/?token=${lead}&lang=zh`);
   await supervisor.locator(`tr[data-queue="${queue}"]`).waitFor();
 
-  const agent = await open(null, { width: 1440, height: 900 }, "zh");
+  const agent = await open({ width: 1440, height: 900 }, "zh");
   await agent.goto(`${url}/?token=${token("agent", agentId)}&lang=zh`);
   await agent.locator("[data-testid=presence]").waitFor();
   await shot(agent, "03-workbench-offline-zh");
 
-  const customer = await open(null, { width: 520, height: 860 }, "zh");
+  const customer = await open({ width: 520, height: 860 }, "zh");
   await customer.goto(`${url}/?token=${token("customer", customerId)}&lang=zh&order=${orderId}`);
   await customer.getByTestId("start").click();
   await customer.locator("[data-testid=chat-status][data-status=BOT]").waitFor();
