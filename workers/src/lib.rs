@@ -16,6 +16,7 @@ pub mod probes;
 pub mod reactions;
 pub mod router;
 pub mod runtime;
+pub mod shell;
 pub mod sla;
 pub mod surveys;
 
