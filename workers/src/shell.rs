@@ -29,18 +29,21 @@
 //!   records are derived from its cause (the bot's reply id from the customer's message id),
 //!   so deciding it twice decides the same thing.
 
+use std::future::Future;
+
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use kefu_domain::conversation::{
-    Conversation, ConversationCommand, ConversationDecider, ConversationState,
+    Conversation, ConversationCommand, ConversationDecider, ConversationState, Features,
+    RoutingReason,
 };
-use kefu_domain::ids::ConversationId;
+use kefu_domain::ids::{ConversationId, QueueId};
 use kefu_domain::{Decider, DomainError, Event};
 use kefu_eventlog::{Actor, EventLog, Metadata, RecordedEvent};
 
 use crate::command::CommandError;
-use crate::desk::Desk;
+use crate::desk::{Desk, route_commands};
 use crate::runtime::WorkerError;
 
 /// How many conversations a shell reacts to at once, unless told otherwise: enough to keep
@@ -54,6 +57,42 @@ pub enum Intent {
     /// Commands on the conversation the event is about, decided as one and appended at once:
     /// all of them or, at the first refusal, none.
     Conversation(Vec<ConversationCommand>),
+    /// Route the conversation to `queue` and queue it there, in one append
+    /// ([`crate::desk::route_commands`]): the shell folds the queue's snapshot for it.
+    Route {
+        queue: QueueId,
+        reasons: Vec<RoutingReason>,
+        model_version: String,
+        features: Features,
+        at: DateTime<Utc>,
+    },
+}
+
+/// What a worker loads for one reaction beyond the conversation (an outside system's answer,
+/// say), after the shell has folded the conversation and before the pure reaction runs.
+pub trait Gather: Sync {
+    type Seen: Send;
+
+    fn gather<'a>(
+        &'a self,
+        given: &'a Given<'a>,
+        work: &'a Work<'a>,
+    ) -> impl Future<Output = Result<Self::Seen, WorkerError>> + Send + 'a;
+}
+
+/// Nothing beyond the conversation.
+pub struct NothingMore;
+
+impl Gather for NothingMore {
+    type Seen = ();
+
+    fn gather<'a>(
+        &'a self,
+        _: &'a Given<'a>,
+        _: &'a Work<'a>,
+    ) -> impl Future<Output = Result<(), WorkerError>> + Send + 'a {
+        std::future::ready(Ok(()))
+    }
 }
 
 /// What the shell gives a reaction besides the event.
@@ -138,35 +177,63 @@ impl<L: EventLog> Shell<L> {
     where
         F: Fn(&Given<'_>, &Work<'_>) -> Vec<Intent> + Sync,
     {
+        self.react_gathering(work, &NothingMore, |given, work, ()| react(given, work))
+            .await
+    }
+
+    /// [`Shell::react`] for a reaction that needs more than the conversation: `gather` loads
+    /// it for each event, between the fold and the reaction.
+    pub async fn react_gathering<G, F>(
+        &self,
+        work: Vec<Work<'_>>,
+        gather: &G,
+        react: F,
+    ) -> Result<(), WorkerError>
+    where
+        G: Gather,
+        F: Fn(&Given<'_>, &Work<'_>, G::Seen) -> Vec<Intent> + Sync,
+    {
         let mut waiting = lanes(work).into_iter();
         let mut running = FuturesUnordered::new();
         for lane in waiting.by_ref().take(self.lanes) {
-            running.push(self.run_lane(lane, &react));
+            running.push(self.run_lane(lane, gather, &react));
         }
         while let Some(done) = running.next().await {
             done?;
             if let Some(lane) = waiting.next() {
-                running.push(self.run_lane(lane, &react));
+                running.push(self.run_lane(lane, gather, &react));
             }
         }
         Ok(())
     }
 
     /// One conversation's events, in order.
-    async fn run_lane<F>(&self, lane: Vec<Work<'_>>, react: &F) -> Result<(), WorkerError>
+    async fn run_lane<G, F>(
+        &self,
+        lane: Vec<Work<'_>>,
+        gather: &G,
+        react: &F,
+    ) -> Result<(), WorkerError>
     where
-        F: Fn(&Given<'_>, &Work<'_>) -> Vec<Intent> + Sync,
+        G: Gather,
+        F: Fn(&Given<'_>, &Work<'_>, G::Seen) -> Vec<Intent> + Sync,
     {
         for work in &lane {
-            self.react_to(work, react).await?;
+            self.react_to(work, gather, react).await?;
         }
         Ok(())
     }
 
-    /// One reaction: load, decide (pure), execute.
-    async fn react_to<F>(&self, work: &Work<'_>, react: &F) -> Result<(), WorkerError>
+    /// One reaction: load, gather, decide (pure), execute.
+    async fn react_to<G, F>(
+        &self,
+        work: &Work<'_>,
+        gather: &G,
+        react: &F,
+    ) -> Result<(), WorkerError>
     where
-        F: Fn(&Given<'_>, &Work<'_>) -> Vec<Intent> + Sync,
+        G: Gather,
+        F: Fn(&Given<'_>, &Work<'_>, G::Seen) -> Vec<Intent> + Sync,
     {
         let meta = Metadata::caused_by(self.actor.clone(), work.recorded);
         let commands = self.desk.commands();
@@ -181,11 +248,24 @@ impl<L: EventLog> Shell<L> {
                 conversation,
                 now: self.desk.now(),
             };
-            react(&given, work)
+            let seen = gather.gather(&given, work).await?;
+            react(&given, work, seen)
         };
         let mut loaded = Some(loaded);
         for intent in intents {
-            let Intent::Conversation(batch) = intent;
+            let batch = match intent {
+                Intent::Conversation(batch) => batch,
+                Intent::Route {
+                    queue,
+                    reasons,
+                    model_version,
+                    features,
+                    at,
+                } => {
+                    let queue = self.desk.queue_snapshot(queue).await?;
+                    route_commands(queue, reasons, model_version, features, at)
+                }
+            };
             // The first intent is decided on the state the reaction saw; a later one on the
             // stream as the earlier ones left it.
             let outcome = match loaded.take() {

@@ -1,21 +1,24 @@
-//! The bot's answer to a customer's turn as a pure function, given/when/then: given a
-//! conversation (folded from commands the domain accepts) and what the bot knows, when a turn
-//! arrives, then the intents it returns. No store, no clock.
+//! The workers' reactions as pure functions, given/when/then: given a conversation (folded
+//! from commands the domain accepts) and what the worker knows, when an event arrives, then
+//! the intents it returns. No store, no clock.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeZone, Utc};
 use kefu_bot::emotion::{self, Mood};
-use kefu_domain::common::Channel;
+use kefu_domain::common::{Channel, Party};
 use kefu_domain::conversation::{
-    Conversation, ConversationCommand as C, ConversationDecider, ConversationEvent,
-    ConversationState, EmotionLabel, HandoffReason,
+    CloseReason, Conversation, ConversationCommand as C, ConversationDecider, ConversationEvent,
+    ConversationState, EmotionLabel, HandoffReason, RoutingReason,
 };
 use kefu_domain::customer::{Customer, CustomerSnapshot, CustomerTier};
+use kefu_domain::ids::QueueId;
 use kefu_domain::ids::{ConversationId, CustomerId, Locale, MessageId};
 use kefu_domain::switches::{Switch, SwitchBoard};
-use kefu_domain::{Decider, fold};
+use kefu_domain::{Decider, Event, fold};
+use kefu_projections::queues::QueueRow;
 use kefu_workers::bot::{Knowledge, answer, reply_id};
+use kefu_workers::router::{self, OrderSource, Seen};
 use kefu_workers::shell::{Given, Intent};
 use uuid::Uuid;
 
@@ -110,10 +113,27 @@ impl Stream {
         };
         let intents = answer(&knows, &given, &turn);
         assert!(intents.len() <= 1, "one decision per turn: {intents:?}");
-        intents
-            .into_iter()
-            .flat_map(|Intent::Conversation(commands)| commands)
-            .collect()
+        intents.into_iter().flat_map(commands).collect()
+    }
+
+    /// The stream's events, as the feed hands them to a worker.
+    fn event(&self, at: usize) -> Event {
+        Event::Conversation(self.events[at].clone())
+    }
+
+    fn given<R>(&self, then: impl FnOnce(&Given<'_>) -> R) -> R {
+        let conversation = self.conversation();
+        then(&Given {
+            conversation: &conversation,
+            now: t(30),
+        })
+    }
+}
+
+fn commands(intent: Intent) -> Vec<C> {
+    match intent {
+        Intent::Conversation(commands) => commands,
+        other => panic!("not commands on the conversation: {other:?}"),
     }
 }
 
@@ -250,4 +270,130 @@ fn the_switches_degrade_the_answer() {
     let bot_off = given.answer(1, &off(Switch::Bot));
     assert_eq!(names(&bot_off), ["HandOff"]);
     assert_eq!(handoff(&bot_off), Some(HandoffReason::BotSwitchedOff));
+}
+
+// ---- the router ----
+
+fn queue_row(n: u128, line: &str, skills: &[&str]) -> QueueRow {
+    QueueRow {
+        id: Uuid::from_u128(n).to_string(),
+        name: format!("q{n}"),
+        business_line: line.into(),
+        categories: "[]".into(),
+        skills: serde_json::to_string(skills).unwrap(),
+        priority: 3,
+        first_response_secs: 60,
+        resolution_secs: 600,
+        retired: false,
+    }
+}
+
+/// What the router's lookup found: no order, and whether the customer asked to complain.
+fn seen(complaint: bool) -> Option<Seen> {
+    Some(Seen {
+        order: None,
+        source: OrderSource::NoOrder,
+        complaint,
+    })
+}
+
+#[test]
+fn the_router_predicts_at_the_start_and_on_the_first_message_only() {
+    let intents = router::intent_model().unwrap();
+    let stream = Stream::with_bot(true)
+        .says(1, "我的退款到哪了？")
+        .says(2, "发票怎么开");
+    let react = |at: usize| {
+        stream.given(|given| router::react(&intents, &[], given, &stream.event(at), seen(false)))
+    };
+    for at in [0, 1] {
+        let decided: Vec<C> = react(at).into_iter().flat_map(commands).collect();
+        match decided.as_slice() {
+            [C::PredictScenario { features, at, .. }] => {
+                assert_eq!(features["order_gateway"], "no_order");
+                assert_eq!(*at, t(30));
+            }
+            other => panic!("event {at}: {other:?}"),
+        }
+        let state = fold::<ConversationDecider>(&stream.events);
+        kefu_domain::decide_all::<ConversationDecider>(&state, decided).expect("accepted");
+    }
+    assert!(react(2).is_empty(), "a later message is the conversation");
+    assert!(
+        stream
+            .given(|given| router::react(&intents, &[], given, &stream.event(1), None))
+            .is_empty(),
+        "nothing looked up (a probe): nothing to do"
+    );
+}
+
+#[test]
+fn a_hand_off_is_routed_to_a_queue_of_its_line_and_a_complaint_says_so() {
+    let intents = router::intent_model().unwrap();
+    let stream = Stream::with_bot(true).says(1, "我要投诉").then(C::HandOff {
+        reason: HandoffReason::CustomerAsked,
+        at: t(2),
+    });
+    let handed = stream.events.len() - 1;
+    let queues = [
+        queue_row(1, "merchant:m-1", &["complaint"]),
+        queue_row(2, "self_operated", &["after-sales"]),
+    ];
+    let routed = stream
+        .given(|given| router::react(&intents, &queues, given, &stream.event(handed), seen(true)));
+    match routed.as_slice() {
+        [
+            Intent::Route {
+                queue, reasons, at, ..
+            },
+        ] => {
+            assert_eq!(
+                *queue,
+                QueueId::from_uuid(Uuid::from_u128(2)),
+                "the shop's own line"
+            );
+            assert!(
+                reasons.contains(&RoutingReason::Other {
+                    code: "customer_asked_complaint".into()
+                }),
+                "{reasons:?}"
+            );
+            assert_eq!(*at, t(30));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        stream
+            .given(|given| router::react(&intents, &[], given, &stream.event(handed), seen(true)))
+            .is_empty(),
+        "no queue serves it: it waits for a supervisor"
+    );
+}
+
+// ---- the survey offers ----
+
+#[test]
+fn a_close_is_answered_with_a_survey_offer_the_domain_takes_once() {
+    let closed = Stream::with_bot(true).says(1, "谢谢").then(C::Close {
+        by: Party::Customer,
+        reason: CloseReason::Resolved,
+        at: t(3),
+    });
+    let offer: Vec<C> = closed
+        .given(kefu_workers::surveys::offer)
+        .into_iter()
+        .flat_map(commands)
+        .collect();
+    assert!(matches!(offer.as_slice(), [C::OfferSurvey { at }] if *at == t(30)));
+    let offered = closed.then(offer[0].clone());
+    let again = offered.given(kefu_workers::surveys::offer);
+    let state = fold::<ConversationDecider>(&offered.events);
+    assert_eq!(
+        kefu_domain::decide_all::<ConversationDecider>(
+            &state,
+            again.into_iter().flat_map(commands)
+        ),
+        Ok(vec![]),
+        "offered once: offering again records nothing"
+    );
 }
