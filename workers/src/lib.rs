@@ -3,7 +3,8 @@
 //! [`command::CommandService`] runs one command against one stream (load, decide, append with
 //! the expected version, retry on conflict); [`desk::Desk`] runs what a person does at the
 //! help desk as the commands it takes across streams (seat first, then assignment, ...). The workers (bot, router, assigner, timers,
-//! archiver) will live beside it and issue their commands through it.
+//! archiver) live beside it and issue their commands through it; those that react to what
+//! happens in a conversation are pure functions run by [`shell::Shell`].
 
 pub mod archiver;
 pub mod assigner;

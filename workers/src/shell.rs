@@ -198,13 +198,23 @@ impl<L: EventLog> Shell<L> {
         for lane in waiting.by_ref().take(self.lanes) {
             running.push(self.run_lane(lane, gather, &react));
         }
+        // After a failure no lane starts, but those running finish: an append cut off midway
+        // would leave its outcome unknown for no gain (the batch is retried either way).
+        let mut failed = None;
         while let Some(done) = running.next().await {
-            done?;
-            if let Some(lane) = waiting.next() {
-                running.push(self.run_lane(lane, gather, &react));
+            match done {
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
+                Ok(()) if failed.is_none() => {
+                    if let Some(lane) = waiting.next() {
+                        running.push(self.run_lane(lane, gather, &react));
+                    }
+                }
+                Ok(()) => {}
             }
         }
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 
     /// One conversation's events, in order.
