@@ -117,6 +117,25 @@ pub struct Assessment {
     pub mood: Mood,
 }
 
+impl Assessment {
+    /// An earlier turn's assessment as `EmotionAssessed` recorded it, for the history
+    /// [`strategy`] reads: the customer's moods as they were judged then, not as today's
+    /// model would judge their words again. The recorded label does not tell anxious from
+    /// sad; `strategy` reads earlier turns only as angry, negative or not, so either does.
+    pub fn recorded(score: f64, label: EmotionLabel) -> Assessment {
+        let mood = match label {
+            EmotionLabel::Angry => Mood::Angry,
+            EmotionLabel::Negative => Mood::Sad,
+            EmotionLabel::Neutral => Mood::Neutral,
+            EmotionLabel::Positive => Mood::Satisfied,
+        };
+        Assessment {
+            polarity: score,
+            mood,
+        }
+    }
+}
+
 struct Lexicon {
     /// Chinese terms and emoji, by their text; matched longest first.
     zh: HashMap<String, Unit>,
@@ -821,6 +840,37 @@ mod tests {
         assert_eq!(trend(&[-0.8, -0.7, 0.2]), EmotionTrend::Improving);
         assert_eq!(trend(&[-0.3, -0.35]), EmotionTrend::Steady);
         assert_eq!(trend(&[]), EmotionTrend::Steady);
+    }
+
+    /// Earlier turns read back from their recorded label and score lead to the strategy their
+    /// assessments led to.
+    #[test]
+    fn recorded_assessments_keep_the_strategy() {
+        let lines = [
+            "怎么还没发货？？",
+            "东西坏了，有点失望",
+            "the parcel is late!!!",
+            "你们这什么破服务！！！",
+            "发票怎么开",
+            "谢谢，很满意",
+        ];
+        for a in lines {
+            for b in lines {
+                for last in lines {
+                    let history = [assess(a), assess(b), assess(last)];
+                    let recorded: Vec<Assessment> = history[..2]
+                        .iter()
+                        .map(|x| Assessment::recorded(x.polarity, x.mood.domain_label()))
+                        .chain([history[2]])
+                        .collect();
+                    assert_eq!(
+                        strategy(&recorded, "zh"),
+                        strategy(&history, "zh"),
+                        "{a} / {b} / {last}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -362,6 +362,22 @@ impl Conversation {
         self.closed.is_some()
     }
 
+    /// Whether the bot may speak here: open, started with the bot, and no human on the way.
+    /// The bot asks before it answers, so that a turn it may not answer is still assessed.
+    pub fn takes_bot_replies(&self) -> Result<(), DomainError> {
+        require_open(self)?;
+        if !self.bot_enabled {
+            return Err(DomainError::BotSwitchedOff {
+                conversation: self.id,
+            });
+        }
+        // Once a human is on the way, a bot reply would contradict what the agent says.
+        if self.handling != Handling::Bot {
+            return Err(self.wrong_phase("take a bot reply"));
+        }
+        Ok(())
+    }
+
     fn turn(&self, message: MessageId) -> Option<&Turn> {
         self.turns.iter().find(|t| t.message == message)
     }
@@ -1610,16 +1626,7 @@ fn bot_turn(
     if already_recorded(conv, message, &Speaker::Bot)? {
         return Ok(vec![]);
     }
-    require_open(conv)?;
-    if !conv.bot_enabled {
-        return Err(DomainError::BotSwitchedOff {
-            conversation: conv.id,
-        });
-    }
-    // Once a human is on the way, a bot reply would contradict what the agent says.
-    if conv.handling != Handling::Bot {
-        return Err(conv.wrong_phase("take a bot reply"));
-    }
+    conv.takes_bot_replies()?;
     require_text("text", &text, MAX_TEXT_CHARS)?;
     if candidates.len() > MAX_CANDIDATES {
         return Err(DomainError::invalid(

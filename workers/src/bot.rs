@@ -1,19 +1,30 @@
 //! The bot worker: answers customer turns with the JIMI bot (`kefu-bot`), and hands the
 //! conversation to a human when its confidence, the customer's mood or the customer asks.
 //!
-//! For each `CustomerTurnRecorded` of a conversation still with the bot it records, in order:
+//! Its answer to a `CustomerTurnRecorded` is [`answer`], a pure function of the conversation
+//! as its stream folds, what the bot knows ([`Knowledge`]: the knowledge base and the
+//! switches) and the time; [`crate::shell`] runs it. The answer is one decision and one append:
 //! the turn's emotion (`AssessEmotion`), the bot's reply (`RecordBotTurn`: an answer, the top
 //! three to choose from, or a word that a human is coming) and, when needed, the hand-off
-//! (`HandOff`: low confidence or anger). A typed request for a person or to complain ("转人工",
-//! "I want a human", "我要投诉": `kefu_bot::transfer`) skips the FAQ: the reply says a person
-//! is coming and the hand-off's reason is `customer_asked` (the router then sends a complaint
-//! to the complaints team). The reply's message id is derived from the
-//! customer's (`reply_id`), so reacting twice to one turn records one reply: a second
-//! instance, or a replay after a crash, finds it recorded.
+//! (`HandOff`: low confidence or anger), all recorded or none. A turn the bot may not answer
+//! (the conversation is with a human, closed, or started without the bot) is still assessed.
+//! A typed request for a person or to complain ("转人工", "I want a human", "我要投诉":
+//! `kefu_bot::transfer`) skips the FAQ: the reply says a person is coming and the hand-off's
+//! reason is `customer_asked` (the router then sends a complaint to the complaints team).
+//!
+//! The mood history the reply strategy reads is the stream's: the assessments recorded for the
+//! earlier turns, and this turn's. Assessing every earlier turn again made a chat quadratic,
+//! and could disagree with the log once the emotion model changed.
+//!
+//! Reacting twice to one turn records one answer: the answer's events are keyed by their
+//! cause (`command.rs`), and the reply's message id is derived from the customer's
+//! (`reply_id`). A turn whose assessment a crash of an older bot left alone is answered
+//! without assessing it again.
 //!
 //! The knowledge base the bot answers from is folded from the log's `KnowledgeEntry*` events:
-//! read from the beginning at start, then kept current as they arrive; a server whose log has
-//! none seeds the demo knowledge base ([`seed_demo_kb`]).
+//! read from the beginning at start, then kept current as they arrive (the turns before a
+//! change are answered before it); a server whose log has none seeds the demo knowledge base
+//! ([`seed_demo_kb`]). The switchboard is read once per batch of turns.
 
 use std::collections::BTreeMap;
 
@@ -22,21 +33,20 @@ use kefu_bot::faq::{Decision, Entry, Faq, FaqAnswer, Thresholds};
 use kefu_bot::kb;
 use kefu_bot::transfer::{self, Request};
 use kefu_domain::conversation::{
-    AnswerCandidate, BotAnswerInput, ConversationCommand as C, ConversationDecider,
-    ConversationEvent, CustomerTurnRecorded, HandoffReason,
+    AnswerCandidate, BotAnswerInput, Conversation, ConversationCommand as C, ConversationEvent,
+    CustomerTurnRecorded, HandoffReason, Speaker,
 };
-use kefu_domain::ids::{ConversationId, KnowledgeEntryId, MessageId};
+use kefu_domain::ids::{KnowledgeEntryId, MessageId};
 use kefu_domain::knowledge::{KnowledgeDecider, KnowledgeEntry, KnowledgeState};
-use kefu_domain::switches::Switch;
+use kefu_domain::switches::{Switch, SwitchBoard};
 use kefu_domain::{Decider, DomainError, Event};
-use kefu_eventlog::{
-    Actor, ActorKind, EventLog, Metadata, Position, RecordedEvent, StreamId, read_whole_stream,
-};
+use kefu_eventlog::{Actor, ActorKind, EventLog, Metadata, Position, RecordedEvent};
 use uuid::Uuid;
 
 use crate::command::CommandError;
 use crate::desk::Desk;
 use crate::runtime::{Reactor, WorkerError};
+use crate::shell::{self, Given, Intent, Shell};
 
 pub const NAME: &str = "bot";
 
@@ -56,8 +66,7 @@ pub fn reply_id(customer: MessageId) -> MessageId {
 }
 
 pub struct BotWorker<L> {
-    desk: Desk<L>,
-    actor: Actor,
+    shell: Shell<L>,
     thresholds: Thresholds,
     /// The active entries, by id.
     kb: BTreeMap<KnowledgeEntryId, KnowledgeEntry>,
@@ -76,14 +85,13 @@ impl<L: EventLog> BotWorker<L> {
         thresholds: Thresholds,
     ) -> Result<(Self, Position), WorkerError> {
         let mut worker = BotWorker {
-            desk,
-            actor: Actor::new(ActorKind::Bot, "jimi"),
+            shell: Shell::new(desk, NAME, Actor::new(ActorKind::Bot, "jimi")),
             thresholds,
             kb: BTreeMap::new(),
             faq: None,
             calibration: Vec::new(),
         };
-        let log = worker.desk.commands().log().clone();
+        let log = worker.shell.desk().commands().log().clone();
         let mut from = Position::START;
         loop {
             let page = log.read_all(from, 1000).await?;
@@ -108,7 +116,12 @@ impl<L: EventLog> BotWorker<L> {
             return Ok(());
         };
         // The entry as the decider folds it: one definition of what an entry is.
-        let loaded = self.desk.commands().load::<KnowledgeDecider>(id).await?;
+        let loaded = self
+            .shell
+            .desk()
+            .commands()
+            .load::<KnowledgeDecider>(id)
+            .await?;
         match loaded.state {
             KnowledgeState::Active(entry) => {
                 self.kb.insert(id, entry);
@@ -179,250 +192,251 @@ impl<L: EventLog> BotWorker<L> {
         Ok(self.faq.as_ref())
     }
 
-    /// Answers one customer turn.
-    async fn answer(
-        &mut self,
-        e: &RecordedEvent,
-        turn: &CustomerTurnRecorded,
-    ) -> Result<(), WorkerError> {
-        let Some(conversation) = ConversationDecider::id_of_stream(e.stream_id.as_str()) else {
-            return Ok(());
-        };
-        let (message, text) = (turn.message, turn.text.as_str());
-        let meta = Metadata::caused_by(self.actor.clone(), e);
-        let board = self.desk.switchboard().await?;
-        if !board.is_on(Switch::Bot) {
-            // Switched off: whoever still talks to the bot goes to a human.
-            let command = C::HandOff {
-                reason: HandoffReason::BotSwitchedOff,
-                at: self.desk_now(),
-            };
-            self.run(conversation, command, &meta).await?;
+    /// Answers the customer turns among `events` (none of them a knowledge-base change).
+    async fn answer_turns(&mut self, events: &[RecordedEvent]) -> Result<(), WorkerError> {
+        let work = shell::conversation_work(events, |e| {
+            matches!(
+                e,
+                Event::Conversation(ConversationEvent::CustomerTurnRecorded(_))
+            )
+        });
+        if work.is_empty() {
             return Ok(());
         }
-        let strategy = if board.is_on(Switch::Emotion) {
-            let history = self.moods(&e.stream_id, e.version).await?;
-            let assessment = *history.last().unwrap_or(&emotion::assess(text));
-            let assess = C::AssessEmotion {
+        let board = self.shell.desk().switchboard().await?;
+        self.faq()?;
+        let knows = Knowledge {
+            board: &board,
+            faq: self.faq.as_ref(),
+            kb: &self.kb,
+        };
+        self.shell
+            .react(work, |given, work| match &work.event {
+                Event::Conversation(ConversationEvent::CustomerTurnRecorded(turn)) => {
+                    answer(&knows, given, turn)
+                }
+                _ => Vec::new(),
+            })
+            .await
+    }
+}
+
+/// What the bot answers from besides the conversation.
+pub struct Knowledge<'a> {
+    pub board: &'a SwitchBoard,
+    /// The model over `kb`; `None` when there is none (an empty knowledge base, or one the
+    /// model cannot be built from): every question goes to a human.
+    pub faq: Option<&'a Faq>,
+    /// The active entries, by id.
+    pub kb: &'a BTreeMap<KnowledgeEntryId, KnowledgeEntry>,
+}
+
+/// The bot's answer to a customer's turn: at most one intent, the commands of one decision.
+pub fn answer(
+    knows: &Knowledge<'_>,
+    given: &Given<'_>,
+    turn: &CustomerTurnRecorded,
+) -> Vec<Intent> {
+    let (conv, now) = (given.conversation, given.now);
+    let (message, text) = (turn.message, turn.text.as_str());
+    let locale = locale_of(text);
+    if !knows.board.is_on(Switch::Bot) {
+        // Switched off: whoever still talks to the bot goes to a human.
+        return vec![Intent::Conversation(vec![C::HandOff {
+            reason: HandoffReason::BotSwitchedOff,
+            at: now,
+        }])];
+    }
+    let mut commands = Vec::new();
+    let strategy = if knows.board.is_on(Switch::Emotion) {
+        let assessment = emotion::assess(text);
+        if !assessed(conv, message) {
+            commands.push(C::AssessEmotion {
                 message,
                 score: assessment.polarity.clamp(-1.0, 1.0),
                 label: assessment.mood.domain_label(),
                 model_version: emotion::MODEL_VERSION.to_owned(),
-                at: self.desk_now(),
-            };
-            if !self.run(conversation, assess, &meta).await? {
-                return Ok(());
-            }
-            emotion::strategy(&history, self.locale_of(text))
-        } else {
-            // No moods: no soothing, no mood-driven hand-off.
-            emotion::strategy(&[], self.locale_of(text))
-        };
-        if let Some(request) = transfer::request(text) {
-            let reply = C::RecordBotTurn {
-                message: reply_id(message),
-                text: transfer_reply(request, self.locale_of(text)).to_owned(),
-                answer: None,
-                candidates: vec![],
-                at: self.desk_now(),
-            };
-            if self.run(conversation, reply, &meta).await? {
-                let command = C::HandOff {
-                    reason: HandoffReason::CustomerAsked,
-                    at: self.desk_now(),
-                };
-                self.run(conversation, command, &meta).await?;
-            }
-            return Ok(());
+                at: now,
+            });
         }
-        let ranked = board.is_on(Switch::Ranker);
-        let answer = match self.faq()? {
-            Some(faq) => Some(
-                if ranked {
-                    faq.answer(text, None)
-                } else {
-                    retrieval_order(faq, text)
-                }
-                .map_err(|e| {
-                    WorkerError::Command(CommandError::Rejected(DomainError::Validation {
-                        field: "text",
-                        reason: e.to_string(),
-                    }))
-                })?,
-            ),
-            None => None,
-        };
-        let (reply, handoff) = self.reply(answer.as_ref(), &strategy.soothing, text);
-        let reply = match reply {
-            Some(r) => r,
-            None => return Ok(()),
-        };
-        let command = C::RecordBotTurn {
+        let mut history = moods_before(conv, message);
+        history.push(assessment);
+        emotion::strategy(&history, locale)
+    } else {
+        // No moods: no soothing, no mood-driven hand-off.
+        emotion::strategy(&[], locale)
+    };
+    let decided = |commands: Vec<C>| {
+        if commands.is_empty() {
+            Vec::new()
+        } else {
+            vec![Intent::Conversation(commands)]
+        }
+    };
+    if conv.takes_bot_replies().is_err() {
+        return decided(commands);
+    }
+    if let Some(request) = transfer::request(text) {
+        commands.push(C::RecordBotTurn {
             message: reply_id(message),
-            text: reply.text,
-            answer: reply.answer,
-            candidates: reply.candidates,
-            at: self.desk_now(),
-        };
-        if !self.run(conversation, command, &meta).await? {
-            return Ok(());
-        }
-        let reason = if strategy.handoff {
-            Some(HandoffReason::NegativeEmotion)
+            text: transfer_reply(request, locale).to_owned(),
+            answer: None,
+            candidates: vec![],
+            at: now,
+        });
+        commands.push(C::HandOff {
+            reason: HandoffReason::CustomerAsked,
+            at: now,
+        });
+        return decided(commands);
+    }
+    let ranked = knows.board.is_on(Switch::Ranker);
+    let found = knows.faq.and_then(|faq| {
+        let found = if ranked {
+            faq.answer(text, None)
         } else {
-            handoff
+            retrieval_order(faq, text)
         };
-        if let Some(reason) = reason {
-            let command = C::HandOff {
-                reason,
-                at: self.desk_now(),
+        // A question the model cannot take is one for a human.
+        found
+            .inspect_err(
+                |e| tracing::warn!(error = %e, "the bot's model cannot take this question"),
+            )
+            .ok()
+    });
+    let (reply, handoff) = reply(knows.kb, found.as_ref(), &strategy.soothing, locale);
+    let Some(reply) = reply else {
+        return decided(commands);
+    };
+    commands.push(C::RecordBotTurn {
+        message: reply_id(message),
+        text: reply.text,
+        answer: reply.answer,
+        candidates: reply.candidates,
+        at: now,
+    });
+    let reason = if strategy.handoff {
+        Some(HandoffReason::NegativeEmotion)
+    } else {
+        handoff
+    };
+    if let Some(reason) = reason {
+        commands.push(C::HandOff { reason, at: now });
+    }
+    decided(commands)
+}
+
+/// Whether the turn's emotion is recorded already.
+fn assessed(conv: &Conversation, message: MessageId) -> bool {
+    conv.turns
+        .iter()
+        .any(|t| t.message == message && t.emotion.is_some())
+}
+
+/// The customer's moods before `message`, as the stream recorded them (turns assessed while
+/// the emotion switch was off have none).
+fn moods_before(conv: &Conversation, message: MessageId) -> Vec<Assessment> {
+    conv.turns
+        .iter()
+        .take_while(|t| t.message != message)
+        .filter(|t| t.speaker == Speaker::Customer)
+        .filter_map(|t| t.emotion)
+        .map(|e| Assessment::recorded(e.score, e.label))
+        .collect()
+}
+
+fn locale_of(text: &str) -> &'static str {
+    if text.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)) {
+        "zh"
+    } else {
+        "en"
+    }
+}
+
+/// What the bot says, and whether a human must take over.
+fn reply(
+    kb: &BTreeMap<KnowledgeEntryId, KnowledgeEntry>,
+    answer: Option<&FaqAnswer>,
+    soothing: &Option<String>,
+    locale: &str,
+) -> (Option<Reply>, Option<HandoffReason>) {
+    let zh = locale == "zh";
+    let prefix = soothing.clone().map(|s| s + " ").unwrap_or_default();
+    let candidates: Vec<AnswerCandidate> = answer
+        .map(|a| {
+            a.ranked
+                .iter()
+                .take(kefu_domain::conversation::MAX_CANDIDATES)
+                .map(|r| AnswerCandidate {
+                    entry: r.entry,
+                    // Ranker scores are unbounded; the log keeps them in [0, 1].
+                    score: 1.0 / (1.0 + (-r.score).exp()),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let handover = if zh {
+        "这个问题我先为您转接人工客服，请稍等。"
+    } else {
+        "Let me bring in a colleague who can help with this; one moment please."
+    };
+    let Some(answer) = answer else {
+        return (
+            Some(Reply {
+                text: format!("{prefix}{handover}"),
+                answer: None,
+                candidates,
+            }),
+            Some(HandoffReason::LowConfidence),
+        );
+    };
+    match answer.decision {
+        Decision::Answer => {
+            let Some(top) = answer.top().and_then(|t| kb.get(&t.entry)) else {
+                return (None, Some(HandoffReason::LowConfidence));
             };
-            self.run(conversation, command, &meta).await?;
-        }
-        Ok(())
-    }
-
-    /// The customer's moods so far, one per customer turn up to `version`, assessed again
-    /// from their words (the assessment is a pure function of them).
-    async fn moods(&self, stream: &StreamId, version: u64) -> Result<Vec<Assessment>, WorkerError> {
-        let events = read_whole_stream(&**self.desk.commands().log(), stream).await?;
-        Ok(events
-            .iter()
-            .filter(|e| e.version <= version)
-            .filter_map(|e| match kefu_feed::decode_or_other(e) {
-                Event::Conversation(ConversationEvent::CustomerTurnRecorded(turn)) => {
-                    Some(emotion::assess(&turn.text))
-                }
-                _ => None,
-            })
-            .collect())
-    }
-
-    fn locale_of(&self, text: &str) -> &'static str {
-        if text.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)) {
-            "zh"
-        } else {
-            "en"
-        }
-    }
-
-    fn desk_now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.desk.now()
-    }
-
-    /// What the bot says, and whether a human must take over.
-    fn reply(
-        &self,
-        answer: Option<&FaqAnswer>,
-        soothing: &Option<String>,
-        text: &str,
-    ) -> (Option<Reply>, Option<HandoffReason>) {
-        let zh = self.locale_of(text) == "zh";
-        let prefix = soothing.clone().map(|s| s + " ").unwrap_or_default();
-        let candidates: Vec<AnswerCandidate> = answer
-            .map(|a| {
-                a.ranked
-                    .iter()
-                    .take(kefu_domain::conversation::MAX_CANDIDATES)
-                    .map(|r| AnswerCandidate {
-                        entry: r.entry,
-                        // Ranker scores are unbounded; the log keeps them in [0, 1].
-                        score: 1.0 / (1.0 + (-r.score).exp()),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let handover = if zh {
-            "这个问题我先为您转接人工客服，请稍等。"
-        } else {
-            "Let me bring in a colleague who can help with this; one moment please."
-        };
-        let Some(answer) = answer else {
-            return (
+            (
                 Some(Reply {
-                    text: format!("{prefix}{handover}"),
+                    text: format!("{prefix}{}", top.answer),
+                    answer: Some(BotAnswerInput {
+                        entry: kefu_domain::knowledge::KnowledgeEntrySnapshot::Active(top.clone()),
+                        confidence: answer.confidence.clamp(0.0, 1.0),
+                    }),
+                    candidates,
+                }),
+                None,
+            )
+        }
+        Decision::Clarify => {
+            let options: Vec<String> = answer
+                .suggestions()
+                .iter()
+                .filter_map(|r| kb.get(&r.entry))
+                .enumerate()
+                .map(|(i, e)| format!("{}. {}", i + 1, e.question))
+                .collect();
+            let ask = if zh {
+                "您想问的是下面哪一个？"
+            } else {
+                "Which of these do you mean?"
+            };
+            (
+                Some(Reply {
+                    text: format!("{prefix}{ask}\n{}", options.join("\n")),
                     answer: None,
                     candidates,
                 }),
-                Some(HandoffReason::LowConfidence),
-            );
-        };
-        match answer.decision {
-            Decision::Answer => {
-                let Some(top) = answer.top().and_then(|t| self.kb.get(&t.entry)) else {
-                    return (None, Some(HandoffReason::LowConfidence));
-                };
-                (
-                    Some(Reply {
-                        text: format!("{prefix}{}", top.answer),
-                        answer: Some(BotAnswerInput {
-                            entry: kefu_domain::knowledge::KnowledgeEntrySnapshot::Active(
-                                top.clone(),
-                            ),
-                            confidence: answer.confidence.clamp(0.0, 1.0),
-                        }),
-                        candidates,
-                    }),
-                    None,
-                )
-            }
-            Decision::Clarify => {
-                let options: Vec<String> = answer
-                    .suggestions()
-                    .iter()
-                    .filter_map(|r| self.kb.get(&r.entry))
-                    .enumerate()
-                    .map(|(i, e)| format!("{}. {}", i + 1, e.question))
-                    .collect();
-                let ask = if zh {
-                    "您想问的是下面哪一个？"
-                } else {
-                    "Which of these do you mean?"
-                };
-                (
-                    Some(Reply {
-                        text: format!("{prefix}{ask}\n{}", options.join("\n")),
-                        answer: None,
-                        candidates,
-                    }),
-                    None,
-                )
-            }
-            Decision::Handoff => (
-                Some(Reply {
-                    text: format!("{prefix}{handover}"),
-                    answer: None,
-                    candidates,
-                }),
-                Some(HandoffReason::LowConfidence),
-            ),
+                None,
+            )
         }
-    }
-
-    /// Runs one command; false when the domain refused it (the conversation has moved on:
-    /// closed, with a human, the bot switched off), which ends this turn's reaction.
-    async fn run(
-        &self,
-        conversation: ConversationId,
-        command: C,
-        meta: &Metadata,
-    ) -> Result<bool, WorkerError> {
-        match self
-            .desk
-            .commands()
-            .execute::<ConversationDecider>(conversation, command, meta)
-            .await
-        {
-            Ok(_) => Ok(true),
-            // Assessed already (a replay after a crash, or another instance): go on to the
-            // reply, which is just as idempotent.
-            Err(CommandError::Rejected(DomainError::TurnAlreadyAssessed { .. })) => Ok(true),
-            Err(CommandError::Rejected(reason)) => {
-                tracing::debug!(%conversation, %reason, "the bot has nothing to do here");
-                Ok(false)
-            }
-            Err(e) => Err(e.into()),
-        }
+        Decision::Handoff => (
+            Some(Reply {
+                text: format!("{prefix}{handover}"),
+                answer: None,
+                candidates,
+            }),
+            Some(HandoffReason::LowConfidence),
+        ),
     }
 }
 
@@ -475,16 +489,16 @@ impl<L: EventLog> Reactor for BotWorker<L> {
     }
 
     async fn react(&mut self, events: &[RecordedEvent]) -> Result<(), WorkerError> {
-        for e in events {
-            match kefu_feed::decode_or_other(e) {
-                Event::Knowledge(_) => self.learn(e).await?,
-                Event::Conversation(ConversationEvent::CustomerTurnRecorded(turn)) => {
-                    self.answer(e, &turn).await?
-                }
-                _ => {}
+        // A knowledge-base change applies to the turns after it, not to those before.
+        let mut from = 0;
+        for (at, e) in events.iter().enumerate() {
+            if KnowledgeDecider::id_of_stream(e.stream_id.as_str()).is_some() {
+                self.answer_turns(&events[from..at]).await?;
+                self.learn(e).await?;
+                from = at + 1;
             }
         }
-        Ok(())
+        self.answer_turns(&events[from..]).await
     }
 }
 

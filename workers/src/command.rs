@@ -74,27 +74,30 @@ pub struct Loaded<D: Decider> {
     pub state: D::State,
     /// The version of the last event, `None` for a stream with no events.
     pub version: Option<u64>,
+    /// The event whose reactions the fold looked for (`None`: it looked for none).
+    cause: Option<Uuid>,
+    /// The reaction keys of the stream's events caused by `cause`.
+    reactions: Vec<String>,
 }
 
 impl<D: Decider> Loaded<D> {
-    /// A stream with no events yet.
-    fn empty() -> Self {
+    /// A stream with no events yet, about to be folded looking for `cause`'s reactions.
+    fn empty(cause: Option<Uuid>) -> Self {
         Loaded {
             state: D::initial_state(),
             version: None,
+            cause,
+            reactions: Vec::new(),
         }
     }
 
     /// The fold one stored event further (its payload given apart, so the caller chooses
-    /// whether to keep the event). `reactions` collects the reaction keys of the events
-    /// caused by `cause`.
+    /// whether to keep the event), noting its reaction key when `cause` caused it.
     fn evolve(
-        self,
+        mut self,
         stream: &StreamId,
         e: &RecordedEvent,
         payload: serde_json::Value,
-        cause: Option<Uuid>,
-        reactions: &mut Vec<String>,
     ) -> Result<Self, CommandError> {
         let event =
             D::Event::decode(&e.event_type, e.schema_version, payload).map_err(|source| {
@@ -104,14 +107,16 @@ impl<D: Decider> Loaded<D> {
                     source,
                 }
             })?;
-        if cause == Some(e.metadata.causation_id)
+        if self.cause == Some(e.metadata.causation_id)
             && let Some(key) = event.reaction_key()
         {
-            reactions.push(key);
+            self.reactions.push(key);
         }
         Ok(Loaded {
             state: D::evolve(self.state, &event),
             version: Some(e.version),
+            cause: self.cause,
+            reactions: self.reactions,
         })
     }
 }
@@ -149,25 +154,36 @@ impl<L: EventLog> CommandService<L> {
 
     /// Folds the stream of `id`.
     pub async fn load<D: Decider>(&self, id: D::Id) -> Result<Loaded<D>, CommandError> {
-        Ok(self.load_reacting::<D>(id, None).await?.0)
+        self.load_reacting::<D>(id, None).await
     }
 
-    /// Folds the stream of `id`, and collects the reaction keys of its events caused by
+    /// Folds the stream of `id` for commands carrying `metadata`: when they react to an event,
+    /// the fold collects the reactions already recorded for it, so that
+    /// [`CommandService::execute_all_on`] can decide on this state without reading the stream
+    /// again. What a worker's shell loads once per reaction.
+    pub async fn load_for<D: Decider>(
+        &self,
+        id: D::Id,
+        metadata: &Metadata,
+    ) -> Result<Loaded<D>, CommandError> {
+        self.load_reacting::<D>(id, reaction_cause(metadata)).await
+    }
+
+    /// Folds the stream of `id`, collecting the reaction keys of its events caused by
     /// `cause` (none without one).
     async fn load_reacting<D: Decider>(
         &self,
         id: D::Id,
         cause: Option<Uuid>,
-    ) -> Result<(Loaded<D>, Vec<String>), CommandError> {
+    ) -> Result<Loaded<D>, CommandError> {
         let stream = stream_of::<D>(id)?;
         let stored = read_whole_stream(&*self.log, &stream).await?;
-        let mut loaded = Loaded::<D>::empty();
-        let mut reactions = Vec::new();
+        let mut loaded = Loaded::<D>::empty(cause);
         for mut e in stored {
             let payload = std::mem::take(&mut e.payload);
-            loaded = loaded.evolve(&stream, &e, payload, cause, &mut reactions)?;
+            loaded = loaded.evolve(&stream, &e, payload)?;
         }
-        Ok((loaded, reactions))
+        Ok(loaded)
     }
 
     /// Folds the stream of `id` and hands back the events it read too, for a reader that
@@ -179,9 +195,9 @@ impl<L: EventLog> CommandService<L> {
     ) -> Result<(Loaded<D>, Vec<RecordedEvent>), CommandError> {
         let stream = stream_of::<D>(id)?;
         let stored = read_whole_stream(&*self.log, &stream).await?;
-        let mut loaded = Loaded::<D>::empty();
+        let mut loaded = Loaded::<D>::empty(None);
         for e in &stored {
-            loaded = loaded.evolve(&stream, e, e.payload.clone(), None, &mut Vec::new())?;
+            loaded = loaded.evolve(&stream, e, e.payload.clone())?;
         }
         Ok((loaded, stored))
     }
@@ -217,15 +233,37 @@ impl<L: EventLog> CommandService<L> {
     where
         D::Command: Clone,
     {
+        let loaded = self.load_for::<D>(id, metadata).await?;
+        self.execute_all_on::<D>(id, loaded, commands, metadata)
+            .await
+    }
+
+    /// [`CommandService::execute_all`] on a state the caller loaded already
+    /// ([`CommandService::load_for`]), so that a reaction that read the stream to decide what
+    /// to do does not read it again to do it: the stream is read again only when another
+    /// writer got in first (or the fold looked for another cause's reactions).
+    pub async fn execute_all_on<D: Decider>(
+        &self,
+        id: D::Id,
+        loaded: Loaded<D>,
+        commands: Vec<D::Command>,
+        metadata: &Metadata,
+    ) -> Result<Executed<D>, CommandError>
+    where
+        D::Command: Clone,
+    {
         let stream = stream_of::<D>(id)?;
+        let cause = reaction_cause(metadata);
+        let mut loaded = if loaded.cause == cause {
+            loaded
+        } else {
+            self.load_reacting::<D>(id, cause).await?
+        };
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let (loaded, reactions) = self
-                .load_reacting::<D>(id, reaction_cause(metadata))
-                .await?;
             let events = kefu_domain::decide_all::<D>(&loaded.state, commands.iter().cloned())?;
-            let done = kefu_domain::already_reacted(&reactions, &events);
+            let done = kefu_domain::already_reacted(&loaded.reactions, &events);
             if done {
                 debug!(%stream, cause = %metadata.causation_id, "reaction recorded already");
             }
@@ -259,6 +297,7 @@ impl<L: EventLog> CommandService<L> {
                 }
                 Err(e) if e.is_conflict() && attempts < self.max_attempts => {
                     debug!(%stream, attempts, "stream changed under the command; deciding again");
+                    loaded = self.load_reacting::<D>(id, cause).await?;
                 }
                 Err(e) if e.is_conflict() => {
                     return Err(CommandError::Contended {

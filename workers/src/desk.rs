@@ -108,6 +108,27 @@ pub struct NewEntry {
     pub locale: Locale,
 }
 
+/// Routing to `queue` and queueing there, as one decision: one append, so a conversation is
+/// never left routed but not queued.
+pub fn route_commands(
+    queue: QueueSnapshot,
+    reasons: Vec<RoutingReason>,
+    model_version: String,
+    features: Features,
+    at: DateTime<Utc>,
+) -> Vec<C> {
+    vec![
+        C::Route {
+            queue: queue.clone(),
+            reasons,
+            model_version,
+            features,
+            at,
+        },
+        C::Enqueue { queue, at },
+    ]
+}
+
 pub struct Desk<L> {
     commands: CommandService<L>,
     clock: Clock,
@@ -188,7 +209,8 @@ impl<L: EventLog> Desk<L> {
         Ok(reached.done(()))
     }
 
-    async fn queue(&self, id: QueueId) -> Result<QueueSnapshot, CommandError> {
+    /// The queue as its stream folds now, as a command carries it.
+    pub async fn queue_snapshot(&self, id: QueueId) -> Result<QueueSnapshot, CommandError> {
         Ok(self
             .commands
             .load::<QueueDecider>(id)
@@ -404,21 +426,15 @@ impl<L: EventLog> Desk<L> {
         meta: &Metadata,
     ) -> Result<Done<()>, CommandError> {
         let mut reached = Reached::default();
-        let snapshot = self.queue(queue).await?;
-        let at = self.now();
-        let route = C::Route {
-            queue: snapshot.clone(),
+        let snapshot = self.queue_snapshot(queue).await?;
+        let commands = route_commands(
+            snapshot,
             reasons,
-            model_version: model_version.to_owned(),
+            model_version.to_owned(),
             features,
-            at,
-        };
-        let enqueue = C::Enqueue {
-            queue: snapshot,
-            at,
-        };
-        // One append: a conversation is never left routed but not queued.
-        self.run_all::<ConversationDecider>(&mut reached, conversation, vec![route, enqueue], meta)
+            self.now(),
+        );
+        self.run_all::<ConversationDecider>(&mut reached, conversation, commands, meta)
             .await?;
         Ok(reached.done(()))
     }
@@ -717,7 +733,10 @@ impl<L: EventLog> Desk<L> {
                     Some(agent),
                 )
             }
-            Transfer::ToQueue(queue) => (TransferTarget::Queue(self.queue(queue).await?), None),
+            Transfer::ToQueue(queue) => (
+                TransferTarget::Queue(self.queue_snapshot(queue).await?),
+                None,
+            ),
         };
         let command = C::Transfer {
             from_agent,

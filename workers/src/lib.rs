@@ -3,7 +3,8 @@
 //! [`command::CommandService`] runs one command against one stream (load, decide, append with
 //! the expected version, retry on conflict); [`desk::Desk`] runs what a person does at the
 //! help desk as the commands it takes across streams (seat first, then assignment, ...). The workers (bot, router, assigner, timers,
-//! archiver) will live beside it and issue their commands through it.
+//! archiver) live beside it and issue their commands through it; those that react to what
+//! happens in a conversation are pure functions run by [`shell::Shell`].
 
 pub mod archiver;
 pub mod assigner;
@@ -16,6 +17,7 @@ pub mod probes;
 pub mod reactions;
 pub mod router;
 pub mod runtime;
+pub mod shell;
 pub mod sla;
 pub mod surveys;
 

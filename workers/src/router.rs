@@ -28,15 +28,15 @@ use kefu_bot::eval::{Labelled, parse_jsonl};
 use kefu_bot::intent::{IntentModel, IntentParams};
 use kefu_bot::scenario::{self, OrderFacts, Route};
 use kefu_bot::transfer::{self, Request};
+use kefu_domain::Event;
 use kefu_domain::common::Channel;
 use kefu_domain::conversation::{
-    Conversation, ConversationCommand as C, ConversationDecider, ConversationEvent,
-    ConversationSnapshot, Features, HandoffReason, RoutingReason,
+    Conversation, ConversationCommand as C, ConversationEvent, Features, HandoffReason,
+    RoutingReason, Speaker,
 };
 use kefu_domain::ids::{QueueId, ScenarioCode};
-use kefu_domain::switches::Switch;
-use kefu_domain::{Decider, Event};
-use kefu_eventlog::{Actor, ActorKind, EventLog, Metadata, RecordedEvent, read_whole_stream};
+use kefu_domain::switches::{Switch, SwitchBoard};
+use kefu_eventlog::{Actor, ActorKind, EventLog, RecordedEvent, read_whole_stream};
 use kefu_projections::ReadModels;
 use kefu_projections::queues::QueueRow;
 use uuid::Uuid;
@@ -45,6 +45,7 @@ use crate::command::CommandError;
 use crate::desk::Desk;
 use crate::gateway::OrderGateway;
 use crate::runtime::{Reactor, WorkerError};
+use crate::shell::{self, Gather, Given, Intent, Shell, Work};
 
 pub const NAME: &str = "router";
 
@@ -56,16 +57,15 @@ const COMPLAINT: &str = "complaint";
 const TRAINING: &str = include_str!("../../bot/data/intents-train.jsonl");
 
 pub struct Router<L> {
-    desk: Desk<L>,
+    shell: Shell<L>,
     models: ReadModels,
     gateway: OrderGateway<L>,
     intents: IntentModel,
-    actor: Actor,
 }
 
 /// Where the order facts of a prediction or route came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum OrderSource {
+pub enum OrderSource {
     /// The conversation names no order.
     NoOrder,
     Gateway,
@@ -113,89 +113,59 @@ impl<L: EventLog> Router<L> {
         intents: IntentModel,
     ) -> Self {
         Router {
-            desk,
+            shell: Shell::new(desk, NAME, Actor::new(ActorKind::System, NAME)),
             models,
             gateway,
             intents,
-            actor: Actor::new(ActorKind::System, NAME),
         }
     }
+}
 
+/// What the router loads for one reaction: the conversation's order as the order system
+/// knows it now, and for a hand-off whether the customer asked to complain.
+struct Lookup<'a, L> {
+    gateway: &'a OrderGateway<L>,
+    board: &'a SwitchBoard,
+    log: &'a L,
+}
+
+/// What [`Lookup`] found, for [`react`].
+pub struct Seen {
+    /// The order facts, from the gateway or (without it) from the conversation.
+    pub order: Option<OrderFacts>,
+    pub source: OrderSource,
+    /// The hand-off came from the customer asking to complain in their latest turn.
+    pub complaint: bool,
+}
+
+impl<L: EventLog> Lookup<'_, L> {
     /// The conversation's order as the gateway knows it now, or nothing when the gateway is
     /// switched off or fails (the router then works without it).
     async fn order(
         &self,
         conv: &Conversation,
-    ) -> Result<(Option<OrderFacts>, OrderSource), WorkerError> {
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> (Option<OrderFacts>, OrderSource) {
         let Some(order) = &conv.order else {
-            return Ok((None, OrderSource::NoOrder));
+            return (None, OrderSource::NoOrder);
         };
-        if !self.desk.switchboard().await?.is_on(Switch::OrderGateway) {
-            return Ok((None, OrderSource::SwitchedOff));
+        if !self.board.is_on(Switch::OrderGateway) {
+            return (None, OrderSource::SwitchedOff);
         }
-        match self
-            .gateway
-            .order(conv.customer, &order.order, self.desk.now())
-            .await
-        {
+        match self.gateway.order(conv.customer, &order.order, now).await {
             // The order was confirmed from the customer stream when the chat began; should
             // the shop have lost it since, what the conversation carries still holds.
-            Ok(found) => Ok((found.or_else(|| facts(conv)), OrderSource::Gateway)),
+            Ok(found) => (found.or_else(|| facts(conv)), OrderSource::Gateway),
             Err(e) => {
                 tracing::warn!(conversation = %conv.id, error = %e, "no order context; triage goes on without it");
-                Ok((None, OrderSource::Unavailable))
+                (None, OrderSource::Unavailable)
             }
         }
     }
 
-    async fn conversation(
-        &self,
-        e: &RecordedEvent,
-    ) -> Result<Option<Box<Conversation>>, WorkerError> {
-        let Some(id) = ConversationDecider::id_of_stream(e.stream_id.as_str()) else {
-            return Ok(None);
-        };
-        Ok(match self.desk.conversation(id).await? {
-            ConversationSnapshot::Known(c) => Some(c),
-            ConversationSnapshot::Unknown(_) => None,
-        })
-    }
-
-    async fn predict(
-        &self,
-        conv: &Conversation,
-        text: Option<&str>,
-        meta: &Metadata,
-    ) -> Result<(), WorkerError> {
-        let (order, source) = self.order(conv).await?;
-        let mut prediction = match text {
-            None => scenario::prior(order.as_ref()),
-            Some(t) => scenario::combine(
-                &self.intents.classify(t),
-                self.intents.version(),
-                order.as_ref(),
-            ),
-        };
-        prediction
-            .features
-            .insert("order_gateway".into(), serde_json::json!(source.code()));
-        let command = C::PredictScenario {
-            candidates: prediction.candidates,
-            // Model versions are codes in the log (letters, digits and - _ . : /); the
-            // combined model names both of its parts.
-            model_version: prediction.model_version.replace('+', ":"),
-            features: prediction.features,
-            at: self.desk.now(),
-        };
-        settle(
-            self.desk
-                .commands()
-                .execute::<ConversationDecider>(conv.id, command, meta)
-                .await,
-        )
-    }
-
-    /// Whether the hand-off `e` came from the customer asking to complain in their latest turn.
+    /// Whether the hand-off `e` came from the customer asking to complain in their latest
+    /// turn. The conversation's state keeps no words, so this reads the stream: only for a
+    /// hand-off the customer asked for.
     async fn asked_to_complain(
         &self,
         e: &RecordedEvent,
@@ -204,7 +174,7 @@ impl<L: EventLog> Router<L> {
         if reason != HandoffReason::CustomerAsked {
             return Ok(false);
         }
-        let events = read_whole_stream(&**self.desk.commands().log(), &e.stream_id).await?;
+        let events = read_whole_stream(self.log, &e.stream_id).await?;
         Ok(events
             .iter()
             .rev()
@@ -216,87 +186,160 @@ impl<L: EventLog> Router<L> {
             .and_then(|turn| transfer::request(&turn.text))
             == Some(Request::Complaint))
     }
+}
 
-    async fn route(
-        &self,
-        conv: &Conversation,
-        complaint: bool,
-        meta: &Metadata,
-    ) -> Result<(), WorkerError> {
-        let predicted = conv.scenario.as_ref().and_then(|s| {
-            s.settled
-                .clone()
-                .or_else(|| s.candidates.first().map(|c| c.scenario.clone()))
-        });
-        let scenario = if complaint {
-            ScenarioCode::new(COMPLAINT)
-        } else {
-            predicted.unwrap_or_else(|| ScenarioCode::new("other"))
-        };
-        // Without the gateway, the order the conversation carries still names the seller,
-        // whose team must answer.
-        let (order, source) = self.order(conv).await?;
-        let route = scenario::route(&scenario, order.or_else(|| facts(conv)).as_ref());
-        let view = self.models.live(kefu_projections::queues::NAME).await?;
-        let queues = view.queue_counts(0).await?;
-        let rows: Vec<QueueRow> = queues.into_iter().map(|q| q.queue).collect();
-        let Some((queue, fallback)) = pick_queue(&route, &rows) else {
-            tracing::warn!(conversation = %conv.id, ?route, "no queue serves this route; it waits for a supervisor");
-            return Ok(());
-        };
-        let mut reasons = route.reasons.clone();
-        if complaint {
-            reasons.push(RoutingReason::Other {
-                code: "customer_asked_complaint".into(),
-            });
+impl<L: EventLog> Gather for Lookup<'_, L> {
+    type Seen = Option<Seen>;
+
+    async fn gather<'a>(
+        &'a self,
+        given: &'a Given<'a>,
+        work: &'a Work<'a>,
+    ) -> Result<Option<Seen>, WorkerError> {
+        // Probes ask the bot, not triage: nothing to look up.
+        if given.conversation.channel == Channel::Probe {
+            return Ok(None);
         }
-        if fallback {
-            reasons.push(RoutingReason::Fallback);
-        }
-        reasons.extend(source.reason());
-        let features = Features::from([
-            ("scenario".to_owned(), serde_json::json!(scenario.as_str())),
-            (
-                "service".to_owned(),
-                serde_json::json!(route.service.as_str()),
-            ),
-            (
-                "business_line".to_owned(),
-                serde_json::json!(kefu_projections::view::seller(&route.business_line)),
-            ),
-            (
-                "category".to_owned(),
-                serde_json::json!(route.category.as_ref().map(|c| c.as_str())),
-            ),
-            (
-                "queues_considered".to_owned(),
-                serde_json::json!(rows.len()),
-            ),
-            ("order_gateway".to_owned(), serde_json::json!(source.code())),
-        ]);
-        settle(
-            self.desk
-                .route(
-                    conv.id,
-                    queue,
-                    reasons,
-                    &route.model_version,
-                    features,
-                    meta,
-                )
-                .await,
-        )
+        let (order, source) = self.order(given.conversation, given.now).await;
+        let complaint = match &work.event {
+            Event::Conversation(ConversationEvent::HandedToHuman(handed)) => {
+                self.asked_to_complain(work.recorded, handed.reason).await?
+            }
+            _ => false,
+        };
+        Ok(Some(Seen {
+            order,
+            source,
+            complaint,
+        }))
     }
 }
 
-/// The order facts of what the conversation itself knows of its order (as it stood when the
-/// chat began): enough to route by seller and category when the gateway is not there.
+/// The router's reaction (pure): a prediction at the start and after the first message, a
+/// route on a hand-off. `queues` are the queues as the read model lists them.
+pub fn react(
+    intents: &IntentModel,
+    queues: &[QueueRow],
+    given: &Given<'_>,
+    event: &Event,
+    seen: Option<Seen>,
+) -> Vec<Intent> {
+    let Some(seen) = seen else {
+        return Vec::new();
+    };
+    let conv = given.conversation;
+    match event {
+        Event::Conversation(ConversationEvent::ConversationStarted(_)) => {
+            vec![predict(intents, given, None, &seen)]
+        }
+        Event::Conversation(ConversationEvent::CustomerTurnRecorded(turn)) => {
+            // Only the first message refines the prediction; later ones are the
+            // conversation, not the request.
+            let first = conv.turns.iter().find(|t| t.speaker == Speaker::Customer);
+            if first.is_some_and(|t| t.message == turn.message) {
+                vec![predict(intents, given, Some(&turn.text), &seen)]
+            } else {
+                Vec::new()
+            }
+        }
+        Event::Conversation(ConversationEvent::HandedToHuman(_)) => {
+            route(queues, given, &seen).into_iter().collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn predict(intents: &IntentModel, given: &Given<'_>, text: Option<&str>, seen: &Seen) -> Intent {
+    let mut prediction = match text {
+        None => scenario::prior(seen.order.as_ref()),
+        Some(t) => scenario::combine(&intents.classify(t), intents.version(), seen.order.as_ref()),
+    };
+    prediction.features.insert(
+        "order_gateway".into(),
+        serde_json::json!(seen.source.code()),
+    );
+    Intent::Conversation(vec![C::PredictScenario {
+        candidates: prediction.candidates,
+        // Model versions are codes in the log (letters, digits and - _ . : /); the
+        // combined model names both of its parts.
+        model_version: prediction.model_version.replace('+', ":"),
+        features: prediction.features,
+        at: given.now,
+    }])
+}
+
+fn route(queues: &[QueueRow], given: &Given<'_>, seen: &Seen) -> Option<Intent> {
+    let conv = given.conversation;
+    let predicted = conv.scenario.as_ref().and_then(|s| {
+        s.settled
+            .clone()
+            .or_else(|| s.candidates.first().map(|c| c.scenario.clone()))
+    });
+    let scenario = if seen.complaint {
+        ScenarioCode::new(COMPLAINT)
+    } else {
+        predicted.unwrap_or_else(|| ScenarioCode::new("other"))
+    };
+    // Without the gateway, the order the conversation carries still names the seller,
+    // whose team must answer.
+    let route = scenario::route(
+        &scenario,
+        seen.order.clone().or_else(|| facts(conv)).as_ref(),
+    );
+    let Some((queue, fallback)) = pick_queue(&route, queues) else {
+        tracing::warn!(conversation = %conv.id, ?route, "no queue serves this route; it waits for a supervisor");
+        return None;
+    };
+    let mut reasons = route.reasons.clone();
+    if seen.complaint {
+        reasons.push(RoutingReason::Other {
+            code: "customer_asked_complaint".into(),
+        });
+    }
+    if fallback {
+        reasons.push(RoutingReason::Fallback);
+    }
+    reasons.extend(seen.source.reason());
+    let features = Features::from([
+        ("scenario".to_owned(), serde_json::json!(scenario.as_str())),
+        (
+            "service".to_owned(),
+            serde_json::json!(route.service.as_str()),
+        ),
+        (
+            "business_line".to_owned(),
+            serde_json::json!(kefu_projections::view::seller(&route.business_line)),
+        ),
+        (
+            "category".to_owned(),
+            serde_json::json!(route.category.as_ref().map(|c| c.as_str())),
+        ),
+        (
+            "queues_considered".to_owned(),
+            serde_json::json!(queues.len()),
+        ),
+        (
+            "order_gateway".to_owned(),
+            serde_json::json!(seen.source.code()),
+        ),
+    ]);
+    Some(Intent::Route {
+        queue,
+        reasons,
+        model_version: route.model_version,
+        features,
+        at: given.now,
+    })
+}
+
 /// The router's text intent classifier, trained on `bot/data/intents-train.jsonl`.
 pub fn intent_model() -> Result<IntentModel, WorkerError> {
     let examples: Vec<Labelled> = parse_jsonl(TRAINING).map_err(invalid)?;
     IntentModel::train(&examples, &IntentParams::default()).map_err(invalid)
 }
 
+/// The order facts of what the conversation itself knows of its order (as it stood when the
+/// chat began): enough to route by seller and category when the gateway is not there.
 fn facts(conv: &Conversation) -> Option<OrderFacts> {
     conv.order.as_ref().map(|o| OrderFacts {
         status: o.status,
@@ -334,24 +377,6 @@ pub fn pick_queue(route: &Route, queues: &[QueueRow]) -> Option<(QueueId, bool)>
         .map(|(score, _, id)| (id, score == 0))
 }
 
-/// A refusal means the conversation has moved on (closed, settled, routed by a supervisor):
-/// nothing to do. A command the domain finds malformed is the router's own bug: said loudly,
-/// but it must not stop triage for everyone else.
-fn settle<T>(outcome: Result<T, CommandError>) -> Result<(), WorkerError> {
-    match outcome {
-        Ok(_) => Ok(()),
-        Err(CommandError::Rejected(reason @ kefu_domain::DomainError::Validation { .. })) => {
-            tracing::error!(%reason, "the router made a command the domain refuses as malformed");
-            Ok(())
-        }
-        Err(CommandError::Rejected(reason)) => {
-            tracing::debug!(%reason, "the router has nothing to do here");
-            Ok(())
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
 fn invalid(e: kefu_bot::BotError) -> WorkerError {
     WorkerError::Command(CommandError::Rejected(
         kefu_domain::DomainError::Validation {
@@ -367,45 +392,49 @@ impl<L: EventLog> Reactor for Router<L> {
     }
 
     async fn react(&mut self, events: &[RecordedEvent]) -> Result<(), WorkerError> {
-        for e in events {
-            let Event::Conversation(event) = kefu_feed::decode_or_other(e) else {
-                continue;
-            };
-            let wanted = matches!(
-                event,
-                ConversationEvent::ConversationStarted(_)
-                    | ConversationEvent::CustomerTurnRecorded(_)
-                    | ConversationEvent::HandedToHuman(_)
-            );
-            if !wanted {
-                continue;
-            }
-            let Some(conv) = self.conversation(e).await? else {
-                continue;
-            };
-            if conv.channel == Channel::Probe {
-                continue;
-            }
-            let meta = Metadata::caused_by(self.actor.clone(), e);
-            match event {
-                ConversationEvent::CustomerTurnRecorded(turn) => {
-                    // Only the first message refines the prediction; later ones are the
-                    // conversation, not the request.
-                    let first = conv.turns.iter().find(|t| {
-                        matches!(t.speaker, kefu_domain::conversation::Speaker::Customer)
-                    });
-                    if first.is_some_and(|t| t.message == turn.message) {
-                        self.predict(&conv, Some(&turn.text), &meta).await?;
-                    }
-                }
-                ConversationEvent::HandedToHuman(handed) => {
-                    let complaint = self.asked_to_complain(e, handed.reason).await?;
-                    self.route(&conv, complaint, &meta).await?
-                }
-                _ => self.predict(&conv, None, &meta).await?,
-            }
+        let work = shell::conversation_work(events, |e| {
+            matches!(
+                e,
+                Event::Conversation(
+                    ConversationEvent::ConversationStarted(_)
+                        | ConversationEvent::CustomerTurnRecorded(_)
+                        | ConversationEvent::HandedToHuman(_)
+                )
+            )
+        });
+        if work.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let desk = self.shell.desk();
+        let board = desk.switchboard().await?;
+        let handoffs = work.iter().any(|w| {
+            matches!(
+                w.event,
+                Event::Conversation(ConversationEvent::HandedToHuman(_))
+            )
+        });
+        // The queues as the read model lists them, once for the batch's hand-offs.
+        let queues: Vec<QueueRow> = if handoffs {
+            let view = self.models.live(kefu_projections::queues::NAME).await?;
+            view.queue_counts(0)
+                .await?
+                .into_iter()
+                .map(|q| q.queue)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let lookup = Lookup {
+            gateway: &self.gateway,
+            board: &board,
+            log: &**desk.commands().log(),
+        };
+        let intents = &self.intents;
+        self.shell
+            .react_gathering(work, &lookup, |given, work, seen| {
+                react(intents, &queues, given, &work.event, seen)
+            })
+            .await
     }
 }
 

@@ -6,16 +6,19 @@
 //! the domain against its stream (offered long enough ago, not answered, not reopened).
 
 use chrono::Duration;
-use kefu_domain::conversation::{ConversationDecider, ConversationEvent, MIN_SURVEY_REMINDER_SECS};
+use kefu_domain::conversation::{
+    ConversationCommand as C, ConversationEvent, MIN_SURVEY_REMINDER_SECS,
+};
 use kefu_domain::ids::ConversationId;
-use kefu_domain::{Decider, DomainError, Event};
-use kefu_eventlog::{Actor, ActorKind, EventLog, Metadata, RecordedEvent};
+use kefu_domain::{DomainError, Event};
+use kefu_eventlog::{Actor, ActorKind, EventLog, RecordedEvent};
 use kefu_projections::ReadModels;
 use uuid::Uuid;
 
 use crate::command::CommandError;
 use crate::desk::Desk;
 use crate::runtime::{Reactor, Sweep, WorkerError, cause_at, moot};
+use crate::shell::{self, Given, Intent, Shell};
 
 pub const NAME: &str = "surveys";
 pub const REMINDERS: &str = "survey-reminders";
@@ -26,17 +29,21 @@ pub const REMINDERS: &str = "survey-reminders";
 pub const LATEST_REMINDER_HOURS: i64 = 72;
 
 pub struct SurveyOffers<L> {
-    desk: Desk<L>,
-    actor: Actor,
+    shell: Shell<L>,
 }
 
 impl<L: EventLog> SurveyOffers<L> {
     pub fn new(desk: Desk<L>) -> Self {
         SurveyOffers {
-            desk,
-            actor: Actor::new(ActorKind::System, NAME),
+            shell: Shell::new(desk, NAME, Actor::new(ActorKind::System, NAME)),
         }
     }
+}
+
+/// The reaction to a conversation's close: offer the survey. The domain decides whether one
+/// is due (not offered already, not answered, not reopened since, no probe).
+pub fn offer(given: &Given<'_>) -> Vec<Intent> {
+    vec![Intent::Conversation(vec![C::OfferSurvey { at: given.now }])]
 }
 
 impl<L: EventLog> Reactor for SurveyOffers<L> {
@@ -45,21 +52,13 @@ impl<L: EventLog> Reactor for SurveyOffers<L> {
     }
 
     async fn react(&mut self, events: &[RecordedEvent]) -> Result<(), WorkerError> {
-        for e in events.iter().filter(|e| {
+        let work = shell::conversation_work(events, |e| {
             matches!(
-                kefu_feed::decode_or_other(e),
+                e,
                 Event::Conversation(ConversationEvent::ConversationClosed(_))
             )
-        }) {
-            let Some(conversation) = ConversationDecider::id_of_stream(e.stream_id.as_str()) else {
-                continue;
-            };
-            let meta = Metadata::caused_by(self.actor.clone(), e);
-            // Refused: offered already, answered, or reopened since.
-            let offered = self.desk.offer_survey(conversation, &meta).await;
-            moot(NAME, conversation, offered)?;
-        }
-        Ok(())
+        });
+        self.shell.react(work, |given, _| offer(given)).await
     }
 }
 

@@ -435,7 +435,9 @@ where
     ] {
         assert_eq!(clean.reactions.get(kind), Some(&n), "{kind}: {clean:?}");
     }
-    assert!(appends >= 8, "the crew appended {appends} times");
+    // Predictions (2), the bot's answer (1: assessment, reply and hand-off at once), routing
+    // with queueing (1), seat and assignment (2), survey offer (1).
+    assert!(appends >= 7, "the crew appended {appends} times");
     for k in 1..=appends {
         let w = world().await;
         let crashed = serve_one_customer(&w, Some(k)).await;
