@@ -23,6 +23,7 @@ pub mod storage;
 mod subscription;
 pub mod testing;
 mod validate;
+mod wake;
 
 #[cfg(feature = "kurrentdb")]
 pub mod kurrent;

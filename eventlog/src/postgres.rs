@@ -51,6 +51,7 @@ use crate::archive::{
     self, Archive, ArchiveEntry, ArchiveStore, ArchiverLock, RegisteredBatch, Registry,
     RegistryCache, StreamRange,
 };
+use crate::wake;
 use crate::{
     Actor, Appended, EventLog, ExpectedVersion, HARD_MAX_BATCH, Limits, LogError, Metadata,
     NewEvent, Position, RecordedEvent, StreamId, from_i64, to_i64,
@@ -158,7 +159,14 @@ const MAX_GROUP_BYTES: usize = 8 * 1024 * 1024;
 pub struct PostgresLog {
     pool: Pool,
     config: PostgresConfig,
-    signal: watch::Sender<Position>,
+    /// Bumped by this log's appends and, through [`wake::listen`], by other processes'.
+    signal: Arc<watch::Sender<Position>>,
+    /// Bumped by this log's appends only: what [`wake::announce`] tells the others.
+    announced: watch::Sender<Position>,
+    /// This log among the processes sharing the database ([`wake::origin`]).
+    origin: String,
+    /// Whether the listener for other processes' appends was started (by the first subscriber).
+    listening: std::sync::atomic::AtomicBool,
     appends: Arc<Appends>,
     archive: Option<Arc<Archive>>,
     registry: RegistryCache,
@@ -317,16 +325,55 @@ impl PostgresLog {
             pool,
             archive: config.archive.clone().map(|d| Arc::new(Archive::new(d))),
             config,
-            signal: watch::channel(Position::START).0,
+            signal: Arc::new(watch::channel(Position::START).0),
+            announced: watch::channel(Position::START).0,
+            origin: wake::origin(),
+            listening: std::sync::atomic::AtomicBool::new(false),
             appends,
             registry: RegistryCache::default(),
         };
         log.migrate().await?;
+        tokio::spawn(wake::announce(
+            log.pool.clone(),
+            log.announced.subscribe(),
+            log.schema_name().to_owned(),
+            log.origin.clone(),
+        ));
         Ok(log)
     }
 
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// The schema the log's tables are in (the connection's default when none is configured).
+    fn schema_name(&self) -> &str {
+        self.config.schema.as_deref().unwrap_or("public")
+    }
+
+    /// Starts listening for other processes' appends ([`wake`]), once, when the first
+    /// subscriber asks for the signal: a process that never follows the log needs no
+    /// listening connection.
+    fn listen_for_others(&self) {
+        use std::sync::atomic::Ordering;
+        if self.listening.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // No runtime, no subscriber that could be woken: the next caller tries again.
+            self.listening.store(false, Ordering::Release);
+            return;
+        };
+        let Ok(mut config) = parse_url(&self.config.url) else {
+            return;
+        };
+        config.application_name("kefu-listen");
+        runtime.spawn(wake::listen(
+            config,
+            Arc::downgrade(&self.signal),
+            self.schema_name().to_owned(),
+            self.origin.clone(),
+        ));
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, LogError> {
@@ -487,6 +534,7 @@ impl EventLog for PostgresLog {
             })
             .await?;
         crate::signal_appended(&self.signal, &appended);
+        crate::signal_appended(&self.announced, &appended);
         Ok(appended)
     }
 
@@ -645,6 +693,7 @@ impl EventLog for PostgresLog {
     }
 
     fn appended_signal(&self) -> watch::Receiver<Position> {
+        self.listen_for_others();
         self.signal.subscribe()
     }
 

@@ -241,6 +241,58 @@ async fn a_local_append_held_back_is_delivered_when_it_settles_without_waiting_f
     pg::drop_schema(&schema).await;
 }
 
+/// An append made by another process (here another log on the same schema) reaches a
+/// subscription that has caught up without waiting for its poll, which is an hour away: the
+/// writer announces it (NOTIFY) and the reader's listener wakes the subscription. The
+/// subscription first reads an event written before it started, so that it waits with
+/// nothing of its own process ahead of it (it would otherwise look again soon). The writer
+/// then appends until one arrives, because the reader's listener starts with the
+/// subscription and an announcement made before it listens is not heard; the reader must
+/// receive them in order, from the first.
+#[tokio::test]
+async fn another_process_append_wakes_a_subscription_without_waiting_for_the_poll() {
+    let Some(mut config) = pg::fresh_config().await else {
+        return;
+    };
+    let schema = config.schema.clone().unwrap();
+    config.poll_interval = std::time::Duration::from_secs(3600);
+    let writer = Arc::new(PostgresLog::open(config.clone()).await.unwrap());
+    let reader = Arc::new(PostgresLog::open(config).await.unwrap());
+    let stream = contract::stream("conversation-elsewhere");
+    let append = |n: u64| {
+        let (writer, stream) = (writer.clone(), stream.clone());
+        async move {
+            writer
+                .append(&stream, ExpectedVersion::Any, contract::events(n..n + 1))
+                .await
+                .unwrap()
+                .last_position
+        }
+    };
+    let before = append(0).await;
+    let mut sub = kefu_eventlog::Subscription::new(reader.clone(), Position::START);
+    assert_eq!(sub.next().await.unwrap().position, before);
+    let mut received = tokio::spawn(async move { sub.next().await.map(|e| e.position) });
+    let mut written = Vec::new();
+    let first = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        loop {
+            written.push(append(written.len() as u64 + 1).await);
+            tokio::select! {
+                got = &mut received => return got.unwrap().unwrap(),
+                _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+            }
+        }
+    })
+    .await
+    .expect("woken by the other log's announcement long before the hour's poll");
+    assert_eq!(
+        first, written[0],
+        "the first event after the one read, not a later one"
+    );
+    drop((writer, reader));
+    pg::drop_schema(&schema).await;
+}
+
 /// Two processes starting at once must not both try to create the schema.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn migrations_are_safe_to_run_concurrently_and_twice() {
