@@ -52,12 +52,42 @@ fn append_read_tail_and_trace_a_correlation() {
     let from = all[1]["position"].as_u64().unwrap().to_string();
     assert_eq!(lines(&kefu(d, &["log", "tail", "--from", &from])).len(), 2);
 
+    // The trail comes from the audit read model, which `kefu replay` (or `kefu serve`) builds;
+    // its last line says whether that read model had read the whole log.
+    lines(&kefu(d, &["replay"]));
     let traced = lines(&kefu(d, &["log", "correlation", correlation]));
-    let streams: Vec<_> = traced
+    let (events, caught_up) = traced.split_at(traced.len() - 1);
+    let streams: Vec<_> = events
         .iter()
         .map(|e| e["stream_id"].as_str().unwrap())
         .collect();
     assert_eq!(streams, ["conversation-1", "ticket-9"]);
+    assert_eq!(caught_up[0]["caught_up"]["complete"], true, "{caught_up:?}");
+
+    // An event appended after the read model last read the log: the extract says it is not
+    // whole, and how far it reaches, until the read model has read on.
+    lines(&kefu(
+        d,
+        &[
+            "log",
+            "append",
+            "ticket-9",
+            "TicketClosed",
+            "{}",
+            "--correlation",
+            correlation,
+        ],
+    ));
+    let behind = lines(&kefu(d, &["log", "correlation", correlation]));
+    assert_eq!(behind.len(), 3);
+    let caught_up = &behind[2]["caught_up"];
+    assert_eq!(caught_up["complete"], false, "{caught_up}");
+    assert_eq!(caught_up["through"], all[2]["position"]);
+    assert!(caught_up["head"].as_u64() > caught_up["through"].as_u64());
+    lines(&kefu(d, &["replay"]));
+    let whole = lines(&kefu(d, &["log", "correlation", correlation]));
+    assert_eq!(whole.len(), 4);
+    assert_eq!(whole[3]["caught_up"]["complete"], true);
 }
 
 #[test]
