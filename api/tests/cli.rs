@@ -207,7 +207,8 @@ fn a_reused_event_id_is_refused(d: &std::path::Path, store: &[&str]) {
     assert_eq!(lines(&run(&append(r#"{"n": 1}"#))), first);
     let err = common::refusal(&run(&append(r#"{"n": 2}"#)));
     assert!(err.contains(&id) && err.contains("same event"), "{err}");
-    let err = common::refusal(&run(&[
+    // Idempotency is per stream (issue 20): the id in another stream is that stream's event.
+    let elsewhere = lines(&run(&[
         "log",
         "append",
         "conversation-other",
@@ -216,10 +217,11 @@ fn a_reused_event_id_is_refused(d: &std::path::Path, store: &[&str]) {
         "--id",
         id.as_str(),
     ]));
-    assert!(err.contains(&id), "{err}");
+    assert_eq!(elsewhere[0]["first_version"], 0);
     let stored = lines(&run(&["log", "tail"]));
-    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored.len(), 2, "{stored:?}");
     assert_eq!(stored[0]["payload"]["n"], 1);
+    assert_eq!(stored[1]["stream_id"], "conversation-other");
 }
 
 #[test]
