@@ -13,7 +13,11 @@ use kefu_eventlog::{
 use tracing::{info, warn};
 use uuid::Uuid;
 
+use kefu_projections::ReadModels;
+
 use crate::config::StoreArgs;
+use crate::output;
+use crate::read_cmd::{audit_answer, built_read_store, caught_up_note};
 
 const PAGE: usize = 1000;
 
@@ -57,7 +61,9 @@ pub enum LogCommand {
         #[arg(long)]
         follow: bool,
     },
-    /// Print everything one request set off, across all streams.
+    /// Print everything one request set off, across all streams, in log order (from the
+    /// audit read model); the last line, `{"caught_up": …}`, says whether the audit index had
+    /// read the whole log.
     Correlation { id: Uuid },
 }
 
@@ -122,7 +128,22 @@ pub async fn run(store: &StoreArgs, cmd: LogCommand) -> Result<()> {
             }
         }
         LogCommand::Correlation { id } => {
-            print_all(&mut out, &log.read_correlation(id).await?)?;
+            // The log keeps no correlation index on its hot table: the audit read model
+            // says where the request's events are, and how far it has read the log.
+            store.existing().await?;
+            let models = ReadModels::open(built_read_store(store).await?).await?;
+            let answer = audit_answer(store, &models, id, None).await?;
+            let mut events: Vec<&RecordedEvent> =
+                answer.trail.walk().into_iter().map(|(_, e)| e).collect();
+            events.sort_by_key(|e| e.position);
+            print_all(&mut out, events)?;
+            // The extract's last line says whether it is whole, in a shape no event has.
+            serde_json::to_writer(
+                &mut out,
+                &serde_json::json!({ "caught_up": answer.caught_up }),
+            )?;
+            writeln!(out)?;
+            output::notice(&caught_up_note(&answer.caught_up));
         }
     }
     out.flush()?;
@@ -221,7 +242,10 @@ fn parse_actor(raw: &str) -> Result<Actor> {
     Ok(Actor::new(kind, id))
 }
 
-fn print_all(out: &mut impl Write, events: &[RecordedEvent]) -> Result<()> {
+fn print_all<'a>(
+    out: &mut impl Write,
+    events: impl IntoIterator<Item = &'a RecordedEvent>,
+) -> Result<()> {
     for e in events {
         serde_json::to_writer(&mut *out, e)?;
         writeln!(out)?;

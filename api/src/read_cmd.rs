@@ -12,6 +12,7 @@ use chrono::{
 };
 use clap::{Args, Subcommand};
 use kefu_eventlog::{AnyLog, EventLog, Position};
+use kefu_projections::audit::{AuditAnswer, CaughtUp};
 use kefu_projections::conversations::ConversationFilter;
 use kefu_projections::search::{
     ConversationStatus, DocKind, DocStatus, SearchRequest, rebuild_search,
@@ -535,13 +536,55 @@ fn search_listed(store: &StoreArgs) -> Result<Option<Listed>> {
 
 /// The read models a query reads, or an error naming where none were built. Nothing is
 /// created.
-async fn built_read_store(store: &StoreArgs) -> Result<ReadStore> {
+pub async fn built_read_store(store: &StoreArgs) -> Result<ReadStore> {
     store.open_read_store_existing().await?.with_context(|| {
         format!(
             "no read models built yet ({}): build them with `kefu replay`, or run `kefu serve`",
             store.describe_read_store()
         )
     })
+}
+
+/// The audit trail of `correlation` from the audit read model (the live generation, or
+/// `generation`), its events read from the log; an error when no event indexed carries it,
+/// saying whether the index had read the whole log.
+pub async fn audit_answer(
+    store: &StoreArgs,
+    models: &ReadModels,
+    correlation: Uuid,
+    generation: Option<i64>,
+) -> Result<AuditAnswer> {
+    let view = models
+        .pick(kefu_projections::audit::NAME, generation)
+        .await?;
+    let log = store.open_existing().await?;
+    let answer = view.audit_trail(&log, correlation).await?;
+    if answer.trail.events == 0 {
+        bail!(
+            "no event carries correlation id {correlation} ({})",
+            caught_up_note(&answer.caught_up)
+        );
+    }
+    Ok(answer)
+}
+
+/// How far the audit index had read when it answered, for a person: an auditor must know
+/// whether the trail can still grow.
+pub fn caught_up_note(c: &CaughtUp) -> String {
+    let through = c
+        .through
+        .map_or("nothing".to_owned(), |p| format!("position {p}"));
+    match (c.complete, c.head) {
+        (true, Some(head)) => format!(
+            "complete: the audit index has read the whole log (through {through}, head {head})"
+        ),
+        (true, None) => "complete: the log is empty".to_owned(),
+        (false, head) => format!(
+            "INCOMPLETE: the audit index has read through {through} of the log's head {}; \
+             events after it are not in this trail yet",
+            head.map_or("none".to_owned(), |h| h.to_string())
+        ),
+    }
 }
 
 /// `--queue` of a query that reads another projection than the queues: checked against
@@ -598,14 +641,11 @@ pub async fn query(store: &StoreArgs, opts: QueryOptions, cmd: QueryCommand) -> 
     };
     match cmd {
         QueryCommand::Audit { correlation } => {
-            let log = store.open_existing().await?;
-            let trail = kefu_projections::audit::audit_trail(&log, correlation).await?;
-            if trail.events == 0 {
-                bail!("no event carries correlation id {correlation}");
-            }
-            for (depth, event) in trail.walk() {
+            let answer = audit_answer(store, &models().await?, correlation, generation).await?;
+            for (depth, event) in answer.trail.walk() {
                 out.row(&serde_json::json!({ "depth": depth, "event": event }))?;
             }
+            output::notice(&caught_up_note(&answer.caught_up));
         }
         QueryCommand::Search(a) => {
             let queue = match &a.queue {

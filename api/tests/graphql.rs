@@ -442,11 +442,21 @@ async fn scripted_day(server: &Server, workers: bool) {
     let trail = server
         .gql(
             &auditor,
-            "query($id: String!) { auditTrail(correlationId: $id) { depth event { type stream correlationId } } }",
-            json!({ "id": request_id.to_string() }),
+            "query($id: String!, $p: String) { auditTrail(correlationId: $id, atLeast: $p) { entries { depth event { type stream correlationId } } caughtUp { through head complete } } }",
+            json!({ "id": request_id.to_string(), "p": last }),
         )
         .await;
-    let nodes = trail["auditTrail"].as_array().unwrap();
+    let nodes = trail["auditTrail"]["entries"].as_array().unwrap();
+    let caught_up = &trail["auditTrail"]["caughtUp"];
+    assert!(
+        caught_up["through"]
+            .as_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= last.parse::<u64>().unwrap(),
+        "{trail}"
+    );
     assert_eq!(nodes[0]["event"]["type"], "CustomerTurnRecorded", "{trail}");
     if workers {
         // What the workers did in reaction carries the request's correlation id too: the
@@ -609,7 +619,7 @@ async fn refusals(
         // Agents: no audit trail, no admin work, no other agent's workbench.
         (
             agent,
-            "query($id: String!) { auditTrail(correlationId: $id) { depth } }",
+            "query($id: String!) { auditTrail(correlationId: $id) { entries { depth } } }",
             json!({ "id": Uuid::now_v7().to_string() }),
             "FORBIDDEN",
         ),

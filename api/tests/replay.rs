@@ -69,13 +69,14 @@ fn replay_then_query_live_and_as_of() {
 
     let replayed = kefu(d, &["replay"]);
     let built = lines(&replayed);
-    assert_eq!(built.len(), 5, "one line per projection: {built:?}");
+    assert_eq!(built.len(), 6, "one line per projection: {built:?}");
     // Not at a terminal: no progress bar, only what was done, in events.
     let said = stderr(&replayed);
     assert!(
         said.contains("search done: 4 events applied to the search index")
-            && said
-                .contains("replay done: 4 events applied to queues, stats, conversations, tickets"),
+            && said.contains(
+                "replay done: 4 events applied to queues, stats, conversations, tickets, audit"
+            ),
         "{said}"
     );
     assert!(!said.contains('%') && !said.contains('#'), "{said}");
@@ -154,8 +155,8 @@ fn replay_then_query_live_and_as_of() {
     let listed = lines(&kefu(d, &["projections", "list"]));
     assert_eq!(
         listed.len(),
-        6,
-        "five generations and the search index: {listed:?}"
+        7,
+        "six generations and the search index: {listed:?}"
     );
     let search = listed.iter().find(|g| g["projection"] == "search").unwrap();
     assert_eq!(
@@ -170,7 +171,7 @@ fn replay_then_query_live_and_as_of() {
     assert_eq!(search["format"], kefu_projections::search::FORMAT);
     assert_eq!(search["documents"], 2, "the message and its conversation");
     lines(&kefu(d, &["projections", "drop", "stats", &generation]));
-    assert_eq!(lines(&kefu(d, &["projections", "list"])).len(), 5);
+    assert_eq!(lines(&kefu(d, &["projections", "list"])).len(), 6);
 
     // As of 14:00:30 in Beijing by business time: the conversation had started (06:00 UTC)
     // and nothing more, whenever those events were written.

@@ -32,11 +32,12 @@
 //!
 //! - `hold` is ignored: the gRPC API has no client-held transactions; an append is one request
 //!   that the server commits at once.
-//! - Event ids are deduplicated per stream only. KurrentDB makes a resent batch idempotent
-//!   when it lands where it was first written (reliably for an exact expected version or
-//!   `no_stream`, best effort for `any`), and a partial or reordered resend to the same stream
-//!   is reported as [`LogError::DuplicateEventId`]; but KurrentDB keeps no global index of event
-//!   ids, so the same ids sent to a *different* stream are written again.
+//! - Event ids are deduplicated per stream, as on every kefu backend (`retry.rs`). KurrentDB
+//!   makes a resent batch idempotent when it lands where it was first written (reliably for
+//!   an exact expected version or `no_stream`, best effort for `any`), and after a conflict
+//!   the events where the batch would be are read and judged as the other backends judge
+//!   them: a partial resend is [`LogError::DuplicateEventId`]. The same ids sent to another
+//!   stream are written again.
 //! - [`EventLog::read_correlation`] reads the `$bc-<correlation id>` stream when KurrentDB's
 //!   `$by_correlation_id` system projection is running, and scans `$all` from the last event
 //!   it linked (the projection trails the log). Without the projection every call is a scan
@@ -82,9 +83,6 @@ const READ_DEADLINE: Duration = Duration::from_secs(30);
 const HEAD_SCAN: usize = 4096;
 const ALL_PAGE_MIN: usize = 256;
 const ALL_PAGE_MAX: usize = 4096;
-
-/// Page size when a conflict is examined by reading the stream.
-const STREAM_PAGE: usize = 512;
 
 /// Where the log lives and how it is used.
 #[derive(Debug, Clone)]
@@ -310,41 +308,37 @@ impl KurrentLog {
         Ok(out)
     }
 
-    /// Where each of `ids` is stored in `stream`, if it is, reading the stream until all are
-    /// found or it ends. KurrentDB has no index by event id, and an id stored elsewhere in the
-    /// stream decides between a conflict and a bad retry.
-    async fn find_in_stream(
+    /// The events stored where a retry of the batch would be ([`retry::retry_slot`]).
+    async fn retry_slots(
         &self,
         stream: &StreamId,
-        ids: &[Uuid],
-    ) -> Result<Vec<Option<StoredAt>>, LogError> {
-        let mut found: Vec<Option<StoredAt>> = vec![None; ids.len()];
-        let mut from = 0;
-        loop {
-            let page = self
-                .read_stream_records(stream.as_str(), from, STREAM_PAGE, false)
-                .await?;
-            for record in page.iter().filter_map(|r| r.event.as_ref()) {
-                if let Some(i) = ids.iter().position(|id| *id == record.id) {
-                    found[i] = Some(StoredAt {
-                        stream: record.stream_id.clone(),
-                        version: record.revision,
-                        position: position_of(record)?,
-                        event: serde_json::from_slice(&record.data)
-                            .ok()
-                            .map(|p| (record.event_type.clone(), p)),
-                    });
-                }
-                from = record.revision + 1;
-            }
-            if page.len() < STREAM_PAGE || found.iter().all(Option::is_some) {
-                return Ok(found);
-            }
-        }
+        expected: ExpectedVersion,
+        len: usize,
+        current: Option<u64>,
+    ) -> Result<Vec<StoredAt>, LogError> {
+        let Some(first) = retry::retry_slot(expected, current, len) else {
+            return Ok(Vec::new());
+        };
+        let page = self
+            .read_stream_records(stream.as_str(), first, len, false)
+            .await?;
+        page.iter()
+            .filter_map(|r| r.event.as_ref())
+            .map(|record| {
+                Ok(StoredAt {
+                    id: record.id,
+                    version: record.revision,
+                    position: position_of(record)?,
+                    event: serde_json::from_slice(&record.data)
+                        .ok()
+                        .map(|p| (record.event_type.clone(), p)),
+                })
+            })
+            .collect()
     }
 
     /// Decides what a rejected append was: a plain conflict, or a retry of a batch that is
-    /// stored (whole and in place: acknowledge it; in part or elsewhere: refuse it).
+    /// stored (whole and in place: acknowledge it; in part: refuse it).
     async fn examine_conflict(
         &self,
         stream: &StreamId,
@@ -358,17 +352,14 @@ impl KurrentLog {
             expected,
             actual,
         };
-        if actual.is_none() {
-            return Err(conflict);
-        }
-        let found = match self.find_in_stream(stream, ids).await {
-            Ok(found) => found,
+        let slots = match self.retry_slots(stream, expected, ids.len(), actual).await {
+            Ok(slots) => slots,
             Err(e) => {
-                debug!(%stream, error = %e, "could not look for the batch's ids after a conflict");
+                debug!(%stream, error = %e, "could not read where a retry of the batch would be");
                 return Err(conflict);
             }
         };
-        match retry::judge(stream, expected, ids, sent, &found, actual)? {
+        match retry::judge(stream, expected, ids, sent, &slots)? {
             Verdict::Fresh => Err(conflict),
             Verdict::Replay(appended) => Ok(appended),
         }

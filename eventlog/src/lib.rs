@@ -51,7 +51,8 @@ pub const DEFAULT_PAGE: usize = 512;
 /// - `append` is atomic: all events of the batch or none. Of two writers with the same
 ///   expected version exactly one wins; the other gets [`LogError::WrongExpectedVersion`].
 ///   Resending a batch whose event ids are already stored at the place the expectation names
-///   is acknowledged with the original result and writes nothing.
+///   (for `Any`, as the stream's last events) is acknowledged with the original result and
+///   writes nothing. Idempotency is per stream: event ids are not unique across the log.
 /// - `read_all` returns only a prefix of the log that can no longer grow in the middle: once a
 ///   reader has seen position `p`, no event at a position `<= p` is ever committed later.
 ///   Subscriptions rely on this to deliver every event exactly once.
@@ -131,7 +132,10 @@ pub trait EventLog: Send + Sync + 'static {
         std::future::ready(Ok(None))
     }
 
-    /// Every event that carries `correlation_id`, in position order: all one request set off.
+    /// Every event that carries `correlation_id`, in position order: all one request set off,
+    /// committed a moment ago included. For the write side's recoveries (a desk command
+    /// resumed, an idempotency key settled), which must see their own request's events at
+    /// once; auditors read the audit read model (`kefu_projections::audit`).
     fn read_correlation(
         &self,
         correlation_id: uuid::Uuid,

@@ -63,26 +63,33 @@ const BACKEND: &str = "postgres";
 const MIGRATION_LOCK: i64 = 0x6b65_6675_6d69_6772; // "kefumigr"
 
 /// The schema, one entry a version, recorded in `kefu_migrations`.
-const MIGRATIONS: &[(&str, &str)] = &[
+pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
     ("event log", include_str!("postgres_v1.sql")),
     ("archive registry", include_str!("postgres_v2.sql")),
     (
         "retries carry the same events",
         include_str!("postgres_v3.sql"),
     ),
+    ("idempotency per stream", include_str!("postgres_v4.sql")),
 ];
 
 /// The common append in one statement, for a group of appends to distinct streams at once:
 /// read each stream's version, check its expectation, insert the events of those whose
 /// expectation holds. A member whose expectation fails inserts nothing (the others still do)
-/// and goes to [`JUDGED_APPEND`]; a concurrent append of the same version or ids fails the
-/// whole statement on a unique index, and then each member goes its own way.
+/// and goes to [`JUDGED_APPEND`], and so does an `Any` member some of whose ids are among its
+/// stream's last events (where a retry of it would be: idempotency is per stream); a
+/// concurrent append of the same version fails the whole statement on the unique
+/// `(stream_id, version)` index, and then each member goes its own way.
 ///
 /// `$1`/`$2` are the members' streams and expected versions (`-1` any, `-2` no stream);
 /// every event names its member (`mi`, 1-based) and its index in that member's batch (`k`,
 /// 1-based). Events are laid out member by member, so within a stream positions grow with
 /// versions.
-const GROUP_APPEND: &str = "WITH m AS ( \
+const GROUP_APPEND: &str = "WITH b AS ( \
+        SELECT * FROM unnest($3::int8[], $4::int8[], $5::uuid[], $6::text[], $7::int4[], \
+            $8::text[], $9::text[], $10::text[], $11::uuid[], $12::uuid[], $13::text[]) \
+        WITH ORDINALITY AS b(mi, k, id, t, s, p, ak, ai, c, cz, tr, ord)), \
+    m AS ( \
         SELECT m.mi, m.stream, m.expected, \
             (SELECT max(e.version) FROM events e WHERE e.stream_id = m.stream) AS v \
         FROM unnest($1::text[], $2::int8[]) WITH ORDINALITY AS m(stream, expected, mi)) \
@@ -90,11 +97,12 @@ const GROUP_APPEND: &str = "WITH m AS ( \
         actor_kind, actor_id, correlation_id, causation_id, trace_id) \
     SELECT (pg_current_xact_id()::text::bigint << 16) + b.ord - 1, b.id, m.stream, \
         coalesce(m.v, -1) + b.k, b.t, b.s, b.p::jsonb, b.ak, b.ai, b.c, b.cz, b.tr \
-    FROM unnest($3::int8[], $4::int8[], $5::uuid[], $6::text[], $7::int4[], $8::text[], \
-        $9::text[], $10::text[], $11::uuid[], $12::uuid[], $13::text[]) \
-        WITH ORDINALITY AS b(mi, k, id, t, s, p, ak, ai, c, cz, tr, ord) \
-    JOIN m ON m.mi = b.mi \
-    WHERE m.expected = -1 OR (m.expected = -2 AND m.v IS NULL) OR m.v = m.expected \
+    FROM b JOIN m ON m.mi = b.mi \
+    WHERE (m.expected = -2 AND m.v IS NULL) OR m.v = m.expected \
+       OR (m.expected = -1 AND (m.v IS NULL OR NOT EXISTS ( \
+            SELECT 1 FROM events e JOIN b r ON r.mi = m.mi AND r.id = e.id \
+            WHERE e.stream_id = m.stream \
+              AND e.version > m.v - (SELECT count(*) FROM b n WHERE n.mi = m.mi)))) \
     RETURNING stream_id, version, position";
 
 /// The `kefu_append` function: under a per-stream lock, tells a client's retry (acknowledged)
@@ -1207,12 +1215,6 @@ fn append_err(e: AppendFailure, stream: &StreamId, expected: ExpectedVersion) ->
                 };
             }
             // Still colliding after MAX_COLLISIONS rounds.
-            "23505" if db.constraint() == Some("events_id_key") => {
-                return LogError::DuplicateEventId {
-                    id: Uuid::nil(),
-                    detail: "stored by a concurrent append to another stream".to_owned(),
-                };
-            }
             "23505" if expected != ExpectedVersion::Any => {
                 return LogError::WrongExpectedVersion {
                     stream: stream.clone(),

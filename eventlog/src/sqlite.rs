@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -28,7 +28,7 @@ use crate::{
 const BACKEND: &str = "sqlite";
 
 /// The schema, one entry a version; `PRAGMA user_version` records how many are applied.
-const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
 CREATE TABLE events (
     position       INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -59,6 +59,34 @@ CREATE TABLE IF NOT EXISTS kefu_archive_batches (
     sha256         TEXT    NOT NULL,
     archived_at    INTEGER NOT NULL -- microseconds since the Unix epoch, UTC
 );
+"#,
+    // Idempotency per stream (issue 20): event ids are no longer unique across the log, and
+    // SQLite drops a column's UNIQUE only by rebuilding the table. Positions are copied, and
+    // AUTOINCREMENT goes on from the highest (a stream's last event is never archived, so the
+    // highest position ever given is still in the table).
+    r#"
+CREATE TABLE events_v3 (
+    position       INTEGER PRIMARY KEY AUTOINCREMENT,
+    id             TEXT    NOT NULL,
+    stream_id      TEXT    NOT NULL,
+    version        INTEGER NOT NULL,
+    event_type     TEXT    NOT NULL,
+    schema_version INTEGER NOT NULL,
+    payload        TEXT    NOT NULL,
+    recorded_at    INTEGER NOT NULL, -- microseconds since the Unix epoch, UTC
+    actor_kind     TEXT    NOT NULL,
+    actor_id       TEXT    NOT NULL,
+    correlation_id TEXT    NOT NULL,
+    causation_id   TEXT    NOT NULL,
+    trace_id       TEXT,
+    UNIQUE (stream_id, version)
+);
+INSERT INTO events_v3 SELECT position, id, stream_id, version, event_type, schema_version,
+    payload, recorded_at, actor_kind, actor_id, correlation_id, causation_id, trace_id
+    FROM events ORDER BY position;
+DROP TABLE events;
+ALTER TABLE events_v3 RENAME TO events;
+CREATE INDEX events_by_correlation ON events (correlation_id, position);
 "#,
 ];
 
@@ -475,37 +503,39 @@ fn append_tx(
         .map_err(db_err)?;
     let current = current_version(&tx, stream.as_str())?;
     let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
-    let found = {
-        let mut lookup = tx
-            .prepare_cached(
-                "SELECT stream_id, version, position, event_type, payload FROM events WHERE id = ?1",
-            )
-            .map_err(db_err)?;
-        ids.iter()
-            .map(|id| {
-                lookup
-                    .query_row(params![id.to_string()], |r| {
-                        let payload: String = r.get(4)?;
-                        Ok(StoredAt {
-                            stream: r.get(0)?,
-                            version: from_i64(r.get(1)?),
-                            position: Position(from_i64(r.get(2)?)),
-                            event: serde_json::from_str(&payload)
-                                .ok()
-                                .map(|p| (r.get::<_, String>(3).unwrap_or_default(), p)),
-                        })
-                    })
-                    .optional()
-                    .map_err(db_err)
+    let slots = match retry::retry_slot(expected, current, events.len()) {
+        Some(first) => {
+            let mut read = tx
+                .prepare_cached(
+                    "SELECT id, version, position, event_type, payload FROM events \
+                     WHERE stream_id = ?1 AND version BETWEEN ?2 AND ?3 ORDER BY version",
+                )
+                .map_err(db_err)?;
+            let last = first + events.len() as u64 - 1;
+            read.query_map(params![stream.as_str(), to_i64(first), to_i64(last)], |r| {
+                let (id, payload): (String, String) = (r.get(0)?, r.get(4)?);
+                Ok(StoredAt {
+                    // An id that does not parse matches no batch event (nil is never
+                    // one: event ids are UUIDv7).
+                    id: id.parse().unwrap_or(Uuid::nil()),
+                    version: from_i64(r.get(1)?),
+                    position: Position(from_i64(r.get(2)?)),
+                    event: serde_json::from_str(&payload)
+                        .ok()
+                        .map(|p| (r.get::<_, String>(3).unwrap_or_default(), p)),
+                })
             })
-            .collect::<Result<Vec<_>, _>>()?
+            .map_err(db_err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(db_err)?
+        }
+        None => Vec::new(),
     };
     let sent: Vec<(&str, &serde_json::Value)> = events
         .iter()
         .map(|e| (e.event_type.as_str(), &e.payload))
         .collect();
-    if let Verdict::Replay(appended) = retry::judge(stream, expected, &ids, &sent, &found, current)?
-    {
+    if let Verdict::Replay(appended) = retry::judge(stream, expected, &ids, &sent, &slots)? {
         return Ok(appended);
     }
     if !expected.admits(current) {

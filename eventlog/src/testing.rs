@@ -81,3 +81,43 @@ pub async fn drop_schema(schema: &str) {
         .await
         .expect("drop test schema");
 }
+
+/// Creates `schema` as a store an earlier kefu left: only its first `version` migrations
+/// applied, recorded as that build recorded them; for upgrade tests, which fill it through
+/// the old schema's own append function and then open it with this build.
+pub async fn create_store_at_version(schema: &str, version: usize) {
+    let client = client().await;
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA {schema}; SET search_path TO {schema};
+             CREATE TABLE kefu_migrations (
+                 version    integer PRIMARY KEY,
+                 name       text NOT NULL,
+                 applied_at timestamptz NOT NULL DEFAULT now()
+             );"
+        ))
+        .await
+        .expect("create an old store's schema");
+    for (i, (name, sql)) in crate::postgres::MIGRATIONS.iter().take(version).enumerate() {
+        client.batch_execute(sql).await.expect("an old migration");
+        client
+            .execute(
+                "INSERT INTO kefu_migrations (version, name) VALUES ($1, $2)",
+                &[&(i as i32 + 1), name],
+            )
+            .await
+            .expect("record an old migration");
+    }
+}
+
+/// Creates an embedded store file as an earlier kefu left it: only its first `version`
+/// schema steps applied, for upgrade tests that fill it as that build did and then open it
+/// with this one.
+pub fn create_sqlite_store_at_version(path: &std::path::Path, version: usize) {
+    let conn = rusqlite::Connection::open(path).expect("create an old store file");
+    for sql in crate::sqlite::MIGRATIONS.iter().take(version) {
+        conn.execute_batch(sql).expect("an old schema step");
+    }
+    conn.execute_batch(&format!("PRAGMA user_version = {version}"))
+        .expect("record the old schema version");
+}

@@ -83,3 +83,63 @@ fn rusqlite_set_user_version(path: &std::path::Path, v: i64) {
     let conn = rusqlite::Connection::open(path).unwrap();
     conn.pragma_update(None, "user_version", v).unwrap();
 }
+
+/// A store of schema 2 (event ids unique across the log), with data, opened by this build:
+/// migrated in place (issue 20), every event kept at its position, positions going on from
+/// the highest, and an id of one stream now writable in another.
+#[tokio::test]
+async fn a_store_of_schema_2_is_migrated_in_place() {
+    use kefu_eventlog::{DEFAULT_PAGE, EventLog, ExpectedVersion, Position, StreamId};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kefu.db");
+    kefu_eventlog::testing::create_sqlite_store_at_version(&path, 2);
+    let ids: Vec<uuid::Uuid> = (0..4).map(|_| uuid::Uuid::now_v7()).collect();
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for (i, (stream, version)) in [
+            ("conversation-a", 0),
+            ("conversation-a", 1),
+            ("conversation-b", 0),
+            ("conversation-a", 2),
+        ]
+        .iter()
+        .enumerate()
+        {
+            conn.execute(
+                "INSERT INTO events (id, stream_id, version, event_type, schema_version, payload, \
+                 recorded_at, actor_kind, actor_id, correlation_id, causation_id, trace_id) \
+                 VALUES (?1, ?2, ?3, 'Happened', 1, '{\"n\": 1}', 0, 'system', 'test', ?1, ?1, NULL)",
+                rusqlite::params![ids[i].to_string(), stream, version],
+            )
+            .unwrap();
+        }
+    }
+    let log = SqliteLog::open(SqliteConfig::new(&path)).await.unwrap();
+    let all = log.read_all(Position::START, DEFAULT_PAGE).await.unwrap();
+    assert_eq!(all.iter().map(|e| e.id).collect::<Vec<_>>(), ids);
+    assert_eq!(
+        all.iter().map(|e| e.position.0).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
+    let a = StreamId::new("conversation-a").unwrap();
+    let next = log
+        .append(&a, ExpectedVersion::Exact(2), contract::events(0..1))
+        .await
+        .unwrap();
+    assert_eq!((next.first_version, next.first_position.0), (3, 5));
+    let reused = contract::event(7).with_id(ids[2]);
+    let elsewhere = log
+        .append(
+            &StreamId::new("conversation-c").unwrap(),
+            ExpectedVersion::NoStream,
+            vec![reused],
+        )
+        .await
+        .expect("an id of another stream");
+    assert_eq!(elsewhere.first_position.0, 6);
+    let version: i64 = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 3);
+}

@@ -7,7 +7,7 @@
 //! | [`stats`] | `stats` | CSAT, response rate, first response, resolution, bot containment, scenario match, conversion, hand-offs, by any dimension |
 //! | [`conversations`] | `conversations` (its transcript: the conversation's stream) | a conversation's transcript, emotions, triage and routing; listings with filters |
 //! | [`tickets`] | `tickets` | a ticket with the history of every field |
-//! | [`audit`] | (the log's correlation index) | everything one request set off, as a causation tree |
+//! | [`audit`] | `audit` (an index: correlation id → stream and version; the events are read from the log) | everything one request set off, as a causation tree, and whether the index has read the whole log |
 //! | [`search`] | a tantivy index on disk | messages, conversations, tickets and FAQ entries, in Chinese and English |
 //!
 //! Start at [`runner`]: the [`Projection`] contract, generations, checkpoints, rebuilds.
@@ -41,6 +41,7 @@ pub const NAMES: &[&str] = &[
     stats::NAME,
     conversations::NAME,
     tickets::NAME,
+    audit::NAME,
 ];
 
 /// A fresh instance of every SQL projection.
@@ -50,6 +51,7 @@ pub fn all() -> Vec<Box<dyn Projection>> {
         Box::new(stats::StatsProjection),
         Box::new(conversations::ConversationsProjection),
         Box::new(tickets::TicketsProjection),
+        Box::new(audit::AuditProjection),
     ]
 }
 

@@ -502,7 +502,7 @@ async fn blue_green_swap_under_a_live_runner(b: Backend) {
     let generations = catalog.list().await.unwrap();
     assert_eq!(
         generations.len(),
-        4,
+        kefu_projections::NAMES.len(),
         "the old generations are dropped: {generations:?}"
     );
     assert!(

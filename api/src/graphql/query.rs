@@ -6,6 +6,7 @@ use async_graphql::{Context, ID, Object, Result};
 use chrono::{DateTime, Duration, Utc};
 use kefu_domain::ids::{AgentId, ConversationId, QueueId, TicketId};
 use kefu_eventlog::{EventLog, StreamId};
+use kefu_projections::audit;
 use kefu_projections::conversations::ConversationFilter;
 use kefu_projections::search::{DocStatus, SearchCursor, SearchRequest};
 use kefu_projections::stats::StatsFilter;
@@ -13,8 +14,8 @@ use kefu_projections::tickets::TicketFilter;
 
 use super::policy::{self, Root, require};
 use super::types::{
-    AuditEntry, Event, FaultState, FaultTarget, Forecast, ForecastHour, Me, ProbeRunResult,
-    SearchHit, SearchKind, StatsGroup, SwitchState,
+    AuditEntry, AuditTrail, Event, FaultState, FaultTarget, Forecast, ForecastHour, Me,
+    ProbeRunResult, SearchHit, SearchKind, StatsGroup, SwitchState,
 };
 use super::views::{
     self, Conversation, CustomerConversation, CustomerTicket, Node, NodeKind, Queue, StatisticsRow,
@@ -763,29 +764,47 @@ impl Query {
             .collect())
     }
 
-    /// Everything one request set off, as a causation tree (depth-first).
+    /// Everything one request set off, as a causation tree (depth-first), from the audit
+    /// read model, with how far it had read the log (`caughtUp.complete`). `atLeast`: a log
+    /// position the read models must have passed first (the last event the caller knows of).
     async fn audit_trail(
         &self,
         ctx: &Context<'_>,
         correlation_id: String,
-    ) -> Result<Vec<AuditEntry>> {
+        at_least: Option<String>,
+    ) -> Result<AuditTrail> {
         let (api, caller) = (api(ctx), caller(ctx)?);
         require(caller, Root::Query, "auditTrail")?;
         let id = uuid("correlationId", &correlation_id)?;
-        let trail = kefu_projections::audit::audit_trail(&*api.log, id)
+        caught_up(api, at_least.as_deref()).await?;
+        let view = api.read.live(audit::NAME).await.map_err(ApiError::from)?;
+        let answer = view
+            .audit_trail(&*api.log, id)
             .await
             .map_err(ApiError::from)?;
-        if trail.events == 0 {
-            return Err(ApiError::NotFound(format!("no event carries correlation id {id}")).into());
+        if answer.trail.events == 0 {
+            let missing = if answer.caught_up.complete {
+                "the audit index has read the whole log"
+            } else {
+                "the audit index has not read the whole log yet: ask again"
+            };
+            return Err(ApiError::NotFound(format!(
+                "no event carries correlation id {id} ({missing})"
+            ))
+            .into());
         }
-        Ok(trail
-            .walk()
-            .into_iter()
-            .map(|(depth, e)| AuditEntry {
-                depth: i32::try_from(depth).unwrap_or(i32::MAX),
-                event: Event::from(e),
-            })
-            .collect())
+        Ok(AuditTrail {
+            entries: answer
+                .trail
+                .walk()
+                .into_iter()
+                .map(|(depth, e)| AuditEntry {
+                    depth: i32::try_from(depth).unwrap_or(i32::MAX),
+                    event: Event::from(e),
+                })
+                .collect(),
+            caught_up: answer.caught_up.into(),
+        })
     }
 
     /// The raw events of one stream, from a version on.

@@ -126,6 +126,39 @@ impl From<&RecordedEvent> for Event {
     }
 }
 
+/// Everything one request set off, from the audit read model, and whether that read model
+/// had read the whole log when it answered.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct AuditTrail {
+    /// The causation tree, depth first.
+    pub entries: Vec<AuditEntry>,
+    pub caught_up: AuditCaughtUp,
+}
+
+/// How far the audit read model had read the log when it answered: an event after `through`
+/// is not in the trail yet.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct AuditCaughtUp {
+    /// The last log position the audit index has read (a decimal string, as
+    /// `Event.position`); null before it has read any.
+    pub through: Option<String>,
+    /// The log's settled head when asked; null for an empty log.
+    pub head: Option<String>,
+    /// True when every event up to the head is indexed: nothing the log held when asked is
+    /// missing from the trail.
+    pub complete: bool,
+}
+
+impl From<kefu_projections::audit::CaughtUp> for AuditCaughtUp {
+    fn from(c: kefu_projections::audit::CaughtUp) -> Self {
+        AuditCaughtUp {
+            through: c.through.map(|p| p.to_string()),
+            head: c.head.map(|p| p.to_string()),
+            complete: c.complete,
+        }
+    }
+}
+
 /// One node of an audit trail: an event and how deep it sits in the causation tree.
 #[derive(SimpleObject, Debug, Clone)]
 pub struct AuditEntry {
