@@ -8,7 +8,8 @@
 //! `#[cfg(test)]` module at the end of a source file are not scanned.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+
+use kefu_tests::source::{relative, rust_files, squeezed_code, workspace};
 
 /// How a payload is read by key.
 const PATTERNS: &[&str] = &[
@@ -29,35 +30,13 @@ const ALLOWED: &[(&str, &str)] = &[(
     "the decoder itself: reads an event's business time even when it cannot be typed",
 )];
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the tests crate lives in the workspace")
-        .to_path_buf()
-}
-
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    for entry in fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        let path = entry.expect("directory entry").path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if path.is_dir() {
-            if !matches!(name, "target" | ".git") && !name.starts_with("target-") {
-                rust_files(&path, out);
-            }
-        } else if name.ends_with(".rs") {
-            out.push(path);
-        }
-    }
-}
-
 /// The patterns `file` reads payloads by, outside its tests.
 fn reads_by_key(file: &str, text: &str) -> Vec<&'static str> {
     // An integration test directory: `<crate>/tests/…`.
     if file.split('/').nth(1) == Some("tests") {
         return vec![];
     }
-    let code = text.split("#[cfg(test)]").next().unwrap_or("");
-    let squeezed: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+    let squeezed = squeezed_code(text);
     PATTERNS
         .iter()
         .copied()
@@ -67,18 +46,12 @@ fn reads_by_key(file: &str, text: &str) -> Vec<&'static str> {
 
 #[test]
 fn no_payload_is_read_by_key_outside_the_decoder() {
-    let root = workspace();
-    let mut files = Vec::new();
-    rust_files(&root, &mut files);
+    let files = rust_files(&workspace());
     assert!(files.len() > 50, "found only {} files", files.len());
     let mut offenders = Vec::new();
     let mut allowed_seen = Vec::new();
     for path in files {
-        let file = path
-            .strip_prefix(&root)
-            .expect("inside the workspace")
-            .to_string_lossy()
-            .replace('\\', "/");
+        let file = relative(&path);
         let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
         let hits = reads_by_key(&file, &text);
         if hits.is_empty() {
