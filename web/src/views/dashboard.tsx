@@ -147,7 +147,7 @@ function reasonName(lang: Lang, key: string | null): string {
   return HandoffReasonValues.includes(code) ? handoffLabel[lang][code] : (key ?? "—");
 }
 
-function Reasons(props: { lang: Lang; rows: DashboardResult["byReason"] }) {
+export function Reasons(props: { lang: Lang; rows: DashboardResult["byReason"] }) {
   const rows = props.rows.filter((r) => r.key != null && r.handoffs > 0);
   if (rows.length === 0) return <p class="muted">{words[props.lang].noData}</p>;
   const max = Math.max(...rows.map((r) => r.handoffs));
@@ -167,7 +167,7 @@ function Reasons(props: { lang: Lang; rows: DashboardResult["byReason"] }) {
 /** Today's hours: bars for the conversations that came so far, a line for the forecast kefu
  * made for each hour before the day began (the API fits it on the days before today, so the
  * day's own arrivals cannot flatter it). */
-function ForecastChart(props: { lang: Lang; f: DashboardResult | null }) {
+export function ForecastChart(props: { lang: Lang; f: DashboardResult | null }) {
   const w = words[props.lang];
   const f = props.f;
   if (!f) return <p class="muted">{w.noData}</p>;
