@@ -1,4 +1,4 @@
-import { defineConfig } from "vite";
+import { defineConfig } from "vitest/config";
 
 // Fixed file names: kefu embeds dist/ in its binary by these names (api/src/desk.rs), so
 // nothing is loaded from another host and the server needs no node at run time.
@@ -17,6 +17,11 @@ export default defineConfig({
         assetFileNames: "assets/desk[extname]",
       },
     },
+  },
+  // The views' component tests: preact rendering into happy-dom, no browser.
+  test: {
+    include: ["tests/**/*.test.tsx"],
+    environment: "happy-dom",
   },
   server: {
     // `npm run dev` against a local `kefu serve`.

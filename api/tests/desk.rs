@@ -1,5 +1,5 @@
 //! The desk in a browser (`web/`), end to end: `npm ci`, the desk's type check against
-//! `schemas/schema.graphql` (`npm run check`), the generator's tests (`npm test`), then `web/tests/desk.e2e.mjs` drives Chromium
+//! `schemas/schema.graphql` (`npm run check`), the generator's and the views' component tests (`npm test`), then `web/tests/desk.e2e.mjs` drives Chromium
 //! (a customer, an agent and a supervisor in their own browser contexts) against a real
 //! `kefu serve` serving the desk this binary embeds. Screenshots of each screen are left in
 //! `<target>/desk-screenshots`. Without node or Chromium it prints `skipped` and passes,

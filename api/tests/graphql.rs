@@ -46,6 +46,8 @@ async fn until(sub: &mut server::Subscription, field: &str, event_type: &str) ->
 async fn scripted_day(server: &Server, workers: bool) {
     let (customer, agent, other_customer) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
     let admin = server.token("admin", "ops", &[]);
+    // Every conversation below comes after this (the server stamps with the system clock).
+    let began = chrono::Utc::now();
 
     // The admin sets up a queue and an agent.
     let q = server
@@ -380,7 +382,7 @@ async fn scripted_day(server: &Server, workers: bool) {
     let forecast = server
         .gql(
             &analyst,
-            "query($q: String, $p: String) { forecast(queue: $q, hours: 24, atLeast: $p) { trainedOnHours ahtSecs hours { hour expected agentsNeeded } } }",
+            "query($q: String, $p: String) { forecast(queue: $q, hours: 24, atLeast: $p) { trainedOnHours ahtSecs hours { hour expected agentsNeeded } today { hour expected actual } } }",
             json!({ "q": queue, "p": last }),
         )
         .await;
@@ -391,6 +393,33 @@ async fn scripted_day(server: &Server, workers: bool) {
     );
     assert_eq!(forecast["forecast"]["hours"].as_array().unwrap().len(), 24);
     assert!(forecast["forecast"]["ahtSecs"].as_f64().unwrap() > 0.0);
+    // Today against the forecast: 24 consecutive hours, counted up to the current one.
+    let today = forecast["forecast"]["today"].as_array().unwrap();
+    assert_eq!(today.len(), 24, "{forecast}");
+    let hour = |h: &Value| {
+        chrono::DateTime::parse_from_rfc3339(h["hour"].as_str().unwrap())
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    };
+    assert!(
+        today
+            .windows(2)
+            .all(|w| hour(&w[1]) - hour(&w[0]) == chrono::Duration::hours(1)),
+        "{forecast}"
+    );
+    let begun = today.iter().take_while(|h| h["actual"].is_i64()).count();
+    assert!(begun >= 1, "the current hour has begun: {forecast}");
+    assert!(
+        today[begun..].iter().all(|h| h["actual"].is_null()),
+        "{forecast}"
+    );
+    // No history before today: nothing was expected.
+    assert!(today.iter().all(|h| h["expected"] == 0.0), "{forecast}");
+    // The queue's one conversation came today, unless the day turned since the test began.
+    if hour(&today[0]) <= began {
+        let came: i64 = today.iter().filter_map(|h| h["actual"].as_i64()).sum();
+        assert_eq!(came, 1, "{forecast}");
+    }
     let found = server
         .gql(
             &analyst,

@@ -95,6 +95,51 @@ impl Seasonal {
     }
 }
 
+/// Where the local day holding `at` starts.
+pub fn day_start(at: DateTime<Utc>, utc_offset: FixedOffset) -> DateTime<Utc> {
+    let local = at.with_timezone(&utc_offset);
+    at - Duration::seconds(i64::from(local.num_seconds_from_midnight()))
+        - Duration::nanoseconds(i64::from(at.timestamp_subsec_nanos()))
+}
+
+/// One hour of a day: what the forecast made before the day began expected, and what came.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HourAgainstActual {
+    pub hour: DateTime<Utc>,
+    pub expected: f64,
+    /// None for an hour that has not begun.
+    pub actual: Option<f64>,
+}
+
+/// The 24 hours of the day starting at `day`, each with the forecast the model fitted on the
+/// hours before `day` makes for it (so the day's own arrivals cannot flatter it) and the
+/// arrivals counted so far. `counts[i]` is the hour starting at `start + i hours`, `start`
+/// being `day` less the history and the counts reaching at least the hour holding `now`.
+pub fn day_against_actual(
+    counts: &[f64],
+    start: DateTime<Utc>,
+    utc_offset: FixedOffset,
+    day: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Vec<HourAgainstActual> {
+    let history = usize::try_from((day - start).num_hours())
+        .unwrap_or(0)
+        .min(counts.len());
+    let model = fit(&counts[..history], start, utc_offset);
+    (0..24)
+        .map(|h| {
+            let hour = day + Duration::hours(h);
+            HourAgainstActual {
+                hour,
+                expected: model.predict(hour),
+                actual: (hour <= now)
+                    .then(|| counts.get(history + h as usize).copied())
+                    .flatten(),
+            }
+        })
+        .collect()
+}
+
 /// The forecast's and the seasonal-naive forecast's errors over a held-out stretch.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Backtest {
@@ -302,6 +347,29 @@ mod tests {
             ),
             3
         );
+    }
+
+    #[test]
+    fn a_day_is_forecast_from_the_days_before_it_and_set_against_what_came() {
+        // Two weeks of 3 an hour, then a day of 10 an hour so far: the forecast for that day
+        // stays at 3 (it was made before the day), the actuals are the day's own.
+        let day = Utc.with_ymd_and_hms(2026, 11, 15, 16, 0, 0).unwrap(); // midnight in Beijing
+        let start = day - Duration::days(14);
+        let now = day + Duration::minutes(150); // 02:30 local
+        let mut counts = vec![3.0; 24 * 14];
+        counts.extend([10.0, 11.0, 12.0]);
+        let hours = day_against_actual(&counts, start, beijing(), day, now);
+        assert_eq!(hours.len(), 24);
+        assert_eq!(hours[0].hour, day);
+        assert_eq!(hours[23].hour, day + Duration::hours(23));
+        assert!(
+            hours.iter().all(|h| (h.expected - 3.0).abs() < 1e-9),
+            "{hours:?}"
+        );
+        let actual: Vec<Option<f64>> = hours.iter().map(|h| h.actual).take(4).collect();
+        assert_eq!(actual, [Some(10.0), Some(11.0), Some(12.0), None]);
+        assert_eq!(day_start(now, beijing()), day);
+        assert_eq!(day_start(day, beijing()), day);
     }
 
     #[test]

@@ -14,8 +14,8 @@ use kefu_projections::tickets::TicketFilter;
 
 use super::policy::{self, Root, require};
 use super::types::{
-    AuditEntry, AuditTrail, Event, FaultState, FaultTarget, Forecast, ForecastHour, Me,
-    ProbeRunResult, SearchHit, SearchKind, StatsGroup, SwitchState,
+    AuditEntry, AuditTrail, Event, FaultState, FaultTarget, Forecast, ForecastHour,
+    HourAgainstActual, Me, ProbeRunResult, SearchHit, SearchKind, StatsGroup, SwitchState,
 };
 use super::views::{
     self, Conversation, CustomerConversation, CustomerTicket, Node, NodeKind, Queue, StatisticsRow,
@@ -632,7 +632,9 @@ impl Query {
         #[graphql(default = 480)] utc_offset_minutes: i32,
         at_least: Option<String>,
     ) -> Result<Forecast> {
-        use kefu_projections::forecast::{Staffing, agents_needed, fit};
+        use kefu_projections::forecast::{
+            Staffing, agents_needed, day_against_actual, day_start, fit,
+        };
         let (api, caller) = (api(ctx), caller(ctx)?);
         require(caller, Root::Query, "forecast")?;
         policy::supervisor_names_a_queue(caller, queue.as_deref(), "forecasts")?;
@@ -683,6 +685,18 @@ impl Query {
             (None, None) => 600.0,
         };
         let model = fit(&counts, from, offset);
+        let day = day_start(now, offset);
+        let day_from = day - Duration::days(i64::from(history_days));
+        let today = day_against_actual(
+            &view
+                .hourly_arrivals(queue.as_deref(), day_from, this_hour + Duration::hours(1))
+                .await
+                .map_err(ApiError::from)?,
+            day_from,
+            offset,
+            day,
+            now,
+        );
         let staffing = Staffing {
             aht_secs: aht,
             target_secs: answer_within_secs,
@@ -703,6 +717,14 @@ impl Query {
                         agents_needed: i32::try_from(agents_needed(expected, &staffing))
                             .unwrap_or(i32::MAX),
                     }
+                })
+                .collect(),
+            today: today
+                .into_iter()
+                .map(|h| HourAgainstActual {
+                    hour: h.hour,
+                    expected: h.expected,
+                    actual: h.actual.map(|n| n as i32),
                 })
                 .collect(),
         })

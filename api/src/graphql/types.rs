@@ -252,6 +252,19 @@ pub struct Forecast {
     pub aht_secs: f64,
     /// Hours of history the model was fitted on.
     pub trained_on_hours: i32,
+    /// The 24 local hours of today, each with the forecast made before today began (fitted on
+    /// the `historyDays` before it) and the conversations that came.
+    pub today: Vec<HourAgainstActual>,
+}
+
+/// One hour of today: forecast against actual.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct HourAgainstActual {
+    pub hour: DateTime<Utc>,
+    /// Conversations the forecast made before today expected.
+    pub expected: f64,
+    /// Conversations that came; null for an hour that has not begun.
+    pub actual: Option<i32>,
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]

@@ -135,7 +135,7 @@ export function choices(text: string): { prompt: string; options: string[] } | n
   return options.length > 0 && options.length === rest.filter((l) => l.trim()).length ? { prompt, options } : null;
 }
 
-function Transcript(props: { lang: Lang; turns: View["turns"]; onChoose?: (choice: string) => void }) {
+export function Transcript(props: { lang: Lang; turns: View["turns"]; onChoose?: (choice: string) => void }) {
   const w = words[props.lang];
   const who = { CUSTOMER: w.you, BOT: w.bot, AGENT: w.agent };
   const end = useScrollToEnd<HTMLOListElement>(props.turns.length);
@@ -169,7 +169,7 @@ function Transcript(props: { lang: Lang; turns: View["turns"]; onChoose?: (choic
   );
 }
 
-function Waiting(props: { lang: Lang; c: View }) {
+export function Waiting(props: { lang: Lang; c: View }) {
   const w = words[props.lang];
   const { c } = props;
   if (c.status === "AWAITING_HUMAN") return <p class="banner">{w.waitingForHuman}</p>;

@@ -147,7 +147,7 @@ function reasonName(lang: Lang, key: string | null): string {
   return HandoffReasonValues.includes(code) ? handoffLabel[lang][code] : (key ?? "—");
 }
 
-function Reasons(props: { lang: Lang; rows: DashboardResult["byReason"] }) {
+export function Reasons(props: { lang: Lang; rows: DashboardResult["byReason"] }) {
   const rows = props.rows.filter((r) => r.key != null && r.handoffs > 0);
   if (rows.length === 0) return <p class="muted">{words[props.lang].noData}</p>;
   const max = Math.max(...rows.map((r) => r.handoffs));
@@ -164,41 +164,33 @@ function Reasons(props: { lang: Lang; rows: DashboardResult["byReason"] }) {
   );
 }
 
-/** Today's hours: bars for the conversations that came, a line for the forecast (which
- * starts at the current hour: kefu forecasts forward only). */
-function ForecastChart(props: { lang: Lang; f: DashboardResult | null }) {
+/** Today's hours: bars for the conversations that came so far, a line for the forecast kefu
+ * made for each hour before the day began (the API fits it on the days before today, so the
+ * day's own arrivals cannot flatter it). */
+export function ForecastChart(props: { lang: Lang; f: DashboardResult | null }) {
   const w = words[props.lang];
   const f = props.f;
   if (!f) return <p class="muted">{w.noData}</p>;
-  const actual = new Array<number>(24).fill(0);
-  const today = new Date();
-  const prefix = `${today.getFullYear()}-${String(today.getMonth() + 1).padStart(2, "0")}-${String(today.getDate()).padStart(2, "0")}T`;
-  for (const row of f.byHour) {
-    if (row.key?.startsWith(prefix)) actual[Number(row.key.slice(prefix.length, prefix.length + 2))] = row.conversations;
-  }
-  const forecast = new Array<number | null>(24).fill(null);
-  for (const h of f.forecast.hours) {
-    const at = new Date(h.hour);
-    if (at.toDateString() === today.toDateString()) forecast[at.getHours()] = h.expected;
-  }
-  const max = Math.max(1, ...actual, ...forecast.map((x) => x ?? 0));
+  // The API's 24 hours start at local midnight (the query passes this browser's offset).
+  const hours = f.forecast.today;
+  const max = Math.max(1, ...hours.map((h) => Math.max(h.actual ?? 0, h.expected)));
+  const arrived = hours.reduce((sum, h) => sum + (h.actual ?? 0), 0);
   const width = 480;
   const height = 160;
   const slot = width / 24;
   const y = (v: number) => height - (v / max) * (height - 10);
-  const line = forecast
-    .map((v, i) => (v == null ? null : `${(i * slot + slot / 2).toFixed(1)},${y(v).toFixed(1)}`))
-    .filter((p) => p != null)
-    .join(" ");
+  const line = hours.map((h, i) => `${(i * slot + slot / 2).toFixed(1)},${y(h.expected).toFixed(1)}`).join(" ");
   return (
-    <figure class="forecast" data-testid="forecast">
+    <figure class="forecast" data-testid="forecast" data-arrived={arrived}>
       <svg viewBox={`0 0 ${width} ${height + 16}`} role="img">
-        {actual.map((v, i) => (
-          <rect key={i} x={i * slot + 2} width={slot - 4} y={y(v)} height={height - y(v)} class="actual">
-            <title>{`${i}:00 ${v}`}</title>
-          </rect>
-        ))}
-        {line && <polyline points={line} class="predicted" />}
+        {hours.map((h, i) =>
+          h.actual == null ? null : (
+            <rect key={i} x={i * slot + 2} width={slot - 4} y={y(h.actual)} height={height - y(h.actual)} class="actual" data-hour={i} data-actual={h.actual}>
+              <title>{`${i}:00 ${w.actual} ${h.actual} · ${w.forecast} ${h.expected.toFixed(1)}`}</title>
+            </rect>
+          ),
+        )}
+        {hours.length > 0 && <polyline points={line} class="predicted" data-hours={hours.length} />}
         {[0, 6, 12, 18].map((h) => (
           <text key={h} x={h * slot + 2} y={height + 13} class="tick">
             {`${h}:00`}
