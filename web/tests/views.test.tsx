@@ -5,7 +5,8 @@ import { act } from "preact/test-utils";
 import { afterEach, describe, expect, test, vi } from "vitest";
 import type { DashboardResult, MyConversationResult } from "../src/gen/graphql";
 import { words } from "../src/i18n";
-import { Transcript, Waiting } from "../src/views/chat";
+import type { Client } from "../src/client";
+import { Chat, Transcript, Waiting } from "../src/views/chat";
 import { Compose } from "../src/views/compose";
 import { ForecastChart, Reasons } from "../src/views/dashboard";
 
@@ -146,5 +147,65 @@ describe("compose", () => {
     const sent = vi.fn();
     compose(sent, "   ");
     expect(sent).not.toHaveBeenCalled();
+  });
+});
+
+describe("starting a chat", () => {
+  test("the first read of the new chat waits for the read model to reach the start", async () => {
+    // The server answers the start with the position it was written at; read without it, a
+    // fast first read finds no conversation yet and nothing would ask again.
+    const asked: Array<[string, Record<string, unknown>]> = [];
+    const answers: Record<string, unknown> = {
+      MyConversations: { myConversations: { nodes: [] } },
+      StartConversation: { startConversation: { id: "c-1", position: "42" } },
+    };
+    const client = {
+      run: (op: { name: string }, vars: Record<string, unknown>) => {
+        asked.push([op.name, vars]);
+        return op.name in answers ? Promise.resolve(answers[op.name]) : new Promise(() => {});
+      },
+      subscribe: () => () => {},
+    } as unknown as Client;
+    // Promise chains settle over several turns of the microtask queue; no timer is involved.
+    const settle = async () => {
+      for (let i = 0; i < 10; i++) await act(async () => {});
+    };
+    const el = show(<Chat client={client} lang="en" />);
+    await settle();
+    await act(async () => {
+      (el.querySelector("[data-testid=start]") as HTMLButtonElement).click();
+    });
+    await settle();
+    const reads = asked.filter(([name]) => name === "MyConversation").map(([, vars]) => vars);
+    expect(reads).toEqual([{ id: "c-1", atLeast: "42" }]);
+  });
+
+  test("a first read that is refused is asked again, with no event to prompt it", async () => {
+    vi.useFakeTimers();
+    try {
+      let reads = 0;
+      const client = {
+        run: (op: { name: string }) => {
+          if (op.name === "MyConversations") return Promise.resolve({ myConversations: { nodes: [{ uuid: "c-1", status: "BOT" }] } });
+          reads++;
+          return Promise.reject(new Error("UNAVAILABLE: the read models have not reached position 42; try again"));
+        },
+        subscribe: () => () => {},
+      } as unknown as Client;
+      const settle = async () => {
+        for (let i = 0; i < 10; i++) await act(async () => {});
+      };
+      const el = show(<Chat client={client} lang="en" />);
+      await settle();
+      expect(reads).toBe(1);
+      expect(el.textContent).toContain("try again");
+      await act(async () => {
+        vi.advanceTimersByTime(3000);
+      });
+      await settle();
+      expect(reads).toBe(2);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

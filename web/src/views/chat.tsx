@@ -21,7 +21,9 @@ type View = MyConversationResult["myConversation"];
 export function Chat(props: { client: Client; lang: Lang }) {
   const { client, lang } = props;
   const w = words[lang];
-  const [conversation, setConversation] = useState<string | null>(null);
+  // `since` is the position the start was written at: the first read waits for the read
+  // model to reach it, or a fast first read finds no conversation and nothing asks again.
+  const [conversation, setConversation] = useState<{ id: string; since?: string | null } | null>(null);
   const [resumed, setResumed] = useState(false);
   const [error, setError] = useState("");
 
@@ -31,7 +33,7 @@ export function Chat(props: { client: Client; lang: Lang }) {
       .run(MyConversations, {})
       .then((r) => {
         const open = r.myConversations.nodes.find((c) => c.status !== "CLOSED");
-        if (open) setConversation(open.uuid);
+        if (open) setConversation({ id: open.uuid });
       })
       .catch((e: unknown) => setError(describe(e)))
       .finally(() => setResumed(true));
@@ -43,7 +45,7 @@ export function Chat(props: { client: Client; lang: Lang }) {
       <h2>{w.chatTitle}</h2>
       {error && <p class="error" role="alert">{error}</p>}
       {conversation ? (
-        <Window client={client} lang={lang} id={conversation} onNew={() => setConversation(null)} />
+        <Window client={client} lang={lang} id={conversation.id} since={conversation.since} onNew={() => setConversation(null)} />
       ) : (
         <Start client={client} lang={lang} onStarted={setConversation} onError={setError} />
       )}
@@ -51,7 +53,7 @@ export function Chat(props: { client: Client; lang: Lang }) {
   );
 }
 
-function Start(props: { client: Client; lang: Lang; onStarted: (id: string) => void; onError: (e: string) => void }) {
+function Start(props: { client: Client; lang: Lang; onStarted: (c: { id: string; since?: string | null }) => void; onError: (e: string) => void }) {
   const w = words[props.lang];
   const [order, setOrder] = useState(new URLSearchParams(location.search).get("order") ?? "");
   const [busy, setBusy] = useState(false);
@@ -68,7 +70,7 @@ function Start(props: { client: Client; lang: Lang; onStarted: (id: string) => v
             locale: props.lang === "zh" ? "zh-CN" : "en",
             key: crypto.randomUUID(),
           })
-          .then((r) => props.onStarted(r.startConversation.id!))
+          .then((r) => props.onStarted({ id: r.startConversation.id!, since: r.startConversation.position }))
           .catch((err: unknown) => props.onError(describe(err)))
           .finally(() => setBusy(false));
       }}
@@ -84,10 +86,10 @@ function Start(props: { client: Client; lang: Lang; onStarted: (id: string) => v
   );
 }
 
-function Window(props: { client: Client; lang: Lang; id: string; onNew: () => void }) {
+function Window(props: { client: Client; lang: Lang; id: string; since?: string | null; onNew: () => void }) {
   const { client, lang, id } = props;
   const w = words[lang];
-  const view = useQuery(client, MyConversation, { id }, [id]);
+  const view = useQuery(client, MyConversation, { id, atLeast: props.since ?? null }, [id]);
   const [text, setText] = useState("");
   const [error, setError] = useState("");
   const live = useSubscription(client, ConversationEvents, { conversationId: id }, (d) => view.reload(d.conversationEvents.position), [id]);
@@ -95,6 +97,9 @@ function Window(props: { client: Client; lang: Lang; id: string; onNew: () => vo
   // The place in line moves when conversations ahead are served, which are not events of
   // this conversation; read it again while waiting.
   useEvery(3000, () => c?.status === "QUEUED" && view.reload(), [c?.status]);
+  // A first read refused ("not reached position … try again") is asked again; no event may
+  // come to prompt it while the customer waits for the bot.
+  useEvery(3000, () => !c && view.error && view.reload(), [!!c, view.error]);
 
   const act = (p: Promise<{ position?: string | null } | unknown>) =>
     p.then(() => setError("")).catch((e: unknown) => setError(describe(e)));
