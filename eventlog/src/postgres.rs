@@ -71,6 +71,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("postgres_v3.sql"),
     ),
     ("idempotency per stream", include_str!("postgres_v4.sql")),
+    (
+        "correlation index off the hot table",
+        include_str!("postgres_v5.sql"),
+    ),
 ];
 
 /// The common append in one statement, for a group of appends to distinct streams at once:
@@ -688,13 +692,16 @@ impl EventLog for PostgresLog {
     }
 
     async fn read_correlation(&self, correlation_id: Uuid) -> Result<Vec<RecordedEvent>, LogError> {
+        // Index what has settled since the last read (see postgres_v5.sql), so the scan of
+        // the unindexed tail below stays short; its own statement, so the read's snapshot
+        // comes after it.
+        self.client()
+            .await?
+            .execute("SELECT kefu_index_correlations()", &[])
+            .await
+            .map_err(pg_err)?;
         let (hot, seq) = self
-            .query_events_and_seq(
-                &with_registry_seq(&format!(
-                    "SELECT {COLUMNS} FROM events WHERE correlation_id = $1 ORDER BY position"
-                )),
-                &[&correlation_id],
-            )
+            .query_events_and_seq(&with_registry_seq(&correlation_read()), &[&correlation_id])
             .await?;
         let registry = self.registry(Some(seq)).await?;
         archive::merge_correlation(self.archive.as_deref(), &registry, correlation_id, hot).await
@@ -719,16 +726,34 @@ fn range_columns(ranges: &[StreamRange]) -> (Vec<&str>, Vec<i64>, Vec<i64>) {
     )
 }
 
+/// The events of one correlation ($1): the indexed ones below `through`, and the tail above
+/// it scanned by position; one statement, so the index and its `through` come from one
+/// snapshot and no event is counted twice or missed.
+fn correlation_read() -> String {
+    format!(
+        "SELECT {COLUMNS} FROM events WHERE position IN \
+             (SELECT c.position FROM kefu_correlations c WHERE c.correlation_id = $1) \
+         UNION ALL \
+         SELECT {COLUMNS} FROM events WHERE correlation_id = $1 \
+            AND position >= (SELECT t.through FROM kefu_correlations_through t)"
+    )
+}
+
 const COUNT_RANGES: &str = "SELECT count(*) FROM events e \
     JOIN unnest($1::text[], $2::int8[], $3::int8[]) AS r(s, a, b) \
       ON e.stream_id = r.s AND e.version BETWEEN r.a AND r.b";
 
 /// Deletes archived events, never a stream's last (whose version the append path reads).
 /// Appends to these streams only add versions above, so they never conflict with this.
-const DELETE_RANGES: &str = "DELETE FROM events e \
+/// Their correlation index entries go with them (the archive answers for them after).
+const DELETE_RANGES: &str = "WITH gone AS (DELETE FROM events e \
     USING unnest($1::text[], $2::int8[], $3::int8[]) AS r(s, a, b) \
     WHERE e.stream_id = r.s AND e.version BETWEEN r.a AND r.b \
-      AND e.version < (SELECT max(m.version) FROM events m WHERE m.stream_id = e.stream_id)";
+      AND e.version < (SELECT max(m.version) FROM events m WHERE m.stream_id = e.stream_id) \
+    RETURNING e.correlation_id, e.position), \
+  unindexed AS (DELETE FROM kefu_correlations c USING gone g \
+    WHERE c.correlation_id = g.correlation_id AND c.position = g.position) \
+  SELECT count(*) FROM gone";
 
 impl ArchiveStore for PostgresLog {
     fn archive(&self) -> Option<&Arc<Archive>> {
@@ -755,10 +780,12 @@ impl ArchiveStore for PostgresLog {
         tx.batch_execute("LOCK TABLE kefu_archive_batches IN EXCLUSIVE MODE")
             .await
             .map_err(pg_err)?;
-        let deleted = tx
-            .execute(DELETE_RANGES, &[&streams, &firsts, &lasts])
-            .await
-            .map_err(pg_err)?;
+        let deleted = from_i64(
+            tx.query_one(DELETE_RANGES, &[&streams, &firsts, &lasts])
+                .await
+                .map_err(pg_err)?
+                .get(0),
+        );
         if deleted != 0 && deleted != count {
             // Dropping the transaction rolls it back: nothing is deleted.
             return Err(LogError::Corrupt(format!(

@@ -643,6 +643,7 @@ async fn postgres_the_registry_migration_applies_to_a_v1_database() {
         include_str!("../src/postgres_v2.sql"),
         include_str!("../src/postgres_v3.sql"),
         include_str!("../src/postgres_v4.sql"),
+        include_str!("../src/postgres_v5.sql"),
     ] {
         client
             .batch_execute(&format!("SET search_path = {schema}; {sql}"))

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use kefu_eventlog::postgres::{PostgresConfig, PostgresLog};
 use kefu_eventlog::{EventLog, ExpectedVersion, Position};
+use uuid::Uuid;
 
 struct Postgres {
     schema: String,
@@ -121,6 +122,133 @@ async fn a_reader_never_passes_an_open_transaction() {
     let first = sub.next().await.unwrap().position;
     let second = sub.next().await.unwrap().position;
     assert_eq!([first, second], [slow_position, fast.last_position]);
+    h.cleanup().await;
+}
+
+/// The correlation index is built after the fact, from the settled prefix: an event a slow
+/// transaction commits below positions already indexed around it is still found, and the
+/// hot table carries no correlation index of its own (issue 20: the write path maintains
+/// two indexes).
+#[tokio::test]
+async fn a_correlation_read_finds_an_event_committed_late_below_what_was_indexed() {
+    use contract::Harness;
+    let Some(h) = Postgres::fresh().await else {
+        return;
+    };
+    let log = h.log();
+    let client = pg::client().await;
+    client
+        .batch_execute(&format!("SET search_path = {}", h.schema))
+        .await
+        .unwrap();
+    let hot_indexes: Vec<String> = client
+        .query(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND tablename = 'events' \
+             ORDER BY indexname",
+            &[&h.schema],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        hot_indexes,
+        ["events_pkey", "events_stream_version_key"],
+        "the hot table keeps what the write path needs, nothing more"
+    );
+
+    let request = Uuid::now_v7();
+    let of_request = |n: u64| {
+        let mut e = contract::event(n);
+        e.metadata.correlation_id = request;
+        e
+    };
+    let before = log
+        .append(
+            &contract::stream("conversation-a"),
+            ExpectedVersion::Any,
+            vec![of_request(1)],
+        )
+        .await
+        .unwrap();
+
+    // A slow transaction takes a position and stays open.
+    let mut slow = pg::client().await;
+    slow.batch_execute(&format!("SET search_path = {}", h.schema))
+        .await
+        .unwrap();
+    let tx = slow.transaction().await.unwrap();
+    let late = of_request(2);
+    tx.query_one(
+        "SELECT last_position FROM kefu_append('conversation-slow', -1, $1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        &[
+            &vec![late.id],
+            &vec!["TestHappened"],
+            &vec![1i32],
+            &vec![late.payload.to_string()],
+            &vec!["customer"],
+            &vec!["c-1"],
+            &vec![request],
+            &vec![late.metadata.causation_id],
+            &vec![None::<String>],
+        ],
+    )
+    .await
+    .unwrap();
+
+    // Later appends commit around it, some of the same request, many of others.
+    let after = log
+        .append(
+            &contract::stream("conversation-b"),
+            ExpectedVersion::Any,
+            vec![of_request(3)],
+        )
+        .await
+        .unwrap();
+    log.append(
+        &contract::stream("conversation-c"),
+        ExpectedVersion::Any,
+        contract::events(10..40),
+    )
+    .await
+    .unwrap();
+    let ids = |events: Vec<kefu_eventlog::RecordedEvent>| -> Vec<Uuid> {
+        events.iter().map(|e| e.id).collect()
+    };
+    // Read while the slow one is open: it is not there yet, the committed ones are.
+    let trail = log.read_correlation(request).await.unwrap();
+    assert_eq!(
+        trail.iter().map(|e| e.position).collect::<Vec<_>>(),
+        [before.last_position, after.last_position]
+    );
+    tx.commit().await.unwrap();
+    // Index everything that has settled, as many times as it takes for other tests' open
+    // transactions on this server to end (no clock involved: each round indexes or not).
+    loop {
+        let trail = log.read_correlation(request).await.unwrap();
+        assert_eq!(trail.len(), 3, "the late event is found, nothing twice");
+        assert_eq!(ids(trail)[1], late.id);
+        let through: i64 = client
+            .query_one("SELECT through FROM kefu_correlations_through", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if through > after.last_position.0 as i64 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    // All three now come from the index, the late one included.
+    let indexed: i64 = client
+        .query_one(
+            "SELECT count(*) FROM kefu_correlations WHERE correlation_id = $1",
+            &[&request],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(indexed, 3);
     h.cleanup().await;
 }
 
@@ -322,9 +450,9 @@ async fn migrations_are_safe_to_run_concurrently_and_twice() {
         .unwrap()
         .get(0);
     assert_eq!(
-        applied, 4,
+        applied, 5,
         "the event log, the archive registry, retries carrying the same events, idempotency \
-         per stream"
+         per stream, the correlation index off the hot table"
     );
     pg::drop_schema(&schema).await;
 }
