@@ -37,6 +37,8 @@ pub const MIN_IDLE_TIMEOUT_SECS: u32 = 60;
 /// Most answer candidates a bot turn records, and most scenarios a prediction keeps.
 pub const MAX_CANDIDATES: usize = 20;
 pub const MAX_SCENARIOS: usize = 10;
+/// Most answers the bot suggests to an agent for one customer turn: what fits beside a chat.
+pub const MAX_SUGGESTIONS: usize = 3;
 /// An emotion score must move by more than this between assessments to count as a trend.
 pub const EMOTION_TREND_THRESHOLD: f64 = 0.2;
 /// The share of an SLA target after which its warning is due, unless configured otherwise.
@@ -120,6 +122,25 @@ pub struct BotAnswer {
     /// The entry's revision that was served, so an edit later does not rewrite history.
     pub revision: u32,
     pub confidence: f64,
+}
+
+/// A knowledge-base entry the bot suggests to the agent, as the agent was shown it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SuggestedAnswer {
+    pub entry: KnowledgeEntryId,
+    /// The entry's revision that was suggested, so an edit later does not rewrite history.
+    pub revision: u32,
+    pub question: String,
+    pub answer: String,
+    /// The ranker's score, in [0, 1].
+    pub score: f64,
+}
+
+/// An entry the bot would suggest, with its ranking score, before the rules check it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SuggestionInput {
+    pub entry: KnowledgeEntrySnapshot,
+    pub score: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -540,6 +561,15 @@ pub enum ConversationCommand {
         model_version: String,
         at: DateTime<Utc>,
     },
+    /// The bot's answers to a customer turn a human has (or is about to have), for the agent
+    /// to use: its ranking, and its confidence that the first one answers the turn.
+    SuggestAnswers {
+        message: MessageId,
+        suggestions: Vec<SuggestionInput>,
+        confidence: f64,
+        model_version: String,
+        at: DateTime<Utc>,
+    },
     PredictScenario {
         candidates: Vec<ScenarioCandidate>,
         model_version: String,
@@ -677,6 +707,20 @@ pub struct EmotionAssessed {
     pub label: EmotionLabel,
     /// The conversation's mood compared with the previous assessment.
     pub trend: EmotionTrend,
+    pub model_version: String,
+    pub at: DateTime<Utc>,
+}
+
+/// What the bot would answer a customer turn with, suggested to the agent rather than sent:
+/// a human has the chat (or is on the way), so the bot no longer replies itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct AnswersSuggested {
+    /// The customer turn the suggestions answer.
+    pub message: MessageId,
+    /// Best first.
+    pub suggestions: Vec<SuggestedAnswer>,
+    /// The bot's calibrated probability that the first suggestion answers the turn.
+    pub confidence: f64,
     pub model_version: String,
     pub at: DateTime<Utc>,
 }
@@ -909,6 +953,7 @@ domain_events! {
         SlaWarned = 1,
         SlaBreached = 1,
         ConversationEscalated = 1,
+        AnswersSuggested = 1,
     }
     reactions keyed by reaction_key;
 }
@@ -937,6 +982,7 @@ impl ConversationEvent {
             E::CustomerTurnRecorded(CustomerTurnRecorded { message, .. })
             | E::BotTurnRecorded(BotTurnRecorded { message, .. })
             | E::EmotionAssessed(EmotionAssessed { message, .. })
+            | E::AnswersSuggested(AnswersSuggested { message, .. })
             | E::AgentTurnRecorded(AgentTurnRecorded { message, .. }) => Some(*message),
             _ => None,
         }
@@ -944,7 +990,8 @@ impl ConversationEvent {
 }
 
 /// What the workers record at most once per cause in a conversation (see
-/// [`crate::already_reacted`]): one mood, one bot reply and one hand-off per customer turn,
+/// [`crate::already_reacted`]): one mood, one bot reply (or suggestion to the agent) and one
+/// hand-off per customer turn,
 /// one prediction per start or first message, one routing (with its queueing) per hand-off,
 /// one assignment per queueing, one survey offer per close, one reminder per offer, one idle
 /// close per quiet spell, and one warning, breach and escalation per target per queueing.
@@ -953,6 +1000,7 @@ fn reaction_key(event: &ConversationEvent) -> Option<String> {
     match event {
         E::EmotionAssessed(_)
         | E::BotTurnRecorded(_)
+        | E::AnswersSuggested(_)
         | E::HandedToHuman(_)
         | E::ScenarioPredicted(_)
         | E::RoutingDecided(_)
@@ -1047,6 +1095,13 @@ impl Decider for ConversationDecider {
                 model_version,
                 at,
             } => assess_emotion(conv, message, score, label, model_version, at),
+            C::SuggestAnswers {
+                message,
+                suggestions,
+                confidence,
+                model_version,
+                at,
+            } => suggest_answers(conv, message, suggestions, confidence, model_version, at),
             C::PredictScenario {
                 candidates,
                 model_version,
@@ -1365,6 +1420,8 @@ impl Decider for ConversationDecider {
                 conv.last_emotion = Some(emotion);
                 conv.emotion_trend = Some(e.trend);
             }
+            // Shown to the agent only: nothing the rules read, and no activity in the chat.
+            E::AnswersSuggested(_) => {}
             E::ScenarioPredicted(e) => {
                 conv.scenario = Some(ScenarioPrediction {
                     candidates: e.candidates.clone(),
@@ -1668,6 +1725,61 @@ fn bot_turn(
             text,
             answer,
             candidates,
+            at,
+        }
+        .into(),
+    ])
+}
+
+fn suggest_answers(
+    conv: &Conversation,
+    message: MessageId,
+    suggestions: Vec<SuggestionInput>,
+    confidence: f64,
+    model_version: String,
+    at: DateTime<Utc>,
+) -> Result<Vec<ConversationEvent>, DomainError> {
+    require_open(conv)?;
+    conv.turn(message)
+        .filter(|t| t.speaker == Speaker::Customer)
+        .ok_or(DomainError::UnknownTurn { message })?;
+    // While the bot has the chat it answers the customer itself; a suggestion is for an agent.
+    if conv.handling == Handling::Bot {
+        return Err(conv.wrong_phase("take answers suggested to an agent"));
+    }
+    if suggestions.is_empty() || suggestions.len() > MAX_SUGGESTIONS {
+        return Err(DomainError::invalid(
+            "suggestions",
+            format!("{} given; from 1 to {MAX_SUGGESTIONS}", suggestions.len()),
+        ));
+    }
+    require_unit_interval("confidence", confidence)?;
+    require_code("model_version", &model_version)?;
+    let mut seen = BTreeSet::new();
+    let mut suggested = Vec::with_capacity(suggestions.len());
+    for s in suggestions {
+        let entry = s.entry.require_active()?;
+        require_unit_interval("suggestions.score", s.score)?;
+        if !seen.insert(entry.id) {
+            return Err(DomainError::invalid(
+                "suggestions",
+                format!("entry {} is listed twice", entry.id),
+            ));
+        }
+        suggested.push(SuggestedAnswer {
+            entry: entry.id,
+            revision: entry.revision,
+            question: entry.question.clone(),
+            answer: entry.answer.clone(),
+            score: s.score,
+        });
+    }
+    Ok(vec![
+        AnswersSuggested {
+            message,
+            suggestions: suggested,
+            confidence,
+            model_version,
             at,
         }
         .into(),

@@ -11,8 +11,8 @@ use kefu_domain::agent::{
 use kefu_domain::common::{BusinessLine, Channel, Money, Party};
 use kefu_domain::conversation::{
     AnswerCandidate, BotAnswerInput, CloseReason, ConversationCommand as C, ConversationDecider,
-    ConversationEvent as Ev, ConversationState, EmotionLabel, HandoffReason, RoutingReason,
-    SlaKind, Survey, TransferTarget,
+    ConversationEvent as Ev, ConversationState, EmotionLabel, Handling, HandoffReason,
+    RoutingReason, SlaKind, Speaker, SuggestionInput, Survey, TransferTarget,
 };
 use kefu_domain::customer::{Customer, CustomerSnapshot, CustomerTier, Order, OrderStatus};
 use kefu_domain::ids::{
@@ -223,6 +223,7 @@ enum Op {
     Start { c: usize, bot: bool },
     CustomerSays { c: usize, m: u8 },
     BotSays { c: usize, m: u8, retired: bool },
+    Suggest { c: usize, m: u8, retired: bool },
     AgentSays { c: usize, a: usize, m: u8 },
     Assess { c: usize, m: u8, score: i8 },
     HandOff { c: usize, reason: u8 },
@@ -254,6 +255,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (c.clone(), m.clone()).prop_map(|(c, m)| Op::CustomerSays { c, m }),
         1 => (c.clone(), m.clone(), any::<bool>())
             .prop_map(|(c, m, retired)| Op::BotSays { c, m, retired }),
+        1 => (c.clone(), m.clone(), any::<bool>())
+            .prop_map(|(c, m, retired)| Op::Suggest { c, m, retired }),
         3 => (c.clone(), a.clone(), m.clone()).prop_map(|(c, a, m)| Op::AgentSays { c, a, m }),
         1 => (c.clone(), m, -10i8..=10).prop_map(|(c, m, score)| Op::Assess { c, m, score }),
         3 => (c.clone(), 0u8..5).prop_map(|(c, reason)| Op::HandOff { c, reason }),
@@ -397,6 +400,19 @@ impl Desk {
                         entry: KnowledgeEntryId::from(id(0xe)),
                         score: 0.4,
                     }],
+                    at,
+                },
+            ),
+            Op::Suggest { c, m, retired } => self.converse(
+                c,
+                C::SuggestAnswers {
+                    message: message(c, m),
+                    suggestions: vec![SuggestionInput {
+                        entry: entry(retired),
+                        score: 0.7,
+                    }],
+                    confidence: 0.6,
+                    model_version: "faq-1".into(),
                     at,
                 },
             ),
@@ -719,6 +735,21 @@ fn check_step(before: &ConversationState, events: &[Ev]) {
                     before.handling.agent(),
                     Some(turn.agent),
                     "unassigned agent wrote"
+                );
+            }
+            Ev::AnswersSuggested(s) => {
+                assert!(!before.is_closed(), "suggested in a closed conversation");
+                assert_ne!(
+                    before.handling,
+                    Handling::Bot,
+                    "suggested to an agent while the bot has the chat"
+                );
+                assert!(
+                    before
+                        .turns
+                        .iter()
+                        .any(|t| t.message == s.message && t.speaker == Speaker::Customer),
+                    "suggested for a turn the customer never wrote"
                 );
             }
             Ev::SurveyOffered(_) => {

@@ -14,7 +14,7 @@
 //! generation shows the transcript as it stood at its bound.
 
 use kefu_domain::DomainEvent;
-use kefu_domain::conversation::{ConversationEvent as E, SlaKind, TransferredTo};
+use kefu_domain::conversation::{AnswersSuggested, ConversationEvent as E, SlaKind, TransferredTo};
 use kefu_eventlog::{EventLog, RecordedEvent, StreamId, read_stream_through};
 
 use crate::error::ProjectionError;
@@ -179,7 +179,7 @@ impl Projection for ConversationsProjection {
             },
         };
         match event {
-            E::ConversationStarted(_) | E::InternalNoteAdded(_) => {}
+            E::ConversationStarted(_) | E::InternalNoteAdded(_) | E::AnswersSuggested(_) => {}
             E::CustomerTurnRecorded(t) => row.record_turn(ms(t.at)),
             E::BotTurnRecorded(t) => row.record_turn(ms(t.at)),
             E::AgentTurnRecorded(t) => {
@@ -318,6 +318,7 @@ fn event_at(e: &E) -> chrono::DateTime<chrono::Utc> {
         E::CustomerTurnRecorded(x) => x.at,
         E::BotTurnRecorded(x) => x.at,
         E::EmotionAssessed(x) => x.at,
+        E::AnswersSuggested(x) => x.at,
         E::ScenarioPredicted(x) => x.at,
         E::ScenarioConfirmed(x) => x.at,
         E::ScenarioCorrected(x) => x.at,
@@ -386,11 +387,13 @@ pub struct TimelineEntry {
     pub event: E,
 }
 
-/// A turn with the emotion assessed for it, if any.
+/// A turn with the emotion assessed for it, if any, and (a customer turn a human answers)
+/// the answers the bot suggested to the agent.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct TranscriptTurn {
     pub turn: Turn,
     pub emotion: Option<Emotion>,
+    pub suggested: Option<AnswersSuggested>,
 }
 
 /// One conversation with everything the agent desk and auditors show.
@@ -411,6 +414,7 @@ impl ConversationView {
         let mut turns = Vec::new();
         let mut emotions = Vec::new();
         let mut timeline = Vec::new();
+        let mut suggested: Vec<AnswersSuggested> = Vec::new();
         for mut e in events {
             let Event::Conversation(event) = kefu_feed::decode_taking(&mut e) else {
                 continue;
@@ -458,6 +462,7 @@ impl ConversationView {
                         n.text,
                     )
                 }),
+                E::AnswersSuggested(s) => suggested.push(s),
                 E::EmotionAssessed(a) => emotions.push(Emotion {
                     conversation: id.clone(),
                     version,
@@ -482,6 +487,10 @@ impl ConversationView {
             .into_iter()
             .map(|turn| TranscriptTurn {
                 emotion: emotions.iter().find(|e| e.message == turn.message).cloned(),
+                suggested: suggested
+                    .iter()
+                    .find(|s| s.message.to_string() == turn.message)
+                    .cloned(),
                 turn,
             })
             .collect();

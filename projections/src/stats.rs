@@ -300,7 +300,7 @@ impl Projection for StatsProjection {
         let mut then = Then::Nothing;
         let conversation = e.entity();
         match event {
-            C::ConversationStarted(_) => {}
+            C::ConversationStarted(_) | C::AnswersSuggested(_) => {}
             C::CustomerTurnRecorded(_) => f.customer_turns += 1,
             C::BotTurnRecorded(_) => f.bot_turns += 1,
             C::AgentTurnRecorded(t) => {

@@ -165,7 +165,7 @@ try {
   await agent.fill("input[name=reply]", "您好，我是小王，马上为您查询运费");
   await agent.getByTestId("send-reply").click();
   await customer.locator("li[data-speaker=AGENT]").filter({ hasText: "我是小王" }).waitFor();
-  await customer.fill("input[name=message]", "好的，谢谢，订单是昨天下的");
+  await customer.fill("input[name=message]", "好的，谢谢，订单是昨天下的。怎么开发票？");
   await customer.getByTestId("send").click();
   await agent.locator("[data-testid=desk-transcript] li[data-speaker=CUSTOMER]").filter({ hasText: "订单是昨天下的" }).waitFor();
 
@@ -180,7 +180,16 @@ try {
   await customer.locator("li[data-speaker=AGENT]").filter({ hasText: "本单免运费" }).waitFor();
   assert.equal(await customer.getByText(note).count(), 0, "the customer never sees the internal note");
   assert.ok(!(await customer.content()).includes("内部备注"), "nothing of the note reaches the customer's page");
-  await agent.locator("[data-testid=suggestions] li").first().waitFor();
+  // The bot, no longer answering the customer itself, suggests its answers to the agent,
+  // with its confidence; the agent puts one in the reply box.
+  await agent.locator("[data-testid=suggestions][data-source=bot] li").first().waitFor();
+  const confidence = Number(await agent.getByTestId("suggestion-confidence").getAttribute("data-confidence"));
+  assert.ok(confidence >= 0 && confidence <= 1, `the bot's confidence is a probability: ${confidence}`);
+  const suggested = await agent.locator("[data-testid=suggestions][data-source=bot] li").first().innerText();
+  assert.ok(suggested.includes("发票"), `the bot suggests the invoice answer for the customer's question: ${suggested}`);
+  await agent.locator("[data-testid=suggestions][data-source=bot] li button").first().click();
+  assert.ok((await agent.inputValue("input[name=reply]")).includes("发票"), "the suggestion is put in the reply box");
+  await agent.fill("input[name=reply]", "");
   await shot(agent, "06-workbench-chat-zh");
   await shot(customer, "07-chat-with-agent-zh");
 

@@ -7,7 +7,9 @@
 //! the turn's emotion (`AssessEmotion`), the bot's reply (`RecordBotTurn`: an answer, the top
 //! three to choose from, or a word that a human is coming) and, when needed, the hand-off
 //! (`HandOff`: low confidence or anger), all recorded or none. A turn the bot may not answer
-//! (the conversation is with a human, closed, or started without the bot) is still assessed.
+//! (the conversation is with a human, closed, or started without the bot) is still assessed,
+//! and while a human has the chat (or is on the way) the bot's best answers go to them
+//! instead (`SuggestAnswers`), with its confidence, in the same decision.
 //! A typed request for a person or to complain ("转人工", "I want a human", "我要投诉":
 //! `kefu_bot::transfer`) skips the FAQ: the reply says a person is coming and the hand-off's
 //! reason is `customer_asked` (the router then sends a complaint to the complaints team).
@@ -28,16 +30,19 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use kefu_bot::emotion::{self, Assessment};
 use kefu_bot::faq::{Decision, Entry, Faq, FaqAnswer, Thresholds};
 use kefu_bot::kb;
 use kefu_bot::transfer::{self, Request};
 use kefu_domain::conversation::{
     AnswerCandidate, BotAnswerInput, Conversation, ConversationCommand as C, ConversationEvent,
-    CustomerTurnRecorded, HandoffReason, Speaker,
+    CustomerTurnRecorded, Handling, HandoffReason, MAX_SUGGESTIONS, Speaker, SuggestionInput,
 };
 use kefu_domain::ids::{KnowledgeEntryId, MessageId};
-use kefu_domain::knowledge::{KnowledgeDecider, KnowledgeEntry, KnowledgeState};
+use kefu_domain::knowledge::{
+    KnowledgeDecider, KnowledgeEntry, KnowledgeEntrySnapshot, KnowledgeState,
+};
 use kefu_domain::switches::{Switch, SwitchBoard};
 use kefu_domain::{Decider, DomainError, Event};
 use kefu_eventlog::{Actor, ActorKind, EventLog, Metadata, Position, RecordedEvent};
@@ -274,6 +279,10 @@ pub fn answer(
         }
     };
     if conv.takes_bot_replies().is_err() {
+        // A human has the chat, or is on the way: what the bot would answer goes to them.
+        if !conv.is_closed() && conv.handling != Handling::Bot {
+            commands.extend(suggest(knows, message, text, now));
+        }
         return decided(commands);
     }
     if let Some(request) = transfer::request(text) {
@@ -290,20 +299,7 @@ pub fn answer(
         });
         return decided(commands);
     }
-    let ranked = knows.board.is_on(Switch::Ranker);
-    let found = knows.faq.and_then(|faq| {
-        let found = if ranked {
-            faq.answer(text, None)
-        } else {
-            retrieval_order(faq, text)
-        };
-        // A question the model cannot take is one for a human.
-        found
-            .inspect_err(
-                |e| tracing::warn!(error = %e, "the bot's model cannot take this question"),
-            )
-            .ok()
-    });
+    let found = rank(knows, text);
     let (reply, handoff) = reply(knows.kb, found.as_ref(), &strategy.soothing, locale);
     let Some(reply) = reply else {
         return decided(commands);
@@ -324,6 +320,53 @@ pub fn answer(
         commands.push(C::HandOff { reason, at: now });
     }
     decided(commands)
+}
+
+/// The knowledge base ranked for `text`, by the learned ranker unless it is switched off;
+/// `None` when there is no model or it cannot take the question (one for a human).
+fn rank(knows: &Knowledge<'_>, text: &str) -> Option<FaqAnswer> {
+    let faq = knows.faq?;
+    let found = if knows.board.is_on(Switch::Ranker) {
+        faq.answer(text, None)
+    } else {
+        retrieval_order(faq, text)
+    };
+    found
+        .inspect_err(|e| tracing::warn!(error = %e, "the bot's model cannot take this question"))
+        .ok()
+}
+
+/// The bot's best entries for a customer turn a human answers, with its confidence in the
+/// first: what the agent's desk offers beside the chat. Nothing when it found nothing.
+fn suggest(knows: &Knowledge<'_>, message: MessageId, text: &str, now: DateTime<Utc>) -> Option<C> {
+    let found = rank(knows, text)?;
+    let suggestions: Vec<SuggestionInput> = found
+        .ranked
+        .iter()
+        .filter_map(|r| {
+            let entry = knows.kb.get(&r.entry)?;
+            Some(SuggestionInput {
+                entry: KnowledgeEntrySnapshot::Active(entry.clone()),
+                score: squash(r.score),
+            })
+        })
+        .take(MAX_SUGGESTIONS)
+        .collect();
+    if suggestions.is_empty() {
+        return None;
+    }
+    Some(C::SuggestAnswers {
+        message,
+        suggestions,
+        confidence: found.confidence.clamp(0.0, 1.0),
+        model_version: found.model_version,
+        at: now,
+    })
+}
+
+/// Ranker scores are unbounded; the log keeps them in [0, 1].
+fn squash(score: f64) -> f64 {
+    1.0 / (1.0 + (-score).exp())
 }
 
 /// Whether the turn's emotion is recorded already.
@@ -369,8 +412,7 @@ fn reply(
                 .take(kefu_domain::conversation::MAX_CANDIDATES)
                 .map(|r| AnswerCandidate {
                     entry: r.entry,
-                    // Ranker scores are unbounded; the log keeps them in [0, 1].
-                    score: 1.0 / (1.0 + (-r.score).exp()),
+                    score: squash(r.score),
                 })
                 .collect()
         })

@@ -6,14 +6,16 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, TimeZone, Utc};
 use kefu_bot::emotion::{self, Mood};
+use kefu_bot::faq::{Entry, Faq, Thresholds};
 use kefu_domain::common::{Channel, Party};
 use kefu_domain::conversation::{
     CloseReason, Conversation, ConversationCommand as C, ConversationDecider, ConversationEvent,
-    ConversationState, EmotionLabel, HandoffReason, RoutingReason,
+    ConversationState, EmotionLabel, HandoffReason, MAX_SUGGESTIONS, RoutingReason,
 };
 use kefu_domain::customer::{Customer, CustomerSnapshot, CustomerTier};
 use kefu_domain::ids::QueueId;
-use kefu_domain::ids::{ConversationId, CustomerId, Locale, MessageId};
+use kefu_domain::ids::{ConversationId, CustomerId, KnowledgeEntryId, Locale, MessageId};
+use kefu_domain::knowledge::{KnowledgeDecider, KnowledgeEntry, KnowledgeState};
 use kefu_domain::switches::{Switch, SwitchBoard};
 use kefu_domain::{Decider, Event, fold};
 use kefu_projections::queues::QueueRow;
@@ -89,8 +91,19 @@ impl Stream {
         }
     }
 
-    /// The bot's answer to turn `n` (which must be in the stream).
+    /// The bot's answer to turn `n` (which must be in the stream), with no knowledge base.
     fn answer(&self, n: u128, board: &SwitchBoard) -> Vec<C> {
+        self.answer_from(n, board, None, &BTreeMap::new())
+    }
+
+    /// The bot's answer to turn `n` from a knowledge base.
+    fn answer_from(
+        &self,
+        n: u128,
+        board: &SwitchBoard,
+        faq: Option<&Faq>,
+        kb: &BTreeMap<KnowledgeEntryId, KnowledgeEntry>,
+    ) -> Vec<C> {
         let turn = self
             .events
             .iter()
@@ -102,11 +115,7 @@ impl Stream {
             })
             .expect("the turn is in the stream");
         let conversation = self.conversation();
-        let knows = Knowledge {
-            board,
-            faq: None,
-            kb: &BTreeMap::new(),
-        };
+        let knows = Knowledge { board, faq, kb };
         let given = Given {
             conversation: &conversation,
             now: t(30),
@@ -157,6 +166,28 @@ fn names(commands: &[C]) -> Vec<&'static str> {
             _ => "other",
         })
         .collect()
+}
+
+/// The demo knowledge base as the log would hold it, and the bot's model over it.
+fn demo_kb() -> (Faq, BTreeMap<KnowledgeEntryId, KnowledgeEntry>) {
+    let kb: BTreeMap<KnowledgeEntryId, KnowledgeEntry> = kefu_bot::kb::parse(kefu_bot::kb::DEMO_KB)
+        .expect("the demo KB parses")
+        .iter()
+        .map(|e| {
+            let created = KnowledgeDecider::decide(
+                &KnowledgeDecider::initial_state(),
+                e.create_command(t(0)),
+            )
+            .expect("a demo entry is valid");
+            match fold::<KnowledgeDecider>(&created) {
+                KnowledgeState::Active(entry) => (entry.id, entry),
+                other => panic!("a created entry is active: {other:?}"),
+            }
+        })
+        .collect();
+    let entries = kb.values().map(Entry::from).collect();
+    let faq = Faq::new(entries, None, Thresholds::default()).expect("the demo KB's model");
+    (faq, kb)
 }
 
 fn handoff(commands: &[C]) -> Option<HandoffReason> {
@@ -246,6 +277,54 @@ fn a_turn_the_bot_may_not_answer_is_still_assessed() {
     assert_eq!(names(&handed_over.answer(2, &on())), ["AssessEmotion"]);
     // Nothing to say and nothing to assess: no intent at all.
     assert!(handed_over.answer(2, &off(Switch::Emotion)).is_empty());
+}
+
+#[test]
+fn once_a_human_has_the_chat_the_bot_suggests_its_answers_to_them() {
+    let (faq, kb) = demo_kb();
+    let handed_over = Stream::with_bot(true)
+        .says(1, "hello")
+        .then(C::HandOff {
+            reason: HandoffReason::CustomerAsked,
+            at: t(1),
+        })
+        .says(2, "怎么开发票？");
+    let commands = handed_over.answer_from(2, &on(), Some(&faq), &kb);
+    let [
+        C::AssessEmotion { .. },
+        C::SuggestAnswers {
+            message,
+            suggestions,
+            confidence,
+            ..
+        },
+    ] = commands.as_slice()
+    else {
+        panic!("assessed and suggested, nothing said to the customer: {commands:?}");
+    };
+    assert_eq!(*message, msg(2));
+    assert!((1..=MAX_SUGGESTIONS).contains(&suggestions.len()));
+    assert!((0.0..=1.0).contains(confidence));
+    let first = suggestions[0].entry.require_active().unwrap();
+    assert!(first.question.contains("发票"), "{}", first.question);
+    // The same conversation accepts them: one decision the domain takes.
+    let state = fold::<ConversationDecider>(&handed_over.events);
+    ConversationDecider::decide(&state, commands[1].clone()).expect("the domain takes them");
+    // While the bot has the chat it answers the customer instead.
+    let with_bot = Stream::with_bot(true).says(1, "怎么开发票？");
+    assert!(
+        !with_bot
+            .answer_from(1, &on(), Some(&faq), &kb)
+            .iter()
+            .any(|c| matches!(c, C::SuggestAnswers { .. }))
+    );
+    // The bot switched off suggests nothing either.
+    assert!(
+        !handed_over
+            .answer_from(2, &off(Switch::Bot), Some(&faq), &kb)
+            .iter()
+            .any(|c| matches!(c, C::SuggestAnswers { .. }))
+    );
 }
 
 #[test]

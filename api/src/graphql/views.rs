@@ -363,6 +363,53 @@ pub struct Turn {
     pub at: DateTime<Utc>,
     /// The emotion assessed for a customer turn.
     pub emotion: Option<EmotionReading>,
+    /// For a customer turn a human answers: the answers the bot suggested to the agent.
+    pub suggested: Option<AnswerSuggestions>,
+}
+
+/// What the bot would have answered a customer turn with, offered to the agent instead: its
+/// best knowledge-base entries and its confidence in the first.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct AnswerSuggestions {
+    /// Best first.
+    pub answers: Vec<SuggestedAnswer>,
+    /// The bot's calibrated probability, 0 to 1, that the first answer is right.
+    pub confidence: f64,
+    pub model_version: String,
+    pub at: DateTime<Utc>,
+}
+
+/// A knowledge-base entry as the agent was shown it.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct SuggestedAnswer {
+    pub entry: String,
+    /// The entry's revision that was suggested.
+    pub revision: i32,
+    pub question: String,
+    pub answer: String,
+    /// The ranker's score, 0 to 1.
+    pub score: f64,
+}
+
+impl From<kefu_domain::conversation::AnswersSuggested> for AnswerSuggestions {
+    fn from(s: kefu_domain::conversation::AnswersSuggested) -> Self {
+        AnswerSuggestions {
+            answers: s
+                .suggestions
+                .into_iter()
+                .map(|a| SuggestedAnswer {
+                    entry: a.entry.to_string(),
+                    revision: int(i64::from(a.revision)),
+                    question: a.question,
+                    answer: a.answer,
+                    score: a.score,
+                })
+                .collect(),
+            confidence: s.confidence,
+            model_version: s.model_version,
+            at: s.at,
+        }
+    }
 }
 
 /// The emotion assessed for one customer turn.
@@ -535,6 +582,7 @@ impl Stream {
                     .cloned();
                 Ok(Turn {
                     emotion,
+                    suggested: t.suggested.map(AnswerSuggestions::from),
                     ..turn(t.turn)?
                 })
             })
@@ -562,6 +610,7 @@ fn turn(t: TurnRow) -> Result<Turn, ApiError> {
         confidence: t.confidence,
         at: time(t.at),
         emotion: None,
+        suggested: None,
         message: t.message,
     })
 }
@@ -603,6 +652,7 @@ fn timeline_item(version: i32, at: DateTime<Utc>, event: E) -> Option<TimelineIt
         | E::BotTurnRecorded(_)
         | E::AgentTurnRecorded(_)
         | E::InternalNoteAdded(_)
+        | E::AnswersSuggested(_)
         | E::EmotionAssessed(_) => return None,
         E::ConversationStarted(s) => TimelineItem {
             channel: Some(s.channel.into()),

@@ -5,7 +5,8 @@ use kefu_domain::common::{BusinessLine, Channel, Money, Party};
 use kefu_domain::conversation::{
     AnswerCandidate, BotAnswerInput, CloseReason, ConversationCommand as C, ConversationDecider,
     ConversationEvent as Ev, ConversationState, EmotionLabel, EmotionTrend, Handling,
-    HandoffReason, RoutingReason, ScenarioCandidate, SlaKind, TransferTarget, TransferredTo,
+    HandoffReason, RoutingReason, ScenarioCandidate, SlaKind, SuggestionInput, TransferTarget,
+    TransferredTo,
 };
 use kefu_domain::customer::{CustomerSnapshot, CustomerTier};
 use kefu_domain::ids::{MessageId, OrderId, QueueId, ScenarioCode};
@@ -285,6 +286,70 @@ fn the_bot_stays_quiet_once_a_human_is_on_the_way_or_it_is_switched_off() {
     assert_refused!(
         switched_off.when(bot_says(2, None)),
         E::BotSwitchedOff { .. }
+    );
+}
+
+// ---- answers suggested to the agent ----
+
+fn suggest(n: u128, entries: Vec<KnowledgeEntrySnapshot>) -> C {
+    C::SuggestAnswers {
+        message: msg(n),
+        suggestions: entries
+            .into_iter()
+            .map(|entry| SuggestionInput { entry, score: 0.8 })
+            .collect(),
+        confidence: 0.64,
+        model_version: "faq-7".into(),
+        at: t(4),
+    }
+}
+
+#[test]
+fn the_bot_suggests_answers_to_the_agent_once_a_human_has_the_chat() {
+    // While the bot has the chat it answers the customer itself.
+    assert_refused!(
+        with_bot().when(suggest(1, vec![entry()])),
+        E::WrongPhase { .. }
+    );
+    let history = with_agent().given(customer_says(2, 4));
+    let events = history.when(suggest(2, vec![entry()])).unwrap();
+    let [Ev::AnswersSuggested(s)] = events.as_slice() else {
+        panic!("one suggestion event: {events:?}");
+    };
+    assert_eq!(s.message, msg(2));
+    assert_eq!(
+        (
+            s.suggestions[0].entry,
+            s.suggestions[0].revision,
+            s.confidence
+        ),
+        (ENTRY, 2, 0.64),
+        "the entry's revision as the agent was shown it"
+    );
+    assert!(!s.suggestions[0].answer.is_empty());
+    // Waiting in the queue, the agent-to-be gets them too.
+    assert!(queued().when(suggest(1, vec![entry()])).is_ok());
+}
+
+#[test]
+fn suggestions_name_a_customer_turn_and_active_entries_once_each() {
+    let history = with_agent();
+    assert_refused!(
+        history.when(suggest(99, vec![entry()])),
+        E::UnknownTurn { .. }
+    );
+    assert_refused!(
+        history.when(suggest(1, vec![KnowledgeEntrySnapshot::Retired(ENTRY)])),
+        E::KnowledgeEntryRetired { .. }
+    );
+    assert_refused!(
+        history.when(suggest(1, vec![entry(), entry()])),
+        E::Validation { .. }
+    );
+    assert_refused!(history.when(suggest(1, vec![])), E::Validation { .. });
+    assert_refused!(
+        closed().when(suggest(1, vec![entry()])),
+        E::ConversationClosed { .. }
     );
 }
 

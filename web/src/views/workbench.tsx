@@ -189,8 +189,12 @@ function Context(props: { client: Client; lang: Lang; c: Conversation; onUse: (t
   const { client, lang, c } = props;
   const w = words[lang];
   const prediction = [...c.timeline].reverse().find((t) => t.kind === "SCENARIO_PREDICTED")?.scenario;
-  const last = [...c.turns].reverse().find((t) => t.speaker === "CUSTOMER" && !t.internal)?.text ?? "";
-  const suggestions = useQuery(client, KnowledgeSuggestions, last ? { text: last } : null, [last]);
+  const lastTurn = [...c.turns].reverse().find((t) => t.speaker === "CUSTOMER" && !t.internal);
+  const last = lastTurn?.text ?? "";
+  // The bot's own suggestions for the turn, with its confidence, once it has made them; a
+  // full-text search of the knowledge base until then (or when the bot found nothing).
+  const bot = lastTurn?.suggested ?? null;
+  const suggestions = useQuery(client, KnowledgeSuggestions, last && !bot ? { text: last } : null, [last, !!bot]);
   return (
     <aside class="card context" data-testid="context">
       <h3>{w.customer}</h3>
@@ -229,10 +233,27 @@ function Context(props: { client: Client; lang: Lang; c: Conversation; onUse: (t
         {c.emotionTrend && ` · ${w.moodTrend}: ${trendLabel[lang][c.emotionTrend]}`}
         <Sparkline values={c.emotions.map((e) => e.score)} />
       </div>
-      <h3>{w.suggestions}</h3>
-      <ul class="suggestions" data-testid="suggestions">
-        {suggestions.data?.search.nodes.length === 0 && <li class="muted">{w.noSuggestions}</li>}
-        {suggestions.data?.search.nodes.map((s, i) => {
+      <h3>
+        {bot ? w.botSuggests : w.suggestions}
+        {bot && (
+          <small class="muted" data-testid="suggestion-confidence" data-confidence={bot.confidence.toFixed(2)}>
+            {" "}
+            · {w.confidence} {Math.round(bot.confidence * 100)}%
+          </small>
+        )}
+      </h3>
+      <ul class="suggestions" data-testid="suggestions" data-source={bot ? "bot" : "search"}>
+        {bot?.answers.map((a) => (
+          <li key={a.entry} title={a.question}>
+            <span>
+              <b>{a.question}</b> {a.answer}
+            </span>
+            <small class="muted">{a.score.toFixed(2)}</small>
+            <button onClick={() => props.onUse(a.answer)}>{w.useSuggestion}</button>
+          </li>
+        ))}
+        {!bot && suggestions.data?.search.nodes.length === 0 && <li class="muted">{w.noSuggestions}</li>}
+        {!bot && suggestions.data?.search.nodes.map((s, i) => {
           const plain = s.snippet.replace(/<\/?b>/g, "").replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, "&");
           return (
             <li key={s.entry ?? i}>
