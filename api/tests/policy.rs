@@ -742,6 +742,21 @@ async fn scopes(server: &Server, desk: &Desk, exact: bool) {
             json!({ "c": c }),
         )
         .await;
+    // Whom the agent can hand it to: the other agent online in its queue with a free seat;
+    // not themselves, not the agent of another queue.
+    let now = head(server).await.to_string();
+    let colleagues = server
+        .gql(
+            t("agent"),
+            "query($c: String!, $p: String) { conversation(id: $c, atLeast: $p) { colleagues { uuid freeSeats } } }",
+            json!({ "c": c, "p": now }),
+        )
+        .await;
+    assert_eq!(
+        colleagues["conversation"]["colleagues"],
+        json!([{ "uuid": desk.agent_a2.to_string(), "freeSeats": 3 }]),
+        "{colleagues}"
+    );
     server
         .gql(
             t("agent"),

@@ -269,6 +269,15 @@ pub struct Workbench {
     pub free_seats: i64,
 }
 
+/// The agents among `agents` who have every skill `queue` needs: the domain's rule.
+fn able<'a>(agents: &'a [AgentRow], queue: &QueueRow) -> Vec<&'a AgentRow> {
+    let needs = skills_of(&queue.skills);
+    agents
+        .iter()
+        .filter(|a| kefu_domain::queue::can_serve(&needs, &skills_of(&a.skills)))
+        .collect()
+}
+
 fn skills_of(json: &str) -> BTreeSet<String> {
     serde_json::from_str(json).unwrap_or_default()
 }
@@ -338,6 +347,37 @@ impl View {
         }))
     }
 
+    async fn online_agents(&self) -> Result<Vec<AgentRow>, ProjectionError> {
+        self.select::<AgentRow>(
+            "WHERE status = 'online' AND retired = 0 ORDER BY name, id",
+            vec![],
+        )
+        .await
+    }
+
+    /// The agents online who serve `queue` (they have every skill it needs) and have a free
+    /// seat, but `except`: whom a chat of that queue can be transferred to. None when the
+    /// queue is unknown.
+    pub async fn colleagues(
+        &self,
+        queue: &str,
+        except: Option<&str>,
+    ) -> Result<Vec<AgentRow>, ProjectionError> {
+        let Some(queue) = self
+            .select::<QueueRow>("WHERE id = $1", vec![queue.into()])
+            .await?
+            .pop()
+        else {
+            return Ok(Vec::new());
+        };
+        let agents = self.online_agents().await?;
+        Ok(able(&agents, &queue)
+            .into_iter()
+            .filter(|a| a.max_concurrent > a.active && Some(a.id.as_str()) != except)
+            .cloned()
+            .collect())
+    }
+
     /// Counts for every queue that is not retired.
     pub async fn queue_counts(&self, now_ms: i64) -> Result<Vec<QueueCounts>, ProjectionError> {
         let queues = self
@@ -362,9 +402,7 @@ impl View {
                 vec![],
             )
             .await?;
-        let agents = self
-            .select::<AgentRow>("WHERE status = 'online' AND retired = 0", vec![])
-            .await?;
+        let agents = self.online_agents().await?;
         let count = |rows: &[Vec<Val>], q: &str, col: usize| {
             rows.iter()
                 .find(|r| r[0].as_str() == Some(q))
@@ -373,11 +411,7 @@ impl View {
         Ok(queues
             .into_iter()
             .map(|queue| {
-                let needs = skills_of(&queue.skills);
-                let able: Vec<&AgentRow> = agents
-                    .iter()
-                    .filter(|a| kefu_domain::queue::can_serve(&needs, &skills_of(&a.skills)))
-                    .collect();
+                let able = able(&agents, &queue);
                 QueueCounts {
                     waiting: count(&waiting, &queue.id, 1).unwrap_or(0),
                     longest_wait_secs: count(&waiting, &queue.id, 2)

@@ -218,11 +218,28 @@ try {
   await agent.locator("[data-testid=conversation][data-status=WITH_AGENT]").waitFor();
   await customer.locator("[data-testid=chat-status][data-status=WITH_AGENT]").waitFor();
 
-  // Close; the survey worker offers the survey; the customer answers it.
-  await agent.getByTestId("close").click();
-  await agent.locator("[data-testid=conversation][data-status=CLOSED]").waitFor();
-  // The seat is free again: the chat leaves the agent's list.
+  // A colleague comes online; the agent hands the chat to them by name. The pane reads its
+  // colleagues with the chat, so the agent's next reply brings them into the list.
+  const colleagueId = randomUUID();
+  await gql(admin, `mutation($a: String!) { registerAgent(agentId: $a, name: "小李", skills: ["after-sales"], maxConcurrent: 2) { id } }`, { a: colleagueId });
+  const colleague = token("agent", colleagueId);
+  await gql(colleague, `mutation { setAgentStatus(status: ONLINE) { position } }`);
+  await agent.fill("input[name=reply]", "我请同事小李继续为您处理");
+  await agent.getByTestId("send-reply").click();
+  await agent.locator("select[name=transfer-to] option", { hasText: "小李" }).waitFor({ state: "attached" });
+  await agent.selectOption("select[name=transfer-to]", colleagueId);
+  await agent.fill("input[name=transfer-reason]", "小李负责运费退还");
+  await agent.getByTestId("transfer").click();
+  const handed = await until(async () => {
+    const c = (await gql(lead, `query($c: String!) { conversation(id: $c) { agent timeline { kind reason } } }`, { c: conversationId })).conversation;
+    return c.agent === colleagueId ? c : null;
+  }, "the chat with the colleague");
+  assert.ok(handed.timeline.some((t) => t.kind === "CONVERSATION_TRANSFERRED" && t.reason === "小李负责运费退还"), JSON.stringify(handed));
+  // The agent's seat is free again: the chat leaves their list.
   await agent.locator("[data-testid=chat-list] button").first().waitFor({ state: "detached" });
+
+  // The colleague closes it; the survey worker offers the survey; the customer answers it.
+  await gql(colleague, `mutation($c: String!) { closeConversation(conversationId: $c, reason: RESOLVED) { position } }`, { c: conversationId });
   await customer.getByTestId("survey").waitFor();
   await customer.getByTestId("star-5").click();
   await customer.fill("input[name=comment]", "很快，很满意");

@@ -925,6 +925,37 @@ impl Conversation {
     async fn timeline(&self, ctx: &Context<'_>) -> Result<&[TimelineItem]> {
         Ok(&self.stream(ctx).await?.timeline)
     }
+
+    /// Whom the chat can be handed to (`transferConversation(toAgent:)`): the agents online
+    /// who serve its queue and have a free seat, but the one who has it. Empty outside a
+    /// queue; the transfer checks the same again against the agent's own stream.
+    async fn colleagues(&self, ctx: &Context<'_>) -> Result<Vec<Colleague>> {
+        let Some(queue) = &self.queue else {
+            return Ok(Vec::new());
+        };
+        let view = api(ctx).read.live("queues").await.map_err(ApiError::from)?;
+        let found = view
+            .colleagues(queue, self.agent.as_deref())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(found
+            .into_iter()
+            .map(|a| Colleague {
+                free_seats: int((a.max_concurrent - a.active).max(0)),
+                uuid: a.id,
+                name: a.name,
+            })
+            .collect())
+    }
+}
+
+/// An agent a chat can be transferred to.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct Colleague {
+    /// The agent's id, as `transferConversation(toAgent:)` takes it.
+    pub uuid: String,
+    pub name: String,
+    pub free_seats: i32,
 }
 
 // ---- the customer's conversation ----

@@ -17,6 +17,7 @@ import {
   Queues,
   SendMessage,
   SetAgentStatus,
+  TransferToAgent,
   TransferToQueue,
   Workbench as WorkbenchQuery,
 } from "../gen/graphql";
@@ -97,6 +98,8 @@ function ChatPane(props: { client: Client; lang: Lang; id: string; onChanged: (p
   const [reply, setReply] = useState("");
   const [note, setNote] = useState("");
   const [transferReason, setTransferReason] = useState("");
+  // Where a transfer goes: "" back to the chat's queue, or a colleague's id.
+  const [transferTo, setTransferTo] = useState("");
   const [error, setError] = useState("");
   const c = view.data?.conversation;
   const end = useScrollToEnd<HTMLOListElement>(c?.turns.length ?? 0);
@@ -167,12 +170,30 @@ function ChatPane(props: { client: Client; lang: Lang; id: string; onChanged: (p
                 name="transfer-reason"
                 kind="transfer"
                 placeholder={w.transferReason}
-                label={w.transferToQueue}
+                label={w.transfer}
                 testid="transfer"
                 value={transferReason}
                 onInput={setTransferReason}
-                onSend={(reason) => act(client.run(TransferToQueue, { conversationId: id, queue: c.queue!, reason }).then((r) => r.transferConversation.position))}
-              />
+                onSend={(reason) => {
+                  const to = c.colleagues.some((a) => a.uuid === transferTo) ? transferTo : "";
+                  setTransferTo("");
+                  act(
+                    (to
+                      ? client.run(TransferToAgent, { conversationId: id, agent: to, reason })
+                      : client.run(TransferToQueue, { conversationId: id, queue: c.queue!, reason })
+                    ).then((r) => r.transferConversation.position),
+                  );
+                }}
+              >
+                <select name="transfer-to" aria-label={w.transferTarget} value={transferTo} onChange={(e) => setTransferTo((e.target as HTMLSelectElement).value)}>
+                  <option value="">{w.backToQueue}</option>
+                  {c.colleagues.map((a) => (
+                    <option key={a.uuid} value={a.uuid}>
+                      {fill(w.colleague, { name: a.name, n: String(a.freeSeats) })}
+                    </option>
+                  ))}
+                </select>
+              </Compose>
             )}
           </div>
         )}
