@@ -142,6 +142,7 @@ fn add(totals: &mut sim::Tally, t: &sim::Tally) {
     totals.batches += t.batches;
     totals.failed_batches += t.failed_batches;
     totals.restarts += t.restarts;
+    totals.seats_freed += t.seats_freed;
     totals.injected += t.injected;
 }
 
@@ -173,7 +174,7 @@ fn request() -> Metadata {
     Metadata::for_request(Actor::new(ActorKind::System, "test"), Uuid::now_v7())
 }
 
-/// A hand-made log that breaks each invariant once: the checks name every break.
+/// A hand-made log that breaks the invariants: the checks name every break.
 #[tokio::test]
 async fn the_checks_catch_a_log_that_breaks_the_invariants() {
     let log = Arc::new(MemoryLog::new());
@@ -287,6 +288,7 @@ async fn the_checks_catch_a_log_that_breaks_the_invariants() {
             Violation::CauseMissing { .. } => "cause missing",
             Violation::BeforeItsCause { .. } => "before its cause",
             Violation::Repeated(_) => "repeated",
+            Violation::SeatLeftBehind { .. } => "seat left behind",
         })
         .collect();
     assert_eq!(
@@ -295,7 +297,9 @@ async fn the_checks_catch_a_log_that_breaks_the_invariants() {
             "double assignment",
             "over capacity",
             "unanswered",
-            "cause missing"
+            "cause missing",
+            // A's seat for the chat now (by the forged event) with B.
+            "seat left behind"
         ],
         "{found:#?}"
     );

@@ -53,6 +53,9 @@ pub enum Violation {
     /// The auditor's check (`kefu_workers::reactions`): a reaction recorded twice for one
     /// cause, or a queueing that took two seats.
     Repeated(kefu_workers::reactions::Repeated),
+    /// At rest, an agent holds a seat for a chat that is closed or with another agent: a seat
+    /// no assignment will use, which the seat sweep should have freed.
+    SeatLeftBehind { agent: String, conversation: String },
 }
 
 /// Every invariant over `events` (a whole log, in position order).
@@ -63,6 +66,7 @@ pub fn check(events: &[RecordedEvent]) -> Vec<Violation> {
     out.extend(seats_within_capacity(events, &decoded));
     out.extend(every_turn_answered(events, &decoded));
     out.extend(causes_come_first(events));
+    out.extend(no_seat_left_behind(events, &decoded));
     out.extend(
         kefu_workers::reactions::repeated_reactions(events)
             .into_iter()
@@ -236,6 +240,69 @@ fn causes_come_first(events: &[RecordedEvent]) -> Vec<Violation> {
             }
         }
         seen.insert(e.id, (&e.event_type, at));
+    }
+    out
+}
+
+/// Where each chat stands at the end of the log: closed, with an agent, or neither.
+#[derive(Clone, Copy, PartialEq)]
+enum Standing {
+    Closed,
+    With(AgentId),
+    Elsewhere,
+}
+
+/// At rest (the log of a run that settled), every seat an agent holds is for a chat that is
+/// open and with that agent, or still waiting for one (an assignment may be on its way).
+fn no_seat_left_behind(events: &[RecordedEvent], decoded: &[Event]) -> Vec<Violation> {
+    let mut standing: HashMap<ConversationId, Standing> = HashMap::new();
+    let mut held: BTreeMap<&str, BTreeSet<ConversationId>> = BTreeMap::new();
+    for (e, d) in events.iter().zip(decoded) {
+        match d {
+            Event::Conversation(event) => {
+                let Some(c) = conversation_of(e) else {
+                    continue;
+                };
+                let now = match event {
+                    C::AgentAssigned(a) => Standing::With(a.agent),
+                    C::ConversationTransferred(t) => match &t.to {
+                        TransferredTo::Agent { agent } => Standing::With(*agent),
+                        TransferredTo::Queue { .. } => Standing::Elsewhere,
+                    },
+                    C::ConversationClosed(_) => Standing::Closed,
+                    C::ConversationReopened(_) => Standing::Elsewhere,
+                    _ => continue,
+                };
+                standing.insert(c, now);
+            }
+            Event::Agent(A::AgentChatTaken(t)) => {
+                held.entry(e.stream_id.entity_id())
+                    .or_default()
+                    .insert(t.conversation);
+            }
+            Event::Agent(A::AgentChatReleased(r)) => {
+                held.entry(e.stream_id.entity_id())
+                    .or_default()
+                    .remove(&r.conversation);
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for (agent, chats) in held {
+        for c in chats {
+            let left = match standing.get(&c) {
+                Some(Standing::Closed) => true,
+                Some(Standing::With(other)) => other.to_string() != agent,
+                Some(Standing::Elsewhere) | None => false,
+            };
+            if left {
+                out.push(Violation::SeatLeftBehind {
+                    agent: agent.to_owned(),
+                    conversation: c.to_string(),
+                });
+            }
+        }
     }
     out
 }

@@ -132,6 +132,9 @@ pub struct Tally {
     pub batches: usize,
     pub failed_batches: usize,
     pub restarts: usize,
+    /// Seats the seat sweep freed (left behind by an assigner killed between a seat and
+    /// its assignment).
+    pub seats_freed: usize,
     /// Store calls the dials failed.
     pub injected: u64,
 }
@@ -279,6 +282,10 @@ struct Sim {
     people_faults: Faults,
     people: Desk<Store>,
     crew: Vec<Process>,
+    /// The assigner's sweep for seats no assignment will use (`OrphanedSeats`), a process of
+    /// its own with its own dial.
+    sweeper_faults: Faults,
+    sweeper: Desk<Store>,
     queues: QueuesInMemory,
     agents: Vec<AgentId>,
     /// Every chat started, and those not closed yet as far as the people know.
@@ -303,6 +310,8 @@ pub async fn run(seed: u64, config: &SimConfig) -> Result<Run, SimError> {
     let log = Arc::new(MemoryLog::new().with_clock(clock.as_fn()));
     let people_faults = Faults::new("people's store");
     let people = desk_on(&log, &people_faults, &ids, &clock);
+    let sweeper_faults = Faults::new("seat sweep");
+    let sweeper = desk_on(&log, &sweeper_faults, &ids, &clock);
     let mut sim = Sim {
         rng: StdRng::seed_from_u64(seed),
         config: config.clone(),
@@ -312,6 +321,8 @@ pub async fn run(seed: u64, config: &SimConfig) -> Result<Run, SimError> {
         people_faults,
         people,
         crew: Vec::new(),
+        sweeper_faults,
+        sweeper,
         queues: QueuesInMemory::default(),
         agents: Vec::new(),
         conversations: Vec::new(),
@@ -325,8 +336,9 @@ pub async fn run(seed: u64, config: &SimConfig) -> Result<Run, SimError> {
         sim.step().await?;
     }
     sim.settle().await?;
-    sim.tally.injected =
-        sim.people_faults.injected() + sim.crew.iter().map(|p| p.faults.injected()).sum::<u64>();
+    sim.tally.injected = sim.people_faults.injected()
+        + sim.sweeper_faults.injected()
+        + sim.crew.iter().map(|p| p.faults.injected()).sum::<u64>();
     Ok(Run {
         seed,
         events: sim.log.snapshot(),
@@ -445,17 +457,56 @@ impl Sim {
         Ok(())
     }
 
-    /// One step: time moves on, then a person acts or a worker takes its next events.
+    /// One step: time moves on, then a person acts, a worker takes its next events, or the
+    /// seat sweep runs.
     async fn step(&mut self) -> Result<(), SimError> {
         let secs = self.rng.random_range(1..=40);
         self.clock.advance(chrono::Duration::seconds(secs));
-        if self.rng.random_bool(0.4) {
-            self.person_acts().await
-        } else {
-            let w = self.rng.random_range(0..self.crew.len());
-            let faults = self.config.faults;
-            self.worker_step(w, faults).await.map(|_| ())
+        let faults = self.config.faults;
+        match self.rng.random_range(0..100) {
+            0..40 => self.person_acts().await,
+            40..44 => self.sweep_seats(faults).await.map(|_| ()),
+            _ => {
+                let w = self.rng.random_range(0..self.crew.len());
+                self.worker_step(w, faults).await.map(|_| ())
+            }
         }
+    }
+
+    /// The assigner's seat sweep (`OrphanedSeats`): frees each agent's seats that no
+    /// assignment will use (`Desk::free_orphaned_seats`). The sweep asks the queues view
+    /// whom to check; here every agent is checked, which the streams decide the same way.
+    /// A sweep the store failed is tried at the next. How many seats it freed.
+    async fn sweep_seats(&mut self, faults: bool) -> Result<usize, SimError> {
+        if faults && self.rng.random_bool(0.25) {
+            self.sweeper_faults
+                .set(FaultSettings {
+                    latency: Duration::ZERO,
+                    error_rate: 0.25,
+                })
+                .ok();
+        } else {
+            self.sweeper_faults.set(FaultSettings::default()).ok();
+        }
+        let actor = assigner_actor();
+        let mut freed = 0;
+        for agent in self.agents.clone() {
+            let before = self.sweeper_faults.injected();
+            match self.sweeper.free_orphaned_seats(agent, &actor).await {
+                Ok(n) => {
+                    freed += n;
+                    self.tally.seats_freed += n;
+                }
+                Err(_) if self.sweeper_faults.injected() > before => {}
+                Err(error) => {
+                    return Err(SimError::Unprovoked {
+                        worker: "seat sweep",
+                        error: error.to_string(),
+                    });
+                }
+            }
+        }
+        Ok(freed)
     }
 
     /// Every fault off; the workers take what is left until none has anything new.
@@ -466,6 +517,7 @@ impl Sim {
             // Disarms a crash point not reached yet.
             p.faults.revive();
         }
+        self.sweeper_faults.set(FaultSettings::default()).ok();
         const ROUNDS: usize = 200;
         for _ in 0..ROUNDS {
             self.clock.advance(chrono::Duration::seconds(5));
@@ -473,7 +525,8 @@ impl Sim {
             for w in 0..self.crew.len() {
                 busy |= self.worker_step(w, false).await?;
             }
-            if !busy {
+            // Once the workers are idle, a last sweep; the seats it frees may seat someone.
+            if !busy && self.sweep_seats(false).await? == 0 {
                 return Ok(());
             }
         }
