@@ -39,9 +39,12 @@ use chrono::{DateTime, TimeZone, Utc};
 use kefu_bot::intent::IntentModel;
 use kefu_bot::kb::KbEntry;
 use kefu_domain::agent::AgentStatus;
-use kefu_domain::common::{BusinessLine, Channel, Party};
+use kefu_domain::common::{BusinessLine, Channel, Money, Party};
 use kefu_domain::conversation::CloseReason;
-use kefu_domain::ids::{AgentId, Category, ConversationId, CustomerId, MessageId, QueueId, Skill};
+use kefu_domain::customer::{CustomerTier, Order, OrderStatus};
+use kefu_domain::ids::{
+    AgentId, Category, ConversationId, CustomerId, Locale, MessageId, OrderId, QueueId, Skill,
+};
 use kefu_domain::queue::{OpeningHours, SlaTargets};
 use kefu_eventlog::faults::{FaultSettings, Faults, Faulty};
 use kefu_eventlog::memory::MemoryLog;
@@ -286,6 +289,9 @@ struct Sim {
     /// its own with its own dial.
     sweeper_faults: Faults,
     sweeper: Desk<Store>,
+    /// The shop's order gateway the router asks (`OrderGateway`): another system, so its dial
+    /// outlives a router's restart.
+    gateway_faults: Faults,
     queues: QueuesInMemory,
     agents: Vec<AgentId>,
     /// Every chat started, and those not closed yet as far as the people know.
@@ -323,6 +329,7 @@ pub async fn run(seed: u64, config: &SimConfig) -> Result<Run, SimError> {
         crew: Vec::new(),
         sweeper_faults,
         sweeper,
+        gateway_faults: Faults::new("order gateway"),
         queues: QueuesInMemory::default(),
         agents: Vec::new(),
         conversations: Vec::new(),
@@ -353,14 +360,18 @@ fn desk_on(log: &Arc<MemoryLog>, faults: &Faults, ids: &Ids, clock: &SimClock) -
 
 /// A worker as a process starts it: the bot reads its knowledge base from the log, the
 /// router gets its (once trained) model, the assigner has run no round yet.
-async fn start_worker(kind: Kind, desk: &Desk<Store>) -> Result<Worker, SimError> {
+async fn start_worker(
+    kind: Kind,
+    desk: &Desk<Store>,
+    gateway: &Faults,
+) -> Result<Worker, SimError> {
     Ok(match kind {
         Kind::Bot => Worker::Bot(Box::new(
             BotWorker::start(desk.clone(), Default::default()).await?.0,
         )),
         Kind::Router => Worker::Router(Box::new(Triage::new(
             desk.clone(),
-            OrderGateway::new(desk.commands().clone(), Faults::new("order gateway")),
+            OrderGateway::new(desk.commands().clone(), gateway.clone()),
             intents()?,
         ))),
         Kind::Surveys => Worker::Surveys(SurveyOffers::new(desk.clone())),
@@ -445,7 +456,7 @@ impl Sim {
         for kind in KINDS {
             let faults = Faults::new(kind.name());
             let desk = desk_on(&self.log, &faults, &self.ids, &self.clock);
-            let worker = start_worker(kind, &desk).await?;
+            let worker = start_worker(kind, &desk, &self.gateway_faults).await?;
             self.crew.push(Process {
                 kind,
                 faults,
@@ -562,7 +573,7 @@ impl Sim {
             // store came back meets.
             p.faults.revive();
             p.faults.set(FaultSettings::default()).ok();
-            p.worker = start_worker(p.kind, &p.desk).await?;
+            p.worker = start_worker(p.kind, &p.desk, &self.gateway_faults).await?;
             self.tally.restarts += 1;
             tracing::debug!(worker = p.kind.name(), from = %p.next, "worker killed and started again");
             return Ok(true);
@@ -595,6 +606,21 @@ impl Sim {
         faults.set(settings).ok();
         if self.rng.random_bool(0.15) {
             faults.die_after_appends(self.rng.random_range(1..=3));
+        }
+        // The router's order gateway: now and then failing, or slower than its deadline.
+        if self.crew[w].kind == Kind::Router {
+            let gateway = match self.rng.random_range(0..10) {
+                0 => FaultSettings {
+                    latency: Duration::ZERO,
+                    error_rate: 1.0,
+                },
+                1 => FaultSettings {
+                    latency: Duration::from_secs(3),
+                    error_rate: 0.0,
+                },
+                _ => FaultSettings::default(),
+            };
+            self.gateway_faults.set(gateway).ok();
         }
     }
 
@@ -685,6 +711,34 @@ impl Sim {
         Ok(())
     }
 
+    /// An order of the self-operated shop, placed a few days ago, in a seeded state.
+    fn order(&mut self) -> Order {
+        let now = self.clock.now();
+        let categories = ["shipping", "delays", "returns", "refunds"];
+        let statuses = [
+            OrderStatus::Paid,
+            OrderStatus::Shipped,
+            OrderStatus::Delivered,
+            OrderStatus::Returned,
+        ];
+        Order {
+            order: OrderId::new(format!(
+                "JD{:010}",
+                self.rng.random_range(0..10_000_000_000u64)
+            )),
+            seller: BusinessLine::SelfOperated,
+            category: Category::new(categories[self.rng.random_range(0..categories.len())]),
+            status: statuses[self.rng.random_range(0..statuses.len())],
+            total: Money {
+                minor_units: self.rng.random_range(1_000..100_000),
+                currency: "CNY".into(),
+            },
+            refunded: None,
+            placed_at: now - chrono::Duration::days(self.rng.random_range(2..10)),
+            status_at: now - chrono::Duration::hours(self.rng.random_range(1..40)),
+        }
+    }
+
     /// A chat still open, mostly (a customer sometimes writes to one closed meanwhile).
     fn pick_open(&mut self) -> Option<ConversationId> {
         let chats = if self.open.is_empty() || self.rng.random_bool(0.05) {
@@ -705,14 +759,35 @@ impl Sim {
         self.open.retain(|c| *c != conversation);
     }
 
+    /// A customer starts a chat, half of them about an order the shop's gateway imports
+    /// first (the imports belong to the customer's request, as the history has them).
     async fn start_chat(&mut self) -> Result<bool, CommandError> {
         let customer = CustomerId::from_uuid((self.ids)());
         // Some chats start without the bot (a channel or a customer it does not serve).
         let bot = self.rng.random_bool(0.9);
         let meta = self.request(ActorKind::Customer, customer);
+        let order = if self.rng.random_bool(0.5) {
+            self.people
+                .record_customer_profile(
+                    customer,
+                    CustomerTier::Regular,
+                    Locale::new(kefu_workers::desk::DEFAULT_LOCALE),
+                    &meta,
+                )
+                .await?;
+            let order = self.order();
+            Some(
+                self.people
+                    .record_order(customer, order, &meta)
+                    .await?
+                    .value,
+            )
+        } else {
+            None
+        };
         let done = self
             .people
-            .start_conversation(customer, None, Channel::App, None, bot, &meta)
+            .start_conversation(customer, None, Channel::App, order, bot, &meta)
             .await?;
         self.conversations.push(done.value);
         self.open.push(done.value);
