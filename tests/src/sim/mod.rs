@@ -8,13 +8,17 @@
 //! ([`BotWorker`], whole), the router's reactions ([`Triage`]: what `Router` does once it has
 //! the queue list), the survey offers ([`SurveyOffers`], whole) and the assigner (its pure
 //! [`plan`] over the queues read model, carried out by [`carry_out`] through the desk's
-//! seat-first protocol, with seats freed after closes by [`free_closed_seats`]). Everything
-//! goes through the real command layer ([`CommandService`], [`Desk`]) and the real shell.
+//! seat-first protocol, with seats freed after closes by [`free_closed_seats`]), and now and
+//! then the assigner's seat sweep (`Desk::free_orphaned_seats`). Everything goes through the
+//! real command layer ([`CommandService`], [`Desk`]) and the real shell. Half the chats are
+//! about an order the shop's gateway imported, which the router looks up through
+//! [`OrderGateway`].
 //! The queues read model is the production projection applied in memory ([`queues`]), read
 //! at a seeded lag behind the log, as a live read model lags.
 //!
-//! Faults come from `kefu_eventlog::faults`, one dial per process (each worker, and the
-//! people's clients): store errors at a seeded rate, added latency, and crash points
+//! Faults come from `kefu_eventlog::faults`, one dial per process (each worker, the seat
+//! sweep, the people's clients, and the order gateway): store errors at a seeded rate, added
+//! latency (past the gateway's deadline, too), and crash points
 //! (`die_after_appends`): a worker whose store died under it is "killed" between two of its
 //! appends and started again from its last checkpoint, as `kefu serve` would be after
 //! `kill -9`.
