@@ -4,7 +4,8 @@
 //! the log's contract ([`EventLog`]), the checks every backend applies before writing
 //! ([`Limits::validate`]), catch-up-then-live subscriptions ([`Subscription`]), and the
 //! backends: [`sqlite::SqliteLog`] (the embedded default), [`postgres::PostgresLog`]
-//! (production) and, behind the `kurrentdb` feature, `kurrent::KurrentLog`.
+//! (production), [`memory::MemoryLog`] (the deterministic simulation's) and, behind the
+//! `kurrentdb` feature, `kurrent::KurrentLog`.
 //!
 //! Start reading at [`EventLog`]; ARCHITECTURE.md explains why subscriptions cannot skip an
 //! event on PostgreSQL.
@@ -14,6 +15,7 @@ mod backoff;
 mod error;
 mod event;
 pub mod faults;
+pub mod memory;
 mod open;
 pub mod postgres;
 mod progress;

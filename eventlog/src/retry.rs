@@ -10,7 +10,7 @@
 
 use uuid::Uuid;
 
-use crate::{Appended, ExpectedVersion, LogError, Position, StreamId};
+use crate::{Appended, ExpectedVersion, LogError, NewEvent, Position, StreamId};
 
 /// An event stored in the stream where the batch's earlier success would be.
 #[derive(Debug, Clone)]
@@ -110,4 +110,42 @@ pub(crate) fn judge(
         ));
     }
     Ok(Verdict::Fresh)
+}
+
+/// What an append of a backend that judges under its own lock (SQLite, memory) does.
+pub(crate) enum Admission {
+    /// The batch is stored already, exactly there: acknowledge it.
+    Replay(Appended),
+    /// Write the batch from this version on.
+    Write { first_version: u64 },
+}
+
+/// The whole judgement of an append for a backend that holds the stream still while it judges:
+/// a retry first ([`judge`] on `slots`, the events at [`retry_slot`]), then the expectation
+/// against `current`, the stream's version.
+pub(crate) fn admit(
+    stream: &StreamId,
+    expected: ExpectedVersion,
+    current: Option<u64>,
+    events: &[NewEvent],
+    slots: &[StoredAt],
+) -> Result<Admission, LogError> {
+    let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+    let sent: Vec<(&str, &serde_json::Value)> = events
+        .iter()
+        .map(|e| (e.event_type.as_str(), &e.payload))
+        .collect();
+    if let Verdict::Replay(appended) = judge(stream, expected, &ids, &sent, slots)? {
+        return Ok(Admission::Replay(appended));
+    }
+    if !expected.admits(current) {
+        return Err(LogError::WrongExpectedVersion {
+            stream: stream.clone(),
+            expected,
+            actual: current,
+        });
+    }
+    Ok(Admission::Write {
+        first_version: current.map_or(0, |v| v + 1),
+    })
 }

@@ -18,7 +18,7 @@ use crate::archive::{
     self, Archive, ArchiveEntry, ArchiveStore, ArchiverLock, RegisteredBatch, Registry,
     RegistryCache, StreamRange,
 };
-use crate::retry::{self, StoredAt, Verdict};
+use crate::retry::{self, Admission, StoredAt};
 use crate::storage::{self, Target};
 use crate::{
     Actor, Appended, EventLog, ExpectedVersion, Limits, LogError, Metadata, NewEvent, Position,
@@ -502,7 +502,6 @@ fn append_tx(
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(db_err)?;
     let current = current_version(&tx, stream.as_str())?;
-    let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
     let slots = match retry::retry_slot(expected, current, events.len()) {
         Some(first) => {
             let mut read = tx
@@ -531,21 +530,10 @@ fn append_tx(
         }
         None => Vec::new(),
     };
-    let sent: Vec<(&str, &serde_json::Value)> = events
-        .iter()
-        .map(|e| (e.event_type.as_str(), &e.payload))
-        .collect();
-    if let Verdict::Replay(appended) = retry::judge(stream, expected, &ids, &sent, &slots)? {
-        return Ok(appended);
-    }
-    if !expected.admits(current) {
-        return Err(LogError::WrongExpectedVersion {
-            stream: stream.clone(),
-            expected,
-            actual: current,
-        });
-    }
-    let first_version = current.map_or(0, |v| v + 1);
+    let first_version = match retry::admit(stream, expected, current, events, &slots)? {
+        Admission::Replay(appended) => return Ok(appended),
+        Admission::Write { first_version } => first_version,
+    };
     let recorded_at = Utc::now().timestamp_micros();
     let mut positions = Vec::with_capacity(events.len());
     {

@@ -278,6 +278,32 @@ fn able<'a>(agents: &'a [AgentRow], queue: &QueueRow) -> Vec<&'a AgentRow> {
         .collect()
 }
 
+/// Waiting rows in serving order (by queue, then priority, then since when, then arrival),
+/// each with its place in its queue and its wait up to `now_ms`: what `View::waiting` lists,
+/// and what a copy of this read model kept in memory (the simulation's) lists the same way.
+pub fn serving_order(mut rows: Vec<WaitingRow>, now_ms: i64) -> Vec<WaitingEntry> {
+    rows.sort_by(|a, b| {
+        (&a.queue, a.priority, a.enqueued_at, a.position).cmp(&(
+            &b.queue,
+            b.priority,
+            b.enqueued_at,
+            b.position,
+        ))
+    });
+    let mut place: BTreeMap<String, usize> = BTreeMap::new();
+    rows.into_iter()
+        .map(|entry| {
+            let n = place.entry(entry.queue.clone()).or_default();
+            *n += 1;
+            WaitingEntry {
+                position: *n,
+                wait_secs: (now_ms - entry.enqueued_at).max(0) / 1000,
+                entry,
+            }
+        })
+        .collect()
+}
+
 fn skills_of(json: &str) -> BTreeSet<String> {
     serde_json::from_str(json).unwrap_or_default()
 }
@@ -300,19 +326,7 @@ impl View {
                 params,
             )
             .await?;
-        let mut place: BTreeMap<String, usize> = BTreeMap::new();
-        Ok(rows
-            .into_iter()
-            .map(|entry| {
-                let n = place.entry(entry.queue.clone()).or_default();
-                *n += 1;
-                WaitingEntry {
-                    position: *n,
-                    wait_secs: (now_ms - entry.enqueued_at).max(0) / 1000,
-                    entry,
-                }
-            })
-            .collect())
+        Ok(serving_order(rows, now_ms))
     }
 
     /// Every queue defined, retired ones too.

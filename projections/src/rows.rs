@@ -86,6 +86,20 @@ struct TableRows {
     read: bool,
 }
 
+impl TableRows {
+    /// Marks the rows of `keys` not held as known to be absent.
+    fn absent_unless_held(&mut self, keys: Vec<Val>) {
+        for key in keys {
+            let k = key_string(std::slice::from_ref(&key));
+            self.slots.entry(k).or_insert(Slot {
+                key: vec![key],
+                row: None,
+                dirty: false,
+            });
+        }
+    }
+}
+
 fn unrequested<R: Record>(key: &[Val]) -> ProjectionError {
     ProjectionError::Bug(format!(
         "{} row {key:?} read without being requested",
@@ -245,16 +259,48 @@ impl RowSet {
                     },
                 );
             }
-            for key in missing {
-                let k = key_string(std::slice::from_ref(&key));
-                table.slots.entry(k).or_insert(Slot {
-                    key: vec![key],
-                    row: None,
-                    dirty: false,
-                });
-            }
+            table.absent_unless_held(missing);
         }
         Ok(())
+    }
+
+    /// Marks the requested rows not held as absent, without asking a store: for a row set
+    /// that holds the whole of its tables (a read model kept in memory and never trimmed, as
+    /// the simulation of the desk keeps the queues), where a row not held does not exist.
+    pub fn hold_whole(&mut self, requests: KeyRequests) -> Result<(), ProjectionError> {
+        for (name, keys) in requests.wanted {
+            let Some(table) = self.tables.get_mut(name) else {
+                return Err(ProjectionError::Bug(format!(
+                    "table {name} is not declared"
+                )));
+            };
+            table.read = true;
+            table.absent_unless_held(keys);
+        }
+        Ok(())
+    }
+
+    /// Every row of `R` held, in key order: the whole table for a row set kept whole (see
+    /// [`RowSet::hold_whole`]).
+    pub fn rows<R: Record>(&self) -> Result<Vec<R>, ProjectionError> {
+        let table = self.table(&R::TABLE)?;
+        let mut held: Vec<(&String, &Slot)> = table.slots.iter().collect();
+        held.sort_by(|a, b| a.0.cmp(b.0));
+        let mut out = Vec::with_capacity(held.len());
+        for (_, slot) in held {
+            match &slot.row {
+                None => {}
+                Some(Row::Stored(values)) => {
+                    out.push(R::from_row(values.clone()).map_err(ProjectionError::Bug)?)
+                }
+                Some(Row::Typed(typed)) => {
+                    out.push(typed.as_any().downcast_ref::<R>().cloned().ok_or_else(|| {
+                        ProjectionError::Bug(format!("{} row of another type", R::TABLE.name))
+                    })?)
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// The statements that write every changed row; marks them clean. On PostgreSQL each

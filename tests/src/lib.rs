@@ -3,4 +3,5 @@
 
 pub mod bench;
 pub mod history;
+pub mod sim;
 pub mod source;

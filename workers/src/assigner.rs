@@ -126,6 +126,81 @@ pub struct Round {
     pub refused: usize,
 }
 
+/// Carries a round's matches out through [`Desk::assign_queued`] (seat first), each caused
+/// by its conversation's queueing: what a round does once it has a plan, whoever read the
+/// queues for it (the worker from the read model, the simulation from the same projection
+/// applied in memory).
+pub async fn carry_out<L: EventLog>(
+    desk: &Desk<L>,
+    actor: &Actor,
+    matches: Vec<Match>,
+) -> Result<Round, AssignerError> {
+    let mut round = Round::default();
+    let mut tried: BTreeMap<String, ()> = BTreeMap::new();
+    for m in matches {
+        if tried.insert(m.conversation.clone(), ()).is_some() {
+            continue;
+        }
+        let conversation = ConversationId::from_uuid(parse(&m.conversation)?);
+        let agent = AgentId::from_uuid(parse(&m.agent)?);
+        let meta = cause(desk, actor, m.queued_at).await?;
+        match desk.assign_queued(conversation, agent, &meta).await {
+            Ok(done) => match done.value {
+                Some(agent) => round.assigned.push((conversation, agent)),
+                // Assigned or closed already: the read model was behind.
+                None => round.refused += 1,
+            },
+            Err(CommandError::Rejected(e)) => {
+                tracing::debug!(%conversation, %agent, error = %e, "assignment refused; the next round will look again");
+                round.refused += 1;
+            }
+            Err(CommandError::Contended { .. }) => round.refused += 1,
+            Err(CommandError::Log(e)) => return Err(e.into()),
+            Err(e @ CommandError::Load { .. }) => {
+                tracing::warn!(error = %e, "cannot assign");
+                round.refused += 1;
+            }
+        }
+    }
+    Ok(round)
+}
+
+/// The metadata of a command reacting to the event at `position`.
+async fn cause<L: EventLog>(
+    desk: &Desk<L>,
+    actor: &Actor,
+    position: i64,
+) -> Result<Metadata, AssignerError> {
+    Ok(crate::runtime::cause_at(desk.commands(), actor, position).await?)
+}
+
+/// Frees the seat each close among `events` names, caused by the close. The desk releases it
+/// right after the close, but that second append can be lost; releasing is a no-op for a seat
+/// already free.
+pub async fn free_closed_seats<L: EventLog>(
+    desk: &Desk<L>,
+    actor: &Actor,
+    events: &[RecordedEvent],
+) -> Result<(), WorkerError> {
+    for e in events {
+        let Event::Conversation(ConversationEvent::ConversationClosed(ConversationClosed {
+            released_agent: Some(agent),
+            ..
+        })) = kefu_feed::decode_or_other(e)
+        else {
+            continue;
+        };
+        let Some(conversation) = ConversationDecider::id_of_stream(e.stream_id.as_str()) else {
+            continue;
+        };
+        let meta = kefu_eventlog::Metadata::caused_by(actor.clone(), e);
+        if desk.free_seat(agent, conversation, &meta).await? {
+            tracing::info!(%agent, %conversation, "freed a seat its close left held");
+        }
+    }
+    Ok(())
+}
+
 /// The assigner as a worker.
 pub struct Assigner<L> {
     desk: Desk<L>,
@@ -179,39 +254,7 @@ impl<L: EventLog> Assigner<L> {
             return Ok(Round::default());
         }
         let agents = view.agents().await?;
-        let mut round = Round::default();
-        let mut tried: BTreeMap<String, ()> = BTreeMap::new();
-        for m in plan(&waiting, &agents) {
-            if tried.insert(m.conversation.clone(), ()).is_some() {
-                continue;
-            }
-            let conversation = ConversationId::from_uuid(parse(&m.conversation)?);
-            let agent = AgentId::from_uuid(parse(&m.agent)?);
-            let meta = self.cause(m.queued_at).await?;
-            match self.desk.assign_queued(conversation, agent, &meta).await {
-                Ok(done) => match done.value {
-                    Some(agent) => round.assigned.push((conversation, agent)),
-                    // Assigned or closed already: the read model was behind.
-                    None => round.refused += 1,
-                },
-                Err(CommandError::Rejected(e)) => {
-                    tracing::debug!(%conversation, %agent, error = %e, "assignment refused; the next round will look again");
-                    round.refused += 1;
-                }
-                Err(CommandError::Contended { .. }) => round.refused += 1,
-                Err(CommandError::Log(e)) => return Err(e.into()),
-                Err(e @ CommandError::Load { .. }) => {
-                    tracing::warn!(error = %e, "cannot assign");
-                    round.refused += 1;
-                }
-            }
-        }
-        Ok(round)
-    }
-
-    /// The metadata of a command reacting to the event at `position`.
-    async fn cause(&self, position: i64) -> Result<Metadata, AssignerError> {
-        Ok(crate::runtime::cause_at(&**self.desk.commands().log(), &self.actor, position).await?)
+        carry_out(&self.desk, &self.actor, plan(&waiting, &agents)).await
     }
 
     /// The agents' streams as the deciders see them: for tests and drills.
@@ -232,24 +275,7 @@ impl<L: EventLog> Reactor for Assigner<L> {
     /// One round after the last event of the batch that may have changed something. The
     /// first batch after a start runs a round whatever it holds, for what waited meanwhile.
     async fn react(&mut self, events: &[RecordedEvent]) -> Result<(), WorkerError> {
-        // A close names the seat it frees; the desk releases it right after the close, but
-        // that second append can be lost. Releasing is a no-op for a seat already free.
-        for e in events {
-            let Event::Conversation(ConversationEvent::ConversationClosed(ConversationClosed {
-                released_agent: Some(agent),
-                ..
-            })) = kefu_feed::decode_or_other(e)
-            else {
-                continue;
-            };
-            let Some(conversation) = ConversationDecider::id_of_stream(e.stream_id.as_str()) else {
-                continue;
-            };
-            let meta = kefu_eventlog::Metadata::caused_by(self.actor.clone(), e);
-            if self.desk.free_seat(agent, conversation, &meta).await? {
-                tracing::info!(%agent, %conversation, "freed a seat its close left held");
-            }
-        }
+        free_closed_seats(&self.desk, &self.actor, events).await?;
         let trigger = events
             .iter()
             .rev()

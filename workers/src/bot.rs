@@ -33,7 +33,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use kefu_bot::emotion::{self, Assessment};
 use kefu_bot::faq::{Decision, Entry, Faq, FaqAnswer, Thresholds};
-use kefu_bot::kb;
+use kefu_bot::kb::{self, KbEntry};
 use kefu_bot::transfer::{self, Request};
 use kefu_domain::conversation::{
     AnswerCandidate, BotAnswerInput, Conversation, ConversationCommand as C, ConversationEvent,
@@ -46,7 +46,6 @@ use kefu_domain::knowledge::{
 use kefu_domain::switches::{Switch, SwitchBoard};
 use kefu_domain::{Decider, DomainError, Event};
 use kefu_eventlog::{Actor, ActorKind, EventLog, Metadata, Position, RecordedEvent};
-use uuid::Uuid;
 
 use crate::command::CommandError;
 use crate::desk::Desk;
@@ -559,8 +558,20 @@ pub async fn seed_demo_kb<L: EventLog>(
             reason: e.to_string(),
         }))
     })?;
-    let meta = Metadata::for_request(Actor::new(ActorKind::System, "kb-seed"), Uuid::now_v7());
-    for e in &entries {
+    seed_kb(desk, &entries).await
+}
+
+/// Creates `entries` in the knowledge base, as one request of the system's. How many it
+/// created.
+pub async fn seed_kb<L: EventLog>(
+    desk: &Desk<L>,
+    entries: &[KbEntry],
+) -> Result<usize, WorkerError> {
+    let meta = Metadata::for_request(
+        Actor::new(ActorKind::System, "kb-seed"),
+        desk.commands().new_id(),
+    );
+    for e in entries {
         desk.commands()
             .execute::<KnowledgeDecider>(e.entry_id(), e.create_command(desk.now()), &meta)
             .await?;
@@ -571,6 +582,7 @@ pub async fn seed_demo_kb<L: EventLog>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uuid::Uuid;
 
     #[test]
     fn a_reply_id_is_fixed_by_the_message_and_is_no_client_id() {

@@ -24,6 +24,16 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 /// How many times an append that failed for want of the store is resent, unchanged.
 const UNAVAILABLE_RESENDS: u32 = 2;
 
+/// Where the write side mints new ids (events', and the entities the desk creates). UUIDv7
+/// from the system clock by default; a simulation passes a seeded source, so that one seed
+/// writes one log.
+pub type Ids = Arc<dyn Fn() -> Uuid + Send + Sync>;
+
+/// The production id source: UUIDv7, time-ordered like the log.
+pub fn v7_ids() -> Ids {
+    Arc::new(Uuid::now_v7)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
     /// The rules refused the command; nothing was written.
@@ -124,6 +134,7 @@ impl<D: Decider> Loaded<D> {
 pub struct CommandService<L> {
     log: Arc<L>,
     max_attempts: u32,
+    ids: Ids,
 }
 
 impl<L> Clone for CommandService<L> {
@@ -131,6 +142,7 @@ impl<L> Clone for CommandService<L> {
         CommandService {
             log: self.log.clone(),
             max_attempts: self.max_attempts,
+            ids: self.ids.clone(),
         }
     }
 }
@@ -140,7 +152,19 @@ impl<L: EventLog> CommandService<L> {
         CommandService {
             log,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
+            ids: v7_ids(),
         }
+    }
+
+    /// Mints event ids (and the desk's new entities' ids) from `ids` instead of UUIDv7.
+    pub fn with_ids(mut self, ids: Ids) -> Self {
+        self.ids = ids;
+        self
+    }
+
+    /// A new id from the service's source.
+    pub fn new_id(&self) -> Uuid {
+        (self.ids)()
     }
 
     pub fn with_max_attempts(mut self, attempts: u32) -> Self {
@@ -278,7 +302,7 @@ impl<L: EventLog> CommandService<L> {
             }
             let batch = events
                 .iter()
-                .map(|e| to_new_event(e, metadata))
+                .map(|e| to_new_event(e, self.new_id(), metadata))
                 .collect::<Result<Vec<_>, _>>()?;
             let expected = match loaded.version {
                 None => ExpectedVersion::NoStream,
@@ -345,10 +369,15 @@ pub(crate) fn stream_of<D: Decider>(id: D::Id) -> Result<StreamId, LogError> {
     StreamId::new(D::stream_id(id))
 }
 
-fn to_new_event<E: DomainEvent>(event: &E, metadata: &Metadata) -> Result<NewEvent, DomainError> {
+fn to_new_event<E: DomainEvent>(
+    event: &E,
+    id: Uuid,
+    metadata: &Metadata,
+) -> Result<NewEvent, DomainError> {
     let encoded = event.encode()?;
     Ok(
         NewEvent::new(encoded.event_type, encoded.payload, metadata.clone())
-            .with_schema_version(encoded.schema_version),
+            .with_schema_version(encoded.schema_version)
+            .with_id(id),
     )
 }

@@ -3,7 +3,8 @@
 //! streams. The GraphQL API and the workers call the same ones, so a rule that spans
 //! streams is written once.
 //!
-//! Every operation reads the clock once per command, mints the ids it creates, and returns
+//! Every operation reads the clock once per command, mints the ids it creates (from the
+//! command service's id source, [`CommandService::new_id`]), and returns
 //! where its last event landed in the log ([`Done::position`]), so a client can wait for the
 //! read models to catch up with its own writes.
 
@@ -33,7 +34,6 @@ use kefu_domain::ticket::{
 };
 use kefu_domain::{Decider, DomainError, Event};
 use kefu_eventlog::{EventLog, Metadata, Position, RecordedEvent};
-use uuid::Uuid;
 
 use crate::command::{CommandError, CommandService, Executed};
 
@@ -350,7 +350,7 @@ impl<L: EventLog> Desk<L> {
                 .await?
                 .state;
         }
-        let conversation = ConversationId::from_uuid(Uuid::now_v7());
+        let conversation = ConversationId::from_uuid(self.commands.new_id());
         let command = C::Start {
             conversation,
             customer: known.snapshot(customer),
@@ -919,7 +919,7 @@ impl<L: EventLog> Desk<L> {
                 .into());
             }
         };
-        let id = TicketId::from_uuid(Uuid::now_v7());
+        let id = TicketId::from_uuid(self.commands.new_id());
         let command = TicketCommand::Open {
             ticket: id,
             customer: ticket.customer,
@@ -998,7 +998,7 @@ impl<L: EventLog> Desk<L> {
         meta: &Metadata,
     ) -> Result<Done<QueueId>, CommandError> {
         let mut reached = Reached::default();
-        let id = QueueId::from_uuid(Uuid::now_v7());
+        let id = QueueId::from_uuid(self.commands.new_id());
         let command = QueueCommand::Define {
             queue: id,
             name: definition.name,

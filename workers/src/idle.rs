@@ -95,7 +95,7 @@ impl<L: EventLog> IdleTimeout<L> {
 
     /// The conversation's last event (where the view saw it), as the cause of the close.
     async fn cause(&self, position: i64) -> Result<Metadata, WorkerError> {
-        Ok(crate::runtime::cause_at(&**self.desk.commands().log(), &self.actor, position).await?)
+        Ok(crate::runtime::cause_at(self.desk.commands(), &self.actor, position).await?)
     }
 }
 

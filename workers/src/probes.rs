@@ -289,7 +289,7 @@ impl<L: EventLog> Probes<L> {
                 )
                 .await?
                 .value;
-            let message = MessageId::from_uuid(Uuid::now_v7());
+            let message = MessageId::from_uuid(self.desk.commands().new_id());
             let sent = self
                 .desk
                 .customer_message(conversation, message, q.question.clone(), meta)

@@ -57,8 +57,15 @@ const COMPLAINT: &str = "complaint";
 const TRAINING: &str = include_str!("../../bot/data/intents-train.jsonl");
 
 pub struct Router<L> {
-    shell: Shell<L>,
+    triage: Triage<L>,
     models: ReadModels,
+}
+
+/// The router's reactions run in the shell, given the queue list: what [`Router`] does with a
+/// batch once it has read the queues from the read model (and what the simulation of the
+/// desk runs, reading them from the same projection applied in memory).
+pub struct Triage<L> {
+    shell: Shell<L>,
     gateway: OrderGateway<L>,
     intents: IntentModel,
 }
@@ -113,11 +120,64 @@ impl<L: EventLog> Router<L> {
         intents: IntentModel,
     ) -> Self {
         Router {
-            shell: Shell::new(desk, NAME, Actor::new(ActorKind::System, NAME)),
+            triage: Triage::new(desk, gateway, intents),
             models,
+        }
+    }
+}
+
+impl<L: EventLog> Triage<L> {
+    pub fn new(desk: Desk<L>, gateway: OrderGateway<L>, intents: IntentModel) -> Self {
+        Triage {
+            shell: Shell::new(desk, NAME, Actor::new(ActorKind::System, NAME)),
             gateway,
             intents,
         }
+    }
+
+    /// The events of `events` the router reacts to, decoded.
+    pub fn work(events: &[RecordedEvent]) -> Vec<Work<'_>> {
+        shell::conversation_work(events, |e| {
+            matches!(
+                e,
+                Event::Conversation(
+                    ConversationEvent::ConversationStarted(_)
+                        | ConversationEvent::CustomerTurnRecorded(_)
+                        | ConversationEvent::HandedToHuman(_)
+                )
+            )
+        })
+    }
+
+    /// Whether reacting to `work` needs the queue list (only a hand-off is routed).
+    pub fn needs_queues(work: &[Work<'_>]) -> bool {
+        work.iter().any(|w| {
+            matches!(
+                w.event,
+                Event::Conversation(ConversationEvent::HandedToHuman(_))
+            )
+        })
+    }
+
+    /// Reacts to `work` with the queues as the queues read model lists them (empty when
+    /// [`Triage::needs_queues`] says they are not needed).
+    pub async fn react(&self, work: Vec<Work<'_>>, queues: &[QueueRow]) -> Result<(), WorkerError> {
+        if work.is_empty() {
+            return Ok(());
+        }
+        let desk = self.shell.desk();
+        let board = desk.switchboard().await?;
+        let lookup = Lookup {
+            gateway: &self.gateway,
+            board: &board,
+            log: &**desk.commands().log(),
+        };
+        let intents = &self.intents;
+        self.shell
+            .react_gathering(work, &lookup, |given, work, seen| {
+                react(intents, queues, given, &work.event, seen)
+            })
+            .await
     }
 }
 
@@ -392,29 +452,12 @@ impl<L: EventLog> Reactor for Router<L> {
     }
 
     async fn react(&mut self, events: &[RecordedEvent]) -> Result<(), WorkerError> {
-        let work = shell::conversation_work(events, |e| {
-            matches!(
-                e,
-                Event::Conversation(
-                    ConversationEvent::ConversationStarted(_)
-                        | ConversationEvent::CustomerTurnRecorded(_)
-                        | ConversationEvent::HandedToHuman(_)
-                )
-            )
-        });
+        let work = Triage::<L>::work(events);
         if work.is_empty() {
             return Ok(());
         }
-        let desk = self.shell.desk();
-        let board = desk.switchboard().await?;
-        let handoffs = work.iter().any(|w| {
-            matches!(
-                w.event,
-                Event::Conversation(ConversationEvent::HandedToHuman(_))
-            )
-        });
         // The queues as the read model lists them, once for the batch's hand-offs.
-        let queues: Vec<QueueRow> = if handoffs {
+        let queues: Vec<QueueRow> = if Triage::<L>::needs_queues(&work) {
             let view = self.models.live(kefu_projections::queues::NAME).await?;
             view.queue_counts(0)
                 .await?
@@ -424,17 +467,7 @@ impl<L: EventLog> Reactor for Router<L> {
         } else {
             Vec::new()
         };
-        let lookup = Lookup {
-            gateway: &self.gateway,
-            board: &board,
-            log: &**desk.commands().log(),
-        };
-        let intents = &self.intents;
-        self.shell
-            .react_gathering(work, &lookup, |given, work, seen| {
-                react(intents, &queues, given, &work.event, seen)
-            })
-            .await
+        self.triage.react(work, &queues).await
     }
 }
 

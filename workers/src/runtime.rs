@@ -108,17 +108,17 @@ impl Checkpoints {
 
 /// The metadata of a command reacting to the event at `position`: that event's correlation
 /// id, and the event as cause. An event that cannot be read there (archived, say) makes the
-/// command a request of the worker's own.
+/// command a request of the worker's own, with an id from the command service's source.
 pub async fn cause_at<L: EventLog>(
-    log: &L,
+    commands: &crate::command::CommandService<L>,
     actor: &kefu_eventlog::Actor,
     position: i64,
 ) -> Result<kefu_eventlog::Metadata, LogError> {
     let at = Position(u64::try_from(position).unwrap_or(0));
-    let events = log.read_all(at, 1).await?;
+    let events = commands.log().read_all(at, 1).await?;
     Ok(match events.first().filter(|e| e.position == at) {
         Some(e) => kefu_eventlog::Metadata::caused_by(actor.clone(), e),
-        None => kefu_eventlog::Metadata::for_request(actor.clone(), uuid::Uuid::now_v7()),
+        None => kefu_eventlog::Metadata::for_request(actor.clone(), commands.new_id()),
     })
 }
 

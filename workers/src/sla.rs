@@ -88,7 +88,7 @@ impl<L: EventLog> SlaTimers<L> {
                 } else {
                     continue;
                 };
-                let meta = cause_at(&**self.desk.commands().log(), &self.actor, cause).await?;
+                let meta = cause_at(self.desk.commands(), &self.actor, cause).await?;
                 let subject = format!("{conversation} {kind} {step:?}");
                 match step {
                     Step::Breach => {

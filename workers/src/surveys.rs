@@ -112,7 +112,7 @@ impl<L: EventLog> Sweep for SurveyReminders<L> {
                 continue;
             };
             let conversation = ConversationId::from_uuid(uuid);
-            let meta = cause_at(&**self.desk.commands().log(), &self.actor, offer).await?;
+            let meta = cause_at(self.desk.commands(), &self.actor, offer).await?;
             let result = self
                 .desk
                 .remind_survey(conversation, self.after_secs, &meta)

@@ -29,7 +29,6 @@ use kefu_workers::Done;
 use kefu_workers::desk::{
     MANUAL_ROUTING, NewEntry, NewTicket, QueueDefinition, TicketUpdate, Transfer,
 };
-use uuid::Uuid;
 
 use super::idempotency::{Effect, IdOf, IdempotencyKey, Keyed};
 use super::integration::OrderInput;
@@ -248,7 +247,7 @@ impl Mutation {
                     ConversationId::from_uuid(uuid("conversationId", &conversation_id)?);
                 let message = match message_id {
                     Some(m) => MessageId::from_uuid(uuid("messageId", &m)?),
-                    None => MessageId::from_uuid(Uuid::now_v7()),
+                    None => MessageId::from_uuid(api.desk.commands().new_id()),
                 };
                 policy::conversation(api, caller, conversation).await?;
                 let meta = caller.metadata();
@@ -939,7 +938,7 @@ impl Mutation {
                 let (api, caller) = (&*api, &caller);
                 let agent = match agent_id {
                     Some(a) => AgentId::from_uuid(uuid("agentId", &a)?),
-                    None => AgentId::from_uuid(Uuid::now_v7()),
+                    None => AgentId::from_uuid(api.desk.commands().new_id()),
                 };
                 let skills: BTreeSet<Skill> = skills.into_iter().map(Skill::new).collect();
                 let done = api
@@ -1044,7 +1043,7 @@ impl Mutation {
             creates(KNOWLEDGE),
             move |api, caller| async move {
                 let (api, caller) = (&*api, &caller);
-                let entry = KnowledgeEntryId::from_uuid(Uuid::now_v7());
+                let entry = KnowledgeEntryId::from_uuid(api.desk.commands().new_id());
                 let new = NewEntry {
                     question,
                     paraphrases,

@@ -62,7 +62,7 @@ mod conversations;
 mod engine;
 mod staff;
 mod stream;
-mod texts;
+pub(crate) mod texts;
 mod tickets;
 mod world;
 mod writer;
