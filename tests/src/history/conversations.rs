@@ -11,8 +11,8 @@ use chrono::{DateTime, Duration, Utc};
 use kefu_domain::common::{BusinessLine, Channel, Money, Party};
 use kefu_domain::conversation::{
     AnswerCandidate, BotAnswerInput, CloseReason, ConversationCommand as C, ConversationDecider,
-    ConversationState, EmotionLabel, HandoffReason, RoutingReason, ScenarioCandidate,
-    TransferTarget,
+    ConversationState, EmotionLabel, HandoffReason, MAX_SUGGESTIONS, RoutingReason,
+    ScenarioCandidate, Speaker, SuggestionInput, TransferTarget,
 };
 use kefu_domain::customer::{CustomerCommand, CustomerState, CustomerTier, OrderStatus};
 use kefu_domain::ids::{Category, ConversationId, CustomerId, Locale, MessageId, ScenarioCode};
@@ -40,6 +40,7 @@ use super::world::{CustomerSim, OrderSim, QueueRole, category_index, kb_group};
 const EMOTION_MODEL: &str = "emo-2025.02";
 const TRIAGE_MODEL: &str = "triage-2025.02";
 const ROUTER_MODEL: &str = "router-2025.02";
+const FAQ_MODEL: &str = "faq-2025.02";
 /// Idle timeouts the timer worker applies: longer with the bot, where customers read FAQ
 /// answers, than with an agent.
 const BOT_IDLE_SECS: u32 = 600;
@@ -1062,19 +1063,7 @@ impl Engine {
         quality: Answer,
     ) -> Result<Cause, HistoryError> {
         let scenario = &SCENARIOS[conv.scenario];
-        let category = category_index(scenario.category);
-        let merchant = conv.merchant.is_some();
-        let active = |engine: &Engine, group: usize| -> Vec<usize> {
-            engine.kb_groups[group]
-                .iter()
-                .copied()
-                .filter(|&e| engine.kb[e].active)
-                .collect()
-        };
-        let mut entries = active(self, kb_group(category, conv.lang, merchant));
-        if entries.is_empty() {
-            entries = active(self, kb_group(category, conv.lang, !merchant));
-        }
+        let entries = self.kb_entries_for(conv);
         conv.last_bot_unsure = quality != Answer::Confident;
         let no_answer = entries.is_empty() || (quality == Answer::Poor && self.chance(0.5));
         let relevant: Vec<usize> = entries
@@ -1137,6 +1126,78 @@ impl Engine {
                 self.bot_turn(conv, turn, text, None, candidates)
             }
         }
+    }
+
+    /// The active knowledge entries of the conversation's category and language (the seller's
+    /// kind first, the other's when it has none).
+    fn kb_entries_for(&self, conv: &ConvSim) -> Vec<usize> {
+        let category = category_index(SCENARIOS[conv.scenario].category);
+        let merchant = conv.merchant.is_some();
+        let active = |group: usize| -> Vec<usize> {
+            self.kb_groups[group]
+                .iter()
+                .copied()
+                .filter(|&e| self.kb[e].active)
+                .collect()
+        };
+        let entries = active(kb_group(category, conv.lang, merchant));
+        if entries.is_empty() {
+            active(kb_group(category, conv.lang, !merchant))
+        } else {
+            entries
+        }
+    }
+
+    /// With an agent on the chat, the bot suggests up to three entries for the customer's turn
+    /// to the agent instead of answering it (`SuggestAnswers`), as the bot worker does.
+    fn suggest(&mut self, conv: &mut ConvSim, turn: &Cause) -> Result<(), HistoryError> {
+        let ConversationState::Started(state) = &conv.stream.state else {
+            return Err(missing("conversation state"));
+        };
+        let Some(message) = state
+            .turns
+            .iter()
+            .rev()
+            .find(|t| t.speaker == Speaker::Customer)
+            .map(|t| t.message)
+        else {
+            return Err(missing("customer turn"));
+        };
+        let mut entries = self.kb_entries_for(conv);
+        let mut suggestions = Vec::new();
+        let mut score: f64 = self.rng().random_range(0.6..0.95);
+        while suggestions.len() < MAX_SUGGESTIONS && !entries.is_empty() {
+            let e = entries.swap_remove(self.rng().random_range(0..entries.len()));
+            let stream = &self.kb[e].stream;
+            let KnowledgeState::Active(entry) = &stream.state else {
+                continue;
+            };
+            suggestions.push(SuggestionInput {
+                entry: stream.state.snapshot(entry.id),
+                score: (score * 1000.0).round() / 1000.0,
+            });
+            score *= self.rng().random_range(0.5..0.95);
+        }
+        if suggestions.is_empty() {
+            return Ok(());
+        }
+        let confidence = (self.rng().random_range(0.2..0.9_f64) * 1000.0).round() / 1000.0;
+        let at = self.sink.now + self.millis(0.3, 1.2);
+        let meta = turn.metadata(Actor::new(ActorKind::Bot, "jimi"));
+        self.sink.run1(
+            &mut conv.stream,
+            "ConversationCommand::SuggestAnswers",
+            at,
+            &meta,
+            |at| C::SuggestAnswers {
+                message,
+                suggestions,
+                confidence,
+                model_version: FAQ_MODEL.into(),
+                at,
+            },
+        )?;
+        Ok(())
     }
 
     fn bot_turn(
@@ -1512,6 +1573,9 @@ impl Engine {
         };
         let turn = self.customer_says(conv, template, !closing && conv.mood < -0.6, !closing)?;
         self.assess(conv, &turn, None)?;
+        if !closing {
+            self.suggest(conv, &turn)?;
+        }
         if closing {
             let after = self.millis(8.0, 40.0);
             self.later(conv, after, Step::AgentClose(CloseReason::Resolved));
