@@ -7,6 +7,7 @@ import type {
   EmotionLabel,
   EmotionTrend,
   HandoffReason,
+  OrderStatus,
   Role,
   Speaker,
   TicketKind,
@@ -64,6 +65,7 @@ const zh = {
   seller: "卖家",
   category: "品类",
   ordersAttributed: "成交订单",
+  orderStatus: "订单状态",
   tier: "会员等级",
   channel: "渠道",
   triage: "智能分诊",
@@ -160,6 +162,7 @@ const en: typeof zh = {
   seller: "Seller",
   category: "Category",
   ordersAttributed: "Orders placed",
+  orderStatus: "Order status",
   tier: "Tier",
   channel: "Channel",
   triage: "Triage",
@@ -225,6 +228,11 @@ type Labels<T extends string> = Record<Lang, Record<T, string>>;
 export const statusLabel: Labels<ConversationStatus> = {
   zh: { BOT: "智能助手", AWAITING_HUMAN: "待转人工", QUEUED: "排队中", WITH_AGENT: "人工服务中", CLOSED: "已结束" },
   en: { BOT: "With the bot", AWAITING_HUMAN: "Awaiting a person", QUEUED: "Queued", WITH_AGENT: "With an agent", CLOSED: "Closed" },
+};
+
+export const orderStatusLabel: Labels<OrderStatus> = {
+  zh: { PAID: "已付款", SHIPPED: "已发货", DELIVERED: "已签收", RETURNED: "已退货", REFUNDED: "已退款" },
+  en: { PAID: "Paid", SHIPPED: "Shipped", DELIVERED: "Delivered", RETURNED: "Returned", REFUNDED: "Refunded" },
 };
 
 export const speakerLabel: Labels<Speaker> = {

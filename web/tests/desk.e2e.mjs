@@ -157,6 +157,7 @@ try {
   await item.click();
   await agent.locator("[data-testid=desk-transcript] li[data-speaker=CUSTOMER]").filter({ hasText: "运费是怎么收取的" }).waitFor();
   await agent.locator("[data-testid=order]").filter({ hasText: orderId }).waitFor();
+  await agent.locator("[data-testid=order-status][data-status=SHIPPED]").filter({ hasText: "已发货" }).waitFor();
   const triage = await agent.getByTestId("triage").innerText();
   assert.ok(triage.includes("客户要求"), `the hand-off reason is shown: ${triage}`);
   await customer.locator("[data-testid=chat-status][data-status=WITH_AGENT]").waitFor();

@@ -493,6 +493,8 @@ pub struct TimelineItem {
     /// When the SLA target warned of or breached was due.
     pub due: Option<DateTime<Utc>>,
     pub channel: Option<Channel>,
+    /// The order's status when the chat began (ConversationStarted about an order).
+    pub order_status: Option<super::integration::OrderStatus>,
 }
 
 /// An amount of money in minor units (fen for CNY).
@@ -645,6 +647,7 @@ fn timeline_item(version: i32, at: DateTime<Utc>, event: E) -> Option<TimelineIt
         sla_kind: None,
         due: None,
         channel: None,
+        order_status: None,
     };
     use TimelineKind as K;
     Some(match event {
@@ -656,6 +659,7 @@ fn timeline_item(version: i32, at: DateTime<Utc>, event: E) -> Option<TimelineIt
         | E::EmotionAssessed(_) => return None,
         E::ConversationStarted(s) => TimelineItem {
             channel: Some(s.channel.into()),
+            order_status: s.order.as_ref().map(|o| o.status.into()),
             order: s.order.map(|o| o.order.to_string()),
             ..item(K::ConversationStarted)
         },

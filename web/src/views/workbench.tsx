@@ -21,7 +21,19 @@ import {
   TransferToQueue,
   Workbench as WorkbenchQuery,
 } from "../gen/graphql";
-import { type Lang, ticketKindLabel, agentStatusLabel, emotionLabel, fill, handoffLabel, speakerLabel, statusLabel, trendLabel, words } from "../i18n";
+import {
+  type Lang,
+  ticketKindLabel,
+  agentStatusLabel,
+  emotionLabel,
+  fill,
+  handoffLabel,
+  orderStatusLabel,
+  speakerLabel,
+  statusLabel,
+  trendLabel,
+  words,
+} from "../i18n";
 import { Compose } from "./compose";
 import { describe, time, useQuery, useScrollToEnd, useSubscription } from "./live";
 
@@ -210,6 +222,8 @@ function Context(props: { client: Client; lang: Lang; c: Conversation; onUse: (t
   const { client, lang, c } = props;
   const w = words[lang];
   const prediction = [...c.timeline].reverse().find((t) => t.kind === "SCENARIO_PREDICTED")?.scenario;
+  // The order's status as the chat began (what the customer is asking about).
+  const orderStatus = c.timeline.find((t) => t.kind === "CONVERSATION_STARTED")?.orderStatus;
   const lastTurn = [...c.turns].reverse().find((t) => t.speaker === "CUSTOMER" && !t.internal);
   const last = lastTurn?.text ?? "";
   // The bot's own suggestions for the turn, with its confidence, once it has made them; a
@@ -229,6 +243,10 @@ function Context(props: { client: Client; lang: Lang; c: Conversation; onUse: (t
       <dl data-testid="order">
         <dt>{w.order}</dt>
         <dd>{c.orderId ?? "—"}</dd>
+        <dt>{w.orderStatus}</dt>
+        <dd data-testid="order-status" data-status={orderStatus ?? ""}>
+          {orderStatus ? orderStatusLabel[lang][orderStatus] : "—"}
+        </dd>
         <dt>{w.seller}</dt>
         <dd>{c.seller ?? "—"}</dd>
         <dt>{w.category}</dt>
