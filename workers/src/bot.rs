@@ -37,7 +37,7 @@ use kefu_bot::kb::{self, KbEntry};
 use kefu_bot::transfer::{self, Request};
 use kefu_domain::conversation::{
     AnswerCandidate, BotAnswerInput, Conversation, ConversationCommand as C, ConversationEvent,
-    CustomerTurnRecorded, Handling, HandoffReason, MAX_SUGGESTIONS, Speaker, SuggestionInput,
+    CustomerTurnRecorded, HandoffReason, MAX_SUGGESTIONS, Speaker, SuggestionInput,
 };
 use kefu_domain::ids::{KnowledgeEntryId, MessageId};
 use kefu_domain::knowledge::{
@@ -279,7 +279,7 @@ pub fn answer(
     };
     if conv.takes_bot_replies().is_err() {
         // A human has the chat, or is on the way: what the bot would answer goes to them.
-        if !conv.is_closed() && conv.handling != Handling::Bot {
+        if conv.takes_suggestions().is_ok() {
             commands.extend(suggest(knows, message, text, now));
         }
         return decided(commands);

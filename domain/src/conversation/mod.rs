@@ -399,6 +399,16 @@ impl Conversation {
         Ok(())
     }
 
+    /// Whether answers the bot suggests to an agent may be recorded: open, and a human has the
+    /// chat or is on the way (while the bot has it, it answers the customer itself).
+    pub fn takes_suggestions(&self) -> Result<(), DomainError> {
+        require_open(self)?;
+        if self.handling == Handling::Bot {
+            return Err(self.wrong_phase("take answers suggested to an agent"));
+        }
+        Ok(())
+    }
+
     fn turn(&self, message: MessageId) -> Option<&Turn> {
         self.turns.iter().find(|t| t.message == message)
     }

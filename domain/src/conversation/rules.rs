@@ -179,14 +179,10 @@ pub(super) fn suggest_answers(
     model_version: String,
     at: DateTime<Utc>,
 ) -> Result<Vec<ConversationEvent>, DomainError> {
-    require_open(conv)?;
+    conv.takes_suggestions()?;
     conv.turn(message)
         .filter(|t| t.speaker == Speaker::Customer)
         .ok_or(DomainError::UnknownTurn { message })?;
-    // While the bot has the chat it answers the customer itself; a suggestion is for an agent.
-    if conv.handling == Handling::Bot {
-        return Err(conv.wrong_phase("take answers suggested to an agent"));
-    }
     if suggestions.is_empty() || suggestions.len() > MAX_SUGGESTIONS {
         return Err(DomainError::invalid(
             "suggestions",
