@@ -13,7 +13,7 @@ use kefu_eventlog::{AnyLog, Position};
 use kefu_projections::{Catalog, ReadModels, ReadStore};
 use kefu_workers::archiver::Archiver;
 use kefu_workers::assigner::{Assigner, OrphanedSeats};
-use kefu_workers::bot::{BotWorker, seed_demo_kb};
+use kefu_workers::bot::{BotWorker, KnownEntries, seed_demo_kb};
 use kefu_workers::gateway::OrderGateway;
 use kefu_workers::idle::IdleTimeout;
 use kefu_workers::probes::{self, ProbeQuestion, Probes};
@@ -171,18 +171,22 @@ pub async fn spawn(
     thresholds
         .validate()
         .map_err(|e| anyhow::anyhow!("--answer-threshold / --clarify-threshold: {e}"))?;
-    let checkpoints = Checkpoints::open(read).await?;
+    let checkpoints = Checkpoints::open(read.clone()).await?;
     let desk = Desk::new(CommandService::new(log.clone())).with_clock(tuning.clock.clock()?);
     let mut tasks = Vec::new();
     for name in names {
         let (log, checkpoints, stop) = (log.clone(), checkpoints.clone(), stop.clone());
         tasks.push(match name {
             WorkerName::Bot => {
-                let (mut worker, mut read_to) = BotWorker::start(desk.clone(), thresholds).await?;
+                let known = KnownEntries::open(read.clone()).await?;
+                let (mut worker, mut read_to) =
+                    BotWorker::resume(desk.clone(), thresholds, &checkpoints, known.clone())
+                        .await?;
                 let seeded = seed_demo_kb(&desk, worker.entries()).await?;
                 if seeded > 0 {
                     tracing::info!(entries = seeded, "seeded the demo knowledge base");
-                    (worker, read_to) = BotWorker::start(desk.clone(), thresholds).await?;
+                    (worker, read_to) =
+                        BotWorker::resume(desk.clone(), thresholds, &checkpoints, known).await?;
                 }
                 if let Some(path) = &tuning.bot_calibration {
                     worker = worker.with_calibration(calibration_questions(path)?);

@@ -23,10 +23,22 @@
 //! (`reply_id`). A turn whose assessment a crash of an older bot left alone is answered
 //! without assessing it again.
 //!
-//! The knowledge base the bot answers from is folded from the log's `KnowledgeEntry*` events:
-//! read from the beginning at start, then kept current as they arrive (the turns before a
-//! change are answered before it); a server whose log has none seeds the demo knowledge base
-//! ([`seed_demo_kb`]). The switchboard is read once per batch of turns.
+//! The knowledge base the bot answers from is folded from the log's `KnowledgeEntry*` events
+//! and kept current as they arrive (the turns before a change are answered before it); a
+//! server whose log has none seeds the demo knowledge base ([`seed_demo_kb`]). The
+//! switchboard is read once per batch of turns.
+//!
+//! # Warm starts
+//!
+//! Which entries exist is kept in the read-model store beside the bot's checkpoint
+//! ([`KnownEntries`]), so a restart loads those entries' streams instead of reading the whole
+//! log for them: start-up no longer grows with the log (issue 17, step 6). Every
+//! knowledge-base event the bot learns is recorded there before its checkpoint can move past
+//! it, so with a checkpoint the table is complete for everything the bot will not read again.
+//! Without either (a first start, a new read-model store, an upgrade from a bot without the
+//! table) the bot folds from the beginning, as it always did, and writes the table. The entries
+//! are loaded as they stand now: after a restart, turns between the checkpoint and a later edit
+//! are answered with the edited entry, where an uninterrupted bot would have used the old one.
 
 use std::collections::BTreeMap;
 
@@ -46,10 +58,12 @@ use kefu_domain::knowledge::{
 use kefu_domain::switches::{Switch, SwitchBoard};
 use kefu_domain::{Decider, DomainError, Event};
 use kefu_eventlog::{Actor, ActorKind, EventLog, Metadata, Position, RecordedEvent};
+use kefu_projections::ReadStore;
+use kefu_projections::sql::{Stmt, Val};
 
 use crate::command::CommandError;
 use crate::desk::Desk;
-use crate::runtime::{Reactor, WorkerError};
+use crate::runtime::{Checkpoints, Reactor, WorkerError};
 use crate::shell::{self, Given, Intent, Shell};
 
 pub const NAME: &str = "bot";
@@ -79,46 +93,99 @@ pub struct BotWorker<L> {
     /// Labelled customer questions (text, the answering entry's external id) the confidence
     /// is fitted on whenever `faq` is built; empty: the ranker's own fit on paraphrases.
     calibration: Vec<(String, String)>,
+    /// Where the entries it holds are recorded for the next start; `None`: nowhere (tests).
+    known: Option<KnownEntries>,
 }
 
 impl<L: EventLog> BotWorker<L> {
-    /// Reads the knowledge base from the log; also returns where that read ended, for a
-    /// first start to follow from.
+    /// Reads the knowledge base from the whole log; also returns where that read ended, for a
+    /// first start to follow from. Records nothing for a warm start: see [`Self::resume`].
     pub async fn start(
         desk: Desk<L>,
         thresholds: Thresholds,
     ) -> Result<(Self, Position), WorkerError> {
-        let mut worker = BotWorker {
+        let mut worker = Self::empty(desk, thresholds);
+        let from = worker.fold_log().await?;
+        Ok((worker, from))
+    }
+
+    /// Loads the entries `known` recorded when the bot has a checkpoint to resume from (a warm
+    /// start: no log read), or else folds the whole log as [`Self::start`] does and records
+    /// what it found. Keeps `known` current from then on. Returns where a bot without a
+    /// checkpoint follows from.
+    pub async fn resume(
+        desk: Desk<L>,
+        thresholds: Thresholds,
+        checkpoints: &Checkpoints,
+        known: KnownEntries,
+    ) -> Result<(Self, Position), WorkerError> {
+        let mut worker = Self::empty(desk, thresholds);
+        let resumed = match checkpoints.get(NAME).await? {
+            Some(at) => known.load().await?.map(|ids| (ids, at)),
+            None => None,
+        };
+        let from = match resumed {
+            Some((ids, at)) => {
+                for id in ids {
+                    worker.learn_entry(id).await?;
+                }
+                tracing::info!(
+                    entries = worker.kb.len(),
+                    "warm start: the bot loaded its recorded knowledge-base entries"
+                );
+                at
+            }
+            None => {
+                let from = worker.fold_log().await?;
+                known.replace(worker.kb.keys(), from).await?;
+                from
+            }
+        };
+        worker.known = Some(known);
+        Ok((worker, from))
+    }
+
+    fn empty(desk: Desk<L>, thresholds: Thresholds) -> Self {
+        BotWorker {
             shell: Shell::new(desk, NAME, Actor::new(ActorKind::Bot, "jimi")),
             thresholds,
             kb: BTreeMap::new(),
             faq: None,
             calibration: Vec::new(),
-        };
-        let log = worker.shell.desk().commands().log().clone();
+            known: None,
+        }
+    }
+
+    /// Learns every knowledge-base event in the log; where the read ended.
+    async fn fold_log(&mut self) -> Result<Position, WorkerError> {
+        let log = self.shell.desk().commands().log().clone();
         let mut from = Position::START;
         loop {
             let page = log.read_all(from, 1000).await?;
             let Some(last) = page.last() else { break };
             from = Position(last.position.0 + 1);
             for e in &page {
-                worker.learn(e).await?;
+                if let Some(id) = KnowledgeDecider::id_of_stream(e.stream_id.as_str()) {
+                    self.learn_entry(id).await?;
+                }
             }
         }
-        Ok((worker, from))
+        Ok(from)
     }
 
     pub fn entries(&self) -> usize {
         self.kb.len()
     }
 
-    /// Folds a knowledge-base event into the bot's copy of the knowledge base.
-    async fn learn(&mut self, e: &RecordedEvent) -> Result<(), WorkerError> {
-        // Only the stream matters: the entry is loaded whole below, so the event is not decoded
-        // (this runs over the whole log at every start).
-        let Some(id) = KnowledgeDecider::id_of_stream(e.stream_id.as_str()) else {
-            return Ok(());
-        };
+    /// The active entries it answers from, in id order.
+    pub fn entry_ids(&self) -> Vec<KnowledgeEntryId> {
+        self.kb.keys().copied().collect()
+    }
+
+    /// Folds a change to entry `id` into the bot's copy of the knowledge base; whether the
+    /// entry is active now.
+    async fn learn_entry(&mut self, id: KnowledgeEntryId) -> Result<bool, WorkerError> {
+        // Only the stream matters: the entry is loaded whole, so the event is not decoded.
         // The entry as the decider folds it: one definition of what an entry is.
         let loaded = self
             .shell
@@ -126,16 +193,17 @@ impl<L: EventLog> BotWorker<L> {
             .commands()
             .load::<KnowledgeDecider>(id)
             .await?;
-        match loaded.state {
+        self.faq = None;
+        Ok(match loaded.state {
             KnowledgeState::Active(entry) => {
                 self.kb.insert(id, entry);
+                true
             }
             _ => {
                 self.kb.remove(&id);
+                false
             }
-        }
-        self.faq = None;
-        Ok(())
+        })
     }
 
     /// Fits the confidence on labelled customer questions rather than on the KB's paraphrases
@@ -532,14 +600,130 @@ impl<L: EventLog> Reactor for BotWorker<L> {
     async fn react(&mut self, events: &[RecordedEvent]) -> Result<(), WorkerError> {
         // A knowledge-base change applies to the turns after it, not to those before.
         let mut from = 0;
+        let mut changed = BTreeMap::new();
+        let mut through = None;
         for (at, e) in events.iter().enumerate() {
-            if KnowledgeDecider::id_of_stream(e.stream_id.as_str()).is_some() {
+            if let Some(id) = KnowledgeDecider::id_of_stream(e.stream_id.as_str()) {
                 self.answer_turns(&events[from..at]).await?;
-                self.learn(e).await?;
+                changed.insert(id, self.learn_entry(id).await?);
+                through = Some(Position(e.position.0 + 1));
                 from = at + 1;
             }
         }
-        self.answer_turns(&events[from..]).await
+        self.answer_turns(&events[from..]).await?;
+        // Recorded before the runtime moves the checkpoint past these events (module docs).
+        if let (Some(known), Some(through)) = (&self.known, through) {
+            known.record(&changed, through).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Which knowledge-base entries the bot holds, recorded in the read-model store for its next
+/// start (see the module docs). Entry ids only: the entries themselves are loaded from their
+/// streams, the truth.
+#[derive(Clone)]
+pub struct KnownEntries {
+    store: ReadStore,
+}
+
+impl KnownEntries {
+    pub async fn open(store: ReadStore) -> Result<Self, WorkerError> {
+        store
+            .transaction(vec![
+                Stmt::new(
+                    "CREATE TABLE IF NOT EXISTS kefu_bot_entries (entry_id TEXT NOT NULL PRIMARY KEY)",
+                    vec![],
+                ),
+                // One row once the table is complete: without it the bot folds the log.
+                Stmt::new(
+                    "CREATE TABLE IF NOT EXISTS kefu_bot_entries_through (
+                        one      INTEGER NOT NULL PRIMARY KEY CHECK (one = 1),
+                        position BIGINT  NOT NULL
+                    )",
+                    vec![],
+                ),
+            ])
+            .await?;
+        Ok(KnownEntries { store })
+    }
+
+    /// The recorded entries, or `None` when nothing complete was recorded.
+    pub async fn load(&self) -> Result<Option<Vec<KnowledgeEntryId>>, WorkerError> {
+        let through = self
+            .store
+            .query("SELECT position FROM kefu_bot_entries_through", vec![])
+            .await?;
+        if through.is_empty() {
+            return Ok(None);
+        }
+        let rows = self
+            .store
+            .query(
+                "SELECT entry_id FROM kefu_bot_entries ORDER BY entry_id",
+                vec![],
+            )
+            .await?;
+        let ids = rows
+            .iter()
+            .filter_map(|r| r.first().and_then(Val::as_str))
+            .map(|id| {
+                uuid::Uuid::parse_str(id)
+                    .map(KnowledgeEntryId::from_uuid)
+                    .map_err(|e| kefu_projections::sql::StoreError::Backend {
+                        backend: self.store.backend(),
+                        message: format!("kefu_bot_entries holds {id:?}, not an entry id: {e}"),
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Some(ids))
+    }
+
+    /// Records the whole set, complete through `through` (after a fold of the log).
+    async fn replace(
+        &self,
+        ids: impl Iterator<Item = &KnowledgeEntryId>,
+        through: Position,
+    ) -> Result<(), WorkerError> {
+        let mut stmts = vec![Stmt::new("DELETE FROM kefu_bot_entries", vec![])];
+        stmts.extend(ids.map(Self::insert));
+        stmts.push(Self::through(through));
+        Ok(self.store.transaction(stmts).await?)
+    }
+
+    /// Records changes (entry, active now), learnt from events before `through`.
+    async fn record(
+        &self,
+        changed: &BTreeMap<KnowledgeEntryId, bool>,
+        through: Position,
+    ) -> Result<(), WorkerError> {
+        let mut stmts: Vec<Stmt> = changed
+            .iter()
+            .map(|(id, active)| match active {
+                true => Self::insert(id),
+                false => Stmt::new(
+                    "DELETE FROM kefu_bot_entries WHERE entry_id = $1",
+                    vec![Val::Text(id.to_string())],
+                ),
+            })
+            .collect();
+        stmts.push(Self::through(through));
+        Ok(self.store.transaction(stmts).await?)
+    }
+
+    fn insert(id: &KnowledgeEntryId) -> Stmt {
+        Stmt::new(
+            "INSERT INTO kefu_bot_entries (entry_id) VALUES ($1) ON CONFLICT (entry_id) DO NOTHING",
+            vec![Val::Text(id.to_string())],
+        )
+    }
+
+    fn through(at: Position) -> Stmt {
+        Stmt::new(
+            "INSERT INTO kefu_bot_entries_through (one, position) VALUES (1, $1) \
+             ON CONFLICT (one) DO UPDATE SET position = excluded.position",
+            vec![Val::Int(i64::try_from(at.0).unwrap_or(i64::MAX))],
+        )
     }
 }
 

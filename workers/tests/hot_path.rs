@@ -1,7 +1,8 @@
 //! The hot path of a chat turn, counted and gated through a wrapper around the real log: the
 //! customer's message and the bot's answer each fold the conversation's stream once and append
 //! once; the bot answers different conversations side by side and one conversation's turns in
-//! order.
+//! order. A restarted bot loads the knowledge-base entries it recorded and reads none of the
+//! log.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -28,6 +29,8 @@ struct Seen {
     /// Reads starting at version 0: folds of the whole stream.
     folds: HashMap<String, usize>,
     appends: HashMap<String, usize>,
+    /// Pages read from the whole log (`read_all`).
+    log_pages: usize,
 }
 
 /// The real log, with reads and appends counted per stream, and optionally the appends to
@@ -66,6 +69,10 @@ impl<L: EventLog> Counting<L> {
             .get(stream)
             .copied()
             .unwrap_or(0)
+    }
+
+    fn log_pages(&self) -> usize {
+        self.seen.lock().unwrap().log_pages
     }
 
     fn appends(&self, stream: &str) -> usize {
@@ -147,6 +154,7 @@ impl<L: EventLog> EventLog for Counting<L> {
     }
 
     async fn read_all(&self, from: Position, max: usize) -> Result<Vec<RecordedEvent>, LogError> {
+        self.seen.lock().unwrap().log_pages += 1;
         self.inner.read_all(from, max).await
     }
 
@@ -349,4 +357,102 @@ async fn a_conversation_held_up_does_not_hold_up_another_and_each_stays_in_order
         bot_turns(&answered, fast)[0] < bot_turns(&answered, slow)[0],
         "the second conversation was answered while the first was held"
     );
+}
+
+/// Issue 17, step 6: with a checkpoint and its recorded entries, a restart reads no page of
+/// the log and knows what a bot folding the whole log knows; without a checkpoint it folds.
+#[tokio::test]
+async fn a_restarted_bot_loads_its_recorded_entries_and_reads_none_of_the_log() {
+    use kefu_domain::ids::{Category, KnowledgeEntryId, Locale};
+    use kefu_domain::knowledge::KnowledgeDecider;
+    use kefu_projections::ReadStore;
+    use kefu_workers::bot::{KnownEntries, NAME};
+    use kefu_workers::desk::NewEntry;
+    use kefu_workers::runtime::Checkpoints;
+
+    let w = world().await;
+    let read = ReadStore::open_sqlite(&w._dir.path().join("kefu.read.db")).unwrap();
+    let checkpoints = Checkpoints::open(read.clone()).await.unwrap();
+    let known = KnownEntries::open(read.clone()).await.unwrap();
+    let resume = async || {
+        BotWorker::resume(
+            w.desk.clone(),
+            Default::default(),
+            &checkpoints,
+            known.clone(),
+        )
+        .await
+        .unwrap()
+    };
+
+    // No checkpoint yet: the whole log is read, and what it holds recorded.
+    w.log.reset();
+    let (mut bot, read_to) = resume().await;
+    assert!(w.log.log_pages() > 0, "a first start folds the log");
+    let demo = bot.entries();
+    assert!(demo > 10);
+
+    // The bot follows the log: two entries created, one retired, and turns besides.
+    let from = read_to;
+    let created = [Uuid::now_v7(), Uuid::now_v7()].map(KnowledgeEntryId::from_uuid);
+    for (i, id) in created.iter().enumerate() {
+        w.desk
+            .create_entry(
+                *id,
+                NewEntry {
+                    question: format!("礼品卡{i}号怎么用？"),
+                    paraphrases: vec![format!("礼品卡{i}号的用法")],
+                    answer: "在结算页选择礼品卡抵扣即可。".into(),
+                    category: Category::new("payment"),
+                    locale: Locale::new("zh-CN"),
+                },
+                &meta(),
+            )
+            .await
+            .unwrap();
+    }
+    let retired = bot.entry_ids()[0];
+    w.desk
+        .retire_entry(retired, "outdated".into(), &meta())
+        .await
+        .unwrap();
+    let c = new_conversation(&w).await;
+    says(&w, c, "礼品卡1号怎么用").await;
+    let events = since(&w, from).await;
+    bot.react(&events).await.unwrap();
+    let next = Position(events.last().unwrap().position.0 + 1);
+    checkpoints.save(NAME, next).await.unwrap();
+    assert_eq!(bot.entries(), demo + 1);
+
+    // A restart with the checkpoint: no page of the log, the same entries as a full fold.
+    w.log.reset();
+    let (warm, resumes_at) = resume().await;
+    assert_eq!(w.log.log_pages(), 0, "a warm start reads none of the log");
+    assert_eq!(resumes_at, next);
+    let folds = |id| w.log.folds(&KnowledgeDecider::stream_id(id));
+    assert!(
+        created.iter().all(|id| folds(*id) == 1),
+        "each entry it holds loaded once"
+    );
+    assert_eq!(folds(retired), 0, "a retired entry is not loaded");
+    let (cold, _) = BotWorker::start(w.desk.clone(), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(warm.entry_ids(), cold.entry_ids());
+    assert!(!warm.entry_ids().contains(&retired));
+    assert!(created.iter().all(|id| warm.entry_ids().contains(id)));
+
+    // A new read-model store (no checkpoint) folds the log again.
+    let fresh = ReadStore::open_sqlite(&w._dir.path().join("fresh.read.db")).unwrap();
+    w.log.reset();
+    let (again, _) = BotWorker::resume(
+        w.desk.clone(),
+        Default::default(),
+        &Checkpoints::open(fresh.clone()).await.unwrap(),
+        KnownEntries::open(fresh).await.unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(w.log.log_pages() > 0);
+    assert_eq!(again.entry_ids(), cold.entry_ids());
 }

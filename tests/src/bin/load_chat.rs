@@ -32,22 +32,23 @@
 //! `--warmup-secs` (5),
 //! `--json` (one JSON line instead of the table).
 
-use std::io::{BufRead, BufReader};
+#[path = "support/server.rs"]
+mod server;
+
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use server::{Server, cpu_of, read_response};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-const SECRET: &str = "load_chat signs its customers' tokens with this, 32+ bytes";
 const START: &str = "mutation { startConversation(channel: WEB) { id } }";
 const SEND: &str =
     "mutation($c: String!, $t: String!) { sendMessage(conversationId: $c, text: $t) { position } }";
@@ -122,119 +123,6 @@ fn parse(mut args: impl Iterator<Item = String>) -> anyhow::Result<Args> {
     Ok(a)
 }
 
-/// The server under load, killed when dropped.
-struct Server {
-    child: Child,
-    addr: String,
-    dir: tempfile::TempDir,
-    store: Option<String>,
-    kefu: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(kefu: &PathBuf, store: Option<&str>) -> anyhow::Result<Server> {
-        let dir = tempfile::tempdir()?;
-        let mut command = Command::new(kefu);
-        command
-            .args(["serve", "--listen", "127.0.0.1:0", "--rate-limit", "0"])
-            .env("KEFU_DATA_DIR", dir.path().join("data"))
-            .env("KEFU_TOKEN_SECRET", SECRET)
-            .env("KEFU_LOG", "warn,kefu=info")
-            .env_remove("KEFU_READ_STORE")
-            .env_remove("DATABASE_URL")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        match store {
-            Some(s) => command.env("KEFU_STORE", s),
-            None => command.env_remove("KEFU_STORE"),
-        };
-        let mut child = command.spawn().context("start kefu serve")?;
-        let stderr = child.stderr.take().context("kefu's stderr")?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut sent = false;
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if !sent && let Some(at) = line.find("listen=") {
-                    let addr = line[at + 7..].split_whitespace().next().map(str::to_owned);
-                    let _ = tx.send(addr);
-                    sent = true;
-                }
-                if line.contains("ERROR") {
-                    eprintln!("kefu: {line}");
-                }
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(120))
-            .ok()
-            .flatten()
-            .context("kefu serve never said where it listens")?;
-        Ok(Server {
-            child,
-            addr,
-            dir,
-            store: store.map(str::to_owned),
-            kefu: kefu.clone(),
-        })
-    }
-
-    fn token(&self, id: &str) -> anyhow::Result<String> {
-        let mut command = Command::new(&self.kefu);
-        command
-            .args(["token", "--role", "customer", "--id", id])
-            .env("KEFU_TOKEN_SECRET", SECRET)
-            .env("KEFU_DATA_DIR", self.dir.path().join("data"));
-        if let Some(s) = &self.store {
-            command.env("KEFU_STORE", s);
-        }
-        let out = command.output()?;
-        if !out.status.success() {
-            bail!("kefu token: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        Ok(String::from_utf8(out.stdout)?.trim().to_owned())
-    }
-
-    /// User and system CPU seconds the server has used.
-    fn cpu(&self) -> f64 {
-        cpu_of(&format!("/proc/{}/stat", self.child.id()))
-    }
-
-    /// Resident memory, in bytes.
-    fn rss(&self) -> u64 {
-        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("VmRSS:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            })
-            .unwrap_or(0)
-            * 1024
-    }
-}
-
-/// utime + stime of a `/proc/<pid>/stat`, in seconds (clock ticks of 1/100 s on Linux).
-fn cpu_of(stat: &str) -> f64 {
-    let text = std::fs::read_to_string(stat).unwrap_or_default();
-    // The command name may hold spaces: fields are counted after its closing parenthesis.
-    let after = text.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 /// Keep-alive HTTP/1.1 connections to the server, as a browser keeps them.
 struct Http {
     addr: String,
@@ -267,41 +155,6 @@ impl Http {
         }
         Ok(answer["data"].clone())
     }
-}
-
-/// One response with a `Content-Length` body: its status and body.
-async fn read_response(conn: &mut TcpStream) -> anyhow::Result<(u16, Vec<u8>)> {
-    let mut buf = Vec::with_capacity(4096);
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        let n = conn.read(&mut chunk).await?;
-        if n == 0 {
-            bail!("the server closed the connection");
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .context("no status line")?;
-    let length: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse().ok())
-        .context("a response without Content-Length")?;
-    while buf.len() < head_end + length {
-        let n = conn.read(&mut chunk).await?;
-        if n == 0 {
-            bail!("the server closed the connection mid-body");
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    Ok((status, buf[head_end..head_end + length].to_vec()))
 }
 
 /// A customer's window: the types of the events it is shown, as they arrive.
@@ -529,28 +382,16 @@ async fn main() -> anyhow::Result<()> {
         )),
         (store, _) => store.clone(),
     };
-    let server = Server::start(&args.kefu, store.as_deref())?;
+    let server = Server::start(&args.kefu, store.as_deref(), None, &[])?;
     let http = Arc::new(Http {
         addr: server.addr.clone(),
         idle: Mutex::new(Vec::new()),
     });
     let tokens: Vec<String> = (0..args.customers)
-        .map(|_| server.token(&uuid::Uuid::now_v7().to_string()))
+        .map(|_| server.token("customer", &uuid::Uuid::now_v7().to_string()))
         .collect::<anyhow::Result<_>>()?;
     // Wait for the read side to be up, as a load balancer would.
-    let started = Instant::now();
-    loop {
-        let mut conn = TcpStream::connect(&server.addr).await?;
-        let request = format!("GET /readyz HTTP/1.1\r\nHost: {}\r\n\r\n", server.addr);
-        conn.write_all(request.as_bytes()).await?;
-        if read_response(&mut conn).await?.0 == 200 {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(300) {
-            bail!("kefu serve was never ready");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    server.ready(Duration::from_secs(300)).await?;
 
     // One chat answered end to end before the clock starts: what a server does once, at its
     // first turn (the router's model, the bot's knowledge base), is not load.
