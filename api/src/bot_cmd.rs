@@ -12,10 +12,10 @@ use kefu_bot::eval::{self, EmotionExample, FaqQuery, Labelled};
 use kefu_bot::faq::{Entry, Faq, Thresholds};
 use kefu_bot::kb::{self, KbEntry};
 use kefu_bot::ranker::{self, RankerModel, TrainParams};
+use kefu_desk::CommandService;
 use kefu_domain::ids::{Category, Locale};
 use kefu_domain::knowledge::{KnowledgeCommand, KnowledgeDecider, KnowledgeEdit, KnowledgeState};
 use kefu_eventlog::{Actor, ActorKind, Metadata};
-use kefu_workers::CommandService;
 use serde::Serialize;
 
 use crate::config::StoreArgs;

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
-use kefu_workers::desk::Clock;
+use kefu_desk::Clock;
 
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct ClockArgs {

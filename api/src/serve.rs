@@ -30,13 +30,13 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use clap::Args;
 use futures_util::stream::{self, BoxStream, StreamExt};
+use kefu_desk::{CommandService, Desk};
 use kefu_eventlog::faults::{FaultSettings, Faulty};
 use kefu_eventlog::storage::Target;
 use kefu_eventlog::{EventLog, Position};
 use kefu_projections::search::LiveSearch;
 use kefu_projections::{LiveProjections, Liveness, ReadModels};
 use kefu_workers::runtime::Checkpoints;
-use kefu_workers::{CommandService, Desk};
 use tokio::sync::watch;
 use uuid::Uuid;
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use clap::ValueEnum;
 use kefu_bot::faq::Thresholds;
+use kefu_desk::{CommandService, Desk};
 use kefu_domain::conversation::DEFAULT_SLA_WARNING_FRACTION;
 use kefu_eventlog::faults::{Faults, Faulty};
 use kefu_eventlog::{AnyLog, Position};
@@ -21,7 +22,6 @@ use kefu_workers::router::Router;
 use kefu_workers::runtime::{self, Checkpoints, Start};
 use kefu_workers::sla::SlaTimers;
 use kefu_workers::surveys::{SurveyOffers, SurveyReminders};
-use kefu_workers::{CommandService, Desk};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 

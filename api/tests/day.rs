@@ -25,13 +25,13 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::future::join_all;
+use kefu_desk::CommandService;
 use kefu_domain::common::{BusinessLine, Money};
 use kefu_domain::customer::{CustomerCommand, CustomerDecider, CustomerTier, Order, OrderStatus};
 use kefu_domain::ids::{Category, CustomerId, Locale, MerchantId, OrderId};
 use kefu_eventlog::postgres::{PostgresConfig, PostgresLog};
 use kefu_eventlog::testing as pg;
 use kefu_eventlog::{Actor, ActorKind, EventLog, Metadata, Position, RecordedEvent};
-use kefu_workers::CommandService;
 use serde_json::{Value, json};
 use server::{HANG, Server};
 use uuid::Uuid;

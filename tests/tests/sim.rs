@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use kefu_desk::CommandService;
+use kefu_desk::{Desk, QueueDefinition};
 use kefu_domain::DomainEvent;
 use kefu_domain::agent::{AgentChatTaken, AgentEvent, AgentStatus};
 use kefu_domain::common::{BusinessLine, Channel};
@@ -21,8 +23,6 @@ use kefu_domain::queue::{OpeningHours, SlaTargets};
 use kefu_eventlog::memory::MemoryLog;
 use kefu_eventlog::{Actor, ActorKind, EventLog, ExpectedVersion, Metadata, NewEvent, StreamId};
 use kefu_tests::sim::{self, SimConfig, Violation};
-use kefu_workers::CommandService;
-use kefu_workers::desk::{Desk, QueueDefinition};
 use uuid::Uuid;
 
 /// The seeds this run covers: the one asked for, or `0..KEFU_SIM_SEEDS` (200 by default).

@@ -21,9 +21,9 @@ use kefu_eventlog::{EventLog, StreamId};
 use kefu_projections::ReadModels;
 use kefu_projections::conversations::ConversationFilter;
 
-use crate::command::CommandError;
-use crate::desk::Desk;
 use crate::runtime::{Sweep, WorkerError};
+use kefu_desk::Desk;
+use kefu_desk::command::CommandError;
 
 pub const NAME: &str = "archiver";
 

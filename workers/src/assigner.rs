@@ -22,9 +22,9 @@ use kefu_projections::{ProjectionError, ReadModels};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::command::CommandError;
-use crate::desk::Desk;
 use crate::runtime::{Reactor, Sweep, WorkerError};
+use kefu_desk::Desk;
+use kefu_desk::command::CommandError;
 
 pub const NAME: &str = "assigner";
 

@@ -61,10 +61,10 @@ use kefu_eventlog::{Actor, ActorKind, EventLog, Metadata, Position, RecordedEven
 use kefu_projections::ReadStore;
 use kefu_projections::sql::{Stmt, Val};
 
-use crate::command::CommandError;
-use crate::desk::Desk;
 use crate::runtime::{Checkpoints, Reactor, WorkerError};
 use crate::shell::{self, Given, Intent, Shell};
+use kefu_desk::Desk;
+use kefu_desk::command::CommandError;
 
 pub const NAME: &str = "bot";
 

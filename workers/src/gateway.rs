@@ -20,7 +20,7 @@ use kefu_domain::ids::{CustomerId, OrderId};
 use kefu_eventlog::EventLog;
 use kefu_eventlog::faults::Faults;
 
-use crate::command::{CommandError, CommandService};
+use kefu_desk::command::{CommandError, CommandService};
 
 /// How long a lookup may take before it counts as unavailable.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(2);

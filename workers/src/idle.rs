@@ -12,9 +12,9 @@ use kefu_projections::ReadModels;
 use kefu_projections::conversations::ConversationFilter;
 use uuid::Uuid;
 
-use crate::command::CommandError;
-use crate::desk::Desk;
 use crate::runtime::{Sweep, WorkerError};
+use kefu_desk::Desk;
+use kefu_desk::command::CommandError;
 
 pub const NAME: &str = "idle";
 

@@ -39,9 +39,9 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::bot::reply_id;
-use crate::command::CommandError;
-use crate::desk::Desk;
 use crate::runtime::WorkerError;
+use kefu_desk::Desk;
+use kefu_desk::command::CommandError;
 
 pub const NAME: &str = "probes";
 
@@ -129,7 +129,7 @@ pub fn parse_questions(text: &str) -> Result<Vec<ProbeQuestion>, ProbeFileError>
             expected,
             locale: Locale::new(
                 line.locale
-                    .unwrap_or_else(|| crate::desk::DEFAULT_LOCALE.to_owned()),
+                    .unwrap_or_else(|| kefu_desk::DEFAULT_LOCALE.to_owned()),
             ),
         });
     }

@@ -41,11 +41,11 @@ use kefu_projections::ReadModels;
 use kefu_projections::queues::QueueRow;
 use uuid::Uuid;
 
-use crate::command::CommandError;
-use crate::desk::Desk;
 use crate::gateway::OrderGateway;
 use crate::runtime::{Reactor, WorkerError};
 use crate::shell::{self, Gather, Given, Intent, Shell, Work};
+use kefu_desk::Desk;
+use kefu_desk::command::CommandError;
 
 pub const NAME: &str = "router";
 

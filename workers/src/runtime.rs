@@ -49,7 +49,7 @@ pub enum WorkerError {
     #[error(transparent)]
     Assigner(#[from] crate::assigner::AssignerError),
     #[error("{0}")]
-    Command(#[from] crate::command::CommandError),
+    Command(#[from] kefu_desk::command::CommandError),
 }
 
 /// Where each worker has got to, in the read-model store.
@@ -110,7 +110,7 @@ impl Checkpoints {
 /// id, and the event as cause. An event that cannot be read there (archived, say) makes the
 /// command a request of the worker's own, with an id from the command service's source.
 pub async fn cause_at<L: EventLog>(
-    commands: &crate::command::CommandService<L>,
+    commands: &kefu_desk::command::CommandService<L>,
     actor: &kefu_eventlog::Actor,
     position: i64,
 ) -> Result<kefu_eventlog::Metadata, LogError> {
@@ -236,11 +236,11 @@ pub async fn run_sweeps<S: Sweep>(sweeper: S, every: Duration, mut stop: watch::
 pub(crate) fn moot<T>(
     worker: &'static str,
     subject: impl std::fmt::Display,
-    result: Result<T, crate::command::CommandError>,
+    result: Result<T, kefu_desk::command::CommandError>,
 ) -> Result<bool, WorkerError> {
     match result {
         Ok(_) => Ok(true),
-        Err(crate::command::CommandError::Rejected(reason)) => {
+        Err(kefu_desk::command::CommandError::Rejected(reason)) => {
             tracing::debug!(worker, %subject, %reason, "nothing to do after all");
             Ok(false)
         }

@@ -14,7 +14,7 @@
 //!   is lost. The batch is done (and the worker's checkpoint may move) when every lane is.
 //! - **Loads what a reaction needs once**: the conversation is folded once per event, with the
 //!   reactions already recorded for that event
-//!   ([`CommandService::load_for`](crate::command::CommandService::load_for)), and the first
+//!   ([`CommandService::load_for`](kefu_desk::command::CommandService::load_for)), and the first
 //!   intent is decided on that very state; only a lost race reads the stream again.
 //! - **Executes intents through the command layer**, each caused by the event it answers, so
 //!   every reaction stays keyed by its cause (see `command.rs`): a replay after a crash, or a
@@ -42,9 +42,9 @@ use kefu_domain::ids::{ConversationId, QueueId};
 use kefu_domain::{Decider, DomainError, Event};
 use kefu_eventlog::{Actor, EventLog, Metadata, RecordedEvent};
 
-use crate::command::CommandError;
-use crate::desk::{Desk, route_commands};
 use crate::runtime::WorkerError;
+use kefu_desk::command::CommandError;
+use kefu_desk::{Desk, route_commands};
 
 /// How many conversations a shell reacts to at once, unless told otherwise: enough to keep
 /// the store busy while one lane waits for an append, few enough not to crowd out the server
@@ -58,7 +58,7 @@ pub enum Intent {
     /// all of them or, at the first refusal, none.
     Conversation(Vec<ConversationCommand>),
     /// Route the conversation to `queue` and queue it there, in one append
-    /// ([`crate::desk::route_commands`]): the shell folds the queue's snapshot for it.
+    /// ([`kefu_desk::route_commands`]): the shell folds the queue's snapshot for it.
     Route {
         queue: QueueId,
         reasons: Vec<RoutingReason>,

@@ -18,9 +18,9 @@ use kefu_eventlog::{Actor, ActorKind, EventLog};
 use kefu_projections::ReadModels;
 use uuid::Uuid;
 
-use crate::command::CommandError;
-use crate::desk::Desk;
 use crate::runtime::{Sweep, WorkerError, cause_at, moot};
+use kefu_desk::Desk;
+use kefu_desk::command::CommandError;
 
 pub const NAME: &str = "sla";
 

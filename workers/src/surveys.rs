@@ -15,10 +15,10 @@ use kefu_eventlog::{Actor, ActorKind, EventLog, RecordedEvent};
 use kefu_projections::ReadModels;
 use uuid::Uuid;
 
-use crate::command::CommandError;
-use crate::desk::Desk;
 use crate::runtime::{Reactor, Sweep, WorkerError, cause_at, moot};
 use crate::shell::{self, Given, Intent, Shell};
+use kefu_desk::Desk;
+use kefu_desk::command::CommandError;
 
 pub const NAME: &str = "surveys";
 pub const REMINDERS: &str = "survey-reminders";

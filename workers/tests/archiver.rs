@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use kefu_desk::CommandService;
+use kefu_desk::Desk;
 use kefu_domain::common::{Channel, Party};
 use kefu_domain::conversation::CloseReason;
 use kefu_domain::ids::{ConversationId, CustomerId, MessageId};
@@ -11,9 +13,7 @@ use kefu_eventlog::archive::ArchiveStore;
 use kefu_eventlog::sqlite::{SqliteConfig, SqliteLog};
 use kefu_eventlog::{Actor, ActorKind, EventLog, Metadata, StreamId, read_whole_stream};
 use kefu_projections::{LiveProjections, ReadModels, ReadStore, Until, rebuild};
-use kefu_workers::CommandService;
 use kefu_workers::archiver::Archiver;
-use kefu_workers::desk::Desk;
 use uuid::Uuid;
 
 struct World {

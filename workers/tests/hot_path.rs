@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use kefu_desk::{CommandService, Desk};
 use kefu_domain::common::Channel;
 use kefu_domain::conversation::{ConversationDecider, ConversationEvent};
 use kefu_domain::ids::{ConversationId, CustomerId, MessageId};
@@ -19,7 +20,6 @@ use kefu_eventlog::{
 };
 use kefu_workers::bot::{BotWorker, seed_demo_kb};
 use kefu_workers::runtime::Reactor;
-use kefu_workers::{CommandService, Desk};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -363,11 +363,11 @@ async fn a_conversation_held_up_does_not_hold_up_another_and_each_stays_in_order
 /// the log and knows what a bot folding the whole log knows; without a checkpoint it folds.
 #[tokio::test]
 async fn a_restarted_bot_loads_its_recorded_entries_and_reads_none_of_the_log() {
+    use kefu_desk::NewEntry;
     use kefu_domain::ids::{Category, KnowledgeEntryId, Locale};
     use kefu_domain::knowledge::KnowledgeDecider;
     use kefu_projections::ReadStore;
     use kefu_workers::bot::{KnownEntries, NAME};
-    use kefu_workers::desk::NewEntry;
     use kefu_workers::runtime::Checkpoints;
 
     let w = world().await;

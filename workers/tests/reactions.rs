@@ -7,6 +7,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use kefu_desk::CommandService;
+use kefu_desk::{Desk, QueueDefinition};
 use kefu_domain::agent::AgentStatus;
 use kefu_domain::common::{BusinessLine, Channel, Party};
 use kefu_domain::conversation::CloseReason;
@@ -20,10 +22,8 @@ use kefu_eventlog::{
     StreamId,
 };
 use kefu_projections::{LiveProjections, ReadModels, ReadStore};
-use kefu_workers::CommandService;
 use kefu_workers::assigner::Assigner;
 use kefu_workers::bot::BotWorker;
-use kefu_workers::desk::{Desk, QueueDefinition};
 use kefu_workers::gateway::OrderGateway;
 use kefu_workers::router::Router;
 use kefu_workers::runtime::Reactor;

@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use kefu_desk::CommandService;
+use kefu_desk::{Desk, MANUAL_ROUTING, QueueDefinition};
 use kefu_domain::Decider;
 use kefu_domain::agent::{AgentCommand, AgentDecider, AgentStatus};
 use kefu_domain::common::{BusinessLine, Channel, Party};
@@ -16,9 +18,7 @@ use kefu_eventlog::postgres::PostgresLog;
 use kefu_eventlog::sqlite::{SqliteConfig, SqliteLog};
 use kefu_eventlog::{Actor, ActorKind, EventLog, Metadata, Position, RecordedEvent, Subscription};
 use kefu_projections::{LiveProjections, ReadModels, ReadStore};
-use kefu_workers::CommandService;
 use kefu_workers::assigner::{Assigner, OrphanedSeats};
-use kefu_workers::desk::{Desk, MANUAL_ROUTING, QueueDefinition};
 use kefu_workers::runtime::Sweep;
 use kefu_workers::runtime::{self, Checkpoints, Start};
 use kefu_workers::surveys::SurveyOffers;
@@ -1519,9 +1519,9 @@ async fn the_order_gateway_switch_and_faults_degrade_triage_and_it_recovers() {
 /// 0 the store is itself again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_injected_store_error_rate_degrades_commands_and_they_recover() {
+    use kefu_desk::CommandError;
     use kefu_eventlog::LogError;
     use kefu_eventlog::faults::{FaultSettings, Faults, Faulty};
-    use kefu_workers::CommandError;
 
     let dir = tempfile::tempdir().unwrap();
     let faults = Faults::new("store");

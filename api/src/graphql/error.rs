@@ -1,11 +1,11 @@
 //! Every error the API returns is a GraphQL error whose `extensions.code` says what kind it is
 //! and whose message says what was wrong.
 
+use kefu_desk::CommandError;
 use kefu_domain::DomainError;
 use kefu_eventlog::LogError;
 use kefu_projections::ProjectionError;
 use kefu_projections::search::SearchError;
-use kefu_workers::CommandError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {

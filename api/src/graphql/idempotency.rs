@@ -25,10 +25,10 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use chrono::Utc;
+use kefu_desk::Clock;
 use kefu_eventlog::{EventLog, RecordedEvent};
 use kefu_projections::ReadStore;
 use kefu_projections::sql::{Stmt, StoreError, Val};
-use kefu_workers::desk::Clock;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -780,11 +780,11 @@ mod tests {
 
     use async_graphql::{Name, Number, Value};
     use chrono::DateTime;
+    use kefu_desk::{CommandService, Desk};
     use kefu_domain::common::Channel;
     use kefu_domain::customer::CustomerTier;
     use kefu_domain::ids::{CustomerId, Locale};
     use kefu_eventlog::{Actor, ActorKind, Metadata};
-    use kefu_workers::{CommandService, Desk};
 
     use super::*;
     use crate::auth::Role;

@@ -1,5 +1,5 @@
 //! The GraphQL API: the one protocol every terminal speaks (web, app, PC, the agent desk,
-//! dashboards). Mutations are the desk's operations ([`kefu_workers::Desk`]) and return the log
+//! dashboards). Mutations are the desk's operations ([`kefu_desk::Desk`]) and return the log
 //! position their events reached; queries read the projections and accept `atLeast`, a
 //! position to wait for, so a client reads its own writes; subscriptions follow the log.
 //!
@@ -24,10 +24,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::{Context, Schema};
+use kefu_desk::Desk;
 use kefu_eventlog::{Actor, ActorKind, AnyLog, Metadata, Position};
 use kefu_projections::ReadModels;
 use kefu_projections::search::SearchHandle;
-use kefu_workers::Desk;
 use tokio::sync::watch;
 use uuid::Uuid;
 

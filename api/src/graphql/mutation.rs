@@ -8,6 +8,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use async_graphql::{Context, InputObject, Object, Result};
+use kefu_desk::Done;
+use kefu_desk::{MANUAL_ROUTING, NewEntry, NewTicket, QueueDefinition, TicketUpdate, Transfer};
 use kefu_domain::agent::AgentEvent;
 use kefu_domain::common::{BusinessLine, Party};
 use kefu_domain::conversation::ConversationEvent;
@@ -25,10 +27,6 @@ use kefu_domain::queue::{OpeningHours, SlaTargets};
 use kefu_domain::switches::SwitchEvent;
 use kefu_domain::ticket::TicketEdit;
 use kefu_domain::ticket::TicketEvent;
-use kefu_workers::Done;
-use kefu_workers::desk::{
-    MANUAL_ROUTING, NewEntry, NewTicket, QueueDefinition, TicketUpdate, Transfer,
-};
 
 use super::idempotency::{Effect, IdOf, IdempotencyKey, Keyed};
 use super::integration::OrderInput;

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use kefu_desk::CommandService;
 use kefu_domain::Decider;
 use kefu_domain::agent::{AgentCommand, AgentDecider, AgentStatus};
 use kefu_domain::common::{BusinessLine, Channel, Money, Party};
@@ -26,7 +27,6 @@ use kefu_domain::ticket::{
 use kefu_eventlog::sqlite::{SqliteConfig, SqliteLog};
 use kefu_eventlog::{Actor, ActorKind, AnyLog, EventLog, Metadata, Position, StoreConfig};
 use kefu_projections::ReadStore;
-use kefu_workers::CommandService;
 use uuid::Uuid;
 
 /// Friday 2026-11-20 06:00 UTC (14:00 in Beijing) plus `minutes`.

@@ -42,6 +42,8 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use kefu_bot::intent::IntentModel;
 use kefu_bot::kb::KbEntry;
+use kefu_desk::command::{CommandError, CommandService, Ids};
+use kefu_desk::{Desk, QueueDefinition, Transfer};
 use kefu_domain::agent::AgentStatus;
 use kefu_domain::common::{BusinessLine, Channel, Money, Party};
 use kefu_domain::conversation::CloseReason;
@@ -56,8 +58,6 @@ use kefu_eventlog::{Actor, ActorKind, EventLog, LogError, Metadata, Position, Re
 use kefu_projections::ProjectionError;
 use kefu_workers::assigner::{self, AssignerError, carry_out, free_closed_seats, plan};
 use kefu_workers::bot::{BotWorker, seed_kb};
-use kefu_workers::command::{CommandError, CommandService, Ids};
-use kefu_workers::desk::{Desk, QueueDefinition, Transfer};
 use kefu_workers::gateway::OrderGateway;
 use kefu_workers::router::Triage;
 use kefu_workers::runtime::{Reactor, WorkerError};
@@ -775,7 +775,7 @@ impl Sim {
                 .record_customer_profile(
                     customer,
                     CustomerTier::Regular,
-                    Locale::new(kefu_workers::desk::DEFAULT_LOCALE),
+                    Locale::new(kefu_desk::DEFAULT_LOCALE),
                     &meta,
                 )
                 .await?;

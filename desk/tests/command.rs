@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
+use kefu_desk::{CommandError, CommandService};
 use kefu_domain::common::Channel;
 use kefu_domain::conversation::{ConversationCommand, ConversationDecider, ConversationEvent};
 use kefu_domain::customer::{CustomerCommand, CustomerDecider, CustomerTier};
@@ -17,7 +18,6 @@ use kefu_eventlog::{
     Actor, ActorKind, Appended, EventLog, ExpectedVersion, Limits, LogError, Metadata, NewEvent,
     Position, RecordedEvent, StreamId, read_whole_stream,
 };
-use kefu_workers::{CommandError, CommandService};
 use serde_json::json;
 use uuid::Uuid;
 
