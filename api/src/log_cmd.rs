@@ -154,7 +154,7 @@ pub async fn run(store: &StoreArgs, cmd: LogCommand) -> Result<()> {
 /// as long as it runs. A store that goes away (a refused or dropped connection, a server
 /// restarting) is waited out, before the first event as after the thousandth: the follower
 /// says so on stderr, tries again on the workers' schedule (`kefu_eventlog::backoff`), and
-/// resumes after the last event it printed. The log's settled prefix (invariant 3) is what
+/// resumes after the last event it printed. The log's settled prefix (`read_all`'s invariant) is what
 /// makes that exact: no event is lost, none printed twice, the order kept. Anything waiting
 /// cannot cure (a wrong URL, credentials or database name) ends it with the error.
 async fn follow(store: &StoreArgs, from: Position) -> Result<()> {

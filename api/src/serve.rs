@@ -9,8 +9,9 @@
 //! over HTTP and WebSocket alike.
 //!
 //! Every request gets a correlation id, returned in `X-Correlation-Id` and stamped on every
-//! event the request causes: an admin's `X-Correlation-Id` (else `traceparent` trace id) is
-//! taken; anyone else gets a new one, their header kept as the trace id.
+//! event the request causes: an admin's or the order system's `X-Correlation-Id` (else
+//! `traceparent` trace id) is taken; anyone else gets a new one, their header kept as the
+//! trace id.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

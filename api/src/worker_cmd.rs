@@ -179,14 +179,14 @@ pub async fn spawn(
         tasks.push(match name {
             WorkerName::Bot => {
                 let known = KnownEntries::open(read.clone()).await?;
+                let bot_at = checkpoints.get(kefu_workers::bot::NAME).await?;
                 let (mut worker, mut read_to) =
-                    BotWorker::resume(desk.clone(), thresholds, &checkpoints, known.clone())
-                        .await?;
+                    BotWorker::resume(desk.clone(), thresholds, bot_at, known.clone()).await?;
                 let seeded = seed_demo_kb(&desk, worker.entries()).await?;
                 if seeded > 0 {
                     tracing::info!(entries = seeded, "seeded the demo knowledge base");
                     (worker, read_to) =
-                        BotWorker::resume(desk.clone(), thresholds, &checkpoints, known).await?;
+                        BotWorker::resume(desk.clone(), thresholds, bot_at, known).await?;
                 }
                 if let Some(path) = &tuning.bot_calibration {
                     worker = worker.with_calibration(calibration_questions(path)?);

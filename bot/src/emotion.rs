@@ -11,6 +11,25 @@
 //! 不满意 is one term rather than 不 + 满意. Rules beat a learned model here because the
 //! labelled data we may use (product reviews) knows nothing of 催单 or "where is my parcel", and
 //! because each rule is a reason an agent can read.
+//!
+//! **What issue 14 changed** (the bot customers trust). One furious turn hands over
+//! ([`STRONG_ANGER`]: polarity at most -0.85, and angry); annoyed turns still need two in a row. A
+//! negator or intensifier stops at clause punctuation (`Unit::Boundary`: `，。！？；` and the like,
+//! and their ASCII forms), so 没人接，气死我了 stays furious. Comfort follows the mood: neutral and
+//! satisfied turns get no soothing prefix, and the lexicon does not read a plain 多久 or the
+//! customer's own slip (填错, "typed the wrong") as a grievance, so "地址填错了，能改吗" is
+//! answered as it stands.
+//!
+//! **The learned Chinese model** ([`crate::polarity`], `bot/lexicon/polarity-zh.tsv`) joins the
+//! lexicon where it can say something. When it may speak is the review gate
+//! (`bot/lexicon/review-gate-zh.tsv`, the same kind of model trained on the reviews against the
+//! demo KB's Chinese questions; its threshold is [`REVIEW_GATE`]). On a turn that reads like an
+//! opinion its log-odds join the lexicon's sum, and where the lexicon is silent they give the sign
+//! (a polarity of ±0.15). On other Chinese statements of 9 CJK characters or more, never questions,
+//! they join the sum outside a ±0.5 dead zone. Lines of fewer than 6 CJK characters are the
+//! lexicon's, but for filling its silence on a short opinion that is not a question ([`Blend`]);
+//! elsewhere the lexicon decides alone, so a plain question stays neutral. Figures, and what is
+//! still behind: BENCHMARKS.md, "Chinese polarity".
 
 use std::collections::HashMap;
 use std::sync::OnceLock;

@@ -1,5 +1,8 @@
 //! Evaluation: the metrics, and runners that put labelled files through the production code
 //! path (the same `Faq`, `IntentModel` and `emotion::assess` the workers call).
+//!
+//! The metrics: accuracy, macro-F1, MRR@k, Pearson, and sign F1 over the non-neutral gold. Each
+//! runner keeps one [`Prediction`] per example, for `--predictions FILE`.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -1,6 +1,23 @@
 //! FAQ answering (DeepQA's shape): retrieve candidates with BM25, describe each by features,
 //! re-rank them with a learned model, and decide from a calibrated confidence whether to
 //! answer, ask the customer to pick among the top three, or hand over to a human.
+//!
+//! [`Engine`] is the knowledge base prepared: the retrieval index, per-text profiles, IDF,
+//! per-entry n-gram likelihoods and tf-idf profile vectors, and a naive-Bayes category model
+//! (`nb.rs`). It describes each candidate by 16 features ([`FEATURES`]): BM25 relative and
+//! log-scaled, retrieval rank, IDF-weighted term coverage and Jaccard, entry coverage, character
+//! bigram and trigram Dice, edit similarity, synonym coverage and Jaccard, profile cosine, entry
+//! likelihood, category prior (optionally multiplied by the scenario prior), popularity, and locale
+//! match. [`Faq`] ranks them with the model (`ranker.rs`) and decides from the confidence: at or
+//! above `answer` it answers, at or above `clarify` it offers the top three, else it hands over
+//! ([`Thresholds`], from configuration: `--answer-threshold` / `KEFU_BOT_ANSWER_THRESHOLD`,
+//! `--clarify-threshold` / `KEFU_BOT_CLARIFY_THRESHOLD`).
+//!
+//! A near-exact match is answered ([`Faq::answer`], issue 14): when the top candidate's question or
+//! a paraphrase is the query but for case, punctuation, spacing and one slip in ten characters
+//! (edit similarity of at least 0.9 over the compact forms, for queries of 4 characters or more),
+//! the bot answers whatever the calibrated confidence, instead of offering a list that holds what
+//! was typed.
 
 use std::collections::HashMap;
 

@@ -14,6 +14,15 @@
 //! - [`transfer`]: a typed request for a person or to complain.
 //! - [`reply`]: one customer turn through the bot (answer, emotion, strategy).
 //! - [`eval`]: the evaluation metrics and runners behind `kefu eval`.
+//!
+//! A crate of its own because three different shells run exactly this code: the workers, which turn
+//! its results into `BotTurnRecorded`, `EmotionAssessed`, `ScenarioPredicted` and `RoutingDecided`;
+//! `kefu eval` / `kefu train`, which measure it on labelled files; and `bot/benches/answer.rs`.
+//! Kept apart from the workers, the evaluations and benchmarks need no store, and the models are
+//! tested as pure code. Beside the crate: `examples/` (development aids: `cv_intents`, `debug_faq`,
+//! `eval_emotion`, `calibrate_faq`, and `train_polarity_zh`, which trains what ships of
+//! [`polarity`]), `lexicon/` (every word list, written for kefu; provenance in its README) and
+//! `baseline/` (the scikit-learn and VADER baselines of BENCHMARKS.md).
 
 pub mod emotion;
 pub mod eval;

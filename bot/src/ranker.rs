@@ -1,21 +1,27 @@
 //! The learned re-ranker and its calibration.
 //!
-//! **Training data from the KB alone.** Each entry's paraphrases are split into three folds;
-//! for each fold an engine is built from the KB without that fold's paraphrases, and each
-//! held-out paraphrase is asked as a query. The candidates BM25 returns are the examples: the
-//! paraphrase's own entry is the positive, every other candidate a near miss (retrieved, so it
-//! shares words, but wrong).
+//! **Training data from the KB alone.** Each entry's paraphrases are split into three folds; for
+//! each fold an engine is built from the KB without that fold's paraphrases, and each held-out
+//! paraphrase is asked as a query. The candidates BM25 returns are the examples: the paraphrase's
+//! own entry is the positive, every other candidate a near miss (retrieved, so it shares words, but
+//! wrong).
 //!
-//! **Model.** A linear score over standardised features, trained pairwise (the logistic loss
-//! on the difference between a query's right candidate and each of its near misses) by SGD
-//! with a seeded shuffle, so a KB always trains to the same model: what matters is the order
-//! within one query, not the absolute level. (A listwise softmax loss was tried and ranked the
-//! evaluation queries no better.)
+//! **Model.** A linear score over standardised features, trained pairwise (the logistic loss on the
+//! difference between a query's right candidate and each of its near misses) by SGD with a seeded
+//! shuffle, so a KB always trains to the same model: what matters is the order within one query,
+//! not the absolute level. (A listwise softmax loss was tried and ranked the evaluation queries no
+//! better.) The model is JSON with a kind, the feature list (checked on load) and a version
+//! (`pairwise-lr-<hash of the weights>`) that every answer carries. Without a model file the bot
+//! trains one from its knowledge base at start (about 2 s for the demo KB in a debug build).
 //!
-//! **Calibration.** A fifth of the queries (by a hash of their text) are held out of training.
-//! On them, Platt scaling fits P(top candidate is right) over the top score, its margin over
-//! the runner-up and the top candidate's coverage of the query ([`Calibration`]); that
-//! probability is the bot's confidence.
+//! **Calibration.** A fifth of the queries (by a hash of their text) are held out of training. On
+//! them, Platt scaling fits P(top candidate is right) over the top score and its margin over the
+//! runner-up ([`Calibration`]); that probability is the bot's confidence. Paraphrases are shorter
+//! and cleaner than what customers write, so [`Faq::calibrate`](crate::faq::Faq::calibrate) refits
+//! it on labelled customer questions, adding the top candidate's coverage of the question (term and
+//! entry coverage, profile cosine: fitted on paraphrases, they made the confidence worse on real
+//! questions). That is `--bot-calibration` for the bot worker (which maps a KB file's ids to the
+//! log's entry ids) and `kefu train ranker --calibrate`.
 
 use serde::{Deserialize, Serialize};
 

@@ -1,4 +1,7 @@
 //! The FAQ path on the demo knowledge base: training, ranking, deciding, replying.
+//!
+//! The ranker beats BM25's order on held-out paraphrases, training is deterministic, and the
+//! knowledge base's own questions are answered.
 
 use std::sync::OnceLock;
 

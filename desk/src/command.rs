@@ -1,11 +1,43 @@
 //! The command service: runs a [`Decider`] on the event log.
 //!
-//! `execute` loads the stream, folds it, decides, and appends the decided events expecting
-//! the version it loaded. If another writer got there first the append is refused, and the
-//! service loads again and decides again against the new state, a bounded number of times:
-//! the rules are always checked against the state the events will actually follow. Every
-//! event carries the command's metadata: its correlation id and, as causation, the request or
-//! event that caused the command.
+//! [`CommandService::execute`] (and [`CommandService::execute_all`], for several commands decided
+//! as one) loads the stream, decodes and folds it (upcasting old schema versions), decides, and
+//! appends the decided events expecting the version it loaded. If another writer got there first
+//! the append is refused, and the service loads again and decides again against the new state, up
+//! to [`DEFAULT_MAX_ATTEMPTS`] times, then answers [`CommandError::Contended`]: the rules are
+//! always checked against the state the events will actually follow. A store that does not answer
+//! gets the same batch resent (same event ids, so the log acknowledges it once: the first try may
+//! have committed).
+//!
+//! Every event carries the command's [`Metadata`]: `Metadata::for_request` for a request (its id is
+//! the correlation and the causation), `Metadata::caused_by(actor, &event)` for a reaction to an
+//! event (the same correlation, that event as the causation). [`CommandService::load_for`] and
+//! [`CommandService::execute_all_on`] split the two halves for a caller that decides what to
+//! command from the state it loaded (the workers' shell): the stream is folded once, and again only
+//! when an append loses a race.
+//!
+//! The service mints every event id, and the desk the ids of what it creates (conversations,
+//! tickets, queues; the API the ids a client left out), from one source ([`Ids`],
+//! [`CommandService::with_ids`]): UUIDv7 by default, a seeded source in the simulation. With the
+//! desk's clock (`Desk::with_clock`) that is all the write side reads of time and randomness.
+//!
+//! # A reaction is recorded once per cause
+//!
+//! When the metadata names an event as its cause (not a request), the service collects, while it
+//! folds the stream, the reaction keys ([`DomainEvent::reaction_key`]) of the events already caused
+//! by that event; if the decided events share one ([`kefu_domain::already_reacted`]), the reaction
+//! happened before (a worker restarted after a crash, a second instance, a replay from a lost
+//! checkpoint) and the command answers success, appending nothing. The keys are the domain's: a
+//! conversation keys the reactions its state would accept twice (a second prediction, a second
+//! routing) and the rest of the workers' events too: one mood, reply (or suggestion to the agent)
+//! and hand-off per customer turn; one routing with its queueing per hand-off; one assignment per
+//! queueing; one survey offer per close; one reminder per offer; one idle close per quiet spell;
+//! one warning, breach and escalation per SLA target per queueing, keyed by the target. Seats are
+//! not keyed: a seat taken, given back and taken again for one queueing are three real changes, and
+//! `TakeChat`/`ReleaseChat` are idempotent by the agent's state. `domain/tests/properties.rs`
+//! checks that every keyed command decided a second time against the state its first events made is
+//! refused, empty, or recognised by its keys; `workers/src/reactions.rs` is the auditor's check
+//! over a whole log.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,20 +1,50 @@
-//! kefu-desk, the write side's application layer: the command service ([`command`]) and
-//! the desk.
+//! kefu-desk, the write side's application layer: the command service ([`command`]) and the desk.
 //!
-//! The desk: what people do at the help desk (a customer starts a chat, an agent accepts it,
-//! a supervisor routes it, an admin defines a queue), each as the commands it takes across
-//! streams. The GraphQL API and the workers call the same ones, so a rule that spans
-//! streams is written once.
+//! The desk: what people do at the help desk (a customer starts a chat, an agent accepts it, a
+//! supervisor routes it, an admin defines a queue), each as the commands it takes across streams.
+//! The GraphQL API and the workers call the same ones, so a rule that spans streams is written
+//! once.
 //!
-//! Every operation reads the clock once per command, mints the ids it creates (from the
-//! command service's id source, [`CommandService::new_id`]), and returns
-//! where its last event landed in the log ([`Done::position`]), so a client can wait for the
-//! read models to catch up with its own writes.
+//! Every operation reads the clock once per command ([`Desk::with_clock`] for tests and drills),
+//! mints the ids it creates (from the command service's id source, [`CommandService::new_id`]), and
+//! returns where its last event landed in the log ([`Done::position`]), so a client can wait for
+//! the read models to catch up with its own writes.
 //!
-//! It depends only on the domain and the log, so a mutation compiles without search, the
-//! bot or the read models (issue 17, step 4). Its operations are grouped by what they
-//! change: [`chat`] (a customer's conversation), [`seats`] (assignment and seats),
+//! It depends only on the domain, the log and the log's decoder (`kefu-feed`;
+//! `desk/tests/boundary.rs` holds it), so a mutation compiles without search, the bot or the read
+//! models (issue 17, step 4), the command layer builds and tests on its own (`cargo test -p
+//! kefu-desk`), and no read model or model can leak into a decision. Its operations are grouped by
+//! what they change: [`chat`] (a customer's conversation), [`seats`] (assignment and seats),
 //! [`tickets`], [`admin`] (switches, queues, agents, the knowledge base).
+//!
+//! # Operations across streams
+//!
+//! A mutation that changes one stream is one decision and one append: where it changes several
+//! things there (`updateTicket`'s fields, assignee and status; `changeAgent`'s skills and seats;
+//! `route`'s routing decision and queueing), the commands are decided together with
+//! [`kefu_domain::decide_all`] and appended at once by [`CommandService::execute_all`]. Operations
+//! that touch several streams cannot be one append (the log is transactional per stream, as
+//! KurrentDB is). Each is ordered so that a crash between its appends leaves nothing a reader must
+//! undo, and is either atomic in effect or resumable (the streams each touches, in order):
+//!
+//! - `startConversation`: the customer (a profile, the first time only), then the conversation.
+//!   Resumable: a resend finds the profile and starts the conversation.
+//! - `assignConversation`, `acceptConversation` and the assigner: the agent (a seat), then the
+//!   conversation (the assignment). Resumable: a seat whose chat went elsewhere or closed is freed
+//!   by the `OrphanedSeats` sweep (`workers/src/assigner.rs`); a seat whose chat still waits is
+//!   used by the next round.
+//! - `transferConversation`: the new agent's seat, the conversation, the old agent's seat.
+//!   Resumable: the new seat as above; the old seat, if its release was lost, is freed by the sweep
+//!   once the chat is with another agent or closed.
+//! - `closeConversation` and the idle timeout: the conversation (closed), then the agent (the seat
+//!   released). Resumable: the sweep frees the seat of a closed chat.
+//! - `openTicket`: the ticket (it reads the conversation or the agent, and writes one stream).
+//!   Atomic.
+//! - `recordCustomerProfile`, `recordOrder`: the customer. Atomic.
+//! - Everything else: one stream. Atomic.
+//!
+//! An idempotency key's resend (`api/src/graphql/idempotency.rs`) relies on this: it runs an
+//! operation again with the same correlation id when the log does not hold its decisive event.
 
 pub mod admin;
 pub mod chat;

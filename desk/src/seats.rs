@@ -1,6 +1,8 @@
-//! The seat-first protocol: an agent's seat is taken on the agent's stream before the
-//! conversation is assigned, and given back when the conversation refuses the agent or ends
-//! (see ARCHITECTURE.md, "The desk's seat-first protocol").
+//! The seat-first protocol: an agent's seat is taken on the agent's stream before the conversation
+//! is assigned, and given back when the conversation refuses the agent or ends. The agent's stream
+//! is the authority on capacity (`domain/src/agent.rs`), so the limit holds however many assigners
+//! run; what a crash between the two appends leaves, and who frees it, is in the crate's docs
+//! (`desk/src/lib.rs`, "Operations across streams").
 
 use kefu_domain::agent::{AgentCommand, AgentDecider, AgentEvent};
 use kefu_domain::conversation::{

@@ -1,5 +1,6 @@
-//! The command layer's boundary (ARCHITECTURE.md, `desk/`): among kefu's crates it depends on
-//! the domain and the log (and the log's one decoder, `kefu-feed`) only, so no read model, search index or model reaches a decision.
+//! The command layer's boundary (ARCHITECTURE.md, `desk/`): among kefu's crates it depends on the
+//! domain and the log (and the log's one decoder, `kefu-feed`) only, so no read model, search index
+//! or model reaches a decision.
 
 #[test]
 fn the_desk_depends_on_the_domain_and_the_log_only() {

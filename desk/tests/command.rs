@@ -1,4 +1,7 @@
-//! The command service on real logs: SQLite always, PostgreSQL when it answers (always in CI).
+//! The command service on real logs: SQLite always, PostgreSQL when it answers (always in CI):
+//! every event stamped with the command's metadata, refusals write nothing, racing commands decided
+//! again, retries bounded (against a log where another editor always gets in first), and a stream
+//! this build cannot read named.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,5 +1,14 @@
 //! The knowledge-base stream: one FAQ entry the bot can answer with. The bot's answer id is the
 //! entry id, so a retired entry must never be served again.
+//!
+//! A real shop's knowledge base must import as it is (issue 14). An entry's category is a *name*
+//! (`common::require_name`: 1 to 64 characters of any script, no control characters, tabs, line
+//! breaks, runs of spaces or `" \ < >`), not a code: it only feeds the bot's own category model and
+//! the scenario prior, so no ASCII slug is needed. Queue and order categories stay codes
+//! (`require_code`). An entry carries up to [`MAX_PARAPHRASES`] paraphrases and
+//! [`MAX_PARAPHRASE_CHARS`] characters of them together, so that at 4 bytes a character its event
+//! stays inside the log's 1 MiB payload limit; `kefu kb import` names the line and the limit it
+//! broke.
 
 use std::collections::BTreeSet;
 

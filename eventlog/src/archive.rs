@@ -1,37 +1,101 @@
-//! The archive: old events moved out of the hot store into compressed files, still part of
-//! the log.
+//! The archive: old events moved out of the hot store into compressed files, still part of the log.
 //!
-//! An archive is a directory. Each batch is one data file, `<name>.jsonl.gz`: gzip'd JSON
-//! lines, one full [`RecordedEvent`] envelope a line, in position order. Its manifest entry,
-//! `manifest/<name>.json`, names the file and what it holds (streams and version ranges,
-//! position range, event count, correlation ids) and the SHA-256 of the compressed file and
-//! of its content. The manifest is the set of entries: each is written whole (to a temporary
-//! file, fsynced, renamed, directory fsynced), so a crash never leaves half an entry, and two
-//! writers never interleave lines of one file.
+//! Closed conversations pile up; the archiver (`workers/src/archiver.rs`) moves their events into
+//! files under `--archive-dir` (`<data dir>/archive` by default). Archived events are still the
+//! log: `read_stream`, `read_all` (hence subscriptions, workers and rebuilds) and
+//! `read_correlation` of both SQL backends read the hot store first and the archive after, and
+//! merge by position (version for a stream), dropping duplicates. A rebuild from position 0 sees
+//! archived and hot events in global order, so a rebuild still equals live processing
+//! (`workers/tests/archiver.rs`). KurrentDB keeps its own history and has no archive.
+//!
+//! # Format
+//!
+//! An archive is a directory. Each batch is one data file, `<name>.jsonl.gz`, the name being its
+//! first position and a prefix of its content's hash, so even a repeated batch writes the same
+//! file: gzip'd JSON lines, one full [`RecordedEvent`] envelope a line, in position order. Its
+//! manifest entry, `manifest/<name>.json`, names the file and what it holds (streams and version
+//! ranges, position range, event count, correlation ids: the archive's index of correlations) and
+//! the SHA-256 of the compressed file and of its content. The manifest is the set of entries: each
+//! is written whole (to a temporary file, fsynced, renamed, directory fsynced), so a crash never
+//! leaves half an entry, and two writers never interleave lines of one file. gzip comes from
+//! `libflate` (pure Rust, already in the tree through jieba-rs) and SHA-256 from `sha2` (already
+//! used by the API): the archive downloaded no new crate.
+//!
+//! # The move
 //!
 //! A batch moves in this order, each step durable before the next:
 //!
 //! 1. the data file (written aside, fsynced, renamed into place);
 //! 2. the manifest entry as `manifest/<name>.pending.json`;
 //! 3. the data file read back and checked against the entry;
-//! 4. the events deleted from the hot store in one transaction, all or none, and never a
-//!    stream's last event (so versions continue, and the append path needs no change);
+//! 4. the events deleted from the hot store in one transaction, all or none (a partial count is
+//!    refused), and never a stream's last event;
 //! 5. the entry renamed to `manifest/<name>.json`.
 //!
-//! Readers read the hot store first and the archive after, and merge by position, so an event
-//! deleted between the two reads was already in the manifest when the archive was read: a
-//! crash or a race can show an event twice (deduplicated), never not at all. [`recover`]
-//! (run before every batch, under the archiver's lock) finishes what a crash interrupted: a
-//! pending entry whose events are all still hot and whose file is sound is completed (or, with
-//! a damaged file, dropped: the hot store still has everything); one whose events are gone is
-//! promoted; temporary files and data files without an entry are removed.
+//! Readers read the hot store first and the archive after, so an event deleted between the two
+//! reads was already in the manifest when the archive was read: a crash or a race can show an event
+//! twice (deduplicated), never not at all. [`recover`] (run under the archiver's lock before every
+//! batch, and by `kefu archive recover`) settles what a crash left: a pending entry whose events
+//! are all still hot is completed if its file is sound (or, with a damaged file, dropped with it:
+//! the hot store still has everything); one whose events are gone is promoted (its file must be
+//! sound, or it is an error naming it); temporary files and data files no entry names are removed.
+//! Each step is proven by fault injection in process ([`CrashPoint`],
+//! `eventlog/tests/archive.rs::a_crash_at_any_step_loses_nothing`).
 //!
-//! Every file is checked when it is read (size of the entry, both checksums, event count,
-//! positions); a missing or damaged file is [`LogError::Archive`] naming it, never a silent
-//! hole in the history. Step 4 also registers the batch in the hot store
-//! (`kefu_archive_batches`, [`RegisteredBatch`]) in the same transaction, so a reader whose
-//! archive directory lacks a batch the hot store no longer holds fails naming it
-//! (`check_registered`) instead of reading a shorter history.
+//! **Versions continue.** A stream's last event never moves: the delete leaves it (checked in the
+//! statement), so the append path and `stream_version` read the stream's version exactly as before,
+//! and not an append statement was touched. An archived conversation reopened later gets the next
+//! version, and a stale expected version still conflicts. The price is one hot row per archived
+//! stream. Retries are judged against the hot store only: a client resending, after 90 days, a
+//! batch whose ids are archived gets a conflict with an exact expected version, and with `Any` it
+//! would be appended again. Commands are idempotent against the folded stream, which includes
+//! archived events, so workers are unaffected.
+//!
+//! **The settled prefix.** Only events at or below the settled head move ([`archive_streams`]
+//! checks each stream against `head()`), and the head only grows, so everything the archive adds to
+//! a `read_all` page lies in the settled prefix: nothing can commit beneath it later.
+//!
+//! # Nothing silently missing
+//!
+//! Every file is checked when it is first read (size, both checksums, event count, positions,
+//! streams); a missing or damaged file is [`LogError::Archive`] naming it, never a silent hole in
+//! the history. Every process reading a store needs the same archive directory (with several hosts
+//! on one PostgreSQL, shared storage), and the hot store checks that it has it. Step 4 registers
+//! the batch in the hot store's registry, `kefu_archive_batches` ([`RegisteredBatch`]: name,
+//! position range, event count, SHA-256 of the file; PostgreSQL migration 2, `postgres_v2.sql`;
+//! SQLite schema version 2), in the same transaction as the delete, so the registry lists exactly
+//! what left the hot store. A reader whose archive lacks a registered batch (no manifest entry by
+//! that name, or one with another checksum) gets [`LogError::Archive`] naming it
+//! (`check_registered`), never a shorter history: `read_all` when the page's range overlaps the
+//! batch (a live subscriber above it is unaffected), `read_stream` when the stream's early versions
+//! are missing, and `read_correlation` whenever any registered batch is missing. The last is
+//! deliberately coarse: the manifest is the archive's correlation index, so a directory lacking a
+//! batch cannot say which correlations it held; storing every batch's correlation ids in the hot
+//! store would make the answer precise on a half-synced host, at one row per correlation per batch,
+//! for a host that is misconfigured anyway.
+//!
+//! Readers keep the registry in memory and reload only rows above the highest sequence number they
+//! hold. PostgreSQL's `read_all` and `read_correlation` read that number in the same statement (and
+//! snapshot) as the events, SQLite on the same connection right after, so the check costs no extra
+//! round trip unless a batch was registered since. Registrations on PostgreSQL take an `EXCLUSIVE`
+//! lock on the table (readers are not held), so sequence numbers commit in order. Batches archived
+//! before the registry existed are registered by [`recover`]: a final entry whose events are all
+//! gone from the hot store. `kefu archive verify` checks a host's directory against the registry.
+//!
+//! # Two archivers
+//!
+//! A batch moves under the store's archiver lock: on PostgreSQL a session advisory lock on a
+//! connection of its own (closed, not pooled, when the guard drops, so a holder that dies frees
+//! it), for SQLite a file lock on `<archive>/.lock`. What moves is read under the lock, after the
+//! manifest, so a second archiver finds the work done; one that finds the lock taken leaves the
+//! sweep to the holder.
+//!
+//! # Reading cost
+//!
+//! Decoded files are cached (200,000 events, the least recently used out first); the manifest is
+//! listed again only when its directory changes (and while it changed in the last two seconds,
+//! since file times tick coarsely). Reads whose range lies above the archive's last position (live
+//! subscribers) cost one `stat`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};

@@ -1,14 +1,21 @@
 //! kefu's append-only event log.
 //!
-//! Every chat turn, routing decision and ticket change is an event in one log. This crate owns
-//! the log's contract ([`EventLog`]), the checks every backend applies before writing
-//! ([`Limits::validate`]), catch-up-then-live subscriptions ([`Subscription`]), and the
-//! backends: [`sqlite::SqliteLog`] (the embedded default), [`postgres::PostgresLog`]
-//! (production), [`memory::MemoryLog`] (the deterministic simulation's) and, behind the
-//! `kurrentdb` feature, `kurrent::KurrentLog`.
+//! Every chat turn, routing decision and ticket change is an event in one log. This crate owns the
+//! log's contract ([`EventLog`]), the checks every backend applies before writing
+//! ([`Limits::validate`]), catch-up-then-live subscriptions ([`Subscription`]), and the backends:
+//! [`sqlite::SqliteLog`] (the embedded default), [`postgres::PostgresLog`] (production),
+//! [`memory::MemoryLog`] (the deterministic simulation's) and, behind the `kurrentdb` feature,
+//! `kurrent::KurrentLog`.
 //!
-//! Start reading at [`EventLog`]; ARCHITECTURE.md explains why subscriptions cannot skip an
-//! event on PostgreSQL.
+//! Start reading at [`EventLog`], then `eventlog/tests/contract/mod.rs`, what every backend must
+//! prove. The mechanisms are explained where they live: `postgres.rs` (why subscriptions cannot
+//! skip an event, the append path, group commit, the correlation index), `archive.rs` (the
+//! archive), `sqlite.rs` (why SQLite for the embedded default), `wake.rs` (waking other processes'
+//! subscribers), `retry.rs` (telling a retry from a conflict).
+//!
+//! `append_holding` exists so that a test can hold a transaction open: the contract suite's torture
+//! test makes commits land out of the order their positions were taken in, which is how a gap in a
+//! subscription shows itself.
 
 pub mod archive;
 mod backoff;

@@ -2,40 +2,92 @@
 //!
 //! # Why subscriptions cannot skip an event
 //!
-//! A sequence-numbered events table has a hole: a transaction takes position 10, a second takes
-//! 11 and commits first, a reader sees 11, checkpoints past it, and 10 commits behind its back.
-//! Here an event's position is derived from its transaction id instead:
-//! `position = xid << 16 | index in batch`, and `read_all` returns only events whose
-//! transaction id is below the `xmin` of the reading statement's snapshot (the oldest
-//! transaction still running anywhere in the cluster). Every transaction below `xmin` has ended,
-//! so its events are visible or will never exist; every transaction that may still commit
-//! has an id `>= xmin`, so its events land at positions above everything already returned.
-//! A reader bounded this way never sees a hole that can later be filled.
+//! A sequence-numbered events table has a hole: a transaction takes position 10, a second takes 11
+//! and commits first, a reader sees 11, checkpoints past it, and 10 commits behind its back (Marten
+//! issue 4953, Emmett PR 336). Here an event's position is derived from its transaction id instead:
+//! `position = xid << 16 | index in batch` (so one transaction holds at most 65,536 events,
+//! [`HARD_MAX_BATCH`]), and `read_all` returns only events below
+//! `pg_snapshot_xmin(pg_current_snapshot()) << 16`: below the oldest transaction still running
+//! anywhere in the cluster. Every transaction below `xmin` has ended, so its events are visible or
+//! will never exist; every transaction that may still commit has an id `>= xmin`, so its events
+//! land at positions above everything already returned. A reader bounded this way never sees a hole
+//! that can later be filled.
+//! `eventlog/tests/postgres.rs::a_reader_never_passes_an_open_transaction` holds a transaction open
+//! and proves a reader waits for it; the contract suite's torture test (16 writers pausing at
+//! random inside their transactions, 3 subscribers) missed hundreds of events per run with the
+//! `xmin` bound removed, and misses none with it.
 //!
-//! Stream order and position order agree without a lock: an append reads the stream's
-//! version in its statement's snapshot and only then gets its transaction id (at its first
-//! insert). An append that writes version `v + 1` saw version `v` committed, so the writer of
-//! `v` got its id before this one did; two appends racing for the same version collide on the
-//! `(stream_id, version)` unique index and only one commits.
+//! Stream order and position order agree without a lock: an append reads the stream's version in
+//! its statement's snapshot and only then gets its transaction id (at its first insert). An append
+//! that writes version `v + 1` saw version `v` committed, so the writer of `v` got its id before
+//! this one did; two appends racing for the same version collide on the `(stream_id, version)`
+//! unique index and only one commits.
 //!
-//! An append is one round trip in the common case: one statement ([`GROUP_APPEND`]) that reads
-//! the version, checks the expected version and inserts the batch. When that declines (wrong
-//! expected version, or the ids are already stored: a client's retry) or collides with a
-//! concurrent append on a unique index, the `kefu_append` SQL function ([`JUDGED_APPEND`])
-//! tells a retry, which it acknowledges, from a real conflict. No global lock: commits of
-//! different streams proceed in parallel.
+//! The price: a transaction left open anywhere in the cluster holds back `xmin`, and with it what
+//! subscribers see (never what they eventually receive). Keep `idle_in_transaction_session_timeout`
+//! set on production servers. `EventLog::progress` names the session holding it back (the oldest
+//! `backend_xid` in `pg_stat_activity`), which is how `kefu serve` reports a stall.
 //!
-//! Group commit: a few appender tasks ([`PostgresConfig::append_concurrency`]) run the append
-//! statements; appends to distinct streams that arrive while they are busy go together in the
-//! next statement, one transaction for all. Each keeps its own expectation (a member whose
-//! expectation fails writes nothing and is judged alone), and a group that fails as a whole
-//! wrote nothing, so its members are retried one by one: grouping never changes an append's
-//! outcome, only how many transactions the server commits. Nothing waits for a group to
-//! fill: with the appenders idle, an append goes out at once, alone.
+//! # The append path
 //!
-//! The price: a transaction left open anywhere in the cluster holds back `xmin`, and with it
-//! what subscribers see (never what they eventually receive). Keep `idle_in_transaction_session_timeout`
-//! set on production servers.
+//! An append is one round trip in the common case: one statement (`GROUP_APPEND`) that reads the
+//! version, checks the expected version and inserts the batch. When that declines (wrong expected
+//! version, or the ids are already stored: a client's retry) or collides with a concurrent append
+//! on a unique index, the `kefu_append` SQL function (`JUDGED_APPEND`) judges the case under a
+//! per-stream advisory lock and either acknowledges the retry or raises a typed error: `KF001`, a
+//! conflict ([`LogError::WrongExpectedVersion`]), or `KF002` ([`LogError::DuplicateEventId`]). A
+//! retry is the same events, not only the same ids: a stored id whose type or payload (compared as
+//! `jsonb`, so key order does not matter) differs is `KF002` (migration 3; `retry.rs` judges the
+//! same way for SQLite and KurrentDB), so a client reusing an id for another event learns it
+//! instead of being told the first one was written. Retries are looked for where the batch would
+//! be, in its own stream (idempotency is per stream): an `Any` member of a group whose ids are
+//! among its stream's last events declines in `GROUP_APPEND` and is judged alone. A collision means
+//! a competitor committed, so the judged retry sees what it wrote; after 32 collisions an `Any`
+//! append gives up with `Unavailable` (an exact expectation gets a conflict). No global lock:
+//! commits of different streams proceed in parallel.
+//!
+//! Group commit: a few appender tasks ([`PostgresConfig::append_concurrency`], 16 by default,
+//! measured in BENCHMARKS.md) run the append statements; appends to distinct streams that arrive
+//! while they are busy go together in the next statement, one transaction for all (at most 64
+//! appends; a second member joins only while the group stays within 65,536 events and 8 MiB of
+//! payload, so a group's positions stay below 2^16). Each member keeps its own expectation (a
+//! member whose expectation fails writes nothing and is judged alone), and a statement that fails
+//! as a whole (an id stored elsewhere, a collision) wrote nothing, so its members are retried one
+//! by one: grouping never changes an append's outcome (`group_commit_keeps_each_appends_outcome`
+//! proves it case by case), only how many transactions the server commits. One append is still all
+//! in one transaction, which it may share with appends to other streams. A second append to a
+//! stream already in the group stays queued behind it, in arrival order. Nothing waits for a group
+//! to fill: with the appenders idle, an append goes out at once, alone.
+//!
+//! # The hot table's indexes
+//!
+//! `events` keeps the position (the primary key: ordered reads) and the unique
+//! `(stream_id, version)` (optimistic concurrency, gapless versions), and nothing else, so an
+//! append maintains two indexes (issue 20). Migration 4 (`postgres_v4.sql`) dropped the unique
+//! event id in place, data kept
+//! (`an_old_postgres_store_is_migrated_in_place_and_keeps_every_audit_answer` in
+//! `projections/tests/audit.rs`). Migration 5 (`postgres_v5.sql`) moved the correlation index off
+//! the hot table. Auditors read the audit read model, but two write-side recoveries read a
+//! correlation and need their own request's events the moment they commit, which a read model that
+//! trails the log cannot promise: the assigner resuming a seat it took before dying
+//! (`kefu_desk::seats`, on every queued assignment) and an idempotency key settled after its owner
+//! died (`api/src/graphql/idempotency.rs`). So `kefu_correlations` indexes the settled prefix after
+//! the fact: a correlation read first indexes what has settled since the last one
+//! (`kefu_index_correlations()`, one indexer at a time, the others skip), then reads the index
+//! below `kefu_correlations_through.through` and scans the hot table above it by position, in one
+//! snapshot. Nothing below `through` can still commit (it was the settled head when it was set), so
+//! index plus tail is every event of the correlation
+//! (`a_correlation_read_finds_an_event_committed_late_below_what_was_indexed` in
+//! `eventlog/tests/postgres.rs`). The cost moved from every append to the reads, which are one per
+//! assignment.
+//!
+//! # Migrations
+//!
+//! The schema is `postgres_v*.sql`, applied at start-up in one transaction under an advisory lock
+//! and recorded in `kefu_migrations`: two processes starting at once, or one starting twice, apply
+//! each migration exactly once. A database newer than the binary is refused.
+//!
+//! Subscribers in other processes are woken by `LISTEN`/`NOTIFY` (`wake.rs`).
 
 use std::collections::VecDeque;
 use std::sync::Arc;

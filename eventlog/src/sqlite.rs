@@ -1,9 +1,22 @@
 //! The embedded backend: one SQLite file in WAL mode, the no-configuration default.
 //!
-//! SQLite serializes writers, so positions are handed out in commit order and every read sees
-//! a settled prefix of the log; nothing more is needed for gap-free subscriptions. Writes go
-//! through one connection (other processes on the same file wait on SQLite's lock, up to the
-//! busy timeout); reads use a small pool of connections, which WAL lets run beside the writer.
+//! Why SQLite: the embedded store has to need no server, survive `kill -9`, and let two `kefu`
+//! processes on one machine (a server and `kefu log tail`) share the log. SQLite through rusqlite's
+//! bundled build gives all three with one file, in WAL mode with `synchronous=FULL` (an
+//! acknowledged append is durable), and is the most exercised embedded engine there is; the
+//! pure-Rust key-value stores (sled, redb) would have meant writing indexes and multi-process
+//! locking by hand.
+//!
+//! SQLite serializes writers, so positions are handed out in commit order and every read sees a
+//! settled prefix of the log; nothing more is needed for gap-free subscriptions. Appends take
+//! `BEGIN IMMEDIATE`, so writers serialize on the file lock, and positions (an `AUTOINCREMENT` key
+//! taken under that lock) never commit out of order. Writes go through one connection behind a
+//! mutex (other processes on the same file wait on SQLite's lock, up to the busy timeout); reads
+//! use a small pool of connections, which WAL lets run beside the writer. The schema version lives
+//! in `PRAGMA user_version`: version 2 added the archive's registry (`archive.rs`), version 3
+//! rebuilt the table to drop the event id's `UNIQUE` (idempotency is per stream, `retry.rs`; SQLite
+//! drops a column's `UNIQUE` no other way). The correlation index stays on the table: with one
+//! writer there is no contention on it to save.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -1,22 +1,25 @@
 //! Waking the subscribers of other processes on PostgreSQL.
 //!
-//! A subscription that has caught up waits for its own process's append signal or the poll
-//! interval (100 ms). Appends made by another process (a `kefu worker` beside `kefu serve`,
-//! a second server) signal nothing here, so without this module their events reach this
-//! process's subscribers up to one poll late: that was about a fifth of the bot's replies on
-//! PostgreSQL (issue 18). Here every process announces its appends with `NOTIFY` and listens
-//! for the others', bumping its local signal; the poll stays as the fallback for a lost
-//! notification or a listener that is reconnecting.
+//! A subscription that has caught up waits for its own process's append signal or the poll interval
+//! (100 ms). Appends made by another process (a `kefu worker` beside `kefu serve`, a second server)
+//! signal nothing here, so without this module their events reach this process's subscribers up to
+//! one poll late: that was about a fifth of the bot's replies on PostgreSQL (issue 18). Here every
+//! process announces its appends with `NOTIFY` and listens for the others' (a `LISTEN` connection,
+//! started by the first subscriber), bumping its local signal; the poll stays as the fallback for a
+//! lost notification or a listener that is reconnecting. Listeners ignore their own process's
+//! announcements and other schemas'.
 //!
-//! What a notification carries is only a hint to read again: subscribers still read the
-//! settled prefix of the log (`postgres.rs`), so a notification that arrives before the event
-//! has settled cannot make one skip it.
+//! What a notification carries is only a hint to read again: subscribers still read the settled
+//! prefix of the log (`postgres.rs`), so a notification that arrives before the event has settled
+//! cannot make one skip it.
 //!
-//! The announcement is coalesced: while one `NOTIFY` is in flight, further appends collapse
-//! into the next one, and announcements are spaced [`SPACING`] apart, so a busy writer sends
-//! at most about a thousand a second, whatever its append rate. They commit with
-//! `synchronous_commit = off` (a notification is not worth a disk flush; one lost in a crash
-//! costs a poll).
+//! The `NOTIFY` is never part of an append: a transaction that notifies takes a database-wide lock
+//! at commit, which inside the append would serialize every append in the cluster. Announcements go
+//! out in transactions of their own instead, coalesced: while one `NOTIFY` is in flight, further
+//! appends collapse into the next one, and announcements are spaced [`SPACING`] apart, so a busy
+//! writer sends at most about a thousand a second, whatever its append rate. They commit with
+//! `synchronous_commit = off` (a notification is not worth a disk flush; one lost in a crash costs
+//! a poll).
 
 use std::sync::Weak;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -9,9 +9,7 @@
 //! a fresh database, so on a server all the tests share one `$all` (and one set of stream
 //! names, across runs too): the suite's whole-log checks will see other tests' events, and
 //! only a freshly started server run with `--test-threads=1` gives its first test a clean
-//! log. The suite's check that a batch resent to a *different* stream is refused also cannot
-//! pass: KurrentDB deduplicates event ids per stream only (see `kefu_eventlog::kurrent`).
-//! `smoke_on_a_shared_server` uses streams of its own and holds on any server.
+//! log. `smoke_on_a_shared_server` uses streams of its own and holds on any server.
 #![cfg(feature = "kurrentdb")]
 
 mod contract;

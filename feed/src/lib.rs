@@ -9,6 +9,26 @@
 //! A crate of its own rather than a module of the domain (which knows nothing of the log and
 //! must stay free of I/O) or of the read side (so the write side and the workers can use it
 //! without compiling search).
+//!
+//! - [`TypedEvent::decode`]: the log's envelope (id, stream, version, position, type, stored schema
+//!   version, recorded-at, and the log's own `Metadata`: actor, correlation, causation and trace
+//!   ids, one definition of it rather than a copy in the domain) with the typed event; the payload
+//!   is moved, not copied.
+//! - [`decode`] / [`decode_payload`]: the typed event alone (the second from a payload the caller
+//!   took out of the event, so that a rebuild copies no JSON tree).
+//! - [`decode_or_other`] / [`decode_taking`]: for followers of the log. An event this build cannot
+//!   read is logged and passed over as [`Event::Other`]: one bad event must not stop a read model,
+//!   the search index or a worker behind it. `decode_taking` leaves the payload's `at` in place for
+//!   the business clock ([`business_time`], which reads it even from an event that cannot be
+//!   typed).
+//! - [`DecodeError`]: an unknown type or a newer schema version in a known category, or a payload
+//!   that does not fit its type, naming stream, version, position and type.
+//!
+//! Each follower of the log decodes once per event it reads: the projections' batch (once for every
+//! projection), the search index, each worker, and the API's event hub (for all subscriptions and
+//! the metrics). The command service's fold reads one stream of a known category and calls that
+//! category's `DomainEvent::decode`, the decoder [`Event::decode`](kefu_domain::Event::decode)
+//! dispatches to, so upcasting happens there for both.
 
 use chrono::{DateTime, Utc};
 use kefu_domain::{DomainError, Event};

@@ -8,6 +8,19 @@
 //! correlation index (issue 20: every index there is paid on every append). Like every read
 //! model it has a checkpoint and is rebuilt from position 0; an answer says how far the index
 //! has read the log, so an auditor knows whether the trail can still grow.
+//!
+//! The read model's table, `trail`, holds the correlation id, position, stream and version of every
+//! event, one this build cannot decode too. A trail is the rows of the request, its events read
+//! from their streams (one read per stream, of the versions between its first and last indexed
+//! event), arranged by causation when asked ([`causation_tree`], pure). The answer
+//! ([`AuditAnswer`]) carries [`CaughtUp`]: the last position the index has read, the log's settled
+//! head when asked (read after the rows, so it never claims more than they hold), and `complete`
+//! (nothing the log held is missing). `kefu log correlation`, `kefu query audit` and the GraphQL
+//! `auditTrail` (which takes `atLeast`, as the other read-model queries do) all say it. The read
+//! model is rebuilt with the others, and a server started on an older store builds it from position
+//! 0 like any new projection; until it has read the log its answers say they are incomplete. Tests:
+//! `projections/tests/audit.rs` and `tests/tests/audit_week.rs` (every request of a generated week:
+//! the tree is what a scan of the log gives).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 

@@ -9,6 +9,13 @@
 //!
 //! Staffing: chats are served `concurrency` at a time, so an agent is that many Erlang C
 //! servers; the answer is the fewest agents whose servers meet the service level.
+//!
+//! The history is [`View::hourly_arrivals`](crate::view::View::hourly_arrivals): conversations per
+//! hour, by when they first joined the queue (or started, over all queues), read from the
+//! statistics facts. [`day_against_actual`] sets today's hours, forecast by the model fitted on the
+//! days before today (the day's own arrivals would flatter it), against what came. Everything here
+//! is pure but the two `View` reads; the `forecast` GraphQL query serves it (`Forecast.today` is
+//! the dashboard's chart).
 
 use chrono::{DateTime, Datelike, Duration, FixedOffset, Timelike, Utc};
 

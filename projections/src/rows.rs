@@ -5,6 +5,16 @@
 //! written in one transaction together with the checkpoint. Before a batch the projection
 //! names the rows it will read ([`KeyRequests`]); they are fetched in one query per table.
 //! Rows it only writes (a ticket's history, deleted queue entries) need no fetch.
+//!
+//! A batch is 1000 events while catching up and one page when live (10,000 in a rebuild). The rows
+//! it changed are written as multi-row upserts and deletes (on PostgreSQL one `unnest` statement of
+//! column arrays per table), so a rebuild costs a few statements per thousand events instead of one
+//! or more per event. Rows are cached as the projection wrote them (typed), changed in place
+//! (`get_mut`), and converted to SQL values once per write; rows of tables the projection never
+//! reads back leave the cache once stored. A row stays cached until the write that stores it has
+//! landed (`trim` runs only then), so a batch applied while that write is in flight never reads the
+//! row from the store. The deterministic simulation (`kefu_tests::sim`) holds a projection's whole
+//! tables in memory with no store under them (`RowSet::hold_whole`).
 
 use std::any::Any;
 use std::collections::{HashMap, HashSet};

@@ -7,6 +7,9 @@
 //! spelling, which [`ReadStore`] rewrites for SQLite. Times are milliseconds since the Unix
 //! epoch (UTC) in `BIGINT` columns, so day buckets are integer division on both engines;
 //! flags are 0/1; lists and nested values are JSON text.
+//!
+//! The `record!` macro declares a row struct with its table and its conversions, so a table is
+//! written once for both engines.
 
 use std::fmt;
 use std::path::{Path, PathBuf};

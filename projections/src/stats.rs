@@ -6,6 +6,9 @@
 //! aggregated from the facts when asked, with whatever filter and grouping the dashboard
 //! wants: precomputing every combination of seven dimensions would be a cube far larger than
 //! the facts themselves.
+//!
+//! Figures can be grouped by day, hour, queue, agent, bot or human, scenario, channel, business
+//! line or hand-off reason.
 
 use chrono::{DateTime, Datelike, Duration, Utc};
 use kefu_domain::agent::AgentEvent as A;

@@ -1,5 +1,7 @@
 //! Reading read models: [`ReadModels`] finds the generation to read (the live one, or an
 //! as-of build an analyst asked for) and hands out a [`View`] over its tables.
+//!
+//! Listings page newest first with `<time>:<id>` cursors.
 
 use chrono::{DateTime, Utc};
 use kefu_domain::common::BusinessLine;

@@ -1,6 +1,9 @@
 //! The audit trail: one customer request followed through the bot, emotion and routing, across
 //! streams, as a causation tree, from the audit read model; and what the answer says while
 //! that read model has not read the whole log.
+//!
+//! Also an old PostgreSQL store (migrations 1 to 3) migrated in place, with every audit answer
+//! kept.
 
 use std::sync::Arc;
 

@@ -2,6 +2,11 @@
 //! position 0 gives exactly what live processing built; a build that dies mid-batch and
 //! starts again neither loses nor double-counts; blue-green swaps under a live runner; as-of
 //! builds; bad queries are refused by name.
+//!
+//! On SQLite and PostgreSQL: the scripted history is written through the command service; a build
+//! killed before any apply, or at any commit (every commit in turn), and restarted applies every
+//! event exactly once; the as-of builds include a transcript read from the log that stops at the
+//! as-of bound while the stream has gone on.
 
 mod support;
 

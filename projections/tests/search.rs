@@ -1,5 +1,8 @@
 //! The search index fed with scripted events, built from the domain's own event types and
 //! encoded as the command service would append them.
+//!
+//! What it covers: Chinese paraphrases, English, filters, snippets, masking, the checkpoint across
+//! a reopen, idempotent replays, and bad requests refused.
 
 use std::collections::{BTreeSet, HashMap};
 

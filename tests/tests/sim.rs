@@ -118,6 +118,9 @@ fn every_seed_keeps_the_desks_invariants_under_faults() {
                 "AgentChatReleased",
                 "SurveyOffered",
                 "SurveyAnswered",
+                "KnowledgeEntryCreated",
+                "KnowledgeEntryEdited",
+                "KnowledgeEntryRetired",
             ] {
                 assert!(types.contains_key(t), "no {t} in any run: {types:?}");
             }

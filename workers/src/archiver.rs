@@ -13,6 +13,11 @@
 //! lock (a PostgreSQL advisory lock, or a file lock beside the embedded store), and what moves
 //! is read under it, after the archive's manifest, so the second archiver finds the first's
 //! work done. One that finds the lock taken leaves the sweep to the holder.
+//!
+//! A conversation is archived `--archive-after-days` after its close (90 by default; at least 3,
+//! the 72-hour reopen window), in batches of `--archive-batch` conversations a file (200). A late
+//! survey answer or a reopen simply appends to the hot store. `workers/tests/archiver.rs` proves
+//! it, two archivers sweeping at once included.
 
 use kefu_domain::DomainEvent;
 use kefu_domain::conversation::{ConversationEvent, REOPEN_WINDOW_HOURS};

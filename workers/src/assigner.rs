@@ -1,14 +1,29 @@
-//! The assigner: gives waiting conversations to online agents who have the skills and a free
-//! seat: the highest priority and longest waiting first, spread fairly (the agent holding the
-//! fewest chats, then the one who has waited longest in their current status).
+//! The assigner: gives waiting conversations to online agents who have the skills and a free seat:
+//! the highest priority and longest waiting first, spread fairly (the agent holding the fewest
+//! chats, then the one who has waited longest in their current status).
 //!
-//! [`plan`] is the pure part: a round's matches from the queues read model. [`Assigner`] runs
-//! rounds when the log says something changed (a conversation queued, a seat freed, an agent
-//! online) and carries each match out through [`Desk::assign`], whose seat-first protocol
-//! keeps every limit even with several assigners running: an agent's seat is taken on the
-//! agent's stream under optimistic concurrency, and a conversation refuses a second
-//! assignment. A round planned from a read model that is a little behind is therefore safe;
-//! at worst a match is refused and the next round does better.
+//! [`plan`] is the pure part: a round's matches from the queues read model (property-tested: never
+//! beyond a seat, always the skills, no conversation twice). [`Assigner`] runs rounds when the log
+//! says something changed (a conversation queued, a seat freed, an agent online), reading the read
+//! model once it has applied the triggering event, and carries each match out ([`carry_out`])
+//! through `Desk::assign_queued`, whose seat-first protocol (`Desk::assign`) keeps every limit even
+//! with several assigners running: an agent's seat is taken on the agent's stream under optimistic
+//! concurrency, and a conversation refuses a second assignment. A round planned from a read model
+//! that is a little behind is therefore safe; at worst a match is refused and the next round does
+//! better. A refused assignment gives the seat back unless the conversation is with that agent
+//! after all (a concurrent assigner took the same seat and won).
+//!
+//! Every close the assigner sees frees the seat it names ([`free_closed_seats`]:
+//! `ConversationClosed::released_agent`, `Desk::free_seat`, a no-op when the desk's own release
+//! after the close landed), caused by the close, so a lost release does not hold the seat until the
+//! sweep. [`carry_out`] and [`free_closed_seats`] are the two halves of a round the simulation
+//! (`kefu_tests::sim`) runs with its own copy of the queues read model.
+//!
+//! An assigner that dies (or loses its store) between taking a seat and recording the assignment
+//! leaves the seat taken. [`OrphanedSeats`], a sweep beside the rounds (`--seat-sweep-secs`), frees
+//! a seat once its conversation was given to another agent or closed by an event recorded after the
+//! seat was taken (`Desk::free_orphaned_seats`, caused by that event). A seat whose conversation
+//! still waits is left alone: an assignment may be on its way.
 
 use std::collections::{BTreeMap, BTreeSet};
 

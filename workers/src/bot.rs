@@ -1,44 +1,52 @@
 //! The bot worker: answers customer turns with the JIMI bot (`kefu-bot`), and hands the
 //! conversation to a human when its confidence, the customer's mood or the customer asks.
 //!
-//! Its answer to a `CustomerTurnRecorded` is [`answer`], a pure function of the conversation
-//! as its stream folds, what the bot knows ([`Knowledge`]: the knowledge base and the
-//! switches) and the time; [`crate::shell`] runs it. The answer is one decision and one append:
-//! the turn's emotion (`AssessEmotion`), the bot's reply (`RecordBotTurn`: an answer, the top
-//! three to choose from, or a word that a human is coming) and, when needed, the hand-off
-//! (`HandOff`: low confidence or anger), all recorded or none. A turn the bot may not answer
-//! (the conversation is with a human, closed, or started without the bot) is still assessed,
-//! and while a human has the chat (or is on the way) the bot's best answers go to them
-//! instead (`SuggestAnswers`), with its confidence, in the same decision.
-//! A typed request for a person or to complain ("转人工", "I want a human", "我要投诉":
-//! `kefu_bot::transfer`) skips the FAQ: the reply says a person is coming and the hand-off's
-//! reason is `customer_asked` (the router then sends a complaint to the complaints team).
+//! Its answer to a `CustomerTurnRecorded` is [`answer`], a pure function of the conversation as its
+//! stream folds, what the bot knows ([`Knowledge`]: the knowledge base and the switches) and the
+//! time; [`crate::shell`] runs it. The answer is one decision and one append: the turn's emotion
+//! (`AssessEmotion`), the bot's reply (`RecordBotTurn`: an answer, the top three to choose from, or
+//! a word that a human is coming) and, when needed, the hand-off (`HandOff`: low confidence or
+//! anger), all recorded or none, so a crash leaves all of an answer or none. A turn the bot may not
+//! answer (`Conversation::takes_bot_replies`, the domain's rule: the conversation is with a human,
+//! closed, or started without the bot) is still assessed, and while a human has the chat (or is on
+//! the way) the bot's best answers go to them instead (`SuggestAnswers`, recorded as
+//! `AnswersSuggested`: the bot's top three entries as the agent is shown them, revision and text,
+//! with its confidence in the first), in the same decision. The workbench shows them beside the
+//! chat (`Turn.suggested`): the bot's retrieval serves the agent instead of the customer, and what
+//! an agent was offered stays in the audit trail. A typed request for a person or to complain
+//! ("转人工", "I want a human", "我要投诉": `kefu_bot::transfer`) skips the FAQ: the reply says a
+//! person is coming (no list, no apology) and the hand-off's reason is `customer_asked` (the router
+//! then sends a complaint to the complaints team).
 //!
 //! The mood history the reply strategy reads is the stream's: the assessments recorded for the
-//! earlier turns, and this turn's. Assessing every earlier turn again made a chat quadratic,
-//! and could disagree with the log once the emotion model changed.
+//! earlier turns (`Assessment::recorded`), and this turn's. Assessing every earlier turn again made
+//! a chat quadratic, and could disagree with the log once the emotion model changed: a new model
+//! does not rewrite how earlier turns were judged.
 //!
-//! Reacting twice to one turn records one answer: the answer's events are keyed by their
-//! cause (`command.rs`), and the reply's message id is derived from the customer's
-//! (`reply_id`). A turn whose assessment a crash of an older bot left alone is answered
-//! without assessing it again.
+//! Reacting twice to one turn records one answer: the answer's events are keyed by their cause
+//! (`command.rs`), and the reply's message id is derived from the customer's ([`reply_id`]). A turn
+//! whose assessment a crash of an older bot left alone is answered without assessing it again.
 //!
-//! The knowledge base the bot answers from is folded from the log's `KnowledgeEntry*` events
-//! and kept current as they arrive (the turns before a change are answered before it); a
-//! server whose log has none seeds the demo knowledge base ([`seed_demo_kb`]). The
-//! switchboard is read once per batch of turns.
+//! The knowledge base the bot answers from is folded from the log's `KnowledgeEntry*` events and
+//! kept current as they arrive (the turns before a change are answered before it); a server whose
+//! log has none seeds the demo knowledge base ([`seed_demo_kb`]). The switchboard is read once per
+//! batch of turns. Bot off: whoever still talks to the bot is handed to a human (`BotSwitchedOff`),
+//! and `startConversation` starts conversations without the bot. Emotion off: no assessment and no
+//! mood-driven hand-off. Ranker off: the top three in retrieval order, offered rather than answered
+//! (there is no calibrated confidence).
 //!
 //! # Warm starts
 //!
 //! Which entries exist is kept in the read-model store beside the bot's checkpoint
-//! ([`KnownEntries`]), so a restart loads those entries' streams instead of reading the whole
-//! log for them: start-up no longer grows with the log (issue 17, step 6). Every
-//! knowledge-base event the bot learns is recorded there before its checkpoint can move past
-//! it, so with a checkpoint the table is complete for everything the bot will not read again.
-//! Without either (a first start, a new read-model store, an upgrade from a bot without the
-//! table) the bot folds from the beginning, as it always did, and writes the table. The entries
-//! are loaded as they stand now: after a restart, turns between the checkpoint and a later edit
-//! are answered with the edited entry, where an uninterrupted bot would have used the old one.
+//! ([`KnownEntries`], table `kefu_bot_entries`), so a restart loads those entries' streams instead
+//! of reading the whole log for them: start-up no longer grows with the log (issue 17, step 6).
+//! Every knowledge-base event the bot learns is recorded there before its checkpoint can move past
+//! it, so with a checkpoint the table is complete for everything the bot will not read again
+//! (`workers/tests/hot_path.rs`). Without either (a first start, a new read-model store, an upgrade
+//! from a bot without the table) the bot folds from the beginning, as it always did, and writes the
+//! table. The entries are loaded as they stand now: after a restart, turns between the checkpoint
+//! and a later edit are answered with the edited entry, where an uninterrupted bot would have used
+//! the old one.
 
 use std::collections::BTreeMap;
 
@@ -61,7 +69,7 @@ use kefu_eventlog::{Actor, ActorKind, EventLog, Metadata, Position, RecordedEven
 use kefu_projections::ReadStore;
 use kefu_projections::sql::{Stmt, Val};
 
-use crate::runtime::{Checkpoints, Reactor, WorkerError};
+use crate::runtime::{Reactor, WorkerError};
 use crate::shell::{self, Given, Intent, Shell};
 use kefu_desk::Desk;
 use kefu_desk::command::CommandError;
@@ -109,18 +117,18 @@ impl<L: EventLog> BotWorker<L> {
         Ok((worker, from))
     }
 
-    /// Loads the entries `known` recorded when the bot has a checkpoint to resume from (a warm
-    /// start: no log read), or else folds the whole log as [`Self::start`] does and records
-    /// what it found. Keeps `known` current from then on. Returns where a bot without a
-    /// checkpoint follows from.
+    /// Loads the entries `known` recorded when the bot has a `checkpoint` to resume from (a
+    /// warm start: no log read), or else folds the whole log as [`Self::start`] does and
+    /// records what it found. Keeps `known` current from then on. Returns where a bot
+    /// without a checkpoint follows from.
     pub async fn resume(
         desk: Desk<L>,
         thresholds: Thresholds,
-        checkpoints: &Checkpoints,
+        checkpoint: Option<Position>,
         known: KnownEntries,
     ) -> Result<(Self, Position), WorkerError> {
         let mut worker = Self::empty(desk, thresholds);
-        let resumed = match checkpoints.get(NAME).await? {
+        let resumed = match checkpoint {
             Some(at) => known.load().await?.map(|ids| (ids, at)),
             None => None,
         };

@@ -16,6 +16,10 @@
 //! slot, or one restarted within it, probe it once; `ProbeRunCompleted` records the checks
 //! and the decider judges them. A worker that dies mid-run leaves the slot started and not
 //! completed, which the next slot's run outlives.
+//!
+//! Slots are `--probe-interval-secs` long (the domain's side is `domain/src/probe.rs`). The domain
+//! offers probe conversations no survey. [`recent_runs`] reads the runs of the last slots (the
+//! `probeRuns` query), and the server's event hub turns each `ProbeRunCompleted` into metrics.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -23,6 +23,17 @@
 //! `order_gateway_switched_off` / `order_gateway_unavailable`, so degraded decisions can be
 //! told apart in the log. Probe conversations (`Channel::Probe`) ask the bot, not triage: the
 //! router leaves them alone, so a probe never reaches a human's queue.
+//!
+//! The text classifier is trained at start from the examples in `bot/data` (compiled in;
+//! [`intent_model`]). [`pick_queue`] takes the queue of the route's business line whose skills name
+//! the service type and whose categories hold the route's category, with a fallback otherwise.
+//! [`react`] is pure and runs in the shell; what it needs beyond the conversation is looked up per
+//! event (`Lookup`, the shell's `Gather`): the order from the gateway and, for a hand-off the
+//! customer asked for, their last words, read from the stream (the state keeps no text: the one
+//! extra read, and only then). The switchboard and the queue list are read once per batch.
+//! [`Triage`] is the router given the queue list (what [`Router`] runs once it has read the list
+//! from the read model), so the simulation of the desk runs the same reactions on a read model it
+//! keeps in memory.
 
 use kefu_bot::eval::{Labelled, parse_jsonl};
 use kefu_bot::intent::{IntentModel, IntentParams};

@@ -1,21 +1,40 @@
 //! How workers run: each follows the log from its checkpoint and reacts to events by issuing
-//! commands through the [`Desk`].
+//! commands through the [`Desk`](kefu_desk::Desk).
+//!
+//! A [`Reactor`] is fed batches by a `Subscription` from its checkpoint (table `kefu_workers` in
+//! the read-model store), and the checkpoint moves after the batch's reactions are done. A failure
+//! is retried from the checkpoint after [`kefu_eventlog::backoff`] (a quarter of a second, doubling
+//! to at most 2 s: the one schedule workers and projections share, so that after an outage they
+//! follow the store back within a couple of seconds). A worker that reacts to the absence of events
+//! (a timer) is a [`Sweep`], run by [`run_sweeps`]: it reads a read model on a schedule, and the
+//! domain checks each candidate again against its stream.
 //!
 //! # Why two instances never act twice on one event
 //!
-//! Competing consumers, made safe by the commands themselves rather than by a lease. Every
-//! reaction is decided by the domain against the stream it changes, appended with that
-//! stream's expected version: a second instance reacting to the same event either loses the
-//! append race (and, deciding again, finds the work done) or finds it done outright (a survey
-//! already offered, a conversation already assigned, an agent's seat already taken), and the
-//! decider refuses or ignores it. So running two instances costs some duplicated reads, never
-//! a duplicated effect, and needs no lock that could be lost while its holder still works
-//! (a lease that expires under a paused process is how lease-based workers act twice).
-//! `workers/tests/workers.rs` runs two instances over the same events and counts effects.
+//! Competing consumers, made safe by the commands themselves rather than by a lease, and the same
+//! holds for an instance that crashed and restarted. Every reaction is decided by the domain
+//! against the stream it changes, caused by the event it answers, and appended with that stream's
+//! expected version: a second instance reacting to the same event loses the append race and,
+//! deciding again, finds the reaction recorded for its cause (`command.rs`) or the work done
+//! outright (a survey already offered, a turn already answered: the bot's reply id is derived from
+//! the customer's message id, a conversation already assigned, an agent's seat already taken), and
+//! the decider refuses or ignores it. So running two instances costs some duplicated reads, never a
+//! duplicated effect, and needs no lock that could be lost while its holder still works (a lease
+//! that expires under a paused process is how lease-based workers act twice).
 //!
-//! Checkpoints only save work: they live in the read-model store (`kefu_workers`), are moved
-//! after a batch's reactions are done, and a worker killed before moving one reacts again to
-//! those events on restart, harmlessly, for the reason above.
+//! Checkpoints only save work: a worker killed before moving one reacts again to those events on
+//! restart, harmlessly, for the reason above. Operations of two appends are resumable from the log:
+//! the router's routing and queueing are one append; the assigner's seat and assignment are two,
+//! and `Desk::assign_queued` first looks in the queueing's correlation for a seat already taken for
+//! that queueing and not given back (an assigner that died between the two) and uses it, and leaves
+//! a conversation no longer queued alone before touching a seat.
+//!
+//! Proven by `workers/tests/reactions.rs` (a customer served start to close with the crew's store
+//! dying right after each of its appends in turn, `Faults::die_after_appends`, then restarted from
+//! its checkpoints: the same reactions as a clean run, on both stores; two crews side by side),
+//! `workers/tests/workers.rs` (two assigners, two survey workers, two bots; a replay with the
+//! checkpoint lost) and `api/tests/chaos.rs` (`kefu serve` killed with SIGKILL twice under load, on
+//! both stores, the raw log audited).
 
 use std::future::Future;
 use std::sync::Arc;

@@ -1,33 +1,46 @@
 //! The one shell the workers' reactions run in.
 //!
-//! A worker that reacts to what happens in a conversation is a pure function: given the
-//! conversation as its stream folds now, the time, and the event, it says what it means to do
-//! ([`Intent`]s). It reads nothing and writes nothing; it is tested given/when/then like the
-//! domain. The shell does the rest, the same way for every worker:
+//! A worker that reacts to what happens in a conversation (the bot, the router, the survey offers)
+//! is a pure function: given the conversation as its stream folds now, the time, and the event, it
+//! says what it means to do ([`Intent`]s). It reads nothing and writes nothing; it is tested
+//! given/when/then like the domain (`workers/tests/pure_reactions.rs`). An intent is commands on
+//! that conversation, decided as one and appended at once, or a route to a queue
+//! ([`Intent::Route`]: the shell folds the queue's snapshot and records the routing and the
+//! queueing in one append, `kefu_desk::route_commands`, as `Desk::route` does). What a reaction
+//! needs beyond the conversation its worker loads per batch (the bot's knowledge base and
+//! switchboard, the router's queue list) or per event through a [`Gather`] (the router's order from
+//! the gateway), between the fold and the pure call. The assigner and the sweeps run through
+//! `runtime.rs` without the shell, the probes in a loop of their own (`probes.rs`). The shell does
+//! the rest, the same way for every worker:
 //!
-//! - **Follows the typed feed**: a batch from the worker's subscription, each event decoded
-//!   once ([`kefu_feed`]).
+//! - **Follows the typed feed**: a batch from the worker's subscription (`runtime::run`,
+//!   checkpoints as there), each event decoded once ([`kefu_feed`]).
 //! - **Lanes**: events about one conversation are reacted to in log order, one after the other;
-//!   different conversations' at the same time (at most [`Shell::with_lanes`] at once), so one
-//!   slow conversation (a retried append, a store round trip) does not hold the others up.
-//!   Nothing a reaction decides depends on another conversation's, so no order between lanes
-//!   is lost. The batch is done (and the worker's checkpoint may move) when every lane is.
+//!   different conversations' at the same time (at most [`Shell::with_lanes`] at once,
+//!   [`DEFAULT_LANES`] by default), so one slow conversation (a retried append, a store round trip)
+//!   does not hold the others up. Nothing a reaction decides depends on another conversation's, so
+//!   no order between lanes is lost. The batch is done (and the worker's checkpoint may move) when
+//!   every lane is.
 //! - **Loads what a reaction needs once**: the conversation is folded once per event, with the
 //!   reactions already recorded for that event
 //!   ([`CommandService::load_for`](kefu_desk::command::CommandService::load_for)), and the first
 //!   intent is decided on that very state; only a lost race reads the stream again.
-//! - **Executes intents through the command layer**, each caused by the event it answers, so
-//!   every reaction stays keyed by its cause (see `command.rs`): a replay after a crash, or a
-//!   second instance, changes nothing.
-//! - **One policy for refused commands**: the domain refusing an intent means the
-//!   conversation moved on (closed, with a human, reacted to already); the reaction ends there,
-//!   logged, and is no error. A command refused as malformed is the worker's own bug: logged as
-//!   an error, and no more (retrying it would stop the worker for every conversation). The intents after it were decided on the premise that it
-//!   happens, so they are dropped too. Anything else (the store away, a race lost too often)
-//!   is an error: the batch is tried again from the checkpoint.
+//!   `workers/tests/hot_path.rs` counts it (a counting, gating wrapper around the real log): a chat
+//!   turn's message and the bot's answer each fold the conversation once and append once; a
+//!   conversation whose appends are held does not hold up another, and each conversation's turns
+//!   are answered in order.
+//! - **Executes intents through the command layer**, each caused by the event it answers, so every
+//!   reaction stays keyed by its cause (see `command.rs`): a replay after a crash, or a second
+//!   instance, changes nothing.
+//! - **One policy for refused commands**: the domain refusing an intent means the conversation
+//!   moved on (closed, with a human, reacted to already); the reaction ends there, logged, and is
+//!   no error. A command refused as malformed is the worker's own bug: logged as an error, and no
+//!   more (retrying it would stop the worker for every conversation). The intents after it were
+//!   decided on the premise that it happens, so they are dropped too. Anything else (the store
+//!   away, a race lost too often) is an error: the batch is tried again from the checkpoint.
 //! - **Clock and ids injected**: the reaction gets the desk's time ([`Given::now`]); the ids it
-//!   records are derived from its cause (the bot's reply id from the customer's message id),
-//!   so deciding it twice decides the same thing.
+//!   records are derived from its cause (the bot's reply id from the customer's message id), so
+//!   deciding it twice decides the same thing.
 
 use std::future::Future;
 

@@ -9,6 +9,14 @@
 //! queueing?). A lagging view can delay a warning, never cause a false or a second one; two
 //! sweepers racing lose the append race or find the work done. Nothing is held in memory, so a
 //! restart warns nobody twice. Each event is caused by the queueing that started its clock.
+//!
+//! The clock is the domain's `SlaClock`, one per queueing (a transfer to a queue starts a new one;
+//! a reopen stops it); the sweep reads the conversation view's SLA columns (the current queueing's
+//! due times, whether an agent replied, the warning and breach flags). `WarnSla` comes at a
+//! fraction of a target (`--sla-warning-fraction`), `BreachSla` at the target, and the breach also
+//! records `ConversationEscalated`: the queues view re-ranks a waiting conversation, and
+//! supervisors of the queue get the event through `queueChanges`. Sweeps share
+//! [`crate::runtime::run_sweeps`] with the idle timeout.
 
 use chrono::{DateTime, Utc};
 use kefu_domain::DomainError;

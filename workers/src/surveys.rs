@@ -4,6 +4,11 @@
 //! made), so a replay, a restart or a second instance never offers or reminds twice. The
 //! reminder is a timer: a sweep over the conversation view, each candidate checked again by
 //! the domain against its stream (offered long enough ago, not answered, not reopened).
+//!
+//! The offer is [`offer`], a pure reaction in the shell; the domain says whether one is due (probe
+//! conversations get none). A reminder (`SurveyReminded`) is caused by its offer; the domain
+//! refuses a second one, one before the delay, one after an answer, and one while the conversation
+//! is reopened.
 
 use chrono::Duration;
 use kefu_domain::conversation::{

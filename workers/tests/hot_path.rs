@@ -375,14 +375,10 @@ async fn a_restarted_bot_loads_its_recorded_entries_and_reads_none_of_the_log() 
     let checkpoints = Checkpoints::open(read.clone()).await.unwrap();
     let known = KnownEntries::open(read.clone()).await.unwrap();
     let resume = async || {
-        BotWorker::resume(
-            w.desk.clone(),
-            Default::default(),
-            &checkpoints,
-            known.clone(),
-        )
-        .await
-        .unwrap()
+        let at = checkpoints.get(NAME).await.unwrap();
+        BotWorker::resume(w.desk.clone(), Default::default(), at, known.clone())
+            .await
+            .unwrap()
     };
 
     // No checkpoint yet: the whole log is read, and what it holds recorded.
@@ -448,7 +444,12 @@ async fn a_restarted_bot_loads_its_recorded_entries_and_reads_none_of_the_log() 
     let (again, _) = BotWorker::resume(
         w.desk.clone(),
         Default::default(),
-        &Checkpoints::open(fresh.clone()).await.unwrap(),
+        Checkpoints::open(fresh.clone())
+            .await
+            .unwrap()
+            .get(NAME)
+            .await
+            .unwrap(),
         KnownEntries::open(fresh).await.unwrap(),
     )
     .await

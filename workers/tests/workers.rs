@@ -175,7 +175,7 @@ async fn customer_writes(w: &World, text: &str) -> (ConversationId, Vec<Recorded
 
 /// The log's settled prefix once it covers everything committed so far. On PostgreSQL a
 /// transaction held open anywhere in the cluster (another test's) holds the prefix back
-/// (ARCHITECTURE.md, the log's invariant 3), so `head()` alone may stop short of what this
+/// (the settled-prefix invariant of `read_all`, ARCHITECTURE.md), so `head()` alone may stop short of what this
 /// test has just written; a fence appended now lands above all of it.
 async fn settled<L: EventLog>(log: &Arc<L>) -> Position {
     let stream = kefu_eventlog::StreamId::new(format!("fence-{}", Uuid::now_v7())).unwrap();

@@ -1,5 +1,16 @@
-//! The log's contract, run against every backend. Each backend's test file implements
-//! [`Harness`] and calls `contract_suite!(ItsHarness)`.
+//! The log's contract, run against every backend. Each backend's test file implements [`Harness`]
+//! and calls `contract_suite!(ItsHarness)`.
+//!
+//! What every backend proves: appends read back as written; expected versions (of two writers with
+//! the same one, exactly one wins); a hot stream takes every `Any` append of many writers;
+//! idempotent retry, per stream (a batch resent where its first success landed is acknowledged, an
+//! id reused in another stream is written); global order and paging; correlation reads; bad input
+//! writes nothing; subscriptions catch up, then follow; the settled and committed heads meet when
+//! nothing is held; durability across a reopen and after `SIGKILL` of a child process; and the
+//! torture test: 16 writers holding their transactions open for random whiles, so commits land out
+//! of position order, and 3 subscribers that must each receive every acknowledged event exactly
+//! once, in order. `contract_suite_in_process!` is all of it but the killed process, for a log held
+//! in memory (`memory.rs`).
 #![allow(dead_code)]
 
 use std::collections::{HashMap, HashSet};

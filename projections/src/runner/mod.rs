@@ -8,6 +8,48 @@
 //! from; so a crash loses the whole batch or none of it, and a second writer of the same
 //! generation (another server, or a rebuild that swapped it out) makes the guard fail instead
 //! of counting anything twice.
+//!
+//! The modules: the [`Projection`] trait here (`name`, `tables`, `prefetch`, `apply`; `apply` is a
+//! function of the events alone, matched on `kefu_domain::Event`, each event decoded once for every
+//! projection by `kefu_feed::decode_taking`); generations and the [`Catalog`] (`catalog.rs`); a
+//! generation being fed (`member.rs`); [`Group`] (`group.rs`: several projections fed from one read
+//! of the log, `catch_up` to the log's head and `follow` live through a `Subscription`);
+//! [`rebuild`] (`blue_green.rs`); and [`LiveProjections`] (`live.rs`: what `kefu serve` runs).
+//!
+//! The members of a group apply each batch in tasks of their own, in parallel. While catching up,
+//! each member applies batch n+1 in memory while batch n's transaction is in flight, and awaits it
+//! before sending the next (whose checkpoint guard is the one n writes); `catch_up` waits for the
+//! last writes even when it fails, so none lands after a restart has read the checkpoint. Following
+//! live, each write is awaited before the position is reported. A rebuild works in batches of
+//! [`REBUILD_BATCH`] events and creates secondary indexes only after loading, before the swap; a
+//! `building` generation idle for [`ABANDONED_AFTER_MINUTES`] belongs to a rebuild that died, and
+//! the next rebuild drops it. `supervise` runs a live follower (the projections, the search index
+//! writer), retrying failures after `kefu_eventlog::backoff`, and keeps its [`Liveness`] (failing
+//! since when, with what, how many times in a row): a follower retrying forever otherwise looks
+//! exactly like one with nothing to do. The follower clears it once it has attached and caught up
+//! again.
+//!
+//! # Blue-green and as-of generations
+//!
+//! `kefu replay` builds generation n+1 from position 0 beside the live one, swaps the catalog's
+//! `live` mark when caught up with the log's head, and drops the old tables; a running server's
+//! next write to the old generation fails its guard, and it carries on in the new one from its
+//! checkpoint. As-of builds (`--as-of TIME`, `--until-position P`) are kept as `as_of` generations
+//! for `kefu query --generation N`. "As of a time" means every event whose time is at or before it,
+//! on one of two clocks ([`Until::clock`], recorded in the catalog): the log's recorded time
+//! (`--as-of`), or the business time the event carries in its `at` (`--as-of-business`, what an
+//! analyst means by "as of 12:00 on the 6th"). Neither is log order (writers' commits interleave by
+//! milliseconds; events are written after they happen), so a time-bounded build reads the whole log
+//! and judges each event; a bound that selects nothing is refused.
+//!
+//! A live generation whose tables lack a column this build writes (built by an older kefu) is
+//! refused by [`Catalog::attach_live`] (`ProjectionError::Outdated`); the server's runner then
+//! builds a new generation from the log and swaps it in, as `kefu replay` would, rather than leave
+//! the read model dead after an upgrade. Analysts' SQL reads views, not generations:
+//! [`Catalog::refresh_views`] points one view per table, `<projection>_<table>` (`stats_facts`,
+//! `stats_queueings`), at the live generation whenever it changes (first start, swap, attach), with
+//! times as timestamps, booleans as booleans and names beside queue and agent ids, so a saved BI
+//! question survives a replay.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -17,6 +17,14 @@
 //! the switch stands is a function of the log position, so every server's index stops and
 //! resumes at the same events, and a server started while indexing is off stays paused. A
 //! rebuild (`kefu replay search`) is an admin's explicit act and indexes everything.
+//!
+//! Live, the index applies each batch as it comes and commits on a cadence ([`COMMIT_EVERY`], 500
+//! ms from the first uncommitted event, or at once at a flip off): a message is searchable at most
+//! about half a second after it is read, and chat traffic does not make a segment per event. A
+//! writer that fails is reported through its `Liveness`; since tantivy says only "an index writer
+//! was killed" when its thread hits a full disk, the directory is then diagnosed as start-up errors
+//! are (`kefu_eventlog::storage::explain`, a small synced write), and the cause it names (no space
+//! left, read-only, permission) is what is reported.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

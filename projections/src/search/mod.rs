@@ -43,6 +43,17 @@
 //! nor rewrites it with the conversation's later queue and agent. A retired knowledge entry
 //! leaves a tombstone (kind `retired`, no text, never returned) so its replayed creation does
 //! not bring it back.
+//!
+//! # Paging and where the index lives
+//!
+//! Hits come in one total order, relevance, then time (newest first), then document id, and a page
+//! can start after a hit ([`SearchCursor`]: its three keys) rather than at an offset, so paging
+//! goes as deep as the hits do; the collector keeps only documents after the cursor, and documents
+//! tied on score and time are read and ordered by id at a page's edges. The index is per server
+//! process, on local disk (`live.rs`), even when the log and the read models are in PostgreSQL. The
+//! record format ([`FORMAT`]) and the analyzer's registered name change with the analyzer, so an
+//! index of the old terms is refused as incompatible and `kefu serve` builds a new one from the
+//! log.
 
 mod analyzer;
 mod error;

@@ -16,6 +16,11 @@
 //! The queues read model is the production projection applied in memory ([`queues`]), read
 //! at a seeded lag behind the log, as a live read model lags.
 //!
+//! Now and then an admin adds a knowledge-base entry, retires one or rewrites an answer; a
+//! restarted bot starts warm from the entries it recorded (`KnownEntries`, in a SQLite
+//! read-model store of the run's own), and after the run it must hold exactly what a bot
+//! folding the whole log holds.
+//!
 //! Faults come from `kefu_eventlog::faults`, one dial per process (each worker, the seat
 //! sweep, the people's clients, and the order gateway): store errors at a seeded rate, added
 //! latency (past the gateway's deadline, too), and crash points
@@ -51,13 +56,14 @@ use kefu_domain::customer::{CustomerTier, Order, OrderStatus};
 use kefu_domain::ids::{
     AgentId, Category, ConversationId, CustomerId, Locale, MessageId, OrderId, QueueId, Skill,
 };
+use kefu_domain::knowledge::{KnowledgeDecider, KnowledgeEdit};
 use kefu_domain::queue::{OpeningHours, SlaTargets};
 use kefu_eventlog::faults::{FaultSettings, Faults, Faulty};
 use kefu_eventlog::memory::MemoryLog;
 use kefu_eventlog::{Actor, ActorKind, EventLog, LogError, Metadata, Position, RecordedEvent};
-use kefu_projections::ProjectionError;
+use kefu_projections::{ProjectionError, ReadStore};
 use kefu_workers::assigner::{self, AssignerError, carry_out, free_closed_seats, plan};
-use kefu_workers::bot::{BotWorker, seed_kb};
+use kefu_workers::bot::{BotWorker, KnownEntries, seed_kb};
 use kefu_workers::gateway::OrderGateway;
 use kefu_workers::router::Triage;
 use kefu_workers::runtime::{Reactor, WorkerError};
@@ -305,6 +311,15 @@ struct Sim {
     /// entries it does not hold.
     known: Vec<String>,
     unknown: Vec<String>,
+    /// The knowledge base as the admin left it: entries held, never created, and retired
+    /// (a retired entry's id cannot be created again).
+    held: Vec<KbEntry>,
+    spare: Vec<KbEntry>,
+    retired: Vec<KbEntry>,
+    /// The read-model store the bot records its entries in for a warm restart
+    /// ([`KnownEntries`]), in a directory of the run's own.
+    known_entries: KnownEntries,
+    _read_dir: tempfile::TempDir,
     tally: Tally,
 }
 
@@ -322,6 +337,10 @@ pub async fn run(seed: u64, config: &SimConfig) -> Result<Run, SimError> {
     let people = desk_on(&log, &people_faults, &ids, &clock);
     let sweeper_faults = Faults::new("seat sweep");
     let sweeper = desk_on(&log, &sweeper_faults, &ids, &clock);
+    let read_dir = tempfile::tempdir()?;
+    let read = ReadStore::open_sqlite(&read_dir.path().join("read.db"))
+        .map_err(kefu_workers::runtime::WorkerError::from)?;
+    let known_entries = KnownEntries::open(read).await?;
     let mut sim = Sim {
         rng: StdRng::seed_from_u64(seed),
         config: config.clone(),
@@ -340,6 +359,11 @@ pub async fn run(seed: u64, config: &SimConfig) -> Result<Run, SimError> {
         open: Vec::new(),
         known: Vec::new(),
         unknown: Vec::new(),
+        held: Vec::new(),
+        spare: Vec::new(),
+        retired: Vec::new(),
+        known_entries,
+        _read_dir: read_dir,
         tally: Tally::default(),
     };
     sim.set_up().await?;
@@ -347,6 +371,7 @@ pub async fn run(seed: u64, config: &SimConfig) -> Result<Run, SimError> {
         sim.step().await?;
     }
     sim.settle().await?;
+    sim.check_knowledge().await?;
     sim.tally.injected = sim.people_faults.injected()
         + sim.sweeper_faults.injected()
         + sim.crew.iter().map(|p| p.faults.injected()).sum::<u64>();
@@ -362,16 +387,21 @@ fn desk_on(log: &Arc<MemoryLog>, faults: &Faults, ids: &Ids, clock: &SimClock) -
     Desk::new(CommandService::new(store).with_ids(ids.clone())).with_clock(clock.as_fn())
 }
 
-/// A worker as a process starts it: the bot reads its knowledge base from the log, the
-/// router gets its (once trained) model, the assigner has run no round yet.
+/// A worker as a process starts it: the bot reads its knowledge base from the log at its
+/// first start (no checkpoint) and from the entries it recorded at a restart, the router
+/// gets its (once trained) model, the assigner has run no round yet.
 async fn start_worker(
     kind: Kind,
     desk: &Desk<Store>,
     gateway: &Faults,
+    checkpoint: Option<Position>,
+    known: &KnownEntries,
 ) -> Result<Worker, SimError> {
     Ok(match kind {
         Kind::Bot => Worker::Bot(Box::new(
-            BotWorker::start(desk.clone(), Default::default()).await?.0,
+            BotWorker::resume(desk.clone(), Default::default(), checkpoint, known.clone())
+                .await?
+                .0,
         )),
         Kind::Router => Worker::Router(Box::new(Triage::new(
             desk.clone(),
@@ -399,19 +429,17 @@ impl Sim {
         let demo = demo_kb();
         // A dozen entries of the demo knowledge base, by the seed: a small world, since every
         // bot start trains its ranker on the whole knowledge base.
-        let mut held = Vec::new();
         for (i, e) in demo.iter().enumerate() {
-            if held.len() < KB_ENTRIES
-                && self.rng.random_range(0..demo.len() - i) < KB_ENTRIES - held.len()
+            if self.held.len() < KB_ENTRIES
+                && self.rng.random_range(0..demo.len() - i) < KB_ENTRIES - self.held.len()
             {
-                held.push(e.clone());
-                self.known.push(e.question.clone());
-                self.known.extend(e.paraphrases.iter().cloned());
+                self.held.push(e.clone());
             } else {
-                self.unknown.push(e.question.clone());
+                self.spare.push(e.clone());
             }
         }
-        seed_kb(&self.people, &held).await?;
+        seed_kb(&self.people, &self.held).await?;
+        self.questions();
         let skills = ["general", "after-sales", "complaints"];
         for (name, skill, priority) in [
             ("综合", skills[0], 5),
@@ -460,7 +488,8 @@ impl Sim {
         for kind in KINDS {
             let faults = Faults::new(kind.name());
             let desk = desk_on(&self.log, &faults, &self.ids, &self.clock);
-            let worker = start_worker(kind, &desk, &self.gateway_faults).await?;
+            let worker =
+                start_worker(kind, &desk, &self.gateway_faults, None, &self.known_entries).await?;
             self.crew.push(Process {
                 kind,
                 faults,
@@ -481,11 +510,101 @@ impl Sim {
         match self.rng.random_range(0..100) {
             0..40 => self.person_acts().await,
             40..44 => self.sweep_seats(faults).await.map(|_| ()),
+            44..46 => self.admin_edits_the_kb().await,
             _ => {
                 let w = self.rng.random_range(0..self.crew.len());
                 self.worker_step(w, faults).await.map(|_| ())
             }
         }
+    }
+
+    /// What customers ask: the held entries' questions and paraphrases, and the questions of
+    /// entries the knowledge base does not hold (never created, or retired).
+    fn questions(&mut self) {
+        self.known = self
+            .held
+            .iter()
+            .flat_map(|e| std::iter::once(&e.question).chain(&e.paraphrases))
+            .cloned()
+            .collect();
+        self.unknown = self
+            .spare
+            .iter()
+            .chain(&self.retired)
+            .map(|e| e.question.clone())
+            .collect();
+    }
+
+    /// An admin changes the knowledge base while chats go on: adds an entry, retires one or
+    /// rewrites an answer. The bot learns it as it follows the log, and a bot restarted
+    /// after it must know it from the entries it recorded (checked after the run,
+    /// [`Self::check_knowledge`]).
+    async fn admin_edits_the_kb(&mut self) -> Result<(), SimError> {
+        let meta = self.admin();
+        let outcome = match self.rng.random_range(0..3) {
+            0 if !self.spare.is_empty() && self.held.len() < KB_ENTRIES + 4 => {
+                let i = self.rng.random_range(0..self.spare.len());
+                let entry = self.spare[i].clone();
+                let created = self
+                    .people
+                    .commands()
+                    .execute::<KnowledgeDecider>(
+                        entry.entry_id(),
+                        entry.create_command(self.people.now()),
+                        &meta,
+                    )
+                    .await;
+                // A create whose answer the store lost may still be in the log; the
+                // admin does not know, and customers keep taking its questions as unknown.
+                if created.is_ok() {
+                    self.held.push(self.spare.swap_remove(i));
+                }
+                created.map(|_| ())
+            }
+            1 if self.held.len() > KB_ENTRIES / 2 => {
+                let i = self.rng.random_range(0..self.held.len());
+                let id = self.held[i].entry_id();
+                let retired = self.people.retire_entry(id, "outdated".into(), &meta).await;
+                if retired.is_ok() {
+                    self.retired.push(self.held.swap_remove(i));
+                }
+                retired.map(|_| ())
+            }
+            _ if !self.held.is_empty() => {
+                let i = self.rng.random_range(0..self.held.len());
+                let edit = KnowledgeEdit {
+                    answer: Some(format!("{}（已更新）", self.held[i].answer)),
+                    ..KnowledgeEdit::default()
+                };
+                let id = self.held[i].entry_id();
+                self.people.edit_entry(id, edit, &meta).await.map(|_| ())
+            }
+            _ => return Ok(()),
+        };
+        self.questions();
+        self.count(outcome.map(|()| true))
+    }
+
+    /// After the run, the bot (restarted from its recorded entries any number of times)
+    /// must hold exactly the entries a bot folding the whole log holds.
+    async fn check_knowledge(&self) -> Result<(), SimError> {
+        for p in &self.crew {
+            if let Worker::Bot(bot) = &p.worker {
+                let (folded, _) = BotWorker::start(p.desk.clone(), Default::default()).await?;
+                let (held, truth) = (bot.entry_ids(), folded.entry_ids());
+                if held != truth {
+                    let missing: Vec<_> = truth.iter().filter(|id| !held.contains(id)).collect();
+                    let extra: Vec<_> = held.iter().filter(|id| !truth.contains(id)).collect();
+                    return Err(SimError::Unprovoked {
+                        worker: "bot",
+                        error: format!(
+                            "its knowledge base is not the log's: missing {missing:?}, retired or never created {extra:?}"
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The assigner's seat sweep (`OrphanedSeats`): frees each agent's seats that no
@@ -577,7 +696,14 @@ impl Sim {
             // store came back meets.
             p.faults.revive();
             p.faults.set(FaultSettings::default()).ok();
-            p.worker = start_worker(p.kind, &p.desk, &self.gateway_faults).await?;
+            p.worker = start_worker(
+                p.kind,
+                &p.desk,
+                &self.gateway_faults,
+                Some(p.next),
+                &self.known_entries,
+            )
+            .await?;
             self.tally.restarts += 1;
             tracing::debug!(worker = p.kind.name(), from = %p.next, "worker killed and started again");
             return Ok(true);
@@ -699,6 +825,12 @@ impl Sim {
             _ if can_start => self.start_chat().await,
             _ => return Ok(()),
         };
+        self.count(outcome)
+    }
+
+    /// Counts a person's request (`Ok(false)`: none was made): refused by the domain, or
+    /// failed by the store, is part of the drill; any other error is not.
+    fn count(&mut self, outcome: Result<bool, CommandError>) -> Result<(), SimError> {
         match outcome {
             Ok(false) => {}
             Ok(true) => self.tally.requests += 1,
