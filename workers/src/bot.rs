@@ -48,7 +48,7 @@
 //! and a later edit are answered with the edited entry, where an uninterrupted bot would have used
 //! the old one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use kefu_bot::emotion::{self, Assessment};
@@ -145,7 +145,7 @@ impl<L: EventLog> BotWorker<L> {
             }
             None => {
                 let from = worker.fold_log().await?;
-                known.replace(worker.kb.keys(), from).await?;
+                known.replace(worker.kb.keys()).await?;
                 from
             }
         };
@@ -164,19 +164,23 @@ impl<L: EventLog> BotWorker<L> {
         }
     }
 
-    /// Learns every knowledge-base event in the log; where the read ended.
+    /// Learns every entry the log has events of, each loaded once however often it
+    /// changed; where the read ended.
     async fn fold_log(&mut self) -> Result<Position, WorkerError> {
         let log = self.shell.desk().commands().log().clone();
         let mut from = Position::START;
+        let mut ids = BTreeSet::new();
         loop {
             let page = log.read_all(from, 1000).await?;
             let Some(last) = page.last() else { break };
-            from = Position(last.position.0 + 1);
-            for e in &page {
-                if let Some(id) = KnowledgeDecider::id_of_stream(e.stream_id.as_str()) {
-                    self.learn_entry(id).await?;
-                }
-            }
+            from = last.position.next();
+            ids.extend(
+                page.iter()
+                    .filter_map(|e| KnowledgeDecider::id_of_stream(e.stream_id.as_str())),
+            );
+        }
+        for id in ids {
+            self.learn_entry(id).await?;
         }
         Ok(from)
     }
@@ -609,19 +613,17 @@ impl<L: EventLog> Reactor for BotWorker<L> {
         // A knowledge-base change applies to the turns after it, not to those before.
         let mut from = 0;
         let mut changed = BTreeMap::new();
-        let mut through = None;
         for (at, e) in events.iter().enumerate() {
             if let Some(id) = KnowledgeDecider::id_of_stream(e.stream_id.as_str()) {
                 self.answer_turns(&events[from..at]).await?;
                 changed.insert(id, self.learn_entry(id).await?);
-                through = Some(Position(e.position.0 + 1));
                 from = at + 1;
             }
         }
         self.answer_turns(&events[from..]).await?;
         // Recorded before the runtime moves the checkpoint past these events (module docs).
-        if let (Some(known), Some(through)) = (&self.known, through) {
-            known.record(&changed, through).await?;
+        if let Some(known) = self.known.as_ref().filter(|_| !changed.is_empty()) {
+            known.record(&changed).await?;
         }
         Ok(())
     }
@@ -643,11 +645,11 @@ impl KnownEntries {
                     "CREATE TABLE IF NOT EXISTS kefu_bot_entries (entry_id TEXT NOT NULL PRIMARY KEY)",
                     vec![],
                 ),
-                // One row once the table is complete: without it the bot folds the log.
+                // One row once a fold of the log filled the table: without it the bot folds
+                // the log. Later changes are recorded as they are learnt.
                 Stmt::new(
-                    "CREATE TABLE IF NOT EXISTS kefu_bot_entries_through (
-                        one      INTEGER NOT NULL PRIMARY KEY CHECK (one = 1),
-                        position BIGINT  NOT NULL
+                    "CREATE TABLE IF NOT EXISTS kefu_bot_entries_complete (
+                        one INTEGER NOT NULL PRIMARY KEY CHECK (one = 1)
                     )",
                     vec![],
                 ),
@@ -658,11 +660,11 @@ impl KnownEntries {
 
     /// The recorded entries, or `None` when nothing complete was recorded.
     pub async fn load(&self) -> Result<Option<Vec<KnowledgeEntryId>>, WorkerError> {
-        let through = self
+        let complete = self
             .store
-            .query("SELECT position FROM kefu_bot_entries_through", vec![])
+            .query("SELECT one FROM kefu_bot_entries_complete", vec![])
             .await?;
-        if through.is_empty() {
+        if complete.is_empty() {
             return Ok(None);
         }
         let rows = self
@@ -687,25 +689,23 @@ impl KnownEntries {
         Ok(Some(ids))
     }
 
-    /// Records the whole set, complete through `through` (after a fold of the log).
+    /// Records the whole set, after a fold of the log, and marks it complete.
     async fn replace(
         &self,
         ids: impl Iterator<Item = &KnowledgeEntryId>,
-        through: Position,
     ) -> Result<(), WorkerError> {
         let mut stmts = vec![Stmt::new("DELETE FROM kefu_bot_entries", vec![])];
         stmts.extend(ids.map(Self::insert));
-        stmts.push(Self::through(through));
+        stmts.push(Stmt::new(
+            "INSERT INTO kefu_bot_entries_complete (one) VALUES (1) ON CONFLICT (one) DO NOTHING",
+            vec![],
+        ));
         Ok(self.store.transaction(stmts).await?)
     }
 
-    /// Records changes (entry, active now), learnt from events before `through`.
-    async fn record(
-        &self,
-        changed: &BTreeMap<KnowledgeEntryId, bool>,
-        through: Position,
-    ) -> Result<(), WorkerError> {
-        let mut stmts: Vec<Stmt> = changed
+    /// Records changes (entry, active now).
+    async fn record(&self, changed: &BTreeMap<KnowledgeEntryId, bool>) -> Result<(), WorkerError> {
+        let stmts: Vec<Stmt> = changed
             .iter()
             .map(|(id, active)| match active {
                 true => Self::insert(id),
@@ -715,7 +715,6 @@ impl KnownEntries {
                 ),
             })
             .collect();
-        stmts.push(Self::through(through));
         Ok(self.store.transaction(stmts).await?)
     }
 
@@ -723,14 +722,6 @@ impl KnownEntries {
         Stmt::new(
             "INSERT INTO kefu_bot_entries (entry_id) VALUES ($1) ON CONFLICT (entry_id) DO NOTHING",
             vec![Val::Text(id.to_string())],
-        )
-    }
-
-    fn through(at: Position) -> Stmt {
-        Stmt::new(
-            "INSERT INTO kefu_bot_entries_through (one, position) VALUES (1, $1) \
-             ON CONFLICT (one) DO UPDATE SET position = excluded.position",
-            vec![Val::Int(i64::try_from(at.0).unwrap_or(i64::MAX))],
         )
     }
 }
