@@ -93,7 +93,9 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_postgres::{GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    GenericClient, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, TimeoutType, Timeouts,
+};
 use tokio::sync::{oneshot, watch};
 use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
@@ -947,6 +949,17 @@ async fn client(pool: &Pool) -> Result<deadpool_postgres::Object, LogError> {
     pool.get().await.map_err(|e| match e {
         // Name the server's reason (no such database, role refused, ...), not just "db error".
         deadpool_postgres::PoolError::Backend(e) => pg_err(e),
+        deadpool_postgres::PoolError::Timeout(TimeoutType::Wait) => LogError::Unavailable {
+            backend: BACKEND,
+            message: format!(
+                "no free connection within {} s: all {} of the pool's connections are busy",
+                POOL_WAIT.as_secs(),
+                pool.status().max_size
+            ),
+        },
+        deadpool_postgres::PoolError::Timeout(_) => {
+            timed_out(pool.timeouts().create.unwrap_or(DEFAULT_CONNECT_TIMEOUT))
+        }
         e => LogError::Unavailable {
             backend: BACKEND,
             message: e.to_string(),
@@ -1169,18 +1182,87 @@ async fn run_append(
     Ok(rows)
 }
 
+/// How long a connection may take to be set up (the socket, TLS-less startup, authentication)
+/// when the URL does not say (`connect_timeout`, in seconds).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a pooled query waits for a free connection before it is answered "unavailable".
+const POOL_WAIT: Duration = Duration::from_secs(30);
+
+/// The URL as a connection config, with kefu's deadlines where the URL sets none: without them a
+/// server that stops answering (a partition, a frozen host, a listener that never speaks)
+/// leaves a connection, and whatever waits on it, hanging forever. `connect_timeout` (10 s);
+/// TCP keepalives after 30 s idle, every 10 s, 3 probes; `tcp_user_timeout` 30 s (data left
+/// unacknowledged that long fails the connection). A URL's own values win.
 fn parse_url(url: &str) -> Result<tokio_postgres::Config, LogError> {
-    url.parse()
-        .map_err(|e| LogError::Config(format!("bad PostgreSQL URL: {e}")))
+    let mut config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| LogError::Config(format!("bad PostgreSQL URL: {e}")))?;
+    let names = |key: &str| url.contains(&format!("{key}="));
+    if !names("connect_timeout") {
+        config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+    }
+    if !names("keepalives_idle") {
+        config.keepalives_idle(Duration::from_secs(30));
+    }
+    if !names("keepalives_interval") {
+        config.keepalives_interval(Duration::from_secs(10));
+    }
+    if !names("keepalives_retries") {
+        config.keepalives_retries(3);
+    }
+    if !names("tcp_user_timeout") {
+        config.tcp_user_timeout(Duration::from_secs(30));
+    }
+    Ok(config)
+}
+
+/// The deadline for setting up a connection: tokio-postgres applies `connect_timeout` to the
+/// socket only, so a server that accepts and then never answers the startup would hang.
+fn connect_deadline(config: &tokio_postgres::Config) -> Duration {
+    config
+        .get_connect_timeout()
+        .copied()
+        .unwrap_or(DEFAULT_CONNECT_TIMEOUT)
+}
+
+/// One connection outside the pool (the maintenance commands, the append listener), set up
+/// within [`connect_deadline`].
+pub(crate) async fn connect(
+    config: &tokio_postgres::Config,
+) -> Result<
+    (
+        tokio_postgres::Client,
+        tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>,
+    ),
+    LogError,
+> {
+    let deadline = connect_deadline(config);
+    match tokio::time::timeout(deadline, config.connect(NoTls)).await {
+        Ok(connected) => connected.map_err(pg_err),
+        Err(_) => Err(timed_out(deadline)),
+    }
+}
+
+fn timed_out(deadline: Duration) -> LogError {
+    LogError::Unavailable {
+        backend: BACKEND,
+        message: format!(
+            "the server did not finish setting up a connection within {} s (connect_timeout)",
+            deadline.as_secs_f64()
+        ),
+    }
 }
 
 /// Whether the database named in `url` exists; a server that does not answer is an error.
 /// Commands that only read ask this instead of creating it.
 pub async fn database_exists(url: &str) -> Result<bool, LogError> {
-    match parse_url(url)?.connect(NoTls).await {
-        Ok(_) => Ok(true),
-        Err(e) if e.as_db_error().is_some_and(|d| d.code().code() == "3D000") => Ok(false),
-        Err(e) => Err(pg_err(e)),
+    let config = parse_url(url)?;
+    let deadline = connect_deadline(&config);
+    match tokio::time::timeout(deadline, config.connect(NoTls)).await {
+        Err(_) => Err(timed_out(deadline)),
+        Ok(Ok(_)) => Ok(true),
+        Ok(Err(e)) if e.as_db_error().is_some_and(|d| d.code().code() == "3D000") => Ok(false),
+        Ok(Err(e)) => Err(pg_err(e)),
     }
 }
 
@@ -1201,7 +1283,7 @@ pub async fn ensure_database(url: &str) -> Result<(), LogError> {
     }
     let mut admin = config.clone();
     admin.dbname("postgres");
-    let (client, conn) = admin.connect(NoTls).await.map_err(pg_err)?;
+    let (client, conn) = connect(&admin).await?;
     let conn = tokio::spawn(conn);
     let created = client
         .batch_execute(&format!("CREATE DATABASE {name}"))
@@ -1375,9 +1457,18 @@ pub fn connect_pool(
     let manager_config = ManagerConfig {
         recycling_method: RecyclingMethod::Fast,
     };
+    // A new connection (and a recycled one's check) gets the connect deadline; a query waits
+    // for a free connection at most `POOL_WAIT`, so a pool whose connections all hang turns
+    // into "unavailable" answers instead of requests that never end.
+    let deadline = connect_deadline(&pg);
     let manager = Manager::from_config(pg, NoTls, manager_config);
     Pool::builder(manager)
         .max_size(size.max(1))
+        .timeouts(Timeouts {
+            wait: Some(POOL_WAIT),
+            create: Some(deadline),
+            recycle: Some(deadline),
+        })
         .runtime(Runtime::Tokio1)
         .build()
         .map_err(|e| LogError::Config(format!("cannot build the connection pool: {e}")))

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use deadpool_postgres::Pool;
 use tokio::sync::{mpsc, watch};
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
 
 use crate::Position;
 
@@ -111,7 +111,7 @@ pub async fn listen(
         let Some(mut alive) = signal.upgrade().map(|s| s.subscribe()) else {
             return;
         };
-        match config.connect(NoTls).await {
+        match crate::postgres::connect(&config).await {
             Ok((client, mut connection)) => {
                 let (tx, mut notifications) = mpsc::unbounded_channel();
                 let driver = tokio::spawn(async move {

@@ -613,3 +613,38 @@ async fn group_commit_keeps_each_appends_outcome() {
     drop(log);
     pg::drop_schema(&schema).await;
 }
+
+/// A server that accepts connections and never says a word (a half-dead host, a proxy whose
+/// backend is gone) must not hang whoever connects: opening the log, and asking whether a
+/// database exists, answer "unavailable" once the URL's `connect_timeout` has passed. Needs
+/// no PostgreSQL: the listener is the whole server.
+#[tokio::test]
+async fn a_server_that_never_answers_is_unavailable_after_the_connect_timeout() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let url = format!("postgres://postgres@127.0.0.1:{port}/kefu?connect_timeout=1");
+    // Only a guard against hanging forever, far above the one second asked for.
+    let guard = std::time::Duration::from_secs(120);
+
+    let opened = tokio::time::timeout(guard, PostgresLog::open(PostgresConfig::new(&url)))
+        .await
+        .expect("opening the log hung on a server that never answers");
+    let Err(e) = opened else {
+        panic!("a log opened on a server that never answered")
+    };
+    assert!(e.is_unavailable(), "{e}");
+    assert!(e.to_string().contains("connect_timeout"), "{e}");
+
+    let asked = tokio::time::timeout(guard, kefu_eventlog::postgres::database_exists(&url))
+        .await
+        .expect("database_exists hung on a server that never answers");
+    let e = asked.expect_err("a silent server said whether the database exists");
+    assert!(e.is_unavailable(), "{e}");
+    assert!(e.to_string().contains("connect_timeout"), "{e}");
+}
