@@ -19,6 +19,7 @@ mod output;
 mod progress;
 mod read_cmd;
 mod serve;
+mod whatif_cmd;
 mod worker_cmd;
 
 use std::process::ExitCode;
@@ -88,6 +89,10 @@ enum Command {
     /// The knowledge base: `import`.
     #[command(subcommand)]
     Kb(bot_cmd::KbCommand),
+    /// Play a recorded window of chats again through the production bot and triage, on a
+    /// scratch log (never the store), unchanged and with other bot thresholds, and compare
+    /// both with the record per hour.
+    Whatif(whatif_cmd::WhatIfArgs),
 }
 
 #[derive(clap::Args)]
@@ -180,5 +185,6 @@ async fn run() -> Result<()> {
         Command::Eval(cmd) => bot_cmd::eval(cmd),
         Command::Train(cmd) => bot_cmd::train(cmd),
         Command::Kb(cmd) => bot_cmd::kb(&cli.store, cmd).await,
+        Command::Whatif(args) => whatif_cmd::run(&cli.store, args).await,
     }
 }

@@ -324,6 +324,19 @@ impl NewEvent {
         }
     }
 
+    /// The recorded event to be appended again elsewhere as it was (its id, type, schema
+    /// version, payload and metadata): a scratch copy of history, or history moved between
+    /// stores. The target assigns the stream version, position and time.
+    pub fn copy_of(e: &RecordedEvent) -> Self {
+        NewEvent {
+            id: e.id,
+            event_type: e.event_type.clone(),
+            schema_version: e.schema_version,
+            payload: e.payload.clone(),
+            metadata: e.metadata.clone(),
+        }
+    }
+
     pub fn with_schema_version(mut self, version: u32) -> Self {
         self.schema_version = version;
         self

@@ -2,7 +2,8 @@
 //! (`kefu_projections::queues::QueuesProjection`) applied to a row set that holds its whole
 //! tables (`RowSet::hold_whole`), with no store under it. The router's queue list and the
 //! assigner's plan read it as they read the read model, including its lag: the driver decides
-//! how far behind the log it is when a worker reads it.
+//! how far behind the log it is when a worker reads it. The what-if replay and the simulation
+//! of the desk (`kefu-tests`, `src/sim`) both drive the router with it.
 
 use kefu_eventlog::{EventLog, Position};
 use kefu_projections::queues::{
@@ -11,7 +12,7 @@ use kefu_projections::queues::{
 use kefu_projections::rows::{KeyRequests, RowSet};
 use kefu_projections::{Envelope, Projection, ProjectionError};
 
-use super::SimError;
+use crate::WhatIfError;
 
 pub struct QueuesInMemory {
     projection: QueuesProjection,
@@ -43,7 +44,7 @@ impl QueuesInMemory {
         &mut self,
         log: &L,
         through: Position,
-    ) -> Result<(), SimError> {
+    ) -> Result<(), WhatIfError> {
         while self.next <= through {
             let page = log.read_all(self.next, 256).await?;
             let Some(last) = page.last().map(|e| e.position) else {

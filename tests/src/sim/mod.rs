@@ -13,7 +13,7 @@
 //! real command layer ([`CommandService`], [`Desk`]) and the real shell. Half the chats are
 //! about an order the shop's gateway imported, which the router looks up through
 //! [`OrderGateway`].
-//! The queues read model is the production projection applied in memory ([`queues`]), read
+//! The queues read model is the production projection applied in memory ([`QueuesInMemory`]), read
 //! at a seeded lag behind the log, as a live read model lags.
 //!
 //! Now and then an admin adds a knowledge-base entry, retires one or rewrites an answer; a
@@ -38,7 +38,6 @@
 //! replayed with [`replay_command`].
 
 mod check;
-pub mod queues;
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
@@ -72,7 +71,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 
 pub use check::{Violation, check};
-use queues::QueuesInMemory;
+use kefu_whatif::{QueuesInMemory, WhatIfError};
 
 use crate::history::texts::{
     ANGRY_PREFIXES, ANGRY_SUFFIXES, ASK_FOR_HUMAN, GENERIC_FOLLOW_UPS, STILL_UNCLEAR, THANKS,
@@ -97,6 +96,11 @@ pub struct SimConfig {
     pub steps: usize,
     /// Store errors, latency and crashes.
     pub faults: bool,
+    /// After every person's request the workers take everything there is before anyone acts
+    /// again, as production's reactions (milliseconds) keep up with people (seconds): no
+    /// customer writes twice before the bot has answered. Off, the workers lag by a seeded
+    /// number of steps, where the interleavings are.
+    pub keep_up: bool,
 }
 
 impl SimConfig {
@@ -108,6 +112,7 @@ impl SimConfig {
             agents: 3,
             steps: 120,
             faults: true,
+            keep_up: false,
         }
     }
 }
@@ -124,6 +129,8 @@ pub enum SimError {
     Projection(#[from] ProjectionError),
     #[error(transparent)]
     Assigner(#[from] AssignerError),
+    #[error(transparent)]
+    WhatIf(#[from] WhatIfError),
     #[error("cannot start the simulation's runtime: {0}")]
     Runtime(#[from] std::io::Error),
     /// A worker failed with its store up and no fault injected: a bug, not a drill.
@@ -508,9 +515,15 @@ impl Sim {
         self.clock.advance(chrono::Duration::seconds(secs));
         let faults = self.config.faults;
         match self.rng.random_range(0..100) {
-            0..40 => self.person_acts().await,
+            0..40 => {
+                self.person_acts().await?;
+                self.keep_up().await
+            }
             40..44 => self.sweep_seats(faults).await.map(|_| ()),
-            44..46 => self.admin_edits_the_kb().await,
+            44..46 => {
+                self.admin_edits_the_kb().await?;
+                self.keep_up().await
+            }
             _ => {
                 let w = self.rng.random_range(0..self.crew.len());
                 self.worker_step(w, faults).await.map(|_| ())
@@ -644,6 +657,24 @@ impl Sim {
     }
 
     /// Every fault off; the workers take what is left until none has anything new.
+    /// With [`SimConfig::keep_up`], every worker takes what is there until none has anything.
+    async fn keep_up(&mut self) -> Result<(), SimError> {
+        if !self.config.keep_up {
+            return Ok(());
+        }
+        const ROUNDS: usize = 200;
+        for _ in 0..ROUNDS {
+            let mut busy = false;
+            for w in 0..self.crew.len() {
+                busy |= self.worker_step(w, self.config.faults).await?;
+            }
+            if !busy {
+                return Ok(());
+            }
+        }
+        Err(SimError::Unsettled { rounds: ROUNDS })
+    }
+
     async fn settle(&mut self) -> Result<(), SimError> {
         self.people_faults.set(FaultSettings::default()).ok();
         for p in &self.crew {
