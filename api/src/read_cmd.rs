@@ -251,7 +251,7 @@ pub struct StatsArgs {
 /// China's.
 const STATS_ZONE: &str = "+08:00";
 
-fn time(flag: &str, s: &str) -> Result<DateTime<Utc>> {
+pub(crate) fn time(flag: &str, s: &str) -> Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .with_context(|| {

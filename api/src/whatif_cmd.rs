@@ -1,12 +1,13 @@
 //! `kefu whatif`: a recorded window of chats played again through the production bot and
 //! triage on a scratch log, unchanged and with another setting, side by side (`kefu_whatif`).
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
 use kefu_whatif::{History, Report, Settings, Window};
 
 use crate::bot_cmd::ThresholdArgs;
 use crate::config::StoreArgs;
+use crate::read_cmd::time;
 
 #[derive(Args, Debug)]
 pub struct WhatIfArgs {
@@ -64,13 +65,6 @@ fn settings(answer: (&str, f64), clarify: (&str, f64)) -> Result<Settings> {
 }
 
 pub async fn run(store: &StoreArgs, args: WhatIfArgs) -> Result<()> {
-    let time = |flag: &str, s: &str| {
-        chrono::DateTime::parse_from_rfc3339(s)
-            .map(|t| t.with_timezone(&chrono::Utc))
-            .with_context(|| {
-                format!("{flag} {s:?} is not an RFC 3339 time such as 2026-11-20T14:00:00+08:00")
-            })
-    };
     let window = Window::new(time("--from", &args.from)?, time("--to", &args.to)?)?;
     let recorded = settings(
         ("--answer-threshold", args.recorded.answer_threshold),

@@ -133,29 +133,27 @@ fn a_window_replayed_unchanged_and_with_a_stricter_bot() {
     assert_eq!(head(db), recorded_head);
 }
 
+/// `kefu whatif ARGS` refused: the error it named.
+fn whatif_refuses(d: &std::path::Path, args: &[&str]) -> String {
+    let mut all = vec!["whatif"];
+    all.extend_from_slice(args);
+    refusal(&kefu(d, &all))
+}
+
 #[test]
 fn bad_windows_and_settings_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     stdout(&kefu(d, &["kb", "import", "--demo"]));
-    let at = "2026-03-02T00:00:00Z";
-    let e = refusal(&kefu(
+    let (before, at) = ("2026-03-01T00:00:00Z", "2026-03-02T00:00:00Z");
+    let e = whatif_refuses(
         d,
-        &[
-            "whatif",
-            "--from",
-            at,
-            "--to",
-            at,
-            "--with-answer-threshold",
-            "0.9",
-        ],
-    ));
+        &["--from", at, "--to", at, "--with-answer-threshold", "0.9"],
+    );
     assert!(e.contains("must end after it starts"), "{e}");
-    let e = refusal(&kefu(
+    let e = whatif_refuses(
         d,
         &[
-            "whatif",
             "--from",
             "yesterday",
             "--to",
@@ -163,50 +161,44 @@ fn bad_windows_and_settings_are_named() {
             "--with-answer-threshold",
             "0.9",
         ],
-    ));
+    );
     assert!(e.contains("--from") && e.contains("RFC 3339"), "{e}");
-    let e = refusal(&kefu(
+    let e = whatif_refuses(
         d,
         &[
-            "whatif",
             "--from",
-            "2026-03-01T00:00:00Z",
+            before,
             "--to",
             at,
             "--with-answer-threshold",
             "1.5",
         ],
-    ));
+    );
     assert!(e.contains("--with-answer-threshold 1.5"), "{e}");
-    let e = refusal(&kefu(
-        d,
-        &["whatif", "--from", "2026-03-01T00:00:00Z", "--to", at],
-    ));
+    let e = whatif_refuses(d, &["--from", before, "--to", at]);
     assert!(e.contains("nothing to change"), "{e}");
-    let e = refusal(&kefu(
+    let e = whatif_refuses(
         d,
         &[
-            "whatif",
             "--from",
-            "2026-03-01T00:00:00Z",
+            before,
             "--to",
             at,
             "--with-clarify-threshold",
             "0.8",
         ],
-    ));
+    );
     assert!(e.contains("--with-clarify-threshold 0.8 is above"), "{e}");
-    let e = refusal(&kefu(
+    let e = whatif_refuses(
         d,
         &[
-            "whatif",
             "--from",
-            "2026-03-01T00:00:00Z",
+            before,
             "--to",
             at,
             "--with-answer-threshold",
             "0.9",
         ],
-    ));
+    );
     assert!(e.contains("no chat started"), "{e}");
 }

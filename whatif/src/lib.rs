@@ -35,7 +35,7 @@
 
 pub mod queues;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
@@ -169,22 +169,23 @@ impl History {
     pub fn from_events(events: Vec<RecordedEvent>, window: Window) -> Self {
         // A chat belongs to the window by its start; everything about it is the customer's
         // acts (re-enacted) or the desk's reactions (replayed, so left out).
-        let mut in_window: BTreeMap<ConversationId, ()> = BTreeMap::new();
-        let mut first_step: Option<usize> = None;
+        let mut in_window: BTreeSet<ConversationId> = BTreeSet::new();
+        // Once the window's first step is met, nothing more goes into `before`.
+        let mut stepped = false;
         let mut before = Vec::new();
         let mut steps = Vec::new();
         let mut chats = Vec::new();
         let mut recorded_events = Vec::new();
-        for (i, e) in events.into_iter().enumerate() {
+        for e in events {
             let at = time_of(&e);
             let chat = ConversationDecider::id_of_stream(e.stream_id.as_str());
             let decoded = kefu_feed::decode_or_other(&e);
             if let (Some(chat), Event::Conversation(C::ConversationStarted(s))) = (chat, &decoded)
                 && window.holds(s.at)
             {
-                in_window.insert(chat, ());
+                in_window.insert(chat);
                 chats.push(chat);
-                first_step.get_or_insert(i);
+                stepped = true;
                 steps.push(Step::Customer {
                     chat,
                     at,
@@ -200,7 +201,7 @@ impl History {
                 continue;
             }
             if let Some(chat) = chat
-                && in_window.contains_key(&chat)
+                && in_window.contains(&chat)
             {
                 match decoded {
                     Event::Conversation(C::CustomerTurnRecorded(t)) => steps.push(Step::Customer {
@@ -225,10 +226,10 @@ impl History {
                 recorded_events.push(e);
                 continue;
             }
-            if first_step.is_none() && at < window.from {
+            if !stepped && at < window.from {
                 before.push(e);
             } else if at < window.to && is_outside_input(&decoded) {
-                first_step.get_or_insert(i);
+                stepped = true;
                 steps.push(Step::Copy(e));
             }
         }
@@ -347,8 +348,6 @@ impl VirtualClock {
 pub struct Replayed {
     pub outcomes: BTreeMap<ConversationId, Outcome>,
     pub refused: usize,
-    /// Events the replay wrote (the scratch log's length after the copied history).
-    pub events: usize,
 }
 
 /// Plays `history` again with `settings` on a scratch log (see the crate docs).
@@ -367,7 +366,6 @@ pub async fn replay(history: &History, settings: &Settings) -> Result<Replayed, 
     for e in &history.before {
         copy(&log, e).await?;
     }
-    let copied = log.head().await?.map_or(0, |p| p.0);
     let desk = Desk::new(CommandService::new(log.clone())).with_clock(now);
     let (bot, _) = BotWorker::start(desk.clone(), settings.thresholds()).await?;
     let triage = Triage::new(
@@ -386,8 +384,8 @@ pub async fn replay(history: &History, settings: &Settings) -> Result<Replayed, 
         queues: QueuesInMemory::default(),
         next: log.head().await?.map_or(Position::START, |p| p.next()),
     };
-    // Recorded chat id to the replay's (the desk mints its own).
-    let mut ids: BTreeMap<ConversationId, ConversationId> = BTreeMap::new();
+    // Recorded chat id to the replay's (the desk mints its own), with its customer.
+    let mut ids: BTreeMap<ConversationId, (ConversationId, CustomerId)> = BTreeMap::new();
     let mut refused = 0;
     for step in &history.steps {
         match step {
@@ -414,18 +412,14 @@ pub async fn replay(history: &History, settings: &Settings) -> Result<Replayed, 
     let by_replay_id = outcomes(&replayed);
     let outcomes = ids
         .iter()
-        .map(|(recorded, replayed)| {
+        .map(|(recorded, (replayed, _))| {
             (
                 *recorded,
                 by_replay_id.get(replayed).cloned().unwrap_or_default(),
             )
         })
         .collect();
-    Ok(Replayed {
-        outcomes,
-        refused,
-        events: replayed.len().saturating_sub(copied as usize),
-    })
+    Ok(Replayed { outcomes, refused })
 }
 
 /// Appends a recorded event to the scratch log as it was (its id, type, payload and
@@ -442,7 +436,7 @@ async fn copy(log: &MemoryLog, e: &RecordedEvent) -> Result<(), LogError> {
 
 async fn customer_acts(
     desk: &Desk<MemoryLog>,
-    ids: &mut BTreeMap<ConversationId, ConversationId>,
+    ids: &mut BTreeMap<ConversationId, (ConversationId, CustomerId)>,
     chat: ConversationId,
     act: &Act,
 ) -> Result<(), CommandError> {
@@ -470,21 +464,19 @@ async fn customer_acts(
                     &request(*customer),
                 )
                 .await?;
-            ids.insert(chat, started.value);
+            ids.insert(chat, (started.value, *customer));
         }
         Act::Writes { message, text } => {
-            let Some(&replayed) = ids.get(&chat) else {
+            let Some(&(replayed, customer)) = ids.get(&chat) else {
                 return Ok(());
             };
-            let customer = customer_of(desk, replayed).await?;
             desk.customer_message(replayed, *message, text.clone(), &request(customer))
                 .await?;
         }
         Act::Closes => {
-            let Some(&replayed) = ids.get(&chat) else {
+            let Some(&(replayed, customer)) = ids.get(&chat) else {
                 return Ok(());
             };
-            let customer = customer_of(desk, replayed).await?;
             desk.close(
                 replayed,
                 Party::Customer,
@@ -495,19 +487,6 @@ async fn customer_acts(
         }
     }
     Ok(())
-}
-
-async fn customer_of(
-    desk: &Desk<MemoryLog>,
-    chat: ConversationId,
-) -> Result<CustomerId, CommandError> {
-    let loaded = desk.commands().load::<ConversationDecider>(chat).await?;
-    match &loaded.state {
-        kefu_domain::conversation::ConversationState::Started(c) => Ok(c.customer),
-        _ => Err(CommandError::Rejected(
-            kefu_domain::DomainError::UnknownConversation { conversation: chat },
-        )),
-    }
 }
 
 /// The production reactions the replay runs, each at its own position in the scratch log.

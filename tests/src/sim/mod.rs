@@ -662,17 +662,23 @@ impl Sim {
         if !self.config.keep_up {
             return Ok(());
         }
-        const ROUNDS: usize = 200;
-        for _ in 0..ROUNDS {
-            let mut busy = false;
-            for w in 0..self.crew.len() {
-                busy |= self.worker_step(w, self.config.faults).await?;
-            }
-            if !busy {
+        for _ in 0..SETTLE_ROUNDS {
+            if !self.every_worker_steps(self.config.faults).await? {
                 return Ok(());
             }
         }
-        Err(SimError::Unsettled { rounds: ROUNDS })
+        Err(SimError::Unsettled {
+            rounds: SETTLE_ROUNDS,
+        })
+    }
+
+    /// One round: each worker in turn takes its next events. Whether any had something.
+    async fn every_worker_steps(&mut self, faults: bool) -> Result<bool, SimError> {
+        let mut busy = false;
+        for w in 0..self.crew.len() {
+            busy |= self.worker_step(w, faults).await?;
+        }
+        Ok(busy)
     }
 
     async fn settle(&mut self) -> Result<(), SimError> {
@@ -683,19 +689,17 @@ impl Sim {
             p.faults.revive();
         }
         self.sweeper_faults.set(FaultSettings::default()).ok();
-        const ROUNDS: usize = 200;
-        for _ in 0..ROUNDS {
+        for _ in 0..SETTLE_ROUNDS {
             self.clock.advance(chrono::Duration::seconds(5));
-            let mut busy = false;
-            for w in 0..self.crew.len() {
-                busy |= self.worker_step(w, false).await?;
-            }
+            let busy = self.every_worker_steps(false).await?;
             // Once the workers are idle, a last sweep; the seats it frees may seat someone.
             if !busy && self.sweep_seats(false).await? == 0 {
                 return Ok(());
             }
         }
-        Err(SimError::Unsettled { rounds: ROUNDS })
+        Err(SimError::Unsettled {
+            rounds: SETTLE_ROUNDS,
+        })
     }
 
     /// Worker `w` takes up to a few events past its checkpoint and reacts. With `faults`, its
@@ -1109,6 +1113,9 @@ impl Sim {
 fn assigner_actor() -> Actor {
     Actor::new(ActorKind::System, assigner::NAME)
 }
+
+/// How many rounds of every worker's steps the workers get to run out of work.
+const SETTLE_ROUNDS: usize = 200;
 
 /// How many entries a run's knowledge base holds.
 const KB_ENTRIES: usize = 12;
