@@ -84,17 +84,23 @@ fn a_window_replayed_unchanged_and_with_a_stricter_bot() {
             "1",
             "--with-clarify-threshold",
             "1",
+            "--seeds",
+            "1",
         ],
     ));
     let summary = &report[0];
     assert_eq!(summary["chats"], 6, "{summary}");
     let all = report.last().unwrap();
-    assert_eq!(all["hour"], "all", "{all}");
+    assert_eq!(
+        (all["hour"].as_str(), all["queue"].as_str()),
+        (Some("all"), Some("all")),
+        "{all}"
+    );
     // The record: nobody answered, nobody was handed over.
     assert_eq!(all["recorded"]["bot_answers"], 0, "{all}");
     assert_eq!(all["recorded"]["handed_off"], 0, "{all}");
     // The bot as configured answers (most of) the knowledge base's own questions...
-    let base = &all["baseline"];
+    let base = &all["baseline"][0];
     assert!(base["contained"].as_u64().unwrap() >= 2, "{all}");
     // ...and the report owns up to how far that is from the record.
     assert_eq!(
@@ -103,7 +109,7 @@ fn a_window_replayed_unchanged_and_with_a_stricter_bot() {
     );
     // A bot that offers nothing below full confidence hands over every chat it cannot
     // match word for word, and keeps no more than before.
-    let changed = &all["changed"];
+    let changed = &all["changed"][0];
     assert!(
         changed["handed_off"].as_u64() >= base["handed_off"].as_u64(),
         "{all}"
@@ -126,8 +132,30 @@ fn a_window_replayed_unchanged_and_with_a_stricter_bot() {
         ],
     )))
     .unwrap();
-    assert!(csv.starts_with("hour,chats,recorded_kept,"), "{csv}");
-    assert!(csv.lines().any(|l| l.starts_with("all,6,")), "{csv}");
+    assert!(
+        csv.starts_with(
+            "hour,queue,recorded_chats,baseline_chats,changed_chats,change_chats,change_sd_chats,"
+        ),
+        "{csv}"
+    );
+    assert!(
+        csv.lines().any(|l| l.starts_with("all,all,6,6,6,0,0,")),
+        "{csv}"
+    );
+
+    // A change to a queue the record does not have is named before anything is replayed.
+    let e = whatif_refuses(
+        d,
+        &[
+            "--from",
+            &from,
+            "--to",
+            &to,
+            "--with-agents",
+            "不存在的队列=2",
+        ],
+    );
+    assert!(e.contains("不存在的队列"), "{e}");
 
     // Nothing was written to the store.
     assert_eq!(head(db), recorded_head);
@@ -201,4 +229,35 @@ fn bad_windows_and_settings_are_named() {
         ],
     );
     assert!(e.contains("no chat started"), "{e}");
+    let e = whatif_refuses(
+        d,
+        &["--from", before, "--to", at, "--with-agents", "售后=two"],
+    );
+    assert!(e.contains("售后=two") && e.contains("whole number"), "{e}");
+    let e = whatif_refuses(
+        d,
+        &[
+            "--from",
+            before,
+            "--to",
+            at,
+            "--with-first-response",
+            "售后=-3",
+        ],
+    );
+    assert!(e.contains("售后=-3") && e.contains("seconds"), "{e}");
+    let e = whatif_refuses(
+        d,
+        &[
+            "--from",
+            before,
+            "--to",
+            at,
+            "--with-agents",
+            "售后=2",
+            "--seeds",
+            "0",
+        ],
+    );
+    assert!(e.contains("--seeds 0"), "{e}");
 }

@@ -1,53 +1,64 @@
 //! What-if replay (issue 19): the customers of a recorded time window played again through the
-//! production reactions, on a scratch log, with one setting changed, to see what would have
-//! happened.
+//! production reactions, on a scratch log, with something changed (the bot's thresholds, the
+//! agents on duty, the SLA targets), to see what would have happened.
 //!
 //! - [`History::from_events`] reads the window out of a log: everything before it (copied
 //!   into the scratch log as it stands: the knowledge base, the queues, the agents, the
 //!   customers and their orders), the outside inputs inside it (customers' profiles and
-//!   orders, knowledge-base edits, switch flips: copied at their recorded time), and every
-//!   chat that started in it as the customer's own acts (start, each message with its text and
-//!   time, their close).
-//! - [`replay`] plays those acts on a virtual clock into a [`MemoryLog`] (never the production
-//!   log) through the real command layer ([`Desk`]), and after each act lets the production
-//!   reactions run until they are idle: the bot ([`BotWorker`], with the [`Settings`]' answer
-//!   thresholds) and triage ([`Triage`]: predictions, and the route to a queue when a chat goes
-//!   to a human, read from the production queues projection applied in memory,
-//!   [`QueuesInMemory`]).
-//! - [`outcomes`] reads what became of each chat (handed to a person or not, and why; the
-//!   bot's answers) from a log; the same function reads the recorded log and the replayed one,
-//!   so the two are measured alike. [`Report`] puts them side by side per hour.
+//!   orders, knowledge-base edits, switch flips, agents' status changes: copied at their
+//!   recorded time), every chat that started in it as the customer's own acts (start, each
+//!   message with its text and time, a close while the bot held the chat), and the people's
+//!   side of those chats as behaviour models ([`people`]: agents' handling per assignment,
+//!   customers' patience in the queue, survey answers).
+//! - [`replay`] plays them on a virtual clock into a [`MemoryLog`] (never the production
+//!   log) through the real command layer ([`Desk`]). After each act the production reactions
+//!   run until they are idle: the bot ([`BotWorker`], with the [`Settings`]' thresholds),
+//!   triage ([`Triage`]: predictions, and the route to a queue when a chat goes to a person),
+//!   survey offers ([`SurveyOffers`]) and the assigner ([`plan`] over the production queues
+//!   projection applied in memory, [`QueuesInMemory`], carried out by [`carry_out`]). What the
+//!   replay's own log then says (a chat queued, assigned, closed) schedules the people's
+//!   next acts on the same clock.
+//! - [`outcomes`] reads what became of each chat (handed over or not and why, the bot's
+//!   answers, the wait for an agent, the first reply against the SLA, who took it, whether the
+//!   customer left the queue, the survey score) from a log; the same function reads the
+//!   recorded log and the replayed one, so the two are measured alike. [`report::Report`] puts
+//!   them side by side per queue and hour, over several seeds.
 //!
-//! **Validated before it is believed**: every report replays the window unchanged first
-//! (the baseline) and says how many chats came out differently from the record; a change is
-//! read against the baseline as well as against the record.
+//! **Validated before it is believed**: every report replays the window unchanged first (the
+//! baseline), says how far it came out from the record, and whether that is within the
+//! stated tolerance ([`report::TOLERANCE`]); a change is read against the baseline.
 //!
 //! **Behaviour model, stated**: a customer writes what they wrote, when they wrote it, and
-//! closes when they closed, whatever the replay answered (a customer the bot answers where a
-//! person did in the record still writes their recorded words; these are the chats to read
-//! with care, and the report counts them). The bot and triage are deterministic given the
-//! log, so one replay is the whole answer: there is no spread over seeds to report.
+//! closes a chat the bot held when they closed it, whatever the replay answered. The people's
+//! side is in [`people`]. The seed only matters where the replay leaves the record (a chat
+//! assigned more often than it was, a customer waiting longer than they did): there the
+//! handling and the patience are drawn, and the report shows the spread over seeds.
 //!
-//! **Not yet replayed** (the next steps of issue 19): people's side (agents' shifts from their
-//! recorded status changes, handling times drawn per queue and hour, abandonment from the
-//! recorded patience), so waits, SLA breaches, assignments and satisfaction are not
-//! reported yet; only the bot's and triage's part of a chat is.
+//! **Not replayed**: the SLA timers' escalations (a breach raises a waiting chat's priority in
+//! production; the replay measures breaches but does not re-rank), the idle timeout, reopens,
+//! tickets, and agents' transfers to a named colleague (replayed as a transfer back to the
+//! chat's queue).
 
+pub mod people;
 pub mod queues;
+pub mod report;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use chrono::{DateTime, Timelike, Utc};
+use chrono::{DateTime, Duration, TimeZone, Utc};
 use kefu_bot::faq::Thresholds;
-use kefu_desk::Desk;
 use kefu_desk::command::{CommandError, CommandService};
+use kefu_desk::{Desk, Transfer};
+use kefu_domain::agent::{AgentDecider, AgentEvent as A, AgentStatus};
 use kefu_domain::common::Party;
 use kefu_domain::conversation::{
-    CloseReason, ConversationDecider, ConversationEvent as C, HandoffReason,
+    CloseReason, ConversationDecider, ConversationEvent as C, HandoffReason, TransferredTo,
 };
-use kefu_domain::ids::{ConversationId, CustomerId, Locale, MessageId, OrderId};
+use kefu_domain::ids::Skill;
+use kefu_domain::ids::{AgentId, ConversationId, CustomerId, Locale, MessageId, OrderId, QueueId};
+use kefu_domain::queue::{QueueDecider, QueueEvent as Q};
 use kefu_domain::{Decider, Event};
 use kefu_eventlog::memory::MemoryLog;
 use kefu_eventlog::{
@@ -55,14 +66,19 @@ use kefu_eventlog::{
     RecordedEvent,
 };
 use kefu_projections::ProjectionError;
+use kefu_workers::assigner::{self, AssignerError, carry_out, free_closed_seats, plan};
 use kefu_workers::bot::BotWorker;
 use kefu_workers::gateway::OrderGateway;
 use kefu_workers::router::Triage;
 use kefu_workers::runtime::{Reactor, WorkerError};
 use kefu_workers::surveys::SurveyOffers;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 use serde::Serialize;
 
+use people::{Handling, Patience, Queueing, Segment, SegmentAct, StaffChange};
 pub use queues::QueuesInMemory;
+pub use report::Report;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WhatIfError {
@@ -74,6 +90,8 @@ pub enum WhatIfError {
     Worker(#[from] WorkerError),
     #[error(transparent)]
     Projection(#[from] ProjectionError),
+    #[error(transparent)]
+    Assigner(#[from] AssignerError),
     #[error("the window is empty: it must end after it starts (from {from}, to {to})")]
     EmptyWindow {
         from: DateTime<Utc>,
@@ -81,6 +99,8 @@ pub enum WhatIfError {
     },
     #[error("the reactions still had work after {rounds} rounds")]
     Unsettled { rounds: usize },
+    #[error("the change {change:?} cannot be made: {reason}")]
+    BadChange { change: String, reason: String },
 }
 
 /// The recorded time the replay covers: chats that started in `[from, to)`.
@@ -108,7 +128,11 @@ fn time_of(e: &RecordedEvent) -> DateTime<Utc> {
     kefu_feed::business_time(&e.payload).unwrap_or(e.recorded_at)
 }
 
-/// A customer's own act in a recorded chat.
+fn secs_between(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
+    (to - from).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6
+}
+
+/// A customer's own act in a recorded chat, replayed at its recorded time.
 #[derive(Debug, Clone)]
 pub enum Act {
     Starts {
@@ -122,6 +146,8 @@ pub enum Act {
         message: MessageId,
         text: String,
     },
+    /// A close while the bot held the chat (closes in a queue or with an agent are the
+    /// people's models').
     Closes,
 }
 
@@ -138,6 +164,29 @@ enum Step {
     },
 }
 
+/// A recorded survey answer, as long after the close as it came.
+#[derive(Debug, Clone)]
+struct SurveyAnswer {
+    after_close: Duration,
+    score: u8,
+    comment: Option<String>,
+}
+
+/// A queue as its definition stood at the end of the record.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct QueueInfo {
+    pub name: String,
+    pub skills: BTreeSet<Skill>,
+    pub first_response_secs: i64,
+}
+
+/// An agent as registered (the last registration's name and skills).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AgentInfo {
+    pub name: String,
+    pub skills: BTreeSet<Skill>,
+}
+
 /// A recorded window, ready to replay.
 pub struct History {
     pub window: Window,
@@ -148,6 +197,13 @@ pub struct History {
     pub chats: Vec<ConversationId>,
     /// What became of them in the record.
     pub recorded: BTreeMap<ConversationId, Outcome>,
+    /// Each chat's recorded queueings, for its customer's patience.
+    queueings: BTreeMap<ConversationId, Vec<Queueing>>,
+    pub patience: Patience,
+    pub handling: Handling,
+    surveys: BTreeMap<ConversationId, SurveyAnswer>,
+    pub queues: BTreeMap<QueueId, QueueInfo>,
+    pub agents: BTreeMap<AgentId, AgentInfo>,
 }
 
 /// Events that come from outside the reactions the replay runs: customers' profiles and
@@ -156,7 +212,6 @@ pub struct History {
 /// their recorded time. An agent taking or releasing a chat is the desk's doing, and the
 /// conversations are re-enacted, so neither is copied.
 fn is_outside_input(event: &Event) -> bool {
-    use kefu_domain::agent::AgentEvent as A;
     match event {
         Event::Customer(_) | Event::Knowledge(_) | Event::Switches(_) | Event::Queue(_) => true,
         Event::Agent(a) => !matches!(a, A::AgentChatTaken(_) | A::AgentChatReleased(_)),
@@ -164,26 +219,58 @@ fn is_outside_input(event: &Event) -> bool {
     }
 }
 
+/// A recorded chat's people's side, followed through its events.
+#[derive(Default)]
+struct Trace {
+    waiting_since: Option<DateTime<Utc>>,
+    segment: Option<(DateTime<Utc>, Segment)>,
+    closed_at: Option<DateTime<Utc>>,
+    queueings: Vec<Queueing>,
+    segments: Vec<Segment>,
+}
+
+impl Trace {
+    fn act(&mut self, at: DateTime<Utc>, act: SegmentAct) {
+        if let Some((start, segment)) = &mut self.segment {
+            let offset = (at - *start).num_microseconds().unwrap_or(i64::MAX);
+            segment.acts.push((offset, act));
+        }
+    }
+
+    fn end_segment(&mut self) {
+        if let Some((_, segment)) = self.segment.take() {
+            self.segments.push(segment);
+        }
+    }
+}
+
 impl History {
     /// The window out of a whole log's events, in position order.
     pub fn from_events(events: Vec<RecordedEvent>, window: Window) -> Self {
         // A chat belongs to the window by its start; everything about it is the customer's
-        // acts (re-enacted) or the desk's reactions (replayed, so left out).
-        let mut in_window: BTreeSet<ConversationId> = BTreeSet::new();
+        // acts (re-enacted), the people's models (below), or the desk's reactions (replayed,
+        // so left out).
+        let mut traces: BTreeMap<ConversationId, Trace> = BTreeMap::new();
         // Once the window's first step is met, nothing more goes into `before`.
         let mut stepped = false;
         let mut before = Vec::new();
         let mut steps = Vec::new();
         let mut chats = Vec::new();
         let mut recorded_events = Vec::new();
+        let mut surveys = BTreeMap::new();
+        let mut queues: BTreeMap<QueueId, QueueInfo> = BTreeMap::new();
+        let mut agents: BTreeMap<AgentId, AgentInfo> = BTreeMap::new();
+        let mut end = window.from;
         for e in events {
             let at = time_of(&e);
+            end = end.max(at);
             let chat = ConversationDecider::id_of_stream(e.stream_id.as_str());
             let decoded = kefu_feed::decode_or_other(&e);
+            learn_names(&e, &decoded, &mut queues, &mut agents);
             if let (Some(chat), Event::Conversation(C::ConversationStarted(s))) = (chat, &decoded)
                 && window.holds(s.at)
             {
-                in_window.insert(chat);
+                traces.insert(chat, Trace::default());
                 chats.push(chat);
                 stepped = true;
                 steps.push(Step::Customer {
@@ -201,27 +288,12 @@ impl History {
                 continue;
             }
             if let Some(chat) = chat
-                && in_window.contains(&chat)
+                && let Some(trace) = traces.get_mut(&chat)
             {
-                match decoded {
-                    Event::Conversation(C::CustomerTurnRecorded(t)) => steps.push(Step::Customer {
-                        chat,
-                        at,
-                        act: Act::Writes {
-                            message: t.message,
-                            text: t.text,
-                        },
-                    }),
-                    Event::Conversation(C::ConversationClosed(c))
-                        if matches!(c.by, Party::Customer) =>
-                    {
-                        steps.push(Step::Customer {
-                            chat,
-                            at,
-                            act: Act::Closes,
-                        })
-                    }
-                    _ => {}
+                if let Event::Conversation(event) = decoded
+                    && let Some(act) = trace_people(trace, event, &mut surveys, chat)
+                {
+                    steps.push(Step::Customer { chat, at, act });
                 }
                 recorded_events.push(e);
                 continue;
@@ -234,12 +306,42 @@ impl History {
             }
         }
         let recorded = outcomes(&recorded_events);
+        let mut observations = Vec::new();
+        let mut queueings = BTreeMap::new();
+        let mut segments = BTreeMap::new();
+        for (chat, mut trace) in traces {
+            trace.end_segment();
+            // Still waiting when the record ends: a patience longer than that wait.
+            if let (Some(since), Some(last)) = (trace.waiting_since, trace.queueings.last_mut())
+                && last.served_after.is_none()
+                && last.left_after.is_none()
+            {
+                last.served_after = Some(secs_between(since, end));
+            }
+            for q in &trace.queueings {
+                match (q.left_after, q.served_after) {
+                    (Some(left), _) => observations.push((left, true)),
+                    (None, Some(served)) => observations.push((served, false)),
+                    (None, None) => {}
+                }
+            }
+            queueings.insert(chat, trace.queueings);
+            if !trace.segments.is_empty() {
+                segments.insert(chat, trace.segments);
+            }
+        }
         History {
             window,
             before,
             steps,
             chats,
             recorded,
+            queueings,
+            patience: Patience::estimate(observations),
+            handling: Handling::new(segments),
+            surveys,
+            queues,
+            agents,
         }
     }
 
@@ -257,9 +359,166 @@ impl History {
         }
         Ok(Self::from_events(events, window))
     }
+
+    /// The queue named `name`.
+    pub fn queue_named(&self, name: &str) -> Result<(QueueId, &QueueInfo), WhatIfError> {
+        self.queues
+            .iter()
+            .find(|(_, q)| q.name == name)
+            .map(|(id, q)| (*id, q))
+            .ok_or_else(|| WhatIfError::BadChange {
+                change: name.to_owned(),
+                reason: format!(
+                    "no queue is named {name:?}; the record's queues are {}",
+                    self.queues
+                        .values()
+                        .map(|q| format!("{:?}", q.name))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })
+    }
 }
 
-/// What became of a chat, as far as the bot and triage go.
+/// Queue and agent names and skills, as the record defines them.
+fn learn_names(
+    e: &RecordedEvent,
+    decoded: &Event,
+    queues: &mut BTreeMap<QueueId, QueueInfo>,
+    agents: &mut BTreeMap<AgentId, AgentInfo>,
+) {
+    match decoded {
+        Event::Queue(q) => {
+            let Some(id) = QueueDecider::id_of_stream(e.stream_id.as_str()) else {
+                return;
+            };
+            let info = queues.entry(id).or_default();
+            match q {
+                Q::QueueDefined(d) => {
+                    info.name = d.name.clone();
+                    info.skills = d.skills.clone();
+                    info.first_response_secs = i64::from(d.sla.first_response_secs);
+                }
+                Q::QueueChanged(c) => {
+                    if let Some(name) = &c.name {
+                        info.name = name.clone();
+                    }
+                    if let Some(skills) = &c.skills {
+                        info.skills = skills.clone();
+                    }
+                    if let Some(sla) = &c.sla {
+                        info.first_response_secs = i64::from(sla.first_response_secs);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Event::Agent(a) => {
+            let Some(id) = AgentDecider::id_of_stream(e.stream_id.as_str()) else {
+                return;
+            };
+            match a {
+                A::AgentRegistered(r) => {
+                    agents.insert(
+                        id,
+                        AgentInfo {
+                            name: r.name.clone(),
+                            skills: r.skills.clone(),
+                        },
+                    );
+                }
+                A::AgentSkillsChanged(s) => agents.entry(id).or_default().skills = s.to.clone(),
+                _ => {}
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Follows a recorded chat's event: the people's side goes into the trace, and a customer's
+/// act replayed at its recorded time comes back.
+fn trace_people(
+    trace: &mut Trace,
+    event: C,
+    surveys: &mut BTreeMap<ConversationId, SurveyAnswer>,
+    chat: ConversationId,
+) -> Option<Act> {
+    match event {
+        C::CustomerTurnRecorded(t) => {
+            return Some(Act::Writes {
+                message: t.message,
+                text: t.text,
+            });
+        }
+        C::ConversationQueued(q) => {
+            trace.end_segment();
+            trace.waiting_since = Some(q.at);
+            trace.queueings.push(Queueing {
+                served_after: None,
+                left_after: None,
+            });
+        }
+        C::AgentAssigned(a) => {
+            if let (Some(since), Some(last)) =
+                (trace.waiting_since.take(), trace.queueings.last_mut())
+            {
+                last.served_after = Some(secs_between(since, a.at));
+            }
+            trace.segment = Some((a.at, Segment::new(a.queue, a.at)));
+        }
+        C::AgentTurnRecorded(t) => trace.act(t.at, SegmentAct::Replies { text: t.text }),
+        C::ConversationTransferred(t) => {
+            let queue = match t.to {
+                TransferredTo::Queue { queue } => Some(queue),
+                TransferredTo::Agent { .. } => trace.segment.as_ref().map(|(_, s)| s.queue),
+            };
+            if let Some(queue) = queue {
+                trace.act(
+                    t.at,
+                    SegmentAct::TransfersToQueue {
+                        queue,
+                        reason: t.reason,
+                    },
+                );
+            }
+            trace.end_segment();
+        }
+        C::ConversationClosed(c) => {
+            trace.closed_at = Some(c.at);
+            let by_customer = matches!(c.by, Party::Customer);
+            if trace.segment.is_some() {
+                trace.act(
+                    c.at,
+                    if by_customer {
+                        SegmentAct::CustomerCloses
+                    } else {
+                        SegmentAct::Closes { reason: c.reason }
+                    },
+                );
+                trace.end_segment();
+            } else if let Some(since) = trace.waiting_since.take() {
+                if let (true, Some(last)) = (by_customer, trace.queueings.last_mut()) {
+                    last.left_after = Some(secs_between(since, c.at));
+                }
+            } else if by_customer {
+                return Some(Act::Closes);
+            }
+        }
+        C::SurveyAnswered(s) => {
+            if let Some(closed) = trace.closed_at {
+                surveys.entry(chat).or_insert(SurveyAnswer {
+                    after_close: s.at - closed,
+                    score: s.score,
+                    comment: s.comment,
+                });
+            }
+        }
+        _ => {}
+    }
+    None
+}
+
+/// What became of a chat.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Outcome {
     pub started_at: Option<DateTime<Utc>>,
@@ -272,11 +531,43 @@ pub struct Outcome {
     pub customer_turns: usize,
     /// The queue triage routed it to, by id.
     pub routed_to: Option<String>,
+    /// The queue it first waited in, when, and its first-response deadline there.
+    pub queue: Option<QueueId>,
+    pub queued_at: Option<DateTime<Utc>>,
+    pub first_response_due: Option<DateTime<Utc>>,
+    /// Seconds it waited in its first queueing before an agent took it.
+    pub first_wait_secs: Option<i64>,
+    pub first_agent_reply_at: Option<DateTime<Utc>>,
+    /// The agents it was assigned to, in order.
+    pub agents: Vec<AgentId>,
+    /// The customer closed it while it waited in a queue.
+    pub abandoned: bool,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub survey_score: Option<u8>,
+}
+
+impl Outcome {
+    /// Whether the first response missed its target (`target_secs` from the first queueing,
+    /// else the deadline the queue set): late, or never given by a close after the deadline
+    /// or by the end. `None`: it never waited for a person.
+    pub fn breached(&self, target_secs: Option<i64>) -> Option<bool> {
+        let due = match (target_secs, self.queued_at) {
+            (Some(secs), Some(at)) => at + Duration::seconds(secs),
+            _ => self.first_response_due?,
+        };
+        Some(match (self.first_agent_reply_at, self.closed_at) {
+            (Some(reply), _) => reply > due,
+            (None, Some(closed)) => closed > due,
+            (None, None) => true,
+        })
+    }
 }
 
 /// What became of every chat in `events` (one log's, any order within a chat's stream).
 pub fn outcomes(events: &[RecordedEvent]) -> BTreeMap<ConversationId, Outcome> {
     let mut out: BTreeMap<ConversationId, Outcome> = BTreeMap::new();
+    // Chats waiting in a queue now.
+    let mut waiting: BTreeSet<ConversationId> = BTreeSet::new();
     for e in events {
         let Some(chat) = ConversationDecider::id_of_stream(e.stream_id.as_str()) else {
             continue;
@@ -299,17 +590,48 @@ pub fn outcomes(events: &[RecordedEvent]) -> BTreeMap<ConversationId, Outcome> {
             C::RoutingDecided(r) if o.routed_to.is_none() => {
                 o.routed_to = Some(r.queue.to_string())
             }
+            C::ConversationQueued(q) => {
+                waiting.insert(chat);
+                if o.queued_at.is_none() {
+                    o.queue = Some(q.queue);
+                    o.queued_at = Some(q.at);
+                    o.first_response_due = Some(q.first_response_due);
+                }
+            }
+            C::AgentAssigned(a) => {
+                waiting.remove(&chat);
+                if o.agents.is_empty() {
+                    o.first_wait_secs = Some(a.waited_secs);
+                }
+                o.agents.push(a.agent);
+            }
+            C::AgentTurnRecorded(t) if o.first_agent_reply_at.is_none() => {
+                o.first_agent_reply_at = Some(t.at)
+            }
+            C::ConversationClosed(c) => {
+                if waiting.remove(&chat) && matches!(c.by, Party::Customer) {
+                    o.abandoned = true;
+                }
+                o.closed_at.get_or_insert(c.at);
+            }
+            C::SurveyAnswered(s) if o.survey_score.is_none() => o.survey_score = Some(s.score),
             _ => {}
         }
     }
     out
 }
 
-/// What a replay changes: today, the bot's answer thresholds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+/// What a replay runs with: the bot's thresholds, staffing changes and SLA targets.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Settings {
     pub answer_threshold: f64,
     pub clarify_threshold: f64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub staff: Vec<StaffChange>,
+    /// First-response targets in seconds, by queue name, in place of the queues' own. They
+    /// change what counts as a breach; the replay does not escalate on them.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub first_response_secs: BTreeMap<String, i64>,
 }
 
 impl Settings {
@@ -317,6 +639,7 @@ impl Settings {
         Settings {
             answer_threshold: t.answer,
             clarify_threshold: t.clarify,
+            ..Default::default()
         }
     }
 
@@ -325,6 +648,19 @@ impl Settings {
             answer: self.answer_threshold,
             clarify: self.clarify_threshold,
         }
+    }
+
+    /// Every queue these settings name exists in `history`.
+    pub fn check(&self, history: &History) -> Result<(), WhatIfError> {
+        for name in self
+            .staff
+            .iter()
+            .map(|s| &s.queue)
+            .chain(self.first_response_secs.keys())
+        {
+            history.queue_named(name)?;
+        }
+        Ok(())
     }
 }
 
@@ -343,15 +679,97 @@ impl VirtualClock {
     }
 }
 
-/// A replayed window: each recorded chat's outcome in the replay, and how many of the
-/// customers' acts the desk refused there (a message to a chat the replay had closed).
+/// A replayed window: each recorded chat's outcome in the replay, how many of the people's
+/// acts the desk refused there (a message to a chat the replay had closed), and the names of
+/// the agents it added.
 pub struct Replayed {
     pub outcomes: BTreeMap<ConversationId, Outcome>,
     pub refused: usize,
+    pub added_agents: BTreeMap<AgentId, String>,
+    /// Assignments played with a drawn segment (the record had none of the chat's own), and
+    /// customers who left the queue at a drawn patience (they waited longer than they did).
+    pub drawn_segments: usize,
+    pub left_on_drawn_patience: usize,
 }
 
-/// Plays `history` again with `settings` on a scratch log (see the crate docs).
-pub async fn replay(history: &History, settings: &Settings) -> Result<Replayed, WhatIfError> {
+/// What the replay does next, at its time on the agenda.
+#[derive(Debug, Clone)]
+enum Action {
+    /// The history's step at this index.
+    Step(usize),
+    AddAgent {
+        name: String,
+        skills: BTreeSet<Skill>,
+        seats: u32,
+        agent: AgentId,
+    },
+    Status {
+        agent: AgentId,
+        status: AgentStatus,
+    },
+    /// An act of the `segment`-th assignment of a replayed chat.
+    Segment {
+        chat: ConversationId,
+        segment: usize,
+        agent: AgentId,
+        act: SegmentAct,
+    },
+    /// The customer of a replayed chat leaves its `queueing`-th queueing if still in it;
+    /// `drawn`: at a patience drawn from the estimate, not their recorded one.
+    Leaves {
+        chat: ConversationId,
+        queueing: usize,
+        drawn: bool,
+    },
+    Survey {
+        chat: ConversationId,
+    },
+}
+
+/// A replayed chat as the driver follows it.
+#[derive(Debug)]
+struct Live {
+    recorded: ConversationId,
+    customer: CustomerId,
+    queueings: usize,
+    waiting: bool,
+    assignments: usize,
+    closed: bool,
+}
+
+impl Live {
+    /// Whether the chat still waits in its `queueing`-th queueing.
+    fn still_waiting(&self, queueing: usize) -> bool {
+        self.waiting && !self.closed && self.queueings == queueing + 1
+    }
+}
+
+/// The times the replay will act at, each with its actions in the order they were planned.
+#[derive(Default)]
+struct Agenda {
+    at: BTreeMap<(DateTime<Utc>, u64), Action>,
+    planned: u64,
+}
+
+impl Agenda {
+    fn plan(&mut self, at: DateTime<Utc>, action: Action) {
+        self.planned += 1;
+        self.at.insert((at, self.planned), action);
+    }
+
+    fn next(&mut self) -> Option<(DateTime<Utc>, Action)> {
+        self.at.pop_first().map(|((at, _), a)| (at, a))
+    }
+}
+
+/// Plays `history` again with `settings` on a scratch log (see the crate docs); `seed` picks
+/// what is drawn where the replay leaves the record.
+pub async fn replay(
+    history: &History,
+    settings: &Settings,
+    seed: u64,
+) -> Result<Replayed, WhatIfError> {
+    settings.check(history)?;
     let start = history
         .before
         .last()
@@ -378,48 +796,395 @@ pub async fn replay(history: &History, settings: &Settings) -> Result<Replayed, 
     );
     let mut crew = Crew {
         log: log.clone(),
+        desk: desk.clone(),
         bot,
         triage,
         surveys: SurveyOffers::new(desk.clone()),
         queues: QueuesInMemory::default(),
         next: log.head().await?.map_or(Position::START, |p| p.next()),
     };
-    // Recorded chat id to the replay's (the desk mints its own), with its customer.
-    let mut ids: BTreeMap<ConversationId, (ConversationId, CustomerId)> = BTreeMap::new();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut agenda = Agenda::default();
+    let (kept_away, added_agents) = plan_staff(history, settings, &mut agenda)?;
+    for (i, step) in history.steps.iter().enumerate() {
+        let at = match step {
+            Step::Copy(e) => time_of(e),
+            Step::Customer { at, .. } => *at,
+        };
+        agenda.plan(at, Action::Step(i));
+    }
+    // Replayed chats by the replay's id, and the recorded id to the replay's.
+    let mut live: BTreeMap<ConversationId, Live> = BTreeMap::new();
+    let mut ids: BTreeMap<ConversationId, ConversationId> = BTreeMap::new();
     let mut refused = 0;
-    for step in &history.steps {
-        match step {
-            Step::Copy(e) => {
-                clock.set(time_of(e));
-                copy(&log, e).await?;
+    let (mut drawn_segments, mut left_on_drawn_patience) = (0, 0);
+    // How far the driver has read the scratch log for what the reactions did.
+    let mut watched = crew.next;
+    while let Some((at, action)) = agenda.next() {
+        clock.set(at);
+        if let Action::Leaves {
+            chat,
+            queueing,
+            drawn: true,
+        } = &action
+            && live.get(chat).is_some_and(|l| l.still_waiting(*queueing))
+        {
+            left_on_drawn_patience += 1;
+        }
+        let done = act(
+            history, &log, &desk, &mut live, &mut ids, &kept_away, action,
+        )
+        .await;
+        match done {
+            Ok(()) => {}
+            Err(WhatIfError::Command(CommandError::Rejected(reason))) => {
+                tracing::debug!(%reason, "the replay refused a person's act");
+                refused += 1;
             }
-            Step::Customer { chat, at, act } => {
-                clock.set(*at);
-                let done = customer_acts(&desk, &mut ids, *chat, act).await;
-                match done {
-                    Ok(()) => {}
-                    Err(CommandError::Rejected(reason)) => {
-                        tracing::debug!(%chat, %reason, "the replay refused a customer's act");
-                        refused += 1;
+            Err(e) => return Err(e),
+        }
+        crew.settle().await?;
+        // What the reactions did plans the people's next acts.
+        loop {
+            let batch = log.read_all(watched, 256).await?;
+            let Some(last) = batch.last().map(|e| e.position) else {
+                break;
+            };
+            watched = last.next();
+            for e in &batch {
+                let Some(chat) = ConversationDecider::id_of_stream(e.stream_id.as_str()) else {
+                    continue;
+                };
+                let Some(l) = live.get_mut(&chat) else {
+                    continue;
+                };
+                let Event::Conversation(event) = kefu_feed::decode_or_other(e) else {
+                    continue;
+                };
+                match event {
+                    C::ConversationQueued(q) => {
+                        let k = l.queueings;
+                        l.queueings += 1;
+                        l.waiting = true;
+                        let recorded = history
+                            .queueings
+                            .get(&l.recorded)
+                            .and_then(|qs| qs.get(k))
+                            .copied();
+                        let (patience, drawn) = match recorded {
+                            Some(Queueing {
+                                left_after: Some(left),
+                                ..
+                            }) => (Some(left), false),
+                            other => {
+                                let waited = other.and_then(|q| q.served_after).unwrap_or(0.0);
+                                (history.patience.draw(waited, &mut rng), true)
+                            }
+                        };
+                        if let Some(secs) = patience {
+                            let micros = (secs * 1e6).round() as i64;
+                            agenda.plan(
+                                q.at + Duration::microseconds(micros),
+                                Action::Leaves {
+                                    chat,
+                                    queueing: k,
+                                    drawn,
+                                },
+                            );
+                        }
                     }
-                    Err(e) => return Err(e.into()),
+                    C::AgentAssigned(a) => {
+                        let k = l.assignments;
+                        l.assignments += 1;
+                        l.waiting = false;
+                        let own = history
+                            .handling
+                            .segments
+                            .get(&l.recorded)
+                            .is_some_and(|s| s.len() > k);
+                        drawn_segments += usize::from(!own);
+                        let segment = history
+                            .handling
+                            .for_assignment(l.recorded, k, a.queue, a.at, &mut rng);
+                        for (offset, act) in segment.map(|s| s.acts.as_slice()).unwrap_or(&[]) {
+                            agenda.plan(
+                                a.at + Duration::microseconds(*offset),
+                                Action::Segment {
+                                    chat,
+                                    segment: k,
+                                    agent: a.agent,
+                                    act: act.clone(),
+                                },
+                            );
+                        }
+                    }
+                    C::ConversationTransferred(_) => l.waiting = false,
+                    C::ConversationClosed(c) => {
+                        l.waiting = false;
+                        if !l.closed
+                            && let Some(s) = history.surveys.get(&l.recorded)
+                        {
+                            agenda.plan(c.at + s.after_close, Action::Survey { chat });
+                        }
+                        l.closed = true;
+                    }
+                    _ => {}
                 }
             }
         }
-        crew.settle().await?;
     }
     let replayed = log.snapshot();
     let by_replay_id = outcomes(&replayed);
     let outcomes = ids
         .iter()
-        .map(|(recorded, (replayed, _))| {
+        .map(|(recorded, replayed)| {
             (
                 *recorded,
                 by_replay_id.get(replayed).cloned().unwrap_or_default(),
             )
         })
         .collect();
-    Ok(Replayed { outcomes, refused })
+    Ok(Replayed {
+        outcomes,
+        refused,
+        added_agents,
+        drawn_segments,
+        left_on_drawn_patience,
+    })
+}
+
+/// Puts the staffing changes on the agenda: added agents registered at the window's start
+/// and online through it or in their shift each day; agents kept away set offline at the
+/// start (their recorded status changes are then left out). Returns who is kept away and the
+/// added agents' names.
+fn plan_staff(
+    history: &History,
+    settings: &Settings,
+    agenda: &mut Agenda,
+) -> Result<(BTreeSet<AgentId>, BTreeMap<AgentId, String>), WhatIfError> {
+    let window = history.window;
+    let mut kept_away = BTreeSet::new();
+    let mut added = BTreeMap::new();
+    for change in &settings.staff {
+        let (_, queue) = history.queue_named(&change.queue)?;
+        if change.count < 0 {
+            let serving: Vec<AgentId> = history
+                .agents
+                .iter()
+                .filter(|(id, a)| !kept_away.contains(*id) && queue.skills.is_subset(&a.skills))
+                .map(|(id, _)| *id)
+                .collect();
+            let away = change.count.unsigned_abs() as usize;
+            if serving.len() < away {
+                return Err(WhatIfError::BadChange {
+                    change: format!("{}={}", change.queue, change.count),
+                    reason: format!(
+                        "the queue has {} agents with its skills, fewer than {away}",
+                        serving.len()
+                    ),
+                });
+            }
+            for agent in serving.into_iter().take(away) {
+                kept_away.insert(agent);
+                agenda.plan(
+                    window.from,
+                    Action::Status {
+                        agent,
+                        status: AgentStatus::Offline,
+                    },
+                );
+            }
+            continue;
+        }
+        for n in 1..=change.count {
+            let name = format!("what-if {} {n}", change.queue);
+            let agent = added_agent_id(&name);
+            added.insert(agent, name.clone());
+            agenda.plan(
+                window.from,
+                Action::AddAgent {
+                    name,
+                    skills: queue.skills.clone(),
+                    seats: change.seats,
+                    agent,
+                },
+            );
+            let Some((from, to)) = change.shift else {
+                agenda.plan(
+                    window.from,
+                    Action::Status {
+                        agent,
+                        status: AgentStatus::Online,
+                    },
+                );
+                continue;
+            };
+            let mut day = window.from.date_naive();
+            while let Some(midnight) = day.and_hms_opt(0, 0, 0) {
+                let midnight = Utc.from_utc_datetime(&midnight);
+                if midnight >= window.to {
+                    break;
+                }
+                let on = (midnight + Duration::hours(from.into())).max(window.from);
+                let off = midnight + Duration::hours(to.into());
+                if off > window.from && on < window.to {
+                    agenda.plan(
+                        on,
+                        Action::Status {
+                            agent,
+                            status: AgentStatus::Online,
+                        },
+                    );
+                    agenda.plan(
+                        off,
+                        Action::Status {
+                            agent,
+                            status: AgentStatus::Offline,
+                        },
+                    );
+                }
+                let Some(next) = day.succ_opt() else { break };
+                day = next;
+            }
+        }
+    }
+    Ok((kept_away, added))
+}
+
+/// The same added agent has the same id in every replay (the report sums their load over
+/// seeds by id): a hash of the name, in a UUID.
+fn added_agent_id(name: &str) -> AgentId {
+    // FNV-1a, 128 bits.
+    let mut h: u128 = 0x6c62272e07bb014262b821756295c58d;
+    for b in format!("kefu whatif agent {name}").bytes() {
+        h ^= u128::from(b);
+        h = h.wrapping_mul(0x0000000001000000000000000000013B);
+    }
+    AgentId::from_uuid(uuid::Uuid::from_u128(h))
+}
+
+/// Carries one action out through the desk.
+async fn act(
+    history: &History,
+    log: &MemoryLog,
+    desk: &Desk<MemoryLog>,
+    live: &mut BTreeMap<ConversationId, Live>,
+    ids: &mut BTreeMap<ConversationId, ConversationId>,
+    kept_away: &BTreeSet<AgentId>,
+    action: Action,
+) -> Result<(), WhatIfError> {
+    let as_customer = |customer: CustomerId| {
+        Metadata::for_request(
+            Actor::new(ActorKind::Customer, customer.to_string()),
+            desk.commands().new_id(),
+        )
+    };
+    let as_agent = |agent: AgentId| {
+        Metadata::for_request(
+            Actor::new(ActorKind::Agent, agent.to_string()),
+            desk.commands().new_id(),
+        )
+    };
+    let as_supervisor = || {
+        Metadata::for_request(
+            Actor::new(ActorKind::System, "whatif"),
+            desk.commands().new_id(),
+        )
+    };
+    match action {
+        Action::Step(i) => match &history.steps[i] {
+            Step::Copy(e) => {
+                let away = AgentDecider::id_of_stream(e.stream_id.as_str())
+                    .is_some_and(|a| kept_away.contains(&a))
+                    && e.event_type == "AgentStatusChanged";
+                if !away {
+                    copy(log, e).await?;
+                }
+            }
+            Step::Customer { chat, act, .. } => customer_acts(desk, live, ids, *chat, act).await?,
+        },
+        Action::AddAgent {
+            name,
+            skills,
+            seats,
+            agent,
+        } => {
+            desk.register_agent(agent, name, skills, seats, &as_supervisor())
+                .await?;
+        }
+        Action::Status { agent, status } => {
+            desk.set_agent_status(agent, status, &as_supervisor())
+                .await?;
+        }
+        Action::Segment {
+            chat,
+            segment,
+            agent,
+            act,
+        } => {
+            let Some(l) = live.get(&chat) else {
+                return Ok(());
+            };
+            // The assignment has ended meanwhile (the chat was closed or went on).
+            if l.closed || l.assignments != segment + 1 || l.waiting {
+                return Ok(());
+            }
+            match act {
+                SegmentAct::Replies { text } => {
+                    let message = MessageId::from_uuid(desk.commands().new_id());
+                    desk.agent_message(chat, agent, message, text, &as_agent(agent))
+                        .await?;
+                }
+                SegmentAct::Closes { reason } => {
+                    desk.close(chat, Party::Agent { agent }, reason, &as_agent(agent))
+                        .await?;
+                }
+                SegmentAct::TransfersToQueue { queue, reason } => {
+                    desk.transfer(
+                        chat,
+                        agent,
+                        Transfer::ToQueue(queue),
+                        reason,
+                        &as_agent(agent),
+                    )
+                    .await?;
+                }
+                SegmentAct::CustomerCloses => {
+                    desk.close(
+                        chat,
+                        Party::Customer,
+                        CloseReason::CustomerLeft,
+                        &as_customer(l.customer),
+                    )
+                    .await?;
+                }
+            }
+        }
+        Action::Leaves { chat, queueing, .. } => {
+            let Some(l) = live.get(&chat) else {
+                return Ok(());
+            };
+            if l.still_waiting(queueing) {
+                desk.close(
+                    chat,
+                    Party::Customer,
+                    CloseReason::CustomerLeft,
+                    &as_customer(l.customer),
+                )
+                .await?;
+            }
+        }
+        Action::Survey { chat } => {
+            let Some(l) = live.get(&chat) else {
+                return Ok(());
+            };
+            if let Some(s) = history.surveys.get(&l.recorded) {
+                desk.answer_survey(chat, s.score, s.comment.clone(), &as_customer(l.customer))
+                    .await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Appends a recorded event to the scratch log as it was (its id, type, payload and
@@ -436,7 +1201,8 @@ async fn copy(log: &MemoryLog, e: &RecordedEvent) -> Result<(), LogError> {
 
 async fn customer_acts(
     desk: &Desk<MemoryLog>,
-    ids: &mut BTreeMap<ConversationId, (ConversationId, CustomerId)>,
+    live: &mut BTreeMap<ConversationId, Live>,
+    ids: &mut BTreeMap<ConversationId, ConversationId>,
     chat: ConversationId,
     act: &Act,
 ) -> Result<(), CommandError> {
@@ -446,37 +1212,49 @@ async fn customer_acts(
             desk.commands().new_id(),
         )
     };
+    if let Act::Starts {
+        customer,
+        locale,
+        channel,
+        order,
+        bot_enabled,
+    } = act
+    {
+        let started = desk
+            .start_conversation(
+                *customer,
+                Some(locale.clone()),
+                *channel,
+                order.clone(),
+                *bot_enabled,
+                &request(*customer),
+            )
+            .await?;
+        ids.insert(chat, started.value);
+        live.insert(
+            started.value,
+            Live {
+                recorded: chat,
+                customer: *customer,
+                queueings: 0,
+                waiting: false,
+                assignments: 0,
+                closed: false,
+            },
+        );
+        return Ok(());
+    }
+    let Some(&replayed) = ids.get(&chat) else {
+        return Ok(());
+    };
+    let customer = live[&replayed].customer;
     match act {
-        Act::Starts {
-            customer,
-            locale,
-            channel,
-            order,
-            bot_enabled,
-        } => {
-            let started = desk
-                .start_conversation(
-                    *customer,
-                    Some(locale.clone()),
-                    *channel,
-                    order.clone(),
-                    *bot_enabled,
-                    &request(*customer),
-                )
-                .await?;
-            ids.insert(chat, (started.value, *customer));
-        }
+        Act::Starts { .. } => {}
         Act::Writes { message, text } => {
-            let Some(&(replayed, customer)) = ids.get(&chat) else {
-                return Ok(());
-            };
             desk.customer_message(replayed, *message, text.clone(), &request(customer))
                 .await?;
         }
         Act::Closes => {
-            let Some(&(replayed, customer)) = ids.get(&chat) else {
-                return Ok(());
-            };
             desk.close(
                 replayed,
                 Party::Customer,
@@ -492,11 +1270,12 @@ async fn customer_acts(
 /// The production reactions the replay runs, each at its own position in the scratch log.
 struct Crew {
     log: Arc<MemoryLog>,
+    desk: Desk<MemoryLog>,
     bot: BotWorker<MemoryLog>,
     triage: Triage<MemoryLog>,
     surveys: SurveyOffers<MemoryLog>,
     queues: QueuesInMemory,
-    /// The next position the crew reads: all three take every batch, in log order.
+    /// The next position the crew reads: all of them take every batch, in log order.
     next: Position,
 }
 
@@ -505,6 +1284,7 @@ impl Crew {
     /// themselves append, until nothing new is there.
     async fn settle(&mut self) -> Result<(), WhatIfError> {
         const ROUNDS: usize = 1000;
+        let assigner = Actor::new(ActorKind::System, assigner::NAME);
         for _ in 0..ROUNDS {
             let batch = self.log.read_all(self.next, 256).await?;
             let Some(last) = batch.last().map(|e| e.position) else {
@@ -512,8 +1292,8 @@ impl Crew {
             };
             self.bot.react(&batch).await?;
             let work = Triage::<MemoryLog>::work(&batch);
+            let head = self.log.head().await?.unwrap_or(last);
             let queues = if Triage::<MemoryLog>::needs_queues(&work) {
-                let head = self.log.head().await?.unwrap_or(last);
                 self.queues.catch_up(&*self.log, head).await?;
                 self.queues.queues()?
             } else {
@@ -521,289 +1301,15 @@ impl Crew {
             };
             self.triage.react(work, &queues).await?;
             self.surveys.react(&batch).await?;
+            free_closed_seats(&self.desk, &assigner, &batch).await?;
+            if batch.iter().any(assigner::Assigner::<MemoryLog>::wants) {
+                let head = self.log.head().await?.unwrap_or(last);
+                self.queues.catch_up(&*self.log, head).await?;
+                let matches = plan(&self.queues.waiting()?, &self.queues.agents()?);
+                carry_out(&self.desk, &assigner, matches).await?;
+            }
             self.next = last.next();
         }
         Err(WhatIfError::Unsettled { rounds: ROUNDS })
-    }
-}
-
-/// One hour's chats (by their recorded start), as recorded and as replayed.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct HourFigures {
-    pub hour: String,
-    pub chats: usize,
-    /// Never handed to a person (within the window).
-    pub kept: usize,
-    /// Kept, and served at least one knowledge-base answer: what the bot resolved, as far as
-    /// a replay can tell. (The stats read model counts chats closed without a person; the
-    /// replay does not close chats for agents yet, so it cannot use that denominator.)
-    pub contained: usize,
-    pub handed_off: usize,
-    pub by_reason: BTreeMap<String, usize>,
-    pub bot_answers: usize,
-}
-
-impl HourFigures {
-    /// The share of chats the bot contained.
-    pub fn containment(&self) -> f64 {
-        if self.chats == 0 {
-            0.0
-        } else {
-            self.contained as f64 / self.chats as f64
-        }
-    }
-}
-
-/// Figures per hour of the chats' recorded start, and for the whole window (hour "all").
-pub fn figures(
-    chats: &[ConversationId],
-    started: &BTreeMap<ConversationId, Outcome>,
-    outcomes: &BTreeMap<ConversationId, Outcome>,
-) -> Vec<HourFigures> {
-    let mut by_hour: BTreeMap<String, HourFigures> = BTreeMap::new();
-    let mut all = HourFigures {
-        hour: "all".into(),
-        ..Default::default()
-    };
-    for chat in chats {
-        let hour = started
-            .get(chat)
-            .and_then(|o| o.started_at)
-            .and_then(|t| t.with_minute(0))
-            .and_then(|t| t.with_second(0))
-            .and_then(|t| t.with_nanosecond(0))
-            .map(|t| t.format("%Y-%m-%dT%H:00Z").to_string())
-            .unwrap_or_default();
-        let o = outcomes.get(chat).cloned().unwrap_or_default();
-        for f in [
-            by_hour.entry(hour.clone()).or_insert_with(|| HourFigures {
-                hour: hour.clone(),
-                ..Default::default()
-            }),
-            &mut all,
-        ] {
-            f.chats += 1;
-            f.bot_answers += o.bot_answers;
-            match o.handed_off {
-                Some(reason) => {
-                    f.handed_off += 1;
-                    *f.by_reason.entry(reason_name(reason)).or_default() += 1;
-                }
-                None => {
-                    f.kept += 1;
-                    f.contained += usize::from(o.bot_answers > 0);
-                }
-            }
-        }
-    }
-    let mut rows: Vec<HourFigures> = by_hour.into_values().collect();
-    rows.push(all);
-    rows
-}
-
-fn reason_name(reason: HandoffReason) -> String {
-    serde_json::to_value(reason)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_else(|| format!("{reason:?}"))
-}
-
-/// The chats whose outcome differs between two runs: the hand-off (or not) and its reason.
-pub fn differing(
-    chats: &[ConversationId],
-    a: &BTreeMap<ConversationId, Outcome>,
-    b: &BTreeMap<ConversationId, Outcome>,
-) -> usize {
-    chats
-        .iter()
-        .filter(|c| a.get(c).map(|o| o.handed_off) != b.get(c).map(|o| o.handed_off))
-        .count()
-}
-
-/// The report a supervisor reads: the record, the unchanged replay (how far it is off), and
-/// the change, per hour.
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    pub window: Window,
-    pub chats: usize,
-    pub baseline_settings: Settings,
-    pub changed_settings: Settings,
-    /// Chats whose outcome the unchanged replay did not reproduce, and their share: the
-    /// replay's error on this window.
-    pub baseline_differs: usize,
-    pub baseline_differs_share: f64,
-    /// Chats whose outcome the change moved, against the baseline.
-    pub changed_differs: usize,
-    pub rows: Vec<ReportRow>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ReportRow {
-    pub hour: String,
-    pub recorded: HourFigures,
-    pub baseline: HourFigures,
-    pub changed: HourFigures,
-}
-
-impl Report {
-    /// Replays `history` unchanged (`baseline`, the settings it was recorded with) and with
-    /// `changed`, and compares both with the record.
-    pub async fn run(
-        history: &History,
-        baseline: Settings,
-        changed: Settings,
-    ) -> Result<Report, WhatIfError> {
-        let base = replay(history, &baseline).await?;
-        let change = replay(history, &changed).await?;
-        let chats = &history.chats;
-        let recorded = figures(chats, &history.recorded, &history.recorded);
-        let base_rows = figures(chats, &history.recorded, &base.outcomes);
-        let change_rows = figures(chats, &history.recorded, &change.outcomes);
-        let rows = recorded
-            .into_iter()
-            .zip(base_rows)
-            .zip(change_rows)
-            .map(|((recorded, baseline), changed)| ReportRow {
-                hour: recorded.hour.clone(),
-                recorded,
-                baseline,
-                changed,
-            })
-            .collect();
-        let baseline_differs = differing(chats, &history.recorded, &base.outcomes);
-        Ok(Report {
-            window: history.window,
-            chats: chats.len(),
-            baseline_settings: baseline,
-            changed_settings: changed,
-            baseline_differs,
-            baseline_differs_share: if chats.is_empty() {
-                0.0
-            } else {
-                baseline_differs as f64 / chats.len() as f64
-            },
-            changed_differs: differing(chats, &base.outcomes, &change.outcomes),
-            rows,
-        })
-    }
-
-    /// One CSV line per hour (and "all"): containment and hand-offs recorded, replayed
-    /// unchanged, and replayed with the change.
-    pub fn csv(&self) -> String {
-        let mut out = String::from(
-            "hour,chats,recorded_kept,baseline_kept,changed_kept,recorded_contained,baseline_contained,changed_contained,recorded_handed_off,baseline_handed_off,changed_handed_off,recorded_bot_answers,baseline_bot_answers,changed_bot_answers\n",
-        );
-        for r in &self.rows {
-            out.push_str(&format!(
-                "{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
-                r.hour,
-                r.recorded.chats,
-                r.recorded.kept,
-                r.baseline.kept,
-                r.changed.kept,
-                r.recorded.contained,
-                r.baseline.contained,
-                r.changed.contained,
-                r.recorded.handed_off,
-                r.baseline.handed_off,
-                r.changed.handed_off,
-                r.recorded.bot_answers,
-                r.baseline.bot_answers,
-                r.changed.bot_answers,
-            ));
-        }
-        out
-    }
-
-    /// A chart of the bot's containment per hour (the share of each hour's chats it
-    /// contained), recorded, replayed unchanged and replayed with the change, as SVG.
-    pub fn svg(&self) -> String {
-        let hours: Vec<&ReportRow> = self.rows.iter().filter(|r| r.hour != "all").collect();
-        let (w, h, left, top, bottom) = (720.0, 360.0, 56.0, 40.0, 60.0);
-        let plot_w = w - left - 24.0;
-        let plot_h = h - top - bottom;
-        let n = hours.len().max(1) as f64;
-        let x = |i: usize| left + plot_w * (i as f64 + 0.5) / n;
-        let y = |share: f64| top + plot_h * (1.0 - share.clamp(0.0, 1.0));
-        let mut out = format!(
-            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"{w}\" height=\"{h}\" fill=\"white\"/>\n<text x=\"{left}\" y=\"20\" font-size=\"13\">Bot containment by hour (UTC): recorded, replayed unchanged, answer threshold {} / clarify {}</text>\n",
-            self.changed_settings.answer_threshold, self.changed_settings.clarify_threshold
-        );
-        for tick in [0.0, 0.25, 0.5, 0.75, 1.0] {
-            let ty = y(tick);
-            out.push_str(&format!(
-                "<line x1=\"{left}\" y1=\"{ty:.1}\" x2=\"{:.1}\" y2=\"{ty:.1}\" stroke=\"#ddd\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{:.0}%</text>\n",
-                left + plot_w,
-                left - 6.0,
-                ty + 4.0,
-                tick * 100.0
-            ));
-        }
-        for (i, r) in hours.iter().enumerate() {
-            // The hour of day (UTC) under its point.
-            let label = r.hour.get(11..13).unwrap_or(&r.hour);
-            out.push_str(&format!(
-                "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{label}</text>\n",
-                x(i),
-                top + plot_h + 16.0
-            ));
-        }
-        // The record wide and pale under the unchanged replay, so a baseline that matches it
-        // shows as one line inside the other.
-        type Series = (
-            &'static str,
-            &'static str,
-            f64,
-            &'static str,
-            fn(&ReportRow) -> &HourFigures,
-        );
-        let series: [Series; 3] = [
-            ("recorded", "#bbb", 6.0, "", |r| &r.recorded),
-            ("replayed unchanged", "#2b7bb9", 2.0, "6 3", |r| &r.baseline),
-            ("replayed with the change", "#d9534f", 2.0, "", |r| {
-                &r.changed
-            }),
-        ];
-        for (k, (name, colour, width, dash, pick)) in series.iter().enumerate() {
-            let points: Vec<String> = hours
-                .iter()
-                .enumerate()
-                .map(|(i, r)| format!("{:.1},{:.1}", x(i), y(pick(r).containment())))
-                .collect();
-            out.push_str(&format!(
-                "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"{width}\" stroke-dasharray=\"{dash}\" points=\"{}\"/>\n",
-                points.join(" ")
-            ));
-            let ly = h - 18.0;
-            let lx = left + 200.0 * k as f64;
-            out.push_str(&format!(
-                "<line x1=\"{lx}\" y1=\"{ly}\" x2=\"{:.1}\" y2=\"{ly}\" stroke=\"{colour}\" stroke-width=\"{width}\" stroke-dasharray=\"{dash}\"/><text x=\"{:.1}\" y=\"{:.1}\">{name}</text>\n",
-                lx + 24.0,
-                lx + 30.0,
-                ly + 4.0
-            ));
-        }
-        out.push_str("</svg>\n");
-        out
-    }
-
-    /// The report as JSON lines: a summary line, then one line per hour.
-    pub fn jsonl(&self) -> String {
-        let mut out = serde_json::json!({
-            "window": self.window,
-            "chats": self.chats,
-            "baseline_settings": self.baseline_settings,
-            "changed_settings": self.changed_settings,
-            "baseline_differs": self.baseline_differs,
-            "baseline_differs_share": self.baseline_differs_share,
-            "changed_differs": self.changed_differs,
-        })
-        .to_string();
-        out.push('\n');
-        for r in &self.rows {
-            out.push_str(&serde_json::to_string(r).unwrap_or_default());
-            out.push('\n');
-        }
-        out
     }
 }
