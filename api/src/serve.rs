@@ -348,6 +348,8 @@ pub async fn run(store: &StoreArgs, args: ServeArgs) -> Result<()> {
         },
         keys,
         log_health,
+        bot_thresholds: args.tuning.bot.thresholds(),
+        whatif: Arc::new(tokio::sync::Semaphore::new(1)),
     });
     let app = App {
         schema: graphql::schema(api.clone()),

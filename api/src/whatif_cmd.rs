@@ -40,6 +40,10 @@ pub struct WhatIfArgs {
     /// an SLA breach; the replay does not escalate). Repeat for more queues.
     #[arg(long = "with-first-response", value_name = "QUEUE=SECS")]
     pub with_first_response: Vec<String>,
+    /// The change: a queue retired for the window, by name; triage routes the chats it would
+    /// have had to the other queues by its own rules. Repeat for more queues.
+    #[arg(long = "without-queue", value_name = "QUEUE")]
+    pub without_queue: Vec<String>,
     /// How many seeds each replay runs with (1 to N): where the replay leaves the record,
     /// agents' handling and customers' patience are drawn, and the report gives the spread.
     #[arg(long, default_value_t = 3)]
@@ -106,9 +110,10 @@ pub async fn run(store: &StoreArgs, args: WhatIfArgs) -> Result<()> {
         && args.with_clarify_threshold.is_none()
         && args.with_agents.is_empty()
         && args.with_first_response.is_empty()
+        && args.without_queue.is_empty()
     {
         bail!(
-            "nothing to change: give --with-answer-threshold, --with-clarify-threshold, --with-agents or --with-first-response"
+            "nothing to change: give --with-answer-threshold, --with-clarify-threshold, --with-agents, --with-first-response or --without-queue"
         );
     }
     if !(1..=100).contains(&args.seeds) {
@@ -133,6 +138,7 @@ pub async fn run(store: &StoreArgs, args: WhatIfArgs) -> Result<()> {
         let (queue, secs) = parse_sla(spec)?;
         changed.first_response_secs.insert(queue, secs);
     }
+    changed.retired_queues = args.without_queue.clone();
     // The history is read, never written: a missing store is a typo.
     let log = store.open_existing().await?;
     let history = History::read(&log, window).await?;

@@ -45,6 +45,7 @@ const EXPECTED: &[(&str, &str)] = &[
     ("Query.stats", "supervisor analyst admin"),
     ("Query.search", "agent supervisor analyst admin"),
     ("Query.forecast", "supervisor analyst admin"),
+    ("Query.whatIf", "supervisor analyst admin"),
     ("Query.switches", "agent supervisor analyst admin"),
     ("Query.faults", "admin"),
     ("Query.probeRuns", "supervisor analyst admin"),

@@ -4,6 +4,7 @@
 //! store must be left as it was.
 
 mod common;
+mod server;
 
 use std::sync::Arc;
 
@@ -260,4 +261,169 @@ fn bad_windows_and_settings_are_named() {
         ],
     );
     assert!(e.contains("--seeds 0"), "{e}");
+}
+
+const WHAT_IF: &str = "query($from: DateTime!, $to: DateTime!, $c: WhatIfChange!) { whatIf(from: $from, to: $to, change: $c, seeds: 2) { chats seeds withinTolerance tolerance baselineOff { chatsDiffer waitMeanSecs } models agents { name recorded baseline changed } rows { hour queue metrics { name recorded baseline changed change changeSd } } } }";
+
+/// The figure `name` of the row for `hour` and `queue`.
+fn metric<'a>(
+    report: &'a serde_json::Value,
+    hour: &str,
+    queue: &str,
+    name: &str,
+) -> &'a serde_json::Value {
+    let row = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["hour"] == hour && r["queue"] == queue)
+        .unwrap_or_else(|| panic!("no row {hour} {queue}: {report}"));
+    row["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {row}"))
+}
+
+#[tokio::test]
+async fn analysts_and_supervisors_ask_what_if_over_graphql() {
+    use serde_json::json;
+    let server = server::Server::start(None, &[]);
+    let admin = server.token("admin", "ops", &[]);
+    let queue = server
+        .gql(
+            &admin,
+            "mutation { defineQueue(input: {name: \"售后\", categories: [\"logistics\"], skills: [\"after-sales\"], firstResponseSecs: 600, resolutionSecs: 3600}) { id } }",
+            json!({}),
+        )
+        .await["defineQueue"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let from = (Utc::now() - Duration::hours(1)).to_rfc3339();
+    for text in ASKED.iter().take(3) {
+        let customer = server.token("customer", &uuid::Uuid::now_v7().to_string(), &[]);
+        let chat = server
+            .gql(
+                &customer,
+                "mutation { startConversation(channel: WEB) { id } }",
+                json!({}),
+            )
+            .await["startConversation"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        server
+            .gql(
+                &customer,
+                "mutation($c: String!, $t: String!) { sendMessage(conversationId: $c, text: $t) { id } }",
+                json!({ "c": chat, "t": text }),
+            )
+            .await;
+    }
+    let to = (Utc::now() + Duration::hours(1)).to_rfc3339();
+    let window = |change: serde_json::Value| json!({ "from": from, "to": to, "c": change });
+
+    // An analyst changes the bot and reads the whole shop.
+    let analyst = server.token("analyst", "ana", &[]);
+    let report = server
+        .gql(
+            &analyst,
+            WHAT_IF,
+            window(json!({ "answerThreshold": 0.99 })),
+        )
+        .await["whatIf"]
+        .clone();
+    assert_eq!(report["chats"], 3, "{report}");
+    assert_eq!(report["seeds"], 2, "{report}");
+    assert!(
+        report["tolerance"].as_str().unwrap().contains("5%"),
+        "{report}"
+    );
+    assert!(
+        report["models"].as_str().unwrap().contains("Kaplan-Meier"),
+        "{report}"
+    );
+    assert_eq!(
+        metric(&report, "all", "all", "chats")["recorded"],
+        3.0,
+        "{report}"
+    );
+    assert_eq!(
+        metric(&report, "all", "all", "chats")["baseline"],
+        3.0,
+        "{report}"
+    );
+
+    // A supervisor may not change the shop's bot, nor another queue's agents...
+    let other = server.token("supervisor", "sup-b", &[&uuid::Uuid::now_v7().to_string()]);
+    let (code, message) = server
+        .gql_error(&other, WHAT_IF, window(json!({ "answerThreshold": 0.5 })))
+        .await;
+    assert_eq!(code, "FORBIDDEN", "{message}");
+    let (code, message) = server
+        .gql_error(
+            &other,
+            WHAT_IF,
+            window(json!({ "agents": [{ "queue": queue, "count": 2 }] })),
+        )
+        .await;
+    assert_eq!(code, "FORBIDDEN", "{message}");
+    assert!(message.contains(&queue), "{message}");
+    // ...and their own queue's what-if shows their queue only.
+    let own = server.token("supervisor", "sup-a", &[&queue]);
+    let report = server
+        .gql(
+            &own,
+            WHAT_IF,
+            window(json!({ "agents": [{ "queue": queue, "count": 2, "seats": 3, "shiftFromHour": 0, "shiftToHour": 24 }] })),
+        )
+        .await["whatIf"]
+        .clone();
+    assert!(
+        report["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["queue"] == "售后"),
+        "{report}"
+    );
+    assert_eq!(report["agents"], json!([]), "{report}");
+
+    // Bad changes are named.
+    for (change, names) in [
+        (json!({}), "nothing to change"),
+        (
+            json!({ "agents": [{ "queue": "not-a-uuid", "count": 1 }] }),
+            "not-a-uuid",
+        ),
+        (
+            json!({ "agents": [{ "queue": uuid::Uuid::now_v7().to_string(), "count": 1 }] }),
+            "not a queue of the record",
+        ),
+        (
+            json!({ "agents": [{ "queue": queue, "count": 1, "shiftFromHour": 8 }] }),
+            "shiftToHour",
+        ),
+        (
+            json!({ "answerThreshold": 0.2, "clarifyThreshold": 0.5 }),
+            "clarifyThreshold",
+        ),
+    ] {
+        let (code, message) = server
+            .gql_error(&analyst, WHAT_IF, window(change.clone()))
+            .await;
+        assert_eq!(code, "VALIDATION", "{change}: {message}");
+        assert!(message.contains(names), "{change}: {message}");
+    }
+    let (code, message) = server
+        .gql_error(
+            &analyst,
+            WHAT_IF,
+            json!({ "from": to, "to": from, "c": { "answerThreshold": 0.5 } }),
+        )
+        .await;
+    assert_eq!(code, "VALIDATION", "{message}");
+    assert!(message.contains("must end after it starts"), "{message}");
 }

@@ -307,6 +307,37 @@ fn a_change_to_a_queue_that_never_overloaded_changes_nothing() {
     assert!(tried >= 1, "no seed had a queue that never overloaded");
 }
 
+#[test]
+fn a_retired_queue_sends_its_chats_to_the_others() {
+    let mut moved = 0.0;
+    for seed in 1..=3 {
+        let history = History::from_events(recorded(seed), the_day());
+        let changed = Settings {
+            retired_queues: vec!["投诉".into()],
+            ..defaults()
+        };
+        let report = block(Report::run(&history, defaults(), changed, &[1])).unwrap();
+        let queued = |queue: &str, run: fn(&kefu_whatif::report::ReportRow) -> &Figures| {
+            report.row("all", queue).map_or(0, |r| run(r).queued)
+        };
+        let complaints = queued("投诉", |r| &r.baseline[0]);
+        assert_eq!(queued("投诉", |r| &r.changed[0]), 0, "seed {seed}");
+        // Every chat still reaches a person: the others take the complaints.
+        let others = |run: fn(&kefu_whatif::report::ReportRow) -> &Figures| {
+            queued("综合", run) + queued("售后", run)
+        };
+        assert_eq!(
+            others(|r| &r.changed[0]),
+            others(|r| &r.baseline[0]) + complaints,
+            "seed {seed}"
+        );
+        let all = report.row("all", "all").unwrap();
+        assert_eq!(all.baseline[0].handed_off, all.changed[0].handed_off);
+        moved += complaints as f64;
+    }
+    assert!(moved > 0.0, "no complaint was queued on any seed");
+}
+
 /// The replay reads the recorded log and writes only its own scratch log.
 #[test]
 fn a_replay_leaves_the_recorded_log_as_it_was() {

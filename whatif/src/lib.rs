@@ -267,8 +267,10 @@ impl History {
             let chat = ConversationDecider::id_of_stream(e.stream_id.as_str());
             let decoded = kefu_feed::decode_or_other(&e);
             learn_names(&e, &decoded, &mut queues, &mut agents);
+            // kefu's own probes are not customers: their chats are left out.
             if let (Some(chat), Event::Conversation(C::ConversationStarted(s))) = (chat, &decoded)
                 && window.holds(s.at)
+                && s.channel != kefu_domain::common::Channel::Probe
             {
                 traces.insert(chat, Trace::default());
                 chats.push(chat);
@@ -632,6 +634,10 @@ pub struct Settings {
     /// change what counts as a breach; the replay does not escalate on them.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub first_response_secs: BTreeMap<String, i64>,
+    /// Queues retired for the window, by name: triage routes the chats they would have had
+    /// to the other queues by its own rules.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub retired_queues: Vec<String>,
 }
 
 impl Settings {
@@ -657,6 +663,7 @@ impl Settings {
             .iter()
             .map(|s| &s.queue)
             .chain(self.first_response_secs.keys())
+            .chain(&self.retired_queues)
         {
             history.queue_named(name)?;
         }
@@ -706,6 +713,9 @@ enum Action {
     Status {
         agent: AgentId,
         status: AgentStatus,
+    },
+    RetireQueue {
+        queue: QueueId,
     },
     /// An act of the `segment`-th assignment of a replayed chat.
     Segment {
@@ -805,7 +815,7 @@ pub async fn replay(
     };
     let mut rng = StdRng::seed_from_u64(seed);
     let mut agenda = Agenda::default();
-    let (kept_away, added_agents) = plan_staff(history, settings, &mut agenda)?;
+    let (changes, added_agents) = plan_changes(history, settings, &mut agenda)?;
     for (i, step) in history.steps.iter().enumerate() {
         let at = match step {
             Step::Copy(e) => time_of(e),
@@ -831,10 +841,7 @@ pub async fn replay(
         {
             left_on_drawn_patience += 1;
         }
-        let done = act(
-            history, &log, &desk, &mut live, &mut ids, &kept_away, action,
-        )
-        .await;
+        let done = act(history, &log, &desk, &mut live, &mut ids, &changes, action).await;
         match done {
             Ok(()) => {}
             Err(WhatIfError::Command(CommandError::Rejected(reason))) => {
@@ -953,18 +960,32 @@ pub async fn replay(
     })
 }
 
-/// Puts the staffing changes on the agenda: added agents registered at the window's start
+/// Puts the routing and staffing changes on the agenda: queues retired at the window's
+/// start; added agents registered at the window's start
 /// and online through it or in their shift each day; agents kept away set offline at the
 /// start (their recorded status changes are then left out). Returns who is kept away and the
 /// added agents' names.
-fn plan_staff(
+fn plan_changes(
     history: &History,
     settings: &Settings,
     agenda: &mut Agenda,
-) -> Result<(BTreeSet<AgentId>, BTreeMap<AgentId, String>), WhatIfError> {
+) -> Result<(Changes, BTreeMap<AgentId, String>), WhatIfError> {
     let window = history.window;
     let mut kept_away = BTreeSet::new();
     let mut added = BTreeMap::new();
+    let mut retired = BTreeSet::new();
+    for name in &settings.retired_queues {
+        let (queue, _) = history.queue_named(name)?;
+        retired.insert(queue);
+        // A queue defined inside the window is retired as its definition is copied.
+        let defined_before = history
+            .before
+            .iter()
+            .any(|e| QueueDecider::id_of_stream(e.stream_id.as_str()) == Some(queue));
+        if defined_before {
+            agenda.plan(window.from, Action::RetireQueue { queue });
+        }
+    }
     for change in &settings.staff {
         let (_, queue) = history.queue_named(&change.queue)?;
         if change.count < 0 {
@@ -1048,7 +1069,16 @@ fn plan_staff(
             }
         }
     }
-    Ok((kept_away, added))
+    Ok((Changes { kept_away, retired }, added))
+}
+
+/// What the driver holds back or adds as it copies the record.
+#[derive(Default)]
+struct Changes {
+    /// Agents whose recorded status changes are left out.
+    kept_away: BTreeSet<AgentId>,
+    /// Queues retired for the window.
+    retired: BTreeSet<QueueId>,
 }
 
 /// The same added agent has the same id in every replay (the report sums their load over
@@ -1070,7 +1100,7 @@ async fn act(
     desk: &Desk<MemoryLog>,
     live: &mut BTreeMap<ConversationId, Live>,
     ids: &mut BTreeMap<ConversationId, ConversationId>,
-    kept_away: &BTreeSet<AgentId>,
+    changes: &Changes,
     action: Action,
 ) -> Result<(), WhatIfError> {
     let as_customer = |customer: CustomerId| {
@@ -1095,10 +1125,21 @@ async fn act(
         Action::Step(i) => match &history.steps[i] {
             Step::Copy(e) => {
                 let away = AgentDecider::id_of_stream(e.stream_id.as_str())
-                    .is_some_and(|a| kept_away.contains(&a))
+                    .is_some_and(|a| changes.kept_away.contains(&a))
                     && e.event_type == "AgentStatusChanged";
                 if !away {
                     copy(log, e).await?;
+                }
+                if let Some(queue) = QueueDecider::id_of_stream(e.stream_id.as_str())
+                    && changes.retired.contains(&queue)
+                    && e.event_type == "QueueDefined"
+                {
+                    desk.retire_queue(
+                        queue,
+                        "what-if: retired for the window".into(),
+                        &as_supervisor(),
+                    )
+                    .await?;
                 }
             }
             Step::Customer { chat, act, .. } => customer_acts(desk, live, ids, *chat, act).await?,
@@ -1115,6 +1156,14 @@ async fn act(
         Action::Status { agent, status } => {
             desk.set_agent_status(agent, status, &as_supervisor())
                 .await?;
+        }
+        Action::RetireQueue { queue } => {
+            desk.retire_queue(
+                queue,
+                "what-if: retired for the window".into(),
+                &as_supervisor(),
+            )
+            .await?;
         }
         Action::Segment {
             chat,

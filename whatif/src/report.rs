@@ -645,6 +645,9 @@ pub fn describe(changed: &Settings, baseline: &Settings) -> String {
         }
         parts.push(p);
     }
+    for queue in &changed.retired_queues {
+        parts.push(format!("{queue} retired"));
+    }
     for (queue, secs) in &changed.first_response_secs {
         parts.push(format!("first response in {queue} within {secs} s"));
     }

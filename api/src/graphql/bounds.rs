@@ -373,6 +373,14 @@ pub fn argument_rule(field: &str, arg: &str) -> Option<Rule> {
         (_, "ahtSecs") | (_, "answerWithinSecs") => Float(1.0, DAY as f64),
         (_, "serviceLevel") => Float(0.001, 0.999),
         (_, "errorRate") => Float(0.0, 1.0),
+        // whatIf and its change.
+        (_, "seeds") => Int(1, 5),
+        (_, "count") => Int(-1000, 1000),
+        (_, "seats") => Int(1, 50),
+        (_, "shiftFromHour") => Int(0, 23),
+        (_, "shiftToHour") => Int(1, 24),
+        (_, "answerThreshold" | "clarifyThreshold") => Float(0.0, 1.0),
+        (_, "secs") => Int(1, 7 * DAY),
         (_, "locale") => Chars(35),
         (_, "idempotencyKey") => Chars(super::idempotency::MAX_KEY_CHARS),
         (_, "name" | "subject" | "reason" | "merchant") => {

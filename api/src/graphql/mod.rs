@@ -19,6 +19,7 @@ mod schema_check;
 mod subscription;
 mod types;
 mod views;
+mod whatif;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,6 +82,10 @@ pub struct Api {
     pub keys: idempotency::Keys,
     /// The log's heads as last sampled: what says why a read waited in vain.
     pub log_health: watch::Receiver<crate::health::LogHealth>,
+    /// The bot's thresholds this deployment runs with: a what-if's unchanged replay uses them.
+    pub bot_thresholds: kefu_bot::faq::Thresholds,
+    /// One what-if replay at a time.
+    pub whatif: Arc<tokio::sync::Semaphore>,
 }
 
 impl Api {

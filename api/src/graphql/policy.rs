@@ -140,6 +140,12 @@ pub const TABLE: &[Rule] = &[
     ),
     rule(
         Q,
+        "whatIf",
+        &[Supervisor, Analyst, Admin],
+        "replay history with changes",
+    ),
+    rule(
+        Q,
         "switches",
         &[Admin, Supervisor, Analyst, Ag],
         "see the switches",
@@ -770,6 +776,17 @@ pub(crate) fn supervisor_names_a_queue(
         ApiError::Validation(format!("queue: a supervisor {what} one of their queues"))
     })?;
     require_queue(caller, QueueId::from_uuid(super::uuid("queue", q)?))
+}
+
+/// Analysts and admins may name any queue; supervisors their own.
+pub(crate) fn require_queue_unless_analyst(
+    caller: &Caller,
+    queue: QueueId,
+) -> Result<(), ApiError> {
+    if caller.principal.role == Role::Analyst {
+        return Ok(());
+    }
+    require_queue(caller, queue)
 }
 
 /// Supervisors act on their queues only; admins on all.

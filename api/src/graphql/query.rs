@@ -730,6 +730,23 @@ impl Query {
         })
     }
 
+    /// What would have happened: the chats that started in `[from, to)` (at most 31 days)
+    /// replayed through the production bot, triage and assigner with the recorded customers'
+    /// and agents' behaviour, unchanged and with `change`, each over `seeds` seeds (1 to 5),
+    /// side by side with the record per queue and hour (`kefu whatif`, README "What if").
+    /// Analysts and admins change anything; a supervisor changes agents and targets of their
+    /// own queues and sees their queues' rows. One replay runs at a time per server.
+    async fn what_if(
+        &self,
+        ctx: &Context<'_>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        change: super::whatif::WhatIfChange,
+        #[graphql(default = 3)] seeds: i32,
+    ) -> Result<super::whatif::WhatIfReport> {
+        super::whatif::run(ctx, from, to, change, seeds).await
+    }
+
     /// The degradation switches.
     async fn switches(&self, ctx: &Context<'_>) -> Result<Vec<SwitchState>> {
         let (api, caller) = (api(ctx), caller(ctx)?);
