@@ -159,7 +159,10 @@ pub async fn run(store: &StoreArgs, args: WhatIfArgs) -> Result<()> {
         history.queue_named(&args.queue)?;
     }
     let seeds: Vec<u64> = (1..=args.seeds).collect();
-    let report = Report::run(&history, recorded, changed, &seeds).await?;
+    // The replays run on threads of their own.
+    let report =
+        tokio::task::spawn_blocking(move || Report::run(&history, recorded, changed, &seeds))
+            .await??;
     tracing::info!(
         differs = report.baseline_differs,
         share = report.baseline_differs_share,

@@ -60,8 +60,24 @@ impl Retriever {
             TOKENIZER,
             TextAnalyzer::from(WhitespaceTokenizer::default()),
         );
-        // One thread: one segment in practice, and no background merging to wait for.
-        let mut writer = index.writer_with_num_threads(1, 50_000_000)?;
+        let texts: Vec<IndexedText<'a>> = texts.into_iter().collect();
+        // One thread: one segment in practice, and no background merging to wait for. The
+        // writer's arena is allocated and zeroed whole at every build (a knowledge-base edit,
+        // every what-if replay), so it is sized to the texts: tantivy's least for a small
+        // knowledge base, 50 MB (one segment for a 10,000-entry one) at most.
+        let bytes: usize = texts
+            .iter()
+            .map(|t| {
+                t.terms
+                    .iter()
+                    .chain(t.bigrams)
+                    .map(|w| w.len() + 1)
+                    .sum::<usize>()
+                    + 16
+            })
+            .sum();
+        let budget = (bytes * 16).clamp(15_000_000, 50_000_000);
+        let mut writer = index.writer_with_num_threads(1, budget)?;
         for text in texts {
             let mut doc = TantivyDocument::default();
             doc.add_text(words, text.terms.join(" "));

@@ -73,7 +73,7 @@ fn an_unchanged_replay_gives_the_record_back_bot_and_people_alike() {
             history.chats.len()
         );
         // Nothing changed in either run: the two must agree to the last figure, seed for seed.
-        let report = block(Report::run(&history, defaults(), defaults(), &[1, 2])).unwrap();
+        let report = Report::run(&history, defaults(), defaults(), &[1, 2]).unwrap();
         assert!(
             report.within_tolerance,
             "seed {seed}: {:?}",
@@ -143,7 +143,7 @@ fn a_higher_answer_threshold_keeps_fewer_chats() {
             answer_threshold: 0.99,
             ..defaults()
         };
-        let report = block(Report::run(&history, defaults(), strict, &[1, 2])).unwrap();
+        let report = Report::run(&history, defaults(), strict, &[1, 2]).unwrap();
         assert_eq!(report.baseline_differs, 0);
         assert!(report.within_tolerance, "{:?}", report.baseline_off);
         let all = report.row("all", "all").unwrap();
@@ -201,7 +201,7 @@ fn adding_agents_to_an_overloaded_queue_lowers_its_waits() {
     let mut tried = 0;
     for seed in 1..=6 {
         let history = History::from_events(recorded(seed), the_day());
-        let unchanged = block(Report::run(&history, defaults(), defaults(), &[1])).unwrap();
+        let unchanged = Report::run(&history, defaults(), defaults(), &[1]).unwrap();
         // The queue its customers waited longest in.
         let Some(busiest) = queues_of(&unchanged)
             .into_iter()
@@ -217,13 +217,7 @@ fn adding_agents_to_an_overloaded_queue_lowers_its_waits() {
         };
         tried += 1;
         let queue = busiest.queue.clone();
-        let report = block(Report::run(
-            &history,
-            defaults(),
-            adding(&queue, 3),
-            &[1, 2, 3],
-        ))
-        .unwrap();
+        let report = Report::run(&history, defaults(), adding(&queue, 3), &[1, 2, 3]).unwrap();
         let row = report.row("all", &queue).unwrap();
         let [recorded, base, changed, change, sd] = row.compare(Figures::wait_mean_secs);
         eprintln!(
@@ -258,7 +252,7 @@ fn a_change_to_a_queue_that_never_overloaded_changes_nothing() {
     let mut tried = 0;
     for seed in 1..=6 {
         let history = History::from_events(recorded(seed), the_day());
-        let unchanged = block(Report::run(&history, defaults(), defaults(), &[1])).unwrap();
+        let unchanged = Report::run(&history, defaults(), defaults(), &[1]).unwrap();
         // A queue whose every chat was taken at once, and no customer left, in the replay.
         for calm in queues_of(&unchanged).into_iter().filter(|r| {
             r.baseline[0].queued > 0
@@ -267,13 +261,7 @@ fn a_change_to_a_queue_that_never_overloaded_changes_nothing() {
                 && r.baseline[0].assigned == r.baseline[0].queued
         }) {
             tried += 1;
-            let report = block(Report::run(
-                &history,
-                defaults(),
-                adding(&calm.queue, 2),
-                &[1],
-            ))
-            .unwrap();
+            let report = Report::run(&history, defaults(), adding(&calm.queue, 2), &[1]).unwrap();
             eprintln!("seed {seed}: {} never overloaded", calm.queue);
             for row in &report.rows {
                 let (b, c) = (&row.baseline[0], &row.changed[0]);
@@ -316,7 +304,7 @@ fn a_retired_queue_sends_its_chats_to_the_others() {
             retired_queues: vec!["投诉".into()],
             ..defaults()
         };
-        let report = block(Report::run(&history, defaults(), changed, &[1])).unwrap();
+        let report = Report::run(&history, defaults(), changed, &[1]).unwrap();
         let queued = |queue: &str, run: fn(&kefu_whatif::report::ReportRow) -> &Figures| {
             report.row("all", queue).map_or(0, |r| run(r).queued)
         };
@@ -364,9 +352,7 @@ async fn replays_leave_the_log(events: Vec<kefu_eventlog::RecordedEvent>) {
         answer_threshold: 0.99,
         ..defaults()
     };
-    Report::run(&history, defaults(), strict, &[1])
-        .await
-        .unwrap();
+    Report::run(&history, defaults(), strict, &[1]).unwrap();
     assert_eq!(log.snapshot(), before);
 }
 

@@ -99,6 +99,10 @@ pub enum WhatIfError {
     },
     #[error("the reactions still had work after {rounds} rounds")]
     Unsettled { rounds: usize },
+    #[error("cannot start a replay's runtime: {0}")]
+    Runtime(#[from] std::io::Error),
+    #[error("a replay's thread stopped before it had finished")]
+    Stopped,
     #[error("the change {change:?} cannot be made: {reason}")]
     BadChange { change: String, reason: String },
 }

@@ -3,6 +3,8 @@
 //! recorded start, each replay over several seeds (the mean, and the spread of the change).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
 use kefu_domain::conversation::HandoffReason;
@@ -299,8 +301,10 @@ pub struct Report {
 
 impl Report {
     /// Replays `history` unchanged (`baseline`: the settings it was recorded with) and with
-    /// `changed`, once per seed each, and compares both with the record.
-    pub async fn run(
+    /// `changed`, once per seed each, and compares both with the record. Blocks: the replays
+    /// run on threads of their own (as many at once as there are cores), each on its own
+    /// single-threaded runtime; call it from a blocking context.
+    pub fn run(
         history: &History,
         baseline: Settings,
         changed: Settings,
@@ -321,11 +325,15 @@ impl Report {
         let (base_targets, changed_targets) = (targets(&baseline)?, targets(&changed)?);
         baseline.check(history)?;
         changed.check(history)?;
-        let mut base_runs: Vec<Replayed> = Vec::new();
-        let mut changed_runs: Vec<Replayed> = Vec::new();
-        for &seed in seeds {
-            base_runs.push(replay(history, &baseline, seed).await?);
-            changed_runs.push(replay(history, &changed, seed).await?);
+        let jobs: Vec<(&Settings, u64)> = seeds
+            .iter()
+            .flat_map(|&seed| [(&baseline, seed), (&changed, seed)])
+            .collect();
+        let mut done = replay_all(history, &jobs)?.into_iter();
+        let (mut base_runs, mut changed_runs) = (Vec::new(), Vec::new());
+        while let (Some(b), Some(c)) = (done.next(), done.next()) {
+            base_runs.push(b);
+            changed_runs.push(c);
         }
         let chats = &history.chats;
         let recorded = figures(history, &history.recorded, &base_targets);
@@ -616,6 +624,53 @@ impl Report {
         out.push_str("</svg>\n");
         out
     }
+}
+
+/// Runs `jobs` (settings and seed) on up to as many threads as there are cores; the results
+/// in the jobs' order.
+fn replay_all(history: &History, jobs: &[(&Settings, u64)]) -> Result<Vec<Replayed>, WhatIfError> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, jobs.len().max(1));
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Result<Replayed, WhatIfError>>>> =
+        Mutex::new((0..jobs.len()).map(|_| None).collect());
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let i = next.fetch_add(jobs.len(), Ordering::SeqCst);
+                        if let Some(slot) = results.lock().ok().as_mut().and_then(|r| r.get_mut(i))
+                        {
+                            *slot = Some(Err(WhatIfError::Runtime(e)));
+                        }
+                        return;
+                    }
+                };
+                loop {
+                    let i = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(&(settings, seed)) = jobs.get(i) else {
+                        return;
+                    };
+                    let outcome = runtime.block_on(replay(history, settings, seed));
+                    if let Ok(mut r) = results.lock() {
+                        r[i] = Some(outcome);
+                    }
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .map_err(|_| WhatIfError::Stopped)?
+        .into_iter()
+        .map(|r| r.unwrap_or(Err(WhatIfError::Stopped)))
+        .collect()
 }
 
 /// What the report can chart.

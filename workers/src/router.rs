@@ -404,9 +404,24 @@ fn route(queues: &[QueueRow], given: &Given<'_>, seen: &Seen) -> Option<Intent> 
 }
 
 /// The router's text intent classifier, trained on `bot/data/intents-train.jsonl`.
+///
+/// Trained once per process and cloned for each router: the training is deterministic (the
+/// same examples and parameters give the same model), and it is the largest part of starting
+/// a router, which a what-if replay does for every run.
 pub fn intent_model() -> Result<IntentModel, WorkerError> {
-    let examples: Vec<Labelled> = parse_jsonl(TRAINING).map_err(invalid)?;
-    IntentModel::train(&examples, &IntentParams::default()).map_err(invalid)
+    static MODEL: std::sync::LazyLock<Result<IntentModel, String>> =
+        std::sync::LazyLock::new(|| {
+            let examples: Vec<Labelled> = parse_jsonl(TRAINING).map_err(|e| e.to_string())?;
+            IntentModel::train(&examples, &IntentParams::default()).map_err(|e| e.to_string())
+        });
+    MODEL.clone().map_err(|reason| {
+        WorkerError::Command(CommandError::Rejected(
+            kefu_domain::DomainError::Validation {
+                field: "router model",
+                reason,
+            },
+        ))
+    })
 }
 
 /// The order facts of what the conversation itself knows of its order (as it stood when the
@@ -446,15 +461,6 @@ pub fn pick_queue(route: &Route, queues: &[QueueRow]) -> Option<(QueueId, bool)>
         })
         .max_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)))
         .map(|(score, _, id)| (id, score == 0))
-}
-
-fn invalid(e: kefu_bot::BotError) -> WorkerError {
-    WorkerError::Command(CommandError::Rejected(
-        kefu_domain::DomainError::Validation {
-            field: "router model",
-            reason: e.to_string(),
-        },
-    ))
 }
 
 impl<L: EventLog> Reactor for Router<L> {

@@ -285,10 +285,9 @@ pub async fn run(
             .collect()
     });
     let seeds: Vec<u64> = (1..=seeds as u64).collect();
-    let runtime = tokio::runtime::Handle::current();
     let report = tokio::task::spawn_blocking(move || {
         let _permit = permit;
-        runtime.block_on(Report::run(&history, baseline, changed, &seeds))
+        Report::run(&history, baseline, changed, &seeds)
     })
     .await
     .map_err(|e| ApiError::Unavailable(format!("the replay stopped: {e}")))?

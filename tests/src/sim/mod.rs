@@ -44,7 +44,6 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use kefu_bot::intent::IntentModel;
 use kefu_bot::kb::KbEntry;
 use kefu_desk::command::{CommandError, CommandService, Ids};
 use kefu_desk::{Desk, QueueDefinition, Transfer};
@@ -237,18 +236,6 @@ fn seeded_ids(seed: u64, clock: SimClock) -> Ids {
     })
 }
 
-/// Trained once per process: training is deterministic, and slow unoptimised. A router
-/// restarted in a run gets the same model, as a restarted `kefu serve` trains the same one.
-static INTENTS: LazyLock<Result<IntentModel, String>> =
-    LazyLock::new(|| kefu_workers::router::intent_model().map_err(|e| e.to_string()));
-
-fn intents() -> Result<IntentModel, SimError> {
-    INTENTS.clone().map_err(|error| SimError::Unprovoked {
-        worker: "router",
-        error,
-    })
-}
-
 /// The workers the driver steps, in the order their checkpoints are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -413,7 +400,7 @@ async fn start_worker(
         Kind::Router => Worker::Router(Box::new(Triage::new(
             desk.clone(),
             OrderGateway::new(desk.commands().clone(), gateway.clone()),
-            intents()?,
+            kefu_workers::router::intent_model()?,
         ))),
         Kind::Surveys => Worker::Surveys(SurveyOffers::new(desk.clone())),
         Kind::Assigner => Worker::Assigner { started: false },
