@@ -1107,24 +1107,8 @@ async fn act(
     changes: &Changes,
     action: Action,
 ) -> Result<(), WhatIfError> {
-    let as_customer = |customer: CustomerId| {
-        Metadata::for_request(
-            Actor::new(ActorKind::Customer, customer.to_string()),
-            desk.commands().new_id(),
-        )
-    };
-    let as_agent = |agent: AgentId| {
-        Metadata::for_request(
-            Actor::new(ActorKind::Agent, agent.to_string()),
-            desk.commands().new_id(),
-        )
-    };
-    let as_supervisor = || {
-        Metadata::for_request(
-            Actor::new(ActorKind::System, "whatif"),
-            desk.commands().new_id(),
-        )
-    };
+    let as_agent = |agent: AgentId| request(desk, ActorKind::Agent, agent);
+    let as_supervisor = || request(desk, ActorKind::System, "whatif");
     match action {
         Action::Step(i) => match &history.steps[i] {
             Step::Copy(e) => {
@@ -1202,15 +1186,7 @@ async fn act(
                     )
                     .await?;
                 }
-                SegmentAct::CustomerCloses => {
-                    desk.close(
-                        chat,
-                        Party::Customer,
-                        CloseReason::CustomerLeft,
-                        &as_customer(l.customer),
-                    )
-                    .await?;
-                }
+                SegmentAct::CustomerCloses => customer_leaves(desk, chat, l.customer).await?,
             }
         }
         Action::Leaves { chat, queueing, .. } => {
@@ -1218,13 +1194,7 @@ async fn act(
                 return Ok(());
             };
             if l.still_waiting(queueing) {
-                desk.close(
-                    chat,
-                    Party::Customer,
-                    CloseReason::CustomerLeft,
-                    &as_customer(l.customer),
-                )
-                .await?;
+                customer_leaves(desk, chat, l.customer).await?;
             }
         }
         Action::Survey { chat } => {
@@ -1232,7 +1202,8 @@ async fn act(
                 return Ok(());
             };
             if let Some(s) = history.surveys.get(&l.recorded) {
-                desk.answer_survey(chat, s.score, s.comment.clone(), &as_customer(l.customer))
+                let meta = request(desk, ActorKind::Customer, l.customer);
+                desk.answer_survey(chat, s.score, s.comment.clone(), &meta)
                     .await?;
             }
         }
@@ -1252,6 +1223,23 @@ async fn copy(log: &MemoryLog, e: &RecordedEvent) -> Result<(), LogError> {
     .map(|_| ())
 }
 
+/// A new request by a person (or the replay's supervisor), as the replay makes one.
+fn request(desk: &Desk<MemoryLog>, kind: ActorKind, id: impl std::fmt::Display) -> Metadata {
+    Metadata::for_request(Actor::new(kind, id.to_string()), desk.commands().new_id())
+}
+
+/// The customer closes the chat and leaves: from the bot, from a queue, or from an agent.
+async fn customer_leaves(
+    desk: &Desk<MemoryLog>,
+    chat: ConversationId,
+    customer: CustomerId,
+) -> Result<(), CommandError> {
+    let meta = request(desk, ActorKind::Customer, customer);
+    desk.close(chat, Party::Customer, CloseReason::CustomerLeft, &meta)
+        .await
+        .map(|_| ())
+}
+
 async fn customer_acts(
     desk: &Desk<MemoryLog>,
     live: &mut BTreeMap<ConversationId, Live>,
@@ -1259,12 +1247,7 @@ async fn customer_acts(
     chat: ConversationId,
     act: &Act,
 ) -> Result<(), CommandError> {
-    let request = |customer: CustomerId| {
-        Metadata::for_request(
-            Actor::new(ActorKind::Customer, customer.to_string()),
-            desk.commands().new_id(),
-        )
-    };
+    let request = |customer: CustomerId| request(desk, ActorKind::Customer, customer);
     if let Act::Starts {
         customer,
         locale,
@@ -1307,15 +1290,7 @@ async fn customer_acts(
             desk.customer_message(replayed, *message, text.clone(), &request(customer))
                 .await?;
         }
-        Act::Closes => {
-            desk.close(
-                replayed,
-                Party::Customer,
-                CloseReason::CustomerLeft,
-                &request(customer),
-            )
-            .await?;
-        }
+        Act::Closes => customer_leaves(desk, replayed, customer).await?,
     }
     Ok(())
 }
