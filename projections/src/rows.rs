@@ -290,20 +290,35 @@ impl RowSet {
         Ok(())
     }
 
+    /// Forgets the rows deleted so far. Only for a row set kept whole with no store under it
+    /// (nothing to write the deletions to): a whole table otherwise keeps a slot for every row
+    /// it ever deleted, and a long-running read model in memory (the what-if replay's queues,
+    /// where every chat that ever waited was once a row) would walk them all on each read. A
+    /// forgotten key is requested again, and known absent, before the projection next reads it.
+    pub fn forget_deleted(&mut self) {
+        for table in self.tables.values_mut() {
+            table.slots.retain(|_, slot| slot.row.is_some());
+        }
+    }
+
     /// Every row of `R` held, in key order: the whole table for a row set kept whole (see
     /// [`RowSet::hold_whole`]).
     pub fn rows<R: Record>(&self) -> Result<Vec<R>, ProjectionError> {
         let table = self.table(&R::TABLE)?;
-        let mut held: Vec<(&String, &Slot)> = table.slots.iter().collect();
-        held.sort_by(|a, b| a.0.cmp(b.0));
+        // Deleted rows keep their slots (known absent) until forgotten: sort only the live.
+        let mut held: Vec<(&String, &Row)> = table
+            .slots
+            .iter()
+            .filter_map(|(k, slot)| slot.row.as_ref().map(|row| (k, row)))
+            .collect();
+        held.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut out = Vec::with_capacity(held.len());
-        for (_, slot) in held {
-            match &slot.row {
-                None => {}
-                Some(Row::Stored(values)) => {
+        for (_, row) in held {
+            match row {
+                Row::Stored(values) => {
                     out.push(R::from_row(values.clone()).map_err(ProjectionError::Bug)?)
                 }
-                Some(Row::Typed(typed)) => {
+                Row::Typed(typed) => {
                     out.push(typed.as_any().downcast_ref::<R>().cloned().ok_or_else(|| {
                         ProjectionError::Bug(format!("{} row of another type", R::TABLE.name))
                     })?)
@@ -494,5 +509,66 @@ impl KeyRequests {
         {
             self.wanted.entry(name).or_default().push(key);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queues::AgentRow;
+
+    fn agent(id: &str, name: &str) -> AgentRow {
+        AgentRow {
+            id: id.into(),
+            name: name.into(),
+            skills: "[]".into(),
+            max_concurrent: 1,
+            status: "online".into(),
+            status_since: 0,
+            active: 0,
+            retired: false,
+        }
+    }
+
+    fn whole() -> RowSet {
+        RowSet::new("", &[&AgentRow::TABLE])
+    }
+
+    fn want(rows: &mut RowSet, ids: &[&str]) {
+        let mut want = KeyRequests::default();
+        for id in ids {
+            want.want::<AgentRow>(*id);
+        }
+        rows.hold_whole(want).unwrap();
+    }
+
+    #[test]
+    fn a_whole_table_lists_its_live_rows_in_key_order_and_forgets_the_deleted() {
+        let mut rows = whole();
+        want(&mut rows, &["b", "a", "c"]);
+        for (id, name) in [("b", "Bo"), ("a", "An"), ("c", "Cy")] {
+            rows.put(agent(id, name)).unwrap();
+        }
+        rows.delete::<AgentRow>(vec![Val::from("b")]).unwrap();
+        let ids = |rows: &RowSet| -> Vec<String> {
+            rows.rows::<AgentRow>()
+                .unwrap()
+                .into_iter()
+                .map(|r| r.id)
+                .collect()
+        };
+        assert_eq!(ids(&rows), ["a", "c"]);
+        assert_eq!(rows.get::<AgentRow>(&[Val::from("b")]).unwrap(), None);
+        rows.forget_deleted();
+        assert_eq!(ids(&rows), ["a", "c"], "the live rows stay");
+        assert!(
+            rows.get::<AgentRow>(&[Val::from("b")]).is_err(),
+            "a forgotten key is no longer held"
+        );
+        // Requested again, it is known absent, and can come back.
+        want(&mut rows, &["b"]);
+        assert_eq!(rows.get::<AgentRow>(&[Val::from("b")]).unwrap(), None);
+        rows.put(agent("b", "Bo")).unwrap();
+        assert_eq!(ids(&rows), ["a", "b", "c"]);
     }
 }

@@ -66,6 +66,8 @@ impl QueuesInMemory {
                 break;
             }
         }
+        // Nothing is written from here: what was deleted need not be remembered.
+        self.rows.forget_deleted();
         Ok(())
     }
 

@@ -48,7 +48,8 @@
 //! and a later edit are answered with the edited entry, where an uninterrupted bot would have used
 //! the old one.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
 use kefu_bot::emotion::{self, Assessment};
@@ -98,6 +99,8 @@ pub struct BotWorker<L> {
     kb: BTreeMap<KnowledgeEntryId, KnowledgeEntry>,
     /// Built from `kb` when first needed after a change.
     faq: Option<Faq>,
+    /// What `faq` has ranked already; emptied whenever `faq` is rebuilt.
+    recall: Recall,
     /// Labelled customer questions (text, the answering entry's external id) the confidence
     /// is fitted on whenever `faq` is built; empty: the ranker's own fit on paraphrases.
     calibration: Vec<(String, String)>,
@@ -159,6 +162,7 @@ impl<L: EventLog> BotWorker<L> {
             thresholds,
             kb: BTreeMap::new(),
             faq: None,
+            recall: Recall::default(),
             calibration: Vec::new(),
             known: None,
         }
@@ -265,6 +269,7 @@ impl<L: EventLog> BotWorker<L> {
                             ),
                         }
                     }
+                    self.recall = Recall::default();
                     self.faq = Some(faq)
                 }
                 Err(e) => {
@@ -293,6 +298,7 @@ impl<L: EventLog> BotWorker<L> {
             board: &board,
             faq: self.faq.as_ref(),
             kb: &self.kb,
+            recall: Some(&self.recall),
         };
         self.shell
             .react(work, |given, work| match &work.event {
@@ -313,6 +319,43 @@ pub struct Knowledge<'a> {
     pub faq: Option<&'a Faq>,
     /// The active entries, by id.
     pub kb: &'a BTreeMap<KnowledgeEntryId, KnowledgeEntry>,
+    /// What `faq` has ranked already (`None`: rank every turn afresh).
+    pub recall: Option<&'a Recall>,
+}
+
+/// The FAQ model's rankings of texts it has ranked before, for the one model they came from.
+/// Customers write the same words again and again ("在吗", "人工", "退款多久到账"); the
+/// ranking of a text is a pure function of the text and the model, so a repeat costs a
+/// lookup instead of retrieval and ranking. A what-if replay of a week ranks each of its
+/// recorded texts once instead of once per turn. Bounded: when full, it starts over.
+#[derive(Default)]
+pub struct Recall(Mutex<HashMap<String, FaqAnswer>>);
+
+impl Recall {
+    /// Texts remembered at most; about a kilobyte each.
+    const MAX: usize = 50_000;
+
+    /// How many texts it holds.
+    pub fn len(&self) -> usize {
+        self.0.lock().map_or(0, |held| held.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn get(&self, text: &str) -> Option<FaqAnswer> {
+        self.0.lock().ok()?.get(text).cloned()
+    }
+
+    fn keep(&self, text: &str, answer: &FaqAnswer) {
+        if let Ok(mut held) = self.0.lock() {
+            if held.len() >= Self::MAX {
+                held.clear();
+            }
+            held.insert(text.to_owned(), answer.clone());
+        }
+    }
 }
 
 /// The bot's answer to a customer's turn: at most one intent, the commands of one decision.
@@ -405,12 +448,22 @@ pub fn answer(
 /// `None` when there is no model or it cannot take the question (one for a human).
 fn rank(knows: &Knowledge<'_>, text: &str) -> Option<FaqAnswer> {
     let faq = knows.faq?;
+    // Only the ranker's answers are recalled: the switch may change between turns.
+    let recall = knows.recall.filter(|_| knows.board.is_on(Switch::Ranker));
+    if let Some(known) = recall.and_then(|r| r.get(text)) {
+        return Some(known);
+    }
     let found = if knows.board.is_on(Switch::Ranker) {
         faq.answer(text, None)
     } else {
         retrieval_order(faq, text)
     };
     found
+        .inspect(|a| {
+            if let Some(r) = recall {
+                r.keep(text, a);
+            }
+        })
         .inspect_err(|e| tracing::warn!(error = %e, "the bot's model cannot take this question"))
         .ok()
 }

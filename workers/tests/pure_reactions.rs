@@ -19,7 +19,7 @@ use kefu_domain::knowledge::{KnowledgeDecider, KnowledgeEntry, KnowledgeState};
 use kefu_domain::switches::{Switch, SwitchBoard};
 use kefu_domain::{Decider, Event, fold};
 use kefu_projections::queues::QueueRow;
-use kefu_workers::bot::{Knowledge, answer, reply_id};
+use kefu_workers::bot::{Knowledge, Recall, answer, reply_id};
 use kefu_workers::router::{self, OrderSource, Seen};
 use kefu_workers::shell::{Given, Intent};
 use uuid::Uuid;
@@ -104,6 +104,18 @@ impl Stream {
         faq: Option<&Faq>,
         kb: &BTreeMap<KnowledgeEntryId, KnowledgeEntry>,
     ) -> Vec<C> {
+        self.answer_recalling(n, board, faq, kb, None)
+    }
+
+    /// The same, with what the model ranked before at hand.
+    fn answer_recalling(
+        &self,
+        n: u128,
+        board: &SwitchBoard,
+        faq: Option<&Faq>,
+        kb: &BTreeMap<KnowledgeEntryId, KnowledgeEntry>,
+        recall: Option<&Recall>,
+    ) -> Vec<C> {
         let turn = self
             .events
             .iter()
@@ -115,7 +127,12 @@ impl Stream {
             })
             .expect("the turn is in the stream");
         let conversation = self.conversation();
-        let knows = Knowledge { board, faq, kb };
+        let knows = Knowledge {
+            board,
+            faq,
+            kb,
+            recall,
+        };
         let given = Given {
             conversation: &conversation,
             now: t(30),
@@ -475,4 +492,35 @@ fn a_close_is_answered_with_a_survey_offer_the_domain_takes_once() {
         Ok(vec![]),
         "offered once: offering again records nothing"
     );
+}
+
+/// A text ranked before is answered from what the model said then, exactly as it would be
+/// ranked again; with the ranker switched off nothing is recalled (retrieval order is another
+/// answer to the same text).
+#[test]
+fn a_recalled_ranking_answers_as_a_fresh_one() {
+    let (faq, kb) = demo_kb();
+    let recall = Recall::default();
+    let texts = [
+        "退款多久能到账",
+        "how long does a refund usually take?",
+        "在吗",
+        "my parcel never arrived and nobody answers!!!",
+    ];
+    for (i, text) in texts.iter().enumerate() {
+        let n = i as u128 + 1;
+        let given = Stream::with_bot(true).says(n, text);
+        let fresh = given.answer_from(n, &on(), Some(&faq), &kb);
+        let first = given.answer_recalling(n, &on(), Some(&faq), &kb, Some(&recall));
+        let again = given.answer_recalling(n, &on(), Some(&faq), &kb, Some(&recall));
+        assert_eq!(first, fresh, "{text}");
+        assert_eq!(again, fresh, "{text}: recalled");
+        let board = off(Switch::Ranker);
+        assert_eq!(
+            given.answer_recalling(n, &board, Some(&faq), &kb, Some(&recall)),
+            given.answer_from(n, &board, Some(&faq), &kb),
+            "{text}: ranker off"
+        );
+    }
+    assert_eq!(recall.len(), texts.len());
 }
