@@ -569,9 +569,8 @@ impl Report {
                 ty + 4.0,
             ));
         }
-        for (i, r) in rows.iter().enumerate() {
-            // The hour of day (UTC) under its point.
-            let label = r.hour.get(11..13).unwrap_or(&r.hour);
+        let hours: Vec<&str> = rows.iter().map(|r| r.hour.as_str()).collect();
+        for (i, label) in axis_labels(&hours) {
             out.push_str(&format!(
                 "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{label}</text>\n",
                 x(i),
@@ -713,6 +712,27 @@ pub fn describe(changed: &Settings, baseline: &Settings) -> String {
     }
 }
 
+/// The x axis's labels, by point: the hour of day (UTC) under each point; over more than a day
+/// and a half of hours, the date (MM-DD) under each day's first hour instead, or the labels
+/// run together. `hours` as the report writes them (`2026-03-02T01:00Z`).
+fn axis_labels(hours: &[&str]) -> Vec<(usize, String)> {
+    let by_day = hours.len() > 36;
+    let day = |h: &str| h.get(5..10).unwrap_or(h).to_owned();
+    hours
+        .iter()
+        .enumerate()
+        .filter_map(|(i, h)| {
+            if !by_day {
+                Some((i, h.get(11..13).unwrap_or(h).to_owned()))
+            } else if i == 0 || day(h) != day(hours[i - 1]) {
+                Some((i, day(h)))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
 /// 1, 2 or 5 times a power of ten, at least `v` (and at least 1).
 fn nice_ceiling(v: f64) -> f64 {
     let mut step = 1.0;
@@ -787,4 +807,30 @@ fn agent_loads(history: &History, base: &[Replayed], changed: &[Replayed]) -> Ve
         .collect();
     loads.sort_by(|x, y| x.name.cmp(&y.name).then(x.agent.cmp(&y.agent)));
     loads
+}
+
+#[cfg(test)]
+mod tests {
+    use super::axis_labels;
+
+    #[test]
+    fn a_day_is_labelled_by_hour_and_a_week_by_date() {
+        let day = [
+            "2026-03-02T01:00Z",
+            "2026-03-02T02:00Z",
+            "2026-03-02T05:00Z",
+        ];
+        assert_eq!(
+            axis_labels(&day),
+            [(0, "01".into()), (1, "02".into()), (2, "05".into())]
+        );
+        let week: Vec<String> = (0..48)
+            .map(|h| format!("2026-03-{:02}T{:02}:00Z", 2 + h / 24, h % 24))
+            .collect();
+        let week: Vec<&str> = week.iter().map(String::as_str).collect();
+        assert_eq!(
+            axis_labels(&week),
+            [(0, "03-02".into()), (24, "03-03".into())]
+        );
+    }
 }
