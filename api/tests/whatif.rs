@@ -407,6 +407,10 @@ async fn analysts_and_supervisors_ask_what_if_over_graphql() {
             "shiftToHour",
         ),
         (
+            json!({ "agents": [{ "queue": queue, "count": 1, "shiftFromHour": 20, "shiftToHour": 8 }] }),
+            "must end after it starts",
+        ),
+        (
             json!({ "answerThreshold": 0.2, "clarifyThreshold": 0.5 }),
             "clarifyThreshold",
         ),

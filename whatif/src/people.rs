@@ -208,6 +208,44 @@ pub struct StaffChange {
 }
 
 impl StaffChange {
+    /// A change from its parts (`seats`: 2 unless given), with every check
+    /// [`StaffChange::parse`] makes beyond the syntax; the error is the reason.
+    pub fn new(
+        queue: &str,
+        count: i32,
+        seats: Option<u32>,
+        shift: Option<(u32, u32)>,
+    ) -> Result<Self, String> {
+        let queue = queue.trim();
+        if queue.is_empty() {
+            return Err("the queue name is empty".into());
+        }
+        if let Some((from, to)) = shift {
+            if let Some(h) = [from, to].into_iter().find(|h| *h > 24) {
+                return Err(format!("{h} is not an hour from 0 to 24"));
+            }
+            if from >= to {
+                return Err(format!("the shift must end after it starts ({from}-{to})"));
+            }
+        }
+        if count == 0 || count.abs() > 1000 {
+            return Err(format!("{count} agents: add or remove from 1 to 1000"));
+        }
+        if count < 0 && (shift.is_some() || seats.is_some()) {
+            return Err("agents kept away are away all window: no seats or shift".into());
+        }
+        let seats = seats.unwrap_or(2);
+        if !(1..=50).contains(&seats) {
+            return Err(format!("{seats} seats: from 1 to 50"));
+        }
+        Ok(StaffChange {
+            queue: queue.to_owned(),
+            count,
+            seats,
+            shift,
+        })
+    }
+
     /// `QUEUE=N[xSEATS][@HH-HH]`: `售后=3`, `售后=+2x3@08-20`, `综合=-1`.
     pub fn parse(spec: &str) -> Result<Self, WhatIfError> {
         let bad = |reason: String| WhatIfError::BadChange {
@@ -217,10 +255,6 @@ impl StaffChange {
         let (queue, rest) = spec
             .split_once('=')
             .ok_or_else(|| bad("expected QUEUE=N[xSEATS][@HH-HH]".into()))?;
-        let queue = queue.trim();
-        if queue.is_empty() {
-            return Err(bad("the queue name is empty".into()));
-        }
         let (rest, shift) = match rest.split_once('@') {
             Some((rest, shift)) => {
                 let (from, to) = shift
@@ -229,17 +263,9 @@ impl StaffChange {
                 let hour = |h: &str| {
                     h.trim()
                         .parse::<u32>()
-                        .ok()
-                        .filter(|h| *h <= 24)
-                        .ok_or_else(|| bad(format!("{h:?} is not an hour from 0 to 24")))
+                        .map_err(|_| bad(format!("{h:?} is not an hour from 0 to 24")))
                 };
-                let (from, to) = (hour(from)?, hour(to)?);
-                if from >= to {
-                    return Err(bad(format!(
-                        "the shift must end after it starts ({from}-{to})"
-                    )));
-                }
-                (rest, Some((from, to)))
+                (rest, Some((hour(from)?, hour(to)?)))
             }
             None => (rest, None),
         };
@@ -252,29 +278,14 @@ impl StaffChange {
             .trim_start_matches('+')
             .parse()
             .map_err(|_| bad(format!("{count:?} is not a whole number of agents")))?;
-        if count == 0 || count.abs() > 1000 {
-            return Err(bad(format!("{count} agents: add or remove from 1 to 1000")));
-        }
-        let seats = match seats {
-            Some(s) => s
-                .trim()
-                .parse::<u32>()
-                .ok()
-                .filter(|s| (1..=50).contains(s))
-                .ok_or_else(|| bad(format!("{s:?} seats: from 1 to 50")))?,
-            None => 2,
-        };
-        if count < 0 && (shift.is_some() || rest.contains('x')) {
-            return Err(bad(
-                "agents kept away are away all window: no seats or shift".into(),
-            ));
-        }
-        Ok(StaffChange {
-            queue: queue.to_owned(),
-            count,
-            seats,
-            shift,
-        })
+        let seats = seats
+            .map(|s| {
+                s.trim()
+                    .parse::<u32>()
+                    .map_err(|_| bad(format!("{s:?} seats: from 1 to 50")))
+            })
+            .transpose()?;
+        StaffChange::new(queue, count, seats, shift).map_err(bad)
     }
 }
 

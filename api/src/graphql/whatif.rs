@@ -239,10 +239,13 @@ pub async fn run(
             .map(|i| i.name.clone())
             .ok_or_else(|| bad(format!("queue: {q} is not a queue of the record")))
     };
+    let whole = |n: i32, field: &str| {
+        u32::try_from(n).map_err(|_| bad(format!("agents: {field} {n} is negative")))
+    };
     for a in &change.agents {
         let shift = match (a.shift_from_hour, a.shift_to_hour) {
-            (None, None) => String::new(),
-            (Some(f), Some(t)) => format!("@{f}-{t}"),
+            (None, None) => None,
+            (Some(f), Some(t)) => Some((whole(f, "shiftFromHour")?, whole(t, "shiftToHour")?)),
             _ => {
                 return Err(bad(
                     "agents: give both shiftFromHour and shiftToHour, or neither".into(),
@@ -251,14 +254,14 @@ pub async fn run(
             }
         };
         let seats = if a.count > 0 {
-            format!("x{}", a.seats)
+            Some(whole(a.seats, "seats")?)
         } else {
-            String::new()
+            None
         };
-        let spec = format!("{}={}{seats}{shift}", name_of(&a.queue)?, a.count);
-        changed
-            .staff
-            .push(StaffChange::parse(&spec).map_err(from_whatif)?);
+        let queue = name_of(&a.queue)?;
+        let staff = StaffChange::new(&queue, a.count, seats, shift)
+            .map_err(|reason| bad(format!("agents: {queue} {}: {reason}", a.count)))?;
+        changed.staff.push(staff);
     }
     for t in &change.first_response {
         if !(1..=7 * 24 * 3600).contains(&t.secs) {
