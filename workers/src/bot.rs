@@ -97,10 +97,9 @@ pub struct BotWorker<L> {
     thresholds: Thresholds,
     /// The active entries, by id.
     kb: BTreeMap<KnowledgeEntryId, KnowledgeEntry>,
-    /// Built from `kb` when first needed after a change.
-    faq: Option<Faq>,
-    /// What `faq` has ranked already; emptied whenever `faq` is rebuilt.
-    recall: Recall,
+    /// Built from `kb` when first needed after a change, with what it has ranked since: the
+    /// two are dropped together, so a ranking never outlives the model that made it.
+    faq: Option<(Faq, Recall)>,
     /// Labelled customer questions (text, the answering entry's external id) the confidence
     /// is fitted on whenever `faq` is built; empty: the ranker's own fit on paraphrases.
     calibration: Vec<(String, String)>,
@@ -162,7 +161,6 @@ impl<L: EventLog> BotWorker<L> {
             thresholds,
             kb: BTreeMap::new(),
             faq: None,
-            recall: Recall::default(),
             calibration: Vec::new(),
             known: None,
         }
@@ -269,8 +267,7 @@ impl<L: EventLog> BotWorker<L> {
                             ),
                         }
                     }
-                    self.recall = Recall::default();
-                    self.faq = Some(faq)
+                    self.faq = Some((faq, Recall::default()))
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot build the bot's FAQ model; handing customers to humans");
@@ -278,7 +275,7 @@ impl<L: EventLog> BotWorker<L> {
                 }
             }
         }
-        Ok(self.faq.as_ref())
+        Ok(self.faq.as_ref().map(|(faq, _)| faq))
     }
 
     /// Answers the customer turns among `events` (none of them a knowledge-base change).
@@ -296,9 +293,9 @@ impl<L: EventLog> BotWorker<L> {
         self.faq()?;
         let knows = Knowledge {
             board: &board,
-            faq: self.faq.as_ref(),
+            faq: self.faq.as_ref().map(|(faq, _)| faq),
             kb: &self.kb,
-            recall: Some(&self.recall),
+            recall: self.faq.as_ref().map(|(_, recall)| recall),
         };
         self.shell
             .react(work, |given, work| match &work.event {
@@ -448,12 +445,13 @@ pub fn answer(
 /// `None` when there is no model or it cannot take the question (one for a human).
 fn rank(knows: &Knowledge<'_>, text: &str) -> Option<FaqAnswer> {
     let faq = knows.faq?;
+    let ranker = knows.board.is_on(Switch::Ranker);
     // Only the ranker's answers are recalled: the switch may change between turns.
-    let recall = knows.recall.filter(|_| knows.board.is_on(Switch::Ranker));
+    let recall = knows.recall.filter(|_| ranker);
     if let Some(known) = recall.and_then(|r| r.get(text)) {
         return Some(known);
     }
-    let found = if knows.board.is_on(Switch::Ranker) {
+    let found = if ranker {
         faq.answer(text, None)
     } else {
         retrieval_order(faq, text)
